@@ -1,0 +1,3 @@
+"""hpforensics: forensics and audit toolkit for hotpatched Windows systems."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from hpforensics.cli.app import main
+
+main()

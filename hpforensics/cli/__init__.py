@@ -1,0 +1,1 @@
+"""The `hpforensics` command line: app.py plus one module per command in commands/."""

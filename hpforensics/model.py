@@ -1,0 +1,81 @@
+"""Findings and summaries: the one result document every source fills and every renderer reads.
+
+The memory-image path, the live scanner and `pe diff` all produce these, so one report reader
+serves them all. Fields are plain values (ints, str, bytes) so JSON/CSV rendering needs no
+knowledge of the engine.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Verdict(str, enum.Enum):
+    """Why a byte in memory differs from what the loader would have produced."""
+
+    LOADER = "loader"  # relocation, import binding, CFG pointer or dynamic relocation
+    HOTPATCH = "hotpatch"  # redirect written by the hotpatch engine for a matching patch image
+    UNEXPLAINED = "unexplained"  # anything else: the analyst's lead
+    UNAVAILABLE = "unavailable"  # page not present in the source; never counted as modified
+
+    def __str__(self) -> str:  # so f-strings and CSV show "hotpatch", not "Verdict.HOTPATCH"
+        return self.value
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One changed (or unreadable) byte range of one module in one address space."""
+
+    source: str  # "dump:<file>", "live:<host>", "file:<path>"
+    pid: int | None  # None for kernel space and for carved files
+    process: str
+    module: str  # file name of the image, e.g. "ntdll.dll"
+    module_path: str
+    module_base: int
+    address: int  # virtual address of the first differing byte
+    rva: int
+    size: int
+    verdict: Verdict
+    reason: str  # one line: which rule produced the verdict
+    expected: bytes = b""  # what the loader would have produced
+    actual: bytes = b""  # what memory holds
+    disassembly: str = ""  # of `actual`, when it decodes
+    branch_target: int | None = None  # where the redirect at `address` leads, if it is one
+    target_owner: str = ""  # module or region that holds branch_target
+    patch_image: str = ""  # path of the hotpatch image for HOTPATCH verdicts
+    patch_base: int | None = None
+    sequence: int | None = None  # hotpatch sequence number
+    kb: str = ""  # KB that ships the patch image, given a manifest
+    function_rva: int | None = None  # base-image function the patch replaces
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class ModuleSummary:
+    """Page accounting for one module: what was checked and what it came to."""
+
+    source: str
+    pid: int | None
+    process: str
+    module: str
+    module_path: str
+    module_base: int
+    size: int
+    reference: str  # "disk:<path>", "manifest:<KB>", "store:<db>", "none"
+    pages_total: int = 0
+    pages_verified: int = 0  # equal to the reference after masking
+    pages_loader: int = 0  # differ only where the loader legitimately writes
+    pages_hotpatched: int = 0
+    pages_unexplained: int = 0
+    pages_unavailable: int = 0
+    pages_skipped: int = 0  # not read: known shared with the on-disk section (live, Windows)
+    status: str = "ok"  # ok / no-reference / error: <reason>
+
+
+@dataclass
+class ScanResult:
+    """What one run produced: findings, per-module summaries and the inputs it read."""
+
+    findings: list[Finding] = field(default_factory=list)
+    modules: list[ModuleSummary] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

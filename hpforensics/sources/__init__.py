@@ -1,0 +1,1 @@
+"""Sources of memory: a Volatility layer, a live process, a carved file. See source.py."""

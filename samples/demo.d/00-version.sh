@@ -1,0 +1,2 @@
+# The installed tool and its commands.
+hpforensics --version
