@@ -1,0 +1,1 @@
+"""Reference data about updates: release calendar, KB manifests, page-hash store."""

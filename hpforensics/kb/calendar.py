@@ -1,0 +1,287 @@
+"""Release calendar of hotpatch-capable Windows: which KB / build is a baseline, a hotpatch,
+an out-of-band update or a standard cumulative update.
+
+No event log says "this was a hotpatch"; the only way to classify an installed update is to match
+its KB number or OS build against this calendar. The data ships with the package
+(`hpforensics/data/calendar.csv`, one source per row) and a user CSV can extend or override it
+(`hpforensics calendar update FILE`). Months missing from the data fall back to Microsoft's
+published cadence, which is code (`cadence_kind`), so a new month is still classified.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+WINDOWS11_24H2 = "windows11-24h2"
+WINDOWS11_25H2 = "windows11-25h2"
+WINDOWS_SERVER_2025 = "windows-server-2025"
+# Order matters: when one KB is shared by several products, lookups return the first.
+PRODUCTS = (WINDOWS11_24H2, WINDOWS_SERVER_2025, WINDOWS11_25H2)
+# First month each product received hotpatches; earlier months are plain standard updates.
+HOTPATCH_START = {WINDOWS11_24H2: "2024-11", WINDOWS_SERVER_2025: "2024-11", WINDOWS11_25H2: "2025-10"}
+BASELINE_MONTHS = frozenset({1, 4, 7, 10})
+
+_KB_RE = re.compile(r"^(?:KB)?(\d{6,8})$", re.IGNORECASE)
+_BUILD_RE = re.compile(r"^(?:10\.0\.)?(\d{5})\.(\d{1,6})$")
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class ReleaseKind(str, enum.Enum):
+    BASELINE = "baseline"  # cumulative update with restart; hotpatches of the next months build on it
+    HOTPATCH = "hotpatch"  # security-only, applied in memory, no restart
+    OUT_OF_BAND = "out-of-band"  # unscheduled cumulative update (restart)
+    OUT_OF_BAND_HOTPATCH = "out-of-band-hotpatch"  # unscheduled hotpatch
+    STANDARD = "standard"  # the ordinary monthly LCU of a hotpatch month: takes a device off track
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_hotpatch(self) -> bool:
+        return self in (ReleaseKind.HOTPATCH, ReleaseKind.OUT_OF_BAND_HOTPATCH)
+
+    @property
+    def needs_restart(self) -> bool:
+        return not self.is_hotpatch
+
+
+@dataclass(frozen=True)
+class Release:
+    product: str
+    month: str  # 'YYYY-MM' of the servicing month the update belongs to
+    kb: str  # 'KB5052105'
+    build: str  # '26100.3107' ('' when not known)
+    kind: ReleaseKind
+    date: dt.date | None  # release date; Patch Tuesday for scheduled updates
+    source: str  # id in calendar_sources.csv, 'user:<file>' or 'cadence rule'
+    note: str = ""
+    verified: bool = True  # False: secondary source or inferred, see note
+
+    @property
+    def year(self) -> int:
+        return int(self.month[:4])
+
+    @property
+    def month_number(self) -> int:
+        return int(self.month[5:7])
+
+    @property
+    def off_cadence(self) -> bool:
+        """A baseline in a planned hotpatch month (or the reverse), e.g. Windows 11 June 2026."""
+        return self.kind in _MONTH_DEFINING and self.kind != cadence_kind(self.year, self.month_number)
+
+
+# -- normalisation -------------------------------------------------------------------------
+
+def normalize_kb(value: str) -> str | None:
+    """'kb5052105' / '5052105' / 'KB5052105' -> 'KB5052105'; None when it is not a KB number."""
+    m = _KB_RE.match(value.strip())
+    return f"KB{m.group(1)}" if m else None
+
+
+def normalize_build(value: str) -> str | None:
+    """'10.0.26100.3107' / '26100.3107' -> '26100.3107'; None when it is not an OS build."""
+    m = _BUILD_RE.match(value.strip())
+    return f"{m.group(1)}.{int(m.group(2))}" if m else None
+
+
+def parse_month(value: str) -> tuple[int, int]:
+    m = _MONTH_RE.match(value.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"not a month (YYYY-MM): {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def month_str(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"
+
+
+def patch_tuesday(year: int, month: int) -> dt.date:
+    """Second Tuesday of the month: the scheduled release day ("Patch Tuesday")."""
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(1 - first.weekday()) % 7 + 7)
+
+
+def cadence_kind(year: int, month: int) -> ReleaseKind:
+    """Microsoft's published rule: baselines in January, April, July, October; hotpatches in
+    the two months between."""
+    if not 1 <= month <= 12:
+        raise ValueError(f"month out of range: {month}")
+    return ReleaseKind.BASELINE if month in BASELINE_MONTHS else ReleaseKind.HOTPATCH
+
+
+def iter_months(start: str, end: str) -> Iterator[str]:
+    y, m = parse_month(start)
+    ey, em = parse_month(end)
+    while (y, m) <= (ey, em):
+        yield month_str(y, m)
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
+
+# -- the calendar --------------------------------------------------------------------------
+
+# Kinds that say what a month *is*; out-of-band and standard updates sit beside them.
+_MONTH_DEFINING = (ReleaseKind.BASELINE, ReleaseKind.HOTPATCH)
+
+
+class Calendar:
+    """Releases indexed by KB, build and (product, month)."""
+
+    def __init__(self, releases: Iterable[Release], sources: dict[str, str] | None = None) -> None:
+        self._releases: list[Release] = sorted(
+            releases, key=lambda r: (_product_rank(r.product), r.month, r.date or dt.date.max, r.kb)
+        )
+        self.sources: dict[str, str] = dict(sources or {})
+        self._by_kb: dict[str, list[Release]] = {}
+        self._by_build: dict[str, list[Release]] = {}
+        self._by_month: dict[tuple[str, str], list[Release]] = {}
+        for r in self._releases:
+            self._by_kb.setdefault(r.kb, []).append(r)
+            if r.build:
+                self._by_build.setdefault(r.build, []).append(r)
+            self._by_month.setdefault((r.product, r.month), []).append(r)
+
+    # construction
+    @classmethod
+    def builtin(cls) -> "Calendar":
+        from hpforensics.kb.calendar_io import read_builtin
+
+        releases, sources = read_builtin()
+        return cls(releases, sources)
+
+    @classmethod
+    def default(cls) -> "Calendar":
+        """Built-in data, overridden and extended by the user's calendar (if any)."""
+        from hpforensics.kb.calendar_io import read_builtin, read_user
+
+        releases, sources = read_builtin()
+        user = read_user()
+        return cls(merge(releases, user), sources)
+
+    @classmethod
+    def from_csv(cls, *paths: Path, builtin: bool = True) -> "Calendar":
+        from hpforensics.kb.calendar_io import read_builtin, read_csv
+
+        releases, sources = read_builtin() if builtin else ([], {})
+        for p in paths:
+            releases = merge(releases, read_csv(p))
+        return cls(releases, sources)
+
+    # queries
+    def __len__(self) -> int:
+        return len(self._releases)
+
+    def __iter__(self) -> Iterator[Release]:
+        return iter(self._releases)
+
+    @property
+    def products(self) -> list[str]:
+        return sorted({r.product for r in self._releases}, key=_product_rank)
+
+    def lookup_kb(self, kb: str, product: str | None = None) -> Release | None:
+        """The release of a KB ('KB5052105', '5052105'); the first product's row when shared."""
+        found = self.lookup_kb_all(kb, product)
+        return found[0] if found else None
+
+    def lookup_kb_all(self, kb: str, product: str | None = None) -> list[Release]:
+        key = normalize_kb(kb) if kb else None
+        rows = self._by_kb.get(key, []) if key else []
+        return [r for r in rows if product is None or r.product == product]
+
+    def lookup_build(self, build: str, product: str | None = None) -> Release | None:
+        """The release that produces an OS build ('26100.3107', '10.0.26100.3107')."""
+        key = normalize_build(build) if build else None
+        rows = self._by_build.get(key, []) if key else []
+        rows = [r for r in rows if product is None or r.product == product]
+        return rows[0] if rows else None
+
+    def lookup(self, kb_or_build: str, product: str | None = None) -> Release | None:
+        """Either a KB number or an OS build."""
+        if normalize_kb(kb_or_build):
+            return self.lookup_kb(kb_or_build, product)
+        return self.lookup_build(kb_or_build, product)
+
+    def releases(
+        self, product: str | None = None, start: str | None = None, end: str | None = None
+    ) -> list[Release]:
+        """Rows in product/month order, `start`/`end` inclusive 'YYYY-MM'."""
+        if start:
+            parse_month(start)
+        if end:
+            parse_month(end)
+        return [
+            r
+            for r in self._releases
+            if (product is None or r.product == product)
+            and (not start or r.month >= start)
+            and (not end or r.month <= end)
+        ]
+
+    def month_releases(self, product: str, year: int, month: int) -> list[Release]:
+        return list(self._by_month.get((product, month_str(year, month)), []))
+
+    def month_kind(self, product: str, year: int, month: int) -> ReleaseKind:
+        """What the month is for the product: the data's baseline/hotpatch row first, then the
+        cadence rule. Before the product's first hotpatch month every month is `standard`."""
+        for r in self._by_month.get((product, month_str(year, month)), []):
+            if r.kind in _MONTH_DEFINING:
+                return r.kind
+        start = HOTPATCH_START.get(product)
+        if start and month_str(year, month) < start:
+            return ReleaseKind.STANDARD
+        return cadence_kind(year, month)
+
+    def month_release(self, product: str, year: int, month: int) -> Release:
+        """The month's defining release, or a placeholder from the cadence rule (kb '')."""
+        for r in self._by_month.get((product, month_str(year, month)), []):
+            if r.kind in _MONTH_DEFINING:
+                return r
+        return Release(
+            product=product,
+            month=month_str(year, month),
+            kb="",
+            build="",
+            kind=self.month_kind(product, year, month),
+            date=patch_tuesday(year, month),
+            source="cadence rule",
+            note="no data for this month; kind from the cadence rule",
+            verified=False,
+        )
+
+    def timeline(self, product: str, start: str, end: str) -> list[Release]:
+        """Every data row of the product in [start, end] plus a cadence placeholder for each
+        month without a baseline/hotpatch row, in month order."""
+        out: list[Release] = []
+        for month in iter_months(start, end):
+            y, m = parse_month(month)
+            rows = self._by_month.get((product, month), [])
+            if not any(r.kind in _MONTH_DEFINING for r in rows):
+                out.append(self.month_release(product, y, m))
+            out.extend(rows)
+        return out
+
+
+def merge(base: Iterable[Release], overrides: Iterable[Release]) -> list[Release]:
+    """Overrides replace rows with the same (product, KB) and add the rest."""
+    merged = {(r.product, r.kb): r for r in base}
+    for r in overrides:
+        if (r.product, r.kb) in merged:
+            log.debug("calendar row %s %s overridden from %s", r.product, r.kb, r.source)
+        merged[(r.product, r.kb)] = r
+    return list(merged.values())
+
+
+def _product_rank(product: str) -> tuple[int, str]:
+    return (PRODUCTS.index(product) if product in PRODUCTS else len(PRODUCTS), product)
+
+
+def builtin_path() -> Path:
+    return Path(str(resources.files("hpforensics") / "data" / "calendar.csv"))
