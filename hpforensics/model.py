@@ -72,10 +72,30 @@ class ModuleSummary:
     status: str = "ok"  # ok / no-reference / error: <reason>
 
 
+@dataclass(frozen=True)
+class YaraMatch:
+    """One YARA rule hit in a file or a memory region, with the verdict of that region."""
+
+    source: str
+    pid: int | None
+    process: str
+    module: str  # module or file the region belongs to
+    region_base: int
+    address: int  # address (memory) or file offset of the matched string
+    rule: str
+    namespace: str
+    tags: tuple[str, ...] = ()
+    string_id: str = ""
+    matched: bytes = b""
+    verdict: str = ""  # verdict of the changed region the hit lies in; "" for files / --yara-all
+    meta: dict[str, str] = field(default_factory=dict, compare=False)
+
+
 @dataclass
 class ScanResult:
     """What one run produced: findings, per-module summaries and the inputs it read."""
 
     findings: list[Finding] = field(default_factory=list)
     modules: list[ModuleSummary] = field(default_factory=list)
+    yara: list[YaraMatch] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -19,7 +19,9 @@ def safe_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)  # negative numbers are data, not formulas
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
+        value = ";".join(map(str, value))
+    elif isinstance(value, (dict, list, tuple)):
         value = json.dumps(value, sort_keys=True, separators=(",", ":"))
     text = str(value).replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
     if text.startswith(_FORMULA_START):

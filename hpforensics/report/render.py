@@ -12,6 +12,14 @@ from hpforensics.report.rows import to_row
 FORMATS = ("table", "json", "jsonl", "csv")
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
 def _table(out: IO[str], title: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -20,7 +28,7 @@ def _table(out: IO[str], title: str, columns: Sequence[str], rows: list[dict[str
     for c in columns:
         table.add_column(c, overflow="fold")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*(_cell(row.get(c)) for c in columns))
     Console(file=out, width=None if out.isatty() else 200).print(table)
 
 

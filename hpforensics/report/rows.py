@@ -9,7 +9,7 @@ from typing import Any
 # Columns that hold addresses read better in hex in every format.
 HEX_FIELDS = frozenset(
     {"address", "rva", "module_base", "branch_target", "patch_base", "function_rva", "base",
-     "checksum", "timestamp_hex", "offset"}
+     "checksum", "timestamp_hex", "offset", "region_base"}
 )
 
 
