@@ -112,3 +112,23 @@ def test_cli_bad_rules_exit_2_one_line(cli, tmp_path, shared_data):
         f'hpforensics: error: {bad} line 2: undefined identifier "foo"'
     ]
     assert proc.stdout == ""
+
+
+def test_scan_changed_reads_only_changed_ranges_with_context(ruleset):
+    from hpforensics.model import Finding, Verdict
+    from hpforensics.sources.source import BytesAddressSpace, MappedImage
+    from hpforensics.yarascan import scan_changed
+
+    base = 0x7FF6_0000_0000
+    image = bytearray(0x3000)
+    amsi = (POSITIVE / "hook_amsi_scanbuffer_patch.bin").read_bytes()
+    image[0x1800:0x1800 + len(amsi)] = amsi  # a change the engine reported
+    image[0x2800:0x2800 + len(amsi)] = amsi  # the same bytes in an unchanged range: not scanned
+    space = BytesAddressSpace([(MappedImage(base, len(image), "C:\\x\\amsi.dll", "amsi.dll"),
+                                bytes(image))], source="test", pid=42, process="p.exe")
+    finding = Finding("test", 42, "p.exe", "amsi.dll", "", base, base + 0x1810, 0x1810, 6,
+                      Verdict.UNEXPLAINED, "inline patch")
+    hits = scan_changed(ruleset, space, [finding])
+    assert [(h.rule, h.address, h.verdict, h.pid) for h in hits] == [
+        ("hook_amsi_scanbuffer_patch", base + 0x1810, "unexplained", 42)
+    ]

@@ -1,0 +1,63 @@
+"""YARA over an address space: by default only the ranges that differ from their reference.
+
+Both the memory-image path and the live scanner call these two functions after the engine ran,
+so `--yara` behaves the same everywhere: matches carry the verdict of the range they lie in.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from hpforensics.model import Finding, Verdict, YaraMatch
+from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.yarascan.compile import RuleSet
+from hpforensics.yarascan.scan import changed_windows, scan_region
+
+# Whole-image scans read in slices this big, overlapping by the longest pattern we ship.
+SLICE = 1 << 20
+OVERLAP = 64
+
+
+def scan_changed(rules: RuleSet, space: AddressSpace, findings: Iterable[Finding]) -> list[YaraMatch]:
+    """Scan each changed range (with context) of each module; unavailable ranges are skipped."""
+    by_module: dict[tuple[int, str], list[Finding]] = {}
+    for f in findings:
+        if f.verdict is Verdict.UNAVAILABLE:
+            continue
+        by_module.setdefault((f.module_base, f.module), []).append(f)
+    hits: list[YaraMatch] = []
+    for (base, module), group in sorted(by_module.items()):
+        image = space.image_at(base)
+        hi = image.end if image else max(f.address + f.size for f in group) + 64
+        for start, end in changed_windows(((f.address, f.address + f.size) for f in group), base, hi):
+            data = space.read(start, end - start).data
+            verdicts = sorted({str(f.verdict) for f in group
+                               if f.address < end and f.address + f.size > start})
+            hits += scan_region(rules, data, start, source=space.source, module=module,
+                                pid=space.pid, process=space.process, verdict=",".join(verdicts))
+    return _dedup(hits)
+
+
+def scan_images(rules: RuleSet, space: AddressSpace, images: Sequence[MappedImage]) -> list[YaraMatch]:
+    """`--yara-all`: every byte of every given image, read in overlapping slices."""
+    hits: list[YaraMatch] = []
+    for image in images:
+        pos = image.base
+        while pos < image.end:
+            size = min(SLICE + OVERLAP, image.end - pos)
+            result = space.read(pos, size)
+            hits += scan_region(rules, result.data, pos, source=space.source, module=image.name,
+                                pid=space.pid, process=space.process)
+            pos += SLICE
+    return _dedup(hits)
+
+
+def _dedup(hits: list[YaraMatch]) -> list[YaraMatch]:
+    """Overlapping windows see the same string twice; keep one, in address order."""
+    seen: set[tuple[str, str, int, str]] = set()
+    out: list[YaraMatch] = []
+    for h in sorted(hits, key=lambda h: (h.address, h.namespace, h.rule, h.string_id)):
+        key = (h.namespace, h.rule, h.address, h.string_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
