@@ -131,7 +131,7 @@ def test_bad_row_names_the_line(line: str, reason: str) -> None:
 def test_cli_show_filters_and_fills_gaps(cli) -> None:
     proc = cli("calendar", "--product", "windows-server-2025", "--from", "2026-04", "--to", "2026-08",
                "--format", "csv", check=True)
-    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    rows = [r for r in csv.DictReader(io.StringIO(proc.stdout)) if r["kind"] in ("baseline", "hotpatch")]
     assert [r["month"] for r in rows] == ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08"]
     assert rows[0]["kb"] == "KB5082063" and rows[0]["kind"] == "baseline"
     assert rows[3]["kb"] == "" and rows[3]["kind"] == "baseline" and rows[3]["source"] == "cadence rule"
@@ -165,3 +165,17 @@ def test_cli_update_extends_and_overrides(cli, tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("hpforensics: error:") and "line 2" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_standard_updates_and_25h2(cal: Calendar) -> None:
+    # The ordinary LCU of a hotpatch month takes a device off the hotpatch track.
+    std = cal.lookup_kb("KB5051987")
+    assert std.kind is ReleaseKind.STANDARD and std.month == "2025-02" and std.kind.needs_restart
+    assert cal.month_kind("windows11-24h2", 2025, 2) is ReleaseKind.HOTPATCH
+    # One client hotpatch KB covers 24H2 (26100.x) and 25H2 (26200.x).
+    h = cal.lookup_build("26200.7392")
+    assert (h.product, h.kb, h.kind) == ("windows11-25h2", "KB5072014", ReleaseKind.HOTPATCH)
+    assert {r.product for r in cal.lookup_kb_all("KB5072014")} == {
+        "windows11-24h2", "windows-server-2025", "windows11-25h2"}
+    assert cal.lookup_kb("KB5072014").product == "windows11-24h2"
+    assert cal.month_kind("windows11-25h2", 2025, 9) is ReleaseKind.STANDARD
