@@ -1,4 +1,5 @@
 """Build the C core. Everything else is declared in pyproject.toml."""
+import glob
 import sys
 
 from setuptools import Extension, setup
@@ -16,7 +17,8 @@ setup(
     ext_modules=[
         Extension(
             "hpforensics._pagehash",
-            sources=["csrc/pagehash/module.c"],
+            sources=sorted(glob.glob("csrc/pagehash/*.c")),
+            depends=glob.glob("csrc/pagehash/*.h"),
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
         )

@@ -1,7 +1,245 @@
-/* Placeholder so the package builds while the C core is written; replaced by the real core. */
+/* Python binding of the page-hashing core: argument checks, buffer views, GIL release.
+ * hpforensics/pagehash.py is the public face; this module takes already-normalised arguments
+ * (algorithm as an int, mask as a bitmap or None, an explicit thread count). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_pagehash", NULL, -1, NULL};
+#include "pagehash.h"
 
-PyMODINIT_FUNC PyInit__pagehash(void) { return PyModule_Create(&moduledef); }
+static int get_view(PyObject *obj, Py_buffer *view, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) == 0) return 0;
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "%s must be a contiguous bytes-like object, not %.100s", what,
+                 Py_TYPE(obj)->tp_name);
+    return -1;
+}
+
+static int check_page_size(Py_ssize_t page_size) {
+    if (page_size < 16 || (page_size & (page_size - 1))) {
+        PyErr_Format(PyExc_ValueError, "page_size must be a power of two >= 16, got %zd", page_size);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_threads(int threads) {
+    if (threads < 1) {
+        PyErr_Format(PyExc_ValueError, "threads must be >= 1, got %d", threads);
+        return -1;
+    }
+    return 0;
+}
+
+/* mask: None or a bitmap of exactly ceil(n/8) bytes */
+static int get_mask(PyObject *mask, Py_buffer *view, size_t n) {
+    if (mask == Py_None) return 0;
+    if (get_view(mask, view, "mask") < 0) return -1;
+    if ((size_t)view->len != (n + 7) / 8) {
+        PyErr_Format(PyExc_ValueError, "mask bitmap must be %zu bytes for %zu bytes of data, got %zd",
+                     (n + 7) / 8, n, view->len);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 1;
+}
+
+static PyObject *raise_rc(int rc) {
+    if (rc == PH_ENOMEM) return PyErr_NoMemory();
+    PyErr_Format(PyExc_RuntimeError, "page-hash core failed (%d)", rc);
+    return NULL;
+}
+
+static PyObject *py_hash_pages(PyObject *self, PyObject *args) {
+    PyObject *buf, *mask;
+    int algo, threads;
+    Py_ssize_t page_size;
+    Py_buffer view, mview;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OinOi:hash_pages", &buf, &algo, &page_size, &mask, &threads)) return NULL;
+    if (algo != PH_ALGO_XXH128 && algo != PH_ALGO_SHA256) {
+        PyErr_Format(PyExc_ValueError, "unknown algorithm id %d", algo);
+        return NULL;
+    }
+    if (check_page_size(page_size) < 0 || check_threads(threads) < 0) return NULL;
+    if (get_view(buf, &view, "buf") < 0) return NULL;
+    int has_mask = get_mask(mask, &mview, (size_t)view.len);
+    if (has_mask < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    size_t n = (size_t)view.len, ps = (size_t)page_size;
+    size_t npages = (n + ps - 1) / ps, ds = ph_digest_size(algo);
+    PyObject *digests = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(npages * ds));
+    PyObject *flags = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)npages);
+    int rc = PH_OK;
+    if (digests && flags) {
+        ph_hash_req req = {(const uint8_t *)view.buf, n, ps,
+                           has_mask ? (const uint8_t *)mview.buf : NULL, algo, threads};
+        uint8_t *dout = (uint8_t *)PyBytes_AS_STRING(digests), *fout = (uint8_t *)PyBytes_AS_STRING(flags);
+        Py_BEGIN_ALLOW_THREADS
+        rc = ph_hash_pages(&req, dout, fout);
+        Py_END_ALLOW_THREADS
+    }
+    if (has_mask) PyBuffer_Release(&mview);
+    PyBuffer_Release(&view);
+    if (!digests || !flags || rc != PH_OK) {
+        Py_XDECREF(digests);
+        Py_XDECREF(flags);
+        return PyErr_Occurred() ? NULL : raise_rc(rc);
+    }
+    return Py_BuildValue("(NN)", digests, flags);
+}
+
+static PyObject *diff_to_python(const ph_diff *d) {
+    PyObject *pages = PyList_New((Py_ssize_t)d->npages);
+    PyObject *ranges = PyList_New((Py_ssize_t)(d->nranges / 2));
+    if (!pages || !ranges) goto fail;
+    for (size_t i = 0; i < d->npages; i++) {
+        PyObject *v = PyLong_FromSize_t(d->pages[i]);
+        if (!v) goto fail;
+        PyList_SET_ITEM(pages, (Py_ssize_t)i, v);
+    }
+    for (size_t i = 0; i < d->nranges / 2; i++) {
+        PyObject *v = Py_BuildValue("(nn)", (Py_ssize_t)d->ranges[2 * i], (Py_ssize_t)d->ranges[2 * i + 1]);
+        if (!v) goto fail;
+        PyList_SET_ITEM(ranges, (Py_ssize_t)i, v);
+    }
+    return Py_BuildValue("(NN)", pages, ranges);
+fail:
+    Py_XDECREF(pages);
+    Py_XDECREF(ranges);
+    return NULL;
+}
+
+static PyObject *py_compare_pages(PyObject *self, PyObject *args) {
+    PyObject *a, *b, *mask, *result = NULL;
+    int threads;
+    Py_ssize_t page_size;
+    Py_buffer va, vb, vm;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOnOi:compare_pages", &a, &b, &page_size, &mask, &threads)) return NULL;
+    if (check_page_size(page_size) < 0 || check_threads(threads) < 0) return NULL;
+    if (get_view(a, &va, "a") < 0) return NULL;
+    if (get_view(b, &vb, "b") < 0) {
+        PyBuffer_Release(&va);
+        return NULL;
+    }
+    if (va.len != vb.len) {
+        PyErr_Format(PyExc_ValueError, "buffers differ in length: %zd and %zd bytes", va.len, vb.len);
+        goto out;
+    }
+    int has_mask = get_mask(mask, &vm, (size_t)va.len);
+    if (has_mask < 0) goto out;
+    ph_diff d;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ph_compare_pages((const uint8_t *)va.buf, (const uint8_t *)vb.buf, (size_t)va.len,
+                          (size_t)page_size, has_mask ? (const uint8_t *)vm.buf : NULL, threads, &d);
+    Py_END_ALLOW_THREADS
+    if (has_mask) PyBuffer_Release(&vm);
+    if (rc != PH_OK) {
+        raise_rc(rc);
+        goto out;
+    }
+    result = diff_to_python(&d);
+    ph_diff_free(&d);
+out:
+    PyBuffer_Release(&va);
+    PyBuffer_Release(&vb);
+    return result;
+}
+
+/* whole-buffer digests, for tests and for callers hashing one region */
+static PyObject *digest_of(PyObject *obj, int algo) {
+    Py_buffer view;
+    uint8_t out[32];
+    if (get_view(obj, &view, "data") < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (algo == PH_ALGO_SHA256) ph_sha256((const uint8_t *)view.buf, (size_t)view.len, out);
+    else ph_xxh3_128((const uint8_t *)view.buf, (size_t)view.len, out);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)ph_digest_size(algo));
+}
+
+static PyObject *py_xxh3_128(PyObject *self, PyObject *obj) {
+    (void)self;
+    return digest_of(obj, PH_ALGO_XXH128);
+}
+
+static PyObject *py_sha256(PyObject *self, PyObject *obj) {
+    (void)self;
+    return digest_of(obj, PH_ALGO_SHA256);
+}
+
+static const char *const XXH_NAMES[] = {"scalar", "sse2", "avx2"};
+static const char *const SHA_NAMES[] = {"portable", "shani"};
+static const char *const CMP_NAMES[] = {"scalar", "sse2", "avx2"};
+
+static int lookup(const char *name, const char *const *names, int n) {
+    if (!strcmp(name, "auto")) return -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -2;
+}
+
+/* _set_impl(kind, name): tests force each code path; not safe while a call is running */
+static PyObject *py_set_impl(PyObject *self, PyObject *args) {
+    const char *kind, *name;
+    int rc = -1, id;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ss:_set_impl", &kind, &name)) return NULL;
+    if (!strcmp(kind, "xxh128")) {
+        if ((id = lookup(name, XXH_NAMES, 3)) != -2) rc = ph_xxh3_set_impl(id);
+    } else if (!strcmp(kind, "sha256")) {
+        if ((id = lookup(name, SHA_NAMES, 2)) != -2) rc = ph_sha256_set_impl(id);
+    } else if (!strcmp(kind, "compare")) {
+        if ((id = lookup(name, CMP_NAMES, 3)) != -2) rc = ph_compare_set_impl(id);
+    } else {
+        PyErr_Format(PyExc_ValueError, "unknown kind %s", kind);
+        return NULL;
+    }
+    if (rc != 0) {
+        PyErr_Format(PyExc_ValueError, "%s implementation %s is not available here", kind, name);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_implementations(PyObject *self, PyObject *unused) {
+    const ph_cpu *cpu = ph_cpu_features();
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("{s:s,s:s,s:s,s:{s:O,s:O,s:O}}", "xxh128", XXH_NAMES[ph_xxh3_get_impl()],
+                         "sha256", SHA_NAMES[ph_sha256_get_impl()], "compare",
+                         CMP_NAMES[ph_compare_get_impl()], "cpu", "sse2", cpu->sse2 ? Py_True : Py_False,
+                         "avx2", cpu->avx2 ? Py_True : Py_False, "sha", cpu->sha ? Py_True : Py_False);
+}
+
+static PyMethodDef methods[] = {
+    {"hash_pages", py_hash_pages, METH_VARARGS, "hash_pages(buf, algo_id, page_size, mask_bitmap|None, threads) -> (digests, flags)"},
+    {"compare_pages", py_compare_pages, METH_VARARGS, "compare_pages(a, b, page_size, mask_bitmap|None, threads) -> (pages, ranges)"},
+    {"xxh3_128", py_xxh3_128, METH_O, "XXH3-128 digest (canonical, 16 bytes) of a buffer"},
+    {"sha256", py_sha256, METH_O, "SHA-256 digest of a buffer"},
+    {"_set_impl", py_set_impl, METH_VARARGS, "_set_impl(kind, name): force an implementation (tests)"},
+    {"implementations", py_implementations, METH_NOARGS, "the implementation in use for each primitive"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_pagehash",
+                                       "C core of hpforensics.pagehash", -1, methods,
+                                       NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__pagehash(void) {
+    ph_init();
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "ALGO_XXH128", PH_ALGO_XXH128) < 0 ||
+        PyModule_AddIntConstant(m, "ALGO_SHA256", PH_ALGO_SHA256) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_ZERO", PH_FLAG_ZERO) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_MASKED", PH_FLAG_MASKED) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

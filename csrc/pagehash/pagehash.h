@@ -1,0 +1,118 @@
+/* Internal interface of the page-hashing core, shared by the C files and the C test driver.
+ * Nothing here depends on Python, so the core can be built and sanitised on its own. */
+#ifndef PAGEHASH_H
+#define PAGEHASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define PH_X86 1
+#else
+#define PH_X86 0
+#endif
+
+/* GCC/Clang compile the SIMD paths with per-function target attributes (no -march), so one
+ * binary runs everywhere and picks a path at run time. MSVC exposes every intrinsic anyway. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define PH_TARGET(x)
+#define PH_INLINE static __forceinline
+#else
+#define PH_TARGET(x) __attribute__((target(x)))
+#define PH_INLINE static inline __attribute__((always_inline))
+#endif
+
+enum { PH_ALGO_XXH128 = 0, PH_ALGO_SHA256 = 1 };
+enum { PH_FLAG_ZERO = 1, PH_FLAG_MASKED = 2 };
+enum { PH_OK = 0, PH_ENOMEM = -1, PH_ETHREAD = -2 };
+
+/* Implementation choices, exposed so tests can run every path the CPU supports. */
+enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AUTO = -1 };
+enum { PH_SHA_PORTABLE = 0, PH_SHA_SHANI = 1, PH_SHA_AUTO = -1 };
+enum { PH_CMP_SCALAR = 0, PH_CMP_SSE2 = 1, PH_CMP_AVX2 = 2, PH_CMP_AUTO = -1 };
+
+/* little-endian loads; memcpy keeps them legal at any alignment */
+static inline uint64_t ph_read64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline uint32_t ph_read32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+/* cpu.c */
+typedef struct {
+    int sse2, ssse3, sse41, avx2, sha;
+} ph_cpu;
+const ph_cpu *ph_cpu_features(void);
+
+/* xxh3.c: XXH3-128 with seed 0 and the default secret; out is the canonical (big-endian)
+ * digest, high half first, as XXH128_canonicalFromHash writes it. */
+void ph_xxh3_128(const uint8_t *p, size_t len, uint8_t out[16]);
+int ph_xxh3_set_impl(int impl); /* 0 ok, -1 not available on this CPU */
+int ph_xxh3_get_impl(void);
+
+/* sha256.c / sha256_shani.c */
+typedef void (*ph_sha256_blocks_fn)(uint32_t state[8], const uint8_t *data, size_t nblocks);
+void ph_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t nblocks);
+void ph_sha256_blocks_shani(uint32_t state[8], const uint8_t *data, size_t nblocks);
+void ph_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
+int ph_sha256_set_impl(int impl);
+int ph_sha256_get_impl(void);
+
+/* pages.c */
+typedef struct {
+    const uint8_t *buf;
+    size_t len;
+    size_t page_size;     /* power of two */
+    const uint8_t *mask;  /* bitmap of ceil(len/8) bytes, bit i = byte i (LSB first), or NULL */
+    int algo;
+    int threads;
+} ph_hash_req;
+
+size_t ph_digest_size(int algo);
+/* digests: n_pages * digest size bytes; flags: n_pages bytes */
+int ph_hash_pages(const ph_hash_req *req, uint8_t *digests, uint8_t *flags);
+
+/* compare.c */
+typedef struct {
+    size_t *pages;
+    size_t npages, cap_pages;
+    size_t *ranges; /* pairs start, end (exclusive) */
+    size_t nranges, cap_ranges;
+} ph_diff;
+
+int ph_compare_pages(const uint8_t *a, const uint8_t *b, size_t len, size_t page_size,
+                     const uint8_t *mask, int threads, ph_diff *out);
+void ph_diff_free(ph_diff *d);
+int ph_compare_set_impl(int impl);
+int ph_compare_get_impl(void);
+
+/* threads.c: run fn(base + i * stride) for i in [0, n) on n threads (the caller is one). */
+typedef void (*ph_task_fn)(void *arg);
+int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
+
+/* once at start-up: pick the fastest implementation of each primitive */
+void ph_init(void);
+
+/* spread the 8 bits of b to the 8 bytes of a word: bit i set -> byte i = 0xff */
+static inline uint64_t ph_expand_bits(unsigned b) {
+    uint64_t x = b & 0xffu;
+    x = (x | (x << 28)) & 0x0000000F0000000FULL;
+    x = (x | (x << 14)) & 0x0003000300030003ULL;
+    x = (x | (x << 7)) & 0x0101010101010101ULL;
+    return x * 0xffu;
+}
+
+#endif

@@ -1,0 +1,105 @@
+/* Per-page hashing: split the pages over threads, zero masked bytes in a scratch copy of each
+ * page that has any, flag all-zero and masked pages, and hash each page on its own. */
+#include <stdlib.h>
+
+#include "pagehash.h"
+
+/* Below this many bytes per thread, starting a thread costs more than it saves. */
+#define MIN_BYTES_PER_THREAD ((size_t)1 << 20)
+
+typedef struct {
+    const ph_hash_req *req;
+    size_t first, last; /* page indices [first, last) */
+    uint8_t *digests, *flags;
+    int err;
+} hash_task;
+
+size_t ph_digest_size(int algo) { return algo == PH_ALGO_SHA256 ? 32 : 16; }
+
+/* any mask bit set for bytes [start, start + len); start is a multiple of 8 */
+static int any_masked(const uint8_t *mask, size_t start, size_t len) {
+    const uint8_t *m = mask + start / 8;
+    size_t whole = len / 8, i;
+    for (i = 0; i < whole; i++)
+        if (m[i]) return 1;
+    if (len % 8) return (m[whole] & ((1u << (len % 8)) - 1)) != 0;
+    return 0;
+}
+
+/* copy of the page with masked bytes zeroed */
+static void masked_copy(uint8_t *dst, const uint8_t *src, const uint8_t *mask, size_t start, size_t len) {
+    const uint8_t *m = mask + start / 8;
+    size_t whole = len / 8, i;
+    for (i = 0; i < whole; i++) {
+        uint64_t w;
+        memcpy(&w, src + 8 * i, 8);
+        w &= ~ph_expand_bits(m[i]); /* byte order of w matches memory on little-endian */
+        memcpy(dst + 8 * i, &w, 8);
+    }
+    for (i = whole * 8; i < len; i++) dst[i] = ((m[i / 8] >> (i % 8)) & 1) ? 0 : src[i];
+}
+
+static int all_zero(const uint8_t *p, size_t len) {
+    size_t i = 0;
+    /* the first word usually answers; then whole 64-byte runs */
+    for (; i + 64 <= len; i += 64) {
+        uint64_t acc = 0;
+        for (int k = 0; k < 8; k++) acc |= ph_read64(p + i + 8 * k);
+        if (acc) return 0;
+    }
+    for (; i < len; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+static void hash_one(int algo, const uint8_t *p, size_t len, uint8_t *out) {
+    if (algo == PH_ALGO_SHA256) ph_sha256(p, len, out);
+    else ph_xxh3_128(p, len, out);
+}
+
+static void hash_range(void *arg) {
+    hash_task *t = (hash_task *)arg;
+    const ph_hash_req *r = t->req;
+    size_t ds = ph_digest_size(r->algo), i;
+    uint8_t *scratch = NULL;
+    for (i = t->first; i < t->last; i++) {
+        size_t start = i * r->page_size;
+        size_t len = r->len - start < r->page_size ? r->len - start : r->page_size;
+        const uint8_t *p = r->buf + start;
+        uint8_t flags = 0;
+        if (r->mask && any_masked(r->mask, start, len)) {
+            if (!scratch && !(scratch = (uint8_t *)malloc(r->len < r->page_size ? r->len : r->page_size))) {
+                t->err = PH_ENOMEM;
+                return;
+            }
+            masked_copy(scratch, p, r->mask, start, len);
+            p = scratch;
+            flags |= PH_FLAG_MASKED;
+        }
+        if (all_zero(p, len)) flags |= PH_FLAG_ZERO;
+        hash_one(r->algo, p, len, t->digests + i * ds);
+        t->flags[i] = flags;
+    }
+    free(scratch);
+}
+
+int ph_hash_pages(const ph_hash_req *req, uint8_t *digests, uint8_t *flags) {
+    size_t npages = (req->len + req->page_size - 1) / req->page_size;
+    size_t n = req->threads < 1 ? 1 : (size_t)req->threads;
+    size_t by_size = req->len / MIN_BYTES_PER_THREAD + 1;
+    if (n > by_size) n = by_size;
+    if (n > npages) n = npages ? npages : 1;
+    hash_task *tasks = (hash_task *)calloc(n, sizeof *tasks);
+    if (!tasks) return PH_ENOMEM;
+    for (size_t k = 0; k < n; k++) {
+        tasks[k].req = req;
+        tasks[k].first = npages * k / n;
+        tasks[k].last = npages * (k + 1) / n;
+        tasks[k].digests = digests;
+        tasks[k].flags = flags;
+    }
+    int rc = ph_run_parallel(hash_range, tasks, sizeof *tasks, (int)n);
+    for (size_t k = 0; k < n && rc == PH_OK; k++) rc = tasks[k].err;
+    free(tasks);
+    return rc;
+}
