@@ -1,0 +1,132 @@
+"""Exports, imports (IAT and delay-load IAT slots), base relocations and debug records.
+
+pefile does the parsing; this module turns its objects into plain records and checks the few
+things pefile only warns about (a directory pointing outside the image).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pefile
+
+from hpforensics.pe.structures import (
+    IMAGE_DEBUG_TYPE_CODEVIEW,
+    IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS,
+    c_pe,
+)
+
+if TYPE_CHECKING:
+    from hpforensics.pe.image import PEImage
+
+log = logging.getLogger(__name__)
+
+_DIR = pefile.DIRECTORY_ENTRY
+MAX_DEBUG_ENTRIES = 64
+
+
+@dataclass(frozen=True)
+class ImportSlot:
+    """One IAT slot: the loader writes the import's address here."""
+
+    dll: str
+    name: str  # import name, or "#<ordinal>"
+    rva: int  # RVA of the slot
+    size: int
+    delay: bool = False
+
+
+@dataclass(frozen=True)
+class CodeView:
+    pdb_name: str
+    guid: str  # canonical GUID text, as symbol servers print it
+    age: int
+
+    @property
+    def symbol_key(self) -> str:
+        """The symbol-server directory key: GUID without dashes, upper case, then age in hex."""
+        return self.guid.replace("-", "").upper() + f"{self.age:X}"
+
+
+def _parse(image: "PEImage", *names: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image.pe.parse_data_directories(directories=[_DIR[n] for n in names])
+
+
+def _check_dir(image: "PEImage", index: int, what: str) -> None:
+    d = image.pe.OPTIONAL_HEADER.DATA_DIRECTORY
+    if len(d) > index and d[index].VirtualAddress:
+        rva = d[index].VirtualAddress
+        # Only the first bytes must exist: the rest is bounded by each table's own counts.
+        image.reader.read(rva, min(d[index].Size, 4) or 4, f"{what} directory")
+
+
+def exports(image: "PEImage") -> dict[int, str]:
+    _check_dir(image, 0, "export")
+    _parse(image, "IMAGE_DIRECTORY_ENTRY_EXPORT")
+    out: dict[int, str] = {}
+    exp = getattr(image.pe, "DIRECTORY_ENTRY_EXPORT", None)
+    if exp is None:
+        return out
+    for sym in exp.symbols:
+        if sym.forwarder or not sym.address:
+            continue
+        name = sym.name.decode("latin-1") if sym.name else f"#{sym.ordinal}"
+        out.setdefault(sym.address, name)
+    return out
+
+
+def imports(image: "PEImage") -> list[ImportSlot]:
+    _check_dir(image, 1, "import")
+    _parse(image, "IMAGE_DIRECTORY_ENTRY_IMPORT", "IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT")
+    ps = image.pointer_size
+    out: list[ImportSlot] = []
+    for attr, delay in (("DIRECTORY_ENTRY_IMPORT", False), ("DIRECTORY_ENTRY_DELAY_IMPORT", True)):
+        for entry in getattr(image.pe, attr, []) or []:
+            dll = entry.dll.decode("latin-1") if entry.dll else "?"
+            for imp in entry.imports:
+                if imp.address is None:
+                    continue
+                name = imp.name.decode("latin-1") if imp.name else f"#{imp.ordinal}"
+                out.append(ImportSlot(dll, name, imp.address - image.image_base, ps, delay))
+    return out
+
+
+def base_relocations(image: "PEImage") -> list[tuple[int, int]]:
+    """(rva, type) of every base relocation; type 0 (padding) included for completeness."""
+    _check_dir(image, 5, "base relocation")
+    _parse(image, "IMAGE_DIRECTORY_ENTRY_BASERELOC")
+    out = []
+    for block in getattr(image.pe, "DIRECTORY_ENTRY_BASERELOC", []) or []:
+        for e in block.entries:
+            out.append((e.rva, e.type))
+    return out
+
+
+def debug(image: "PEImage") -> tuple[CodeView | None, int | None]:
+    """CodeView (RSDS) record and EX_DLLCHARACTERISTICS value, read by RVA (both layouts)."""
+    d = image.pe.OPTIONAL_HEADER.DATA_DIRECTORY
+    if len(d) <= 6 or not d[6].VirtualAddress:
+        return None, None
+    reader = image.reader
+    count = min(d[6].Size // 28, MAX_DEBUG_ENTRIES)
+    raw = reader.read(d[6].VirtualAddress, count * 28, "debug directory")
+    codeview, ex = None, None
+    for i in range(count):
+        (_chars, _ts, _maj, _min, typ, size, addr, _ptr) = pefile.struct.unpack_from("<IIHHIIII", raw, i * 28)
+        if not addr or not size:
+            continue
+        if typ == IMAGE_DEBUG_TYPE_CODEVIEW and codeview is None and size >= len(c_pe.CV_INFO_PDB70):
+            body = reader.read(addr, min(size, 4096), "CodeView record")
+            if body[:4] != b"RSDS":
+                continue
+            cv = c_pe.CV_INFO_PDB70(body)
+            name = body[len(c_pe.CV_INFO_PDB70):].split(b"\0", 1)[0].decode("utf-8", "replace")
+            codeview = CodeView(name, str(uuid.UUID(bytes_le=bytes(cv.Guid))), cv.Age)
+        elif typ == IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS and size >= 4:
+            ex = reader.u32(addr, "EX_DLLCHARACTERISTICS")
+    return codeview, ex
