@@ -1,0 +1,93 @@
+"""Write a live scan: findings, then a summary per module and per process. No analysis here.
+
+Findings and module summaries are the same records the memory-image path writes, rendered by
+hpforensics.report, so one reader serves both.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import IO
+
+from hpforensics.model import Verdict
+from hpforensics.report.render import render
+from hpforensics.report.rows import to_row
+from hpforensics.sources.live import LiveScanResult
+
+FINDING_COLUMNS = ["pid", "process", "module", "address", "size", "verdict", "reason", "actual",
+                   "disassembly", "branch_target", "target_owner", "patch_image"]
+MODULE_COLUMNS = ["pid", "process", "module", "module_base", "reference", "pages_total",
+                  "pages_verified", "pages_skipped", "pages_hotpatched", "pages_unexplained",
+                  "pages_unavailable", "status"]
+PROCESS_COLUMNS = ["pid", "process", "status", "modules", "pages_total", "pages_read",
+                   "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained"]
+
+
+def as_document(result: LiveScanResult) -> dict:
+    return {
+        "findings": [to_row(f) for f in result.findings],
+        "modules": [to_row(m) for m in result.modules],
+        "processes": [to_row(p) for p in result.processes],
+        "yara": [to_row(y) for y in result.yara],
+        "kernel_modules": list(result.kernel_modules),
+        "warnings": list(result.warnings),
+    }
+
+
+def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | None = None) -> None:
+    """table/json/jsonl to `out`; csv writes findings to `out` and the summaries beside `path`
+    (OUT.modules.csv, OUT.processes.csv), or after a blank line when writing to stdout."""
+    if fmt == "json":
+        json.dump(as_document(result), out, indent=2, default=str)
+        out.write("\n")
+        return
+    if fmt == "jsonl":
+        for kind, rows in as_document(result).items():
+            for row in rows:
+                out.write(json.dumps({"record": kind, **row} if isinstance(row, dict)
+                                     else {"record": kind, "value": row}, default=str) + "\n")
+        return
+    if fmt == "csv":
+        render(result.findings, "csv", out, columns=_all_columns("findings", result))
+        for kind, records in (("modules", result.modules), ("processes", result.processes)):
+            if path is not None:
+                with open(path.with_name(f"{path.stem}.{kind}.csv"), "w", encoding="utf-8",
+                          newline="") as fh:
+                    render(records, "csv", fh, columns=_all_columns(kind, result))
+            else:
+                out.write("\n")
+                render(records, "csv", out, columns=_all_columns(kind, result))
+        return
+    shown = [f for f in result.findings if f.verdict is not Verdict.UNAVAILABLE]
+    render(shown, "table", out, columns=FINDING_COLUMNS, title=f"Differences ({len(shown)})")
+    changed = [m for m in result.modules
+               if m.pages_unexplained or m.pages_hotpatched or m.pages_unavailable
+               or (m.status != "ok" and not m.status.startswith("skipped"))]
+    render(changed, "table", out, columns=MODULE_COLUMNS,
+           title=f"Modules with differences or without reference ({len(changed)} of "
+                 f"{len(result.modules)})")
+    render(result.processes, "table", out, columns=PROCESS_COLUMNS,
+           title=f"Processes ({len(result.processes)})")
+    for w in result.warnings:
+        out.write(f"warning: {w}\n")
+    if result.kernel_modules:
+        out.write(f"{len(result.kernel_modules)} kernel modules loaded: out of reach of a "
+                  "user-mode scan (use a memory image)\n")
+
+
+def _all_columns(kind: str, result: LiveScanResult) -> list[str] | None:
+    """Every field, even when there are no rows (a CSV with a header is still a CSV)."""
+    import dataclasses
+
+    from hpforensics.model import Finding, ModuleSummary
+    from hpforensics.sources.live import ProcessSummary
+
+    cls = {"findings": Finding, "modules": ModuleSummary, "processes": ProcessSummary}[kind]
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def render_text(result: LiveScanResult, fmt: str) -> str:
+    buf = io.StringIO()
+    write_report(result, fmt, buf)
+    return buf.getvalue()

@@ -1,0 +1,235 @@
+"""Scan one live process: every image it maps, native (ELF) or PE, into findings and summaries.
+
+The backend only answers questions (regions, bytes, unchanged pages, the mapped file); the
+decisions are made here, the same on every OS.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from hpforensics.errors import InputError
+from hpforensics.live.classify import follow_branch, region_of
+from hpforensics.live.elf import ElfInfo, is_elf, read_elf
+from hpforensics.live.native import Diff, RegionCompare, compare_region
+from hpforensics.model import Finding, ModuleSummary, Verdict
+from hpforensics.sources.live import LiveScanResult, LiveSpace, ProcessSummary, Region
+from hpforensics.sources.source import PAGE_SIZE, MappedImage
+
+log = logging.getLogger(__name__)
+
+# Mappings the kernel provides without a file: said so, never compared.
+KERNEL_PROVIDED = ("[vdso]", "[vsyscall]", "[vectors]", "[sigpage]", "[uprobes]")
+
+
+@dataclass
+class ScanOptions:
+    skip_unchanged: bool = True  # trust the OS's "still the file's page" and do not read it
+    reference_dirs: Sequence[str] = ()  # on-disk PE files (Windows images, Wine)
+    kb_lookup: Any = None  # KB manifest / store, handed to the PE engine
+    yara: Any = None  # compiled RuleSet, run over each process's changed ranges
+
+
+class _ElfCache:
+    """ELF headers and symbols, read once per file per process."""
+
+    def __init__(self, space: LiveSpace) -> None:
+        self.space = space
+        self._by_path: dict[str, ElfInfo | None] = {}
+
+    def get(self, region: Region) -> ElfInfo | None:
+        if region.path not in self._by_path:
+            fd, _ = self.space.open_file(region)
+            info = None
+            if fd is not None:
+                try:
+                    info = read_elf(fd, region.path) if is_elf(fd) else None
+                except (InputError, OSError) as exc:
+                    log.debug("%s: %s", region.path, exc)
+                finally:
+                    os.close(fd)
+            self._by_path[region.path] = info
+        return self._by_path[region.path]
+
+
+def scan_process(
+    space: LiveSpace, summary: ProcessSummary, result: LiveScanResult, options: ScanOptions
+) -> None:
+    """Fill `summary` and add this process's modules and findings to `result` — all at the end,
+    so a process that exits half-way (ProcessGone propagates) leaves nothing half-counted."""
+    elves = _ElfCache(space)
+    findings: list[Finding] = []
+    modules: list[ModuleSummary] = []
+    pe_images: list[MappedImage] = []
+    for image in space.images():
+        regions = [r for r in space.image_regions(image) if r.executable]
+        fd, how = space.open_file(regions[0]) if regions else (None, "no executable mapping")
+        module = _summary(space, image, "none")
+        try:
+            if fd is not None and os.pread(fd, 2, 0) == b"MZ":
+                pe_images.append(image)
+                continue
+            if fd is None:
+                module.status = f"no-reference: {how}"
+            else:
+                module.reference = f"disk:{image.path}"
+            elf = elves.get(regions[0]) if fd is not None else None
+            for region in regions:
+                if fd is None:
+                    cmp = _without_reference(space, region, options)
+                else:
+                    cmp = compare_region(space, region, fd, os.fstat(fd).st_size,
+                                         skip=options.skip_unchanged)
+                findings += _account(space, image, region, cmp, module, elf, elves, how)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        modules.append(module)
+    for region in space.regions():
+        if region.path in KERNEL_PROVIDED and region.executable:
+            mod = _summary(space, MappedImage(region.start, region.size, region.path,
+                                              region.path), "none")
+            mod.status = "skipped: kernel-provided, no file to compare with"
+            modules.append(mod)
+    if pe_images:
+        findings += _scan_pe(space, pe_images, modules, result, options)
+    yara_hits = []
+    if options.yara is not None and findings:
+        from hpforensics.yarascan import scan_changed
+
+        yara_hits = scan_changed(options.yara, space, findings)
+    for m in modules:
+        _add(summary, m)
+    result.modules += modules
+    result.yara += yara_hits
+    for f in findings:
+        if f.verdict is Verdict.HOTPATCH:
+            summary.hotpatch += 1
+        elif f.verdict is Verdict.UNEXPLAINED:
+            summary.unexplained += 1
+        elif f.verdict is Verdict.LOADER:
+            summary.loader += 1
+    result.findings += findings
+
+
+def _summary(space: LiveSpace, image: MappedImage, reference: str) -> ModuleSummary:
+    return ModuleSummary(space.source, space.pid, space.process, image.name, image.path,
+                         image.base, image.size, reference)
+
+
+def _add(summary: ProcessSummary, module: ModuleSummary) -> None:
+    summary.modules += 1
+    summary.pages_total += module.pages_total
+    summary.pages_skipped += module.pages_skipped
+    summary.pages_unavailable += module.pages_unavailable
+    summary.pages_read += module.pages_total - module.pages_skipped - module.pages_unavailable
+
+
+def _without_reference(space: LiveSpace, region: Region, options: ScanOptions) -> RegionCompare:
+    """No file to compare with: pages the OS vouches for are still fine, the rest unknown."""
+    out = RegionCompare()
+    n = region.size // PAGE_SIZE
+    out.pages_total = n
+    flags = space.unchanged_pages(region.start, region.end) if options.skip_unchanged else None
+    flags = flags or [False] * n
+    out.pages_skipped = sum(flags)
+    for i, ok in enumerate(flags):
+        if ok:
+            continue
+        out.pages_unavailable += 1
+        a = region.start + i * PAGE_SIZE
+        if out.unavailable and out.unavailable[-1][1] == a:
+            out.unavailable[-1] = (out.unavailable[-1][0], a + PAGE_SIZE)
+        else:
+            out.unavailable.append((a, a + PAGE_SIZE))
+    return out
+
+
+def _account(
+    space: LiveSpace, image: MappedImage, region: Region, cmp: RegionCompare,
+    module: ModuleSummary, elf: ElfInfo | None, elves: _ElfCache, how: str,
+) -> list[Finding]:
+    module.pages_total += cmp.pages_total
+    module.pages_skipped += cmp.pages_skipped
+    module.pages_unavailable += cmp.pages_unavailable
+    out: list[Finding] = []
+    hot_pages: set[int] = set()
+    for diff in cmp.diffs:
+        f = _classify(space, image, region, diff, elf, elves)
+        out.append(f)
+        if f.verdict is Verdict.HOTPATCH:
+            first = diff.address & ~(PAGE_SIZE - 1)
+            hot_pages.update(range(first, diff.address + len(diff.actual), PAGE_SIZE))
+    module.pages_hotpatched += len(hot_pages)
+    module.pages_unexplained += len(set(cmp.pages_differ) - hot_pages)
+    module.pages_verified += (cmp.pages_total - cmp.pages_skipped - cmp.pages_unavailable
+                              - len(set(cmp.pages_differ) | hot_pages))
+    reason = "page not readable" if module.reference != "none" else f"no reference: {how}"
+    for lo, hi in cmp.unavailable:
+        out.append(_finding(space, image, lo, hi - lo, Verdict.UNAVAILABLE, reason))
+    return out
+
+
+def _finding(space: LiveSpace, image: MappedImage, address: int, size: int, verdict: Verdict,
+             reason: str, **kw: Any) -> Finding:
+    return Finding(source=space.source, pid=space.pid, process=space.process, module=image.name,
+                   module_path=image.path, module_base=image.base, address=address,
+                   rva=address - image.base, size=size, verdict=verdict, reason=reason, **kw)
+
+
+def entry_name(image: MappedImage, region: Region, address: int, elf: ElfInfo | None) -> str:
+    """`lib.so!func+0x3`, or `lib.so+0x1234` when the file has no symbol there."""
+    if elf is not None:
+        sym = elf.symbol_at(elf.vaddr_of(address - region.start + region.offset))
+        if sym:
+            name, off = sym
+            return f"{image.name}!{name}" + (f"+{off:#x}" if off else "")
+    return f"{image.name}+{address - image.base:#x}"
+
+
+def _classify(space: LiveSpace, image: MappedImage, region: Region, diff: Diff,
+              elf: ElfInfo | None, elves: _ElfCache) -> Finding:
+    machine = elf.machine if elf else 62
+    branch = follow_branch(space.read_exact, diff.address, machine, len(diff.actual))
+    entry = entry_name(image, region, diff.address, elf)
+    regions = space.regions()
+    owner = ""
+    verdict, reason = Verdict.UNEXPLAINED, f"code differs from {image.name} on disk at {entry}"
+    extra: dict[str, str] = {"entry": entry, "chain": " -> ".join(f"{a:#x}" for a in branch.chain)}
+    patch_image, patch_base = "", None
+    if branch.target is not None:
+        target_region = region_of(regions, branch.target)
+        if target_region is None:
+            owner = "unmapped"
+        else:
+            target_image = space.image_at(branch.target)
+            owner = target_image.name if target_image else target_region.describe()
+            target_elf = elves.get(target_region) if target_region.file_backed else None
+            if target_image is not None and target_elf is not None:
+                extra["target"] = entry_name(target_image, target_region, branch.target,
+                                             target_elf)
+            if (target_region.executable and target_image is not None
+                    and target_image.path not in (image.path, space.exe)
+                    and target_elf is not None and target_elf.shared_object):
+                verdict = Verdict.HOTPATCH
+                reason = f"live patch: {entry} redirected into {target_image.name}"
+                patch_image, patch_base = target_image.path, target_image.base
+            else:
+                reason += f", branches into {owner}"
+    return _finding(space, image, diff.address, len(diff.actual), verdict, reason,
+                    expected=diff.expected, actual=diff.actual, disassembly=branch.text,
+                    branch_target=branch.target, target_owner=owner, patch_image=patch_image,
+                    patch_base=patch_base, extra=extra)
+
+
+def _scan_pe(space: LiveSpace, images: list[MappedImage], modules: list[ModuleSummary],
+             result: LiveScanResult, options: ScanOptions) -> list[Finding]:
+    """PE images (Windows processes, Wine): the engine's path, relocated like the loader."""
+    from hpforensics.live.pe import verify_pe_images
+
+    pe_modules, findings, warnings = verify_pe_images(space, images, options)
+    modules += pe_modules
+    result.warnings += warnings
+    return findings

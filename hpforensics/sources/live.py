@@ -1,0 +1,259 @@
+"""Live scanning: the backend contract, backend selection, and the one scan driver they share.
+
+A backend (live_linux.py, live_windows.py) does the platform calls only: list processes, list
+the regions and images of one process, read its memory (read-only), and say which pages the
+kernel guarantees are still the original file's. Everything else — which pages to read, the
+comparison, the verdicts, the summaries — is here and in `hpforensics.live`, and is tested on
+Linux whatever the backend.
+"""
+from __future__ import annotations
+
+import abc
+import fnmatch
+import logging
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from hpforensics.model import Finding, ModuleSummary, ScanResult, Verdict
+from hpforensics.sources.source import AddressSpace, MappedImage
+
+log = logging.getLogger(__name__)
+
+
+class ProcessGone(Exception):
+    """The process exited while (or before) it was read."""
+
+
+class AccessDenied(Exception):
+    """The OS refuses to let us read this process."""
+
+
+class NoUserSpace(Exception):
+    """A kernel thread (or a zombie): no user-space memory to scan."""
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    exe: str = ""
+
+
+@dataclass(frozen=True)
+class Region:
+    """One mapping of a process as the OS reports it (a /proc maps line, a VirtualQueryEx run)."""
+
+    start: int
+    end: int
+    perms: str  # "r-xp" style: read, write, execute, p(rivate)/s(hared)
+    offset: int = 0  # file offset of `start`
+    path: str = ""  # file or pseudo name ("[heap]", "[vdso]"); "" for anonymous memory
+    dev: tuple[int, int] | None = None  # (major, minor) of the mapped file
+    inode: int = 0
+    deleted: bool = False  # the name in the map carries " (deleted)"
+
+    @property
+    def executable(self) -> bool:
+        return "x" in self.perms
+
+    @property
+    def file_backed(self) -> bool:
+        return self.inode != 0 and self.path.startswith("/")
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def describe(self) -> str:
+        """How a branch target's region is named in a finding."""
+        name = self.path.rsplit("/", 1)[-1] if self.path.startswith("/") else self.path
+        kind = name or "anonymous"
+        return f"{kind} {self.perms} {self.start:#x}-{self.end:#x}"
+
+
+@dataclass
+class ProcessSummary:
+    """What one process came to: closes the report beside the per-module summaries."""
+
+    source: str
+    pid: int
+    process: str
+    exe: str
+    status: str = "ok"  # ok / exited / access denied / error: <reason>
+    modules: int = 0
+    pages_total: int = 0
+    pages_read: int = 0
+    pages_skipped: int = 0
+    pages_unavailable: int = 0
+    loader: int = 0
+    hotpatch: int = 0
+    unexplained: int = 0
+
+
+@dataclass
+class LiveScanResult(ScanResult):
+    processes: list[ProcessSummary] = field(default_factory=list)
+    kernel_modules: list[str] = field(default_factory=list)  # listed only: out of reach
+
+
+class LiveSpace(AddressSpace):
+    """One live process: an AddressSpace plus what the driver needs from the OS."""
+
+    exe: str = ""  # the program's own image path, as the mappings name it
+
+    @abc.abstractmethod
+    def regions(self) -> Sequence[Region]:
+        """Every mapping, sorted by start (for naming branch targets and finding code)."""
+
+    @abc.abstractmethod
+    def image_regions(self, image: MappedImage) -> Sequence[Region]:
+        """The mappings that make up `image`."""
+
+    def unchanged_pages(self, start: int, end: int) -> list[bool] | None:
+        """Per page of [start, end): True when the OS guarantees the page is still the
+        original file's page (shared with the page cache / the image section, or never
+        faulted in), so it cannot differ. None when the OS will not say."""
+        return None
+
+    def open_file(self, region: Region) -> tuple[int | None, str]:
+        """A read-only descriptor on the very file `region` maps and how it was found, or
+        (None, why not). The caller closes the descriptor."""
+        return None, "the backend cannot open mapped files"
+
+    def close(self) -> None:
+        """Release handles."""
+
+    def __enter__(self) -> "LiveSpace":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LiveBackend(abc.ABC):
+    name: str = ""
+
+    @property
+    def source(self) -> str:
+        return f"live:{socket.gethostname()}"
+
+    @abc.abstractmethod
+    def processes(self) -> list[ProcessInfo]:
+        """Every process visible now."""
+
+    @abc.abstractmethod
+    def open(self, proc: ProcessInfo) -> LiveSpace:
+        """Open a process for reading; raises ProcessGone / AccessDenied."""
+
+    def kernel_modules(self) -> list[str]:
+        """Kernel modules, listed to say they are out of reach of a user-mode scan."""
+        return []
+
+
+def select_backend(platform: str | None = None) -> LiveBackend:
+    """The backend for this OS, imported only when chosen (so Windows code never loads here)."""
+    platform = platform or sys.platform
+    if platform.startswith("linux"):
+        from hpforensics.sources.live_linux import LinuxBackend
+
+        return LinuxBackend()
+    if platform in ("win32", "cygwin"):
+        from hpforensics.sources.live_windows import WindowsBackend
+
+        return WindowsBackend()
+    from hpforensics.errors import UsageError
+
+    raise UsageError(f"live scanning is not supported on {platform}")
+
+
+def pick_processes(
+    procs: Iterable[ProcessInfo], pids: Sequence[int] = (), names: Sequence[str] = ()
+) -> list[ProcessInfo]:
+    """Filter by --pid and --name (glob, case-insensitive, on the name or the exe's name)."""
+    out = []
+    for p in procs:
+        if not pids and not names:
+            out.append(p)
+            continue
+        exe_name = p.exe.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+        if p.pid in pids or any(
+            fnmatch.fnmatch(p.name.lower(), g.lower()) or fnmatch.fnmatch(exe_name.lower(), g.lower())
+            for g in names
+        ):
+            out.append(p)
+    return sorted(out, key=lambda p: p.pid)
+
+
+Progress = Callable[[int, int, ProcessInfo], None]
+
+
+def scan_live(
+    backend: LiveBackend,
+    *,
+    pids: Sequence[int] = (),
+    names: Sequence[str] = (),
+    options: "ScanOptions | None" = None,
+    progress: Progress | None = None,
+) -> LiveScanResult:
+    """Scan every chosen process; a process that exits or refuses is reported and skipped."""
+    from hpforensics.live.scan import ScanOptions, scan_process
+
+    options = options or ScanOptions()
+    result = LiveScanResult()
+    chosen = pick_processes(backend.processes(), pids, names)
+    missing = set(pids) - {p.pid for p in chosen}
+    for pid in sorted(missing):
+        result.warnings.append(f"pid {pid}: no such process")
+    source = backend.source
+    for i, proc in enumerate(chosen):
+        summary = ProcessSummary(source, proc.pid, proc.name, proc.exe)
+        try:
+            with backend.open(proc) as space:
+                scan_process(space, summary, result, options)
+        except ProcessGone:
+            summary.status = "exited"
+        except NoUserSpace as exc:
+            summary.status = f"skipped: {exc}"
+        except AccessDenied as exc:
+            summary.status = f"access denied{': ' + str(exc) if str(exc) else ''}"
+        result.processes.append(summary)
+        if progress:
+            progress(i + 1, len(chosen), proc)
+    result.kernel_modules = backend.kernel_modules()
+    return result
+
+
+def count_verdicts(findings: Iterable[Finding]) -> dict[Verdict, int]:
+    counts = {v: 0 for v in Verdict}
+    for f in findings:
+        counts[f.verdict] += 1
+    return counts
+
+
+# Re-exported for callers that build options without importing hpforensics.live.
+def __getattr__(name: str):  # noqa: ANN202 - module-level lazy export
+    if name == "ScanOptions":
+        from hpforensics.live.scan import ScanOptions
+
+        return ScanOptions
+    raise AttributeError(name)
+
+
+__all__ = [
+    "AccessDenied",
+    "LiveBackend",
+    "LiveScanResult",
+    "LiveSpace",
+    "NoUserSpace",
+    "ModuleSummary",
+    "ProcessGone",
+    "ProcessInfo",
+    "ProcessSummary",
+    "Region",
+    "count_verdicts",
+    "pick_processes",
+    "scan_live",
+    "select_backend",
+]

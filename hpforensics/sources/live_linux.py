@@ -1,0 +1,283 @@
+"""Linux live backend: /proc/PID/maps, /proc/PID/mem and /proc/PID/pagemap, all read-only.
+
+No ptrace attach, no signal, no stop: /proc/PID/mem opened O_RDONLY and read with pread is a
+plain remote read (the kernel checks PTRACE_MODE_ATTACH but does not attach). pagemap tells,
+without reading the page, whether a page of a private file mapping is still the page-cache page
+(bit 61 set, "file page or shared anon") or has become a private anonymous copy (bit 61 clear:
+written to, by the process, a debugger, or an attacker). Only the latter can differ from the
+file; pagemap's flag bits are readable by anyone who may read the process (PFNs need root).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+import struct
+from typing import Sequence
+
+from hpforensics.sources.live import (
+    AccessDenied,
+    LiveBackend,
+    LiveSpace,
+    NoUserSpace,
+    ProcessGone,
+    ProcessInfo,
+    Region,
+)
+from hpforensics.sources.source import PAGE_SIZE, MappedImage, ReadResult
+
+log = logging.getLogger(__name__)
+
+PROC = "/proc"
+# pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst)
+PM_PRESENT = 1 << 63
+PM_SWAPPED = 1 << 62
+PM_FILE = 1 << 61  # file page or shared anonymous page: not a private COW copy
+_MAPS_LINE = re.compile(
+    r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)\s*(.*)$"
+)
+_DELETED = " (deleted)"
+READ_CHUNK = 1 << 20  # bound on one pread: memory use stays page-chunked
+
+
+def parse_maps(text: str) -> list[Region]:
+    regions = []
+    for line in text.splitlines():
+        m = _MAPS_LINE.match(line)
+        if not m:
+            continue
+        path = m.group(8)
+        deleted = path.endswith(_DELETED)
+        if deleted:
+            path = path[: -len(_DELETED)]
+        regions.append(
+            Region(
+                start=int(m.group(1), 16),
+                end=int(m.group(2), 16),
+                perms=m.group(3),
+                offset=int(m.group(4), 16),
+                dev=(int(m.group(5), 16), int(m.group(6), 16)),
+                inode=int(m.group(7)),
+                path=path,
+                deleted=deleted,
+            )
+        )
+    return regions
+
+
+def classify_pagemap(entries: bytes) -> list[bool]:
+    """True for pages that cannot differ from the file: still the page-cache page, or never
+    faulted in (a fault would bring the file's page). Swapped pages are private copies."""
+    out = []
+    for (e,) in struct.iter_unpack("<Q", entries):
+        if e & PM_PRESENT:
+            out.append(bool(e & PM_FILE))
+        else:
+            out.append(not e & PM_SWAPPED)
+    return out
+
+
+def _read_text(path: str) -> str:
+    with open(path, "rb") as fh:
+        return fh.read().decode("utf-8", "surrogateescape")
+
+
+class LinuxProcessSpace(LiveSpace):
+    def __init__(self, proc: ProcessInfo, source: str) -> None:
+        self.pid = proc.pid
+        self.process = proc.name
+        self.exe = proc.exe.removesuffix(" (deleted)")
+        self.source = source
+        base = f"{PROC}/{proc.pid}"
+        try:
+            self._regions = parse_maps(_read_text(f"{base}/maps"))
+            self._mem = os.open(f"{base}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ProcessGone(proc.pid) from None
+        except PermissionError as exc:
+            raise AccessDenied(exc.strerror or "permission denied") from None
+        except ProcessLookupError:
+            # mem of a kernel thread or zombie answers ESRCH while its /proc entry stays
+            if os.path.isdir(base) and not self._regions:
+                raise NoUserSpace("kernel thread or zombie, no user-space memory") from None
+            raise ProcessGone(proc.pid) from None
+        try:
+            self._pagemap: int | None = os.open(f"{base}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._pagemap = None
+        if not self._regions:
+            # Kernel threads and zombies have no maps: nothing to read.
+            log.debug("pid %d has no mappings", proc.pid)
+        self._images = self._group_images()
+
+    # -- AddressSpace ---------------------------------------------------------------------------
+    def images(self) -> Sequence[MappedImage]:
+        return [img for img, _ in self._images]
+
+    def image_regions(self, image: MappedImage) -> Sequence[Region]:
+        for img, regs in self._images:
+            if img == image:
+                return regs
+        return []
+
+    def regions(self) -> Sequence[Region]:
+        return self._regions
+
+    def _check_alive(self) -> None:
+        """mem and pagemap read as empty once the process is gone (or a zombie)."""
+        try:
+            stat_line = _read_text(f"{PROC}/{self.pid}/stat")
+        except OSError:
+            raise ProcessGone(self.pid) from None
+        if stat_line[stat_line.rfind(")") + 2 :][:1] in ("Z", "X"):
+            raise ProcessGone(self.pid)
+
+    def read(self, address: int, size: int) -> ReadResult:
+        first = address & ~(PAGE_SIZE - 1)
+        n_pages = (address + size - first + PAGE_SIZE - 1) // PAGE_SIZE if size else 0
+        try:
+            data = os.pread(self._mem, size, address)
+            if len(data) == size:
+                return ReadResult(address, data, (True,) * n_pages)
+            if not data:
+                self._check_alive()
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                raise ProcessGone(self.pid) from None
+        # Some page failed: go page by page, zero-filling the unreadable ones.
+        out = bytearray(size)
+        present = []
+        for i in range(n_pages):
+            lo = max(address, first + i * PAGE_SIZE)
+            hi = min(address + size, first + (i + 1) * PAGE_SIZE)
+            try:
+                chunk = os.pread(self._mem, hi - lo, lo)
+            except OSError as exc:
+                if exc.errno == errno.ESRCH:
+                    raise ProcessGone(self.pid) from None
+                chunk = b""
+            ok = len(chunk) == hi - lo
+            if ok:
+                out[lo - address : hi - address] = chunk
+            present.append(ok)
+        return ReadResult(address, bytes(out), tuple(present))
+
+    # -- what only the OS can say -----------------------------------------------------------------
+    def unchanged_pages(self, start: int, end: int) -> list[bool] | None:
+        if self._pagemap is None:
+            return None
+        n = (end - start) // PAGE_SIZE
+        try:
+            entries = os.pread(self._pagemap, n * 8, (start // PAGE_SIZE) * 8)
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                raise ProcessGone(self.pid) from None
+            return None
+        if len(entries) != n * 8:
+            self._check_alive()
+            return None
+        return classify_pagemap(entries)
+
+    def open_file(self, region: Region) -> tuple[int | None, str]:
+        """The mapped file itself: map_files (the exact inode, so deleted and replaced files
+        still work), else the path seen from the process's root, else the path; the last two
+        only when their dev/inode are the ones the kernel reports for the mapping."""
+        base = f"{PROC}/{self.pid}"
+        candidates = [
+            (f"{base}/map_files/{region.start:x}-{region.end:x}", "map_files"),
+            (f"{base}/root{region.path}", "root"),
+            (region.path, "path"),
+        ]
+        why = "mapped file not found"
+        for path, how in candidates:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno == errno.ESRCH:
+                    raise ProcessGone(self.pid) from None
+                continue
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                why = "not a regular file"
+                continue
+            if how != "map_files" and (
+                st.st_ino != region.inode
+                or (region.dev and (os.major(st.st_dev), os.minor(st.st_dev)) != region.dev)
+            ):
+                os.close(fd)
+                why = "file on disk replaced since it was mapped (inode differs)"
+                continue
+            return fd, how
+        if region.deleted:
+            why = "mapped file deleted and not reachable through map_files"
+        return None, why
+
+    def close(self) -> None:
+        for fd in (self._mem, self._pagemap):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._pagemap = None
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _group_images(self) -> list[tuple[MappedImage, list[Region]]]:
+        """One image per run of mappings of the same file (offset 0 starts a new one)."""
+        groups: list[list[Region]] = []
+        for r in self._regions:
+            if not r.file_backed:
+                continue
+            last = groups[-1] if groups else None
+            if last and last[-1].inode == r.inode and last[-1].path == r.path and r.offset != 0:
+                last.append(r)
+            else:
+                groups.append([r])
+        out = []
+        for regs in groups:
+            if not any(r.executable for r in regs):
+                continue
+            base, end = regs[0].start, regs[-1].end
+            path = regs[0].path
+            out.append(
+                (
+                    MappedImage(base=base, size=end - base, path=path, name=path.rsplit("/", 1)[-1]),
+                    regs,
+                )
+            )
+        return out
+
+
+class LinuxBackend(LiveBackend):
+    name = "linux"
+
+    def processes(self) -> list[ProcessInfo]:
+        out = []
+        for entry in os.listdir(PROC):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            try:
+                name = _read_text(f"{PROC}/{pid}/comm").strip()
+            except OSError:
+                continue  # exited between listdir and here
+            try:
+                exe = os.readlink(f"{PROC}/{pid}/exe")
+            except OSError:
+                exe = ""  # kernel thread, or not ours to read
+            out.append(ProcessInfo(pid, name, exe))
+        return sorted(out, key=lambda p: p.pid)
+
+    def open(self, proc: ProcessInfo) -> LinuxProcessSpace:
+        if not os.path.isdir(f"{PROC}/{proc.pid}"):
+            raise ProcessGone(proc.pid)
+        return LinuxProcessSpace(proc, self.source)
+
+    def kernel_modules(self) -> list[str]:
+        try:
+            return sorted(line.split()[0] for line in _read_text(f"{PROC}/modules").splitlines())
+        except OSError:
+            return []
