@@ -1,0 +1,91 @@
+"""The loader-written byte ranges of one image, grouped by kind, held as numpy arrays.
+
+Built once per (image, base) and queried for: the bitmap the C core takes, the sorted
+(start, end, kind) list the shared interface exposes, and "which kinds cover this range".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hpforensics.reference.kinds import FIXED_VALUE, MaskKind
+
+
+@dataclass
+class MaskGroup:
+    kind: MaskKind
+    starts: np.ndarray  # int64 RVAs
+    widths: np.ndarray  # int64 byte counts, same length
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self.starts + self.widths
+
+
+@dataclass
+class MaskSet:
+    size: int
+    groups: list[MaskGroup] = field(default_factory=list)
+
+    def add(self, kind: MaskKind, starts, width) -> None:
+        s = np.asarray(starts, np.int64).ravel()
+        w = np.broadcast_to(np.asarray(width, np.int64), s.shape).copy()
+        keep = (s >= 0) & (w > 0) & (s < self.size)
+        s, w = s[keep], np.minimum(w[keep], self.size - s[keep])
+        if len(s):
+            self.groups.append(MaskGroup(kind, s, w))
+
+    def group(self, kind: MaskKind) -> MaskGroup | None:
+        found = [g for g in self.groups if g.kind == kind]
+        if not found:
+            return None
+        if len(found) == 1:
+            return found[0]
+        return MaskGroup(kind, np.concatenate([g.starts for g in found]),
+                         np.concatenate([g.widths for g in found]))
+
+    def bool_array(self, kinds=None) -> np.ndarray:
+        """One bool per byte, True where a group of `kinds` (default: all) covers it."""
+        out = np.zeros(self.size, bool)
+        for g in self.groups:
+            if kinds is not None and g.kind not in kinds:
+                continue
+            for w in np.unique(g.widths):
+                s = g.starts[g.widths == w]
+                idx = (s[:, None] + np.arange(int(w))).ravel()
+                out[idx[idx < self.size]] = True
+        return out
+
+    def runtime_kinds(self) -> set[MaskKind]:
+        return {g.kind for g in self.groups if g.kind not in FIXED_VALUE}
+
+    def ranges(self) -> list[tuple[int, int, str]]:
+        """Sorted (start, end, kind) with adjacent or overlapping ranges of one kind merged."""
+        out: list[tuple[int, int, str]] = []
+        for g in self.groups:
+            order = np.argsort(g.starts, kind="stable")
+            s, e = g.starts[order], g.ends[order]
+            if not len(s):
+                continue
+            run_end = np.maximum.accumulate(e)
+            brk = np.flatnonzero(s[1:] > run_end[:-1]) + 1
+            starts = s[np.r_[0, brk]]
+            ends = run_end[np.r_[brk - 1, len(s) - 1]]
+            out.extend((int(a), int(b), g.kind.value) for a, b in zip(starts, ends))
+        out.sort()
+        return out
+
+    def kinds_in(self, start: int, end: int) -> list[MaskKind]:
+        """Kinds with a range overlapping [start, end), most specific (runtime) first."""
+        hits = []
+        for g in self.groups:
+            if np.any((g.starts < end) & (g.ends > start)):
+                hits.append(g.kind)
+        hits.sort(key=lambda k: (k in FIXED_VALUE, k.value))
+        return list(dict.fromkeys(hits))
+
+
+def pack_bitmap(mask: np.ndarray) -> bytes:
+    """Bit i = byte i, LSB-first within each byte: the layout `hpforensics.pagehash` takes."""
+    return np.packbits(mask, bitorder="little").tobytes()
