@@ -1,0 +1,211 @@
+"""Normalised page hashes of a PE image: lay it out as the loader would, zero every byte the
+loader writes (base relocations, IAT, dynamic-relocation sites), hash each executable page.
+
+The result does not depend on the base the image was loaded at, so a page read from memory and
+a page of the file on disk hash alike when, and only when, their code is the same. The same
+function serves the file importers (file layout) and memory dumps (`mapped=True`).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import struct
+from dataclasses import dataclass, field
+
+import pefile
+
+from hpforensics.errors import InputError
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 0x1000
+DEFAULT_ALGO = "sha256"  # unambiguous across implementations; digests are 32 bytes
+_EXEC = 0x20000000  # IMAGE_SCN_MEM_EXECUTE
+_CODE = 0x00000020  # IMAGE_SCN_CNT_CODE
+# Bytes a base relocation of each type rewrites (winnt.h IMAGE_REL_BASED_*).
+_RELOC_SIZE = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4, 7: 4, 9: 4, 10: 8}
+# Bytes rewritten at a dynamic-relocation site, by DVRT symbol (see docs/kb-manifest.md).
+_DVRT_SITE = {3: 12, 4: 5, 5: 5, 7: 4, 8: 4}
+_MAX_IMAGE = 1 << 30
+
+
+@dataclass
+class NormalizedImage:
+    """Identity, loader mask and normalised executable-page digests of one image."""
+
+    name: str
+    timestamp: int
+    size_of_image: int
+    checksum: int
+    machine: int
+    image_base: int
+    algo: str
+    mask: list[tuple[int, int]]  # merged (start, end) RVA ranges the loader writes
+    pages: dict[int, bytes] = field(default_factory=dict)  # page RVA -> digest (executable pages)
+    zero_pages: set[int] = field(default_factory=set)  # pages all zero after masking
+    pe: pefile.PE | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.name.lower(), self.timestamp, self.size_of_image)
+
+
+def parse_pe(data: bytes, path: str, mapped: bool = False) -> pefile.PE:
+    """pefile over `data`, only the directories we need. For a memory (mapped) layout the
+    section table is rewritten in a private copy so pefile's RVA->offset is the identity."""
+    try:
+        pe = pefile.PE(data=data, fast_load=True)
+        if mapped:
+            for s in pe.sections:
+                s.PointerToRawData = s.VirtualAddress
+                s.SizeOfRawData = max(0, min(max(s.Misc_VirtualSize, s.SizeOfRawData), len(data) - s.VirtualAddress))
+            pe = pefile.PE(data=bytes(pe.write()), fast_load=True)
+        pe.parse_data_directories(
+            directories=[
+                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"],
+                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG"],
+            ]
+        )
+    except pefile.PEFormatError as exc:
+        raise InputError(path, f"not a PE image: {exc.value}", 0) from None
+    except (ValueError, IndexError, struct.error) as exc:  # pefile leaks these on garbage
+        raise InputError(path, f"corrupt PE image: {exc}", 0) from None
+    if not 0 < pe.OPTIONAL_HEADER.SizeOfImage <= _MAX_IMAGE:
+        raise InputError(path, f"implausible SizeOfImage {pe.OPTIONAL_HEADER.SizeOfImage:#x}", 0)
+    return pe
+
+
+def loader_mask(pe: pefile.PE) -> list[tuple[int, int]]:
+    """Merged RVA ranges the loader may write: base relocations, the IAT, dynamic relocations.
+    Read from the image itself, so a file and a memory copy of it get the same mask."""
+    ranges: list[tuple[int, int]] = []
+    for block in getattr(pe, "DIRECTORY_ENTRY_BASERELOC", []):
+        for e in block.entries:
+            size = _RELOC_SIZE.get(e.type)
+            if size:
+                ranges.append((e.rva, e.rva + size))
+    iat = pe.OPTIONAL_HEADER.DATA_DIRECTORY[12]
+    if iat.VirtualAddress and iat.Size:
+        ranges.append((iat.VirtualAddress, iat.VirtualAddress + iat.Size))
+    lc = getattr(pe, "DIRECTORY_ENTRY_LOAD_CONFIG", None)
+    for dyn in getattr(lc, "dynamic_relocations", None) or []:
+        site = _DVRT_SITE.get(dyn.symbol, 8)  # unknown symbol: mask a pointer's worth
+        blocks = list(getattr(dyn, "relocations", None) or [])
+        for fr in getattr(dyn, "func_relocs", None) or []:
+            blocks += list(getattr(fr, "relocations", None) or [])
+        for block in blocks:
+            for e in getattr(block, "entries", []):
+                rva = getattr(e, "rva", None)
+                if rva is not None:
+                    ranges.append((rva, rva + site))
+    return merge_ranges(ranges)
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def memory_layout(pe: pefile.PE, data: bytes, mapped: bool) -> bytes:
+    """The image as mapped: SizeOfImage bytes, headers and sections at their RVAs."""
+    size = pe.OPTIONAL_HEADER.SizeOfImage
+    if mapped:
+        image = bytes(data[:size])
+    else:
+        image = pe.get_memory_mapped_image()
+    if len(image) < size:
+        image = image + bytes(size - len(image))
+    return image[:size]
+
+
+def executable_pages(pe: pefile.PE, page_size: int = PAGE_SIZE) -> list[int]:
+    size = pe.OPTIONAL_HEADER.SizeOfImage
+    pages: set[int] = set()
+    for s in pe.sections:
+        if not s.Characteristics & (_EXEC | _CODE):
+            continue
+        span = max(s.Misc_VirtualSize, s.SizeOfRawData)
+        start = s.VirtualAddress - s.VirtualAddress % page_size
+        for rva in range(start, min(s.VirtualAddress + span, size), page_size):
+            pages.add(rva)
+    return sorted(pages)
+
+
+def hash_image_pages(
+    image: bytes, rvas: list[int], mask: list[tuple[int, int]], algo: str = DEFAULT_ALGO
+) -> tuple[dict[int, bytes], set[int]]:
+    """Digest of each page in `rvas` with masked bytes counted as zero, via the C core."""
+    try:
+        from hpforensics.pagehash import FLAG_ZERO, hash_pages
+    except ImportError:  # C core not built: same result, slower
+        return _hash_pages_py(image, rvas, mask, algo)
+    hashed = hash_pages(image, algo=algo, page_size=PAGE_SIZE, mask=mask or None)
+    digests: dict[int, bytes] = {}
+    zero: set[int] = set()
+    for rva in rvas:
+        i = rva // PAGE_SIZE
+        if i < len(hashed):
+            digests[rva] = bytes(hashed.digest(i))
+            if hashed.flags[i] & FLAG_ZERO:
+                zero.add(rva)
+    return digests, zero
+
+
+def _hash_pages_py(
+    image: bytes, rvas: list[int], mask: list[tuple[int, int]], algo: str
+) -> tuple[dict[int, bytes], set[int]]:
+    if algo != "sha256":
+        raise ValueError(f"algorithm {algo!r} needs the C core (hpforensics.pagehash)")
+    buf = bytearray(image)
+    for start, end in mask:
+        buf[start:end] = bytes(max(0, min(end, len(buf)) - start))
+    digests, zero = {}, set()
+    empty = bytes(PAGE_SIZE)
+    for rva in rvas:
+        page = bytes(buf[rva:rva + PAGE_SIZE]).ljust(PAGE_SIZE, b"\0")
+        digests[rva] = hashlib.sha256(page).digest()
+        if page == empty:
+            zero.add(rva)
+    return digests, zero
+
+
+@functools.lru_cache(maxsize=4)
+def zero_digest(algo: str = DEFAULT_ALGO) -> bytes:
+    """Digest of an all-zero page: it matches every image, so lookups ignore it."""
+    digests, _ = hash_image_pages(bytes(PAGE_SIZE), [0], [], algo)
+    return digests[0]
+
+
+def normalize(
+    data: bytes, name: str, *, path: str | None = None, mapped: bool = False, algo: str = DEFAULT_ALGO
+) -> NormalizedImage:
+    """Parse, lay out, mask and hash one image. Raises InputError on a malformed image."""
+    where = path or name
+    pe = parse_pe(data, where, mapped)
+    try:
+        mask = loader_mask(pe)
+        image = memory_layout(pe, data, mapped)
+        rvas = executable_pages(pe)
+    except (ValueError, IndexError, AttributeError, struct.error) as exc:
+        raise InputError(where, f"corrupt PE image: {exc}") from None
+    digests, zero = hash_image_pages(image, rvas, mask, algo)
+    return NormalizedImage(
+        name=name,
+        timestamp=pe.FILE_HEADER.TimeDateStamp,
+        size_of_image=pe.OPTIONAL_HEADER.SizeOfImage,
+        checksum=pe.OPTIONAL_HEADER.CheckSum,
+        machine=pe.FILE_HEADER.Machine,
+        image_base=pe.OPTIONAL_HEADER.ImageBase,
+        algo=algo,
+        mask=mask,
+        pages=digests,
+        zero_pages=zero,
+        pe=pe,
+    )

@@ -1,0 +1,294 @@
+"""Page-hash store: normalised digests of every executable page of every imported image, in
+SQLite, keyed by (image name, TimeDateStamp, SizeOfImage, RVA) and linked to the KBs that ship
+the image.
+
+It answers two questions for the memory-image and live paths: which image versions (and KBs)
+contain a page seen in memory (`lookup_digests`), and which version a module in memory is, or
+the nearest one, with the pages that match none (`identify`). Digests are BLOBs; bulk writes use
+executemany in large transactions with WAL; lookups go through a temporary table joined on the
+digest index, in batches, so memory stays bounded whatever the store's size.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from hpforensics.errors import InputError, UsageError
+from hpforensics.kb.normalize import DEFAULT_ALGO, NormalizedImage, normalize, zero_digest
+from hpforensics.kb.store_schema import SCHEMA_VERSION, create_schema, pack_ranges, unpack_ranges
+
+log = logging.getLogger(__name__)
+
+LOOKUP_BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class ImageVersion:
+    id: int
+    name: str
+    timestamp: int
+    size_of_image: int
+    checksum: int
+    machine: int
+    file_version: str
+    path: str
+    n_pages: int
+    kbs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PageMatch:
+    """One stored page with the digest asked about."""
+
+    name: str
+    timestamp: int
+    size_of_image: int
+    rva: int
+    kbs: tuple[str, ...]
+
+
+@dataclass
+class VersionScore:
+    version: ImageVersion
+    matched: int  # pages whose digest equals the stored page at the same RVA
+    compared: int  # pages the store has at the RVAs given
+
+
+@dataclass
+class ModuleMatch:
+    """Which stored version a module in memory is, and which of its pages match nothing."""
+
+    name: str
+    pages: int  # pages given (all-zero pages excluded)
+    best: VersionScore | None
+    exact: bool  # every page given matches the best version at the same RVA
+    candidates: list[VersionScore] = field(default_factory=list)
+    unmatched: list[int] = field(default_factory=list)  # RVAs matching no version of the image
+    elsewhere: dict[int, list[PageMatch]] = field(default_factory=dict)  # unmatched RVA -> hits
+
+    @property
+    def kbs(self) -> tuple[str, ...]:
+        return self.best.version.kbs if self.best else ()
+
+
+class PageStore:
+    """One SQLite file. `PageStore(path)` opens an existing store; `create=True` makes one."""
+
+    def __init__(self, path: str | Path, *, create: bool = False, algo: str = DEFAULT_ALGO) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise UsageError(f"{self.path}: no such page-hash store (build one with `store build`)")
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA temp_store=MEMORY")
+            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, bounded
+            meta = dict(self._meta_rows()) if self._has_meta() else {}
+        except sqlite3.DatabaseError as exc:
+            raise InputError(self.path, f"not a page-hash store: {exc}") from None
+        if not meta:
+            if not create:
+                raise InputError(self.path, "not a page-hash store (no meta table)")
+            create_schema(self.db, algo)
+            meta = dict(self._meta_rows())
+        if int(meta.get("schema_version", 0)) != SCHEMA_VERSION:
+            raise InputError(self.path, f"store schema {meta.get('schema_version')} is not {SCHEMA_VERSION}")
+        self.algo = meta["algo"]
+        self._versions: dict[int, ImageVersion] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _has_meta(self) -> bool:
+        return bool(self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone())
+
+    def _meta_rows(self) -> list[tuple[str, str]]:
+        return self.db.execute("SELECT key, value FROM meta").fetchall()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "PageStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------------
+    def add_image(
+        self,
+        norm: NormalizedImage,
+        *,
+        path: str = "",
+        sha256: str = "",
+        file_version: str = "",
+        kbs: Iterable[str] = (),
+    ) -> tuple[int, bool]:
+        """Store one image's pages (caller commits). Returns (image id, newly added)."""
+        if norm.algo != self.algo:
+            raise UsageError(f"store holds {self.algo} digests, image hashed with {norm.algo}")
+        name, ts, size = norm.key
+        row = self.db.execute(
+            "SELECT id FROM images WHERE name=? AND timestamp=? AND size_of_image=?", (name, ts, size)
+        ).fetchone()
+        new = row is None
+        if new:
+            cur = self.db.execute(
+                "INSERT INTO images(name, timestamp, size_of_image, checksum, machine, file_version,"
+                " sha256, path, n_pages, mask) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (name, ts, size, norm.checksum, norm.machine, file_version, sha256, path,
+                 len(norm.pages), pack_ranges(norm.mask)),
+            )
+            image_id = int(cur.lastrowid)
+            self.db.executemany(
+                "INSERT INTO pages(digest, image_id, rva, zero) VALUES (?,?,?,?)",
+                [(d, image_id, rva, int(rva in norm.zero_pages)) for rva, d in norm.pages.items()],
+            )
+        else:
+            image_id = int(row[0])
+        self.db.executemany(
+            "INSERT OR IGNORE INTO image_kbs(image_id, kb) VALUES (?,?)", [(image_id, kb) for kb in kbs]
+        )
+        self._versions.pop(image_id, None)
+        return image_id, new
+
+    def bulk(self) -> "_Bulk":
+        """Context for a large import: drops the digest index while writing an empty store."""
+        return _Bulk(self)
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    # -- reading ----------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        q = self.db.execute
+        return {
+            "images": q("SELECT count(*) FROM images").fetchone()[0],
+            "pages": q("SELECT count(*) FROM pages").fetchone()[0],
+            "kbs": q("SELECT count(DISTINCT kb) FROM image_kbs").fetchone()[0],
+        }
+
+    def version(self, image_id: int) -> ImageVersion:
+        v = self._versions.get(image_id)
+        if v is None:
+            row = self.db.execute(
+                "SELECT id, name, timestamp, size_of_image, checksum, machine, file_version, path,"
+                " n_pages FROM images WHERE id=?", (image_id,)).fetchone()
+            kbs = tuple(k for (k,) in self.db.execute(
+                "SELECT kb FROM image_kbs WHERE image_id=? ORDER BY kb", (image_id,)))
+            v = ImageVersion(*row, kbs=kbs)
+            self._versions[image_id] = v
+        return v
+
+    def versions(self, name: str) -> list[ImageVersion]:
+        ids = [i for (i,) in self.db.execute(
+            "SELECT id FROM images WHERE name=? ORDER BY timestamp", (name.lower(),))]
+        return [self.version(i) for i in ids]
+
+    def find(self, name: str, timestamp: int, size_of_image: int) -> ImageVersion | None:
+        row = self.db.execute(
+            "SELECT id FROM images WHERE name=? AND timestamp=? AND size_of_image=?",
+            (name.lower(), timestamp, size_of_image)).fetchone()
+        return self.version(row[0]) if row else None
+
+    def mask_for(self, version: ImageVersion) -> list[tuple[int, int]]:
+        (blob,) = self.db.execute("SELECT mask FROM images WHERE id=?", (version.id,)).fetchone()
+        return unpack_ranges(blob)
+
+    def iter_lookup(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> Iterator[tuple[bytes, int, int]]:
+        """(digest, image id, rva) for every stored page with one of `digests`, batch by batch.
+        All-zero pages are skipped: they match every image and tell nothing."""
+        chunk: list[tuple[bytes]] = []
+        zero = zero_digest(self.algo)
+        for d in digests:
+            if d == zero:
+                continue
+            chunk.append((bytes(d),))
+            if len(chunk) >= batch:
+                yield from self._lookup_chunk(chunk)
+                chunk = []
+        if chunk:
+            yield from self._lookup_chunk(chunk)
+
+    def _lookup_chunk(self, chunk: list[tuple[bytes]]) -> list[tuple[bytes, int, int]]:
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS q(digest BLOB PRIMARY KEY) WITHOUT ROWID")
+        self.db.execute("DELETE FROM q")
+        self.db.executemany("INSERT OR IGNORE INTO q(digest) VALUES (?)", chunk)
+        return self.db.execute(
+            "SELECT p.digest, p.image_id, p.rva FROM q JOIN pages p ON p.digest = q.digest").fetchall()
+
+    def lookup_digests(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> dict[bytes, list[PageMatch]]:
+        """For each digest that the store holds, every image page (and its KBs) that has it."""
+        out: dict[bytes, list[PageMatch]] = {}
+        for digest, image_id, rva in self.iter_lookup(digests, batch):
+            v = self.version(image_id)
+            out.setdefault(digest, []).append(PageMatch(v.name, v.timestamp, v.size_of_image, rva, v.kbs))
+        return out
+
+    def identify(self, name: str, pages: dict[int, bytes], zero: Iterable[int] = ()) -> ModuleMatch:
+        """Score every stored version of `name` against the pages of a module (RVA -> normalised
+        digest); if the store has no version of that name, score the images its pages hit."""
+        skip = set(zero)
+        given = {rva: bytes(d) for rva, d in pages.items() if rva not in skip}
+        by_digest: dict[bytes, list[int]] = {}
+        for rva, d in given.items():
+            by_digest.setdefault(d, []).append(rva)
+        hits: dict[int, set[int]] = {}  # image id -> RVAs that match at the same RVA
+        anywhere: dict[int, list[PageMatch]] = {}
+        for digest, image_id, rva in self.iter_lookup(by_digest):
+            for page_rva in by_digest[digest]:
+                if page_rva == rva:
+                    hits.setdefault(image_id, set()).add(page_rva)
+                v = self.version(image_id)
+                anywhere.setdefault(page_rva, []).append(
+                    PageMatch(v.name, v.timestamp, v.size_of_image, rva, v.kbs))
+        candidates = self.versions(name) or [self.version(i) for i in hits]
+        scores = []
+        for v in candidates:
+            stored = self._stored_rvas(v.id)
+            scores.append(VersionScore(v, len(hits.get(v.id, ())), len(stored & given.keys())))
+        scores.sort(key=lambda s: (s.matched, -abs(s.compared - len(given)), s.version.timestamp), reverse=True)
+        best = scores[0] if scores and scores[0].matched else (scores[0] if scores else None)
+        matched_any = set().union(*(hits.get(s.version.id, set()) for s in scores)) if scores else set()
+        unmatched = sorted(set(given) - matched_any)
+        return ModuleMatch(
+            name=name,
+            pages=len(given),
+            best=best,
+            exact=bool(best) and best.matched == len(given) == best.compared,
+            candidates=scores,
+            unmatched=unmatched,
+            elsewhere={rva: anywhere[rva] for rva in unmatched if rva in anywhere},
+        )
+
+    def identify_image(self, data: bytes, name: str, *, mapped: bool = False, path: str | None = None) -> ModuleMatch:
+        """Normalise a PE file (or a mapped memory copy) and identify it."""
+        norm = normalize(data, name, path=path, mapped=mapped, algo=self.algo)
+        return self.identify(name, norm.pages, norm.zero_pages)
+
+    def _stored_rvas(self, image_id: int) -> set[int]:
+        return {rva for (rva,) in self.db.execute("SELECT rva FROM pages WHERE image_id=?", (image_id,))}
+
+
+class _Bulk:
+    def __init__(self, store: PageStore) -> None:
+        self.store = store
+        self.dropped = False
+
+    def __enter__(self) -> PageStore:
+        db = self.store.db
+        if db.execute("SELECT count(*) FROM (SELECT 1 FROM pages LIMIT 1)").fetchone()[0] == 0:
+            db.execute("DROP INDEX IF EXISTS pages_digest")  # one sort at the end beats 1M inserts
+            self.dropped = True
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        db = self.store.db
+        if self.dropped:
+            db.execute("CREATE INDEX IF NOT EXISTS pages_digest ON pages(digest)")
+        db.commit()
+        db.execute("ANALYZE")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
