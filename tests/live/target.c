@@ -38,7 +38,9 @@ static void redirect(void *from, void *to) {
 
 int main(void) {
     char line[4096], lib[2048], sym[256];
-    buf = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* Near the program, so a jmp rel32 from target_func reaches it. */
+    void *hint = (void *)(((uintptr_t)&target_func & ~(uintptr_t)0xfffff) - 0x1000000);
+    buf = mmap(hint, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(buf, 0xc3, 4096);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("ready\n");

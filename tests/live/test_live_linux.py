@@ -1,0 +1,149 @@
+"""The Linux live scanner on real processes: clean host, a changed function, a live patch."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import pytest
+
+from hpforensics.live.scan import ScanOptions
+from hpforensics.model import Finding, Verdict
+from hpforensics.sources.live import ProcessInfo, scan_live, select_backend
+from hpforensics.sources.live_linux import LinuxBackend
+
+
+def _scan(pid: int, **kw) -> list[Finding]:
+    result = scan_live(select_backend(), pids=[pid], options=ScanOptions(**kw))
+    (proc,) = result.processes
+    assert proc.status == "ok", proc.status
+    return result.findings
+
+
+def _changed(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.verdict is not Verdict.UNAVAILABLE]
+
+
+def test_whole_host_has_no_unexplained_difference():
+    for read_all in (False, True):
+        result = scan_live(select_backend(), options=ScanOptions(skip_unchanged=not read_all))
+        scanned = [p for p in result.processes if p.status == "ok"]
+        assert len(scanned) >= 3  # this test's own python, pytest's parent shell, init...
+        assert sum(p.pages_total for p in scanned) > 1000
+        unexplained = [f for f in result.findings if f.verdict is Verdict.UNEXPLAINED]
+        assert unexplained == [], unexplained[:3]
+        if read_all:
+            assert sum(p.pages_read for p in scanned) == sum(p.pages_total for p in scanned)
+        else:  # pagemap spares nearly every page on a clean host
+            assert sum(p.pages_skipped for p in scanned) > 0.9 * sum(p.pages_total for p in scanned)
+        # every process has a status, and the ones not scanned say why
+        assert all(p.status for p in result.processes)
+
+
+def test_changed_function_is_reported_exactly(target):
+    original = target.read(target.func, 16)
+    new = b"\xe9" + struct.pack("<i", (target.buf + 0x40) - (target.func + 5))
+    assert all(a != b for a, b in zip(new, original)), "pick bytes that all differ"
+    assert _changed(_scan(target.pid)) == []
+    target.write(target.func, new)
+    for read_all in (False, True):
+        (f,) = _changed(_scan(target.pid, skip_unchanged=not read_all))
+        assert (f.address, f.size) == (target.func, len(new))
+        assert f.verdict is Verdict.UNEXPLAINED
+        assert f.actual == new and f.expected == original[: len(new)]
+        assert f.branch_target == target.buf + 0x40
+        assert f.target_owner.startswith("anonymous rwxp")
+        assert f.disassembly == f"jmp {target.buf + 0x40:#x}"
+        assert f.module == "hpf_target" and f.rva == target.func - f.module_base
+        assert f.extra["entry"] == "hpf_target!target_func"
+        assert f.pid == target.pid and f.source.startswith("live:")
+
+
+def test_redirect_into_loaded_library_is_a_live_patch(target, live_bins):
+    assert target.ask("c") == str(20 * 3 + sum(i ^ 20 for i in range(5)) + 7)
+    replacement = int(target.ask(f"l {live_bins['lib']} target_func_v2"), 16)
+    assert target.ask("c") == str(20 * 3 + 1000)  # the patch is live
+    (f,) = _changed(_scan(target.pid))
+    assert f.verdict is Verdict.HOTPATCH
+    assert f.address == target.func and f.size <= 12
+    assert f.branch_target == replacement
+    assert f.patch_image == str(live_bins["lib"])
+    assert f.target_owner == "libhpfpatch.so"
+    assert f.reason == "live patch: hpf_target!target_func redirected into libhpfpatch.so"
+    assert f.extra["target"] == "libhpfpatch.so!target_func_v2"
+    assert "jmp rax" in f.disassembly
+
+
+def test_process_gone_or_refused_is_reported_and_scan_goes_on(target):
+    class Flaky(LinuxBackend):
+        """Lists one process that does not exist, and kills the target just after opening it."""
+
+        def processes(self):
+            return [ProcessInfo(target.pid, "hpf_target"), ProcessInfo(os.getpid(), "self"),
+                    ProcessInfo(2**22 + 7, "ghost")]
+
+        def open(self, proc):
+            space = super().open(proc)
+            if proc.pid == target.pid:
+                target.proc.kill()
+                target.proc.wait()
+            return space
+
+    result = scan_live(Flaky())
+    status = {p.pid: p.status for p in result.processes}
+    assert status[target.pid] == "exited"
+    assert status[2**22 + 7] == "exited"
+    assert status[os.getpid()] == "ok"
+    assert not [f for f in result.findings if f.pid == target.pid]
+    assert [m for m in result.modules if m.pid == os.getpid()]
+
+
+def test_cli_json_schema_matches_the_result_model(target, cli):
+    target.write(target.func, b"\xcc\xcc")
+    proc = cli("live", "--pid", str(target.pid), "--format", "json", "-q", check=True)
+    doc = json.loads(proc.stdout)
+    import dataclasses
+
+    from hpforensics.model import ModuleSummary
+
+    (f,) = [f for f in doc["findings"] if f["verdict"] != "unavailable"]
+    assert list(f) == [x.name for x in dataclasses.fields(Finding)]
+    assert f["address"] == hex(target.func) and f["actual"] == "cccc"
+    assert f["verdict"] == "unexplained" and f["disassembly"] == "int3; int3"
+    assert all(list(m) == [x.name for x in dataclasses.fields(ModuleSummary)]
+               for m in doc["modules"])
+    (p,) = doc["processes"]
+    assert p["pid"] == target.pid and p["unexplained"] == 1
+    exe = [m for m in doc["modules"] if m["module"] == "hpf_target"]
+    assert exe and exe[0]["pages_unexplained"] == 1
+
+
+def test_cli_rejects_unknown_format(cli):
+    proc = cli("live", "--pid", str(os.getpid()), "--format", "xml")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hpforensics: error: unknown format")
+    assert "Traceback" not in proc.stderr
+
+
+def test_reads_are_page_chunked_and_bounded():
+    """Even reading every page, no read is larger than one chunk: no whole-image copies."""
+    from hpforensics.live.native import CHUNK_PAGES
+    from hpforensics.sources.live_linux import LinuxProcessSpace
+    from hpforensics.sources.source import PAGE_SIZE
+
+    sizes: list[int] = []
+
+    class Recording(LinuxProcessSpace):
+        def read(self, address, size):
+            sizes.append(size)
+            return super().read(address, size)
+
+    class Backend(LinuxBackend):
+        def open(self, proc):
+            return Recording(proc, self.source)
+
+    result = scan_live(Backend(), pids=[os.getpid()], options=ScanOptions(skip_unchanged=False))
+    biggest = max(m.pages_total for m in result.modules)
+    assert biggest > CHUNK_PAGES  # some mapping is larger than a chunk (libpython / python)
+    assert sum(sizes) >= biggest * PAGE_SIZE
+    assert max(sizes) <= CHUNK_PAGES * PAGE_SIZE
