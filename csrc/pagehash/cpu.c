@@ -39,10 +39,13 @@ const ph_cpu *ph_cpu_features(void) {
     g_cpu.ssse3 = (r[2] >> 9) & 1;
     g_cpu.sse41 = (r[2] >> 19) & 1;
     int osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
-    int ymm_ok = osxsave && avx && ((xgetbv0() & 6) == 6);
+    unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
+    int ymm_ok = avx && (xcr0 & 0x6) == 0x6;
+    int zmm_ok = ymm_ok && (xcr0 & 0xe0) == 0xe0; /* opmask and both ZMM halves saved */
     if (max_leaf >= 7) {
         cpuid(7, 0, r);
         g_cpu.avx2 = ymm_ok && ((r[1] >> 5) & 1);
+        g_cpu.avx512 = zmm_ok && g_cpu.avx2 && ((r[1] >> 16) & 1);
         g_cpu.sha = ((r[1] >> 29) & 1) && g_cpu.ssse3 && g_cpu.sse41;
     }
 #endif

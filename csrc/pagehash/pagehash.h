@@ -23,12 +23,24 @@
 #define PH_INLINE static inline __attribute__((always_inline))
 #endif
 
+/* a hint only: never faults, so reading past the end of the buffer is harmless */
+#if defined(_MSC_VER) && !defined(__clang__)
+#if PH_X86
+#include <xmmintrin.h>
+#define PH_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define PH_PREFETCH(p) ((void)0)
+#endif
+#else
+#define PH_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+#endif
+
 enum { PH_ALGO_XXH128 = 0, PH_ALGO_SHA256 = 1 };
 enum { PH_FLAG_ZERO = 1, PH_FLAG_MASKED = 2 };
 enum { PH_OK = 0, PH_ENOMEM = -1, PH_ETHREAD = -2 };
 
 /* Implementation choices, exposed so tests can run every path the CPU supports. */
-enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AUTO = -1 };
+enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AVX512 = 3, PH_XXH_AUTO = -1 };
 enum { PH_SHA_PORTABLE = 0, PH_SHA_SHANI = 1, PH_SHA_AUTO = -1 };
 enum { PH_CMP_SCALAR = 0, PH_CMP_SSE2 = 1, PH_CMP_AVX2 = 2, PH_CMP_AUTO = -1 };
 
@@ -53,7 +65,7 @@ static inline uint32_t ph_read32(const uint8_t *p) {
 
 /* cpu.c */
 typedef struct {
-    int sse2, ssse3, sse41, avx2, sha;
+    int sse2, ssse3, sse41, avx2, avx512, sha;
 } ph_cpu;
 const ph_cpu *ph_cpu_features(void);
 

@@ -3,7 +3,7 @@
  * against the published vectors and the `xxhash` Python binding.
  *
  * Inputs up to 240 bytes take the short paths; longer inputs the striped accumulator loop,
- * which has a scalar, an SSE2 and an AVX2 body chosen once at start-up. */
+ * which has a scalar, an SSE2, an AVX2 and an AVX-512 body chosen once at start-up. */
 #include "pagehash.h"
 
 #if PH_X86
@@ -198,11 +198,17 @@ static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P
 
 /* The block structure shared by every SIMD body. The body defines ACC_LOAD, ACC512(p, s),
  * SCRAMBLE(s) and ACC_STORE over its own register state. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define XXH3_UNROLL _Pragma("GCC unroll 4")
+#else
+#define XXH3_UNROLL
+#endif
 #define XXH3_LONG_LOOP                                                                     \
     size_t nb_blocks = (len - 1) / BLOCK_LEN, n, s;                                        \
     ACC_LOAD;                                                                              \
     for (n = 0; n < nb_blocks; n++) {                                                      \
         const uint8_t *blk = p + n * BLOCK_LEN;                                            \
+        XXH3_UNROLL                                                                        \
         for (s = 0; s < STRIPES_PER_BLOCK; s++) ACC512(blk + s * STRIPE_LEN, ksecret + s * 8); \
         SCRAMBLE(ksecret + SECRET_SIZE - STRIPE_LEN);                                      \
     }                                                                                      \
@@ -317,6 +323,35 @@ static void long_avx2(const uint8_t *p, size_t len, uint64_t out[8]) {
 #undef SCRAMBLE
 #undef ACC_STORE
 }
+
+PH_TARGET("avx512f")
+static void long_avx512(const uint8_t *p, size_t len, uint64_t out[8]) {
+    __m512i acc;
+    const __m512i prime = _mm512_set1_epi32((int)P32_1);
+#define ACC_LOAD acc = _mm512_loadu_si512((const void *)acc_init)
+#define ACC512(d, k)                                                              \
+    {                                                                             \
+        __m512i v = _mm512_loadu_si512((const void *)(d));                        \
+        __m512i dk = _mm512_xor_si512(v, _mm512_loadu_si512((const void *)(k)));  \
+        __m512i prod = _mm512_mul_epu32(dk, _mm512_srli_epi64(dk, 32));           \
+        __m512i sw = _mm512_shuffle_epi32(v, (_MM_PERM_ENUM)_MM_SHUFFLE(1, 0, 3, 2)); \
+        acc = _mm512_add_epi64(_mm512_add_epi64(acc, sw), prod);                  \
+    }
+#define SCRAMBLE(k)                                                               \
+    {                                                                             \
+        __m512i a = _mm512_xor_si512(acc, _mm512_srli_epi64(acc, 47));            \
+        a = _mm512_xor_si512(a, _mm512_loadu_si512((const void *)(k)));           \
+        __m512i lo = _mm512_mul_epu32(a, prime);                                  \
+        __m512i hi = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), prime);           \
+        acc = _mm512_add_epi64(lo, _mm512_slli_epi64(hi, 32));                    \
+    }
+#define ACC_STORE _mm512_storeu_si512((void *)out, acc)
+    XXH3_LONG_LOOP
+#undef ACC_LOAD
+#undef ACC512
+#undef SCRAMBLE
+#undef ACC_STORE
+}
 #endif
 
 typedef void (*long_fn)(const uint8_t *, size_t, uint64_t[8]);
@@ -325,7 +360,8 @@ static int g_impl = PH_XXH_SCALAR;
 
 int ph_xxh3_set_impl(int impl) {
     const ph_cpu *cpu = ph_cpu_features();
-    if (impl == PH_XXH_AUTO) impl = cpu->avx2 ? PH_XXH_AVX2 : cpu->sse2 ? PH_XXH_SSE2 : PH_XXH_SCALAR;
+    if (impl == PH_XXH_AUTO)
+        impl = cpu->avx512 ? PH_XXH_AVX512 : cpu->avx2 ? PH_XXH_AVX2 : cpu->sse2 ? PH_XXH_SSE2 : PH_XXH_SCALAR;
     switch (impl) {
     case PH_XXH_SCALAR: g_long = long_scalar; break;
 #if PH_X86
@@ -336,6 +372,10 @@ int ph_xxh3_set_impl(int impl) {
     case PH_XXH_AVX2:
         if (!cpu->avx2) return -1;
         g_long = long_avx2;
+        break;
+    case PH_XXH_AVX512:
+        if (!cpu->avx512) return -1;
+        g_long = long_avx512;
         break;
 #endif
     default: return -1;
