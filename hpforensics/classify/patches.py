@@ -1,0 +1,104 @@
+"""Patch images mapped in an address space, and which base images they patch.
+
+A patch image's hot patch records come from its own file when the reference provider finds
+it, otherwise from its mapped header in memory (what the kernel itself read), and each finding
+says which.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from hpforensics.errors import InputError
+from hpforensics.pe.hotpatch import HotPatchBase, HotPatchInfo, PatchEntry
+from hpforensics.pe.structures import ChunkType
+from hpforensics.sources.source import AddressSpace, MappedImage
+
+log = logging.getLogger(__name__)
+
+MAX_PATCH_IMAGE = 64 << 20  # read a patch image from memory only up to this size
+
+
+@dataclass
+class PatchImage:
+    image: MappedImage
+    info: HotPatchInfo
+    path: str
+    expected: Any = None  # ExpectedImage of its own file, when found
+    info_source: str = "file"  # "file" or "memory"
+    kb: str = ""
+    functions: dict[int, dict[int, PatchEntry]] = field(default_factory=dict)  # id(base) -> {rva: e}
+
+    @property
+    def sequence(self) -> int:
+        return self.info.sequence_number
+
+    def base_for(self, timestamp: int, checksum: int) -> HotPatchBase | None:
+        return self.info.base_for(timestamp, checksum)
+
+    def function_entry(self, base: HotPatchBase, rva: int) -> PatchEntry | None:
+        table = self.functions.get(id(base))
+        if table is None:
+            table = {e.base_rva: e for e in base.functions}
+            self.functions[id(base)] = table
+        return table.get(rva)
+
+    def data_entries(self, base: HotPatchBase) -> list[PatchEntry]:
+        """Entries other than FUNCTION: pointers/rel32s the kernel writes into either image."""
+        return [e for e in base.patch_table
+                if e.chunk_type not in (ChunkType.FUNCTION, ChunkType.NONE, ChunkType.NO_CALL_TARGET)]
+
+
+def patch_info_from_memory(space: AddressSpace, image: MappedImage) -> HotPatchInfo | None:
+    """Parse the hot patch records from the mapped image itself (memory layout)."""
+    from hpforensics.pe.image import PEImage
+
+    if image.size > MAX_PATCH_IMAGE:
+        return None
+    data = space.read(image.base, image.size).data
+    try:
+        pe = PEImage.from_bytes(data, image.path or image.name, mapped=True, strict=False)
+    except InputError as exc:
+        log.info("%s: mapped header unreadable: %s", image.name, exc)
+        return None
+    return pe.hotpatch
+
+
+def collect_patches(
+    space: AddressSpace,
+    images: Sequence[MappedImage],
+    expected_of,  # callable(MappedImage) -> ExpectedImage | None (cached by the caller)
+    kb_lookup=None,
+) -> list[PatchImage]:
+    """Every image in `images` that carries hot patch records, sorted by base."""
+    out: list[PatchImage] = []
+    for im in images:
+        exp = expected_of(im)
+        info = getattr(getattr(exp, "template", None), "hotpatch", None) if exp else None
+        source = "file"
+        if info is None and (im.is_patch_image or exp is None):
+            info = patch_info_from_memory(space, im)
+            source = "memory"
+        if info is None:
+            continue
+        path = exp.path if exp is not None else im.path
+        kb = ""
+        if kb_lookup is not None:
+            try:
+                kb = kb_lookup(path) or ""
+            except Exception as exc:  # a lookup failure must not stop verification
+                log.warning("kb lookup for %s failed: %s", path, exc)
+        out.append(PatchImage(im, info, path, exp, source, kb))
+    return sorted(out, key=lambda p: p.image.base)
+
+
+def patches_for(patches: Sequence[PatchImage], timestamp: int, checksum: int) -> list[tuple[PatchImage, HotPatchBase]]:
+    """Patch images naming (timestamp, checksum) as a base, highest sequence first."""
+    found = []
+    for p in patches:
+        b = p.base_for(timestamp, checksum)
+        if b is not None:
+            found.append((p, b))
+    found.sort(key=lambda pb: (-pb[1].sequence_number, -pb[0].sequence, pb[0].image.base))
+    return found

@@ -1,0 +1,304 @@
+"""Classify every differing range of one module: loader / hotpatch / unexplained / unavailable.
+
+Input: the expected image, what the space holds, and the patch images mapped beside it.
+Output: sorted findings (one per redirect or changed run, not per byte) and the module's page
+accounting. Loader-only differences are counted, and reported as findings only on request.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from hpforensics.classify.compare import compare
+from hpforensics.classify.owners import AddressMap
+from hpforensics.classify.patches import PatchImage, patches_for
+from hpforensics.classify.redirect import branch_target, check_redirect, disassemble, find_redirects
+from hpforensics.classify.slots import check_slots
+from hpforensics.model import Finding, ModuleSummary, Verdict
+from hpforensics.pe.structures import HPAT_SLOT_DISTANCE, HPAT_STUB_X64, ChunkType
+from hpforensics.reference.expected import ExpectedImage
+from hpforensics.reference.kinds import MaskKind
+from hpforensics.sources.source import PAGE_SIZE, AddressSpace, MappedImage
+
+log = logging.getLogger(__name__)
+
+MERGE_GAP = 8  # equal bytes allowed inside one changed run before it is split
+MAX_BYTES = 64  # expected/actual bytes kept per finding
+RANK = {Verdict.LOADER: 1, Verdict.HOTPATCH: 2, Verdict.UNEXPLAINED: 3}
+MAX_HPAT_CHUNKS = 1 << 16
+
+
+@dataclass
+class Context:
+    space: AddressSpace
+    amap: AddressMap
+    patches: Sequence[PatchImage]
+    others_known: bool  # the space lists modules besides the one verified and its patches
+    include_loader: bool = False
+    by_identity: dict[tuple[int, int], MappedImage] = field(default_factory=dict)
+
+
+def _merge(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for s, e in ranges:
+        if out and s - out[-1][1] <= gap:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(a, b) for a, b in out]
+
+
+def _subtract(s: int, e: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    pieces = [(s, e)]
+    for a, b in holes:
+        nxt = []
+        for x, y in pieces:
+            if b <= x or a >= y:
+                nxt.append((x, y))
+                continue
+            if x < a:
+                nxt.append((x, a))
+            if b < y:
+                nxt.append((b, y))
+        pieces = nxt
+    return pieces
+
+
+class ModuleClassifier:
+    def __init__(self, ctx: Context, image: MappedImage, expected: ExpectedImage, reference: str,
+                 patch: PatchImage | None) -> None:
+        self.ctx = ctx
+        self.image = image
+        self.exp = expected
+        self.reference = reference
+        self.own_patch = patch  # set when this module is itself a patch image
+        self.findings: list[Finding] = []
+        self.n_pages = (expected.size + PAGE_SIZE - 1) // PAGE_SIZE
+        self.state = np.zeros(self.n_pages, np.int8)
+        self.machine = expected.headers.machine
+
+    # ------------------------------------------------------------------ findings
+    def _mark(self, start: int, end: int, verdict: Verdict) -> None:
+        lo, hi = start >> 12, (max(end, start + 1) - 1) >> 12
+        seg = self.state[lo : hi + 1]
+        np.maximum(seg, RANK[verdict], out=seg)
+
+    def finding(self, verdict: Verdict, start: int, end: int, reason: str, **kw) -> None:
+        self._mark(start, end, verdict)
+        if verdict == Verdict.LOADER and not self.ctx.include_loader:
+            return
+        im, sp = self.image, self.ctx.space
+        actual = self.actual[start:end]
+        if verdict in (Verdict.UNEXPLAINED, Verdict.HOTPATCH) and self.exp.is_executable(start):
+            code = self.actual[start : min(end + 16, len(self.actual))]
+            kw.setdefault("disassembly", disassemble(code, im.base + start, self.machine,
+                                                     stop=im.base + end))
+            if "branch_target" not in kw:
+                kw["branch_target"] = branch_target(sp, code, im.base + start, self.machine)
+        if kw.get("branch_target") is not None and "target_owner" not in kw:
+            kw["target_owner"] = self.ctx.amap.describe(kw["branch_target"])
+        self.findings.append(Finding(
+            source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
+            module_path=self.exp.path if self.reference.startswith("disk:") else im.path,
+            module_base=im.base, address=im.base + start, rva=start, size=end - start,
+            verdict=verdict, reason=reason, expected=self.exp.data[start : min(end, start + MAX_BYTES)],
+            actual=bytes(actual[:MAX_BYTES]), **kw,
+        ))
+
+    # ------------------------------------------------------------------ main pass
+    def run(self) -> tuple[list[Finding], ModuleSummary]:
+        exp, im, sp = self.exp, self.image, self.ctx.space
+        read = sp.read(im.base, exp.size)
+        self.actual = read.data
+        present = np.ones(self.n_pages, bool)
+        present[: len(read.present)] = np.asarray(read.present, bool)
+        mask = exp.compare_mask
+        if not present.all():
+            bm = np.frombuffer(mask, np.uint8).copy()
+            for p in np.flatnonzero(~present).tolist():
+                bm[p * 512 : (p + 1) * 512] = 0xFF
+            mask = bm.tobytes()
+        diff = compare(exp.data, self.actual, mask)
+        self._slots(present)
+        self._ranges(_merge(diff.ranges, MERGE_GAP))
+        scope = np.zeros(self.n_pages, bool)
+        for a, b in exp.scope_ranges:
+            scope[a >> 12 : (b + PAGE_SIZE - 1) >> 12] = True
+        self._unavailable(scope & ~present)
+        return sorted(self.findings, key=lambda f: (f.address, f.size, f.verdict.value)), \
+            self._summary(scope, present)
+
+    def _slots(self, present: np.ndarray) -> None:
+        self_index = next((i for i, m in enumerate(self.ctx.amap.images) if m.base == self.image.base), -1)
+        for r in check_slots(self.exp, self.actual, present, self.ctx.amap, self_index,
+                             self.ctx.others_known):
+            if r.ok:
+                why = f"{r.kind} written by the loader"
+                if r.value is not None:
+                    why += f" ({r.owner})" if self.ctx.others_known else " (target not checkable: no module list)"
+                self.finding(Verdict.LOADER, r.rva, r.rva + r.size, why,
+                             branch_target=r.value, extra={"kind": str(r.kind)})
+            else:
+                what = f"IAT hook: slot for {r.dll or 'an import'}" if r.kind in (MaskKind.IAT, MaskKind.DELAY_IAT) \
+                    else f"{r.kind} slot"
+                self.finding(Verdict.UNEXPLAINED, r.rva, r.rva + r.size,
+                             f"{what} points to {r.owner}, not into another mapped image",
+                             branch_target=r.value, extra={"kind": str(r.kind)})
+
+    def _ranges(self, ranges: list[tuple[int, int]]) -> None:
+        exp = self.exp
+        ts, cs = exp.timestamp, exp.checksum
+        data_spans = self._data_entry_spans()
+        for s, e in ranges:
+            windows = []
+            for f_off in find_redirects(self.actual, s, e, 0):
+                r = check_redirect(self.ctx.space, self.ctx.amap, self.image.base, ts, cs,
+                                   self.actual, exp.data, f_off, self.ctx.patches)
+                ws, we = r.start - self.image.base, r.end - self.image.base
+                if any(a < we and ws < b for a, b in windows):
+                    continue
+                windows.append((ws, we))
+                kw = dict(branch_target=r.target, function_rva=f_off,
+                          extra={"chain_end": f"{r.function_target:#x}"} if r.function_target else {})
+                if r.patch is not None:
+                    kw.update(patch_image=r.patch.path, patch_base=r.patch.image.base,
+                              sequence=r.sequence, kb=r.patch.kb)
+                self.finding(Verdict.HOTPATCH if r.hotpatch else Verdict.UNEXPLAINED, ws, we,
+                             r.reason, **kw)
+            for a, b in _subtract(s, e, windows):
+                self._piece(a, b, data_spans)
+
+    def _data_entry_spans(self) -> list[tuple[int, int, object, PatchImage, bool]]:
+        """(start, end, entry, patch, inverse) of patch-table writes into this module."""
+        spans = []
+        if self.own_patch is None:
+            for p, rec in patches_for(self.ctx.patches, self.exp.timestamp, self.exp.checksum):
+                for ent in p.data_entries(rec):
+                    wr = None if ent.inverse else ent.write_range()
+                    if wr:
+                        spans.append((wr[0], wr[0] + wr[1], ent, p, False))
+        else:
+            p = self.own_patch
+            for rec in p.info.bases:
+                for ent in p.data_entries(rec):
+                    wr = ent.write_range() if ent.inverse else None
+                    if wr:
+                        spans.append((wr[0], wr[0] + wr[1], (ent, rec), p, True))
+        return sorted(spans, key=lambda t: t[0])
+
+    def _piece(self, s: int, e: int, spans) -> None:
+        covered = []
+        for a, b, ent, p, inverse in spans:
+            if a >= e or b <= s:
+                continue
+            covered.append((a, b))
+            ok, why = self._check_entry(a, b, ent, p, inverse)
+            kw = dict(patch_image=p.path, patch_base=p.image.base, sequence=p.sequence, kb=p.kb)
+            self.finding(Verdict.HOTPATCH if ok else Verdict.UNEXPLAINED, max(a, s), min(b, e), why, **kw)
+        for a, b in _subtract(s, e, covered):
+            if self.own_patch is not None:
+                self._hpat(a, b)
+            else:
+                self._unexplained(a, b)
+
+    def _check_entry(self, a: int, b: int, ent, p: PatchImage, inverse: bool) -> tuple[bool, str]:
+        if inverse:
+            ent, rec = ent
+            other = self.ctx.by_identity.get((rec.original_timestamp, rec.original_checksum))
+            other_rva = ent.base_rva
+        else:
+            other, other_rva = p.image, ent.patch_rva
+        kind = ent.kind
+        raw = self.actual[a:b]
+        if other is None:
+            return True, f"patch table {kind} entry (base image not mapped: value not checked)"
+        want = other.base + other_rva
+        if ent.chunk_type == ChunkType.ABSOLUTE and len(raw) == 8:
+            got = struct.unpack("<Q", raw)[0]
+            if got != want:
+                return False, f"patch table {kind} slot holds {got:#x}, the entry says {want:#x}"
+        elif ent.chunk_type == ChunkType.REL32 and len(raw) == 4:
+            got = self.image.base + a + 4 + struct.unpack("<i", raw)[0]
+            if got != want:
+                return False, f"patch table rel32 leads to {got:#x}, the entry says {want:#x}"
+        return True, f"written by the hotpatch engine: patch table {kind} entry"
+
+    def _hpat(self, s: int, e: int) -> None:
+        """Changes inside a patch image: HPAT stubs and their pointer slots are kernel-written."""
+        a = s & ~7
+        run_start, run_kind = None, None
+        chunks = 0
+        while a < e and chunks < MAX_HPAT_CHUNKS:
+            chunks += 1
+            cur = self.actual[a : a + 8]
+            kind = None
+            if cur == HPAT_STUB_X64:
+                kind = "stub"
+            elif a >= HPAT_SLOT_DISTANCE and self.actual[a - HPAT_SLOT_DISTANCE : a - HPAT_SLOT_DISTANCE + 8] == HPAT_STUB_X64:
+                v = struct.unpack("<Q", cur)[0] if len(cur) == 8 else 0
+                kind = "pointer" if self.image.contains(v) else None
+            elif cur == self.exp.data[a : a + 8]:
+                kind = "same"
+            if kind != run_kind:
+                self._hpat_run(run_start, a, run_kind, s, e)
+                run_start, run_kind = a, kind
+            a += 8
+        self._hpat_run(run_start, min(a, e), run_kind, s, e)
+        if a < e:
+            self._unexplained(a, e)
+
+    def _hpat_run(self, start, end, kind, s, e) -> None:
+        if start is None or kind == "same":
+            return
+        start, end = max(start, s), min(end, e)
+        if start >= end:
+            return
+        if kind is None:
+            self._unexplained(start, end)
+        else:
+            p = self.own_patch
+            assert p is not None
+            self.finding(Verdict.HOTPATCH, start, end, f"HPAT {kind}s written by the hotpatch engine",
+                         patch_image=p.path, patch_base=p.image.base, sequence=p.sequence, kb=p.kb)
+
+    def _unexplained(self, s: int, e: int) -> None:
+        kinds = self.exp.masks.kinds_in(s, e)
+        if MaskKind.RELOCATION in kinds:
+            why = "relocated field holds a value the loader would not write for this base"
+        elif self.exp.is_executable(s):
+            why = "code differs from the file and no loader or hotpatch rule explains it"
+        else:
+            why = "read-only data differs from the file and no loader or hotpatch rule explains it"
+        self.finding(Verdict.UNEXPLAINED, s, e, why)
+
+    def _unavailable(self, absent: np.ndarray) -> None:
+        idx = np.flatnonzero(absent)
+        if not len(idx):
+            return
+        brk = np.flatnonzero(np.diff(idx) > 1)
+        for a, b in zip(idx[np.r_[0, brk + 1]].tolist(), idx[np.r_[brk, len(idx) - 1]].tolist()):
+            start, end = a * PAGE_SIZE, min((b + 1) * PAGE_SIZE, self.exp.size)
+            im, sp = self.image, self.ctx.space
+            self.findings.append(Finding(
+                source=sp.source, pid=sp.pid, process=sp.process, module=im.name, module_path=im.path,
+                module_base=im.base, address=im.base + start, rva=start, size=end - start,
+                verdict=Verdict.UNAVAILABLE, reason="pages not present in the source"))
+
+    def _summary(self, scope: np.ndarray, present: np.ndarray) -> ModuleSummary:
+        sp, im = self.ctx.space, self.image
+        live = scope & present
+        st = self.state
+        return ModuleSummary(
+            source=sp.source, pid=sp.pid, process=sp.process, module=im.name, module_path=im.path,
+            module_base=im.base, size=self.exp.size, reference=self.reference,
+            pages_total=int(scope.sum()),
+            pages_verified=int((live & (st == 0)).sum()),
+            pages_loader=int((live & (st == 1)).sum()),
+            pages_hotpatched=int((live & (st == 2)).sum()),
+            pages_unexplained=int((live & (st == 3)).sum()),
+            pages_unavailable=int((scope & ~present).sum()),
+        )

@@ -1,0 +1,112 @@
+"""The verification engine: every module of an address space against its reference.
+
+Both the memory-image path (Volatility layers) and the live path call `verify_space`; `pe diff`
+calls it on a space built from files. Per module: expected image (cached per file and base),
+one masked comparison in the C core, then classification of each changed run.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional, Sequence
+
+from hpforensics.classify.owners import AddressMap
+from hpforensics.classify.patches import PatchImage, collect_patches
+from hpforensics.classify.verdicts import Context, ModuleClassifier
+from hpforensics.errors import InputError
+from hpforensics.model import Finding, ModuleSummary, ScanResult
+from hpforensics.reference.expected import ExpectedImage
+from hpforensics.reference.provider import ReferenceProvider
+from hpforensics.sources.source import AddressSpace, MappedImage
+
+log = logging.getLogger(__name__)
+
+KbLookup = Callable[[str], Optional[str]]  # patch image path -> "KB5052105" or None
+Progress = Callable[[MappedImage, int, int], None]  # (image, index, total)
+
+
+def _context(space: AddressSpace, images: Sequence[MappedImage], patches: Sequence[PatchImage],
+             expected: dict[int, ExpectedImage], include_loader: bool) -> Context:
+    amap = AddressMap(space.images())
+    patch_bases = {p.image.base for p in patches}
+    others = [m for m in amap.images if m.base not in patch_bases]
+    by_identity = {}
+    for m in images:
+        e = expected.get(m.base)
+        if e is not None:
+            by_identity[(e.timestamp, e.checksum)] = m
+        elif m.timestamp is not None and m.checksum is not None:
+            by_identity[(m.timestamp, m.checksum)] = m
+    return Context(space, amap, patches, others_known=len(others) > 1,
+                   include_loader=include_loader, by_identity=by_identity)
+
+
+def verify_image(
+    space: AddressSpace,
+    image: MappedImage,
+    expected: ExpectedImage,
+    patch_images: Sequence[PatchImage] = (),
+    *,
+    reference: str | None = None,
+    include_loader: bool = False,
+    context: Context | None = None,
+) -> tuple[list[Finding], ModuleSummary]:
+    """Findings (sorted) and page accounting for one module of `space`."""
+    ctx = context or _context(space, [image], patch_images, {image.base: expected}, include_loader)
+    own = next((p for p in ctx.patches if p.image.base == image.base), None)
+    label = reference or f"disk:{expected.path}"
+    return ModuleClassifier(ctx, image, expected, label, own).run()
+
+
+def verify_space(
+    space: AddressSpace,
+    references: ReferenceProvider,
+    *,
+    kb_lookup: KbLookup | None = None,
+    images: Sequence[MappedImage] | None = None,
+    progress: Progress | None = None,
+    include_loader: bool = False,
+) -> ScanResult:
+    """Verify every image of `space` (or `images`) against `references`."""
+    result = ScanResult()
+    todo = sorted(images if images is not None else space.images(), key=lambda m: m.base)
+    expected: dict[int, ExpectedImage | None] = {}
+
+    def expected_of(m: MappedImage) -> ExpectedImage | None:
+        if m.base not in expected:
+            try:
+                expected[m.base] = references.expected_for(m, space)
+            except InputError as exc:
+                result.warnings.append(f"{m.name} at {m.base:#x}: reference unusable: {exc}")
+                expected[m.base] = None
+        return expected[m.base]
+
+    patches = collect_patches(space, space.images(), expected_of, kb_lookup)
+    found = {b: e for b, e in expected.items() if e is not None}
+    for m in todo:
+        if expected_of(m) is not None:
+            found[m.base] = expected[m.base]  # type: ignore[assignment]
+    ctx = _context(space, todo, patches, found, include_loader)
+    for i, m in enumerate(todo):
+        if progress is not None:
+            progress(m, i, len(todo))
+        exp = expected.get(m.base)
+        if exp is None:
+            result.modules.append(ModuleSummary(
+                source=space.source, pid=space.pid, process=space.process, module=m.name,
+                module_path=m.path, module_base=m.base, size=m.size, reference="none",
+                status="no-reference"))
+            continue
+        try:
+            findings, summary = verify_image(space, m, exp, patches, context=ctx,
+                                             reference=references.label(exp))
+        except InputError as exc:
+            result.warnings.append(f"{m.name} at {m.base:#x}: {exc}")
+            result.modules.append(ModuleSummary(
+                source=space.source, pid=space.pid, process=space.process, module=m.name,
+                module_path=m.path, module_base=m.base, size=m.size, reference=references.label(exp),
+                status=f"error: {exc}"))
+            continue
+        result.findings.extend(findings)
+        result.modules.append(summary)
+    result.findings.sort(key=lambda f: (f.pid if f.pid is not None else -1, f.address, f.size, f.verdict.value))
+    return result
