@@ -1,0 +1,281 @@
+"""Simulate Windows 11 24H2 devices month by month: update events into four logs + the truth.
+
+Each device follows the hotpatch cadence unless its scenario says otherwise for a month.
+What happened, and the compliance verdict it implies, is recorded next to the events so
+tests of the timeline can compare against it (samples/evtx/fleet-plan.json).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from . import windows as W
+from .event import Event
+
+UTC = _dt.timezone.utc
+
+# month -> (kind, KB, build revision); Windows 11 24H2 rows of the release calendar in
+# /work/shared/reference/hotpatch-internals.md (hotpatch months list the hotpatch KB).
+CALENDAR: dict[str, tuple[str, str, int]] = {
+    "2025-01": ("baseline", "KB5050009", 2894), "2025-02": ("hotpatch", "KB5052105", 3107),
+    "2025-03": ("hotpatch", "KB5053636", 3403), "2025-04": ("baseline", "KB5055523", 3775),
+    "2025-05": ("hotpatch", "KB5058497", 3981), "2025-06": ("hotpatch", "KB5060841", 4270),
+    "2025-07": ("baseline", "KB5062553", 4652), "2025-08": ("hotpatch", "KB5064010", 4851),
+    "2025-09": ("hotpatch", "KB5065474", 6508), "2025-10": ("baseline", "KB5066835", 6899),
+    "2025-11": ("hotpatch", "KB5068966", 7092), "2025-12": ("hotpatch", "KB5072014", 7392),
+    "2026-01": ("baseline", "KB5074109", 7623), "2026-02": ("hotpatch", "KB5077212", 7781),
+    "2026-03": ("hotpatch", "KB5079420", 7979), "2026-04": ("baseline", "KB5083769", 8246),
+    "2026-05": ("hotpatch", "KB5089466", 8390),
+}
+# Standard cumulative updates of hotpatch months (what non-hotpatch devices get); only months
+# whose KB/build we confirmed in Microsoft's release notes as quoted by public write-ups.
+STANDARD: dict[str, tuple[str, int]] = {"2025-08": ("KB5063878", 4946), "2025-09": ("KB5065426", 6584)}
+OUT_OF_BAND_HOTPATCH: dict[str, tuple[str, int]] = {"2026-03": ("KB5084597", 7982)}
+OS_BUILD = 26100
+WU_REASON = ("Operating System: Service pack (Planned)", 0x80020010)
+USO_WORKER = "C:\\WINDOWS\\uus\\AMD64\\MoUsoCoreWorker.exe"
+# The events that prove what a month's row says (listed per row as "evidence").
+EVIDENCE = {(W.WUC, 19), (W.WUC, 20), (W.SERVICING, 2), (W.SERVICING, 3), ("User32", 1074),
+            ("Microsoft-Windows-Kernel-General", 12)}
+
+
+def patch_tuesday(month: str) -> _dt.datetime:
+    y, m = map(int, month.split("-"))
+    first = _dt.date(y, m, 1)
+    day = 1 + (1 - first.weekday()) % 7 + 7
+    return _dt.datetime(y, m, day, 17, 0, tzinfo=UTC)  # 10:00 PT release
+
+
+def next_month(month: str) -> str:
+    y, m = map(int, month.split("-"))
+    return f"{y + m // 12}-{m % 12 + 1:02d}"
+
+
+def update_title(month: str, kb: str, build: int, hotpatch: bool) -> str:
+    kind = "Security Hotpatch Update" if hotpatch else "Cumulative Update"
+    return f"{month} {kind} for Windows 11 Version 24H2 for x64-based Systems ({kb}) ({OS_BUILD}.{build})"
+
+
+def update_guid(kb: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, "urn:hpforensics:update:" + kb)
+
+
+def iso(t: _dt.datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Device:
+    """A simulated device. `plan` maps a month to an action; unlisted months follow cadence.
+
+    Actions: "hotpatch", "baseline", "standard" (via Windows Update, off track),
+    "manual-standard" (installed by hand), "hotpatch-fail-fallback", "baseline-fail",
+    "hotpatch+oob", "none" (nothing offered).
+    """
+
+    name: str
+    scenario: str
+    description: str
+    seed: int
+    plan: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, list[Event]] = field(default_factory=dict)
+    months: list[dict] = field(default_factory=list)
+    qfe: int = CALENDAR["2025-01"][2]
+    other_reboots: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self._evidence: list[Event] | None = None
+        self.wu_pid = 1400 + self.rng.randrange(0, 4000, 4)
+        for ch in (W.SYSTEM, W.SETUP, W.WUC_OPERATIONAL, W.WAASMEDIC_OPERATIONAL):
+            self.logs[ch] = []
+
+    # -- primitives ---------------------------------------------------------------------
+    def _emit(self, ev: Event) -> None:
+        self.logs[ev.channel].append(ev)
+        if self._evidence is not None and (ev.provider, ev.event_id) in EVIDENCE \
+                and ev.channel != W.WUC_OPERATIONAL:
+            self._evidence.append(ev)
+
+    def _tid(self) -> int:
+        return self.rng.randrange(1000, 12000, 4)
+
+    def _wuc(self, eid: int, t, title, kb, error=None, activity=None) -> None:
+        tid = self._tid()
+        for ch in (W.SYSTEM, W.WUC_OPERATIONAL):
+            self._emit(W.wuc(eid, t, self.name, title=title, update_id=update_guid(kb),
+                             revision=1 if kb != "KB2267602" else 200, channel=ch,
+                             error_code=error, activity=activity, pid=self.wu_pid, tid=tid))
+
+    def _svc(self, eid: int, t, kb, **kw) -> None:
+        self._emit(W.servicing(eid, t, self.name, package=kb, pid=6120, tid=self._tid(), **kw))
+
+    def boot(self, t: _dt.datetime, unexpected_since: _dt.datetime | None = None) -> None:
+        if unexpected_since is not None:
+            self._emit(W.kernel_power_41(t + _dt.timedelta(seconds=2), self.name))
+        self._emit(W.kernel_boot(t, self.name, OS_BUILD, self.qfe))
+        self._emit(W.eventlog_os_version(t + _dt.timedelta(seconds=9), self.name, OS_BUILD, self.qfe))
+        self._emit(W.eventlog_started(t + _dt.timedelta(seconds=9), self.name))
+        if unexpected_since is not None:
+            self._emit(W.eventlog_unexpected(t + _dt.timedelta(seconds=10), self.name, unexpected_since))
+
+    def restart(self, t: _dt.datetime) -> _dt.datetime:
+        """A clean, update-initiated restart at t; returns the boot time."""
+        self._emit(W.user32_restart(t, self.name, *WU_REASON, process=USO_WORKER))
+        self._emit(W.eventlog_stopped(t + _dt.timedelta(seconds=41), self.name))
+        self._emit(W.kernel_shutdown(t + _dt.timedelta(seconds=43), self.name))
+        up = t + _dt.timedelta(minutes=2, seconds=self.rng.randrange(10, 50))
+        self.boot(up)
+        return up
+
+    def install(self, t: _dt.datetime, kb: str, title: str, build: int, reboot: bool,
+                fail: int | None = None, client: str = "WindowsUpdateAgent") -> _dt.datetime | None:
+        """One update through Windows Update (or by hand); returns when it counted as installed."""
+        via_wu = client == "WindowsUpdateAgent"
+        act = uuid.UUID(int=self.rng.getrandbits(128))
+        if via_wu:
+            self._wuc(44, t, title, kb, activity=act)
+            self._wuc(43, t + _dt.timedelta(minutes=4), title, kb, activity=act)
+        self._emit(W.scm_state(t + _dt.timedelta(minutes=4, seconds=5), self.name,
+                               "Windows Modules Installer", "running", "TrustedInstaller"))
+        self._svc(1, t + _dt.timedelta(minutes=5), kb, client=client)
+        if fail is not None:
+            self._svc(3, t + _dt.timedelta(minutes=12), kb, client=client, error_code=fail)
+            if via_wu:
+                self._wuc(20, t + _dt.timedelta(minutes=13), title, kb, error=fail)
+            return None
+        if not reboot:
+            self._svc(2, t + _dt.timedelta(minutes=9), kb, client=client)
+            done = t + _dt.timedelta(minutes=10)
+            if via_wu:
+                self._wuc(19, done, title, kb, activity=act)
+            self.qfe = build
+            return done
+        self._svc(4, t + _dt.timedelta(minutes=15), kb, client=client)
+        # Restart outside active hours: same day 19:xx, or 03:xx next day if installed late.
+        day = t.replace(hour=19, minute=self.rng.randrange(0, 50), second=self.rng.randrange(60))
+        if day <= t + _dt.timedelta(minutes=20):
+            day = (t + _dt.timedelta(days=1)).replace(hour=3, minute=self.rng.randrange(0, 50))
+        self.qfe = build
+        up = self.restart(day)
+        self._svc(2, up + _dt.timedelta(minutes=2), kb, client=client)
+        done = up + _dt.timedelta(minutes=4)
+        if via_wu:
+            self._wuc(19, done, title, kb, activity=act)
+        return done
+
+    def enrolment(self, t: _dt.datetime, detail: str, enrolled: bool = True) -> None:
+        self._emit(W.waasmedic_enrolment(t, self.name, enrolled=enrolled, vbs_state=2, detail=detail))
+
+    def noise(self, month: str) -> None:
+        """Defender intelligence and MSRT updates ("other" updates) and service chatter."""
+        pt = patch_tuesday(month)
+        n = int(month[-2:]) + 12 * (int(month[:4]) - 2025)
+        for k, day in enumerate((3, 19)):
+            t = pt.replace(day=day, hour=6 + self.rng.randrange(10), minute=self.rng.randrange(60))
+            ver = f"1.{421 + n * 2 + k}.{self.rng.randrange(100, 900)}.0"
+            title = (f"Security Intelligence Update for Microsoft Defender Antivirus - KB2267602 "
+                     f"(Version {ver}) - Current Channel (Broad)")
+            act = uuid.UUID(int=self.rng.getrandbits(128))
+            self._wuc(44, t, title, "KB2267602", activity=act)
+            self._wuc(43, t + _dt.timedelta(minutes=1), title, "KB2267602", activity=act)
+            self._wuc(19, t + _dt.timedelta(minutes=2), title, "KB2267602", activity=act)
+        t = pt + _dt.timedelta(hours=20 + self.rng.randrange(6), minutes=self.rng.randrange(60))
+        title = f"Windows Malicious Software Removal Tool x64 - v5.{132 + n} (KB890830)"
+        self._wuc(44, t, title, "KB890830")
+        self._wuc(43, t + _dt.timedelta(minutes=2), title, "KB890830")
+        self._wuc(19, t + _dt.timedelta(minutes=3), title, "KB890830")
+        self._emit(W.scm_state(t - _dt.timedelta(seconds=30), self.name, "Windows Update", "running", "wuauserv"))
+
+    # -- the month loop -------------------------------------------------------------------
+    def run(self, months: list[str]) -> None:
+        start = patch_tuesday(months[0]).replace(day=1, hour=7, minute=12)
+        self.boot(start)
+        self.enrolment(start + _dt.timedelta(minutes=6), "Hotpatch enrolment confirmed.")
+        for month in months:
+            self.noise(month)
+            self._evidence = []
+            row = self._month(month)
+            row["evidence"] = self._evidence
+            self._evidence = None
+            self.months.append(row)
+
+    def _month(self, month: str) -> dict:
+        kind, kb, build = CALENDAR[month]
+        action = self.plan.get(month, kind)
+        pt = patch_tuesday(month)
+        t = pt + _dt.timedelta(days=self.rng.randrange(0, 3), hours=self.rng.randrange(0, 5),
+                               minutes=self.rng.randrange(60), seconds=self.rng.randrange(60))
+        row = {"month": month, "kind": kind, "expected_kb": kb, "expected_build": f"{OS_BUILD}.{build}",
+               "release": iso(pt), "deadline": iso(patch_tuesday(next_month(month))),
+               "action": action, "installed_kb": None, "installed_build": None,
+               "installed_at": None, "how": "none", "reboot": False, "also_installed": []}
+        hot = kind == "hotpatch"
+        if action in ("hotpatch", "baseline", "hotpatch+oob"):
+            done = self.install(t, kb, update_title(month, kb, build, hot), build, reboot=not hot)
+            row.update(installed_kb=kb, installed_build=f"{OS_BUILD}.{build}", installed_at=iso(done),
+                       how=kind, reboot=not hot, compliant=True, security_current=True,
+                       why=f"{kind} {kb} installed {'with' if not hot else 'without'} a restart")
+            if action == "hotpatch+oob":
+                okb, obuild = OUT_OF_BAND_HOTPATCH[month]
+                t2 = t + _dt.timedelta(days=9, hours=2)
+                d2 = self.install(t2, okb, update_title(month, okb, obuild, True), obuild, reboot=False)
+                row["also_installed"].append({"kb": okb, "build": f"{OS_BUILD}.{obuild}",
+                                              "at": iso(d2), "how": "out-of-band-hotpatch"})
+                row["why"] += f"; out-of-band hotpatch {okb} also installed without a restart"
+            if kind == "baseline":
+                self.enrolment(done + _dt.timedelta(minutes=3), "Baseline current; hotpatch offers resume.")
+        elif action in ("standard", "manual-standard"):
+            skb, sbuild = STANDARD[month]
+            manual = action == "manual-standard"
+            client = "DISM Package Manager Provider" if manual else "WindowsUpdateAgent"
+            done = self.install(t, skb,
+                                update_title(month, skb, sbuild, False), sbuild, reboot=True,
+                                client=client)
+            row.update(installed_kb=skb, installed_build=f"{OS_BUILD}.{sbuild}", installed_at=iso(done),
+                       how="manual-standard" if manual else "standard", reboot=True,
+                       compliant=False, security_current=True)
+            row["why"] = (f"standard cumulative update {skb} installed by hand in a hotpatch month; "
+                          "off the hotpatch track until the next baseline" if manual else
+                          f"off the hotpatch track (standard update earlier in the quarter): got standard "
+                          f"{skb} with a restart instead of hotpatch {kb}")
+            if manual:
+                self.enrolment(done + _dt.timedelta(minutes=5), "Standard quality update installed; "
+                               "hotpatch offers paused until the next baseline.")
+        elif action == "hotpatch-fail-fallback":
+            code = 0x800F0922
+            self.install(t, kb, update_title(month, kb, build, True), build, reboot=False, fail=code)
+            skb, sbuild = STANDARD[month]
+            t2 = t + _dt.timedelta(hours=3, minutes=self.rng.randrange(60))
+            done = self.install(t2, skb, update_title(month, skb, sbuild, False), sbuild, reboot=True)
+            row.update(installed_kb=skb, installed_build=f"{OS_BUILD}.{sbuild}", installed_at=iso(done),
+                       how="standard-fallback", reboot=True, compliant=False, security_current=True,
+                       failed=[{"kb": kb, "error_code": f"0x{code:08x}"}],
+                       why=f"hotpatch {kb} failed (0x{code:08x}); fell back to standard {skb} with a restart")
+        elif action == "baseline-fail":
+            code = 0x800F0922
+            for k in range(2):
+                self.install(t + _dt.timedelta(days=3 * k), kb, update_title(month, kb, build, False),
+                             build, reboot=True, fail=code)
+            row.update(how="failed", compliant=False, security_current=False,
+                       failed=[{"kb": kb, "error_code": f"0x{code:08x}"}],
+                       why=f"baseline {kb} failed twice (0x{code:08x}); device stays on {OS_BUILD}.{self.qfe}")
+        elif action == "none":
+            row.update(how="not-offered", compliant=False, security_current=False,
+                       why=f"no update installed: device not on the current baseline "
+                           f"(still {OS_BUILD}.{self.qfe}), so hotpatch {kb} was not offered")
+            self.enrolment(pt + _dt.timedelta(days=1, hours=2), f"Hotpatch offer skipped: device build "
+                           f"{OS_BUILD}.{self.qfe} is not on the current baseline.")
+        else:
+            raise ValueError(f"{self.name}: unknown action {action!r} for {month}")
+        return row
+
+    def unexpected_reboot(self, when: _dt.datetime) -> None:
+        """A power loss at `when`: no clean shutdown events, then 41 + 6008 at the next boot."""
+        up = when + _dt.timedelta(minutes=7)
+        self.boot(up, unexpected_since=when)
+        self.other_reboots.append({"lost_power_at": iso(when), "booted_at": iso(up),
+                                   "kind": "unexpected (Kernel-Power 41, EventLog 6008)",
+                                   "update_related": False})
