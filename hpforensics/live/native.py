@@ -76,16 +76,18 @@ def merge_ranges(ranges: list[tuple[int, int]], gap: int = MERGE_GAP) -> list[tu
 
 
 def compare_region(
-    space: LiveSpace, region: Region, fd: int, file_size: int, *, skip: bool = True
+    space: LiveSpace, region: Region, fd: int, file_size: int, flags: list[bool] | None
 ) -> RegionCompare:
+    """`flags`: per page of the region, True where the OS says it is still the file's page
+    (LiveSpace.unchanged_pages), None to read every page."""
     out = RegionCompare()
     length = comparable_length(region, file_size)
     n = length // PAGE_SIZE
     out.pages_total = n
     if not n:
         return out
-    flags = space.unchanged_pages(region.start, region.start + length) if skip else None
     if flags is not None:
+        flags = flags[:n]
         out.pages_skipped = sum(flags)
     pending: list[tuple[int, int]] = []  # differing ranges, merged across chunk borders
     for first, count in _runs(flags, n):

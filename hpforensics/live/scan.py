@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # Mappings the kernel provides without a file: said so, never compared.
 KERNEL_PROVIDED = ("[vdso]", "[vsyscall]", "[vectors]", "[sigpage]", "[uprobes]")
+PE_SUFFIXES = (".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".efi")
 
 
 @dataclass
@@ -65,24 +66,32 @@ def scan_process(
     pe_images: list[MappedImage] = []
     for image in space.images():
         regions = [r for r in space.image_regions(image) if r.executable]
+        module = _summary(space, image, f"disk:{image.path}")
+        flags = [space.unchanged_pages(r.start, r.end) if options.skip_unchanged else None
+                 for r in regions]
+        if regions and not _maybe_pe(image.path) and all(f and all(f) for f in flags):
+            # Every page is still the mapped file's own page: nothing can differ, and the
+            # file need not even be opened (it may be deleted or replaced: these pages are
+            # the mapped inode's).
+            for r in regions:
+                module.pages_total += r.size // PAGE_SIZE
+            module.pages_skipped = module.pages_total
+            modules.append(module)
+            continue
         fd, how = space.open_file(regions[0]) if regions else (None, "no executable mapping")
-        module = _summary(space, image, "none")
         try:
             if fd is not None and os.pread(fd, 2, 0) == b"MZ":
                 pe_images.append(image)
                 continue
             if fd is None:
+                module.reference = "none"
                 module.status = f"no-reference: {how}"
-            else:
-                module.reference = f"disk:{image.path}"
-            elf = elves.get(regions[0]) if fd is not None else None
-            for region in regions:
+            for region, region_flags in zip(regions, flags):
                 if fd is None:
-                    cmp = _without_reference(space, region, options)
+                    cmp = _without_reference(region, region_flags)
                 else:
-                    cmp = compare_region(space, region, fd, os.fstat(fd).st_size,
-                                         skip=options.skip_unchanged)
-                findings += _account(space, image, region, cmp, module, elf, elves, how)
+                    cmp = compare_region(space, region, fd, os.fstat(fd).st_size, region_flags)
+                findings += _account(space, image, region, cmp, module, elves, how)
         finally:
             if fd is not None:
                 os.close(fd)
@@ -127,12 +136,16 @@ def _add(summary: ProcessSummary, module: ModuleSummary) -> None:
     summary.pages_read += module.pages_total - module.pages_skipped - module.pages_unavailable
 
 
-def _without_reference(space: LiveSpace, region: Region, options: ScanOptions) -> RegionCompare:
+def _maybe_pe(path: str) -> bool:
+    """A Wine-mapped PE file: its expected bytes are relocated, so it always goes to the engine."""
+    return path.lower().endswith(PE_SUFFIXES)
+
+
+def _without_reference(region: Region, flags: list[bool] | None) -> RegionCompare:
     """No file to compare with: pages the OS vouches for are still fine, the rest unknown."""
     out = RegionCompare()
     n = region.size // PAGE_SIZE
     out.pages_total = n
-    flags = space.unchanged_pages(region.start, region.end) if options.skip_unchanged else None
     flags = flags or [False] * n
     out.pages_skipped = sum(flags)
     for i, ok in enumerate(flags):
@@ -149,7 +162,7 @@ def _without_reference(space: LiveSpace, region: Region, options: ScanOptions) -
 
 def _account(
     space: LiveSpace, image: MappedImage, region: Region, cmp: RegionCompare,
-    module: ModuleSummary, elf: ElfInfo | None, elves: _ElfCache, how: str,
+    module: ModuleSummary, elves: _ElfCache, how: str,
 ) -> list[Finding]:
     module.pages_total += cmp.pages_total
     module.pages_skipped += cmp.pages_skipped
@@ -157,7 +170,8 @@ def _account(
     out: list[Finding] = []
     hot_pages: set[int] = set()
     for diff in cmp.diffs:
-        f = _classify(space, image, region, diff, elf, elves)
+        # headers and symbols are read only for images that differ: most never do
+        f = _classify(space, image, region, diff, elves.get(region), elves)
         out.append(f)
         if f.verdict is Verdict.HOTPATCH:
             first = diff.address & ~(PAGE_SIZE - 1)
@@ -166,10 +180,14 @@ def _account(
     module.pages_unexplained += len(set(cmp.pages_differ) - hot_pages)
     module.pages_verified += (cmp.pages_total - cmp.pages_skipped - cmp.pages_unavailable
                               - len(set(cmp.pages_differ) | hot_pages))
-    reason = "page not readable" if module.reference != "none" else f"no reference: {how}"
+    reason = "page not readable" if fd_ok(module) else f"no reference: {how}"
     for lo, hi in cmp.unavailable:
         out.append(_finding(space, image, lo, hi - lo, Verdict.UNAVAILABLE, reason))
     return out
+
+
+def fd_ok(module: ModuleSummary) -> bool:
+    return module.reference != "none"
 
 
 def _finding(space: LiveSpace, image: MappedImage, address: int, size: int, verdict: Verdict,

@@ -14,7 +14,7 @@ import logging
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from hpforensics.model import Finding, ModuleSummary, ScanResult, Verdict
 from hpforensics.sources.source import AddressSpace, MappedImage
@@ -41,16 +41,18 @@ class ProcessInfo:
     exe: str = ""
 
 
-@dataclass(frozen=True)
-class Region:
-    """One mapping of a process as the OS reports it (a /proc maps line, a VirtualQueryEx run)."""
+class Region(NamedTuple):
+    """One mapping of a process as the OS reports it (a /proc maps line, a VirtualQueryEx run).
+
+    A NamedTuple, not a frozen dataclass: a host has tens of thousands of mappings and a frozen
+    dataclass's __init__ costs several times more per record."""
 
     start: int
     end: int
     perms: str  # "r-xp" style: read, write, execute, p(rivate)/s(hared)
     offset: int = 0  # file offset of `start`
     path: str = ""  # file or pseudo name ("[heap]", "[vdso]"); "" for anonymous memory
-    dev: tuple[int, int] | None = None  # (major, minor) of the mapped file
+    dev: str = ""  # "major:minor" in hex, as /proc maps prints it; "" where unknown
     inode: int = 0
     deleted: bool = False  # the name in the map carries " (deleted)"
 
@@ -211,6 +213,7 @@ def scan_live(
         summary = ProcessSummary(source, proc.pid, proc.name, proc.exe)
         try:
             with backend.open(proc) as space:
+                summary.exe = summary.exe or space.exe
                 scan_process(space, summary, result, options)
         except ProcessGone:
             summary.status = "exited"
