@@ -1,0 +1,116 @@
+"""Run the analysis over every process and kernel space of a memory image.
+
+One pass per address space: the images (loader list + image VADs), the hotpatch-image records
+(loader claims checked against code) and, given references, the engine's page-by-page verdicts.
+Everything is returned as data; the plugins and the CLI only render it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional, Sequence
+
+from hpforensics.memimage import walk
+from hpforensics.memimage.patchstate import HotpatchImageRecord, hotpatch_images
+from hpforensics.model import ModuleSummary, ScanResult
+from hpforensics.sources.source import MappedImage
+from hpforensics.sources.volatility import VolatilityAddressSpace
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class SpaceResult:
+    space: VolatilityAddressSpace
+    record: walk.ProcessRecord
+    images: list[HotpatchImageRecord] = field(default_factory=list)
+    scan: ScanResult = field(default_factory=ScanResult)
+
+
+@dataclass
+class Analysis:
+    spaces: list[SpaceResult] = field(default_factory=list)
+
+    @property
+    def hotpatch_images(self) -> list[HotpatchImageRecord]:
+        return [r for s in self.spaces for r in s.images]
+
+    @property
+    def findings(self):
+        return [f for s in self.spaces for f in s.scan.findings]
+
+    @property
+    def modules(self) -> list[ModuleSummary]:
+        return [m for s in self.spaces for m in s.scan.modules]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for s in self.spaces for w in s.scan.warnings + s.record.warnings]
+
+
+def spaces(context, kernel: str, source: str, pids: Sequence[int] | None = None,
+           include_kernel: bool = True) -> Iterator[tuple[VolatilityAddressSpace, walk.ProcessRecord]]:
+    """Every process (filtered by pid) and, unless filtered, kernel space."""
+    for rec in walk.processes(context, kernel, list(pids) if pids else None):
+        yield VolatilityAddressSpace(context, rec.layer_name, rec.images, source=source,
+                                     pid=rec.pid, process=rec.name), rec
+    if include_kernel and not pids:
+        rec = walk.kernel_modules(context, kernel)
+        layer = context.layers[rec.layer_name]
+        rec.images = [_canonical(layer, m) for m in rec.images]
+        yield VolatilityAddressSpace(context, rec.layer_name, rec.images, source=source,
+                                     pid=None, process="kernel"), rec
+
+
+def _canonical(layer, m: MappedImage) -> MappedImage:
+    from dataclasses import replace
+
+    canon = getattr(layer, "canonicalize", None)
+    return replace(m, base=canon(m.base)) if canon else m
+
+
+def analyze(
+    context,
+    kernel: str,
+    *,
+    source: str,
+    references=None,
+    kb_lookup: Optional[Callable[[str], Optional[str]]] = None,
+    pids: Sequence[int] | None = None,
+    verify: bool = True,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Images, hotpatch records and (with `verify`) page verdicts for every space."""
+    result = Analysis()
+    todo = list(spaces(context, kernel, source, pids))
+    total_images = sum(len(rec.images) for _, rec in todo)
+    done = 0
+    for space, rec in todo:
+        sr = SpaceResult(space, rec)
+        sr.images = hotpatch_images(space, peb_flag=rec.images_hotpatched, kb_lookup=kb_lookup)
+        if verify:
+            sr.scan = verify_space(space, references, kb_lookup)
+        done += len(rec.images)
+        if progress is not None:
+            progress(f"{rec.name} ({rec.pid if rec.pid is not None else 'kernel'})", done,
+                     total_images)
+        result.spaces.append(sr)
+    return result
+
+
+class _NoReferences:
+    """Without --reference every module is reported as `no-reference`, still page-counted."""
+
+    def expected_for(self, image, space):
+        return None
+
+    def label(self, expected) -> str:
+        return "none"
+
+
+def verify_space(space: VolatilityAddressSpace, references, kb_lookup) -> ScanResult:
+    from hpforensics import engine
+
+    return engine.verify_space(space, references or _NoReferences(), kb_lookup=kb_lookup)

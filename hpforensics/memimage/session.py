@@ -1,0 +1,124 @@
+"""Open a memory image through the Volatility 3 library: context, automagic, kernel module.
+
+No shell-out: the same framework objects `vol` builds. Symbol directories are put first on
+volatility3.symbols.__path__ and the framework runs offline (no symbol download attempts), so a
+missing symbol table fails fast with one message naming the PDB GUID/age and where to put it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from hpforensics.errors import InputError
+
+log = logging.getLogger(__name__)
+
+PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
+_DTB_BAND = (0x150000, 0x2A0000)  # where Windows 10+ places the kernel DTB (Volatility's band)
+
+
+@dataclass
+class Session:
+    path: Path
+    context: object  # volatility3 Context
+    kernel: str  # name of the kernel module in context.modules
+    config_path: str
+
+
+def _prepare_framework(symbol_dirs: Sequence[Path]) -> None:
+    import volatility3.plugins
+    import volatility3.symbols
+    from volatility3 import framework
+    from volatility3.framework import constants
+
+    framework.require_interface_version(2, 0, 0)
+    constants.OFFLINE = True
+    wanted = [str(Path(d).resolve()) for d in symbol_dirs]
+    volatility3.symbols.__path__ = wanted + [
+        p for p in constants.SYMBOL_BASEPATHS if p not in wanted]
+    plugin_paths = [str(PLUGINS_DIR)] if PLUGINS_DIR.is_dir() else []
+    volatility3.plugins.__path__ = plugin_paths + [
+        p for p in constants.PLUGINS_PATH if p not in plugin_paths]
+    framework.import_files(volatility3.plugins, True)
+
+
+def diagnose_image(path: Path) -> str:
+    """Why Volatility found no Windows x64 address space, in one sentence."""
+    size = path.stat().st_size
+    if size < _DTB_BAND[0]:
+        return f"file is only {size:#x} bytes: truncated image, no page tables in it"
+    with open(path, "rb") as fh:
+        fh.seek(_DTB_BAND[0])
+        band = fh.read(_DTB_BAND[1] - _DTB_BAND[0])
+    for off in range(0, len(band) - 0xFFF, 0x1000):
+        page_addr = _DTB_BAND[0] + off
+        entries = struct.unpack_from("<512Q", band, off)
+        selfref = [i for i, e in enumerate(entries) if e & 1 and (e & 0xFFFFFFFFFF000) == page_addr]
+        if len(selfref) != 1 or not 0x100 <= selfref[0] < 0x1FF:
+            continue
+        highest = max((e & 0xFFFFFFFFFF000) for e in entries if e & 1)
+        if highest >= size:
+            return (f"truncated image: the kernel page tables at {page_addr:#x} reference "
+                    f"physical memory up to {highest + 0xFFF:#x} but the file ends at {size:#x}")
+    return ("no Windows x64 kernel page tables found (not a raw physical memory image of "
+            "Windows 10/11 x64, or truncated)")
+
+
+def _missing_symbols_message(context, symbol_dirs: Sequence[Path]) -> str | None:
+    """Name the kernel PDB the image wants, when a translation layer was found."""
+    from volatility3.framework import layers
+    from volatility3.framework.symbols.windows import pdbutil
+
+    for name, layer in list(context.layers.items()):
+        if not isinstance(layer, layers.intel.Intel):
+            continue
+        for hit in pdbutil.PDBUtility.pdbname_scan(
+            context, name, layer.page_size, [b"ntkrnlmp.pdb", b"ntoskrnl.pdb", b"ntkrnlpa.pdb",
+                                             b"ntkrpamp.pdb"], start=0xF80000000000,
+        ):
+            want = f"windows/{hit['pdb_name']}/{hit['GUID']}-{hit['age']}.json.xz"
+            where = ", ".join(str(d) for d in symbol_dirs) or "(no --symbols given)"
+            return (f"no symbol table for kernel {hit['pdb_name']} GUID {hit['GUID']} age "
+                    f"{hit['age']}: put {want} under a --symbols DIR (searched: {where})")
+        return "Windows page tables found but no kernel image with a CodeView record (truncated?)"
+    return None
+
+
+def open_image(
+    path: str | os.PathLike[str],
+    symbols: Sequence[str | os.PathLike[str]] = (),
+    progress: Callable[[float, str], None] | None = None,
+) -> Session:
+    """Run Volatility's automagic on `path` and return the context with the kernel module."""
+    from volatility3.framework import automagic, contexts, interfaces, plugins
+    from volatility3.plugins.windows import pslist
+
+    image = Path(path)
+    if not image.is_file():
+        raise InputError(image, "no such memory image")
+    symbol_dirs = [Path(s) for s in symbols]
+    for d in symbol_dirs:
+        if not d.is_dir():
+            raise InputError(d, "symbol directory does not exist")
+    _prepare_framework(symbol_dirs)
+    ctx = contexts.Context()
+    ctx.config["automagic.LayerStacker.single_location"] = image.resolve().as_uri()
+    base = "plugins.PsList"
+    available = automagic.available(ctx)
+    chosen = automagic.choose_automagic(available, pslist.PsList)
+    errors = automagic.run(chosen, ctx, pslist.PsList, "plugins", progress_callback=progress)
+    req = interfaces.configuration.path_join(base, "kernel")
+    del plugins
+    unsatisfied = pslist.PsList.unsatisfied(ctx, "plugins.PsList")
+    if unsatisfied:
+        log.debug("automagic errors: %s", errors)
+        message = _missing_symbols_message(ctx, symbol_dirs) or diagnose_image(image)
+        raise InputError(image, message)
+    kernel = ctx.config.get(req)
+    if not kernel or kernel not in ctx.modules:
+        raise InputError(image, diagnose_image(image))
+    return Session(image, ctx, kernel, base)
