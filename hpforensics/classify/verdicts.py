@@ -268,6 +268,7 @@ class ModuleClassifier:
     def _unexplained(self, s: int, e: int) -> None:
         kinds = self.exp.masks.kinds_in(s, e)
         if MaskKind.RELOCATION in kinds:
+            s, e = self.exp.masks.span(MaskKind.RELOCATION, s, e)
             why = "relocated field holds a value the loader would not write for this base"
         elif self.exp.is_executable(s):
             why = "code differs from the file and no loader or hotpatch rule explains it"

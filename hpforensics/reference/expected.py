@@ -133,8 +133,9 @@ def _layout(data: Any, hdr: Headers) -> bytearray:
     img[:n] = data[:n]
     for s in hdr.sections:
         raw = s.raw_offset & ~0x1FF if hdr.file_alignment >= 0x200 else s.raw_offset
-        n = min(s.raw_size, _align(s.vsize, hdr.section_alignment), hdr.size_of_image - s.va,
-                len(data) - raw)
+        # The loader copies min(VirtualSize, SizeOfRawData): file padding past VirtualSize
+        # (linkers leave "PADDINGXXPADDING" there) is not mapped, the rest is zero-filled.
+        n = min(s.raw_size, s.vsize, hdr.size_of_image - s.va, len(data) - raw)
         if n > 0:
             img[s.va : s.va + n] = data[raw : raw + n]
     return img

@@ -76,6 +76,17 @@ class MaskSet:
         out.sort()
         return out
 
+    def span(self, kind: MaskKind, start: int, end: int) -> tuple[int, int]:
+        """[start, end) widened to whole ranges of `kind` that overlap it."""
+        for g in self.groups:
+            if g.kind != kind:
+                continue
+            hit = (g.starts < end) & (g.ends > start)
+            if np.any(hit):
+                start = min(start, int(g.starts[hit].min()))
+                end = max(end, int(g.ends[hit].max()))
+        return start, end
+
     def kinds_in(self, start: int, end: int) -> list[MaskKind]:
         """Kinds with a range overlapping [start, end), most specific (runtime) first."""
         hits = []

@@ -1,0 +1,101 @@
+"""An independent loader simulation for tests: LIEF lays the file out, relocations are applied
+with struct one entry at a time, imports are bound into fake DLL mappings, CFG pointers aimed
+into a fake ntdll, the cookie randomised, function overrides retargeted.
+
+Nothing here imports hpforensics.reference: it is the second opinion the engine is checked
+against.
+"""
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import lief
+
+from hpforensics.sources.source import BytesAddressSpace, MappedImage
+
+FAKE_SIZE = 0x20000
+FAKE_AREA = 0x7FFA_0000_0000
+
+
+def _u(img: bytearray, at: int, n: int) -> int:
+    return int.from_bytes(img[at : at + n], "little")
+
+
+def _p(img: bytearray, at: int, n: int, v: int) -> None:
+    img[at : at + n] = (v & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
+
+
+def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[MappedImage, bytes]], dict]:
+    """(memory image of `path` loaded at `base`, fake DLL regions, facts for planting)."""
+    rng = random.Random(seed)
+    b = lief.PE.parse(str(path))
+    raw = path.read_bytes()
+    oh = b.optional_header
+    is64 = b.header.machine != lief.PE.Header.MACHINE_TYPES.I386
+    ps = 8 if is64 else 4
+    img = bytearray(oh.sizeof_image)
+    img[: oh.sizeof_headers] = raw[: oh.sizeof_headers]
+    for s in b.sections:
+        c = bytes(s.content)
+        img[s.virtual_address : s.virtual_address + len(c)] = c
+    delta = base - oh.imagebase
+    T = lief.PE.Relocation.TYPE if hasattr(lief.PE.Relocation, "TYPE") else None
+    for r in b.relocations:
+        for e in r.entries:
+            at = r.virtual_address + e.position
+            name = str(e.type).split(".")[-1]
+            if name == "DIR64":
+                _p(img, at, 8, _u(img, at, 8) + delta)
+            elif name == "HIGHLOW":
+                _p(img, at, 4, _u(img, at, 4) + delta)
+    fakes: list[tuple[MappedImage, bytes]] = []
+    dll_base: dict[str, int] = {}
+    for i, imp in enumerate(b.imports):
+        dll = imp.name.lower()
+        if dll not in dll_base:
+            dll_base[dll] = FAKE_AREA + len(dll_base) * FAKE_SIZE
+            fakes.append((MappedImage(dll_base[dll], FAKE_SIZE, f"C:\\Windows\\System32\\{dll}", dll),
+                          bytes(FAKE_SIZE)))
+        for j, e in enumerate(imp.entries):
+            _p(img, e.iat_address, ps, dll_base[dll] + 0x1000 + 16 * j)
+    ntdll = FAKE_AREA + 0x100 * FAKE_SIZE
+    fakes.append((MappedImage(ntdll, FAKE_SIZE, "C:\\Windows\\System32\\ntdll.dll", "ntdll.dll"),
+                  bytes(FAKE_SIZE)))
+    facts: dict = {"iat": [], "cfg": [], "text": None}
+    for imp in b.imports:
+        facts["iat"] += [e.iat_address for e in imp.entries]
+    if b.has_configuration:
+        lc = b.load_configuration
+        for va in (lc.guard_cf_check_function_pointer, lc.guard_cf_dispatch_function_pointer,
+                   lc.guard_xfg_check_function_pointer, lc.guard_xfg_dispatch_function_pointer,
+                   lc.guard_xfg_table_dispatch_function_pointer):
+            if va:
+                _p(img, va - oh.imagebase, ps, ntdll + 0x3000 + rng.randrange(0, 0x100) * 16)
+                facts["cfg"].append(va - oh.imagebase)
+        if lc.security_cookie:
+            _p(img, lc.security_cookie - oh.imagebase, ps, rng.getrandbits(48))
+        for d in lc.dynamic_relocations:
+            fx = d.fixups
+            for info in getattr(fx, "func_overriding_info", []):
+                target = info.functions_rva[-1] if len(info.functions_rva) else info.original_rva
+                for r in info.relocations:
+                    for e in r.entries:
+                        if e.position == 0 and str(e.type).endswith("ABS"):
+                            continue
+                        site = r.virtual_address + e.position
+                        _p(img, site, 4, target - (site + 4))
+    text = next(s for s in b.sections if s.characteristics & 0x20000000)
+    facts["text"] = (text.virtual_address, text.virtual_size)
+    ro = [(s.virtual_address, s.virtual_address + s.virtual_size) for s in b.sections
+          if not s.characteristics & 0x80000000]
+    facts["relocs"] = [r.virtual_address + e.position for r in b.relocations for e in r.entries
+                       if str(e.type).endswith("DIR64")
+                       and any(a <= r.virtual_address + e.position < z for a, z in ro)]
+    return bytes(img), fakes, facts
+
+
+def space_for(path: Path, base: int, img: bytes, fakes, **kw) -> BytesAddressSpace:
+    me = MappedImage(base, len(img), str(path), path.name.lower())
+    return BytesAddressSpace([(me, img), *fakes], source=f"file:{path}", **kw)
