@@ -30,3 +30,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info hpforensics/*.so $(DEMO_OUT)
+
+# The C core's self-checking driver under AddressSanitizer + UBSan (also run by the test suite).
+CC ?= cc
+PAGEHASH_CORE := $(filter-out csrc/pagehash/module.c,$(wildcard csrc/pagehash/*.c))
+asan:
+	mkdir -p build
+	$(CC) -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
+		-Wall -Wextra -o build/pagehash_test csrc/pagehash/tests/test_core.c $(PAGEHASH_CORE)
+	./build/pagehash_test

@@ -76,6 +76,7 @@ int ph_xxh3_set_impl(int impl); /* 0 ok, -1 not available on this CPU */
 int ph_xxh3_get_impl(void);
 
 /* sha256.c / sha256_shani.c */
+extern const uint32_t ph_sha256_k[64]; /* round constants, FIPS 180-4 4.2.2 */
 typedef void (*ph_sha256_blocks_fn)(uint32_t state[8], const uint8_t *data, size_t nblocks);
 void ph_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t nblocks);
 void ph_sha256_blocks_shani(uint32_t state[8], const uint8_t *data, size_t nblocks);

@@ -2,7 +2,7 @@
  * the SHA-NI compression in sha256_shani.c. */
 #include "pagehash.h"
 
-static const uint32_t K[64] = {
+const uint32_t ph_sha256_k[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -37,7 +37,7 @@ void ph_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t nb
         uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
         uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
         for (t = 0; t < 64; t++) {
-            uint32_t t1 = h + BSIG1(e) + CH(e, f, g) + K[t] + w[t];
+            uint32_t t1 = h + BSIG1(e) + CH(e, f, g) + ph_sha256_k[t] + w[t];
             uint32_t t2 = BSIG0(a) + MAJ(a, b, c);
             h = g;
             g = f;
