@@ -1,0 +1,196 @@
+"""Events that arrive as exports rather than .evtx: wevtutil XML, Get-WinEvent JSON, ETW .etl.
+
+- `wevtutil qe <log> /f:xml` (or /f:RenderedXml) writes <Event> elements back to back with no
+  root element: parsed incrementally with a pull parser fed a synthetic root, one event in
+  memory at a time.
+- `Get-WinEvent ... | ConvertTo-Json` writes one array (or one object) of EventLogRecord
+  objects whose event data is positional (`Properties[i].Value`); JSON Lines work too. The array
+  is read element by element with `raw_decode`, so a large export is never loaded whole.
+- `.etl` (ETW trace) through dissect.etl, when it can read the file; otherwise a plain warning.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import xml.etree.ElementTree as ET
+from typing import IO, Any, Iterator
+
+from hpforensics.evidence import open_evidence
+from hpforensics.evtx.records import RawRecord, ReadStats, add_positional, parse_time, raw_from_xml, text_value
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 1 << 20
+_XML_DECL = re.compile(rb"^\s*(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\?>")
+_MS_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
+
+# Get-WinEvent exports carry event data by position; the names the templates give them, for
+# the events whose fields we read by name (Windows Update Client System-log templates).
+POSITIONAL_NAMES: dict[tuple[str, int], tuple[str, ...]] = {
+    ("Microsoft-Windows-WindowsUpdateClient", 19): (
+        "updateTitle", "updateGuid", "updateRevisionNumber", "serviceGuid"),
+    ("Microsoft-Windows-WindowsUpdateClient", 20): (
+        "errorCode", "updateTitle", "updateGuid", "updateRevisionNumber", "serviceGuid"),
+    ("Microsoft-Windows-WindowsUpdateClient", 43): (
+        "updateTitle", "updateGuid", "updateRevisionNumber"),
+    ("Microsoft-Windows-WindowsUpdateClient", 44): (
+        "updateTitle", "updateGuid", "updateRevisionNumber"),
+    ("Microsoft-Windows-Kernel-General", 12): (
+        "MajorVersion", "MinorVersion", "BuildVersion", "QfeVersion", "ServiceVersion",
+        "BootMode", "StartTime"),
+}
+
+
+def read_xml(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    parser = ET.XMLPullParser(events=("start", "end"))
+    parser.feed(b"<hpforensics-events>")
+    depth = 0
+    root: ET.Element | None = None
+    first = True
+    with open_evidence(path) as fh:
+        while True:
+            block = fh.read(_BLOCK)
+            if first:
+                block = _XML_DECL.sub(b"", block, count=1)
+                first = False
+            try:
+                parser.feed(block) if block else parser.feed(b"</hpforensics-events>")
+                for kind, elem in parser.read_events():
+                    if kind == "start":
+                        depth += 1
+                        root = elem if depth == 1 else root
+                        continue
+                    depth -= 1
+                    if depth == 1 and elem.tag.rpartition("}")[2] == "Event":
+                        stats.records += 1
+                        yield raw_from_xml(elem)
+                        if root is not None:
+                            root.remove(elem)  # keep memory flat
+            except ET.ParseError as exc:
+                stats.warnings.append(f"{stats.source}: XML not well formed ({exc}); "
+                                      f"events before that point were kept")
+                return
+            if not block:
+                return
+
+
+def read_json(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    with open_evidence(path) as raw:
+        fh = _text(raw)
+        try:
+            for obj in _json_objects(fh):
+                stats.records += 1
+                rec = raw_from_powershell(obj)
+                if rec is not None:
+                    yield rec
+        except ValueError as exc:
+            stats.warnings.append(f"{stats.source}: JSON not well formed ({exc}); "
+                                  f"events before that point were kept")
+
+
+def _text(raw: IO[bytes]) -> IO[str]:
+    import io
+
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
+
+
+def _json_objects(fh: IO[str]) -> Iterator[Any]:
+    """Objects of a JSON array, a single object, or JSON Lines, without reading it whole."""
+    decoder = json.JSONDecoder()
+    buf = ""
+    eof = False
+    while True:
+        buf = buf.lstrip(" \t\r\n,[]")
+        if not buf:
+            if eof:
+                return
+            buf = fh.read(_BLOCK)
+            eof = not buf
+            continue
+        try:
+            obj, end = decoder.raw_decode(buf)
+        except json.JSONDecodeError:
+            if eof:
+                raise ValueError(f"cannot decode {buf[:60]!r}") from None
+            more = fh.read(_BLOCK)
+            eof = not more
+            buf += more
+            continue
+        buf = buf[end:]
+        yield obj
+
+
+def raw_from_powershell(obj: Any) -> RawRecord | None:
+    """A Get-WinEvent EventLogRecord as serialised by ConvertTo-Json (PowerShell 5.1 or 7)."""
+    if not isinstance(obj, dict) or "Id" not in obj:
+        return None
+    provider = text_value(obj.get("ProviderName"))
+    eid = int(obj.get("Id") or 0)
+    rec = RawRecord(
+        provider=provider,
+        event_id=eid,
+        record_id=int(obj.get("RecordId") or 0),
+        time=_ps_time(obj.get("TimeCreated")),
+        channel=text_value(obj.get("LogName")),
+        computer=text_value(obj.get("MachineName")),
+        message=text_value(obj.get("Message")),
+    )
+    values = [p.get("Value") if isinstance(p, dict) else p for p in obj.get("Properties") or []]
+    names = POSITIONAL_NAMES.get((provider, eid))
+    if names:
+        for name, value in zip(names, values):
+            rec.data[name] = text_value(value)
+    else:
+        add_positional(rec.data, [text_value(v) for v in values])
+    return rec
+
+
+def _ps_time(value: Any) -> dt.datetime | None:
+    if isinstance(value, dict):  # PowerShell 5.1 with -Depth: {"value": "/Date(...)/", ...}
+        value = value.get("value") or value.get("DateTime")
+    text = text_value(value)
+    m = _MS_DATE.search(text)
+    if m:
+        return dt.datetime.fromtimestamp(int(m.group(1)) / 1000, tz=dt.timezone.utc)
+    return parse_time(text)
+
+
+def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    """ETW events via dissect.etl; a file it cannot read is reported, not guessed at."""
+    from dissect.etl import ETL
+
+    with open_evidence(path) as fh:
+        try:
+            etl = ETL(fh)
+            records = iter(etl)
+        except Exception as exc:  # noqa: BLE001 - dissect raises many types on foreign data
+            stats.warnings.append(f"{stats.source}: not readable as an ETW trace by dissect.etl "
+                                  f"({type(exc).__name__}: {exc}); no events taken from it")
+            return
+        while True:
+            try:
+                record = next(records)
+                event = record.event
+                values = event.event_values()
+                stamp = event.ts()
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001
+                stats.warnings.append(f"{stats.source}: dissect.etl stopped reading "
+                                      f"({type(exc).__name__}: {exc}); events before were kept")
+                return
+            stats.records += 1
+            rec = RawRecord(
+                provider=event.provider_name() or str(event.provider_id()),
+                event_id=int(getattr(record.header, "id", 0) or 0),
+                record_id=stats.records,
+                time=stamp.astimezone(dt.timezone.utc) if stamp.tzinfo else
+                stamp.replace(tzinfo=dt.timezone.utc),
+                channel="ETW",
+                computer="",
+            )
+            for key, value in values.items():
+                rec.data[str(key)] = text_value(value)
+            yield rec

@@ -1,0 +1,132 @@
+"""From what the user names (files, folders, zip archives, triage collections) to inputs.
+
+A triage collection (KAPE, Velociraptor, CyLR) keeps a device's logs under
+`<collection>/<drive>/Windows/System32/winevt/Logs/`; the collection's folder or archive name
+is the device name to use when a record has no Computer field. Zip members are copied to a
+temporary file one at a time (the parsers want a seekable file; memory stays flat).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Sequence
+
+from hpforensics.errors import InputError, UsageError
+
+log = logging.getLogger(__name__)
+
+KINDS = {".evtx": "evtx", ".xml": "xml", ".json": "json", ".jsonl": "json", ".etl": "etl"}
+# Folder names collectors put between the collection root and the drive.
+_WRAPPERS = {"uploads", "auto", "ntfs", "mft", "file", "lazy_ntfs", "vss", "files", "collection",
+             "triage", "evidence", "kape", "output", "tout", "target"}
+_DRIVE = re.compile(r"^(?:[a-z](?::|%3a|_drive)?|%5c%5c\.%5c[a-z]%3a|\\\\\.\\[a-z]:)$", re.I)
+_COLLECTION_NAME = re.compile(
+    r"^(?:Collection-)?(?P<host>.+?)(?:[-_]\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2}[-:]?\d{2}[-:]?\d{2}Z?)?)?$")
+
+
+@dataclass(frozen=True)
+class InputItem:
+    source: str  # what reports call it: a path, or "archive.zip!member/path"
+    path: str  # file on disk (the archive, for a member)
+    member: str  # member inside the archive, '' for plain files
+    kind: str  # evtx / xml / json / etl
+    device_hint: str  # collection-derived device name ('' when not a collection)
+
+
+def device_from_parts(parts: Sequence[str], fallback: str = "") -> str:
+    """The collection (device) name from a log's path components, e.g.
+    ('HOST1', 'C', 'Windows', 'System32', 'winevt', 'Logs', 'System.evtx') -> 'HOST1'."""
+    lowered = [p.lower() for p in parts]
+    for i in range(len(lowered) - 1):
+        if lowered[i + 1] == "windows" and lowered[i + 2:i + 3] == ["system32"] and _DRIVE.match(lowered[i]):
+            for name in reversed(parts[:i]):
+                if name.lower() not in _WRAPPERS and not _DRIVE.match(name):
+                    return clean_collection_name(name)
+            return clean_collection_name(fallback) if fallback else ""
+    return ""
+
+
+def clean_collection_name(name: str) -> str:
+    stem = re.sub(r"\.(zip|7z|tar|tgz|tar\.gz)$", "", name, flags=re.I)
+    m = _COLLECTION_NAME.match(stem)
+    return m.group("host") if m else stem
+
+
+def kind_of(name: str) -> str | None:
+    return KINDS.get(PurePosixPath(name.lower()).suffix)
+
+
+def _sniff(path: Path) -> str | None:
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \r\n\t")
+    if head.startswith(b"ElfFile"):
+        return "evtx"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"<"):
+        return "xml"
+    if head[:1] in (b"[", b"{"):
+        return "json"
+    return None
+
+
+def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
+    """Every log under the given paths, in a stable order; missing paths are a UsageError."""
+    items: list[InputItem] = []
+    for given in paths:
+        p = Path(given)
+        if not p.exists():
+            raise UsageError(f"{p}: no such file or directory")
+        if p.is_dir():
+            for file in sorted(f for f in p.rglob("*") if f.is_file()):
+                kind = "zip" if file.suffix.lower() == ".zip" else kind_of(file.name)
+                if kind:
+                    items.extend(_items_for(file, kind))
+        else:
+            kind = "zip" if p.suffix.lower() == ".zip" else (kind_of(p.name) or _sniff(p))
+            if kind is None:
+                raise InputError(p, "not an event log (.evtx), export (.xml/.json), trace (.etl) "
+                                    "or zip archive")
+            items.extend(_items_for(p, kind))
+    return items
+
+
+def _items_for(file: Path, kind: str) -> list[InputItem]:
+    if kind != "zip":
+        hint = device_from_parts(file.resolve().parts)
+        return [InputItem(str(file), str(file), "", kind, hint)]
+    try:
+        with zipfile.ZipFile(file) as zf:
+            names = sorted(n for n in zf.namelist() if not n.endswith("/") and kind_of(n))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(file, f"not a readable zip archive ({exc})") from None
+    out = []
+    for name in names:
+        parts = [file.name] + list(PurePosixPath(name.replace("\\", "/")).parts)
+        hint = device_from_parts(parts, fallback=file.name)
+        out.append(InputItem(f"{file}!{name}", str(file), name, kind_of(name) or "", hint))
+    return out
+
+
+@contextlib.contextmanager
+def local_path(item: InputItem) -> Iterator[str]:
+    """A path the parsers can open: the file itself, or a temporary copy of a zip member."""
+    if not item.member:
+        yield item.path
+        return
+    with zipfile.ZipFile(item.path) as zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
+        target = Path(tmp) / Path(item.member).name
+        try:
+            with zf.open(item.member) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise InputError(item.source, f"cannot extract from the archive ({exc})") from None
+        os.chmod(target, 0o400)
+        yield str(target)

@@ -1,0 +1,208 @@
+"""One typed Event per log record that matters for update compliance.
+
+Which records matter, and what each says:
+- Microsoft-Windows-WindowsUpdateClient (System / Operational): 44 download started, 43
+  installation started, 19 installed, 20 failed, 16 cannot connect, 24 uninstall failed,
+  213 revert failed; updateTitle carries the KB, errorCode the failure.
+- Microsoft-Windows-Servicing (Setup): 1 initiating changes (PackageIdentifier = KB, package
+  states), 2 success, 3 failure, 4 reboot required.
+- Microsoft-Windows-WaaSMedic*: enrolment evidence when it mentions AllowRebootlessUpdates.
+- Boot / shutdown evidence: Kernel-General 12 (boot, with the OS build) / 13 (shutdown),
+  EventLog 6005 / 6009 (event log started at boot), 6006 (clean shutdown), 6008 (previous
+  shutdown unexpected), 6013 (uptime), USER32 1074 (restart/shutdown initiated), Kernel-Power 41
+  (rebooted without a clean shutdown).
+- Any other record whose data mentions "hotpatch".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from dataclasses import dataclass
+
+from hpforensics.evtx.classify import Classifier, find_build, find_kb
+from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
+from hpforensics.evtx.records import RawRecord
+
+log = logging.getLogger(__name__)
+
+WUC = "Microsoft-Windows-WindowsUpdateClient"
+SERVICING = "Microsoft-Windows-Servicing"
+
+
+class Category(str, enum.Enum):
+    DOWNLOAD = "update-download"
+    START = "update-start"
+    INSTALLED = "update-installed"
+    FAILED = "update-failed"
+    NO_CONNECTION = "update-no-connection"
+    UNINSTALL_FAILED = "update-uninstall-failed"
+    REVERT_FAILED = "update-revert-failed"
+    UPDATE_OTHER = "update-other"
+    SERVICING_START = "servicing-start"
+    SERVICING_SUCCESS = "servicing-success"
+    SERVICING_FAILURE = "servicing-failure"
+    SERVICING_REBOOT = "servicing-reboot-required"
+    SERVICING_OTHER = "servicing-other"
+    ENROLMENT = "hotpatch-enrolment"
+    WAASMEDIC = "waasmedic"
+    BOOT = "boot"
+    UNEXPECTED_REBOOT = "unexpected-reboot"
+    SHUTDOWN = "shutdown"
+    RESTART_INITIATED = "restart-initiated"
+    UPTIME = "uptime"
+    HOTPATCH_MENTION = "hotpatch-mention"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+BOOT_EVIDENCE = frozenset({Category.BOOT, Category.UNEXPECTED_REBOOT})
+UPDATE_CATEGORIES = frozenset({
+    Category.DOWNLOAD, Category.START, Category.INSTALLED, Category.FAILED,
+    Category.UNINSTALL_FAILED, Category.REVERT_FAILED, Category.UPDATE_OTHER,
+    Category.SERVICING_START, Category.SERVICING_SUCCESS, Category.SERVICING_FAILURE,
+    Category.SERVICING_REBOOT, Category.SERVICING_OTHER,
+})
+
+_WUC_IDS = {44: Category.DOWNLOAD, 43: Category.START, 19: Category.INSTALLED,
+            20: Category.FAILED, 16: Category.NO_CONNECTION, 24: Category.UNINSTALL_FAILED,
+            213: Category.REVERT_FAILED}
+_SERVICING_IDS = {1: Category.SERVICING_START, 2: Category.SERVICING_SUCCESS,
+                  3: Category.SERVICING_FAILURE, 4: Category.SERVICING_REBOOT}
+_SYSTEM_IDS = {
+    ("Microsoft-Windows-Kernel-General", 12): Category.BOOT,
+    ("Microsoft-Windows-Kernel-General", 13): Category.SHUTDOWN,
+    ("Microsoft-Windows-Kernel-Power", 41): Category.UNEXPECTED_REBOOT,
+    ("EventLog", 6005): Category.BOOT,
+    ("EventLog", 6009): Category.BOOT,
+    ("EventLog", 6006): Category.SHUTDOWN,
+    ("EventLog", 6008): Category.UNEXPECTED_REBOOT,
+    ("EventLog", 6013): Category.UPTIME,
+    ("USER32", 1074): Category.RESTART_INITIATED,
+    ("User32", 1074): Category.RESTART_INITIATED,
+}
+_FAILURES = frozenset({Category.FAILED, Category.UNINSTALL_FAILED, Category.REVERT_FAILED,
+                       Category.SERVICING_FAILURE})
+_SUCCESSES = frozenset({Category.INSTALLED, Category.SERVICING_SUCCESS})
+_TRUE = frozenset({"true", "1", "yes"})
+
+
+@dataclass(slots=True)
+class Event:
+    """A normalised event. Times are UTC."""
+
+    device: str
+    time: dt.datetime | None
+    channel: str
+    provider: str
+    event_id: int
+    record_id: int
+    source: str
+    category: str
+    kb: str = ""
+    title: str = ""
+    update_guid: str = ""
+    revision: int | None = None
+    error_code: str = ""
+    result: str = ""  # success / failure / ""
+    package_state: str = ""
+    reboot_required: bool | None = None
+    os_build: str = ""  # running build (boot events) or the build an update brings
+    update_class: str = ""  # baseline / hotpatch / standard / out-of-band / ... / other
+    release_month: str = ""
+    detail: str = ""
+
+
+def categorise(raw: RawRecord) -> Category | None:
+    provider = raw.provider
+    if provider == WUC:
+        return _WUC_IDS.get(raw.event_id, Category.UPDATE_OTHER)
+    if provider == SERVICING:
+        return _SERVICING_IDS.get(raw.event_id, Category.SERVICING_OTHER)
+    found = _SYSTEM_IDS.get((provider, raw.event_id))
+    if found is not None:
+        return found
+    if provider in ALL_EVENTS:  # WaaSMedic
+        text = " ".join(raw.data.values()) + " " + raw.message
+        return Category.ENROLMENT if "rebootless" in text.lower() else Category.WAASMEDIC
+    if provider in SOME_EVENTS:
+        return None
+    if any("hotpatch" in v.lower() for v in raw.data.values()) or "hotpatch" in raw.message.lower():
+        return Category.HOTPATCH_MENTION
+    return None
+
+
+def normalise(raw: RawRecord, source: str, device_hint: str,
+              classifier: Classifier | None) -> Event | None:
+    """The Event for one record, or None when the record does not matter here."""
+    category = categorise(raw)
+    if category is None:
+        return None
+    data = raw.data
+    ev = Event(
+        device=raw.computer or device_hint or "unknown",
+        time=raw.time,
+        channel=raw.channel,
+        provider=raw.provider,
+        event_id=raw.event_id,
+        record_id=raw.record_id,
+        source=source,
+        category=category.value,
+    )
+    if category in UPDATE_CATEGORIES or category == Category.HOTPATCH_MENTION:
+        _update_fields(ev, category, data, raw.message)
+        if classifier is not None and (ev.kb or ev.title or ev.os_build) and \
+                category != Category.HOTPATCH_MENTION:
+            c = classifier.classify(ev.kb, ev.title, ev.os_build, ev.time)
+            ev.update_class, ev.release_month = c.update_class, c.release_month
+    if category in (Category.HOTPATCH_MENTION, Category.ENROLMENT, Category.WAASMEDIC):
+        text = raw.message or " ".join(v for v in data.values() if v)
+        ev.detail = text[:300]
+    elif category == Category.BOOT and raw.provider == "Microsoft-Windows-Kernel-General":
+        if data.get("BuildVersion"):
+            ev.os_build = f"{data['BuildVersion']}.{data.get('QfeVersion', '0')}"
+    elif category == Category.RESTART_INITIATED:
+        # param1 process, param3 reason, param5 shutdown type (positional in older logs)
+        reason = data.get("param3") or data.get("Data3", "")
+        kind = data.get("param5") or data.get("Data5", "")
+        ev.detail = f"{kind}: {reason}".strip(": ")
+    return ev
+
+
+def _update_fields(ev: Event, category: Category, data: dict[str, str], message: str) -> None:
+    ev.title = data.get("updateTitle", "")
+    package = data.get("PackageIdentifier") or data.get("PackageName") or ""
+    ev.kb = find_kb(ev.title, package, *(v for k, v in data.items() if k not in ("updateTitle",)),
+                    message)
+    ev.os_build = find_build(ev.title, package)
+    guid = data.get("updateGuid", "")
+    ev.update_guid = guid.strip("{}").upper()
+    rev = data.get("updateRevisionNumber", "")
+    ev.revision = int(rev) if rev.strip().isdigit() else None
+    code = data.get("errorCode") or data.get("ErrorCode") or ""
+    ev.error_code = _hex_code(code)
+    if category in _FAILURES or (ev.error_code and ev.error_code != "0x00000000"):
+        ev.result = "failure"
+    elif category in _SUCCESSES:
+        ev.result = "success"
+    initial = data.get("InitialPackageState", "")
+    intended = data.get("IntendedPackageState") or data.get("PackageState") or ""
+    ev.package_state = f"{initial}->{intended}" if initial and intended else (intended or initial)
+    reboot = (data.get("RebootRequired") or data.get("RestartRequired") or "").lower()
+    if category == Category.SERVICING_REBOOT or reboot in _TRUE:
+        ev.reboot_required = True
+    elif reboot in ("false", "0", "no"):
+        ev.reboot_required = False
+
+
+def _hex_code(code: str) -> str:
+    """errorCode as 0x%08x whether the log held '0x80248007', '-2145091577' or '2149875719'."""
+    text = code.strip()
+    if not text:
+        return ""
+    try:
+        value = int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        return text
+    return f"{value & 0xFFFFFFFF:#010x}"

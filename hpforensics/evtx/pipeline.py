@@ -1,0 +1,253 @@
+"""From logs to the auditor's outputs: read (optionally in parallel), normalise, stream
+events.csv out as files finish, then build lifecycles, compliance and the report.
+
+Only the records that matter (update, servicing, boot evidence, hotpatch mentions) are kept in
+memory, so memory follows the number of update events, not the size of the logs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from hpforensics.errors import HPFError, InputError, UsageError
+from hpforensics.evtx.classify import Classifier
+from hpforensics.evtx.compliance import ComplianceRules, MonthCompliance
+from hpforensics.evtx.exports import read_etl, read_json, read_xml
+from hpforensics.evtx.ingest import InputItem, discover, local_path
+from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
+from hpforensics.evtx.normalise import Event, normalise
+from hpforensics.evtx.outputs import RowSink
+from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
+from hpforensics.evtx.records import ReadStats
+from hpforensics.evtx import rows as R
+
+log = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ["source", "device_hint", "records", "relevant", "expected_records", "sha256",
+                 "size", "warnings"]
+
+
+@dataclass
+class TimelineOptions:
+    parser: str = "evtx"
+    devices: frozenset[str] = frozenset()  # empty: all
+    start: dt.date | None = None
+    end: dt.date | None = None
+    product: str | None = None  # None: inferred per device, default Windows 11 24H2
+    jobs: int = 1
+    grace_days: int | None = None  # None: the deadline is the next month's release
+    hash_inputs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.parser not in PARSERS:
+            raise UsageError(f"--parser must be one of {', '.join(PARSERS)}, not {self.parser!r}")
+        if self.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+
+
+@dataclass
+class DeviceResult:
+    device: str
+    product: str
+    events: list[Event]
+    lifecycles: list[UpdateLifecycle]
+    months: list[MonthCompliance]
+    summary: dict
+
+
+@dataclass
+class TimelineResult:
+    inputs: list[ReadStats] = field(default_factory=list)
+    devices: list[DeviceResult] = field(default_factory=list)
+    events: int = 0
+    records: int = 0
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for s in self.inputs for w in s.warnings]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.warnings)
+
+
+# -- reading (runs in worker processes when jobs > 1) ------------------------------------------
+
+_CLASSIFIER: Classifier | None = None
+
+
+def _classifier(product: str | None) -> Classifier:
+    global _CLASSIFIER
+    if _CLASSIFIER is None or _CLASSIFIER.product != product:
+        _CLASSIFIER = Classifier(product=product)
+    return _CLASSIFIER
+
+
+def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
+              hash_inputs: bool = False) -> tuple[list[Event], ReadStats]:
+    """Normalised events of one input, and what reading it gave (never raises on bad data)."""
+    from hpforensics.evidence import describe_input
+
+    stats = ReadStats(item.source, device_hint=item.device_hint)
+    classifier = _classifier(product)
+    events: list[Event] = []
+    try:
+        with local_path(item) as path:
+            stats.size = os.path.getsize(path)
+            if hash_inputs:
+                stats.sha256 = describe_input(path).sha256
+            for raw in _records(item.kind, path, stats, parser):
+                ev = normalise(raw, item.source, item.device_hint, classifier)
+                if ev is not None:
+                    events.append(ev)
+    except HPFError as exc:
+        stats.warnings.append(str(exc))
+    stats.relevant = len(events)
+    return events, stats
+
+
+def _records(kind: str, path: str, stats: ReadStats, parser: str) -> Iterator:
+    if kind == "evtx":
+        return read_evtx(path, stats) if parser == "evtx" else read_python_evtx(path, stats)
+    if kind == "xml":
+        return read_xml(path, stats)
+    if kind == "json":
+        return read_json(path, stats)
+    if kind == "etl":
+        return read_etl(path, stats)
+    raise InputError(path, f"unsupported input kind {kind!r}")
+
+
+def _read_star(args: tuple) -> tuple[list[Event], ReadStats]:
+    return read_item(*args)
+
+
+def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[tuple[list[Event], ReadStats]]:
+    args = [(item, opts.parser, opts.product, opts.hash_inputs) for item in items]
+    if opts.jobs == 1 or len(items) < 2:
+        yield from map(_read_star, args)
+        return
+    # Ordered imap: outputs stay in input order whatever the number of processes.
+    with multiprocessing.get_context("fork").Pool(min(opts.jobs, len(items))) as pool:
+        yield from pool.imap(_read_star, args, chunksize=1)
+
+
+# -- the whole run ------------------------------------------------------------------------------
+
+def _keep(ev: Event, opts: TimelineOptions) -> bool:
+    if opts.devices and ev.device.lower() not in opts.devices:
+        return False
+    if ev.time is not None:
+        day = ev.time.date()
+        if (opts.start and day < opts.start) or (opts.end and day > opts.end):
+            return False
+    return True
+
+
+def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOptions,
+                 *, html: bool = True) -> TimelineResult:
+    items = discover(paths)
+    if not items:
+        raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
+    result = TimelineResult()
+    by_device: dict[str, list[Event]] = defaultdict(list)
+    with RowSink(outdir, "events", R.EVENT_COLUMNS) as events_out:
+        for events, stats in iter_read(items, opts):
+            result.inputs.append(stats)
+            result.records += stats.records
+            for ev in events:
+                if _keep(ev, opts):
+                    events_out.write(R.event_row(ev))
+                    by_device[ev.device].append(ev)
+        result.events = events_out.count
+    result.outputs["events"] = events_out.csv_path
+    if not result.records and all(s.warnings for s in result.inputs):
+        raise InputError(items[0].source, "no records could be read: " + result.inputs[0].warnings[0])
+    _write_inputs(outdir, result.inputs)
+    classifier = _classifier(opts.product)
+    rules = ComplianceRules(classifier.calendar, opts.grace_days)
+    for device in sorted(by_device):
+        result.devices.append(_device(device, by_device[device], rules, opts))
+    _write_rest(outdir, result)
+    if html:
+        from hpforensics.report.html import write_report
+
+        result.outputs["report"] = write_report(outdir / "report.html", result)
+    return result
+
+
+def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], default: str) -> str:
+    """Windows Server 2025 when the device booted a 26100.32xxx build (its own branch from
+    2026) or installed a KB the calendar lists only for the server; else the default."""
+    from hpforensics.kb.calendar import WINDOWS_SERVER_2025
+
+    calendar = _classifier(None).calendar
+    for ev in events:
+        major, _, qfe = ev.os_build.partition(".")
+        if major == "26100" and qfe.isdigit() and int(qfe) >= 32000:
+            return WINDOWS_SERVER_2025
+    for lc in lifecycles:
+        products = {r.product for r in calendar.lookup_kb_all(lc.kb)} if lc.kb else set()
+        if products == {WINDOWS_SERVER_2025}:
+            return WINDOWS_SERVER_2025
+    return default
+
+
+def _device(device: str, events: list[Event], rules: ComplianceRules,
+            opts: TimelineOptions) -> DeviceResult:
+    from hpforensics.kb.calendar import WINDOWS11_24H2
+
+    boots = boot_events(events)
+    lifecycles = build_lifecycles(events, boots)
+    product = opts.product or infer_product(events, lifecycles, WINDOWS11_24H2)
+    times = [e.time for e in events if e.time]
+    months: list[MonthCompliance] = []
+    if times:
+        start = opts.start.strftime("%Y-%m") if opts.start else None
+        end = opts.end.strftime("%Y-%m") if opts.end else None
+        months = rules.device_months(device, product, lifecycles, boots, min(times), max(times),
+                                     start, end)
+    summary = R.device_row(device, product, events, lifecycles, months)
+    return DeviceResult(device, product, events, lifecycles, months, summary)
+
+
+def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
+    with RowSink(outdir, "inputs", INPUT_COLUMNS) as out:
+        for s in inputs:
+            out.write({"source": s.source, "device_hint": s.device_hint, "records": s.records,
+                       "relevant": s.relevant, "expected_records": s.expected_records,
+                       "sha256": s.sha256, "size": s.size,
+                       "warnings": " | ".join(s.warnings)})
+
+
+def _write_rest(outdir: Path, result: TimelineResult) -> None:
+    timeline: list[dict] = []
+    for d in result.devices:
+        timeline.extend(R.timeline_row(ev) for ev in d.events)
+        timeline.extend(R.effective_rows(d.lifecycles))
+    timeline.sort(key=lambda r: (r["datetime"], r["device"], str(r["record_id"])))
+    with RowSink(outdir, "timeline", R.TIMELINE_COLUMNS) as out:
+        for row in timeline:
+            out.write(row)
+    result.outputs["timeline"] = out.csv_path
+    with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
+        for d in result.devices:
+            for lc in d.lifecycles:
+                out.write(R.lifecycle_row(lc))
+    result.outputs["updates"] = out.csv_path
+    with RowSink(outdir, "compliance", R.COMPLIANCE_COLUMNS) as out:
+        for d in result.devices:
+            for m in d.months:
+                out.write({c: getattr(m, c) for c in R.COMPLIANCE_COLUMNS})
+    result.outputs["compliance"] = out.csv_path
+    with RowSink(outdir, "devices", R.DEVICE_COLUMNS) as out:
+        for d in result.devices:
+            out.write(d.summary)
+    result.outputs["devices"] = out.csv_path

@@ -1,0 +1,196 @@
+"""EVTX readers: the Rust-backed `evtx` package (default) and python-evtx (alternative).
+
+Both yield RawRecord and fill a ReadStats with what went wrong and where. The fast path: the
+Rust parser hands us each record as a JSON string; a record that can matter for update
+compliance is recognised on that string with one regular expression before it is decoded, so
+the bulk of a log (logons, service changes) costs a regex scan and nothing more.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import xml.etree.ElementTree as ET
+from typing import Iterator
+
+from hpforensics.evidence import open_evidence
+from hpforensics.evtx.chunks import CHUNK_SIZE, FILE_HEADER_SIZE, ChunkScan, scan_chunks
+from hpforensics.evtx.records import RawRecord, ReadStats, flatten_json_data, parse_time, raw_from_xml
+
+log = logging.getLogger(__name__)
+
+PARSERS = ("evtx", "python-evtx")
+
+# Which records can matter (normalise.py decides for good): these providers, with all their
+# events or the listed IDs, and any record that mentions hotpatching.
+ALL_EVENTS = frozenset({
+    "Microsoft-Windows-WindowsUpdateClient", "Microsoft-Windows-Servicing",
+    "Microsoft-Windows-WaaSMedic", "Microsoft-Windows-WaaSMedicSvc",
+})
+SOME_EVENTS = {
+    "Microsoft-Windows-Kernel-General": frozenset({12, 13}),
+    "Microsoft-Windows-Kernel-Power": frozenset({41}),
+    "EventLog": frozenset({6005, 6006, 6008, 6009, 6013}),
+    "USER32": frozenset({1074}),
+    "User32": frozenset({1074}),
+}
+_RELEVANT_XML = re.compile(
+    r'Name="(?:Microsoft-Windows-(?:WindowsUpdateClient|Servicing|WaaSMedic\w*|Kernel-General'
+    r'|Kernel-Power)|EventLog|USER32|User32)"|(?i:hotpatch)'
+)
+_CHUNK_NO = re.compile(r"chunk number (\d+)")
+
+
+def check_chunks(path: str, stats: ReadStats) -> ChunkScan:
+    """Scan the headers and turn every problem into a warning that names file and offset."""
+    with open_evidence(path) as fh:
+        scan = scan_chunks(fh, os.fstat(fh.fileno()).st_size)
+    if scan.header_problem:
+        stats.warnings.append(f"{stats.source}: {scan.header_problem}")
+    # Runs of chunks with the same damage (a zeroed stretch) make one warning, not one each.
+    runs: list[list] = []
+    for p in scan.problems:
+        if runs and runs[-1][2] == p.reason and runs[-1][1].index + 1 == p.index:
+            runs[-1][1] = p
+        else:
+            runs.append([p, p, p.reason])
+    for first, last, reason in runs:
+        if first is last:
+            where = f"at offset {first.offset:#x}: chunk {first.index}"
+        else:
+            where = (f"at offset {first.offset:#x}: chunks {first.index}-{last.index} "
+                     f"(to offset {last.offset + CHUNK_SIZE:#x})")
+        stats.warnings.append(f"{stats.source} {where}: {reason}")
+    return scan
+
+
+def _parser_error(stats: ReadStats, scan: ChunkScan, exc: Exception) -> None:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = _CHUNK_NO.search(text)
+    if m:
+        offset = FILE_HEADER_SIZE + int(m.group(1)) * CHUNK_SIZE
+        if any(p.offset == offset for p in scan.problems):
+            return  # already reported, with the reason, by the header scan
+        stats.warnings.append(f"{stats.source} at offset {offset:#x}: {text}")
+    else:
+        stats.warnings.append(f"{stats.source}: {text}")
+
+
+def json_relevant(text: str) -> bool:
+    """The cheap test on the parser's JSON string: provider (and ID), then hotpatch mentions.
+
+    This runs on every record, so it is plain substring searches (a regex costs ~30x more):
+    'atch'/'ATCH' catch every spelling of hotpatch and are rare enough in logs that the exact,
+    case-insensitive test behind them costs nothing."""
+    start = text.find('"Name":"')  # the first Name attribute is the Provider's
+    if start >= 0:
+        start += 8
+        name = text[start:text.find('"', start)]
+        if name in ALL_EVENTS:
+            return True
+        ids = SOME_EVENTS.get(name)
+        if ids is not None and _json_event_id(text) in ids:
+            return True
+    else:
+        start = 0
+    if text.find("atch", start) < 0 and text.find("ATCH", start) < 0:
+        return False
+    return "hotpatch" in text.lower()
+
+
+def _json_event_id(text: str) -> int:
+    at = text.find('"EventID":')
+    if at < 0:
+        return -1
+    at += 10
+    if text[at] == "{":  # {"#attributes":{"Qualifiers":..},"#text":6005}
+        at = text.find('"#text":', at) + 8
+    end = at
+    while text[end].isdigit():
+        end += 1
+    return int(text[at:end]) if end > at else -1
+
+
+def raw_from_json(text: str) -> RawRecord:
+    event = json.loads(text)["Event"]
+    system = event.get("System") or {}
+    provider = system.get("Provider") or {}
+    attrs = provider.get("#attributes") or {} if isinstance(provider, dict) else {}
+    eid = system.get("EventID")
+    if isinstance(eid, dict):
+        eid = eid.get("#text")
+    created = system.get("TimeCreated") or {}
+    stamp = (created.get("#attributes") or {}).get("SystemTime", "") if isinstance(created, dict) else ""
+    rec = RawRecord(
+        provider=attrs.get("Name") or attrs.get("EventSourceName") or "",
+        event_id=int(eid or 0),
+        record_id=int(system.get("EventRecordID") or 0),
+        time=parse_time(stamp),
+        channel=system.get("Channel") or "",
+        computer=system.get("Computer") or "",
+    )
+    for key in ("EventData", "UserData"):
+        if event.get(key):
+            flatten_json_data(event[key], rec.data, "" if key == "EventData" else key)
+    return rec
+
+
+def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
+              threads: int = 1) -> Iterator[RawRecord]:
+    """Records of one EVTX file through the Rust parser; damaged chunks become warnings."""
+    from evtx import PyEvtxParser
+
+    scan = check_chunks(path, stats)
+    if scan.header_problem.startswith("not an EVTX"):
+        return
+    stats.expected_records = scan.records_in_intact_chunks
+    with open_evidence(path) as fh:  # read-only handle: the parser never opens the path itself
+        records = PyEvtxParser(fh, number_of_threads=threads).records_json()
+        count = 0
+        try:
+            while True:
+                # The iterator stays usable after it raises for a bad chunk: catch outside the
+                # loop so the per-record path has no try block of its own.
+                try:
+                    for item in records:
+                        count += 1
+                        text = item["data"]
+                        if relevant_only and not json_relevant(text):
+                            continue
+                        yield raw_from_json(text)
+                    break
+                except (RuntimeError, OSError, ValueError) as exc:
+                    _parser_error(stats, scan, exc)
+        finally:
+            stats.records += count
+
+
+def read_python_evtx(path: str, stats: ReadStats, *,
+                     relevant_only: bool = True) -> Iterator[RawRecord]:
+    """Records through python-evtx; records it cannot reach are counted and reported."""
+    import Evtx.Evtx as pyevtx
+
+    scan = check_chunks(path, stats)
+    if scan.header_problem.startswith("not an EVTX"):
+        return
+    stats.expected_records = scan.records_in_intact_chunks
+    search = _RELEVANT_XML.search
+    with pyevtx.Evtx(path) as log_file:
+        for chunk in log_file.chunks():
+            try:
+                for record in chunk.records():
+                    text = record.xml()
+                    stats.records += 1
+                    if relevant_only and search(text) is None:
+                        continue
+                    yield raw_from_xml(ET.fromstring(text))
+            except Exception as exc:  # noqa: BLE001 - python-evtx raises anything on bad data
+                stats.warnings.append(
+                    f"{stats.source} at offset {chunk.offset():#x}: python-evtx: {exc}")
+    lost = (stats.expected_records or 0) - stats.records
+    if lost > 0:
+        stats.warnings.append(
+            f"{stats.source}: python-evtx read {stats.records} of the {stats.expected_records} "
+            f"records the intact chunks hold ({lost} lost); use the default parser (--parser evtx)"
+        )

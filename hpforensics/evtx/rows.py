@@ -1,0 +1,128 @@
+"""Output rows: events, Timesketch-ready timeline lines, update lifecycles, device summaries."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import Counter
+from typing import Any, Iterable, Iterator
+
+from hpforensics.evtx.compliance import MonthCompliance
+from hpforensics.evtx.lifecycle import UpdateLifecycle
+from hpforensics.evtx.normalise import Category, Event
+
+EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
+LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle) if not f.name.startswith("_")]
+COMPLIANCE_COLUMNS = [f.name for f in dataclasses.fields(MonthCompliance)]
+# Timesketch's CSV importer needs message, datetime, timestamp_desc; the rest are attributes.
+TIMELINE_COLUMNS = ["message", "datetime", "timestamp_desc", "timestamp", "device", "category",
+                    "kb", "update_class", "release_month", "provider", "event_id", "record_id",
+                    "channel", "error_code", "source", "detail"]
+DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
+                  "os_build", "hotpatch_enrolment", "updates_installed", "update_failures",
+                  "last_installed_kb", "months", "months_compliant", "months_noncompliant",
+                  "months_off_track", "months_baseline_missing", "months_unjudged",
+                  "compliance_rate", "status"]
+
+_DESC = {
+    Category.DOWNLOAD: "Update Download Started",
+    Category.START: "Update Installation Started",
+    Category.INSTALLED: "Update Installed",
+    Category.FAILED: "Update Installation Failed",
+    Category.NO_CONNECTION: "Update Service Unreachable",
+    Category.UNINSTALL_FAILED: "Update Uninstall Failed",
+    Category.REVERT_FAILED: "Update Revert Failed",
+    Category.UPDATE_OTHER: "Windows Update Event",
+    Category.SERVICING_START: "Package Change Initiated",
+    Category.SERVICING_SUCCESS: "Package Change Succeeded",
+    Category.SERVICING_FAILURE: "Package Change Failed",
+    Category.SERVICING_REBOOT: "Package Change Needs Reboot",
+    Category.SERVICING_OTHER: "Servicing Event",
+    Category.ENROLMENT: "Hotpatch Enrolment Evidence",
+    Category.WAASMEDIC: "Update Medic Event",
+    Category.BOOT: "System Boot",
+    Category.UNEXPECTED_REBOOT: "Unexpected Reboot",
+    Category.SHUTDOWN: "System Shutdown",
+    Category.RESTART_INITIATED: "Restart Initiated",
+    Category.UPTIME: "Uptime Report",
+    Category.HOTPATCH_MENTION: "Hotpatch Mention",
+}
+
+
+def event_row(ev: Event) -> dict[str, Any]:
+    return {f: getattr(ev, f) for f in EVENT_COLUMNS}
+
+
+def _iso(stamp: dt.datetime | None) -> str:
+    if stamp is None:
+        return ""
+    return stamp.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def timeline_row(ev: Event) -> dict[str, Any]:
+    desc = _DESC.get(Category(ev.category), "Event Recorded")
+    what = ev.kb or ev.title or ev.os_build or ""
+    cls = f" [{ev.update_class} {ev.release_month}]".rstrip() if ev.update_class else ""
+    tail = f" error {ev.error_code}" if ev.error_code and ev.result == "failure" else ""
+    detail = f": {ev.detail}" if ev.detail else ""
+    message = f"{ev.device}: {desc} {what}{cls}{tail}{detail}".replace("  ", " ").strip()
+    return {
+        "message": message, "datetime": _iso(ev.time), "timestamp_desc": desc,
+        "timestamp": int(ev.time.timestamp() * 1_000_000) if ev.time else "",
+        "device": ev.device, "category": ev.category, "kb": ev.kb,
+        "update_class": ev.update_class, "release_month": ev.release_month,
+        "provider": ev.provider, "event_id": ev.event_id, "record_id": ev.record_id,
+        "channel": ev.channel, "error_code": ev.error_code, "source": ev.source,
+        "detail": ev.detail or ev.title,
+    }
+
+
+def effective_rows(lifecycles: Iterable[UpdateLifecycle]) -> Iterator[dict[str, Any]]:
+    """Derived timeline lines: when each update became effective (the lifecycle's last step)."""
+    for lc in lifecycles:
+        if lc.effective_at is None:
+            continue
+        yield {
+            "message": f"{lc.device}: Update Effective {lc.kb or lc.key} [{lc.update_class} "
+                       f"{lc.release_month}] {lc.effective_by}".replace(" ]", "]"),
+            "datetime": _iso(lc.effective_at), "timestamp_desc": "Update Effective",
+            "timestamp": int(lc.effective_at.timestamp() * 1_000_000),
+            "device": lc.device, "category": "update-effective", "kb": lc.kb,
+            "update_class": lc.update_class, "release_month": lc.release_month,
+            "provider": "hpforensics", "event_id": "", "record_id": "", "channel": "",
+            "error_code": "", "source": "derived", "detail": lc.effective_by,
+        }
+
+
+def lifecycle_row(lc: UpdateLifecycle) -> dict[str, Any]:
+    return {c: getattr(lc, c) for c in LIFECYCLE_COLUMNS}
+
+
+def device_row(device: str, product: str, events: list[Event], lifecycles: list[UpdateLifecycle],
+               months: list[MonthCompliance]) -> dict[str, Any]:
+    times = [e.time for e in events if e.time]
+    builds = [e for e in events if e.os_build and e.category == Category.BOOT]
+    installed = sorted((lc for lc in lifecycles if lc.installed_at),
+                       key=lambda lc: lc.installed_at)  # type: ignore[arg-type,return-value]
+    status = Counter(m.status for m in months)
+    judged = [m for m in months if m.compliant is not None]
+    good = sum(1 for m in judged if m.compliant)
+    worst = next((s for s in ("baseline-missing", "failed", "missing", "pending-reboot", "late",
+                              "off-track") if status.get(s)), "compliant" if judged else "unjudged")
+    return {
+        "device": device, "product": product,
+        "first_event": min(times) if times else None, "last_event": max(times) if times else None,
+        "events": len(events),
+        "boots": sum(1 for e in events if e.category == Category.BOOT),
+        "os_build": max(builds, key=lambda e: e.time).os_build if builds else "",  # type: ignore[arg-type,return-value]
+        "hotpatch_enrolment": any(e.category == Category.ENROLMENT for e in events),
+        "updates_installed": len(installed),
+        "update_failures": sum(lc.failures for lc in lifecycles),
+        "last_installed_kb": installed[-1].kb if installed else "",
+        "months": len(months), "months_compliant": good,
+        "months_noncompliant": len(judged) - good,
+        "months_off_track": status.get("off-track", 0),
+        "months_baseline_missing": status.get("baseline-missing", 0),
+        "months_unjudged": len(months) - len(judged),
+        "compliance_rate": round(good / len(judged), 3) if judged else None,
+        "status": worst,
+    }

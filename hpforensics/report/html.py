@@ -1,0 +1,157 @@
+"""report.html: one self-contained page an auditor can mail (inline CSS and SVG, no scripts,
+no external assets). It reads the timeline result; it computes roll-ups, never verdicts."""
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+from hpforensics import __version__
+
+COLOURS = {
+    "compliant": "#2e7d32", "off-track": "#f9a825", "late": "#ef6c00",
+    "pending-reboot": "#8e24aa", "failed": "#c62828", "missing": "#b71c1c",
+    "baseline-missing": "#4a148c", "not-due": "#b0bec5", "not-covered": "#eceff1",
+}
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;
+font-size:12px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+.grid td.cell{width:26px;height:20px;padding:0;text-align:center;color:#fff;font-size:10px}
+.legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:12px;
+height:12px;margin-right:4px;vertical-align:middle}.warn{color:#b71c1c}.small{color:#666;font-size:12px}
+"""
+
+
+def _e(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return html.escape(str(value))
+
+
+def _table(columns: list[str], rows: Iterable[dict[str, Any]], limit: int = 2000) -> str:
+    out = ["<table><tr>", *(f"<th>{_e(c)}</th>" for c in columns), "</tr>"]
+    for i, row in enumerate(rows):
+        if i >= limit:
+            out.append(f"<tr><td colspan={len(columns)}>... more rows in the CSV files</td></tr>")
+            break
+        out.append("<tr>" + "".join(f"<td>{_e(row.get(c))}</td>" for c in columns) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _grid(result: Any) -> str:
+    months = sorted({m.month for d in result.devices for m in d.months})
+    if not months:
+        return "<p>No device-months to judge.</p>"
+    head = "".join(f"<th title='{_e(m)}'>{_e(m[2:4])}<br>{_e(m[5:])}</th>" for m in months)
+    rows = [f"<table class='grid' id='compliance-grid'><tr><th>device</th>{head}</tr>"]
+    for d in result.devices:
+        by_month = {m.month: m for m in d.months}
+        cells = []
+        for month in months:
+            m = by_month.get(month)
+            if m is None:
+                cells.append("<td class='cell'></td>")
+                continue
+            tip = f"{d.device} {month} {m.month_kind}: {m.status} - {m.reason}"
+            mark = {"compliant": "✓", "off-track": "~", "late": "L", "pending-reboot": "R",
+                    "failed": "F", "missing": "✗", "baseline-missing": "B"}.get(m.status, "")
+            cells.append(f"<td class='cell status-{_e(m.status)}' style='background:"
+                         f"{COLOURS.get(m.status, '#fff')}' title='{_e(tip)}'>{mark}</td>")
+        rows.append(f"<tr><th>{_e(d.device)}</th>{''.join(cells)}</tr>")
+    rows.append("</table>")
+    legend = "".join(f"<span><i style='background:{c}'></i>{_e(s)}</span>"
+                     for s, c in COLOURS.items())
+    return "".join(rows) + f"<p class='legend'>{legend}</p>"
+
+
+def _bars(title: str, counts: list[tuple[str, int]], colour: str = "#1565c0") -> str:
+    """A horizontal bar chart as inline SVG."""
+    if not counts:
+        return f"<p>{_e(title)}: no data.</p>"
+    top = max(n for _, n in counts) or 1
+    width, row_h, label_w = 640, 20, 170
+    svg = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' "
+           f"height='{row_h * len(counts) + 24}' role='img' aria-label='{_e(title)}'>",
+           f"<text x='0' y='14' font-size='13' font-weight='bold'>{_e(title)}</text>"]
+    for i, (label, n) in enumerate(counts):
+        y = 22 + i * row_h
+        w = int((width - label_w - 60) * n / top)
+        svg.append(f"<text x='0' y='{y + 13}' font-size='11'>{_e(label)}</text>"
+                   f"<rect x='{label_w}' y='{y + 2}' width='{max(w, 1)}' height='{row_h - 6}' "
+                   f"fill='{colour}'/><text x='{label_w + w + 4}' y='{y + 13}' "
+                   f"font-size='11'>{n}</text>")
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def _days_histogram(result: Any) -> str:
+    buckets = [("0-2 days", 0, 2), ("3-7 days", 3, 7), ("8-14 days", 8, 14),
+               ("15-30 days", 15, 30), ("31-60 days", 31, 60), ("> 60 days", 61, 10**6)]
+    days = [m.days_to_install for d in result.devices for m in d.months
+            if m.days_to_install is not None]
+    counts = [(label, sum(1 for x in days if lo <= x <= hi)) for label, lo, hi in buckets]
+    return _bars("Days from release to install (device-months)", counts)
+
+
+def _failures(result: Any) -> str:
+    codes: Counter[str] = Counter()
+    for d in result.devices:
+        for lc in d.lifecycles:
+            for code in filter(None, lc.error_codes.split(";")):
+                codes[f"{lc.kb or lc.key[:20]} {code}"] += 1
+    return _bars("Update failures by KB and error code", codes.most_common(15), "#c62828")
+
+
+def render_report(result: Any) -> str:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    status = Counter(m.status for d in result.devices for m in d.months)
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Hotpatch compliance report</title>", f"<style>{_CSS}</style></head><body>",
+        "<h1>Hotpatch compliance report</h1>",
+        f"<p class='small'>hpforensics {__version__}, generated {now}. {len(result.inputs)} "
+        f"input(s), {result.records} records read, {result.events} events, "
+        f"{len(result.devices)} device(s).</p>",
+    ]
+    if result.warnings:
+        parts.append("<h2>Input problems</h2><ul class='warn'>" +
+                     "".join(f"<li>{_e(w)}</li>" for w in result.warnings) + "</ul>")
+    parts += ["<h2>Device × month</h2>", _grid(result),
+              _bars("Device-months by status", [(s, status[s]) for s in COLOURS if status[s]]),
+              "<h2>Time to compliance</h2>", _days_histogram(result),
+              "<h2>Failures</h2>", _failures(result),
+              "<h2>Devices</h2>",
+              _table(["device", "product", "status", "compliance_rate", "months_compliant",
+                      "months_noncompliant", "months_off_track", "months_baseline_missing",
+                      "updates_installed", "update_failures", "last_installed_kb", "os_build",
+                      "hotpatch_enrolment", "first_event", "last_event"],
+                     (d.summary for d in result.devices)),
+              "<h2>Non-compliant months</h2>",
+              _table(["device", "month", "month_kind", "expected_kb", "installed_kb", "status",
+                      "reason"],
+                     ({"device": m.device, "month": m.month, "month_kind": m.month_kind,
+                       "expected_kb": m.expected_kb, "installed_kb": m.installed_kb,
+                       "status": m.status, "reason": m.reason}
+                      for d in result.devices for m in d.months if m.compliant is False)),
+              "<h2>Inputs</h2>",
+              _table(["source", "records", "relevant", "sha256"],
+                     ({"source": s.source, "records": s.records, "relevant": s.relevant,
+                       "sha256": s.sha256} for s in result.inputs)),
+              "<p class='small'>Classification matches KB numbers and OS builds against the "
+              "release calendar; no event log marks an update as a hotpatch. Whether patched "
+              "code is live in memory is a separate question: see <code>hpforensics correlate"
+              "</code>.</p></body></html>"]
+    return "".join(parts)
+
+
+def write_report(path: Path, result: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(result), encoding="utf-8")
+    return path
