@@ -85,6 +85,13 @@ def _count_redirects(space: AddressSpace, amap: AddressMap, base: MappedImage, t
         return 0, 0, ""
     functions = record.functions
     data = space.read(base.base, base.size)
+    # What the base held before patching, as far as the patch table records it (the first two
+    # bytes of each function); everything else is taken as is, since no file is needed here.
+    before = bytearray(data.data)
+    for entry in functions:
+        original = entry.expected_first_bytes
+        if original is not None and 0 <= entry.base_rva < len(before) - 2:
+            before[entry.base_rva : entry.base_rva + 2] = original
     ok, first_bad = 0, ""
     for entry in functions:
         f_off = entry.base_rva
@@ -94,7 +101,11 @@ def _count_redirects(space: AddressSpace, amap: AddressMap, base: MappedImage, t
         if not all(data.present[page : (f_off + 2) // 0x1000 + 1]):
             first_bad = first_bad or f"function at RVA {f_off:#x} is paged out"
             continue
-        r = check_redirect(space, amap, base.base, ts, cs, data.data, data.data, f_off, patches)
+        if data.data[f_off : f_off + 2] not in (b"\xeb\xf9", b"\xeb\xf8"):
+            first_bad = first_bad or f"function at RVA {f_off:#x} is not redirected"
+            continue
+        r = check_redirect(space, amap, base.base, ts, cs, data.data, bytes(before), f_off,
+                           patches)
         if r.hotpatch and r.patch is patch:
             ok += 1
         elif not first_bad:

@@ -26,12 +26,14 @@ LOW_STUB = 0x1000
 KUSER_KERNEL = 0xFFFFF78000000000
 KUSER_USER = 0x7FFE0000
 POOL_BASE = 0xFFFFA50C40000000
-KERNEL_BASE = 0xFFFFF80612400000
+KERNEL_BASE = 0xFFFFF80610000000
+KERNEL_SIZE = 0x1046000
 USER_HEAP = 0x000001F3C0000000
 PEB_BASE = 0x000000E1F0000000
 
 # VAD protection indices (MmProtectToValue) and types
-PROT_READONLY, PROT_READWRITE, PROT_EXECUTE_WRITECOPY = 1, 4, 7
+PROT_READONLY, PROT_EXECUTE_READ, PROT_READWRITE = 1, 3, 4
+PROT_EXECUTE_READWRITE, PROT_EXECUTE_WRITECOPY = 6, 7
 VAD_NONE, VAD_IMAGE = 0, 2
 
 
@@ -114,7 +116,7 @@ class WindowsImageBuilder:
         text = bytes.fromhex("4883ec28e8000000004883c428c3") * 16
         sections = [pemini.Section(b".text", text, pemini.SCN_CODE),
                     pemini.Section(b".rdata", b"\0" * 64, pemini.SCN_RDATA),
-                    pemini.Section(b".data", b"", pemini.SCN_DATA, size=0x1000)]
+                    pemini.Section(b".data", b"", pemini.SCN_DATA, size=KERNEL_SIZE - 0x3000)]
         data_rva = pemini.section_rva(sections, b".data", debug)
         off = 0
         for name, size in data_names:
@@ -123,7 +125,8 @@ class WindowsImageBuilder:
         image = pemini.build_pe(image_base=KERNEL_BASE, sections=sections,
                                 timestamp=0x66F2B1A9, dll=False, subsystem=1, debug=debug)
         self.kernel_image = image
-        self.map_kernel_image(KERNEL_BASE, image)
+        # only the first pages are resident; the rest of the image is never touched here
+        self.map_image_pages(self.kernel, KERNEL_BASE, image[:0x4000], user=False)
         values = [v | m for m in (0, 0x200, 0x100, 0x400)
                   for v in (0x01, 0x02, 0x10, 0x20, 0x04, 0x08, 0x40, 0x80)]
         self.kernel.write(KERNEL_BASE + self.symbols["MmProtectToValue"],
@@ -150,21 +153,23 @@ class WindowsImageBuilder:
         return frame
 
     def map_image_pages(self, space: AddressSpace, base: int, image: bytes, *, user: bool,
-                        paged_out: tuple[int, ...] = ()) -> None:
+                        paged_out: tuple[int, ...] = (), writable: bool = False,
+                        executable: bool = True) -> None:
         for off in range(0, len(image), PAGE):
             page = image[off : off + PAGE].ljust(PAGE, b"\0")
             va = base + off
             if off in paged_out:
                 space.map_paged_out(va, 0x2000 + (va >> 12 & 0xFFFFF))
                 continue
-            space.map(va, self.shared_frame(page), user=user, writable=False,
-                      executable=True)
+            space.map(va, self.shared_frame(page), user=user, writable=writable,
+                      executable=executable)
 
     def map_kernel_image(self, base: int, image: bytes, paged_out: tuple[int, ...] = ()) -> None:
         self.map_image_pages(self.kernel, base, image, user=False, paged_out=paged_out)
 
-    def add_driver(self, entry: LdrEntry, image: bytes, paged_out: tuple[int, ...] = ()) -> None:
-        if image is not self.kernel_image:
+    def add_driver(self, entry: LdrEntry, image: bytes | None,
+                   paged_out: tuple[int, ...] = ()) -> None:
+        if image is not None:
             self.map_kernel_image(entry.base, image, paged_out)
         self.drivers.append(entry)
 
@@ -185,14 +190,36 @@ class WindowsImageBuilder:
         return proc
 
     def map_user_image(self, proc: Process, base: int, image: bytes, full_name: str,
-                       ldr: LdrEntry | None, paged_out: tuple[int, ...] = ()) -> None:
-        """Map an image (already in memory layout) with its image VAD; list it if `ldr`."""
+                       ldr: LdrEntry | None, paged_out: tuple[int, ...] = (),
+                       size: int | None = None) -> None:
+        """Map an image (already in memory layout) with its image VAD; list it if `ldr`.
+
+        `size` larger than the bytes given: the rest of the view is reserved but not resident.
+        """
         self.map_image_pages(proc.space, base, image, user=True, paged_out=paged_out)
-        size = (len(image) + PAGE - 1) & ~(PAGE - 1)
+        size = size or (len(image) + PAGE - 1) & ~(PAGE - 1)
         proc.vads.append(Vad(base, base + size, PROT_EXECUTE_WRITECOPY, False, VAD_IMAGE,
                              nt_path(full_name), commit=0))
         if ldr is not None:
             proc.modules.append(ldr)
+
+    def map_private(self, proc: Process, base: int, data: bytes, protection: int) -> None:
+        """Private committed memory (HPAT pages, an attacker's buffer) with its VadS."""
+        executable = protection in (PROT_EXECUTE_READ, PROT_EXECUTE_READWRITE)
+        for off in range(0, len(data), PAGE):
+            frame = self.mem.alloc()
+            self.mem.write(frame, data[off : off + PAGE])
+            proc.space.map(base + off, frame, user=True,
+                           writable=protection in (PROT_READWRITE, PROT_EXECUTE_READWRITE),
+                           executable=executable)
+        size = (len(data) + PAGE - 1) & ~(PAGE - 1)
+        proc.vads.append(Vad(base, base + size, protection, True, commit=size // PAGE))
+
+    def map_kernel_private(self, base: int, data: bytes) -> None:
+        for off in range(0, len(data), PAGE):
+            frame = self.mem.alloc()
+            self.mem.write(frame, data[off : off + PAGE])
+            self.kernel.map(base + off, frame, user=False, writable=False, executable=True)
 
     def finalize(self) -> dict[str, int]:
         """Write every kernel/user object and link the lists. Returns the ISF symbols."""

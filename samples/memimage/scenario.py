@@ -1,55 +1,201 @@
 """What the sample machine holds: processes, images, hotpatches, hooks, paged-out pages.
 
-Everything planted is recorded in the plan (samples/memimage-plan.json) so tests compare the
-analysis with what was put there, not with a previous run.
+Memory contents come from the PE helper's scenarios (samples/pe/plan.json + mem/*.bin): the
+same hpbase.dll at 0x7FFB12340000 with its HPAT at +0x5000 in every process, patched or not.
+Each process below puts one scenario in a loader/VAD context; the plan this returns says, per
+process, which changes to expect (the PE plan's, adjusted for pages planted paged out) and what
+the hotpatch-image records should conclude.
 """
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
 
-from memimage.builder import KERNEL_BASE, LdrEntry, WindowsImageBuilder
-from memimage.images import ImageSet
+from memimage.builder import (KERNEL_BASE, KERNEL_SIZE, PROT_EXECUTE_READ, PROT_EXECUTE_READWRITE,
+                              LdrEntry, Process, WindowsImageBuilder)
+from memimage.images import PeSamples, Region, exe_stub, stub_image
 
 GUID = uuid.UUID("5b0a3c1e-9d47-4e2a-8f61-24a0c0de2610")
 AGE = 1
 SIZE = 16 << 20
 T0 = 1_778_745_600  # 2026-05-14 08:00:00 UTC, after the May 2026 hotpatch
+SYS32 = "C:\\Windows\\System32\\"
+REASON_STATIC, REASON_DYNAMIC, REASON_PATCH = 0, 4, 9
+STATE_BASE, STATE_APPLIED_FORWARD = 0, 3
+
+
+def _hx(v: int) -> str:
+    return f"{v:#x}"
+
+
+class Scenario:
+    def __init__(self, pe_dir: Path) -> None:
+        self.b = WindowsImageBuilder(SIZE, GUID, AGE)
+        self.pe = PeSamples(pe_dir)
+        self.plan: dict = {"generator": "samples/build_memimage.py", "processes": [],
+                           "kernel": {}, "expected_findings": [], "expected_images": []}
+
+    # -- helpers --------------------------------------------------------------------------
+    def system_dlls(self, p: Process) -> None:
+        for name in ("ntdll.dll", "kernel32.dll"):
+            base, size = self.pe.import_target(name)
+            img = stub_image(name, base, size, 0x5A3C0000 + len(name))
+            self.b.map_user_image(p, base, img[:0x2000], SYS32 + name,
+                                  LdrEntry(base, size, SYS32 + name, base + 0x1000,
+                                           0x5A3C0000 + len(name), 0, REASON_STATIC), size=size)
+
+    def process(self, pid: int, name: str, ppid: int, offset: int) -> Process:
+        p = self.b.create_process(pid, name, ppid, T0 + offset)
+        exe = exe_stub(name, 0x00007FF6A0000000 + (pid << 16))
+        self.b.map_user_image(p, exe.base, exe.data, SYS32 + name,
+                              LdrEntry(exe.base, exe.size, SYS32 + name, exe.base + 0x1000,
+                                       exe.timestamp, exe.checksum, REASON_STATIC))
+        self.system_dlls(p)
+        return p
+
+    def regions(self, p: Process, regions: list[Region], *, listed: set[str] | None = None,
+                state: int = STATE_BASE, active: int = 0, paged_out: dict[str, tuple] = {},
+                patch_reason: int = REASON_PATCH) -> None:
+        for r in regions:
+            if r.kind == "hpat":
+                self.b.map_private(p, r.base, r.data, PROT_EXECUTE_READ)
+                continue
+            if r.kind == "private":
+                self.b.map_private(p, r.base, r.data, PROT_EXECUTE_READWRITE)
+                continue
+            path = SYS32 + r.module
+            ldr = None
+            if listed is None or r.module in listed:
+                ldr = LdrEntry(r.base, r.size, path, r.base + r.entry_rva, r.timestamp,
+                               r.checksum, patch_reason if r.is_patch_image else REASON_DYNAMIC,
+                               0 if r.is_patch_image else state,
+                               0 if r.is_patch_image else active, T0 + 3600)
+            self.b.map_user_image(p, r.base, r.data, path, ldr, paged_out.get(r.module, ()))
+
+    def expect(self, p_pid: int | None, process: str, scenario: str,
+               paged: dict[str, tuple] = {}) -> None:
+        """The PE plan's non-loader changes, with pages planted paged out turned unavailable."""
+        regions = {r["module"]: r for r in self.pe.scenarios[scenario]["regions"]
+                   if r["kind"] == "image"}
+        for c in self.pe.changes(scenario):
+            if c["verdict"] == "loader":
+                continue
+            rva = int(c["rva"], 16)
+            if rva // 0x1000 * 0x1000 in paged.get(c["module"], ()):
+                continue
+            self.plan["expected_findings"].append({
+                "pid": p_pid, "process": process, "module": c["module"],
+                "address": c["address"], "rva": c["rva"], "size": c["size"],
+                "verdict": c["verdict"], "kind": c["kind"],
+                "patch_image": c.get("patch_image", ""), "sequence": c.get("sequence")})
+        for module, pages in paged.items():
+            base = int(regions[module]["base"], 16)
+            for off in pages:
+                self.plan["expected_findings"].append({
+                    "pid": p_pid, "process": process, "module": module,
+                    "address": _hx(base + off), "rva": _hx(off), "size": 0x1000,
+                    "verdict": "unavailable", "kind": "paged_out", "patch_image": "",
+                    "sequence": None})
+
+    def expect_image(self, pid: int | None, base_module: str, patch: str, status: str,
+                     flagged: bool, patched: int, total: int) -> None:
+        self.plan["expected_images"].append({
+            "pid": pid, "base_module": base_module, "patch_image": patch, "status": status,
+            "flagged": flagged, "functions_patched": patched, "functions_total": total})
+
+    def record(self, p: Process, scenario: str, note: str) -> None:
+        self.plan["processes"].append({
+            "pid": p.pid, "name": p.name, "ppid": p.ppid, "scenario": scenario, "note": note,
+            "peb_images_hotpatched": p.hotpatched,
+            "loader_modules": [m.full_name for m in p.modules],
+            "image_vads": sorted(v.file_name for v in p.vads if v.file_name)})
+
+    # -- the machine ----------------------------------------------------------------------
+    def build(self) -> tuple[WindowsImageBuilder, dict]:
+        b = self.b
+        kimg = b.kernel_image
+        b.add_driver(LdrEntry(KERNEL_BASE, KERNEL_SIZE, "\\SystemRoot\\system32\\ntoskrnl.exe",
+                              KERNEL_BASE + 0x1000, 0x66F2B1A9, 0), None)
+        del kimg
+        b.create_process(4, "System", 0, T0, system=True)
+        self.plan["processes"].append({"pid": 4, "name": "System", "ppid": 0,
+                                       "scenario": "kernel", "note": "kernel space"})
+        for r in self.pe.regions("kernel_hp1"):
+            if r.kind == "hpat":
+                b.map_kernel_private(r.base, r.data)
+                continue
+            b.add_driver(LdrEntry(r.base, r.size, "\\SystemRoot\\System32\\drivers\\" + r.module,
+                                  r.base + r.entry_rva, r.timestamp, r.checksum), r.data)
+        self.expect(None, "kernel", "kernel_hp1")
+        self.expect_image(None, "hpkern.sys", "hpkern_hp1.sys", "applied", False, 2, 2)
+        self.plan["kernel"] = {"modules": [d.full_name for d in b.drivers]}
+
+        for pid, name, ppid, off in ((388, "smss.exe", 4, 5), (512, "csrss.exe", 388, 9)):
+            self.record(self.process(pid, name, ppid, off), "none", "no sample DLL")
+
+        p = self.process(604, "winlogon.exe", 388, 10)
+        self.regions(p, self.pe.regions("clean"))
+        self.expect(p.pid, p.name, "clean")
+        self.record(p, "clean", "hpbase.dll loaded, never patched")
+
+        hp1 = self.pe.regions("hp1")
+        hp1_base = next(r.base for r in hp1 if r.module == "hpbase_hp1.dll")
+        p = self.process(1024, "svchost.exe", 604, 20)
+        p.hotpatched = True
+        self.regions(p, hp1, state=STATE_APPLIED_FORWARD, active=hp1_base)
+        self.expect(p.pid, p.name, "hp1")
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "applied", False, 2, 2)
+        self.record(p, "hp1", "hpbase.dll hotpatched by hpbase_hp1.dll")
+
+        hp2 = self.pe.regions("hp2")
+        hp2_base = next(r.base for r in hp2 if r.module == "hpbase_hp2.dll")
+        p = self.process(1100, "svchost.exe", 604, 21)
+        p.hotpatched = True
+        self.regions(p, hp2, state=STATE_APPLIED_FORWARD, active=hp2_base)
+        self.expect(p.pid, p.name, "hp2")
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "orphaned", False, 0, 2)
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp2.dll", "applied", False, 3, 3)
+        self.record(p, "hp2", "hp1 then hp2 applied; hp1 stays mapped, superseded")
+
+        p = self.process(2260, "explorer.exe", 1024, 40)
+        p.hotpatched = True
+        paged = {"hpbase.dll": (0x2000,), "hpbase_hp1.dll": (0x4000,)}
+        self.regions(p, hp1, state=STATE_APPLIED_FORWARD, active=hp1_base, paged_out=paged)
+        self.expect(p.pid, p.name, "hp1", paged)
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "applied", False, 2, 2)
+        self.record(p, "hp1", "hp1 applied; hpbase.dll page 0x2000 (.rdata) and hp1 page 0x4000 (.reloc) paged out")
+
+        p = self.process(3128, "notepad.exe", 2260, 300)
+        p.hotpatched = True
+        self.regions(p, self.pe.regions("attacked"), state=STATE_APPLIED_FORWARD, active=hp1_base)
+        self.expect(p.pid, p.name, "attacked")
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "applied", False, 2, 2)
+        self.expect_image(p.pid, "", "forged_hp.dll", "mapped but base mismatch", True, 0, 0)
+        self.record(p, "attacked", "hp1 plus inline hook, fake redirect, forged patch, IAT hook")
+
+        p = self.process(4404, "rundll32.exe", 2260, 420)
+        self.regions(p, self.pe.regions("clean"), listed=set())
+        self.expect(p.pid, p.name, "clean")
+        self.record(p, "clean", "hpbase.dll mapped (image VAD) but unlinked from the loader lists")
+
+        p = self.process(5012, "taskhostw.exe", 604, 60)
+        p.hotpatched = True
+        claimed = [self.pe.regions("clean")[0],
+                   self.pe.file_region("hpbase_hp1.dll", hp1_base)]
+        self.regions(p, claimed, state=STATE_APPLIED_FORWARD, active=hp1_base)
+        self.expect(p.pid, p.name, "clean")
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll",
+                          "loader claims patch, code does not show it", True, 0, 2)
+        self.record(p, "claimed", "loader says hp1 AppliedForward; code is the clean base")
+
+        p = self.process(6120, "spoolsv.exe", 604, 70)
+        self.regions(p, hp1, state=STATE_BASE, active=0, patch_reason=REASON_DYNAMIC)
+        self.expect(p.pid, p.name, "hp1")
+        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll",
+                          "code redirected, loader claims none", True, 2, 2)
+        self.record(p, "unclaimed", "hp1 redirects in code; loader records no hotpatch")
+        return b, self.plan
 
 
 def build_scenario(pe_dir: Path) -> tuple[WindowsImageBuilder, dict]:
-    b = WindowsImageBuilder(SIZE, GUID, AGE)
-    images = ImageSet(pe_dir)
-    plan: dict = {"processes": [], "kernel_modules": [], "findings": []}
-
-    b.add_driver(LdrEntry(KERNEL_BASE, len(b.kernel_image), "\\SystemRoot\\system32\\ntoskrnl.exe",
-                          KERNEL_BASE + 0x1000, 0x66F2B1A9, 0), b.kernel_image)
-    system = b.create_process(4, "System", 0, T0, system=True)
-    plan["processes"].append({"pid": 4, "name": "System"})
-
-    def process(pid: int, name: str, ppid: int, offset: int, modules: list) -> None:
-        p = b.create_process(pid, name, ppid, T0 + offset)
-        exe_base = 0x00007FF6A0000000 + (pid << 16)
-        exe = images.exe(name, exe_base)
-        path = f"C:\\Windows\\System32\\{name}"
-        b.map_user_image(p, exe_base, exe.data, path,
-                         LdrEntry(exe_base, exe.size, path, exe_base + 0x1000, exe.timestamp,
-                                  exe.checksum, load_reason=0))
-        for m in modules:
-            m(b, p)
-        plan["processes"].append({"pid": pid, "name": name, "ppid": ppid,
-                                  "modules": [mm.full_name for mm in p.modules]})
-
-    def plain_dll(b: WindowsImageBuilder, p) -> None:
-        img = images.base_image(0x00007FFB80000000)
-        path = "C:\\Windows\\System32\\hpbase.dll"
-        b.map_user_image(p, img.base, img.data, path,
-                         LdrEntry(img.base, img.size, path, img.base + img.entry_rva,
-                                  img.timestamp, img.checksum, load_reason=0))
-
-    process(388, "smss.exe", 4, 5, [])
-    process(512, "csrss.exe", 388, 9, [])
-    process(604, "winlogon.exe", 388, 10, [plain_dll])
-    process(1024, "svchost.exe", 604, 20, [plain_dll])
-    del system
-    return b, plan
+    return Scenario(pe_dir).build()
