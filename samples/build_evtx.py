@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import random
 import struct
 import sys
 import zlib
@@ -53,6 +54,16 @@ FLEET = [
     (CORRUPT_DEVICE, "compliant-corrupt-log",
      f"Enrolled and on time, but chunk {CORRUPT_CHUNK} of its System.evtx has a broken header checksum.", {}),
 ]
+
+
+# Scenario templates for devices beyond the named seven (--devices N > 7), drawn with the seed.
+EXTRA = [("compliant", "Enrolled, on time.", {})] * 3 + [FLEET[3][1:], FLEET[4][1:], FLEET[5][1:]]
+
+
+def fleet(n: int, seed: int) -> list[tuple[str, str, str, dict]]:
+    rng = random.Random(seed)
+    extra = [(f"HP-WS-{i + 1:03d}", *rng.choice(EXTRA)) for i in range(len(FLEET), n)]
+    return (FLEET + extra)[:n]
 
 
 def months() -> list[str]:
@@ -109,7 +120,7 @@ def build(out: Path, n_devices: int, seed: int) -> dict:
                                 "next month's release; a standard update in a hotpatch month is "
                                 "security-current but not hotpatch-compliant"),
             "devices": []}
-    for i, (name, scenario, desc, actions) in enumerate(FLEET[:n_devices]):
+    for i, (name, scenario, desc, actions) in enumerate(fleet(n_devices, seed)):
         dev = Device(name, scenario, desc, seed * 1000 + i, plan=dict(actions))
         dev.run(months())
         if name == "HP-WS-002":
@@ -129,11 +140,12 @@ def build(out: Path, n_devices: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "evtx")
-    ap.add_argument("--devices", type=int, default=len(FLEET), help=f"1..{len(FLEET)}")
+    ap.add_argument("--devices", type=int, default=len(FLEET),
+                    help=f"how many devices (default {len(FLEET)}; beyond that, scenarios drawn with the seed)")
     ap.add_argument("--seed", type=int, default=2025)
     a = ap.parse_args(argv)
-    if not 1 <= a.devices <= len(FLEET):
-        ap.error(f"--devices must be 1..{len(FLEET)}")
+    if a.devices < 1:
+        ap.error("--devices must be at least 1")
     a.out.mkdir(parents=True, exist_ok=True)
     plan = build(a.out, a.devices, a.seed)
     n = sum(lg["records"] for d in plan["devices"] for lg in d["logs"].values())

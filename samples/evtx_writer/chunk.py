@@ -13,16 +13,18 @@ import zlib
 from typing import Sequence
 
 from .event import Node
-from .values import Value, to_filetime
+from .values import _ENCODERS, Value, to_filetime
 
 CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_MAGIC = 0x00002A2A
 _HDR = struct.Struct("<8sQQQQIIII")  # magic, first/last number, first/last id, hdr size, last, free, crc
 _STREAM_START = b"\x0f\x01\x01\x00"
+_DESC = struct.Struct("<HBB").pack  # substitution descriptor: size, value type, padding
 
-# Template GUID and id are a pure function of the shape, so output is deterministic.
-_TEMPLATE_IDS: dict[Node, tuple[int, bytes]] = {}
+# Template GUID and id are a pure function of the shape, so output is deterministic; cached
+# by the event's flat signature key.
+_TEMPLATE_IDS: dict[tuple, tuple[int, bytes]] = {}
 
 
 def name_hash(name: str) -> int:
@@ -38,12 +40,12 @@ def _units(name: str) -> list[int]:
     return [raw[i] | raw[i + 1] << 8 for i in range(0, len(raw), 2)]
 
 
-def template_identity(shape: Node) -> tuple[int, bytes]:
-    ident = _TEMPLATE_IDS.get(shape)
+def template_identity(key: tuple, shape: Node) -> tuple[int, bytes]:
+    ident = _TEMPLATE_IDS.get(key)
     if ident is None:
         g = hashlib.md5(repr(shape).encode("utf-8")).digest()
         ident = (struct.unpack_from("<I", g)[0], g)
-        _TEMPLATE_IDS[shape] = ident
+        _TEMPLATE_IDS[key] = ident
     return ident
 
 
@@ -59,7 +61,7 @@ class _Staging:
     def __init__(self) -> None:
         self.names: dict[str, int] = {}
         self.str_heads: dict[int, int] = {}
-        self.template: tuple[Node, int, int] | None = None
+        self.template: tuple[tuple, int, int] | None = None
 
 
 class Chunk:
@@ -71,7 +73,7 @@ class Chunk:
         self.last_record_offset = 0
         self.names: dict[str, int] = {}
         self.str_heads = [0] * 64
-        self.templates: dict[Node, int] = {}
+        self.templates: dict[tuple, int] = {}  # signature key -> definition offset
         self.tpl_heads = [0] * 32
 
     @property
@@ -128,14 +130,15 @@ class Chunk:
         struct.pack_into("<I", out, size_at, len(out) - size_at - 4)
 
     # -- records ------------------------------------------------------------------------------
-    def try_add(self, record_id: int, shape: Node, values: Sequence[Value], written) -> bool:
+    def try_add(self, record_id: int, key: tuple, shape: Node, values: Sequence[Value],
+                written) -> bool:
         """Append one record; False (chunk untouched) when it does not fit."""
         base = self.pos
         st = _Staging()
         out = bytearray(24)
         out += _STREAM_START
-        tid, tguid = template_identity(shape)
-        known = self.templates.get(shape)
+        tid, tguid = template_identity(key, shape)
+        known = self.templates.get(key)
         if known is not None:
             out += struct.pack("<BBII", 0x0C, 0x01, tid, known)
         else:
@@ -148,10 +151,10 @@ class Chunk:
             self._element(out, base, shape, st)
             out.append(0x00)
             struct.pack_into("<I", out, data_at - 4, len(out) - data_at)
-            st.template = (shape, def_off, bucket)
-        encoded = [v.encode() for v in values]
+            st.template = (key, def_off, bucket)
+        encoded = [_ENCODERS[v[0]](v[1]) for v in values]
         out += struct.pack("<I", len(values))
-        out += b"".join(struct.pack("<HBB", len(e), v.vtype, 0) for e, v in zip(encoded, values))
+        out += b"".join([_DESC(len(e), v[0], 0) for e, v in zip(encoded, values)])
         out += b"".join(encoded)
         out.append(0x00)  # end of stream
         out += bytes(-(len(out) + 4) % 8)
@@ -170,8 +173,8 @@ class Chunk:
         for b, off in st.str_heads.items():
             self.str_heads[b] = off
         if st.template is not None:
-            shp, off, bucket = st.template
-            self.templates[shp] = off
+            k, off, bucket = st.template
+            self.templates[k] = off
             self.tpl_heads[bucket] = off
         return True
 

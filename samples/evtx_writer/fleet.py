@@ -36,6 +36,9 @@ OUT_OF_BAND_HOTPATCH: dict[str, tuple[str, int]] = {"2026-03": ("KB5084597", 798
 OS_BUILD = 26100
 WU_REASON = ("Operating System: Service pack (Planned)", 0x80020010)
 USO_WORKER = "C:\\WINDOWS\\uus\\AMD64\\MoUsoCoreWorker.exe"
+# A restart the signed-in admin starts from the Start menu after installing an update by hand.
+MANUAL_RESTART = ("Other (Unplanned)", 0x0, "C:\\Windows\\explorer.exe", "CONTOSO\\it-admin",
+                  "S-1-5-21-3623811015-3361044348-30300820-1013")
 # The events that prove what a month's row says (listed per row as "evidence").
 EVIDENCE = {(W.WUC, 19), (W.WUC, 20), (W.SERVICING, 2), (W.SERVICING, 3), ("User32", 1074),
             ("Microsoft-Windows-Kernel-General", 12)}
@@ -121,9 +124,14 @@ class Device:
         if unexpected_since is not None:
             self._emit(W.eventlog_unexpected(t + _dt.timedelta(seconds=10), self.name, unexpected_since))
 
-    def restart(self, t: _dt.datetime) -> _dt.datetime:
-        """A clean, update-initiated restart at t; returns the boot time."""
-        self._emit(W.user32_restart(t, self.name, *WU_REASON, process=USO_WORKER))
+    def restart(self, t: _dt.datetime, manual: bool = False) -> _dt.datetime:
+        """A clean restart at t (by Windows Update, or by the admin); returns the boot time."""
+        if manual:
+            reason, code, process, user, user_sid = MANUAL_RESTART
+            self._emit(W.user32_restart(t, self.name, reason, code, process=process, user=user,
+                                        user_sid=user_sid))
+        else:
+            self._emit(W.user32_restart(t, self.name, *WU_REASON, process=USO_WORKER))
         self._emit(W.eventlog_stopped(t + _dt.timedelta(seconds=41), self.name))
         self._emit(W.kernel_shutdown(t + _dt.timedelta(seconds=43), self.name))
         up = t + _dt.timedelta(minutes=2, seconds=self.rng.randrange(10, 50))
@@ -154,12 +162,15 @@ class Device:
             self.qfe = build
             return done
         self._svc(4, t + _dt.timedelta(minutes=15), kb, client=client)
-        # Restart outside active hours: same day 19:xx, or 03:xx next day if installed late.
+        # Windows Update restarts outside active hours: same day 19:xx, or 03:xx next day if
+        # installed late; an admin who installed by hand restarts at once.
         day = t.replace(hour=19, minute=self.rng.randrange(0, 50), second=self.rng.randrange(60))
-        if day <= t + _dt.timedelta(minutes=20):
+        if not via_wu:
+            day = t + _dt.timedelta(minutes=17, seconds=self.rng.randrange(60))
+        elif day <= t + _dt.timedelta(minutes=20):
             day = (t + _dt.timedelta(days=1)).replace(hour=3, minute=self.rng.randrange(0, 50))
         self.qfe = build
-        up = self.restart(day)
+        up = self.restart(day, manual=not via_wu)
         self._svc(2, up + _dt.timedelta(minutes=2), kb, client=client)
         done = up + _dt.timedelta(minutes=4)
         if via_wu:

@@ -7,11 +7,11 @@ Event Log (EVTX) format", section "Value types").
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import struct
 import uuid
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 FILETIME_EPOCH = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -50,15 +50,17 @@ _INT_FORMATS = {
 }
 
 
-@dataclass(frozen=True)
-class Value:
-    """A value with an explicit binary XML type (use the helpers below to build one)."""
+class Value(NamedTuple):
+    """A value with an explicit binary XML type (use the helpers below to build one).
+
+    A NamedTuple rather than a dataclass: writers create millions of these.
+    """
 
     vtype: VT
     value: Any
 
     def encode(self) -> bytes:
-        return encode(self.vtype, self.value)
+        return _ENCODERS[self.vtype](self.value)
 
     def text(self) -> str:
         return render(self.vtype, self.value)
@@ -116,6 +118,7 @@ def to_filetime(t: _dt.datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
 
 
+@functools.lru_cache(maxsize=1024)
 def _sid_bytes(text: str) -> bytes:
     parts = text.split("-")
     if len(parts) < 3 or parts[0].upper() != "S":
@@ -126,35 +129,38 @@ def _sid_bytes(text: str) -> bytes:
     )
 
 
+def _systemtime_bytes(v: _dt.datetime) -> bytes:
+    t = v.astimezone(_dt.timezone.utc) if v.tzinfo else v
+    return struct.pack("<8H", t.year, t.month, (t.weekday() + 1) % 7, t.day, t.hour, t.minute,
+                       t.second, t.microsecond // 1000)
+
+
+def _int_encoder(fmt: str):
+    pack = struct.Struct(fmt).pack
+    return lambda v: pack(int(v))
+
+
+_ENCODERS = {vt: _int_encoder(fmt) for vt, fmt in _INT_FORMATS.items()}
+_ENCODERS.update({
+    VT.STRING: lambda v: v.encode("utf-16-le"),
+    VT.NULL: lambda v: b"",
+    VT.GUID: lambda v: v.bytes_le,
+    VT.FILETIME: lambda v: struct.pack("<Q", to_filetime(v)),
+    VT.SYSTEMTIME: _systemtime_bytes,
+    VT.SID: lambda v: _sid_bytes(v),
+    VT.BINARY: bytes,
+    VT.ANSI: lambda v: v.encode("latin-1"),
+    VT.REAL32: lambda v: struct.pack("<f", v),
+    VT.REAL64: lambda v: struct.pack("<d", v),
+})
+
+
 def encode(vtype: VT, v: Any) -> bytes:
-    if vtype == VT.STRING:
-        return v.encode("utf-16-le")
-    fmt = _INT_FORMATS.get(vtype)
-    if fmt is not None:
-        return struct.pack(fmt, int(v))
-    if vtype == VT.NULL:
-        return b""
-    if vtype == VT.GUID:
-        return v.bytes_le
-    if vtype == VT.FILETIME:
-        return struct.pack("<Q", to_filetime(v))
-    if vtype == VT.SYSTEMTIME:
-        t = v.astimezone(_dt.timezone.utc) if v.tzinfo else v
-        return struct.pack(
-            "<8H", t.year, t.month, (t.weekday() + 1) % 7, t.day, t.hour, t.minute, t.second,
-            t.microsecond // 1000,
-        )
-    if vtype == VT.SID:
-        return _sid_bytes(v)
-    if vtype == VT.BINARY:
-        return bytes(v)
-    if vtype == VT.ANSI:
-        return v.encode("latin-1")
-    if vtype == VT.REAL32:
-        return struct.pack("<f", v)
-    if vtype == VT.REAL64:
-        return struct.pack("<d", v)
-    raise ValueError(f"cannot encode value type {vtype!r}")
+    """Bytes of a value of binary XML type `vtype`."""
+    try:
+        return _ENCODERS[vtype](v)
+    except KeyError:
+        raise ValueError(f"cannot encode value type {vtype!r}") from None
 
 
 def _iso(t: _dt.datetime) -> str:

@@ -134,14 +134,15 @@ def eventlog_unexpected(when: _dt.datetime, computer: str, last_up: _dt.datetime
 
 
 def user32_restart(when: _dt.datetime, computer: str, reason: str, code: int,
-                   process: str = "C:\\Windows\\system32\\svchost.exe") -> Event:
+                   process: str = "C:\\Windows\\system32\\svchost.exe",
+                   user: str = "NT AUTHORITY\\SYSTEM", user_sid: str = LOCAL_SYSTEM) -> Event:
     """USER32 1074: a process initiated a restart (param5 = restart)."""
     return Event("User32", 1074, when, computer, SYSTEM, provider_guid=USER32_GUID,
                  event_source_name="User32", qualifiers=32768, keywords=0x8080000000000000,
-                 process_id=1180, thread_id=5236, user_id=LOCAL_SYSTEM,
+                 process_id=1180, thread_id=5236, user_id=user_sid,
                  data={"param1": f"{process} ({computer})", "param2": computer,
                        "param3": reason, "param4": f"0x{code:x}", "param5": "restart",
-                       "param6": "", "param7": "NT AUTHORITY\\SYSTEM"})
+                       "param6": "", "param7": user})
 
 
 def kernel_power_41(when: _dt.datetime, computer: str) -> Event:

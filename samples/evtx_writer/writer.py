@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .chunk import CHUNK_SIZE, Chunk
-from .event import Event, build
+from .event import Event, signature
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,11 @@ class EvtxWriter:
     def add(self, event: Event) -> int:
         """Append one event; returns its EventRecordID."""
         rid = self.next_id
-        shape, values = build(event, rid)
-        if not self._chunk.try_add(rid, shape, values, event.time):
+        key, shape, values = signature(event, rid)
+        if not self._chunk.try_add(rid, key, shape, values, event.time):
             self._flush_chunk()
             self._chunk = Chunk(rid)
-            if not self._chunk.try_add(rid, shape, values, event.time):
+            if not self._chunk.try_add(rid, key, shape, values, event.time):
                 raise AssertionError("an empty chunk refused a record")
         self.next_id += 1
         self.records += 1
