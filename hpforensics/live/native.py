@@ -90,15 +90,18 @@ def compare_region(
         flags = flags[:n]
         out.pages_skipped = sum(flags)
     pending: list[tuple[int, int]] = []  # differing ranges, merged across chunk borders
+    # Two reusable chunk buffers: memory and file bytes are read into them, never copied.
+    mem_buf = bytearray(min(n, CHUNK_PAGES) * PAGE_SIZE)
+    file_buf = bytearray(len(mem_buf))
     for first, count in _runs(flags, n):
         addr = region.start + first * PAGE_SIZE
         size = count * PAGE_SIZE
-        got = space.read(addr, size)
-        expected = bytearray(os.pread(fd, size, region.offset + first * PAGE_SIZE))
-        expected.extend(bytes(size - len(expected)))  # tail of the last page: zeros past EOF
-        actual = got.data
-        for k, present in enumerate(got.present):
-            if present:
+        actual, expected = memoryview(mem_buf)[:size], memoryview(file_buf)[:size]
+        present = space.read_into(addr, actual)
+        got = os.preadv(fd, [expected], region.offset + first * PAGE_SIZE)
+        expected[got:] = bytes(size - got)  # tail of the last page: zeros past end of file
+        for k, ok in enumerate(present):
+            if ok:
                 out.pages_read += 1
                 continue
             lo = k * PAGE_SIZE
@@ -109,7 +112,7 @@ def compare_region(
                 out.unavailable[-1] = (out.unavailable[-1][0], a + PAGE_SIZE)
             else:
                 out.unavailable.append((a, a + PAGE_SIZE))
-        cmp = compare_pages(actual, bytes(expected), page_size=PAGE_SIZE)
+        cmp = compare_pages(actual, expected, page_size=PAGE_SIZE, threads=1)
         out.pages_differ += [addr + p * PAGE_SIZE for p in cmp.pages]
         for lo, hi in cmp.ranges:
             pending.append((addr + lo, addr + hi))

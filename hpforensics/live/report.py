@@ -30,6 +30,7 @@ def as_document(result: LiveScanResult) -> dict:
         "modules": [to_row(m) for m in result.modules],
         "processes": [to_row(p) for p in result.processes],
         "yara": [to_row(y) for y in result.yara],
+        "os_patches": [to_row(r) for r in result.os_patches],
         "kernel_modules": list(result.kernel_modules),
         "warnings": list(result.warnings),
     }
@@ -69,6 +70,9 @@ def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | No
                  f"{len(result.modules)})")
     render(result.processes, "table", out, columns=PROCESS_COLUMNS,
            title=f"Processes ({len(result.processes)})")
+    if result.os_patches:
+        render(result.os_patches, "table", out,
+               title="What the OS records about hotpatches (beside what the bytes show)")
     for w in result.warnings:
         out.write(f"warning: {w}\n")
     if result.kernel_modules:

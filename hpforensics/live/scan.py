@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 # Mappings the kernel provides without a file: said so, never compared.
 KERNEL_PROVIDED = ("[vdso]", "[vsyscall]", "[vectors]", "[sigpage]", "[uprobes]")
-PE_SUFFIXES = (".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".efi")
 
 
 @dataclass
@@ -69,10 +68,12 @@ def scan_process(
         module = _summary(space, image, f"disk:{image.path}")
         flags = [space.unchanged_pages(r.start, r.end) if options.skip_unchanged else None
                  for r in regions]
-        if regions and not _maybe_pe(image.path) and all(f and all(f) for f in flags):
-            # Every page is still the mapped file's own page: nothing can differ, and the
-            # file need not even be opened (it may be deleted or replaced: these pages are
-            # the mapped inode's).
+        if regions and all(f and all(f) for f in flags):
+            # Every code page is still the mapped file's / image section's own page, so
+            # nothing can differ and the file need not even be opened (it may be deleted or
+            # replaced: these pages are the mapped inode's). Sound for PE images too: a page
+            # still shared with the section holds what the memory manager produced, and one
+            # a loader relocated or a patch changed is private.
             for r in regions:
                 module.pages_total += r.size // PAGE_SIZE
             module.pages_skipped = module.pages_total
@@ -109,9 +110,11 @@ def scan_process(
         from hpforensics.yarascan import scan_changed
 
         yara_hits = scan_changed(options.yara, space, findings)
+    os_patches = space.os_patch_records()
     for m in modules:
         _add(summary, m)
     result.modules += modules
+    result.os_patches += os_patches
     result.yara += yara_hits
     for f in findings:
         if f.verdict is Verdict.HOTPATCH:
@@ -134,11 +137,6 @@ def _add(summary: ProcessSummary, module: ModuleSummary) -> None:
     summary.pages_skipped += module.pages_skipped
     summary.pages_unavailable += module.pages_unavailable
     summary.pages_read += module.pages_total - module.pages_skipped - module.pages_unavailable
-
-
-def _maybe_pe(path: str) -> bool:
-    """A Wine-mapped PE file: its expected bytes are relocated, so it always goes to the engine."""
-    return path.lower().endswith(PE_SUFFIXES)
 
 
 def _without_reference(region: Region, flags: list[bool] | None) -> RegionCompare:

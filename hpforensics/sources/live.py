@@ -75,6 +75,22 @@ class Region(NamedTuple):
         return f"{kind} {self.perms} {self.start:#x}-{self.end:#x}"
 
 
+@dataclass(frozen=True)
+class OsPatchRecord:
+    """What the OS itself says is hotpatched in a process, reported beside what the bytes show
+    (Windows: loader entries' HotPatchState / ActivePatchImageBase, NtManageHotPatch)."""
+
+    source: str
+    pid: int
+    module: str
+    module_base: int | None
+    hotpatch_state: int | None
+    active_patch_base: int | None
+    patch_image: str = ""
+    sequence: int | None = None
+    origin: str = "loader entry"  # "loader entry" or "NtManageHotPatch"
+
+
 @dataclass
 class ProcessSummary:
     """What one process came to: closes the report beside the per-module summaries."""
@@ -98,6 +114,7 @@ class ProcessSummary:
 class LiveScanResult(ScanResult):
     processes: list[ProcessSummary] = field(default_factory=list)
     kernel_modules: list[str] = field(default_factory=list)  # listed only: out of reach
+    os_patches: list[OsPatchRecord] = field(default_factory=list)
 
 
 class LiveSpace(AddressSpace):
@@ -113,6 +130,13 @@ class LiveSpace(AddressSpace):
     def image_regions(self, image: MappedImage) -> Sequence[Region]:
         """The mappings that make up `image`."""
 
+    def read_into(self, address: int, buf: memoryview) -> list[bool]:
+        """Read len(buf) bytes at `address` into `buf` (page-aligned); per page, whether it
+        could be read (unreadable pages are zero-filled). Backends override it to skip a copy."""
+        got = self.read(address, len(buf))
+        buf[:] = got.data
+        return list(got.present)
+
     def unchanged_pages(self, start: int, end: int) -> list[bool] | None:
         """Per page of [start, end): True when the OS guarantees the page is still the
         original file's page (shared with the page cache / the image section, or never
@@ -123,6 +147,10 @@ class LiveSpace(AddressSpace):
         """A read-only descriptor on the very file `region` maps and how it was found, or
         (None, why not). The caller closes the descriptor."""
         return None, "the backend cannot open mapped files"
+
+    def os_patch_records(self) -> list[OsPatchRecord]:
+        """What the OS records about hotpatches applied in this process (none on Linux)."""
+        return []
 
     def close(self) -> None:
         """Release handles."""
@@ -250,6 +278,7 @@ __all__ = [
     "LiveScanResult",
     "LiveSpace",
     "NoUserSpace",
+    "OsPatchRecord",
     "ModuleSummary",
     "ProcessGone",
     "ProcessInfo",

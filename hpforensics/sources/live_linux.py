@@ -166,6 +166,18 @@ class LinuxProcessSpace(LiveSpace):
             present.append(ok)
         return ReadResult(address, bytes(out), tuple(present))
 
+    def read_into(self, address: int, buf: memoryview) -> list[bool]:
+        n_pages = len(buf) // PAGE_SIZE
+        try:
+            if os.preadv(self._mem, [buf], address) == len(buf):
+                return [True] * n_pages
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                raise ProcessGone(self.pid) from None
+        got = self.read(address, len(buf))  # page by page, with the liveness check
+        buf[:] = got.data
+        return list(got.present)
+
     # -- what only the OS can say -----------------------------------------------------------------
     def unchanged_pages(self, start: int, end: int) -> list[bool] | None:
         if self._pagemap is None:

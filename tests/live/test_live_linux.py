@@ -138,6 +138,10 @@ def test_reads_are_page_chunked_and_bounded():
             sizes.append(size)
             return super().read(address, size)
 
+        def read_into(self, address, buf):
+            sizes.append(len(buf))
+            return super().read_into(address, buf)
+
     class Backend(LinuxBackend):
         def open(self, proc):
             return Recording(proc, self.source)
