@@ -123,7 +123,10 @@ def check_redirect(
     """Check the whole chain for the redirect at `base + f_off`; never raises."""
     F = base + f_off
     near = actual[f_off : f_off + 2] == NEAR_FORM
-    win = Redirect(F, F - WINDOW_BEFORE, F + WINDOW_AFTER, False, "")
+    # The kernel writes [F-6, F+2); in the E9 form F-6 keeps its byte, so the finding starts
+    # at the E9.
+    win = Redirect(F, F - (5 if near else WINDOW_BEFORE), F + WINDOW_AFTER, False, "")
+    patch_bases = {p.image.base for p in patches}
 
     def bad(reason: str) -> Redirect:
         win.reason = reason
@@ -135,36 +138,36 @@ def check_redirect(
         if actual[f_off - 5] != 0xE9:
             return bad("EB F9 at the function entry without an E9 jmp at F-5")
         if actual[f_off - 6] != expected[f_off - 6]:
+            win.start = F - WINDOW_BEFORE
             return bad("byte before the E9 jmp changed too")
         target = F + struct.unpack_from("<i", actual, f_off - 4)[0]
         win.target = target
-        holder = amap.owner(target)
-        where = amap.describe(target)
         stub = space.read_exact(target, 8)
-        if stub != HPAT_STUB_X64:
-            return bad(f"E9 at F-5 lands at {target:#x} ({where}), which is not an HPAT stub")
+        if stub != HPAT_STUB_X64 or target & 7:
+            return bad(f"E9 at F-5 lands at {target:#x} ({amap.describe(target)}), which is not an "
+                       "HPAT stub")
+        holder = amap.owner(target)
+        if holder is not None and holder.base not in patch_bases:
+            return bad(f"HPAT-like stub at {target:#x} lies inside {holder.name}, not in an HPAT")
         slot = target + HPAT_SLOT_DISTANCE
     else:
         if actual[f_off - 6 : f_off - 4] != b"\xff\x25":
             return bad("EB F8 at the function entry without an FF 25 jmp at F-6")
         slot = F + struct.unpack_from("<i", actual, f_off - 4)[0]
         win.target = slot
-        holder = amap.owner(slot)
-        where = amap.describe(slot)
-    patch = next((p for p in patches if holder is not None and p.image.base == holder.base), None)
-    if patch is None:
-        return bad(f"redirect leads to {where}, which is not a mapped hotpatch image")
-    win.patch, win.sequence = patch, patch.sequence
-    record = patch.base_for(timestamp, checksum)
-    if record is None:
-        return bad(f"patch image {patch.image.name} names no base with TimeDateStamp "
-                   f"{timestamp:#x} and CheckSum {checksum:#x}")
     fn = _u64(space, slot)
     win.function_target = fn
     if fn is None:
         return bad(f"HPAT pointer slot {slot:#x} is unreadable")
-    if not patch.image.contains(fn):
-        return bad(f"HPAT pointer at {slot:#x} leads to {amap.describe(fn)}, outside the patch image")
+    patch = next((p for p in patches if p.image.contains(fn)), None)
+    if patch is None:
+        return bad(f"HPAT pointer at {slot:#x} leads to {amap.describe(fn)}, not into a mapped "
+                   "hotpatch image")
+    win.patch, win.sequence = patch, patch.sequence
+    record = patch.base_for(timestamp, checksum)
+    if record is None:
+        return bad(f"patch image {patch.image.name} leads the redirect but its IMAGE_HOT_PATCH_BASE "
+                   f"does not name this image (TimeDateStamp {timestamp:#x}, CheckSum {checksum:#x})")
     entry = patch.function_entry(record, f_off)
     if entry is None:
         return bad(f"patch table of {patch.image.name} does not name the function at RVA {f_off:#x}")
@@ -175,9 +178,9 @@ def check_redirect(
     if original is not None and expected[f_off : f_off + 2] != original:
         return bad("patch table's copy of the function's first bytes does not match the file")
     win.hotpatch = True
-    rivals = [p for p, b in patches_for(patches, timestamp, checksum)
-              if p.sequence > patch.sequence and p.function_entry(b, f_off) is not None]
     win.sequence = record.sequence_number or patch.sequence
+    rivals = [p for p, b in patches_for(patches, timestamp, checksum)
+              if (b.sequence_number or p.sequence) > win.sequence and p.function_entry(b, f_off) is not None]
     win.reason = (f"hotpatch redirect into {patch.image.name} (sequence {win.sequence})"
                   + (f"; a higher sequence patch {rivals[0].image.name} also names it" if rivals else ""))
     return win

@@ -22,6 +22,7 @@ from hpforensics.model import Finding, ModuleSummary, Verdict
 from hpforensics.pe.structures import HPAT_SLOT_DISTANCE, HPAT_STUB_X64, ChunkType
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.reference.kinds import MaskKind
+from hpforensics.reference.maskset import MaskSet
 from hpforensics.sources.source import PAGE_SIZE, AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,11 @@ class ModuleClassifier:
                 bm[p * 512 : (p + 1) * 512] = 0xFF
             mask = bm.tobytes()
         diff = compare(exp.data, self.actual, mask)
+        self._fixed(present)
         self._slots(present)
-        self._ranges(_merge(diff.ranges, MERGE_GAP))
+        spans = self._data_entry_spans()
+        self._entries(spans, present)
+        self._ranges(_merge(diff.ranges, MERGE_GAP), [(a, b) for a, b, *_ in spans])
         scope = np.zeros(self.n_pages, bool)
         for a, b in exp.scope_ranges:
             scope[a >> 12 : (b + PAGE_SIZE - 1) >> 12] = True
@@ -149,10 +153,43 @@ class ModuleClassifier:
                              f"{what} points to {r.owner}, not into another mapped image",
                              branch_target=r.value, extra={"kind": str(r.kind)})
 
-    def _ranges(self, ranges: list[tuple[int, int]]) -> None:
+    def _fixed(self, present: np.ndarray) -> None:
+        """Relocated fields and the header's ImageBase: exact values, so nothing to compare
+        here; their pages count as loader-written when the base moved the values."""
+        if self.image.base == self.exp.headers.image_base:
+            return
+        for kind in (MaskKind.RELOCATION, MaskKind.HEADER_IMAGE_BASE):
+            g = self.exp.masks.group(kind)
+            if g is None:
+                continue
+            pages = np.unique(g.starts >> 12)
+            pages = pages[present[pages]]
+            np.maximum.at(self.state, pages, RANK[Verdict.LOADER])
+            if self.ctx.include_loader:
+                for a, b, _ in MaskSet(self.exp.size, [g]).ranges():
+                    if present[a >> 12]:
+                        self.finding(Verdict.LOADER, a, b, f"{kind} written by the loader",
+                                     extra={"kind": str(kind)})
+
+    def _entries(self, spans, present: np.ndarray) -> None:
+        """Patch-table writes into this module are checked where they are, whatever the
+        section (the `__ref_` pointers of a patch image live in writable data)."""
+        for a, b, ent, p, inverse in spans:
+            if not present[a >> 12] or self.actual[a:b] == self.exp.data[a:b]:
+                continue
+            ok, why = self._check_entry(a, b, ent, p, inverse)
+            self.finding(Verdict.HOTPATCH if ok else Verdict.UNEXPLAINED, a, b, why,
+                         patch_image=p.path, patch_base=p.image.base, sequence=self._seq(p, ent),
+                         kb=p.kb)
+
+    @staticmethod
+    def _seq(p: PatchImage, ent) -> int:
+        rec = ent[1] if isinstance(ent, tuple) else None
+        return (rec.sequence_number if rec is not None else 0) or p.sequence
+
+    def _ranges(self, ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> None:
         exp = self.exp
         ts, cs = exp.timestamp, exp.checksum
-        data_spans = self._data_entry_spans()
         for s, e in ranges:
             windows = []
             for f_off in find_redirects(self.actual, s, e, 0):
@@ -169,8 +206,11 @@ class ModuleClassifier:
                               sequence=r.sequence, kb=r.patch.kb)
                 self.finding(Verdict.HOTPATCH if r.hotpatch else Verdict.UNEXPLAINED, ws, we,
                              r.reason, **kw)
-            for a, b in _subtract(s, e, windows):
-                self._piece(a, b, data_spans)
+            for a, b in _subtract(s, e, windows + holes):
+                if self.own_patch is not None:
+                    self._hpat(a, b)
+                else:
+                    self._unexplained(a, b)
 
     def _data_entry_spans(self) -> list[tuple[int, int, object, PatchImage, bool]]:
         """(start, end, entry, patch, inverse) of patch-table writes into this module."""
@@ -180,7 +220,7 @@ class ModuleClassifier:
                 for ent in p.data_entries(rec):
                     wr = None if ent.inverse else ent.write_range()
                     if wr:
-                        spans.append((wr[0], wr[0] + wr[1], ent, p, False))
+                        spans.append((wr[0], wr[0] + wr[1], (ent, rec), p, False))
         else:
             p = self.own_patch
             for rec in p.info.bases:
@@ -190,24 +230,9 @@ class ModuleClassifier:
                         spans.append((wr[0], wr[0] + wr[1], (ent, rec), p, True))
         return sorted(spans, key=lambda t: t[0])
 
-    def _piece(self, s: int, e: int, spans) -> None:
-        covered = []
-        for a, b, ent, p, inverse in spans:
-            if a >= e or b <= s:
-                continue
-            covered.append((a, b))
-            ok, why = self._check_entry(a, b, ent, p, inverse)
-            kw = dict(patch_image=p.path, patch_base=p.image.base, sequence=p.sequence, kb=p.kb)
-            self.finding(Verdict.HOTPATCH if ok else Verdict.UNEXPLAINED, max(a, s), min(b, e), why, **kw)
-        for a, b in _subtract(s, e, covered):
-            if self.own_patch is not None:
-                self._hpat(a, b)
-            else:
-                self._unexplained(a, b)
-
     def _check_entry(self, a: int, b: int, ent, p: PatchImage, inverse: bool) -> tuple[bool, str]:
+        ent, rec = ent
         if inverse:
-            ent, rec = ent
             other = self.ctx.by_identity.get((rec.original_timestamp, rec.original_checksum))
             other_rva = ent.base_rva
         else:
@@ -225,6 +250,11 @@ class ModuleClassifier:
             got = self.image.base + a + 4 + struct.unpack("<i", raw)[0]
             if got != want:
                 return False, f"patch table rel32 leads to {got:#x}, the entry says {want:#x}"
+        elif ent.chunk_type == ChunkType.INDIRECT and len(raw) == 8:
+            src = self.ctx.space.read_exact(want, 8)
+            if src is not None and src != raw:
+                return False, (f"patch table indirect slot holds {raw.hex()}, but the source "
+                               f"{want:#x} holds {src.hex()}")
         return True, f"written by the hotpatch engine: patch table {kind} entry"
 
     def _hpat(self, s: int, e: int) -> None:
@@ -274,7 +304,11 @@ class ModuleClassifier:
             why = "code differs from the file and no loader or hotpatch rule explains it"
         else:
             why = "read-only data differs from the file and no loader or hotpatch rule explains it"
-        self.finding(Verdict.UNEXPLAINED, s, e, why)
+        fn = self.exp.function_at(s)
+        name = self.exp.template.exports.get(fn, "") if fn is not None else ""
+        if name:
+            why += f" (in {name})"
+        self.finding(Verdict.UNEXPLAINED, s, e, why, function_rva=fn)
 
     def _unavailable(self, absent: np.ndarray) -> None:
         idx = np.flatnonzero(absent)

@@ -13,6 +13,7 @@ import enum
 
 class MaskKind(str, enum.Enum):
     RELOCATION = "relocation"  # base relocation, applied exactly for the observed base
+    HEADER_IMAGE_BASE = "header-image-base"  # OptionalHeader.ImageBase := the load address
     IAT = "iat"  # import address table slot, bound by the loader
     DELAY_IAT = "delay-iat"  # delay-load IAT slot: the thunk (relocated) or the bound import
     DELAY_HANDLE = "delay-handle"  # delay-load module handle slot
@@ -36,7 +37,7 @@ class MaskKind(str, enum.Enum):
 
 
 #: Kinds whose value we reproduce exactly: differences there are reported, not masked.
-FIXED_VALUE = frozenset({MaskKind.RELOCATION})
+FIXED_VALUE = frozenset({MaskKind.RELOCATION, MaskKind.HEADER_IMAGE_BASE})
 
 #: Kinds whose value is a pointer the loader resolves; checked to land in a mapped image.
 POINTER_VALUE = frozenset(

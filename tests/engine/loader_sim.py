@@ -41,6 +41,9 @@ def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[Ma
         c = bytes(s.content)
         img[s.virtual_address : s.virtual_address + len(c)] = c
     delta = base - oh.imagebase
+    # The memory manager records the load address in the mapped header's ImageBase.
+    opt = b.dos_header.addressof_new_exeheader + 24
+    _p(img, opt + (24 if is64 else 28), ps, base)
     T = lief.PE.Relocation.TYPE if hasattr(lief.PE.Relocation, "TYPE") else None
     for r in b.relocations:
         for e in r.entries:

@@ -1,0 +1,89 @@
+"""The bundled hotpatch samples (samples/pe/plan.json): every planted change gets the verdict
+the plan names, with the patch image, sequence, function and branch target it names, and
+nothing else is reported."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hpforensics.engine import FilesSpace, verify_space
+from hpforensics.model import Verdict
+from hpforensics.reference.provider import FileReferences
+from hpforensics.sources.source import MappedImage
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "pe"
+PLAN = json.loads((SAMPLES / "plan.json").read_text())
+
+
+def _int(v):
+    return int(v, 0) if isinstance(v, str) else v
+
+
+def build(scenario: dict):
+    images, regions, files = [], [], {}
+    for r in scenario["regions"]:
+        data = (SAMPLES / r["file"]).read_bytes()
+        base = _int(r["base"])
+        if r["kind"] == "image":
+            im = MappedImage(base, _int(r["size"]), f"C:\\Windows\\System32\\{r['path']}", r["module"],
+                             is_patch_image=r["is_patch_image"], timestamp=_int(r["timestamp"]),
+                             checksum=_int(r["checksum"]))
+            images.append((im, data))
+            files[base] = str(SAMPLES / r["path"])
+        else:
+            regions.append((base, data))
+    targets = [(MappedImage(_int(t["base"]), _int(t["size"]), name, name), b"")
+               for name, t in PLAN["import_targets"].items()]
+    space = FilesSpace(images + targets, regions, source=f"file:{scenario['name']}")
+    return space, [im for im, _ in images], FileReferences(files)
+
+
+@pytest.mark.parametrize("scenario", PLAN["scenarios"], ids=lambda s: s["name"])
+def test_every_planted_change_gets_its_verdict(scenario):
+    space, images, refs = build(scenario)
+    result = verify_space(space, refs, images=images, include_loader=True)
+    assert not result.warnings
+    findings = result.findings
+    planned = set()
+    for c in scenario["changes"]:
+        rva, size, verdict = _int(c["rva"]), c["size"], Verdict(c["verdict"])
+        mine = [f for f in findings if f.module == c["module"]]
+        if verdict == Verdict.LOADER:
+            assert any(f.verdict == verdict and f.rva <= rva and rva + size <= f.rva + f.size
+                       for f in mine), (c, [f for f in mine if f.verdict == verdict])
+            continue
+        planned.add((c["module"], rva, size, verdict))
+        hit = [f for f in mine if (f.rva, f.size, f.verdict) == (rva, size, verdict)]
+        assert len(hit) == 1, (c, [(hex(f.rva), f.size, f.verdict, f.reason) for f in mine
+                                   if f.verdict != Verdict.LOADER])
+        f = hit[0]
+        if "patch_image" in c:
+            assert Path(f.patch_image).name == c["patch_image"], (c, f)
+        if "sequence" in c:
+            assert f.sequence == c["sequence"], (c, f)
+        if "function_rva" in c:
+            assert f.function_rva == _int(c["function_rva"]), (c, f)
+        if "branch_target" in c:
+            assert f.branch_target == _int(c["branch_target"]), (c, f)
+        assert f.reason
+    others = {(f.module, f.rva, f.size, f.verdict) for f in findings if f.verdict != Verdict.LOADER}
+    assert others == planned
+
+
+@pytest.mark.parametrize("scenario", PLAN["scenarios"], ids=lambda s: s["name"])
+def test_page_accounting(scenario):
+    space, images, refs = build(scenario)
+    result = verify_space(space, refs, images=images)
+    bad_modules = {c["module"] for c in scenario["changes"] if c["verdict"] == "unexplained"}
+    patched = {c["module"] for c in scenario["changes"] if c["verdict"] == "hotpatch"}
+    for m in result.modules:
+        assert m.status == "ok" and m.reference.startswith("disk:"), m
+        assert m.pages_total == (m.pages_verified + m.pages_loader + m.pages_hotpatched
+                                 + m.pages_unexplained + m.pages_unavailable)
+        assert (m.pages_unexplained > 0) == (m.module in bad_modules), m
+        assert m.pages_loader > 0
+        if m.module in patched and m.module not in bad_modules:
+            assert m.pages_hotpatched > 0, m
+    assert {m.module for m in result.modules} == {im.name for im in images}
