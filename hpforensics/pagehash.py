@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -32,6 +32,9 @@ FLAG_MASKED = _pagehash.FLAG_MASKED  # the page has at least one masked byte
 ALGORITHMS = {"xxh128": _pagehash.ALGO_XXH128, "sha256": _pagehash.ALGO_SHA256}
 DIGEST_SIZES = {"xxh128": 16, "sha256": 32}
 DEFAULT_PAGE_SIZE = 4096
+# hash_file with a progress callback works in chunks of this many bytes (page-aligned, since
+# page sizes are powers of two); the digests are the same as in one call
+PROGRESS_CHUNK = 64 << 20
 
 Mask = Union[bytes, bytearray, memoryview, Sequence[Sequence[int]], None]
 
@@ -188,8 +191,12 @@ def hash_file(
     page_size: int = DEFAULT_PAGE_SIZE,
     mask: Mask = None,
     threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PageHashes:
-    """`hash_pages` over a file, opened read-only and memory-mapped (never written)."""
+    """`hash_pages` over a file, opened read-only and memory-mapped (never written).
+
+    `progress(done_bytes, total_bytes)` is called after each chunk when given.
+    """
     _algo(algo)
     _page_size(page_size)
     with open(Path(path), "rb") as fh:
@@ -197,7 +204,30 @@ def hash_file(
         if size == 0:
             return hash_pages(b"", algo, page_size, mask, threads)
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return hash_pages(mm, algo, page_size, mask, threads)
+            if progress is None:
+                return hash_pages(mm, algo, page_size, mask, threads)
+            return _hash_chunked(mm, size, algo, page_size, _mask(mask, size), threads, progress)
+
+
+def _hash_chunked(
+    mm: mmap.mmap, size: int, algo: str, page_size: int, bitmap: Any, threads: int | None,
+    progress: Callable[[int, int], None],
+) -> PageHashes:
+    step = max(PROGRESS_CHUNK, page_size)
+    digests, flags = [], []
+    bits = memoryview(bitmap) if bitmap is not None else None
+    with memoryview(mm) as whole:
+        for off in range(0, size, step):
+            part = whole[off : off + step]
+            try:
+                m = bits[off // 8 : (off + len(part) + 7) // 8] if bits is not None else None
+                ph = hash_pages(part, algo, page_size, m, threads)
+            finally:
+                part.release()
+            digests.append(ph.digests)
+            flags.append(ph.flags)
+            progress(min(size, off + step), size)
+    return PageHashes(algo, page_size, DIGEST_SIZES[algo], b"".join(digests), b"".join(flags), size)
 
 
 def compare_pages(
@@ -214,6 +244,27 @@ def compare_pages(
         raise ValueError(f"buffers differ in length: {n} and {_length(b)} bytes")
     pages, ranges = _pagehash.compare_pages(a, b, page_size, _mask(mask, n), _threads(threads))
     return Comparison(pages, ranges, page_size, n)
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """One page of one input, the row `hpforensics hash` prints."""
+
+    file: str
+    page: int
+    offset: int
+    length: int
+    algo: str
+    digest: str
+    flags: str  # "zero", "masked", both comma-separated, or ""
+
+
+def page_records(name: str, hashes: PageHashes) -> Iterator[PageRecord]:
+    for i in range(len(hashes)):
+        f = hashes.flags[i]
+        words = [w for bit, w in ((FLAG_ZERO, "zero"), (FLAG_MASKED, "masked")) if f & bit]
+        yield PageRecord(name, i, i * hashes.page_size, hashes.page_length(i), hashes.algo,
+                         hashes.digest(i).hex(), ",".join(words))
 
 
 def implementations() -> dict[str, Any]:

@@ -156,3 +156,17 @@ def test_bad_buffers_and_files(tmp_path):
         hash_file(tmp_path / "missing.bin")
     with pytest.raises(ValueError, match="page_size"):
         hash_file(tmp_path / "missing.bin", page_size=3)  # arguments are checked first
+
+
+def test_hash_file_progress_chunks_give_the_same_digests(tmp_path, monkeypatch):
+    rnd = random.Random(8)
+    data = rnd.randbytes(37 * 4096 + 5)
+    path = tmp_path / "p.bin"
+    path.write_bytes(data)
+    ranges = random_ranges(rnd, len(data), 30)
+    monkeypatch.setattr(pagehash, "PROGRESS_CHUNK", 8 * 4096)
+    seen: list[tuple[int, int]] = []
+    got = hash_file(path, "sha256", 4096, ranges, progress=lambda d, t: seen.append((d, t)))
+    assert got == hash_pages(data, "sha256", 4096, ranges)
+    assert [d for d, _ in seen] == [8 * 4096 * k for k in range(1, 5)] + [len(data)]
+    assert {t for _, t in seen} == {len(data)}
