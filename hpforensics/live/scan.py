@@ -64,7 +64,10 @@ def scan_process(
     modules: list[ModuleSummary] = []
     pe_images: list[MappedImage] = []
     for image in space.images():
-        regions = [r for r in space.image_regions(image) if r.executable]
+        mapped = space.image_regions(image)
+        regions = [r for r in mapped if r.executable]
+        # the file: through the first file-backed mapping (a Wine PE's header page)
+        file_region = next((r for r in mapped if r.file_backed), None)
         module = _summary(space, image, f"disk:{image.path}")
         flags = [space.unchanged_pages(r.start, r.end) if options.skip_unchanged else None
                  for r in regions]
@@ -79,7 +82,8 @@ def scan_process(
             module.pages_skipped = module.pages_total
             modules.append(module)
             continue
-        fd, how = space.open_file(regions[0]) if regions else (None, "no executable mapping")
+        fd, how = (space.open_file(file_region) if file_region and regions
+                   else (None, "no executable file mapping"))
         try:
             if fd is not None and os.pread(fd, 2, 0) == b"MZ":
                 pe_images.append(image)

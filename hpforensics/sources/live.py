@@ -62,7 +62,9 @@ class Region(NamedTuple):
 
     @property
     def file_backed(self) -> bool:
-        return self.inode != 0 and self.path.startswith("/")
+        """Maps a file: an absolute POSIX path, or a Windows drive / device path."""
+        p = self.path
+        return p.startswith(("/", "\\")) or (len(p) > 2 and p[1] == ":")
 
     @property
     def size(self) -> int:

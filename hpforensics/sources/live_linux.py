@@ -35,7 +35,8 @@ PM_PRESENT = 1 << 63
 PM_SWAPPED = 1 << 62
 PM_FILE = 1 << 61  # file page or shared anonymous page: not a private COW copy
 _DELETED = " (deleted)"
-READ_CHUNK = 1 << 20  # bound on one pread: memory use stays page-chunked
+# Files Wine maps as PE images (Windows executables and libraries)
+PE_SUFFIXES = (".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".acm", ".ax", ".efi")
 
 
 def parse_maps(text: str) -> list[Region]:
@@ -253,17 +254,37 @@ class LinuxProcessSpace(LiveSpace):
                 groups.append([r])
         out = []
         for regs in groups:
-            if not any(r.executable for r in regs):
-                continue
-            base, end = regs[0].start, regs[-1].end
             path = regs[0].path
-            out.append(
-                (
-                    MappedImage(base=base, size=end - base, path=path, name=path.rsplit("/", 1)[-1]),
-                    regs,
-                )
-            )
+            name = path.rsplit("/", 1)[-1]
+            extent = self._pe_extent(regs[0]) if name.lower().endswith(PE_SUFFIXES) else None
+            if extent is not None:
+                # A PE image mapped the way Wine does: the header from the file, sections
+                # either from the file or read into anonymous memory. Every mapping inside
+                # SizeOfImage belongs to it.
+                base, end = regs[0].start, regs[0].start + extent
+                regs = [r for r in self._regions if r.start < end and r.end > base]
+            elif not any(r.executable for r in regs):
+                continue
+            else:
+                base, end = regs[0].start, regs[-1].end
+            out.append((MappedImage(base=base, size=end - base, path=path, name=name), regs))
         return out
+
+    def _pe_extent(self, first: Region) -> int | None:
+        """SizeOfImage when the mapping at offset 0 holds a PE header, else None."""
+        if first.offset != 0:
+            return None
+        try:
+            head = os.pread(self._mem, 0x400, first.start)
+        except OSError:
+            return None
+        if len(head) < 0x40 or head[:2] != b"MZ":
+            return None
+        lfanew = struct.unpack_from("<I", head, 0x3C)[0]
+        if lfanew + 24 + 60 > len(head) or head[lfanew : lfanew + 4] != b"PE\0\0":
+            return None
+        size = struct.unpack_from("<I", head, lfanew + 24 + 56)[0]  # OptionalHeader.SizeOfImage
+        return (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) if 0 < size < 1 << 31 else None
 
 
 class LinuxBackend(LiveBackend):
