@@ -46,6 +46,10 @@ class Analysis:
         return [m for s in self.spaces for m in s.scan.modules]
 
     @property
+    def pages_beyond_end(self) -> int:
+        return sum(s.space.beyond_end for s in self.spaces)
+
+    @property
     def warnings(self) -> list[str]:
         return [w for s in self.spaces for w in s.scan.warnings + s.record.warnings]
 
@@ -81,10 +85,15 @@ def analyze(
     pids: Sequence[int] | None = None,
     verify: bool = True,
     progress: Progress | None = None,
+    check_tables: Callable[[int], None] | None = None,
 ) -> Analysis:
     """Images, hotpatch records and (with `verify`) page verdicts for every space."""
     result = Analysis()
     todo = list(spaces(context, kernel, source, pids))
+    if check_tables is not None:  # before any output: a cut-short image is reported, not analysed
+        for _, rec in todo:
+            if rec.pid is not None and rec.dtb:
+                check_tables(rec.dtb)
     total_images = sum(len(rec.images) for _, rec in todo)
     done = 0
     for space, rec in todo:
@@ -92,6 +101,10 @@ def analyze(
         sr.images = hotpatch_images(space, peb_flag=rec.images_hotpatched, kb_lookup=kb_lookup)
         if verify:
             sr.scan = verify_space(space, references, kb_lookup)
+        if space.beyond_end:
+            sr.scan.warnings.append(
+                f"{rec.name}: {space.beyond_end} page reads fell past the end of the image file "
+                "(truncated image?); those pages are reported unavailable")
         done += len(rec.images)
         if progress is not None:
             progress(f"{rec.name} ({rec.pid if rec.pid is not None else 'kernel'})", done,

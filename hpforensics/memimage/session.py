@@ -68,6 +68,45 @@ def diagnose_image(path: Path) -> str:
             "Windows 10/11 x64, or truncated)")
 
 
+def table_frames_beyond_end(path: Path, dtb: int, halves: tuple[bool, bool] = (True, True)
+                            ) -> int | None:
+    """Highest page-table frame (PDPT/PD/PT, never a leaf page) past the end of a raw file.
+
+    Page tables always live in RAM, so in a raw image any table frame beyond the file's end
+    means the file was cut short. Leaf entries are not checked: device memory can lie there.
+    `halves` selects the user (low) and kernel (high) PML4 halves. None when all are inside.
+    """
+    size = path.stat().st_size
+    worst = None
+    with open(path, "rb") as fh:
+        def table(addr: int) -> tuple[int, ...] | None:
+            if addr + 0x1000 > size:
+                return None
+            fh.seek(addr)
+            return struct.unpack("<512Q", fh.read(0x1000))
+
+        def walk(addr: int, level: int, indices: range) -> None:
+            nonlocal worst
+            entries = table(addr)
+            if entries is None:
+                worst = max(worst or 0, addr)
+                return
+            if level == 1:
+                return
+            for i in indices:
+                e = entries[i]
+                if not e & 1 or (level < 4 and e & 0x80):  # not present, or a large page
+                    continue
+                nxt = e & 0xFFFFFFFFFF000
+                if level == 4 and nxt == addr:  # the self-reference
+                    continue
+                walk(nxt, level - 1, range(512))
+
+        user, kernel = halves
+        walk(dtb, 4, range(0 if user else 256, 512 if kernel else 256))
+    return worst
+
+
 def _missing_symbols_message(context, symbol_dirs: Sequence[Path]) -> str | None:
     """Name the kernel PDB the image wants, when a translation layer was found."""
     from volatility3.framework import layers
@@ -121,4 +160,21 @@ def open_image(
     kernel = ctx.config.get(req)
     if not kernel or kernel not in ctx.modules:
         raise InputError(image, diagnose_image(image))
-    return Session(image, ctx, kernel, base)
+    session = Session(image, ctx, kernel, base)
+    check_truncation(session, ctx.layers[ctx.modules[kernel].layer_name]._initial_entry & ~0xFFF)
+    return session
+
+
+def check_truncation(session: Session, dtb: int, user: bool = False) -> None:
+    """Raise InputError when the page tables rooted at `dtb` run past the end of a raw file."""
+    from volatility3.framework.layers.physical import FileLayer
+
+    layer = session.context.layers[session.context.modules[session.kernel].layer_name]
+    base = session.context.layers[layer.config["memory_layer"]]
+    if not isinstance(base, FileLayer):  # crash dumps etc.: physical offsets are not file offsets
+        return
+    beyond = table_frames_beyond_end(session.path, dtb, (user, not user))
+    if beyond is not None:
+        raise InputError(session.path, (
+            f"truncated image: page tables reference physical memory at {beyond:#x} but the "
+            f"file ends at {session.path.stat().st_size:#x}; acquire or copy the whole image"))

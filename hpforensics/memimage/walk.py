@@ -27,6 +27,7 @@ class ProcessRecord:
     name: str
     layer_name: str
     offset: int = 0  # EPROCESS virtual address (kernel layer)
+    dtb: int = 0  # physical address of the PML4
     images_hotpatched: bool | None = None  # PEB.CrossProcessFlags bit 7; None if unreadable
     images: list[MappedImage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -148,7 +149,8 @@ def processes(context, kernel_name: str, pids: list[int] | None = None) -> Itera
         except exceptions.InvalidAddressException as exc:
             log.warning("skipping unreadable process at %#x: %s", proc.vol.offset, exc)
             continue
-        rec = ProcessRecord(pid, name, layer, int(proc.vol.offset))
+        rec = ProcessRecord(pid, name, layer, int(proc.vol.offset),
+                            int(proc.Pcb.DirectoryTableBase) & 0xFFFFFFFFFF000)
         if pid == 4:  # System: kernel images are analysed in kernel space
             continue
         rec.images_hotpatched = images_hotpatched(proc)

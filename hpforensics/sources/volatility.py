@@ -35,6 +35,8 @@ class VolatilityAddressSpace(AddressSpace):
         self.process = process
         # canonical (0xFFFF8...) addresses in; the layer works on 48-bit addresses
         self._mask = getattr(self._layer, "address_mask", (1 << 64) - 1)
+        # pages whose translation succeeded but whose frame lies past the end of the file
+        self.beyond_end = 0
 
     def images(self) -> Sequence[MappedImage]:
         return self._images
@@ -51,7 +53,9 @@ class VolatilityAddressSpace(AddressSpace):
             hi = min(address + size, first + (i + 1) * PAGE_SIZE)
             try:
                 data = self._layer.read(lo & self._mask, hi - lo)
-            except exceptions.InvalidAddressException:
+            except exceptions.InvalidAddressException as exc:
+                if exc.layer_name != self.layer_name:  # raised below us: the file ends early
+                    self.beyond_end += 1
                 continue
             out[lo - address : hi - address] = data
             present[i] = True

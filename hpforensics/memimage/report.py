@@ -1,0 +1,74 @@
+"""Write a memory-image analysis: tables to the terminal, CSV and JSON files. No analysis here.
+
+Findings and module summaries are the shared result records (hpforensics.model) rendered by
+hpforensics.report, so the same readers serve the live scanner's and this output.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO
+
+from hpforensics.memimage.analyze import Analysis
+from hpforensics.report.render import render, render_to
+from hpforensics.report.rows import to_row
+
+FINDING_COLUMNS = ["pid", "process", "module", "address", "rva", "size", "verdict",
+                   "branch_target", "target_owner", "patch_image", "sequence", "kb", "reason"]
+MODULE_COLUMNS = ["pid", "process", "module", "module_base", "size", "reference", "pages_total",
+                  "pages_verified", "pages_loader", "pages_hotpatched", "pages_unexplained",
+                  "pages_unavailable", "status"]
+IMAGE_COLUMNS = ["pid", "process", "base_module", "base_address", "patch_path",
+                 "patch_address", "sequence", "functions_patched", "functions_total", "kb",
+                 "loader_state", "peb_images_hotpatched", "status", "flagged"]
+
+
+def document(analysis: Analysis, inputs: dict) -> dict:
+    return {
+        "inputs": inputs,
+        "hotpatch_images": [to_row(r) for r in analysis.hotpatch_images],
+        "findings": [to_row(f) for f in analysis.findings],
+        "modules": [to_row(m) for m in analysis.modules],
+        "processes": [{"pid": s.record.pid, "process": s.record.name,
+                       "images": len(s.record.images),
+                       "images_not_in_loader_list": [i.path for i in s.record.images
+                                                     if not i.in_loader_list],
+                       "peb_images_hotpatched": s.record.images_hotpatched}
+                      for s in analysis.spaces],
+        "warnings": analysis.warnings,
+    }
+
+
+def write_outputs(analysis: Analysis, outdir: Path, inputs: dict) -> list[Path]:
+    """findings.csv, modules.csv, hotpatch-images.csv and report.json in `outdir`."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, records, columns in (
+        ("findings.csv", analysis.findings, FINDING_COLUMNS + ["function_rva", "actual",
+                                                                "expected", "disassembly"]),
+        ("modules.csv", analysis.modules, MODULE_COLUMNS),
+        ("hotpatch-images.csv", analysis.hotpatch_images, IMAGE_COLUMNS + ["note"]),
+    ):
+        render_to(outdir / name, records, "csv", columns=columns)
+        written.append(outdir / name)
+    path = outdir / "report.json"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        json.dump(document(analysis, inputs), fh, indent=2, default=str)
+        fh.write("\n")
+    written.append(path)
+    return written
+
+
+def print_tables(analysis: Analysis, out: IO[str]) -> None:
+    render(analysis.hotpatch_images, "table", out, columns=IMAGE_COLUMNS,
+           title="Hotpatch images (loader records checked against code)")
+    interesting = [f for f in analysis.findings if f.verdict.value != "loader"]
+    render(interesting, "table", out, columns=FINDING_COLUMNS,
+           title="Changed code and data (hotpatch / unexplained / unavailable)")
+    counts: dict[str, int] = {}
+    for f in analysis.findings:
+        counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1
+    checked = [m for m in analysis.modules if m.status != "no-reference"]
+    out.write(f"{len(analysis.spaces)} address spaces, {len(analysis.modules)} modules "
+              f"({len(checked)} with a reference), findings: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none") + "\n")
