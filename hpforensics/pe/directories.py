@@ -62,7 +62,7 @@ def _check_dir(image: "PEImage", index: int, what: str) -> None:
     if len(d) > index and d[index].VirtualAddress:
         rva = d[index].VirtualAddress
         # Only the first bytes must exist: the rest is bounded by each table's own counts.
-        image.reader.read(rva, min(d[index].Size, 4) or 4, f"{what} directory")
+        image.reader.read(rva, min(d[index].Size, 4) or 4, f"{what} directory", image.data_directory_field(index))
 
 
 def exports(image: "PEImage") -> dict[int, str]:
@@ -92,7 +92,7 @@ def imports(image: "PEImage") -> list[ImportSlot]:
                 if imp.address is None:
                     continue
                 name = imp.name.decode("latin-1") if imp.name else f"#{imp.ordinal}"
-                out.append(ImportSlot(dll, name, imp.address - image.image_base, ps, delay))
+                out.append(ImportSlot(dll, name, imp.address - image.pe.OPTIONAL_HEADER.ImageBase, ps, delay))
     return out
 
 
@@ -114,19 +114,19 @@ def debug(image: "PEImage") -> tuple[CodeView | None, int | None]:
         return None, None
     reader = image.reader
     count = min(d[6].Size // 28, MAX_DEBUG_ENTRIES)
-    raw = reader.read(d[6].VirtualAddress, count * 28, "debug directory")
+    raw = reader.read(d[6].VirtualAddress, count * 28, "debug directory", image.data_directory_field(6))
     codeview, ex = None, None
     for i in range(count):
         (_chars, _ts, _maj, _min, typ, size, addr, _ptr) = pefile.struct.unpack_from("<IIHHIIII", raw, i * 28)
         if not addr or not size:
             continue
         if typ == IMAGE_DEBUG_TYPE_CODEVIEW and codeview is None and size >= len(c_pe.CV_INFO_PDB70):
-            body = reader.read(addr, min(size, 4096), "CodeView record")
+            body = reader.read(addr, min(size, 4096), "CodeView record", d[6].VirtualAddress + 28 * i + 20)
             if body[:4] != b"RSDS":
                 continue
             cv = c_pe.CV_INFO_PDB70(body)
             name = body[len(c_pe.CV_INFO_PDB70):].split(b"\0", 1)[0].decode("utf-8", "replace")
             codeview = CodeView(name, str(uuid.UUID(bytes_le=bytes(cv.Guid))), cv.Age)
         elif typ == IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS and size >= 4:
-            ex = reader.u32(addr, "EX_DLLCHARACTERISTICS")
+            ex = reader.u32(addr, "EX_DLLCHARACTERISTICS", d[6].VirtualAddress + 28 * i + 20)
     return codeview, ex

@@ -248,14 +248,16 @@ def _entry(reader, symbol, rva, size, budget, is64, table) -> list[DynamicReloca
     return []
 
 
-def parse_dynamic_relocations(reader: RvaReader, rva: int, is64: bool) -> DynamicRelocationTable:
+def parse_dynamic_relocations(reader: RvaReader, rva: int, is64: bool,
+                              source: int | None = None) -> DynamicRelocationTable:
+    """`source`: RVA of the load-config field locating the table, for errors outside the file."""
     hsize = len(c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE)
-    head = c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE(reader.read(rva, hsize, "dynamic relocation table"))
+    head = c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE(reader.read(rva, hsize, "dynamic relocation table", source))
     if head.Version not in (1, 2):
         raise reader.error(f"dynamic relocation table version {head.Version} is unknown", reader.where(rva))
     if head.Size > MAX_TABLE_SIZE:
         raise reader.error(f"dynamic relocation table Size {head.Size:#x} is implausible", reader.where(rva))
-    reader.read(rva + hsize, head.Size, "dynamic relocation table body")  # bounds check once
+    reader.read(rva + hsize, head.Size, "dynamic relocation table body", source)  # bounds check once
     table = DynamicRelocationTable(rva, head.Version, head.Size)
     budget = _Budget(reader)
     cur, end = rva + hsize, rva + hsize + head.Size

@@ -121,11 +121,12 @@ def _kind(chunk_type: int) -> str:
         return f"unknown_{chunk_type:#x}"
 
 
-def parse_patch_table(reader: RvaReader, rva: int, entry_dwords: int) -> list[PatchEntry]:
+def parse_patch_table(reader: RvaReader, rva: int, entry_dwords: int, source: int | None = None) -> list[PatchEntry]:
+    """`source`: RVA of the PatchTable field, named in errors when the table is not in the file."""
     entries: list[PatchEntry] = []
     cur = rva
     while True:
-        header = reader.u32(cur, "patch table chunk header")
+        header = reader.u32(cur, "patch table chunk header", source)
         cur += 4
         if header == 0:
             return entries
@@ -134,7 +135,7 @@ def parse_patch_table(reader: RvaReader, rva: int, entry_dwords: int) -> list[Pa
         inverse = bool(header & CHUNK_INVERSE)
         if len(entries) + count > MAX_ENTRIES:
             raise reader.error("patch table has too many entries", reader.where(cur - 4))
-        raw = reader.read(cur, count * entry_dwords * 4, "patch table entries")
+        raw = reader.read(cur, count * entry_dwords * 4, "patch table entries", source)
         for i in range(count):
             words = struct.unpack_from(f"<{entry_dwords}I", raw, i * entry_dwords * 4)
             here, other = words[0], words[1]
@@ -147,13 +148,14 @@ def parse_patch_table(reader: RvaReader, rva: int, entry_dwords: int) -> list[Pa
         cur += count * entry_dwords * 4
 
 
-def parse_hotpatch(reader: RvaReader, rva: int) -> HotPatchInfo:
+def parse_hotpatch(reader: RvaReader, rva: int, source: int | None = None) -> HotPatchInfo:
+    """`source`: RVA of the load config's HotPatchTableOffset, for errors outside the file."""
     full = len(c_pe.IMAGE_HOT_PATCH_INFO)
-    version = reader.u32(rva, "IMAGE_HOT_PATCH_INFO.Version")
+    version = reader.u32(rva, "IMAGE_HOT_PATCH_INFO.Version", source)
     if version == 0:
         raise reader.error("IMAGE_HOT_PATCH_INFO version 0", reader.where(rva))
     known = 20 if version == 1 else 24 if version == 2 else full
-    raw = reader.read(rva, known, "IMAGE_HOT_PATCH_INFO")
+    raw = reader.read(rva, known, "IMAGE_HOT_PATCH_INFO", source)
     hp = c_pe.IMAGE_HOT_PATCH_INFO(raw + bytes(full - known))
     if version > 3:
         log.info("%s: IMAGE_HOT_PATCH_INFO version %d is newer than 3; read as 3", reader.path, version)
@@ -163,19 +165,20 @@ def parse_hotpatch(reader: RvaReader, rva: int) -> HotPatchInfo:
         raise reader.error(f"ExtraPatchSize {hp.ExtraPatchSize} is implausible", reader.where(rva + 24))
     info = HotPatchInfo(rva, version, hp.Size, hp.SequenceNumber, hp.BaseImageList,
                         hp.BaseImageCount, hp.BufferOffset, hp.ExtraPatchSize)
-    offsets = reader.read(rva + hp.BaseImageList, 4 * hp.BaseImageCount, "hot patch base image list")
+    offsets = reader.read(rva + hp.BaseImageList, 4 * hp.BaseImageCount, "hot patch base image list", rva + 12)
     bsize = len(c_pe.IMAGE_HOT_PATCH_BASE)
-    for (boff,) in struct.iter_unpack("<I", offsets):
-        b = c_pe.IMAGE_HOT_PATCH_BASE(reader.read(rva + boff, bsize, "IMAGE_HOT_PATCH_BASE"))
+    for i, (boff,) in enumerate(struct.iter_unpack("<I", offsets)):
+        at = rva + boff
+        b = c_pe.IMAGE_HOT_PATCH_BASE(reader.read(at, bsize, "IMAGE_HOT_PATCH_BASE", rva + hp.BaseImageList + 4 * i))
         base = HotPatchBase(b.SequenceNumber, b.Flags, b.OriginalTimeDateStamp, b.OriginalCheckSum,
                             b.CodeIntegrityInfo, b.CodeIntegritySize, b.PatchTable, b.BufferOffset)
         if b.CodeIntegrityInfo and b.CodeIntegritySize >= len(c_pe.IMAGE_HOT_PATCH_HASHES):
             h = c_pe.IMAGE_HOT_PATCH_HASHES(reader.read(rva + b.CodeIntegrityInfo,
                                                         len(c_pe.IMAGE_HOT_PATCH_HASHES),
-                                                        "IMAGE_HOT_PATCH_HASHES"))
+                                                        "IMAGE_HOT_PATCH_HASHES", at + 16))
             base.sha256, base.sha1 = bytes(h.SHA256), bytes(h.SHA1)
         if b.PatchTable:
-            base.patch_table = parse_patch_table(reader, rva + b.PatchTable, info.entry_dwords)
+            base.patch_table = parse_patch_table(reader, rva + b.PatchTable, info.entry_dwords, at + 24)
         info.bases.append(base)
     return info
 

@@ -67,7 +67,8 @@ def _as_mapped_file(data: bytes | memoryview, path: str) -> bytearray:
 class PEImage:
     """Metadata of one image. Construct with from_file / from_bytes."""
 
-    def __init__(self, data: bytes | bytearray | memoryview, name: str, mapped: bool, strict: bool) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview, name: str, mapped: bool, strict: bool,
+                 base: int | None = None) -> None:
         self.path = name
         self.mapped = mapped
         self.data = data
@@ -87,6 +88,10 @@ class PEImage:
         self.checksum = pe.OPTIONAL_HEADER.CheckSum
         self.size_of_image = pe.OPTIONAL_HEADER.SizeOfImage
         self.image_base = pe.OPTIONAL_HEADER.ImageBase
+        # Pointer fields (load config, CFG) hold VAs: relative to where the image is mapped. The
+        # memory manager rewrites ImageBase in a relocated image's header, so the header is right
+        # unless the caller knows better (a header read before relocation, a carved module).
+        self.va_base = base if base is not None else self.image_base
         self.subsystem = pe.OPTIONAL_HEADER.Subsystem
         self.dll_characteristics = pe.OPTIONAL_HEADER.DllCharacteristics
         self.entry_point = pe.OPTIONAL_HEADER.AddressOfEntryPoint
@@ -100,7 +105,8 @@ class PEImage:
             for s in pe.sections
         ]
         self._check_layout()
-        self.reader = RvaReader(view, name, self.sections, pe.OPTIONAL_HEADER.SizeOfHeaders, mapped)
+        self.reader = RvaReader(view, name, self.sections, pe.OPTIONAL_HEADER.SizeOfHeaders, mapped,
+                                 self.size_of_image)
         self._parse()
 
     # ------------------------------------------------------------------ construction
@@ -111,8 +117,9 @@ class PEImage:
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, name: str = "<bytes>", mapped: bool = False,
-                   *, strict: bool = True) -> "PEImage":
-        return cls(data, name, mapped=mapped, strict=strict)
+                   *, strict: bool = True, base: int | None = None) -> "PEImage":
+        """`base`: the address the bytes were mapped at, when VAs inside must be read against it."""
+        return cls(data, name, mapped=mapped, strict=strict, base=base)
 
     def _check_layout(self) -> None:
         size = len(self.data)
@@ -150,10 +157,10 @@ class PEImage:
         if lc is not None:
             self.dynamic_relocation_table = self._guard("dynamic relocations", self._dynamic_relocations, None)
             if lc.hot_patch_table_offset:
-                self.hotpatch = self._guard("hot patch info",
-                                            lambda: parse_hotpatch(self.reader, lc.hot_patch_table_offset), None)
+                self.hotpatch = self._guard("hot patch info", lambda: parse_hotpatch(
+                    self.reader, lc.hot_patch_table_offset, lc.field_rva("HotPatchTableOffset")), None)
             self.guard_functions = self._guard(
-                "CFG function table", lambda: parse_guard_cf_functions(self.reader, lc, self.image_base), [])
+                "CFG function table", lambda: parse_guard_cf_functions(self.reader, lc, self.va_base), [])
         self.exports: dict[int, str] = self._guard("exports", lambda: directories.exports(self), {})
         self.imports: list[ImportSlot] = self._guard("imports", lambda: directories.imports(self), [])
         self.base_relocations: list[tuple[int, int]] = self._guard(
@@ -166,18 +173,19 @@ class PEImage:
     def _dynamic_relocations(self) -> DynamicRelocationTable | None:
         lc = self.load_config
         assert lc is not None
-        rva = table_rva(lc, self.sections, self.image_base)
+        rva = table_rva(lc, self.sections, self.va_base)
         if rva == -1:
             field_rva = lc.field_rva("DynamicValueRelocTableSection") or lc.rva
             raise InputError(self.path, "DynamicValueRelocTableSection names no section",
                              self.reader.where(field_rva))
-        return None if rva is None else parse_dynamic_relocations(self.reader, rva, self.is64)
+        source = lc.field_rva("DynamicValueRelocTableOffset") or lc.field_rva("DynamicValueRelocTable")
+        return None if rva is None else parse_dynamic_relocations(self.reader, rva, self.is64, source)
 
     def _load_config(self) -> LoadConfig | None:
         d = self.pe.OPTIONAL_HEADER.DATA_DIRECTORY
         if len(d) <= 10 or not d[10].VirtualAddress:
             return None
-        return parse_load_config(self.reader, d[10].VirtualAddress, self.is64)
+        return parse_load_config(self.reader, d[10].VirtualAddress, self.is64, self.data_directory_field(10))
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -223,7 +231,7 @@ class PEImage:
                   "GuardXFGTableDispatchFunctionPointer", "GuardMemcpyFunctionPointer"):
             va = lc.get(f)
             if va:
-                out.append((f, va - self.image_base))
+                out.append((f, va - self.va_base))
         return out
 
     def loader_ranges(self) -> list[LoaderRange]:
@@ -235,9 +243,19 @@ class PEImage:
         out += [LoaderRange(rva, ps, "cfg_pointer") for _, rva in self.cfg_pointer_slots()]
         lc = self.load_config
         if lc is not None and lc.get("SecurityCookie"):
-            out.append(LoaderRange(lc.get("SecurityCookie") - self.image_base, ps, "security_cookie"))
+            out.append(LoaderRange(lc.get("SecurityCookie") - self.va_base, ps, "security_cookie"))
+        out.append(LoaderRange(self.image_base_field_offset, ps, "header_image_base"))
         out += [LoaderRange(d.rva, d.size, d.kind) for d in self.dynamic_relocations]
         return sorted(out, key=lambda r: (r.rva, r.size))
+
+    def data_directory_field(self, index: int) -> int:
+        """RVA (== file offset: headers) of DataDirectory[index], named when it points nowhere."""
+        return self.pe.OPTIONAL_HEADER.get_file_offset() + (112 if self.is64 else 96) + 8 * index
+
+    @property
+    def image_base_field_offset(self) -> int:
+        """RVA of OptionalHeader.ImageBase, which the memory manager rewrites when it relocates."""
+        return self.pe.OPTIONAL_HEADER.get_file_offset() + (24 if self.is64 else 28)
 
     def read(self, rva: int, size: int) -> bytes:
         return self.reader.read(rva, size, "data")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from hpforensics.errors import InputError
 from hpforensics.pe.reader import RvaReader
 from hpforensics.pe.structures import (
     IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_MASK,
@@ -70,10 +71,10 @@ class LoadConfig:
         return None
 
 
-def parse_load_config(reader: RvaReader, rva: int, is64: bool) -> LoadConfig:
+def parse_load_config(reader: RvaReader, rva: int, is64: bool, source: int | None = None) -> LoadConfig:
     """Parse the structure at `rva`, honouring its Size whatever the SDK that built it."""
     struct = c_pe.IMAGE_LOAD_CONFIG_DIRECTORY64 if is64 else c_pe.IMAGE_LOAD_CONFIG_DIRECTORY32
-    size = reader.u32(rva, "load configuration Size")
+    size = reader.u32(rva, "load configuration Size", source)
     if size < 4:
         raise reader.error(f"load configuration Size {size:#x} is too small", reader.where(rva))
     # The loader reads min(Size, what it knows); a Size past the image is corrupt.
@@ -89,8 +90,12 @@ def parse_load_config(reader: RvaReader, rva: int, is64: bool) -> LoadConfig:
         fields[f.name] = getattr(parsed, f.name)
         off += width
     if size > known:
-        # Newer SDK than ours: check the tail is at least inside the image.
-        reader.read(rva + known, size - known, "load configuration directory tail")
+        # Newer SDK than ours, or corrupt: the structure must at least lie inside the image.
+        try:
+            reader.read(rva + known, size - known, "load configuration directory tail")
+        except InputError:
+            raise reader.error(f"load configuration Size {size:#x} reaches past the end of the image",
+                               reader.where(rva)) from None
     return LoadConfig(rva=rva, size=size, is64=is64, fields=fields)
 
 
@@ -107,10 +112,11 @@ def parse_guard_cf_functions(reader: RvaReader, lc: LoadConfig, image_base: int)
     if not table_va or not count:
         return []
     if count > MAX_CFG_FUNCTIONS:
-        raise reader.error(f"GuardCFFunctionCount {count:#x} is implausible", None)
+        raise reader.error(f"GuardCFFunctionCount {count:#x} is implausible",
+                           reader.where(lc.field_rva("GuardCFFunctionCount") or lc.rva))
     stride = 4 + ((lc.guard_flags & IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_MASK) >> IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_SHIFT)
     table_rva = table_va - image_base
-    raw = reader.read(table_rva, count * stride, "GuardCFFunctionTable")
+    raw = reader.read(table_rva, count * stride, "GuardCFFunctionTable", lc.field_rva("GuardCFFunctionTable"))
     out = []
     for i in range(count):
         entry = raw[i * stride : (i + 1) * stride]

@@ -54,8 +54,10 @@ class RvaReader:
         sections: list[Section],
         size_of_headers: int,
         mapped: bool,
+        size_of_image: int = 0,
     ) -> None:
         self.data = memoryview(data)
+        self.size_of_image = size_of_image
         self.path = path
         self.sections = sections
         self.size_of_headers = size_of_headers
@@ -82,8 +84,20 @@ class RvaReader:
                 return s
         return None
 
-    def read(self, rva: int, size: int, what: str) -> bytes:
-        """`size` bytes at `rva`; uninitialised section tails read as zeros (as the loader maps)."""
+    def read(self, rva: int, size: int, what: str, source: int | None = None) -> bytes:
+        """`size` bytes at `rva`; uninitialised section tails read as zeros (as the loader maps).
+
+        `source`: RVA of the field that pointed here; an error names its offset when the target
+        itself has no place in the file.
+        """
+        try:
+            return self._read(rva, size, what)
+        except InputError as exc:
+            if exc.offset is None and source is not None:
+                raise self.error(exc.message + f" (pointer at RVA {source:#x})", self.where(source)) from None
+            raise
+
+    def _read(self, rva: int, size: int, what: str) -> bytes:
         if size < 0 or size > MAX_READ:
             raise self.error(f"{what}: implausible size {size:#x}", self.offset_of(rva) or rva)
         if rva < 0:
@@ -99,8 +113,13 @@ class RvaReader:
             off = self.offset_of(cur)
             sec = self.section_of(cur)
             if off is None and sec is None:
-                raise self.error(f"{what} at RVA {cur:#x} is outside every section", None)
-            if off is None:  # inside a section, past its raw data: zero-filled in memory
+                # Slack between sections (or after the last) inside SizeOfImage maps as zeros.
+                nxt = min((s.rva for s in self.sections if s.rva > cur), default=self.size_of_image)
+                if cur >= self.size_of_image or nxt <= cur:
+                    raise self.error(f"{what} at RVA {cur:#x} is outside every section", None)
+                n = min(left, nxt - cur)
+                out += bytes(n)
+            elif off is None:  # inside a section, past its raw data: zero-filled in memory
                 assert sec is not None
                 n = min(left, sec.rva + sec.span - cur)
                 out += bytes(n)
@@ -114,14 +133,14 @@ class RvaReader:
             left -= n
         return bytes(out)
 
-    def u16(self, rva: int, what: str) -> int:
-        return struct.unpack("<H", self.read(rva, 2, what))[0]
+    def u16(self, rva: int, what: str, source: int | None = None) -> int:
+        return struct.unpack("<H", self.read(rva, 2, what, source))[0]
 
-    def u32(self, rva: int, what: str) -> int:
-        return struct.unpack("<I", self.read(rva, 4, what))[0]
+    def u32(self, rva: int, what: str, source: int | None = None) -> int:
+        return struct.unpack("<I", self.read(rva, 4, what, source))[0]
 
-    def u64(self, rva: int, what: str) -> int:
-        return struct.unpack("<Q", self.read(rva, 8, what))[0]
+    def u64(self, rva: int, what: str, source: int | None = None) -> int:
+        return struct.unpack("<Q", self.read(rva, 8, what, source))[0]
 
     def where(self, rva: int) -> int:
         """The offset to name in an error about `rva` (file offset, or the RVA when unmapped)."""
