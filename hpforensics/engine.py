@@ -26,7 +26,7 @@ Progress = Callable[[MappedImage, int, int], None]  # (image, index, total)
 
 def _context(space: AddressSpace, images: Sequence[MappedImage], patches: Sequence[PatchImage],
              expected: dict[int, ExpectedImage], include_loader: bool) -> Context:
-    amap = AddressMap(space.images())
+    amap = AddressMap(space.images(), space)
     patch_bases = {p.image.base for p in patches}
     others = [m for m in amap.images if m.base not in patch_bases]
     by_identity = {}

@@ -5,12 +5,13 @@ from typing import Sequence
 
 import numpy as np
 
-from hpforensics.sources.source import MappedImage
+from hpforensics.sources.source import AddressSpace, MappedImage
 
 
 class AddressMap:
-    def __init__(self, images: Sequence[MappedImage]) -> None:
+    def __init__(self, images: Sequence[MappedImage], space: AddressSpace | None = None) -> None:
         self.images = sorted(images, key=lambda m: m.base)
+        self.space = space
         self._bases = np.asarray([m.base for m in self.images], np.uint64)
         self._ends = np.asarray([m.end for m in self.images], np.uint64)
 
@@ -23,9 +24,12 @@ class AddressMap:
         return None
 
     def describe(self, address: int | None) -> str:
-        """"ntdll.dll+0x1234", or "unmapped"."""
+        """"ntdll.dll+0x1234"; "private memory" (readable, no image); or "unmapped"."""
         m = self.owner(address)
         if m is None:
+            if address is not None and self.space is not None and 0 <= address < 1 << 64:
+                if self.space.read(address & ~0xFFF, 1).complete:
+                    return "private memory"
             return "unmapped"
         assert address is not None
         return f"{m.name}+{address - m.base:#x}"

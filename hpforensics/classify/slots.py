@@ -70,7 +70,7 @@ def check_slots(
                 else:
                     ok = (owners >= 0) & (owners != self_index)
                 for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(), owners.tolist()):
-                    owner = amap.images[o].name if o >= 0 else "unmapped"
+                    owner = amap.images[o].name if o >= 0 else amap.describe(v)
                     out.append(SlotResult(g.kind, rva, w, good, v, owner, dll_of.get(rva, "")))
             else:
                 out.extend(SlotResult(g.kind, rva, w, True) for rva in s.tolist())

@@ -95,6 +95,8 @@ def parse_headers(data: bytes | memoryview, path: str) -> Headers:
     if len(data) < 0x40 or bytes(data[:2]) != b"MZ":
         raise InputError(path, "not a PE file: no MZ signature", 0)
     (e_lfanew,) = _u("<I", data, 0x3C, path, "e_lfanew")
+    if e_lfanew + 0x18 > len(data):
+        raise InputError(path, f"e_lfanew {e_lfanew:#x} points past the end of the file", 0x3C)
     if bytes(data[e_lfanew : e_lfanew + 4]) != b"PE\0\0":
         raise InputError(path, "not a PE file: no PE signature where e_lfanew points", e_lfanew)
     fh = e_lfanew + 4

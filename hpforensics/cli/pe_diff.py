@@ -1,0 +1,136 @@
+"""`hpforensics pe diff`: the whole engine on files, for a module carved from memory by hand.
+
+Thin: parses the options into a `FilesSpace` (the carved module, patch images laid out at their
+bases, optional raw regions such as an HPAT) and renders what `verify_space` returns.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from hpforensics.errors import InputError, UsageError
+
+FORMATS = ("table", "json", "csv")
+FINDING_COLUMNS = ["address", "rva", "size", "verdict", "reason", "function_rva", "branch_target",
+                   "target_owner", "patch_image", "sequence", "kb", "disassembly", "expected", "actual"]
+MODULE_COLUMNS = ["module", "module_base", "reference", "pages_total", "pages_verified",
+                  "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unavailable", "status"]
+_NAME_BASE = re.compile(r"@(?:0x)?([0-9a-fA-F]+)\.bin$")
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text, 0) if text.lower().startswith("0x") else int(text, 16)
+    except ValueError:
+        raise UsageError(f"{what}: {text!r} is not an address") from None
+
+
+def split_at(spec: str, what: str, need_base: bool) -> tuple[Path, Optional[int]]:
+    """"FILE@0xBASE" -> (FILE, BASE); the base may be left out (None), or read from a
+    `name@<hex>.bin` file name as the samples and the memory-image dumper write them."""
+    path, _, tail = spec.rpartition("@")
+    if path and re.fullmatch(r"(0x)?[0-9a-fA-F]+", tail):
+        return Path(path), _int(tail, what)
+    m = _NAME_BASE.search(spec)
+    if m:
+        return Path(spec), int(m.group(1), 16)
+    if need_base:
+        raise UsageError(f"{what} {spec!r}: give the base as FILE@0xADDRESS")
+    return Path(spec), None
+
+
+def _module_spec(spec: str) -> tuple[str, int, int]:
+    m = re.fullmatch(r"([^@]+)@(0x[0-9a-fA-F]+|[0-9a-fA-F]+)(?::(0x[0-9a-fA-F]+|[0-9a-fA-F]+))?", spec)
+    if not m:
+        raise UsageError(f"--module {spec!r}: expected NAME@0xBASE[:0xSIZE]")
+    size = _int(m.group(3), "--module size") if m.group(3) else 0x1000
+    return m.group(1), _int(m.group(2), "--module base"), size
+
+
+def run_diff(disk: Path, memory: Path, base: int, patches: list[str], regions: list[str],
+             modules: list[str], include_loader: bool):
+    """Build the space and verify the carved module; returns the ScanResult."""
+    from hpforensics.engine import FilesSpace, verify_space
+    from hpforensics.evidence import map_evidence
+    from hpforensics.reference import FileReferences, build_expected
+    from hpforensics.sources.source import MappedImage
+
+    expected = build_expected(disk, base)
+    data = map_evidence(memory)
+    if len(data) != expected.size:
+        raise InputError(memory, f"memory image is {len(data):#x} bytes but {disk.name} has "
+                         f"SizeOfImage {expected.size:#x}", min(len(data), expected.size))
+    me = MappedImage(base, expected.size, str(disk), disk.name, timestamp=expected.timestamp,
+                     checksum=expected.checksum)
+    images = [(me, bytes(data))]
+    files = {base: str(disk)}
+    for spec in patches:
+        path, pbase = split_at(spec, "--patch", need_base=False)
+        laid = build_expected(path, pbase if pbase is not None else 0)
+        pbase = pbase if pbase is not None else laid.headers.image_base
+        laid = build_expected(path, pbase)
+        images.append((MappedImage(pbase, laid.size, str(path), path.name, is_patch_image=True,
+                                   timestamp=laid.timestamp, checksum=laid.checksum), laid.data))
+        files[pbase] = str(path)
+    for spec in modules:
+        name, mbase, size = _module_spec(spec)
+        images.append((MappedImage(mbase, size, name, name), b""))
+    raw = []
+    for spec in regions:
+        path, rbase = split_at(spec, "--region", need_base=True)
+        raw.append((rbase, bytes(map_evidence(path))))
+    space = FilesSpace(images, raw, source=f"file:{memory}")
+    return verify_space(space, FileReferences(files), images=[me], include_loader=include_loader)
+
+
+def register_diff(pe_app: typer.Typer) -> None:
+    @pe_app.command("diff")
+    def diff(
+        disk: Path = typer.Option(..., "--disk", help="The module's on-disk file (DLL, EXE, SYS)."),
+        memory: Path = typer.Option(..., "--memory", help="The module carved from memory (loaded layout)."),
+        base: str = typer.Option(..., "--base", help="Address the module was loaded at, e.g. 0x7ffb12340000."),
+        patch: List[str] = typer.Option([], "--patch", help="Patch image file mapped beside it: FILE[@0xBASE]."),  # noqa: UP006
+        region: List[str] = typer.Option([], "--region", help="Raw memory (HPAT, private region): FILE@0xBASE."),  # noqa: UP006
+        module: List[str] = typer.Option([], "--module", help="Another mapped image, no bytes: NAME@0xBASE[:0xSIZE]; "  # noqa: UP006
+                                         "given any, IAT and CFG pointers must lead into one."),
+        fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
+        out: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),  # noqa: UP007
+        show_loader: bool = typer.Option(False, "--all", help="Also list loader-written differences."),
+    ) -> None:
+        """Verify a carved module against its file: loader / hotpatch / unexplained per change."""
+        from hpforensics.report.render import render_to
+        from hpforensics.report.rows import to_row
+
+        if fmt not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+        result = run_diff(disk, memory, _int(base, "--base"), patch, region, module, show_loader)
+        if fmt == "json":
+            doc = {"modules": [to_row(m) for m in result.modules],
+                   "findings": [to_row(f) for f in result.findings], "warnings": result.warnings}
+            text = json.dumps(doc, indent=2, default=str) + "\n"
+            if out is None:
+                typer.echo(text, nl=False)
+            else:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(text, encoding="utf-8")
+        elif fmt == "csv":
+            render_to(out, result.findings, "csv", columns=FINDING_COLUMNS)
+        else:
+            import io
+
+            buf = io.StringIO()
+            from hpforensics.report import render
+
+            render(result.modules, "table", buf, columns=MODULE_COLUMNS, title="Module")
+            render(result.findings, "table", buf, columns=FINDING_COLUMNS[:12], title="Changes")
+            if out is None:
+                typer.echo(buf.getvalue(), nl=False)
+            else:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(buf.getvalue(), encoding="utf-8")
+        for w in result.warnings:
+            typer.echo(f"hpforensics: warning: {w}", err=True)
