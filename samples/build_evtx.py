@@ -92,7 +92,7 @@ def write_device(dev: Device, root: Path, seed: int) -> dict:
         row["evidence"] = [
             {"log": where[id(ev)][0], "record_id": where[id(ev)][1], "provider": ev.provider,
              "event_id": ev.event_id, "time": ev.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
-            for ev in row["evidence"]]
+            for ev in sorted(row["evidence"], key=lambda e: (e.time, where[id(e)]))]
     return logs
 
 

@@ -153,6 +153,9 @@ class Chunk:
             struct.pack_into("<I", out, data_at - 4, len(out) - data_at)
             st.template = (key, def_off, bucket)
         encoded = [_ENCODERS[v[0]](v[1]) for v in values]
+        if any(len(e) > 0xFFFF for e in encoded):
+            raise RecordTooLarge(f"record {record_id}: a value over 65535 bytes (the descriptor "
+                                 "size is 16 bits)")
         out += struct.pack("<I", len(values))
         out += b"".join([_DESC(len(e), v[0], 0) for e, v in zip(encoded, values)])
         out += b"".join(encoded)

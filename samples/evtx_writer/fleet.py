@@ -65,6 +65,15 @@ def update_guid(kb: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "urn:hpforensics:update:" + kb)
 
 
+def _status(row: dict) -> str:
+    """The verdict in the vocabulary of hpforensics.evtx.compliance.STATUSES."""
+    if row["compliant"]:
+        return "compliant"
+    return {"standard": "off-track", "manual-standard": "off-track",
+            "standard-fallback": "off-track", "failed": "failed",
+            "not-offered": "baseline-missing"}[row["how"]]
+
+
 def iso(t: _dt.datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -118,6 +127,7 @@ class Device:
     def boot(self, t: _dt.datetime, unexpected_since: _dt.datetime | None = None) -> None:
         if unexpected_since is not None:
             self._emit(W.kernel_power_41(t + _dt.timedelta(seconds=2), self.name))
+        self.last_boot = t
         self._emit(W.kernel_boot(t, self.name, OS_BUILD, self.qfe))
         self._emit(W.eventlog_os_version(t + _dt.timedelta(seconds=9), self.name, OS_BUILD, self.qfe))
         self._emit(W.eventlog_started(t + _dt.timedelta(seconds=9), self.name))
@@ -139,16 +149,25 @@ class Device:
         return up
 
     def install(self, t: _dt.datetime, kb: str, title: str, build: int, reboot: bool,
-                fail: int | None = None, client: str = "WindowsUpdateAgent") -> _dt.datetime | None:
-        """One update through Windows Update (or by hand); returns when it counted as installed."""
-        via_wu = client == "WindowsUpdateAgent"
+                fail: int | None = None, manual: bool = False) -> _dt.datetime | None:
+        """One update through Windows Update (or by hand); returns when it counted as installed.
+
+        Servicing Client: cumulative updates from Windows Update on 24H2 log UpdateAgentLCU
+        (as in published Setup logs); hotpatches WindowsUpdateAgent (no public sample);
+        a package added by hand DISM Package Manager Provider.
+        """
+        via_wu = not manual
+        client = ("DISM Package Manager Provider" if manual else
+                  "UpdateAgentLCU" if reboot else "WindowsUpdateAgent")
         act = uuid.UUID(int=self.rng.getrandbits(128))
         if via_wu:
             self._wuc(44, t, title, kb, activity=act)
             self._wuc(43, t + _dt.timedelta(minutes=4), title, kb, activity=act)
         self._emit(W.scm_state(t + _dt.timedelta(minutes=4, seconds=5), self.name,
                                "Windows Modules Installer", "running", "TrustedInstaller"))
-        self._svc(1, t + _dt.timedelta(minutes=5), kb, client=client)
+        # Windows Update stages a cumulative update's package before it installs it.
+        self._svc(1, t + _dt.timedelta(minutes=5), kb, client=client,
+                  initial="Staged" if reboot and via_wu else "Absent")
         if fail is not None:
             self._svc(3, t + _dt.timedelta(minutes=12), kb, client=client, error_code=fail)
             if via_wu:
@@ -208,8 +227,15 @@ class Device:
         for month in months:
             self.noise(month)
             self._evidence = []
+            boot_before = self.last_boot
             row = self._month(month)
             row["evidence"] = self._evidence
+            row["effective_at"] = None
+            if row["installed_at"] is not None:
+                # An update needing a restart takes effect at the boot that completed it.
+                row["effective_at"] = iso(self.last_boot) if row["reboot"] and \
+                    self.last_boot != boot_before else row["installed_at"]
+            row["status"] = _status(row)
             self._evidence = None
             self.months.append(row)
 
@@ -241,10 +267,8 @@ class Device:
         elif action in ("standard", "manual-standard"):
             skb, sbuild = STANDARD[month]
             manual = action == "manual-standard"
-            client = "DISM Package Manager Provider" if manual else "WindowsUpdateAgent"
-            done = self.install(t, skb,
-                                update_title(month, skb, sbuild, False), sbuild, reboot=True,
-                                client=client)
+            done = self.install(t, skb, update_title(month, skb, sbuild, False), sbuild,
+                                reboot=True, manual=manual)
             row.update(installed_kb=skb, installed_build=f"{OS_BUILD}.{sbuild}", installed_at=iso(done),
                        how="manual-standard" if manual else "standard", reboot=True,
                        compliant=False, security_current=True)
@@ -282,6 +306,8 @@ class Device:
         else:
             raise ValueError(f"{self.name}: unknown action {action!r} for {month}")
         return row
+
+    last_boot: _dt.datetime | None = None
 
     def unexpected_reboot(self, when: _dt.datetime) -> None:
         """A power loss at `when`: no clean shutdown events, then 41 + 6008 at the next boot."""

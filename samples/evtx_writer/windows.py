@@ -62,18 +62,21 @@ def servicing(event_id: int, when: _dt.datetime, computer: str, *, package: str,
               client: str = "WindowsUpdateAgent", initial: str = "Absent",
               intended: str = "Installed", error_code: int = 0, pid: int = 0,
               tid: int = 0) -> Event:
-    """Servicing 1 initiating / 2 changed / 3 failed / 4 reboot required (Setup channel)."""
+    """Servicing 1 initiating / 2 changed / 3 failed / 4 reboot required (Setup channel).
+
+    Payload as Windows writes it: UserData CbsPackageInitiateChanges (1, no ErrorCode) or
+    CbsPackageChangeState (2, 3, 4), states as numbers plus their "Textized" names.
+    """
     f: dict = {"PackageIdentifier": package}
     if event_id == 1:
         f["InitialPackageState"] = str(PACKAGE_STATES[initial])
         f["InitialPackageStateTextized"] = initial
     f["IntendedPackageState"] = str(PACKAGE_STATES[intended])
     f["IntendedPackageStateTextized"] = intended
-    if event_id in (2, 3):
+    if event_id != 1:
         f["ErrorCode"] = hex32(error_code)
     f["Client"] = client
-    element = {1: "CbsPackageInitiateChanges", 4: "CbsRebootRequired"}.get(
-        event_id, "CbsPackageChangeState")
+    element = "CbsPackageInitiateChanges" if event_id == 1 else "CbsPackageChangeState"
     return Event(SERVICING, event_id, when, computer, SETUP, provider_guid=SERVICING_GUID,
                  level=2 if event_id == 3 else 0, task=1, keywords=0x8000000000000000,
                  process_id=pid, thread_id=tid, user_id=LOCAL_SYSTEM,
