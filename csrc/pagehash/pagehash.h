@@ -17,10 +17,8 @@
  * binary runs everywhere and picks a path at run time. MSVC exposes every intrinsic anyway. */
 #if defined(_MSC_VER) && !defined(__clang__)
 #define PH_TARGET(x)
-#define PH_INLINE static __forceinline
 #else
 #define PH_TARGET(x) __attribute__((target(x)))
-#define PH_INLINE static inline __attribute__((always_inline))
 #endif
 
 /* a hint only: never faults, so reading past the end of the buffer is harmless */

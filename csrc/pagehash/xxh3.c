@@ -9,6 +9,9 @@
 #if PH_X86
 #include <immintrin.h>
 #endif
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
 
 #define P32_1 0x9E3779B1U
 #define P32_2 0x85EBCA77U
@@ -57,6 +60,8 @@ static inline u128 mul64to128(uint64_t a, uint64_t b) {
     unsigned __int128 p = (unsigned __int128)a * b;
     r.lo = (uint64_t)p;
     r.hi = (uint64_t)(p >> 64);
+#elif defined(_MSC_VER) && defined(_M_X64)
+    r.lo = _umul128(a, b, &r.hi);
 #else
     uint64_t lo_lo = (a & 0xffffffffu) * (b & 0xffffffffu);
     uint64_t hi_lo = (a >> 32) * (b & 0xffffffffu);

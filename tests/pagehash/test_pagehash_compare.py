@@ -73,14 +73,19 @@ def test_ranges_merge_across_pages_and_masks_split_them():
     assert c.ranges == [(4096, 4200)] and c.pages == [1]
 
 
-@pytest.mark.parametrize("impl", available("compare"))
-def test_large_buffers_any_thread_count(impl, use_impl):
-    use_impl("compare", impl)
+@pytest.fixture(scope="module")
+def large_case():
     rnd = random.Random(99)
     n = 32 * 1024 * 1024 + 4097
     a, b = planted(rnd, n, 3000)
     mask = ranges_to_bitmap([(s, s + 4096) for s in range(0, n - 4096, 40_000)], n)
-    want_pages, want_ranges = numpy_reference(a, b, 4096, mask)
+    return a, b, mask, numpy_reference(a, b, 4096, mask)
+
+
+@pytest.mark.parametrize("impl", available("compare"))
+def test_large_buffers_any_thread_count(impl, use_impl, large_case):
+    use_impl("compare", impl)
+    a, b, mask, (want_pages, want_ranges) = large_case
     assert len(want_ranges) > 1000
     for t in (1, 2, 3, 8):
         c = compare_pages(a, b, 4096, mask, threads=t)

@@ -1,0 +1,163 @@
+"""Benchmark of the page-hash core against its peers, side by side on the same input.
+
+    python bench/pagehash.py            # 2 GiB buffer + 2 GiB file (under /tmp, deleted after)
+    python bench/pagehash.py --size 256M --repeat 2   # a quick run
+
+Rows: the core per page (1 and 2 threads, XXH3-128 and SHA-256, buffer and file); a Python loop
+of hashlib.sha256 / xxhash per page; xxhash XXH3-128 and hashlib.sha256 over the whole buffer in
+one call; `sha256sum` of the file; masked compare of two 64 MiB images. Throughput is input
+bytes / best wall time of --repeat runs, page cache warm. Ratios are against the single-call
+peer of the same algorithm (the targets of issue 2 are printed beside them).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import xxhash
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from hpforensics import pagehash  # noqa: E402
+
+PAGE = 4096
+TARGETS = {  # (algo, threads) -> minimum ratio against the single-call peer
+    ("sha256", 1): 0.9, ("sha256", 2): 1.7, ("xxh128", 1): 1.0, ("xxh128", 2): 1.7,
+}
+COMPARE_TARGET_GBPS = 5.0
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().rstrip("B").rstrip("I")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def make_buffer(size: int) -> bytes:
+    """Random-looking bytes (a 64 MiB random block tiled) with a few zero pages."""
+    block = os.urandom(min(size, 64 << 20))
+    buf = bytearray(size)
+    for off in range(0, size, len(block)):
+        buf[off : off + len(block)] = block[: size - off]
+    buf[PAGE : 4 * PAGE] = bytes(3 * PAGE)
+    return bytes(buf)
+
+
+def compare_case(size: int) -> tuple[bytes, bytes, bytes]:
+    """Two images that differ in scattered runs, with a relocation-like mask (4 slots a page)."""
+    rnd = random.Random(1)
+    a = make_buffer(size)
+    b = bytearray(a)
+    for _ in range(2000):
+        at = rnd.randrange(size - 64)
+        b[at : at + 8] = bytes(x ^ 0x5A for x in b[at : at + 8])
+    ranges = [(p + o, p + o + 8) for p in range(0, size, PAGE) for o in (64, 512, 1024, 3000)]
+    return a, bytes(b), pagehash.ranges_to_bitmap(ranges, size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="2G", help="buffer and file size (default 2G)")
+    ap.add_argument("--compare-size", default="64M", help="size of each compared image (default 64M)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per row; the best is kept")
+    ap.add_argument("--tmp", default=tempfile.gettempdir(), help="folder for the test file")
+    args = ap.parse_args(argv)
+    size, csize, rep = parse_size(args.size), parse_size(args.compare_size), args.repeat
+
+    print(f"input {size / 2**30:.2f} GiB, {PAGE}-byte pages, best of {rep}; "
+          f"core paths: {pagehash.implementations()}", flush=True)
+    buf = make_buffer(size)
+    pages = [memoryview(buf)[o : o + PAGE] for o in range(0, size, PAGE)]
+    rows: list[tuple[str, str, int | None, float]] = []  # (label, algo, threads, seconds)
+
+    def row(label: str, algo: str, threads: int | None, fn: Callable[[], object], nbytes: int = size) -> None:
+        secs = best_time(fn, rep)
+        rows.append((label, algo, threads, nbytes / secs / 1e9))
+        print(f"  {label:<44} {nbytes / secs / 1e9:8.2f} GB/s", flush=True)
+
+    print("buffer:")
+    row("xxhash xxh3_128 whole buffer, one call", "xxh128", None, lambda: xxhash.xxh3_128_digest(buf))
+    row("hashlib.sha256 whole buffer, one call", "sha256", None, lambda: hashlib.sha256(buf).digest())
+    for algo in ("xxh128", "sha256"):
+        for t in (1, 2):
+            row(f"core hash_pages {algo}, {t} thread(s)", algo, t,
+                lambda a=algo, t=t: pagehash.hash_pages(buf, a, PAGE, threads=t))
+    row("Python loop: xxhash per page", "xxh128", -1, lambda: [xxhash.xxh3_128_digest(p) for p in pages])
+    row("Python loop: hashlib.sha256 per page", "sha256", -1,
+        lambda: [hashlib.sha256(p).digest() for p in pages])
+    del pages
+
+    fd, name = tempfile.mkstemp(prefix="hpf-bench-", suffix=".bin", dir=args.tmp)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf)
+        del buf
+        with open(path, "rb") as fh:  # warm the page cache
+            while fh.read(64 << 20):
+                pass
+        print("file (page cache warm):")
+        for algo in ("xxh128", "sha256"):
+            for t in (1, 2):
+                row(f"core hash_file {algo}, {t} thread(s)", algo, t + 100,
+                    lambda a=algo, t=t: pagehash.hash_file(path, a, PAGE, threads=t))
+        if shutil.which("sha256sum"):
+            row("sha256sum FILE", "sha256", None,
+                lambda: subprocess.run(["sha256sum", str(path)], check=True, capture_output=True))
+    finally:
+        path.unlink(missing_ok=True)
+
+    print(f"masked compare, two {csize / 2**20:.0f} MiB images:")
+    a, b, mask = compare_case(csize)
+    want = pagehash.compare_pages(a, b, PAGE, mask, threads=1)
+    for t in (1, 2):
+        assert pagehash.compare_pages(a, b, PAGE, mask, threads=t) == want
+        row(f"core compare_pages masked, {t} thread(s)", "compare", t,
+            lambda t=t: pagehash.compare_pages(a, b, PAGE, mask, threads=t), csize)
+
+    return report(rows)
+
+
+def report(rows: list[tuple[str, str, int | None, float]]) -> int:
+    peer = {algo: gbps for _, algo, t, gbps in rows if t is None and "sum" not in _}
+    print()
+    print(f"{'row':<44} {'GB/s':>8} {'vs one-call peer':>17} {'target':>8}")
+    missed = 0
+    for label, algo, t, gbps in rows:
+        ratio = f"{gbps / peer[algo]:.2f}x" if algo in peer else ""
+        target = ""
+        key = (algo, t % 100) if t is not None and t > 0 else None
+        if key in TARGETS and t is not None and t < 100:
+            ok = gbps / peer[algo] >= TARGETS[key]
+            missed += not ok
+            target = f">={TARGETS[key]}x {'ok' if ok else 'MISSED'}"
+        if algo == "compare":
+            ok = gbps >= COMPARE_TARGET_GBPS
+            missed += not ok
+            target = f">={COMPARE_TARGET_GBPS:g} {'ok' if ok else 'MISSED'}"
+        print(f"{label:<44} {gbps:8.2f} {ratio:>17} {target:>8}")
+    print(f"\n{'all targets met' if not missed else f'{missed} target(s) missed'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
