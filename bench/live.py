@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,31 +75,42 @@ def ours(read_all: bool) -> dict[str, float]:
     }
 
 
-def timed(fn, rounds: int) -> tuple[float, dict[str, float]]:
-    times, out = [], {}
+def measure(fns: dict[str, Callable[[], dict]], rounds: int) -> dict[str, tuple[float, float, dict]]:
+    """Median wall and CPU (user+system: /proc reads are kernel time) seconds per reader.
+    The readers alternate within each round so a busy neighbour slows them alike."""
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    last: dict[str, dict] = {}
     for _ in range(rounds):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        for name, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            last[name] = fn()
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k]), last[k]) for k in fns}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    rows = []
-    t_base, base = timed(baseline, args.rounds)
-    rows.append(("pure-Python reader", t_base, base["processes"], base["pages"], base["pages"], 0))
-    for name, read_all in (("hpforensics live --read-all", True), ("hpforensics live", False)):
-        t, r = timed(lambda: ours(read_all), args.rounds)
-        rows.append((name, t, r["processes"], r["pages"], r["read"], r["skipped"]))
-    print(f"whole-host live scan, median of {args.rounds} rounds, {os.cpu_count()} CPUs")
-    print(f"{'reader':30} {'seconds':>8} {'procs':>6} {'procs/s':>8} {'pages':>7} "
-          f"{'pages/s':>10} {'read':>7} {'skipped':>8} {'speed-up':>8}")
-    for name, t, procs, pages, read, skipped in rows:
-        print(f"{name:30} {t:8.3f} {procs:6d} {procs / t:8.1f} {pages:7d} {pages / t:10.0f} "
-              f"{read:7d} {skipped / max(pages, 1):8.1%} {t_base / t:7.1f}x")
+    runs = measure({
+        "pure-Python reader": baseline,
+        "hpforensics live --read-all": lambda: ours(True),
+        "hpforensics live": lambda: ours(False),
+    }, args.rounds)
+    t_base, c_base, _ = runs["pure-Python reader"]
+    print(f"whole-host live scan, median of {args.rounds} interleaved rounds, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'reader':28} {'wall s':>7} {'cpu s':>7} {'procs':>6} {'procs/s':>8} {'pages':>7} "
+          f"{'pages/s':>10} {'read':>7} {'skipped':>8} {'x wall':>7} {'x cpu':>6}")
+    for name, (t, c, r) in runs.items():
+        pages = r["pages"]
+        read = r.get("read", pages)
+        skipped = r.get("skipped", 0)
+        print(f"{name:28} {t:7.3f} {c:7.3f} {r['processes']:6d} {r['processes'] / t:8.1f} "
+              f"{pages:7d} {pages / t:10.0f} {read:7d} {skipped / max(pages, 1):8.1%} "
+              f"{t_base / t:6.1f}x {c_base / c:5.1f}x")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -20,6 +21,15 @@ log = logging.getLogger(__name__)
 
 CHUNK_PAGES = 256  # 1 MiB per read: bounded memory whatever the mapping size
 MERGE_GAP = 8  # equal bytes between two changes shorter than an instruction: one finding
+
+
+_LOCAL = threading.local()
+
+
+def _scratch() -> tuple[bytearray, bytearray]:
+    if not hasattr(_LOCAL, "bufs"):
+        _LOCAL.bufs = (bytearray(CHUNK_PAGES * PAGE_SIZE), bytearray(CHUNK_PAGES * PAGE_SIZE))
+    return _LOCAL.bufs
 
 
 @dataclass
@@ -90,19 +100,20 @@ def compare_region(
         flags = flags[:n]
         out.pages_skipped = sum(flags)
     pending: list[tuple[int, int]] = []  # differing ranges, merged across chunk borders
-    # Two reusable chunk buffers: memory and file bytes are read into them, never copied.
-    mem_buf = bytearray(min(n, CHUNK_PAGES) * PAGE_SIZE)
-    file_buf = bytearray(len(mem_buf))
+    # Two chunk buffers reused for every region: memory and file bytes are read into them,
+    # never copied, and their pages are faulted in once per thread, not once per region.
+    mem_buf, file_buf = _scratch()
     for first, count in _runs(flags, n):
         addr = region.start + first * PAGE_SIZE
         size = count * PAGE_SIZE
         actual, expected = memoryview(mem_buf)[:size], memoryview(file_buf)[:size]
         present = space.read_into(addr, actual)
         got = os.preadv(fd, [expected], region.offset + first * PAGE_SIZE)
-        expected[got:] = bytes(size - got)  # tail of the last page: zeros past end of file
+        if got < size:
+            expected[got:] = bytes(size - got)  # tail of the last page: zeros past end of file
+        out.pages_read += sum(present)
         for k, ok in enumerate(present):
             if ok:
-                out.pages_read += 1
                 continue
             lo = k * PAGE_SIZE
             expected[lo : lo + PAGE_SIZE] = actual[lo : lo + PAGE_SIZE]  # both zero: no diff

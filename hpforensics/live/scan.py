@@ -101,7 +101,7 @@ def scan_process(
             if fd is not None:
                 os.close(fd)
         modules.append(module)
-    for region in space.regions():
+    for region in space.named_regions():
         if region.path in KERNEL_PROVIDED and region.executable:
             mod = _summary(space, MappedImage(region.start, region.size, region.path,
                                               region.path), "none")

@@ -128,6 +128,10 @@ class LiveSpace(AddressSpace):
     def regions(self) -> Sequence[Region]:
         """Every mapping, sorted by start (for naming branch targets and finding code)."""
 
+    def named_regions(self) -> Sequence[Region]:
+        """The mappings with a name (files and pseudo-files such as [vdso]); may be cheaper."""
+        return [r for r in self.regions() if r.path]
+
     @abc.abstractmethod
     def image_regions(self, image: MappedImage) -> Sequence[Region]:
         """The mappings that make up `image`."""

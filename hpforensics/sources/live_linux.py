@@ -35,19 +35,24 @@ PM_PRESENT = 1 << 63
 PM_SWAPPED = 1 << 62
 PM_FILE = 1 << 61  # file page or shared anonymous page: not a private COW copy
 _DELETED = " (deleted)"
+USER_LIMIT = 1 << 63  # /proc/PID/mem offsets are signed: nothing user-mode lies above
 # Files Wine maps as PE images (Windows executables and libraries)
 PE_SUFFIXES = (".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".acm", ".ax", ".efi")
 
 
-def parse_maps(text: str) -> list[Region]:
-    """Regions of a maps text (hot: a host has tens of thousands of lines, so it stays lean)."""
+def parse_maps(text: str, named_only: bool = False) -> list[Region]:
+    """Regions of a maps text (hot: a host has tens of thousands of lines, so it stays lean).
+    `named_only`: only mappings with a name (files, [vdso], [heap]...): what images need."""
     regions = []
     append = regions.append
     for line in text.splitlines():
         parts = line.split(None, 5)
-        if len(parts) < 5:
-            continue
-        path = parts[5] if len(parts) > 5 else ""
+        if len(parts) < 6:
+            if named_only or len(parts) < 5:
+                continue
+            path = ""
+        else:
+            path = parts[5]
         deleted = path.endswith(_DELETED)
         if deleted:
             path = path[: -len(_DELETED)]
@@ -94,8 +99,8 @@ class LinuxProcessSpace(LiveSpace):
         self.source = source
         base = f"{PROC}/{proc.pid}"
         try:
-            self._regions = parse_maps(_read_text(f"{base}/maps"))
-            if not self._regions:
+            self._maps = _read_text(f"{base}/maps")
+            if not self._maps:
                 # Kernel threads and zombies have no maps: nothing to read.
                 raise NoUserSpace("kernel thread or zombie, no user-space memory")
             self._mem = os.open(f"{base}/mem", os.O_RDONLY | os.O_CLOEXEC)
@@ -114,6 +119,8 @@ class LinuxProcessSpace(LiveSpace):
             self._pagemap: int | None = os.open(f"{base}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             self._pagemap = None
+        self._regions: list[Region] | None = None  # every mapping: parsed when first asked
+        self._named = parse_maps(self._maps, named_only=True)
         self._images = self._group_images()
         self._by_base = {img.base: (img, regs) for img, regs in self._images}
 
@@ -123,10 +130,15 @@ class LinuxProcessSpace(LiveSpace):
 
     def image_regions(self, image: MappedImage) -> Sequence[Region]:
         found = self._by_base.get(image.base)
-        return found[1] if found and found[0] == image else []
+        return found[1] if found and (found[0] is image or found[0] == image) else []
 
     def regions(self) -> Sequence[Region]:
+        if self._regions is None:
+            self._regions = parse_maps(self._maps)
         return self._regions
+
+    def named_regions(self) -> Sequence[Region]:
+        return self._named
 
     def _check_alive(self) -> None:
         """mem and pagemap read as empty once the process is gone (or a zombie)."""
@@ -140,6 +152,9 @@ class LinuxProcessSpace(LiveSpace):
     def read(self, address: int, size: int) -> ReadResult:
         first = address & ~(PAGE_SIZE - 1)
         n_pages = (address + size - first + PAGE_SIZE - 1) // PAGE_SIZE if size else 0
+        if address < 0 or address + size > USER_LIMIT:
+            # a pointer value taken from the target (a branch target, a slot): not user space
+            return ReadResult(address, bytes(size), (False,) * n_pages)
         try:
             data = os.pread(self._mem, size, address)
             if len(data) == size:
@@ -244,12 +259,12 @@ class LinuxProcessSpace(LiveSpace):
     def _group_images(self) -> list[tuple[MappedImage, list[Region]]]:
         """One image per run of mappings of the same file (offset 0 starts a new one)."""
         groups: list[list[Region]] = []
-        for r in self._regions:
-            if not r.file_backed:
+        for r in self._named:
+            if r.path[0] != "/":
                 continue
-            last = groups[-1] if groups else None
-            if last and last[-1].inode == r.inode and last[-1].path == r.path and r.offset != 0:
-                last.append(r)
+            if groups and r.offset and groups[-1][-1].inode == r.inode \
+                    and groups[-1][-1].path == r.path:
+                groups[-1].append(r)
             else:
                 groups.append([r])
         out = []
@@ -257,16 +272,15 @@ class LinuxProcessSpace(LiveSpace):
             path = regs[0].path
             name = path.rsplit("/", 1)[-1]
             extent = self._pe_extent(regs[0]) if name.lower().endswith(PE_SUFFIXES) else None
+            base, end = regs[0].start, regs[-1].end
             if extent is not None:
                 # A PE image mapped the way Wine does: the header from the file, sections
                 # either from the file or read into anonymous memory. Every mapping inside
                 # SizeOfImage belongs to it.
-                base, end = regs[0].start, regs[0].start + extent
-                regs = [r for r in self._regions if r.start < end and r.end > base]
-            elif not any(r.executable for r in regs):
-                continue
-            else:
-                base, end = regs[0].start, regs[-1].end
+                end = base + extent
+                regs = [r for r in self.regions() if r.start < end and r.end > base]
+            if not any("x" in r.perms for r in regs):
+                continue  # data only (a PE file a program mmapped to read): not code
             out.append((MappedImage(base=base, size=end - base, path=path, name=name), regs))
         return out
 
