@@ -121,7 +121,15 @@ def hotpatch_images(
 ) -> list[HotpatchImageRecord]:
     """One record per (patch image, base) pair and per loader claim nobody backs."""
     images = list(space.images())
-    patches = collect_patches(space, images, lambda m: None, kb_lookup)
+    # Every mapped header is parsed to find patch images; complaints about directories that
+    # do not matter here (a relocated CFG table pointer, a paged-out load config) stay quiet.
+    pe_log = logging.getLogger("hpforensics.pe")
+    level = pe_log.level
+    pe_log.setLevel(logging.ERROR)
+    try:
+        patches = collect_patches(space, images, lambda m: None, kb_lookup)
+    finally:
+        pe_log.setLevel(level)
     amap = AddressMap(images)
     by_base = {m.base: m for m in images}
     patch_bases = {p.image.base for p in patches}
