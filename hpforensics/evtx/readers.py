@@ -7,6 +7,7 @@ the bulk of a log (logons, service changes) costs a regex scan and nothing more.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -158,12 +159,26 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
                         text = item["data"]
                         if relevant_only and not json_relevant(text):
                             continue
-                        yield raw_from_json(text)
+                        rec = raw_from_json(text)
+                        # the record header's FILETIME, 100 ns digits (TimeCreated is rounded
+                        # to microseconds); truncating it agrees with every other reader
+                        rec.time = parse_time(item["timestamp"]) or rec.time
+                        yield rec
                     break
                 except (RuntimeError, OSError, ValueError) as exc:
                     _parser_error(stats, scan, exc)
         finally:
             stats.records += count
+
+
+def _filetime(value: int) -> dt.datetime | None:
+    """FILETIME (100 ns since 1601) to an aware datetime, truncated to microseconds."""
+    if not value:
+        return None
+    return _EPOCH_1601 + dt.timedelta(microseconds=value // 10)
+
+
+_EPOCH_1601 = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def read_python_evtx(path: str, stats: ReadStats, *,
@@ -184,7 +199,9 @@ def read_python_evtx(path: str, stats: ReadStats, *,
                     stats.records += 1
                     if relevant_only and search(text) is None:
                         continue
-                    yield raw_from_xml(ET.fromstring(text))
+                    rec = raw_from_xml(ET.fromstring(text))
+                    rec.time = _filetime(record.unpack_qword(0x10)) or rec.time
+                    yield rec
             except Exception as exc:  # noqa: BLE001 - python-evtx raises anything on bad data
                 stats.warnings.append(
                     f"{stats.source} at offset {chunk.offset():#x}: python-evtx: {exc}")
