@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,52 @@ def test_reads_are_page_chunked_and_bounded():
     assert biggest > CHUNK_PAGES  # some mapping is larger than a chunk (libpython / python)
     assert sum(sizes) >= biggest * PAGE_SIZE
     assert max(sizes) <= CHUNK_PAGES * PAGE_SIZE
+
+
+def test_deleted_binary_is_still_compared_with_the_mapped_inode(live_bins, tmp_path):
+    from conftest import Target
+
+    import shutil
+
+    copy = tmp_path / "hpf_deleted"
+    shutil.copy(live_bins["target"], copy)
+    t = Target(copy)
+    try:
+        copy.unlink()  # the process keeps running from a file no path reaches any more
+        t.write(t.func, b"\xcc")
+        result = scan_live(select_backend(), pids=[t.pid])
+        (module,) = [m for m in result.modules if m.module == "hpf_deleted"]
+        assert module.status == "ok" and module.reference == f"disk:{copy}"
+        (f,) = _changed(result.findings)
+        assert (f.address, f.actual, f.verdict) == (t.func, b"\xcc", Verdict.UNEXPLAINED)
+    finally:
+        t.stop()
+
+
+def test_cli_yara_and_csv_outputs(target, live_bins, cli, tmp_path):
+    target.ask(f"l {live_bins['lib']} target_func_v2")
+    rules = Path(__file__).resolve().parents[2] / "rules" / "hooks.yar"
+    proc = cli("live", "--pid", str(target.pid), "--yara", str(rules), "-f", "json", "-q",
+               check=True)
+    (hit,) = [y for y in json.loads(proc.stdout)["yara"] if y["rule"] == "hook_mov_rax_jmp_rax"]
+    assert hit["address"] == hex(target.func) and hit["verdict"] == "hotpatch"
+    out = tmp_path / "live.csv"
+    cli("live", "--pid", str(target.pid), "-f", "csv", "-o", str(out), "-q", check=True)
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert [r["verdict"] for r in rows if r["verdict"] != "unavailable"] == ["hotpatch"]
+    modules = list(csv.DictReader((tmp_path / "live.modules.csv").open()))
+    assert any(m["module"] == "hpf_target" and m["pages_hotpatched"] == "1" for m in modules)
+    (p,) = csv.DictReader((tmp_path / "live.processes.csv").open())
+    assert p["pid"] == str(target.pid) and p["hotpatch"] == "1"
+
+
+def test_cli_exit_codes_for_processes_asked_by_number(target, cli):
+    gone = cli("live", "--pid", str(2**22 + 11), "-q")
+    assert gone.returncode == 2
+    assert gone.stderr.strip().splitlines()[-1] == \
+        f"hpforensics: error: pid {2**22 + 11}: no such process"
+    partial = cli("live", "--pid", str(target.pid), "--pid", str(2**22 + 11), "-q", "-f", "json")
+    assert partial.returncode == 3
+    assert json.loads(partial.stdout)["processes"][0]["pid"] == target.pid

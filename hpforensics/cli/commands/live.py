@@ -48,8 +48,16 @@ def live_cmd(
         write_report(result, fmt, sys.stdout)
     for w in result.warnings:
         typer.echo(f"hpforensics: warning: {w}", err=True)
-    if pid and not any(p.status == "ok" for p in result.processes):
-        raise typer.Exit(int(ExitCode.USER_ERROR))
+    if pid:
+        # processes asked for by number must be read; a whole-host scan reports those it
+        # could not read in the summary and still succeeds
+        unread = [p for p in result.processes if p.status != "ok"]
+        missing = [w for w in result.warnings if w.endswith("no such process")]
+        if not any(p.status == "ok" for p in result.processes):
+            reasons = [f"pid {p.pid}: {p.status}" for p in unread] + missing
+            raise UsageError("; ".join(reasons) or "nothing scanned")
+        if unread or missing:
+            raise typer.Exit(int(ExitCode.PARTIAL))
     if fail_on_findings and any(f.verdict is Verdict.UNEXPLAINED for f in result.findings):
         raise typer.Exit(int(ExitCode.FINDINGS))
 
