@@ -78,7 +78,11 @@ extern const uint32_t ph_sha256_k[64]; /* round constants, FIPS 180-4 4.2.2 */
 typedef void (*ph_sha256_blocks_fn)(uint32_t state[8], const uint8_t *data, size_t nblocks);
 void ph_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t nblocks);
 void ph_sha256_blocks_shani(uint32_t state[8], const uint8_t *data, size_t nblocks);
+void ph_sha256_blocks2_shani(uint32_t sa[8], uint32_t sb[8], const uint8_t *a, const uint8_t *b,
+                             size_t nblocks);
 void ph_sha256(const uint8_t *p, size_t len, uint8_t out[32]);
+/* two messages of the same length at p and p + stride, interleaved where the CPU allows */
+void ph_sha256_x2(const uint8_t *p, size_t stride, size_t len, uint8_t out[64]);
 int ph_sha256_set_impl(int impl);
 int ph_sha256_get_impl(void);
 

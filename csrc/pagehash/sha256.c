@@ -80,24 +80,53 @@ int ph_sha256_set_impl(int impl) {
 
 int ph_sha256_get_impl(void) { return g_impl; }
 
-/* One message, whole blocks straight from the input, then one or two padding blocks. */
-void ph_sha256(const uint8_t *p, size_t len, uint8_t out[32]) {
-    uint32_t st[8];
-    uint8_t tail[128];
-    size_t full = len / 64, rest = len % 64, ntail;
-    memcpy(st, H0, sizeof st);
-    if (full) g_blocks(st, p, full);
-    memset(tail, 0, sizeof tail);
-    if (rest) memcpy(tail, p + full * 64, rest);
-    tail[rest] = 0x80;
-    ntail = rest < 56 ? 1 : 2;
+/* the padding block(s) of a message: its last len % 64 bytes, 0x80, zeros, bit length */
+static size_t pad(const uint8_t *p, size_t len, uint8_t tail[128]) {
+    size_t rest = len % 64, ntail = rest < 56 ? 1 : 2;
     uint64_t bits = (uint64_t)len * 8;
+    memset(tail, 0, 128);
+    if (rest) memcpy(tail, p + len - rest, rest);
+    tail[rest] = 0x80;
     for (int i = 0; i < 8; i++) tail[ntail * 64 - 1 - i] = (uint8_t)(bits >> (8 * i));
-    g_blocks(st, tail, ntail);
+    return ntail;
+}
+
+static void put_digest(const uint32_t st[8], uint8_t out[32]) {
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(st[i] >> 24);
         out[4 * i + 1] = (uint8_t)(st[i] >> 16);
         out[4 * i + 2] = (uint8_t)(st[i] >> 8);
         out[4 * i + 3] = (uint8_t)st[i];
     }
+}
+
+/* One message: whole blocks straight from the input, then one or two padding blocks. */
+void ph_sha256(const uint8_t *p, size_t len, uint8_t out[32]) {
+    uint32_t st[8];
+    uint8_t tail[128];
+    memcpy(st, H0, sizeof st);
+    if (len / 64) g_blocks(st, p, len / 64);
+    g_blocks(st, tail, pad(p, len, tail));
+    put_digest(st, out);
+}
+
+/* Two messages of the same length at p and p + stride (two pages): interleaved with SHA-NI. */
+void ph_sha256_x2(const uint8_t *p, size_t stride, size_t len, uint8_t out[64]) {
+#if PH_X86
+    if (g_impl == PH_SHA_SHANI) {
+        uint32_t sa[8], sb[8];
+        uint8_t ta[128], tb[128];
+        memcpy(sa, H0, sizeof sa);
+        memcpy(sb, H0, sizeof sb);
+        if (len / 64) ph_sha256_blocks2_shani(sa, sb, p, p + stride, len / 64);
+        size_t ntail = pad(p, len, ta);
+        pad(p + stride, len, tb);
+        ph_sha256_blocks2_shani(sa, sb, ta, tb, ntail);
+        put_digest(sa, out);
+        put_digest(sb, out + 32);
+        return;
+    }
+#endif
+    ph_sha256(p, len, out);
+    ph_sha256(p + stride, len, out + 32);
 }
