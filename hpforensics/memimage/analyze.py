@@ -12,7 +12,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from hpforensics.memimage import walk
 from hpforensics.memimage.patchstate import HotpatchImageRecord, hotpatch_images
-from hpforensics.model import ModuleSummary, ScanResult
+from hpforensics.model import ModuleSummary, ScanResult, YaraMatch
 from hpforensics.sources.source import MappedImage
 from hpforensics.sources.volatility import VolatilityAddressSpace
 
@@ -27,6 +27,7 @@ class SpaceResult:
     record: walk.ProcessRecord
     images: list[HotpatchImageRecord] = field(default_factory=list)
     scan: ScanResult = field(default_factory=ScanResult)
+    yara: list[YaraMatch] = field(default_factory=list)
 
 
 @dataclass
@@ -44,6 +45,10 @@ class Analysis:
     @property
     def modules(self) -> list[ModuleSummary]:
         return [m for s in self.spaces for m in s.scan.modules]
+
+    @property
+    def yara(self) -> list[YaraMatch]:
+        return [y for s in self.spaces for y in s.yara]
 
     @property
     def pages_beyond_end(self) -> int:
@@ -86,6 +91,7 @@ def analyze(
     verify: bool = True,
     progress: Progress | None = None,
     check_tables: Callable[[int], None] | None = None,
+    yara=None,  # hpforensics.yarascan RuleSet: scanned over every changed range
 ) -> Analysis:
     """Images, hotpatch records and (with `verify`) page verdicts for every space."""
     result = Analysis()
@@ -101,6 +107,10 @@ def analyze(
         sr.images = hotpatch_images(space, peb_flag=rec.images_hotpatched, kb_lookup=kb_lookup)
         if verify:
             sr.scan = verify_space(space, references, kb_lookup)
+            if yara is not None:
+                from hpforensics.yarascan.memory import scan_changed
+
+                sr.yara = scan_changed(yara, space, sr.scan.findings)
         if space.beyond_end:
             sr.scan.warnings.append(
                 f"{rec.name}: {space.beyond_end} page reads fell past the end of the image file "

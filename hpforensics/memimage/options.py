@@ -66,3 +66,12 @@ def references(dirs: Sequence[Path]):
     from hpforensics.reference.disk import DiskReferences
 
     return DiskReferences([Path(d) for d in dirs])
+
+
+def yara_rules(path: Path | None):
+    """Compiled rules for --yara, or None."""
+    if path is None:
+        return None
+    from hpforensics.yarascan.compile import load_rules
+
+    return load_rules([path])

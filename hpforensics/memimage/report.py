@@ -23,6 +23,10 @@ IMAGE_COLUMNS = ["pid", "process", "base_module", "base_address", "patch_path",
                  "loader_state", "peb_images_hotpatched", "status", "flagged"]
 
 
+YARA_COLUMNS = ["pid", "process", "module", "address", "namespace", "rule", "string_id",
+                "verdict", "matched"]
+
+
 def document(analysis: Analysis, inputs: dict) -> dict:
     return {
         "inputs": inputs,
@@ -35,6 +39,7 @@ def document(analysis: Analysis, inputs: dict) -> dict:
                                                      if not i.in_loader_list],
                        "peb_images_hotpatched": s.record.images_hotpatched}
                       for s in analysis.spaces],
+        "yara": [to_row(y) for y in analysis.yara],
         "warnings": analysis.warnings,
     }
 
@@ -48,6 +53,7 @@ def write_outputs(analysis: Analysis, outdir: Path, inputs: dict) -> list[Path]:
                                                                 "expected", "disassembly"]),
         ("modules.csv", analysis.modules, MODULE_COLUMNS),
         ("hotpatch-images.csv", analysis.hotpatch_images, IMAGE_COLUMNS + ["note"]),
+        ("yara.csv", analysis.yara, YARA_COLUMNS),
     ):
         render_to(outdir / name, records, "csv", columns=columns)
         written.append(outdir / name)
@@ -65,6 +71,8 @@ def print_tables(analysis: Analysis, out: IO[str]) -> None:
     interesting = [f for f in analysis.findings if f.verdict.value != "loader"]
     render(interesting, "table", out, columns=FINDING_COLUMNS,
            title="Changed code and data (hotpatch / unexplained / unavailable)")
+    if analysis.yara:
+        render(analysis.yara, "table", out, columns=YARA_COLUMNS, title="YARA on changed ranges")
     counts: dict[str, int] = {}
     for f in analysis.findings:
         counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1

@@ -67,9 +67,10 @@ class _HotpatchBase:
                                Path(cfg["store"]) if cfg.get("store") else None)
         layer = self.context.layers[self.context.modules[cfg["kernel"]].layer_name]  # type: ignore
         location = layer.config.get("memory_layer", "")
+        rules = options.yara_rules(Path(cfg["yara"]) if cfg.get("yara") and self._verify else None)
         return analyze(self.context, cfg["kernel"], source=f"dump:{location}",  # type: ignore
                        references=refs, kb_lookup=kb, pids=cfg.get("pid") or None,
-                       verify=self._verify)
+                       verify=self._verify, yara=rules)
 
 
 class Images(_HotpatchBase, interfaces.plugins.PluginInterface):
@@ -106,7 +107,14 @@ class Regions(_HotpatchBase, interfaces.plugins.PluginInterface):
                                             description="Write changed and expected bytes")]
 
     def _generator(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        for f in self._analysis().findings:
+        analysis = self._analysis()
+        hits: dict[tuple, list[tuple[int, int, str]]] = {}
+        for y in analysis.yara:
+            hits.setdefault((y.pid, y.module), []).append(
+                (y.address, y.address + max(len(y.matched), 1), f"{y.namespace}.{y.rule}"))
+        for f in analysis.findings:
+            rules = sorted({name for a, b, name in hits.get((f.pid, f.module), [])
+                            if a < f.address + f.size and b > f.address})
             if self.config.get("dump") and f.actual:
                 stem = f"pid.{f.pid if f.pid is not None else 'kernel'}.{f.module}.{f.address:#x}"
                 for kind, data in (("actual", f.actual), ("expected", f.expected)):
@@ -114,14 +122,15 @@ class Regions(_HotpatchBase, interfaces.plugins.PluginInterface):
                         fh.write(data)
             yield 0, (_pid(f.pid), f.process, f.module, format_hints.Hex(f.address),
                       format_hints.Hex(f.rva), f.size, f.verdict.value, _hex(f.branch_target),
-                      f.target_owner, f.patch_image, _int(f.sequence), f.kb, f.reason)
+                      f.target_owner, f.patch_image, _int(f.sequence), f.kb, ", ".join(rules),
+                      f.reason)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid([
             ("PID", int), ("Process", str), ("Module", str), ("Address", format_hints.Hex),
             ("RVA", format_hints.Hex), ("Size", int), ("Verdict", str),
             ("Branch target", format_hints.Hex), ("Target owner", str), ("Patch image", str),
-            ("Sequence", int), ("KB", str), ("Reason", str),
+            ("Sequence", int), ("KB", str), ("YARA", str), ("Reason", str),
         ], self._generator())
 
 

@@ -40,3 +40,18 @@ def test_verify_plugin_csv_accounts_pages_with_references():
 def test_pid_filter_limits_the_spaces():
     rows = vol_json("windows.hotpatch.Images", "--pid", "1024")
     assert {r["PID"] for r in rows} == {1024}
+
+
+def test_manifest_names_the_kb_and_dump_writes_bytes(tmp_path):
+    rows = vol_json("windows.hotpatch.Images", "--pid", "1100", "--manifest",
+                    "samples/memimage-kb.json")
+    assert {leaf(r["Patch image"]): r["KB"] for r in rows} == {
+        "hpbase_hp1.dll": "KB5077212", "hpbase_hp2.dll": "KB5079420"}
+    out = tmp_path / "dump"
+    out.mkdir()
+    proc = run_vol("-o", str(out), "windows.hotpatch.Regions", "--reference", "samples/pe",
+                   "--pid", "3128", "--dump")
+    assert proc.returncode == 0, proc.stderr
+    hook = out / "pid.3128.hpbase.dll.0x7ffb12341040.actual.bin"
+    assert hook.read_bytes()[:1] == b"\xe9"  # the attacker's jmp, 5 bytes
+    assert (out / "pid.3128.hpbase.dll.0x7ffb12341040.expected.bin").read_bytes() != hook.read_bytes()

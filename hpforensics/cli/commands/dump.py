@@ -23,6 +23,7 @@ def analyze_cmd(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="KB manifest."),
     store: Optional[Path] = typer.Option(None, "--store", help="Page-hash store database."),
     pid: List[int] = typer.Option([], "--pid", help="Only this process (repeatable)."),
+    yara: Optional[Path] = typer.Option(None, "--yara", help="YARA rules run on changed ranges."),
     outdir: Path = typer.Option(..., "-o", "--output", help="Folder for CSV and JSON output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
 ) -> None:
@@ -36,6 +37,7 @@ def analyze_cmd(
 
     refs = options.references(reference)
     kb = options.kb_lookup(manifest, store)
+    rules = options.yara_rules(yara)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     with Progress(*columns, transient=True, disable=quiet, console=None) as bar:
@@ -48,10 +50,12 @@ def analyze_cmd(
 
         result = analyze(session.context, session.kernel, source=f"dump:{image.name}",
                          references=refs, kb_lookup=kb, pids=pid or None, progress=step,
-                         check_tables=lambda dtb: check_truncation(session, dtb, user=True))
+                         check_tables=lambda dtb: check_truncation(session, dtb, user=True),
+                         yara=rules)
     inputs = {"image": str(image), "symbols": [str(s) for s in symbols],
               "reference": [str(r) for r in reference],
-              "manifest": str(manifest) if manifest else None, "store": str(store) if store else None}
+              "manifest": str(manifest) if manifest else None, "store": str(store) if store else None,
+              "yara": str(yara) if yara else None}
     written = write_outputs(result, outdir, inputs)
     if not quiet:
         print_tables(result, sys.stdout)
