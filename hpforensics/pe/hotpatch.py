@@ -23,6 +23,9 @@ from hpforensics.pe.structures import (
     HPAT_ENTRY_SIZE,
     HPAT_SLOT_DISTANCE,
     HPAT_STUB_X64,
+    MACHINE_AMD64,
+    MACHINE_ARM64,
+    MACHINE_I386,
     ChunkType,
     c_pe,
     hpat_entry_offset,
@@ -54,14 +57,16 @@ class PatchEntry:
     def write_rva(self) -> int:
         return self.patch_rva if self.inverse else self.base_rva
 
-    def write_range(self, machine_is_x86: bool = False) -> tuple[int, int] | None:
-        """(rva, size) of the bytes the kernel writes for this entry (x64/ARM64 extents)."""
+    def write_range(self, machine: int = MACHINE_AMD64) -> tuple[int, int] | None:
+        """(rva, size) of the bytes the kernel writes for this entry, per RtlpDetermineHotPatchExtent."""
         try:
             off, size = CHUNK_EXTENT_X64[ChunkType(self.chunk_type)]
         except (KeyError, ValueError):
             return None
-        if machine_is_x86 and self.chunk_type != ChunkType.REL32:
-            size = 4 if self.chunk_type != ChunkType.FUNCTION else size
+        if self.chunk_type == ChunkType.FUNCTION and machine == MACHINE_ARM64:
+            off = 0  # ARM64: the branch is written at F itself
+        elif self.chunk_type not in (ChunkType.FUNCTION, ChunkType.REL32) and machine == MACHINE_I386:
+            size = 4  # pointer-sized writes
         return self.write_rva + off, size
 
     @property

@@ -67,7 +67,9 @@ class ImageInfo:
 
     def summary_row(self) -> dict:
         """The one-line view for tables; JSON carries every field."""
-        bases = "; ".join(f"{b['timestamp']:#x}/{b['checksum']:#x} seq {b['sequence']}" for b in self.bases)
+        bases = "; ".join(f"{b['timestamp']:#x}/{b['checksum']:#x} seq {b['sequence']}"
+                          + ("" if b.get("match", "").startswith("base image") else " (NO MATCHING BASE)")
+                          for b in self.bases)
         dyn = ", ".join(f"{k}={v}" for k, v in sorted(self.dynamic_relocations.items()))
         ok = "" if self.checksum_ok is None else " ok" if self.checksum_ok else " BAD"
         return {
@@ -128,6 +130,10 @@ class BaseFinder:
         self._known: dict[tuple[int, int], PEImage] = {(i.timestamp, i.checksum): i for i in images}
         self._scanned: set[str] = set()
 
+    def near_miss(self, timestamp: int, checksum: int) -> PEImage | None:
+        """An image with the right TimeDateStamp but another CheckSum: a forged or stale patch."""
+        return next((img for (ts, cs), img in self._known.items() if ts == timestamp and cs != checksum), None)
+
     def find(self, near: str, timestamp: int, checksum: int) -> PEImage | None:
         key = (timestamp, checksum)
         if key in self._known:
@@ -174,8 +180,15 @@ def name_functions(info: ImageInfo, image: PEImage, finder: BaseFinder) -> None:
     hp = image.hotpatch
     if hp is None:
         return
-    for b in hp.bases:
+    for i, b in enumerate(hp.bases):
         base = finder.find(image.path, b.original_timestamp, b.original_checksum)
+        if base is not None:
+            info.bases[i]["match"] = f"base image {base.path}"
+        else:
+            miss = finder.near_miss(b.original_timestamp, b.original_checksum)
+            info.bases[i]["match"] = (
+                f"no base found; {miss.path} has this TimeDateStamp but CheckSum {miss.checksum:#x}" if miss
+                else "no base found among the given files and their folders")
         for e in b.functions:
             info.functions.append(PatchedFunction(
                 patch_file=image.path, base_timestamp=b.original_timestamp, base_checksum=b.original_checksum,

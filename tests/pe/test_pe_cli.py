@@ -21,6 +21,8 @@ def test_info_json_on_patch_images_names_functions(cli):
                                     "rel32 (inverse)": 1}
     # the forged image names a checksum no file beside it has: no names, no base file
     assert [f["name"] for f in forged["functions"]] == [""] and forged["functions"][0]["base_file"] == ""
+    assert "hpbase.dll has this TimeDateStamp but CheckSum 0xae8f" in forged["bases"][0]["match"]
+    assert hp2["bases"][0]["match"].startswith("base image") and hp2["bases"][0]["match"].endswith("hpbase.dll")
 
 
 def test_info_table_on_real_dlls_and_base(cli, shared_data):

@@ -124,3 +124,18 @@ def test_load_config_size_past_the_image():
     with pytest.raises(InputError) as info:
         parse_load_config(_reader(st(Size=0x10000).dumps()), AT, True)
     assert info.value.offset == AT and "past the end" in info.value.message
+
+
+def test_patch_entry_extents_per_machine():
+    from hpforensics.pe.hotpatch import PatchEntry
+    from hpforensics.pe.structures import MACHINE_ARM64, MACHINE_I386, ChunkType
+
+    def entry(t, inverse=False):
+        return PatchEntry("x", t, inverse, False, base_rva=0x2000, patch_rva=0x3000)
+
+    assert entry(ChunkType.FUNCTION).write_range() == (0x2000 - 6, 8)
+    assert entry(ChunkType.FUNCTION).write_range(MACHINE_ARM64) == (0x2000, 8)
+    assert entry(ChunkType.ABSOLUTE, True).write_range() == (0x3000, 8)
+    assert entry(ChunkType.ABSOLUTE, True).write_range(MACHINE_I386) == (0x3000, 4)
+    assert entry(ChunkType.REL32, True).write_range() == (0x3000, 4)
+    assert entry(ChunkType.NO_CALL_TARGET).write_range() is None
