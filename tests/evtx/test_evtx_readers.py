@@ -70,7 +70,7 @@ def test_python_evtx_reports_lost_records(evtx_dir: Path) -> None:
     assert any("1555 lost" in w and "--parser evtx" in w for w in stats.warnings)
 
 
-@pytest.mark.parametrize("name", ["system.evtx", "plaso-System.evtx"])
+@pytest.mark.parametrize("name", ["system.evtx"])  # python-evtx takes ~40 s on plaso-System
 def test_parsers_agree_on_shared_records(evtx_dir: Path, name: str) -> None:
     rust, _ = _events(evtx_dir / name, "evtx")
     py, py_stats = _events(evtx_dir / name, "python-evtx")

@@ -1,0 +1,78 @@
+"""Compliance on the generated fleet against its plan, and the rules on their own."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hpforensics.evtx.classify import Classifier
+from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+
+FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
+
+
+@pytest.fixture(scope="module")
+def fleet_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("fleet")
+    return run_timeline([FLEET], out, TimelineOptions(hash_inputs=False)), out
+
+
+def test_fleet_matches_plan(fleet_run) -> None:
+    result, _ = fleet_run
+    plan = json.loads((FLEET / "fleet-plan.json").read_text())
+    rows = {(m.device, m.month): m for d in result.devices for m in d.months}
+    checked = 0
+    for dev in plan["devices"]:
+        for want in dev["months"]:
+            got = rows[(dev["device"], want["month"])]
+            assert got.expected_kb == want["expected_kb"], (dev["device"], want["month"])
+            assert got.installed_kb == (want["installed_kb"] or ""), (dev["device"], want["month"])
+            assert got.compliant is want["compliant"], (dev["device"], want["month"], got.reason)
+            assert got.security_current is want["security_current"], (dev["device"], want["month"])
+            if want["installed_kb"]:
+                assert (got.how.startswith("hotpatch")) is (not want["reboot"])
+            checked += 1
+    assert checked == 112
+
+
+def test_fleet_scenarios_are_named(fleet_run) -> None:
+    result, _ = fleet_run
+    by = {(m.device, m.month): m for d in result.devices for m in d.months}
+    assert by[("HP-WS-005", "2025-08")].status == "off-track"
+    assert by[("HP-WS-005", "2025-09")].off_track
+    assert by[("HP-WS-005", "2025-10")].status == "compliant"  # the baseline puts it back on track
+    assert by[("HP-WS-004", "2025-09")].failures >= 1 and by[("HP-WS-004", "2025-09")].status == "off-track"
+    assert by[("HP-WS-006", "2025-10")].status == "failed"
+    assert by[("HP-WS-006", "2025-11")].status == "baseline-missing"
+    assert by[("HP-WS-003", "2026-03")].also_installed == "KB5084597"
+    summary = {d.device: d.summary for d in result.devices}
+    assert summary["HP-WS-001"]["status"] == "compliant" and summary["HP-WS-001"]["hotpatch_enrolment"]
+    # the corrupt chunk is reported with file and offset, and the device still judged
+    assert any("HP-WS-007" in w and "at offset 0x11000" in w for w in result.warnings)
+
+
+def test_lifecycle_reboot_and_hotpatch(fleet_run) -> None:
+    result, _ = fleet_run
+    dev = next(d for d in result.devices if d.device == "HP-WS-001")
+    lcs = {lc.kb: lc for lc in dev.lifecycles}
+    base = lcs["KB5055523"]
+    assert base.update_class == "baseline" and base.effective_by.startswith("boot at")
+    assert base.downloaded_at < base.started_at <= base.installed_at <= base.effective_at
+    hot = lcs["KB5052105"]
+    assert hot.update_class == "hotpatch" and hot.effective_at == hot.installed_at
+    assert hot.attempts == 1  # logged to System and to the Operational channel: counted once
+
+
+def test_classifier_against_calendar() -> None:
+    c = Classifier()
+    assert c.classify("KB5052105", "", "", None).update_class == "hotpatch"
+    assert c.classify("", "", "26100.3775", None).update_class == "baseline"
+    assert c.classify("KB5084597", "", "", None).update_class == "out-of-band-hotpatch"
+    cu = c.classify("KB5063878", "2025-08 Cumulative Update for Windows 11 Version 24H2 for "
+                    "x64-based Systems (KB5063878) (26100.4946)", "", None)
+    assert (cu.update_class, cu.release_month) == ("standard", "2025-08")
+    assert c.classify("KB890830", "Windows Malicious Software Removal Tool x64 - v5.131 "
+                      "(KB890830)", "", None).update_class == "other"
+    assert c.classify("KB5050577", "2025-01 Cumulative Update for .NET Framework 3.5 and 4.8.1 "
+                      "for Windows 11, version 24H2 (KB5050577)", "", None).update_class == "other"
