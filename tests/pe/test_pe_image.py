@@ -109,3 +109,35 @@ def test_codeview_symbol_key(vcruntime):
     cv = vcruntime.codeview
     assert cv.pdb_name.endswith("vcruntime140.amd64.pdb")
     assert cv.symbol_key == "7426E9E0F7C333F7700A9417D7CDD3251"
+
+
+def _distlib_launchers(names):
+    import pip._vendor.distlib as distlib
+    from pathlib import Path
+
+    folder = Path(distlib.__file__).parent
+    found = [folder / n for n in names if (folder / n).exists()]
+    assert found, f"no distlib launchers {names} in {folder}"
+    return found
+
+
+def test_32_bit_and_arm64_launchers_against_pefile_and_lief():
+    """pip's 32-bit (load config Size 0x48) and ARM64 (Size 312) launchers."""
+    for path in _distlib_launchers(["t32.exe", "w32.exe", "t64-arm.exe", "w64-arm.exe"]):
+        ours = PEImage.from_file(path)
+        pe = pefile.PE(str(path))
+        lb = lief.parse(str(path))
+        assert ours.is64 == (pe.PE_TYPE == pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS)
+        assert ours.machine_name == ("I386" if "32" in path.name else "ARM64")
+        s = pe.DIRECTORY_ENTRY_LOAD_CONFIG.struct
+        assert ours.load_config.size == s.Size == lb.load_configuration.size
+        assert ours.load_config.get("SecurityCookie") == s.SecurityCookie
+        assert ours.pointer_size == (4 if "32" in path.name else 8)
+        assert ours.base_relocations == [(e.rva, e.type) for b in pe.DIRECTORY_ENTRY_BASERELOC for e in b.entries]
+        assert {s.rva for s in ours.imports} == {
+            i.address - pe.OPTIONAL_HEADER.ImageBase for e in pe.DIRECTORY_ENTRY_IMPORT for i in e.imports}
+        assert all(s.size == ours.pointer_size for s in ours.imports)
+        mapped = PEImage.from_bytes(pe.get_memory_mapped_image(), path.name, mapped=True)
+        assert mapped.loader_ranges() == ours.loader_ranges()
+        relocs = {r.rva: r.size for r in ours.loader_ranges() if r.kind == "reloc"}
+        assert set(relocs.values()) == {4 if "32" in path.name else 8}
