@@ -146,7 +146,8 @@ def hotpatch_images(
             patch_address=patch.image.base if patch else None,
             sequence=patch.sequence if patch else None, functions_patched=done,
             functions_total=total, kb=patch.kb if patch else "",
-            loader_state=_state_name(base.hotpatch_state) if base else "",
+            loader_state=("n/a" if space.pid is None else _state_name(base.hotpatch_state))
+            if base else "",
             patch_in_loader_list=patch.image.in_loader_list if patch else None,
             peb_images_hotpatched=peb_flag, status=status, flagged=flagged, note=note))
 

@@ -65,14 +65,27 @@ def write_outputs(analysis: Analysis, outdir: Path, inputs: dict) -> list[Path]:
     return written
 
 
+def _leaf(path: str) -> str:
+    return path.replace("/", "\\").rsplit("\\", 1)[-1] if path else ""
+
+
 def print_tables(analysis: Analysis, out: IO[str]) -> None:
-    render(analysis.hotpatch_images, "table", out, columns=IMAGE_COLUMNS,
-           title="Hotpatch images (loader records checked against code)")
-    interesting = [f for f in analysis.findings if f.verdict.value != "loader"]
-    render(interesting, "table", out, columns=FINDING_COLUMNS,
-           title="Changed code and data (hotpatch / unexplained / unavailable)")
+    """Terminal summary: narrow tables; the CSV/JSON files carry every column."""
+    images = [{"pid": r.pid, "process": r.process, "base": r.base_module,
+               "patch image": _leaf(r.patch_path), "seq": r.sequence,
+               "functions": f"{r.functions_patched}/{r.functions_total}", "kb": r.kb,
+               "loader": r.loader_state, "status": r.status, "flag": "!" if r.flagged else ""}
+              for r in analysis.hotpatch_images]
+    render(images, "table", out, title="Hotpatch images (loader records checked against code)")
+    changed = [{"pid": f.pid, "process": f.process, "module": f.module, "rva": f"{f.rva:#x}",
+                "size": f.size, "verdict": f.verdict.value, "patch": _leaf(f.patch_image),
+                "reason": f.reason}
+               for f in analysis.findings if f.verdict.value != "loader"]
+    render(changed, "table", out, title="Changed code and data (hotpatch / unexplained / unavailable)")
     if analysis.yara:
-        render(analysis.yara, "table", out, columns=YARA_COLUMNS, title="YARA on changed ranges")
+        hits = [{"pid": y.pid, "module": y.module, "address": f"{y.address:#x}",
+                 "rule": f"{y.namespace}.{y.rule}", "verdict": y.verdict} for y in analysis.yara]
+        render(hits, "table", out, title="YARA on changed ranges")
     counts: dict[str, int] = {}
     for f in analysis.findings:
         counts[f.verdict.value] = counts.get(f.verdict.value, 0) + 1
