@@ -32,6 +32,7 @@ FLAG_MASKED = _pagehash.FLAG_MASKED  # the page has at least one masked byte
 ALGORITHMS = {"xxh128": _pagehash.ALGO_XXH128, "sha256": _pagehash.ALGO_SHA256}
 DIGEST_SIZES = {"xxh128": 16, "sha256": 32}
 DEFAULT_PAGE_SIZE = 4096
+MAX_THREADS = 256  # the core never starts more; larger requests are clamped
 # hash_file with a progress callback works in chunks of this many bytes (page-aligned, since
 # page sizes are powers of two); the digests are the same as in one call
 PROGRESS_CHUNK = 64 << 20
@@ -94,7 +95,7 @@ def _threads(threads: int | None) -> int:
         raise TypeError(f"threads must be an int or None, not {type(threads).__name__}")
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    return threads
+    return min(threads, MAX_THREADS)
 
 
 def _page_size(page_size: int) -> int:

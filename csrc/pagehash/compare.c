@@ -218,6 +218,7 @@ int ph_compare_pages(const uint8_t *a, const uint8_t *b, size_t len, size_t page
     size_t n = threads < 1 ? 1 : (size_t)threads;
     size_t by_size = len / MIN_BYTES_PER_THREAD + 1;
     if (n > by_size) n = by_size;
+    if (n > PH_MAX_THREADS) n = PH_MAX_THREADS;
     if (n > nunits) n = nunits ? nunits : 1;
     memset(out, 0, sizeof *out);
     cmp_task *tasks = (cmp_task *)calloc(n, sizeof *tasks);

@@ -114,6 +114,9 @@ void ph_diff_free(ph_diff *d);
 int ph_compare_set_impl(int impl);
 int ph_compare_get_impl(void);
 
+/* more threads than this only cost stacks; callers clamp to it */
+#define PH_MAX_THREADS 256
+
 /* threads.c: run fn(base + i * stride) for i in [0, n) on n threads (the caller is one). */
 typedef void (*ph_task_fn)(void *arg);
 int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);

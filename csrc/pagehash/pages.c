@@ -113,6 +113,7 @@ int ph_hash_pages(const ph_hash_req *req, uint8_t *digests, uint8_t *flags) {
     size_t n = req->threads < 1 ? 1 : (size_t)req->threads;
     size_t by_size = req->len / MIN_BYTES_PER_THREAD + 1;
     if (n > by_size) n = by_size;
+    if (n > PH_MAX_THREADS) n = PH_MAX_THREADS;
     if (n > npages) n = npages ? npages : 1;
     hash_task *tasks = (hash_task *)calloc(n, sizeof *tasks);
     if (!tasks) return PH_ENOMEM;

@@ -75,7 +75,7 @@ def test_thread_count_does_not_change_results(algo):
     buf = bytes(rnd.randbytes(1 << 20)) * 24 + rnd.randbytes(777)
     mask = ranges_to_bitmap(random_ranges(rnd, n, 2000), n)
     one = hash_pages(buf, algo, 4096, mask, threads=1)
-    for t in (2, 3, 8, 64):
+    for t in (2, 3, 8, 64, 100_000):
         assert hash_pages(buf, algo, 4096, mask, threads=t) == one
     assert hash_pages(buf, algo, 4096, mask) == one  # default: all cores
     # and the answer is right, not merely stable: spot-check pages against the reference
@@ -84,12 +84,15 @@ def test_thread_count_does_not_change_results(algo):
     assert one.flags[:64] == ref.flags
 
 
-@pytest.mark.parametrize("impl", available("xxh128"))
-def test_every_xxh_path_hashes_pages_alike(impl, use_impl):
-    buf = random.Random(11).randbytes(300_000)
-    want = pagehash_ref.hash_pages(buf, "xxh128", 4096)
-    use_impl("xxh128", impl)
-    assert hash_pages(buf, "xxh128", 4096) == want
+@pytest.mark.parametrize("algo, impl", [(a, i) for a in ("xxh128", "sha256") for i in available(a)])
+def test_every_code_path_hashes_pages_alike(algo, impl, use_impl):
+    # whole pages (run in pairs by SHA-NI), masked pages (run alone) and a short last page
+    rnd = random.Random(11)
+    buf = rnd.randbytes(300_001)
+    ranges = [(s, s + 8) for s in range(0, 300_001 - 8, 9000)]
+    use_impl(algo, impl)
+    assert hash_pages(buf, algo, 4096) == pagehash_ref.hash_pages(buf, algo, 4096)
+    assert hash_pages(buf, algo, 4096, ranges) == pagehash_ref.hash_pages(buf, algo, 4096, ranges)
 
 
 def test_read_only_mmap_and_other_buffers(tmp_path):
