@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from hpforensics.errors import InputError
 from hpforensics.kb.calendar import normalize_kb
 from hpforensics.kb.scan import ScannedFile, Skip, scan_paths, walk
 from hpforensics.kb.store import PageStore
@@ -38,6 +39,10 @@ def build(
     progress: Callable[[int], None] | None = None,
 ) -> BuildReport:
     kb_list = [normalize_kb(k) or k for k in kbs]
+    roots = [Path(r) for r in roots]
+    for r in roots:  # before any worker starts: a typo is a user error, not a partial run
+        if not r.exists():
+            raise InputError(r, "no such file or directory")
     report = BuildReport()
     start = time.perf_counter()
     with store.bulk():
