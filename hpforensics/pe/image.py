@@ -100,7 +100,8 @@ class PEImage:
             raise InputError(name, f"{len(pe.sections)} sections exceed the loader's limit", 0x3C)
         self.sections = [
             Section(s.Name.rstrip(b"\0").decode("latin-1"), s.VirtualAddress, s.Misc_VirtualSize,
-                    s.PointerToRawData if not mapped else s.VirtualAddress, s.SizeOfRawData,
+                    # the loader rounds PointerToRawData down to 512 (as pefile does)
+                    s.get_PointerToRawData_adj() if not mapped else s.VirtualAddress, s.SizeOfRawData,
                     s.Characteristics)
             for s in pe.sections
         ]
