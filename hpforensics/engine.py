@@ -80,7 +80,7 @@ def verify_space(
                 expected[m.base] = None
         return expected[m.base]
 
-    patches = collect_patches(space, space.images(), expected_of, kb_lookup)
+    patches = collect_patches(space, space.images(), expected_of, kb_lookup, verified=todo)
     found = {b: e for b, e in expected.items() if e is not None}
     for m in todo:
         if expected_of(m) is not None:

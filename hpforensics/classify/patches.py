@@ -7,12 +7,14 @@ says which.
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 from hpforensics.errors import InputError
 from hpforensics.pe.hotpatch import HotPatchBase, HotPatchInfo, PatchEntry
-from hpforensics.pe.structures import ChunkType
+from hpforensics.pe.structures import ChunkType, c_pe
 from hpforensics.sources.source import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
@@ -50,11 +52,45 @@ class PatchImage:
                 if e.chunk_type not in (ChunkType.FUNCTION, ChunkType.NONE, ChunkType.NO_CALL_TARGET)]
 
 
+@lru_cache(maxsize=2)
+def _hotpatch_field(is64: bool) -> int:
+    """Offset of HotPatchTableOffset inside IMAGE_LOAD_CONFIG_DIRECTORY{32,64}."""
+    struct_ = c_pe.IMAGE_LOAD_CONFIG_DIRECTORY64 if is64 else c_pe.IMAGE_LOAD_CONFIG_DIRECTORY32
+    off = 0
+    for f in struct_.__fields__:
+        if f.name == "HotPatchTableOffset":
+            return off
+        off += len(f.type)
+    raise AssertionError("HotPatchTableOffset missing from the load config declaration")
+
+
+def may_be_patch_image(space: AddressSpace, image: MappedImage) -> bool:
+    """Cheap look at the mapped header and load config: does it carry hot patch records?"""
+    head = space.read_exact(image.base, 0x400)
+    if head is None or head[:2] != b"MZ":
+        return False
+    try:
+        lf = struct.unpack_from("<I", head, 0x3C)[0]
+        opt = lf + 24
+        is64 = struct.unpack_from("<H", head, opt)[0] == 0x20B
+        rva = struct.unpack_from("<I", head, opt + (112 if is64 else 96) + 10 * 8)[0]
+    except struct.error:
+        return False
+    if not rva:
+        return False
+    off = _hotpatch_field(is64)
+    raw = space.read_exact(image.base + rva, off + 4)
+    if raw is None:
+        return image.is_patch_image
+    size = struct.unpack_from("<I", raw, 0)[0]
+    return size >= off + 4 and struct.unpack_from("<I", raw, off)[0] != 0
+
+
 def patch_info_from_memory(space: AddressSpace, image: MappedImage) -> HotPatchInfo | None:
     """Parse the hot patch records from the mapped image itself (memory layout)."""
     from hpforensics.pe.image import PEImage
 
-    if image.size > MAX_PATCH_IMAGE:
+    if image.size > MAX_PATCH_IMAGE or not may_be_patch_image(space, image):
         return None
     data = space.read(image.base, image.size).data
     try:
@@ -70,14 +106,24 @@ def collect_patches(
     images: Sequence[MappedImage],
     expected_of,  # callable(MappedImage) -> ExpectedImage | None (cached by the caller)
     kb_lookup=None,
+    verified: Sequence[MappedImage] | None = None,
 ) -> list[PatchImage]:
     """Every image in `images` that carries hot patch records, sorted by base."""
     out: list[PatchImage] = []
+    wanted = {m.base for m in verified} if verified is not None else None
     for im in images:
-        exp = expected_of(im)
+        # References are built for modules being verified anyway; for the others only when
+        # the mapped header says the image carries hot patch records.
+        exp = expected_of(im) if wanted is None or im.base in wanted else None
         info = getattr(getattr(exp, "template", None), "hotpatch", None) if exp else None
         source = "file"
-        if info is None and (im.is_patch_image or exp is None):
+        if info is None and exp is None and may_be_patch_image(space, im):
+            exp = expected_of(im)
+            info = getattr(getattr(exp, "template", None), "hotpatch", None) if exp else None
+            if info is None:
+                info = patch_info_from_memory(space, im)
+                source = "memory"
+        elif info is None and im.is_patch_image:
             info = patch_info_from_memory(space, im)
             source = "memory"
         if info is None:

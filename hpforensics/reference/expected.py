@@ -23,9 +23,9 @@ from hpforensics.errors import InputError
 from hpforensics.evidence import map_evidence
 from hpforensics.reference.headers import Headers, parse_headers
 from hpforensics.reference.imports import ImportSlots, import_slots
-from hpforensics.reference.kinds import FIXED_VALUE, MaskKind
+from hpforensics.reference.kinds import MaskKind
 from hpforensics.reference.loadconfig import load_config_masks, reader_for
-from hpforensics.reference.maskset import MaskSet, pack_bitmap
+from hpforensics.reference.maskset import MaskSet
 from hpforensics.reference.relocs import WIDTH, apply_relocations, parse_relocations
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) & ~(a - 1)
 
 
-@dataclass
+@dataclass(eq=False)
 class Template:
     """Everything about one file that does not depend on where it is loaded."""
 
@@ -53,7 +53,6 @@ class Template:
     delay_iat: ImportSlots
     scope_ranges: list[tuple[int, int]]
     exec_ranges: list[tuple[int, int]]
-    mask_bitmap: bytes  # every loader-written byte, relocations included
     compare_bitmap: bytes  # runtime-valued loader bytes + bytes outside the compared scope
     load_config: Any  # hpforensics.pe.loadconfig.LoadConfig | None
     hotpatch: Any  # hpforensics.pe.hotpatch.HotPatchInfo | None: set for patch images
@@ -66,8 +65,13 @@ class Template:
     def size(self) -> int:
         return self.headers.size_of_image
 
+    @cached_property
+    def mask_bitmap(self) -> bytes:
+        """Every loader-written byte, relocations included (what page-hash stores mask)."""
+        return self.masks.bitmap().tobytes()
 
-@dataclass
+
+@dataclass(eq=False)
 class ExpectedImage:
     """What memory should hold for `template` loaded at `base`."""
 
@@ -235,18 +239,17 @@ def build_template(data: Any, path: str, name: str | None = None) -> Template:
         starts = np.asarray(sorted(exports), np.int64)
         functions = np.stack([starts, np.r_[starts[1:], hdr.size_of_image]], axis=1)
     scope, execs = _scope(hdr)
-    in_scope = np.zeros(hdr.size_of_image, bool)
+    # Out-of-scope pages are whole bitmap bytes; runtime slots are set bit by bit.
+    outside = np.full((hdr.size_of_image + 7) // 8, 0xFF, np.uint8)
     for a, b in scope:
-        in_scope[a:b] = True
-    runtime = masks.bool_array(masks.runtime_kinds())
-    everything = runtime | masks.bool_array(FIXED_VALUE)
+        outside[a >> 3 : (b + 7) >> 3] = 0
+    compare = masks.bitmap(masks.runtime_kinds(), outside)
     for w in warnings:
         log.warning("%s: %s", path, w)
     return Template(
         path=path, name=name or Path(path).name, headers=hdr, layout=bytes(img), masks=masks,
         reloc_rvas=rvas, reloc_types=types, iat=iat, delay_iat=delay, scope_ranges=scope,
-        exec_ranges=execs, mask_bitmap=pack_bitmap(everything),
-        compare_bitmap=pack_bitmap(runtime | ~in_scope), load_config=load_config,
+        exec_ranges=execs, compare_bitmap=compare.tobytes(), load_config=load_config,
         hotpatch=hotpatch, functions=functions, exports=exports, warnings=warnings,
         file_data=data,
     )

@@ -45,16 +45,18 @@ class MaskSet:
         return MaskGroup(kind, np.concatenate([g.starts for g in found]),
                          np.concatenate([g.widths for g in found]))
 
-    def bool_array(self, kinds=None) -> np.ndarray:
-        """One bool per byte, True where a group of `kinds` (default: all) covers it."""
-        out = np.zeros(self.size, bool)
+    def bitmap(self, kinds=None, base: np.ndarray | None = None) -> np.ndarray:
+        """Packed bitmap (uint8, LSB first) of the groups of `kinds`, OR-ed into `base`.
+        Only the masked bytes are touched, so it costs O(masked), not O(image)."""
+        out = base.copy() if base is not None else np.zeros((self.size + 7) // 8, np.uint8)
         for g in self.groups:
             if kinds is not None and g.kind not in kinds:
                 continue
-            for w in np.unique(g.widths):
+            for w in np.unique(g.widths).tolist():
                 s = g.starts[g.widths == w]
-                idx = (s[:, None] + np.arange(int(w))).ravel()
-                out[idx[idx < self.size]] = True
+                idx = (s[:, None] + np.arange(w)).ravel()
+                idx = idx[idx < self.size]
+                np.bitwise_or.at(out, idx >> 3, (1 << (idx & 7)).astype(np.uint8))
         return out
 
     def runtime_kinds(self) -> set[MaskKind]:
@@ -96,7 +98,3 @@ class MaskSet:
         hits.sort(key=lambda k: (k in FIXED_VALUE, k.value))
         return list(dict.fromkeys(hits))
 
-
-def pack_bitmap(mask: np.ndarray) -> bytes:
-    """Bit i = byte i, LSB-first within each byte: the layout `hpforensics.pagehash` takes."""
-    return np.packbits(mask, bitorder="little").tobytes()
