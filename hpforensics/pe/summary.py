@@ -124,25 +124,39 @@ def describe(image: PEImage, file_bytes: bytes | None = None) -> ImageInfo:
 
 
 class BaseFinder:
-    """Finds base images by (TimeDateStamp, CheckSum) among given files and their folders."""
+    """Finds base images by (TimeDateStamp, CheckSum) among given files and their folders.
+
+    Folder neighbours are identified from their first page only; a file is parsed in full only
+    when a patch names it.
+    """
 
     def __init__(self, images: list[PEImage]) -> None:
-        self._known: dict[tuple[int, int], PEImage] = {(i.timestamp, i.checksum): i for i in images}
+        self._images: dict[tuple[int, int], PEImage] = {(i.timestamp, i.checksum): i for i in images}
+        self._paths: dict[tuple[int, int], str] = {k: i.path for k, i in self._images.items()}
         self._scanned: set[str] = set()
-
-    def near_miss(self, timestamp: int, checksum: int) -> PEImage | None:
-        """An image with the right TimeDateStamp but another CheckSum: a forged or stale patch."""
-        return next((img for (ts, cs), img in self._known.items() if ts == timestamp and cs != checksum), None)
 
     def find(self, near: str, timestamp: int, checksum: int) -> PEImage | None:
         key = (timestamp, checksum)
-        if key in self._known:
-            return self._known[key]
         folder = os.path.dirname(os.path.abspath(near))
-        if folder not in self._scanned:
+        if key not in self._paths and folder not in self._scanned:
             self._scanned.add(folder)
             self._scan(Path(folder))
-        return self._known.get(key)
+        if key in self._images:
+            return self._images[key]
+        if key in self._paths:
+            try:
+                self._images[key] = PEImage.from_file(self._paths[key], strict=False)
+            except InputError as exc:
+                log.info("base candidate %s unreadable: %s", self._paths[key], exc)
+                del self._paths[key]
+                return None
+            return self._images[key]
+        return None
+
+    def near_miss(self, timestamp: int, checksum: int) -> tuple[str, int] | None:
+        """(path, checksum) of an image with this TimeDateStamp but another CheckSum: a forged or
+        stale patch, or a base from another build."""
+        return next(((p, cs) for (ts, cs), p in self._paths.items() if ts == timestamp and cs != checksum), None)
 
     def _scan(self, folder: Path) -> None:
         try:
@@ -151,11 +165,8 @@ class BaseFinder:
             return
         for p in names:
             key = _header_key(p)
-            if key and key not in self._known:
-                try:
-                    self._known[key] = PEImage.from_file(p, strict=False)
-                except InputError as exc:
-                    log.debug("skipping %s: %s", p, exc)
+            if key and key not in self._paths:
+                self._paths[key] = str(p)
 
 
 def _header_key(path: Path) -> tuple[int, int] | None:
@@ -187,7 +198,7 @@ def name_functions(info: ImageInfo, image: PEImage, finder: BaseFinder) -> None:
         else:
             miss = finder.near_miss(b.original_timestamp, b.original_checksum)
             info.bases[i]["match"] = (
-                f"no base found; {miss.path} has this TimeDateStamp but CheckSum {miss.checksum:#x}" if miss
+                f"no base found; {miss[0]} has this TimeDateStamp but CheckSum {miss[1]:#x}" if miss
                 else "no base found among the given files and their folders")
         for e in b.functions:
             info.functions.append(PatchedFunction(
