@@ -82,7 +82,8 @@ def write_device(dev: Device, root: Path, seed: int) -> dict:
         path = root / dev.name / LOG_DIR / fname
         path.parent.mkdir(parents=True, exist_ok=True)
         first = 1 + (zlib.crc32(f"{seed}/{dev.name}/{channel}".encode()) % 40000)
-        with EvtxWriter(path, first_record_id=first) as w:
+        # Collected from a running system: the header's dirty flag is set, as on a live copy.
+        with EvtxWriter(path, first_record_id=first, dirty=True) as w:
             for ev in events:
                 where[id(ev)] = (fname, w.add(ev))
         logs[fname] = {"path": str(path.relative_to(root)), "records": len(events),

@@ -219,6 +219,8 @@ def plan() -> dict:
 def test_fleet_logs_parse_alike_with_both_parsers(plan):
     for dev in plan["devices"]:
         for fname, info in dev["logs"].items():
+            head = (COMMITTED / info["path"]).read_bytes()[:0x80]
+            assert struct.unpack_from("<II", head, 0x78) == (1, zlib.crc32(head[:0x78]))  # dirty
             rust, py = read_both(COMMITTED / info["path"])
             assert len(rust) == len(py) == info["records"], (dev["device"], fname)
             ids = [r["event_record_id"] for r in rust]
