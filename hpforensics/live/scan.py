@@ -21,6 +21,7 @@ from hpforensics.sources.source import PAGE_SIZE, MappedImage
 log = logging.getLogger(__name__)
 
 # Mappings the kernel provides without a file: said so, never compared.
+CHANGED_ON_DISK = "changed-on-disk: file written in place after the process started"
 KERNEL_PROVIDED = ("[vdso]", "[vsyscall]", "[vectors]", "[sigpage]", "[uprobes]")
 
 
@@ -63,12 +64,18 @@ def scan_process(
     findings: list[Finding] = []
     modules: list[ModuleSummary] = []
     pe_images: list[MappedImage] = []
+    warnings: list[str] = []
     for image in space.images():
         mapped = space.image_regions(image)
         regions = [r for r in mapped if r.executable]
         # the file: through the first file-backed mapping (a Wine PE's header page)
         file_region = next((r for r in mapped if r.file_backed), None)
         module = _summary(space, image, f"disk:{image.path}")
+        if any(r.file_backed and space.modified_after_start(r) for r in regions):
+            module.status = CHANGED_ON_DISK
+            warnings.append(f"pid {space.pid}: {image.path} was written in place after the "
+                            "process started; its code in memory and on disk may both have "
+                            "changed")
         flags = [space.unchanged_pages(r.start, r.end) if options.skip_unchanged else None
                  for r in regions]
         if regions and all(f and all(f) for f in flags):
@@ -101,8 +108,8 @@ def scan_process(
             if fd is not None:
                 os.close(fd)
         modules.append(module)
-    for region in space.named_regions():
-        if region.path in KERNEL_PROVIDED and region.executable:
+    for region in space.kernel_regions():
+        if region.path in KERNEL_PROVIDED:
             mod = _summary(space, MappedImage(region.start, region.size, region.path,
                                               region.path), "none")
             mod.status = "skipped: kernel-provided, no file to compare with"
@@ -119,6 +126,7 @@ def scan_process(
         _add(summary, m)
     result.modules += modules
     result.os_patches += os_patches
+    result.warnings += warnings
     result.yara += yara_hits
     for f in findings:
         if f.verdict is Verdict.HOTPATCH:

@@ -128,9 +128,9 @@ class LiveSpace(AddressSpace):
     def regions(self) -> Sequence[Region]:
         """Every mapping, sorted by start (for naming branch targets and finding code)."""
 
-    def named_regions(self) -> Sequence[Region]:
-        """The mappings with a name (files and pseudo-files such as [vdso]); may be cheaper."""
-        return [r for r in self.regions() if r.path]
+    def kernel_regions(self) -> Sequence[Region]:
+        """Executable mappings the kernel provides without a file ([vdso], [vsyscall])."""
+        return [r for r in self.regions() if r.path.startswith("[") and r.executable]
 
     @abc.abstractmethod
     def image_regions(self, image: MappedImage) -> Sequence[Region]:
@@ -153,6 +153,12 @@ class LiveSpace(AddressSpace):
         """A read-only descriptor on the very file `region` maps and how it was found, or
         (None, why not). The caller closes the descriptor."""
         return None, "the backend cannot open mapped files"
+
+    def modified_after_start(self, region: Region) -> bool:
+        """True when the mapped file itself (same inode) was written after the process
+        started: its page-cache pages then changed in memory and on disk alike, which no
+        comparison with the file can show."""
+        return False
 
     def os_patch_records(self) -> list[OsPatchRecord]:
         """What the OS records about hotpatches applied in this process (none on Linux)."""

@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 import struct
+import time
 from typing import Sequence
 
 from hpforensics.sources.live import (
@@ -87,13 +88,24 @@ def classify_pagemap(entries: bytes) -> list[bool]:
     return [b == 1 for b in flags]
 
 
+START_SLACK = 0.05  # seconds: the start time is known to a clock tick (10 ms)
+
+
+def _boot_time() -> float:
+    """Epoch seconds of boot, to the clock's precision (/proc/stat btime is whole seconds)."""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 def _read_text(path: str) -> str:
     with open(path, "rb") as fh:
         return fh.read().decode("utf-8", "surrogateescape")
 
 
 class LinuxProcessSpace(LiveSpace):
-    def __init__(self, proc: ProcessInfo, source: str) -> None:
+    def __init__(self, proc: ProcessInfo, source: str,
+                 mtimes: dict[tuple[str, int], float] | None = None) -> None:
+        # (dev, inode) -> mtime, shared by the processes of one scan (libc is in all of them)
+        self._mtimes = mtimes if mtimes is not None else {}
         self.pid = proc.pid
         self.process = proc.name
         self.source = source
@@ -120,7 +132,8 @@ class LinuxProcessSpace(LiveSpace):
         except OSError:
             self._pagemap = None
         self._regions: list[Region] | None = None  # every mapping: parsed when first asked
-        self._named = parse_maps(self._maps, named_only=True)
+        self._started: float | None = None
+        self._kernel: list[Region] = []
         self._images = self._group_images()
         self._by_base = {img.base: (img, regs) for img, regs in self._images}
 
@@ -137,8 +150,8 @@ class LinuxProcessSpace(LiveSpace):
             self._regions = parse_maps(self._maps)
         return self._regions
 
-    def named_regions(self) -> Sequence[Region]:
-        return self._named
+    def kernel_regions(self) -> Sequence[Region]:
+        return self._kernel
 
     def _check_alive(self) -> None:
         """mem and pagemap read as empty once the process is gone (or a zombie)."""
@@ -246,6 +259,31 @@ class LinuxProcessSpace(LiveSpace):
             why = "mapped file deleted and not reachable through map_files"
         return None, why
 
+    def modified_after_start(self, region: Region) -> bool:
+        start = self._start_time()
+        if start is None:
+            return False
+        key = (region.dev, region.inode)
+        mtime = self._mtimes.get(key)
+        if mtime is None:
+            try:  # stat through map_files reaches the mapped inode even if it was replaced
+                mtime = os.stat(f"{PROC}/{self.pid}/map_files/{region.start:x}-{region.end:x}"
+                                ).st_mtime
+            except OSError:
+                return False
+            self._mtimes[key] = mtime
+        return mtime > start + START_SLACK
+
+    def _start_time(self) -> float | None:
+        """Process start (epoch seconds): boot time + starttime ticks from /proc/PID/stat."""
+        if self._started is None:
+            try:
+                fields = _read_text(f"{PROC}/{self.pid}/stat").rsplit(")", 1)[1].split()
+                self._started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                self._started = -1.0
+        return self._started if self._started >= 0 else None
+
     def close(self) -> None:
         for fd in (self._mem, self._pagemap):
             if fd is not None:
@@ -257,28 +295,46 @@ class LinuxProcessSpace(LiveSpace):
 
     # -- helpers --------------------------------------------------------------------------------
     def _group_images(self) -> list[tuple[MappedImage, list[Region]]]:
-        """One image per run of mappings of the same file (offset 0 starts a new one)."""
-        groups: list[list[Region]] = []
-        for r in self._named:
-            if r.path[0] != "/":
+        """One image per run of mappings of the same file (offset 0 starts a new one): its
+        first mapping (the header) and its executable ones. Hot: it reads every maps line, so
+        only those two kinds become Region records; the others only extend the image."""
+        groups: list[list] = []  # [key, first Region, exec Regions, end]
+        kernel: list[Region] = []
+        for line in self._maps.splitlines():
+            parts = line.split(None, 5)
+            if len(parts) < 6:
                 continue
-            if groups and r.offset and groups[-1][-1].inode == r.inode \
-                    and groups[-1][-1].path == r.path:
-                groups[-1].append(r)
+            path, perms = parts[5], parts[1]
+            if path[0] != "/":
+                if path[0] == "[" and "x" in perms:
+                    kernel.append(parse_maps(line)[0])
+                continue
+            span, offset, key = parts[0], parts[2], (parts[3], parts[4], path)
+            end = int(span[span.index("-") + 1 :], 16)
+            if groups and offset.strip("0") and groups[-1][0] == key:
+                group = groups[-1]
+                group[3] = end
             else:
-                groups.append([r])
+                group = [key, parse_maps(line)[0], [], end]
+                groups.append(group)
+            if "x" in perms:
+                group[2].append(group[1] if len(group[2]) == 0 and group[1].end == end
+                                and group[1].perms == perms else parse_maps(line)[0])
+        self._kernel = kernel
         out = []
-        for regs in groups:
-            path = regs[0].path
+        for _, first, code, end in groups:
+            path = first.path
             name = path.rsplit("/", 1)[-1]
-            extent = self._pe_extent(regs[0]) if name.lower().endswith(PE_SUFFIXES) else None
-            base, end = regs[0].start, regs[-1].end
+            extent = self._pe_extent(first) if name.lower().endswith(PE_SUFFIXES) else None
+            base = first.start
             if extent is not None:
                 # A PE image mapped the way Wine does: the header from the file, sections
                 # either from the file or read into anonymous memory. Every mapping inside
                 # SizeOfImage belongs to it.
                 end = base + extent
                 regs = [r for r in self.regions() if r.start < end and r.end > base]
+            else:
+                regs = [first] + [r for r in code if r is not first]
             if not any("x" in r.perms for r in regs):
                 continue  # data only (a PE file a program mmapped to read): not code
             out.append((MappedImage(base=base, size=end - base, path=path, name=name), regs))
@@ -304,7 +360,11 @@ class LinuxProcessSpace(LiveSpace):
 class LinuxBackend(LiveBackend):
     name = "linux"
 
+    def __init__(self) -> None:
+        self._mtimes: dict[tuple[str, int], float] = {}
+
     def processes(self) -> list[ProcessInfo]:
+        self._mtimes = {}  # a new scan: files may have changed since the last one
         out = []
         for entry in os.listdir(PROC):
             if not entry.isdigit():
@@ -320,7 +380,7 @@ class LinuxBackend(LiveBackend):
     def open(self, proc: ProcessInfo) -> LinuxProcessSpace:
         if not os.path.isdir(f"{PROC}/{proc.pid}"):
             raise ProcessGone(proc.pid)
-        return LinuxProcessSpace(proc, self.source)
+        return LinuxProcessSpace(proc, self.source, self._mtimes)
 
     def kernel_modules(self) -> list[str]:
         try:

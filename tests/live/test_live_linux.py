@@ -201,3 +201,25 @@ def test_cli_exit_codes_for_processes_asked_by_number(target, cli):
     partial = cli("live", "--pid", str(target.pid), "--pid", str(2**22 + 11), "-q", "-f", "json")
     assert partial.returncode == 3
     assert json.loads(partial.stdout)["processes"][0]["pid"] == target.pid
+
+
+def test_library_written_in_place_after_start_is_flagged(target, live_bins, tmp_path):
+    import shutil
+    import time
+
+    lib = tmp_path / "libinplace.so"
+    shutil.copy(live_bins["lib"], lib)
+    os.utime(lib, (time.time() - 3600, time.time() - 3600))  # installed an hour ago
+    target.ask(f"l {lib} target_func_v2")
+    result = scan_live(select_backend(), pids=[target.pid])
+    (m,) = [m for m in result.modules if m.module == "libinplace.so"]
+    assert m.status == "ok" and not result.warnings
+    time.sleep(0.1)
+    with open(lib, "r+b") as fh:  # same inode: the process's page-cache pages change too
+        fh.seek(9)  # e_ident padding: a harmless byte
+        fh.write(b"\x01")
+    result = scan_live(select_backend(), pids=[target.pid])
+    (m,) = [m for m in result.modules if m.module == "libinplace.so"]
+    assert m.status.startswith("changed-on-disk")
+    assert any(str(lib) in w for w in result.warnings)
+    assert not [f for f in result.findings if f.verdict is Verdict.UNEXPLAINED]
