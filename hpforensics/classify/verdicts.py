@@ -204,6 +204,9 @@ class ModuleClassifier:
                 if r.patch is not None:
                     kw.update(patch_image=r.patch.path, patch_base=r.patch.image.base,
                               sequence=r.sequence, kb=r.patch.kb)
+                if r.hotpatch and r.patch is not None and r.function_target is not None:
+                    kw["target_owner"] = (f"HPAT stub -> {r.patch.image.name}"
+                                          f"+{r.function_target - r.patch.image.base:#x}")
                 self.finding(Verdict.HOTPATCH if r.hotpatch else Verdict.UNEXPLAINED, ws, we,
                              r.reason, **kw)
             for a, b in _subtract(s, e, windows + holes):

@@ -312,7 +312,7 @@ def template_for_file(path: str | os.PathLike[str]) -> Template:
         st = os.stat(p)
     except OSError as exc:
         raise InputError(path, exc.strerror or "cannot stat") from None
-    key = (p, st.st_mtime_ns, st.st_size)
+    key = (str(path), p, st.st_mtime_ns, st.st_size)  # the given path names the reference
     t = TEMPLATES.get(key)
     if t is None:
         t = build_template(map_evidence(p), str(path))

@@ -43,7 +43,9 @@ def build(scenario: dict):
 @pytest.mark.parametrize("scenario", PLAN["scenarios"], ids=lambda s: s["name"])
 def test_every_planted_change_gets_its_verdict(scenario):
     space, images, refs = build(scenario)
-    result = verify_space(space, refs, images=images, include_loader=True)
+    kb = {"hpbase_hp1.dll": "KB5052105", "hpbase_hp2.dll": "KB5053636"}
+    result = verify_space(space, refs, images=images, include_loader=True,
+                          kb_lookup=lambda path: kb.get(Path(path).name))
     assert not result.warnings
     findings = result.findings
     planned = set()
@@ -61,6 +63,7 @@ def test_every_planted_change_gets_its_verdict(scenario):
         f = hit[0]
         if "patch_image" in c:
             assert Path(f.patch_image).name == c["patch_image"], (c, f)
+            assert f.kb == kb.get(c["patch_image"], ""), (c, f)
         if "sequence" in c:
             assert f.sequence == c["sequence"], (c, f)
         if "function_rva" in c:
@@ -68,6 +71,8 @@ def test_every_planted_change_gets_its_verdict(scenario):
         if "branch_target" in c:
             assert f.branch_target == _int(c["branch_target"]), (c, f)
         assert f.reason
+        if verdict == Verdict.HOTPATCH and c["kind"] == "hotpatch_redirect":
+            assert f.target_owner.startswith(f"HPAT stub -> {c['patch_image']}+0x"), f
     others = {(f.module, f.rva, f.size, f.verdict) for f in findings if f.verdict != Verdict.LOADER}
     assert others == planned
 
