@@ -15,6 +15,25 @@ from hpforensics.report.csvsafe import safe_cell
 from hpforensics.report.rows import plain
 
 
+_RISKY = frozenset("=+-@\t\r")
+
+
+def _plain(name: str, value: Any) -> Any:
+    if value is None or type(value) is str or type(value) is int:
+        return value
+    return plain(name, value)
+
+
+def _cell(value: Any) -> Any:
+    if type(value) is str:
+        if value and (value[0] in _RISKY or "\n" in value or "\r" in value):
+            return safe_cell(value)
+        return value
+    if type(value) is int:
+        return value
+    return safe_cell(value)
+
+
 class RowSink:
     """Write rows (dicts or dataclasses) to `<dir>/<name>.csv` and `<dir>/<name>.jsonl`."""
 
@@ -30,8 +49,10 @@ class RowSink:
         self._writer.writerow(self.columns)
 
     def write(self, row: dict[str, Any]) -> None:
-        values = {c: plain(c, row.get(c)) for c in self.columns}
-        self._writer.writerow([safe_cell(values[c]) for c in self.columns])
+        # Most cells are plain str / int / None: skip the general converters for those
+        # (this loop runs once per cell of every event).
+        values = {c: _plain(c, row.get(c)) for c in self.columns}
+        self._writer.writerow([_cell(v) for v in values.values()])
         self._jsonl_fh.write(json.dumps(values, default=str) + "\n")
         self.count += 1
 
