@@ -173,11 +173,14 @@ class Device:
             if via_wu:
                 self._wuc(20, t + _dt.timedelta(minutes=13), title, kb, error=fail)
             return None
+        # "Installed" is when CBS says so (Servicing 2); Windows Update reports it (19) after.
+        self.reported = None
         if not reboot:
-            self._svc(2, t + _dt.timedelta(minutes=9), kb, client=client)
-            done = t + _dt.timedelta(minutes=10)
+            done = t + _dt.timedelta(minutes=9)
+            self._svc(2, done, kb, client=client)
             if via_wu:
-                self._wuc(19, done, title, kb, activity=act)
+                self.reported = done + _dt.timedelta(minutes=1)
+                self._wuc(19, self.reported, title, kb, activity=act)
             self.qfe = build
             return done
         self._svc(4, t + _dt.timedelta(minutes=15), kb, client=client)
@@ -190,10 +193,11 @@ class Device:
             day = (t + _dt.timedelta(days=1)).replace(hour=3, minute=self.rng.randrange(0, 50))
         self.qfe = build
         up = self.restart(day, manual=not via_wu)
-        self._svc(2, up + _dt.timedelta(minutes=2), kb, client=client)
-        done = up + _dt.timedelta(minutes=4)
+        done = up + _dt.timedelta(minutes=2)
+        self._svc(2, done, kb, client=client)
         if via_wu:
-            self._wuc(19, done, title, kb, activity=act)
+            self.reported = done + _dt.timedelta(minutes=2)
+            self._wuc(19, self.reported, title, kb, activity=act)
         return done
 
     def enrolment(self, t: _dt.datetime, detail: str, enrolled: bool = True) -> None:
@@ -230,11 +234,15 @@ class Device:
             boot_before = self.last_boot
             row = self._month(month)
             row["evidence"] = self._evidence
-            row["effective_at"] = None
+            row["effective_at"] = row["reported_at"] = row["restart_boot_at"] = None
             if row["installed_at"] is not None:
-                # An update needing a restart takes effect at the boot that completed it.
-                row["effective_at"] = iso(self.last_boot) if row["reboot"] and \
-                    self.last_boot != boot_before else row["installed_at"]
+                row["reported_at"] = iso(self.reported)
+                # Effective once installed and, when a restart is needed, once the boot that
+                # completes it is done: the later of the two (CBS reports after that boot).
+                row["effective_at"] = row["installed_at"]
+                if row["reboot"] and self.last_boot != boot_before:
+                    row["restart_boot_at"] = iso(self.last_boot)
+                    row["effective_at"] = max(row["installed_at"], iso(self.last_boot))
             row["status"] = _status(row)
             self._evidence = None
             self.months.append(row)
@@ -258,7 +266,9 @@ class Device:
             if action == "hotpatch+oob":
                 okb, obuild = OUT_OF_BAND_HOTPATCH[month]
                 t2 = t + _dt.timedelta(days=9, hours=2)
+                main_report = self.reported
                 d2 = self.install(t2, okb, update_title(month, okb, obuild, True), obuild, reboot=False)
+                self.reported = main_report
                 row["also_installed"].append({"kb": okb, "build": f"{OS_BUILD}.{obuild}",
                                               "at": iso(d2), "how": "out-of-band-hotpatch"})
                 row["why"] += f"; out-of-band hotpatch {okb} also installed without a restart"
@@ -308,6 +318,7 @@ class Device:
         return row
 
     last_boot: _dt.datetime | None = None
+    reported: _dt.datetime | None = None
 
     def unexpected_reboot(self, when: _dt.datetime) -> None:
         """A power loss at `when`: no clean shutdown events, then 41 + 6008 at the next boot."""
