@@ -35,7 +35,7 @@
 
 enum { PH_ALGO_XXH128 = 0, PH_ALGO_SHA256 = 1 };
 enum { PH_FLAG_ZERO = 1, PH_FLAG_MASKED = 2 };
-enum { PH_OK = 0, PH_ENOMEM = -1, PH_ETHREAD = -2 };
+enum { PH_OK = 0, PH_ENOMEM = -1 };
 
 /* Implementation choices, exposed so tests can run every path the CPU supports. */
 enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AVX512 = 3, PH_XXH_AUTO = -1 };

@@ -1,5 +1,6 @@
 /* Per-page hashing: split the pages over threads, zero masked bytes in a scratch copy of each
- * page that has any, flag all-zero and masked pages, and hash each page on its own. */
+ * page that has any, flag all-zero and masked pages, and hash every page as its own message
+ * (whole unmasked SHA-256 pages two at a time). */
 #include <stdlib.h>
 
 #include "pagehash.h"
@@ -33,7 +34,7 @@ static void masked_copy(uint8_t *dst, const uint8_t *src, const uint8_t *mask, s
     for (i = 0; i < whole; i++) {
         uint64_t w;
         memcpy(&w, src + 8 * i, 8);
-        w &= ~ph_expand_bits(m[i]); /* byte order of w matches memory on little-endian */
+        w &= ~ph_expand_bits(m[i]); /* byte i of w is byte i in memory: little-endian only */
         memcpy(dst + 8 * i, &w, 8);
     }
     for (i = whole * 8; i < len; i++) dst[i] = ((m[i / 8] >> (i % 8)) & 1) ? 0 : src[i];
