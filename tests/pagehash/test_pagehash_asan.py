@@ -3,7 +3,8 @@ ThreadSanitizer) and run it.
 
 The driver (csrc/pagehash/tests/test_core.c) checks published vectors, every SIMD path against
 the portable one, per-page hashing, masks, threads and comparison on exactly-sized buffers, so
-any overread, use-after-free, data race on freed memory or undefined arithmetic aborts it; ThreadSanitizer checks that worker threads never touch each other's output.
+any overread, use-after-free or undefined arithmetic aborts it; ThreadSanitizer checks that the
+worker threads never touch each other's output.
 """
 from __future__ import annotations
 
