@@ -89,11 +89,12 @@ def analyze(
     kb_lookup: Optional[Callable[[str], Optional[str]]] = None,
     pids: Sequence[int] | None = None,
     verify: bool = True,
+    patch_records: bool = True,
     progress: Progress | None = None,
     check_tables: Callable[[int], None] | None = None,
     yara=None,  # hpforensics.yarascan RuleSet: scanned over every changed range
 ) -> Analysis:
-    """Images, hotpatch records and (with `verify`) page verdicts for every space."""
+    """Images, hotpatch records (with `patch_records`) and page verdicts (with `verify`)."""
     result = Analysis()
     todo = list(spaces(context, kernel, source, pids))
     if check_tables is not None:  # before any output: a cut-short image is reported, not analysed
@@ -104,7 +105,9 @@ def analyze(
     done = 0
     for space, rec in todo:
         sr = SpaceResult(space, rec)
-        sr.images = hotpatch_images(space, peb_flag=rec.images_hotpatched, kb_lookup=kb_lookup)
+        if patch_records:
+            sr.images = hotpatch_images(space, peb_flag=rec.images_hotpatched,
+                                        kb_lookup=kb_lookup)
         if verify:
             sr.scan = verify_space(space, references, kb_lookup)
             if yara is not None:

@@ -113,11 +113,17 @@ def vad_images(proc) -> Iterator[tuple[int, int, str]]:
         yield start, size, name if isinstance(name, str) else ""
 
 
-def process_images(proc) -> list[MappedImage]:
+def process_images(proc, fast: "FastWalker | None" = None) -> list[MappedImage]:
     """Loader list first, then image VADs the loader does not list."""
-    listed = {i.base: i for i in loader_images(proc)}
+    loaded = fast.loader_images(proc) if fast else None
+    if loaded is None:
+        loaded = list(loader_images(proc))
+    listed = {i.base: i for i in loaded}
     images = list(listed.values())
-    for start, size, name in vad_images(proc):
+    vads = fast.vad_images(proc) if fast else None
+    if vads is None:
+        vads = list(vad_images(proc))
+    for start, size, name in vads:
         if start in listed:
             continue
         images.append(MappedImage(start, size, name, _file_name(name) or f"{start:#x}",
@@ -141,6 +147,9 @@ def processes(context, kernel_name: str, pids: list[int] | None = None) -> Itera
     from volatility3.plugins.windows import pslist
 
     filter_func = pslist.PsList.create_pid_filter(pids or None)
+    from hpforensics.memimage.fastwalk import FastWalker
+
+    fast = FastWalker.create(context, kernel_name)
     for proc in pslist.PsList.list_processes(context, kernel_name, filter_func=filter_func):
         try:
             pid = int(proc.UniqueProcessId)
@@ -154,7 +163,7 @@ def processes(context, kernel_name: str, pids: list[int] | None = None) -> Itera
         if pid == 4:  # System: kernel images are analysed in kernel space
             continue
         rec.images_hotpatched = images_hotpatched(proc)
-        rec.images = process_images(proc)
+        rec.images = process_images(proc, fast)
         yield rec
 
 

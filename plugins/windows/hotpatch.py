@@ -38,6 +38,7 @@ class _HotpatchBase:
     _required_framework_version = (2, 0, 0)
     _version = (1, 0, 0)
     _verify = True
+    _patch_records = False
 
     @classmethod
     def get_requirements(cls) -> List[interfaces.configuration.RequirementInterface]:
@@ -70,13 +71,14 @@ class _HotpatchBase:
         rules = options.yara_rules(Path(cfg["yara"]) if cfg.get("yara") and self._verify else None)
         return analyze(self.context, cfg["kernel"], source=f"dump:{location}",  # type: ignore
                        references=refs, kb_lookup=kb, pids=cfg.get("pid") or None,
-                       verify=self._verify, yara=rules)
+                       verify=self._verify, patch_records=self._patch_records, yara=rules)
 
 
 class Images(_HotpatchBase, interfaces.plugins.PluginInterface):
     """Hotpatch images per process and kernel space: loader records checked against the code."""
 
     _verify = False
+    _patch_records = True
 
     def _generator(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
         for r in self._analysis().hotpatch_images:
