@@ -20,6 +20,7 @@ FINDING_COLUMNS = ["pid", "process", "module", "address", "size", "verdict", "re
 MODULE_COLUMNS = ["pid", "process", "module", "module_base", "reference", "pages_total",
                   "pages_verified", "pages_skipped", "pages_hotpatched", "pages_unexplained",
                   "pages_unavailable", "status"]
+YARA_COLUMNS = ["pid", "process", "module", "address", "rule", "tags", "matched", "verdict"]
 PROCESS_COLUMNS = ["pid", "process", "status", "modules", "pages_total", "pages_read",
                    "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained"]
 
@@ -70,6 +71,9 @@ def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | No
                  f"{len(result.modules)})")
     render(result.processes, "table", out, columns=PROCESS_COLUMNS,
            title=f"Processes ({len(result.processes)})")
+    if result.yara:
+        render(result.yara, "table", out, columns=YARA_COLUMNS,
+               title=f"YARA hits in changed code ({len(result.yara)})")
     if result.os_patches:
         render(result.os_patches, "table", out,
                title="What the OS records about hotpatches (beside what the bytes show)")

@@ -178,18 +178,19 @@ def _account(
     module.pages_skipped += cmp.pages_skipped
     module.pages_unavailable += cmp.pages_unavailable
     out: list[Finding] = []
-    hot_pages: set[int] = set()
+    pages: dict[Verdict, set[int]] = {Verdict.HOTPATCH: set(), Verdict.UNEXPLAINED: set()}
     for diff in cmp.diffs:
         # headers and symbols are read only for images that differ: most never do
         f = _classify(space, image, region, diff, elves.get(region), elves)
         out.append(f)
-        if f.verdict is Verdict.HOTPATCH:
-            first = diff.address & ~(PAGE_SIZE - 1)
-            hot_pages.update(range(first, diff.address + len(diff.actual), PAGE_SIZE))
-    module.pages_hotpatched += len(hot_pages)
-    module.pages_unexplained += len(set(cmp.pages_differ) - hot_pages)
+        first = diff.address & ~(PAGE_SIZE - 1)
+        pages[f.verdict].update(range(first, diff.address + len(diff.actual), PAGE_SIZE))
+    # a page with any unexplained change counts as unexplained, whatever else it holds
+    hot = pages[Verdict.HOTPATCH] - pages[Verdict.UNEXPLAINED]
+    module.pages_hotpatched += len(hot)
+    module.pages_unexplained += len(pages[Verdict.UNEXPLAINED])
     module.pages_verified += (cmp.pages_total - cmp.pages_skipped - cmp.pages_unavailable
-                              - len(set(cmp.pages_differ) | hot_pages))
+                              - len(hot | pages[Verdict.UNEXPLAINED] | set(cmp.pages_differ)))
     reason = "page not readable" if fd_ok(module) else f"no reference: {how}"
     for lo, hi in cmp.unavailable:
         out.append(_finding(space, image, lo, hi - lo, Verdict.UNAVAILABLE, reason))

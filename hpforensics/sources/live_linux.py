@@ -332,12 +332,25 @@ class LinuxProcessSpace(LiveSpace):
                 # either from the file or read into anonymous memory. Every mapping inside
                 # SizeOfImage belongs to it.
                 end = base + extent
-                regs = [r for r in self.regions() if r.start < end and r.end > base]
+                regs = self._pe_regions(first, end)
             else:
                 regs = [first] + [r for r in code if r is not first]
             if not any("x" in r.perms for r in regs):
                 continue  # data only (a PE file a program mmapped to read): not code
             out.append((MappedImage(base=base, size=end - base, path=path, name=name), regs))
+        return out
+
+    def _pe_regions(self, first: Region, end: int) -> list[Region]:
+        """The mappings of a Wine-style PE image: from its header up to SizeOfImage, stopping
+        at the first mapping of another file or of the kernel — a PE file another program
+        merely mmapped to read is followed by unrelated mappings, not by its sections."""
+        out = []
+        for r in self.regions():
+            if r.end <= first.start:
+                continue
+            if r.start >= end or (r.path and (r.path != first.path or r.inode != first.inode)):
+                break
+            out.append(r)
         return out
 
     def _pe_extent(self, first: Region) -> int | None:

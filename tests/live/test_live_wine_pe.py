@@ -55,3 +55,25 @@ def test_wine_style_pe_is_verified_against_its_file(pe_process):
                and f.verdict is not Verdict.UNAVAILABLE]
     assert [(f.address, f.size, f.verdict) for f in changed] == [(address, 5, Verdict.UNEXPLAINED)]
     assert changed[0].actual == new and changed[0].expected == before
+
+
+def test_pe_file_mapped_as_data_is_not_an_image(shared_data: Path):
+    """A program that mmaps a DLL to read it (pefile, lief, a scanner) has not loaded it."""
+    import sys
+
+    code = ("import mmap, sys; f = open(sys.argv[1], 'rb'); "
+            "m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); m[:2]; "
+            "print('ready', flush=True); sys.stdin.readline()")
+    dll = shared_data / "pe" / "msvcp140.dll"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(dll)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert str(dll) in open(f"/proc/{proc.pid}/maps").read()
+        result = scan_live(select_backend(), pids=[proc.pid])
+        assert result.processes[0].status == "ok"
+        assert not [m for m in result.modules if m.module == "msvcp140.dll"]
+        assert not [f for f in result.findings if f.verdict is Verdict.UNEXPLAINED]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=5)
