@@ -31,6 +31,7 @@ MERGE_GAP = 8  # equal bytes allowed inside one changed run before it is split
 MAX_BYTES = 64  # expected/actual bytes kept per finding
 RANK = {Verdict.LOADER: 1, Verdict.HOTPATCH: 2, Verdict.UNEXPLAINED: 3}
 MAX_HPAT_CHUNKS = 1 << 16
+MAX_RANGES = 4096  # changed runs classified one by one per module
 
 
 @dataclass
@@ -190,6 +191,20 @@ class ModuleClassifier:
     def _ranges(self, ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> None:
         exp = self.exp
         ts, cs = exp.timestamp, exp.checksum
+        if len(ranges) > MAX_RANGES:
+            # A wholly different image (hollowing, wrong reference): list the first ranges,
+            # count the pages of the rest, and say how many were left out.
+            rest = ranges[MAX_RANGES:]
+            ranges = ranges[:MAX_RANGES]
+            for a, b in rest:
+                self._mark(a, b, Verdict.UNEXPLAINED)
+            a, b = rest[0][0], rest[-1][1]
+            im, sp = self.image, self.ctx.space
+            self.findings.append(Finding(
+                source=sp.source, pid=sp.pid, process=sp.process, module=im.name, module_path=im.path,
+                module_base=im.base, address=im.base + a, rva=a, size=b - a, verdict=Verdict.UNEXPLAINED,
+                reason=f"{len(rest)} further changed ranges up to RVA {b:#x} not listed one by one",
+                extra={"ranges": str(len(rest))}))
         for s, e in ranges:
             windows = []
             for f_off in find_redirects(self.actual, s, e, 0):
@@ -300,11 +315,13 @@ class ModuleClassifier:
 
     def _unexplained(self, s: int, e: int) -> None:
         kinds = self.exp.masks.kinds_in(s, e)
-        if MaskKind.RELOCATION in kinds:
+        if self.exp.is_executable(s):
+            why = "code differs from the file and no loader or hotpatch rule explains it"
+            if MaskKind.RELOCATION in kinds:
+                why += "; it overwrites a relocated field"
+        elif MaskKind.RELOCATION in kinds:
             s, e = self.exp.masks.span(MaskKind.RELOCATION, s, e)
             why = "relocated field holds a value the loader would not write for this base"
-        elif self.exp.is_executable(s):
-            why = "code differs from the file and no loader or hotpatch rule explains it"
         else:
             why = "read-only data differs from the file and no loader or hotpatch rule explains it"
         fn = self.exp.function_at(s)

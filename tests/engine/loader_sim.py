@@ -17,6 +17,7 @@ from hpforensics.sources.source import BytesAddressSpace, MappedImage
 
 FAKE_SIZE = 0x20000
 FAKE_AREA = 0x7FFA_0000_0000
+FAKE_AREA_32 = 0x7000_0000
 
 
 def _u(img: bytearray, at: int, n: int) -> int:
@@ -55,15 +56,16 @@ def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[Ma
                 _p(img, at, 4, _u(img, at, 4) + delta)
     fakes: list[tuple[MappedImage, bytes]] = []
     dll_base: dict[str, int] = {}
+    area = FAKE_AREA if is64 else FAKE_AREA_32
     for i, imp in enumerate(b.imports):
         dll = imp.name.lower()
         if dll not in dll_base:
-            dll_base[dll] = FAKE_AREA + len(dll_base) * FAKE_SIZE
+            dll_base[dll] = area + len(dll_base) * FAKE_SIZE
             fakes.append((MappedImage(dll_base[dll], FAKE_SIZE, f"C:\\Windows\\System32\\{dll}", dll),
                           bytes(FAKE_SIZE)))
         for j, e in enumerate(imp.entries):
             _p(img, e.iat_address, ps, dll_base[dll] + 0x1000 + 16 * j)
-    ntdll = FAKE_AREA + 0x100 * FAKE_SIZE
+    ntdll = area + 0x100 * FAKE_SIZE
     fakes.append((MappedImage(ntdll, FAKE_SIZE, "C:\\Windows\\System32\\ntdll.dll", "ntdll.dll"),
                   bytes(FAKE_SIZE)))
     facts: dict = {"iat": [], "cfg": [], "text": None}

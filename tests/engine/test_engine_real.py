@@ -97,3 +97,38 @@ def test_findings_are_deterministic(real_pe_files):
     a = _verify(path, bytes(mem), fakes).findings
     b = _verify(path, bytes(mem), fakes).findings
     assert a == b and [f.address for f in a] == sorted(f.address for f in a)
+
+
+def test_pe32_images(real_pe_files):
+    """32-bit launchers beside the 64-bit ones: HIGHLOW relocations, 4-byte IAT slots."""
+    folder = next(p for p in real_pe_files if p.name == "t64.exe").parent
+    base = 0x1234_0000
+    for path in (folder / "t32.exe", folder / "w32.exe"):
+        img, fakes, facts = simulate(path, base)
+        space = space_for(path, base, img, fakes)
+        result = verify_space(space, FileReferences({base: str(path)}), images=[space.images()[0]])
+        assert [f for f in result.findings if f.verdict != Verdict.LOADER] == [], path
+        assert result.modules[0].pages_loader > 0
+        mem = bytearray(img)
+        iat = facts["iat"][3]
+        mem[iat : iat + 4] = struct.pack("<I", 0x0BAD_0000)
+        space = space_for(path, base, bytes(mem), fakes)
+        result = verify_space(space, FileReferences({base: str(path)}), images=[space.images()[0]])
+        (f,) = [f for f in result.findings if f.verdict != Verdict.LOADER]
+        assert f.rva == iat and f.size == 4 and f.branch_target == 0x0BAD_0000 and "IAT hook" in f.reason
+
+
+def test_wholly_different_image_is_bounded(real_pe_files):
+    """A hollowed module (every code byte replaced): bounded findings, every page unexplained."""
+    path = next(p for p in real_pe_files if p.name == "msvcp140.dll")
+    img, fakes, facts = simulate(path, BASE)
+    mem = bytearray(img)
+    start, size = facts["text"]
+    for at in range(start, start + size - 4, 16):  # 4 bytes of every 16: ~20000 short runs
+        mem[at : at + 4] = bytes(b ^ 0xA5 for b in img[at : at + 4])
+    result = _verify(path, bytes(mem), fakes)
+    (m,) = result.modules
+    assert m.pages_unexplained >= (size >> 12)
+    assert len(result.findings) <= 4096 + 1 + 64
+    (rest,) = [f for f in result.findings if "not listed one by one" in f.reason]
+    assert int(rest.extra["ranges"]) > 10000
