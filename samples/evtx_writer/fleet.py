@@ -204,10 +204,11 @@ class Device:
         self._emit(W.waasmedic_enrolment(t, self.name, enrolled=enrolled, vbs_state=2, detail=detail))
 
     def noise(self, month: str) -> None:
-        """Defender intelligence and MSRT updates ("other" updates) and service chatter."""
+        """Defender intelligence (one a month stands for the many) and MSRT updates ("other"
+        updates) and service chatter."""
         pt = patch_tuesday(month)
         n = int(month[-2:]) + 12 * (int(month[:4]) - 2025)
-        for k, day in enumerate((3, 19)):
+        for k, day in enumerate((19,)):
             t = pt.replace(day=day, hour=6 + self.rng.randrange(10), minute=self.rng.randrange(60))
             ver = f"1.{421 + n * 2 + k}.{self.rng.randrange(100, 900)}.0"
             title = (f"Security Intelligence Update for Microsoft Defender Antivirus - KB2267602 "

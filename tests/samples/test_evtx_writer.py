@@ -109,7 +109,7 @@ def _typed_events(n: int) -> list[Event]:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> tuple[Path, list[Event]]:
-    evs = _typed_events(1500)
+    evs = _typed_events(800)  # four chunks
     path = tmp_path_factory.mktemp("w") / "typed.evtx"
     with EvtxWriter(path, first_record_id=500) as w:
         for e in evs:
