@@ -76,6 +76,15 @@ def parse_pe(data: bytes, path: str, mapped: bool = False) -> pefile.PE:
     return pe
 
 
+def normalize_headers(data: bytes, path: str) -> tuple[int, int] | None:
+    """(TimeDateStamp, SizeOfImage) from the headers of a file or memory copy, or None."""
+    try:
+        pe = pefile.PE(data=bytes(data[:0x1000]), fast_load=True)
+    except (pefile.PEFormatError, ValueError, IndexError, struct.error):
+        return None
+    return pe.FILE_HEADER.TimeDateStamp, pe.OPTIONAL_HEADER.SizeOfImage
+
+
 def loader_mask(pe: pefile.PE) -> list[tuple[int, int]]:
     """Merged RVA ranges the loader may write: base relocations, the IAT, dynamic relocations.
     Read from the image itself, so a file and a memory copy of it get the same mask."""
@@ -183,14 +192,44 @@ def zero_digest(algo: str = DEFAULT_ALGO) -> bytes:
     return digests[0]
 
 
+def engine_mask(data: bytes, name: str, image_base: int) -> list[tuple[int, int]] | None:
+    """The verifier's own loader mask (hpforensics.reference) for a file layout, so the store
+    and the engine normalise alike; None when that helper is not installed."""
+    try:
+        from hpforensics.reference.expected import build_expected
+    except ImportError:
+        return None
+    try:
+        expected = build_expected(bytes(data), image_base, name=name)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - its failure only costs us its finer mask
+        log.debug("%s: engine mask unavailable (%s); using pefile's", name, exc)
+        return None
+    return merge_ranges([(start, end) for start, end, _ in expected.mask_ranges])
+
+
 def normalize(
-    data: bytes, name: str, *, path: str | None = None, mapped: bool = False, algo: str = DEFAULT_ALGO
+    data: bytes,
+    name: str,
+    *,
+    path: str | None = None,
+    mapped: bool = False,
+    algo: str = DEFAULT_ALGO,
+    mask: list[tuple[int, int]] | None = None,
 ) -> NormalizedImage:
-    """Parse, lay out, mask and hash one image. Raises InputError on a malformed image."""
+    """Parse, lay out, mask and hash one image. Raises InputError on a malformed image.
+
+    The mask is, in order of preference: the one given (a memory copy of an image the store
+    knows is hashed with that image's stored mask), the engine's mask for a file layout, or the
+    mask read here from the image's own relocation, IAT and dynamic-relocation tables."""
     where = path or name
     pe = parse_pe(data, where, mapped)
     try:
-        mask = loader_mask(pe)
+        if mask is None and not mapped:
+            mask = engine_mask(data, name, pe.OPTIONAL_HEADER.ImageBase)
+        if mask is None:
+            mask = loader_mask(pe)
         image = memory_layout(pe, data, mapped)
         rvas = executable_pages(pe)
     except (ValueError, IndexError, AttributeError, struct.error) as exc:

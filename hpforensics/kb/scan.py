@@ -9,7 +9,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -35,6 +35,8 @@ class ScannedFile:
     sha256: str
     norm: NormalizedImage  # .pe dropped: it does not cross process boundaries
     file_version: str = ""
+    hotpatch: dict | None = None  # {"sequence_number", "bases": [...]} for hotpatch images
+    notes: list[str] = field(default_factory=list)  # metadata that could not be read
 
 
 def walk(roots: Iterable[Path]) -> Iterator[Path]:
@@ -70,9 +72,36 @@ def scan_file(path: str | Path, algo: str = DEFAULT_ALGO, version: bool = False)
         norm = normalize(data, os.path.basename(path), path=path, algo=algo)
     except InputError as exc:
         return Skip(path, exc.message + (f" at offset {exc.offset:#x}" if exc.offset is not None else ""), True)
-    file_version = _file_version(norm) if version else ""
+    item = ScannedFile(path, size, hashlib.sha256(data).hexdigest(), norm)
+    if version:  # the manifest importer wants the details; the store does not
+        item.file_version = _file_version(norm)
+        item.hotpatch = _hotpatch(data, path, item.notes)
     norm.pe = None
-    return ScannedFile(path, size, hashlib.sha256(data).hexdigest(), norm, file_version)
+    return item
+
+
+def _hotpatch(data: bytes, path: str, notes: list[str]) -> dict | None:
+    """Hotpatch metadata through the PE helper's parser (IMAGE_HOT_PATCH_INFO and bases)."""
+    try:
+        from hpforensics.pe.image import PEImage
+    except ImportError:
+        notes.append("hotpatch metadata not read: hpforensics.pe is not installed")
+        return None
+    try:
+        info = PEImage.from_bytes(data, path, strict=False).hotpatch
+    except InputError as exc:
+        notes.append(f"hotpatch metadata unreadable: {exc.message}")
+        return None
+    if info is None:
+        return None
+    return {
+        "sequence_number": info.sequence_number,
+        "bases": [
+            {"timestamp": b.original_timestamp, "checksum": b.original_checksum,
+             "sequence_number": b.sequence_number, "flags": b.flags, "functions": len(b.functions)}
+            for b in info.bases
+        ],
+    }
 
 
 def _file_version(norm: NormalizedImage) -> str:

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from hpforensics.errors import InputError, UsageError
-from hpforensics.kb.normalize import DEFAULT_ALGO, NormalizedImage, normalize, zero_digest
+from hpforensics.kb.normalize import (
+    DEFAULT_ALGO,
+    NormalizedImage,
+    normalize,
+    normalize_headers,
+    zero_digest,
+)
 from hpforensics.kb.store_schema import SCHEMA_VERSION, create_schema, pack_ranges, unpack_ranges
 
 log = logging.getLogger(__name__)
@@ -265,8 +271,14 @@ class PageStore:
         )
 
     def identify_image(self, data: bytes, name: str, *, mapped: bool = False, path: str | None = None) -> ModuleMatch:
-        """Normalise a PE file (or a mapped memory copy) and identify it."""
-        norm = normalize(data, name, path=path, mapped=mapped, algo=self.algo)
+        """Normalise a PE file (or a mapped memory copy) and identify it. A memory copy of a
+        version the store holds is masked with that version's stored mask."""
+        mask = None
+        if mapped:
+            head = normalize_headers(data, path or name)
+            known = self.find(name, *head) if head else None
+            mask = self.mask_for(known) if known else None
+        norm = normalize(data, name, path=path, mapped=mapped, algo=self.algo, mask=mask)
         return self.identify(name, norm.pages, norm.zero_pages)
 
     def _stored_rvas(self, image_id: int) -> set[int]:

@@ -1,0 +1,82 @@
+"""The engine's KB lookup (patch image path -> KB) over manifests and/or a page-hash store.
+
+`open_lookup` is what the memory-image and live paths call for `--manifest` / `--store`. A
+manifest may be an hpforensics KB manifest (or a folder of them) or a plain mapping of file name
+to KB (`{"files": {"hp.dll": "KB..."}}`, `{"hp.dll": "KB..."}`, or CSV with `file,kb`).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+from hpforensics.errors import InputError
+from hpforensics.kb.manifest import FORMAT, ManifestIndex, load, manifest_paths
+
+log = logging.getLogger(__name__)
+
+KbLookup = Callable[[str], Optional[str]]
+
+
+def _name(path: str) -> str:
+    return path.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+
+
+def _plain(path: Path, text: str) -> dict[str, str]:
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            data = json.loads(text)
+            if isinstance(data, dict) and isinstance(data.get("files"), dict):
+                data = data["files"]
+            if isinstance(data, list):
+                data = {str(r["file"]): str(r["kb"]) for r in data}
+            return {_name(str(k)): str(v) for k, v in data.items() if not str(k).startswith("_")}
+        return {_name(r["file"]): r["kb"] for r in csv.DictReader(text.splitlines())}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(path, f"not a KB manifest: {exc}") from None
+
+
+def _manifest_lookup(path: Path) -> KbLookup:
+    index = ManifestIndex()
+    plain: dict[str, str] = {}
+    for p in manifest_paths([path]):
+        text = p.read_text(encoding="utf-8-sig")
+        if f'"{FORMAT}"' in text:
+            index.add(load(p))
+        else:
+            plain.update(_plain(p, text))
+
+    def lookup(image_path: str) -> Optional[str]:
+        return index.kb_for_name(image_path) or plain.get(_name(image_path))
+
+    return lookup
+
+
+def _store_lookup(path: Path) -> KbLookup:
+    from hpforensics.kb.store import PageStore
+
+    store = PageStore(path)
+
+    def lookup(image_path: str) -> Optional[str]:
+        kbs = {kb for v in store.versions(_name(image_path)) for kb in v.kbs}
+        return kbs.pop() if len(kbs) == 1 else None
+
+    return lookup
+
+
+def open_lookup(manifest: Path | None = None, store: Path | None = None) -> KbLookup | None:
+    """One callable over whatever was given; the manifest answers first."""
+    parts = [f(Path(p)) for p, f in ((manifest, _manifest_lookup), (store, _store_lookup)) if p]
+    if not parts:
+        return None
+
+    def lookup(image_path: str) -> Optional[str]:
+        for part in parts:
+            kb = part(image_path)
+            if kb:
+                return kb
+        return None
+
+    return lookup
