@@ -119,6 +119,13 @@ def test_cli_json_schema_matches_the_result_model(target, cli):
     assert exe and exe[0]["pages_unexplained"] == 1
 
 
+def test_cli_fail_on_findings(target, cli):
+    assert cli("live", "--pid", str(target.pid), "-q", "--fail-on-findings").returncode == 0
+    target.write(target.func, b"\xcc")
+    proc = cli("live", "--pid", str(target.pid), "-q", "--fail-on-findings")
+    assert proc.returncode == 1 and "unexplained" in proc.stdout
+
+
 def test_cli_rejects_unknown_format(cli):
     proc = cli("live", "--pid", str(os.getpid()), "--format", "xml")
     assert proc.returncode == 2
