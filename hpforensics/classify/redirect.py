@@ -38,6 +38,7 @@ class Redirect:
     function_target: int | None = None  # where the chain finally leads
     patch: PatchImage | None = None
     sequence: int | None = None
+    unavailable: bool = False  # the chain leads into memory the source could not read
 
 
 @lru_cache(maxsize=4)
@@ -132,6 +133,17 @@ def check_redirect(
         win.reason = reason
         return win
 
+    def unreadable(address: int, what: str) -> Redirect:
+        # Paged-out HPAT pages are ordinary in memory images; only when a patch image for this
+        # module is mapped can the redirect be the hotpatch engine's, so only then is it left
+        # open ("unavailable") rather than unexplained.
+        if patches_for(patches, timestamp, checksum):
+            win.unavailable = True
+            return bad(f"{what} at {address:#x} is not present in the source; a patch image for "
+                       "this module is mapped, so the redirect cannot be verified either way")
+        return bad(f"{what} at {address:#x} is not readable and no patch image for this module "
+                   "is mapped")
+
     if f_off < WINDOW_BEFORE:
         return bad("short jump at the very start of the image")
     if near:
@@ -143,6 +155,8 @@ def check_redirect(
         target = F + struct.unpack_from("<i", actual, f_off - 4)[0]
         win.target = target
         stub = space.read_exact(target, 8)
+        if stub is None:
+            return unreadable(target, "E9 target")
         if stub != HPAT_STUB_X64 or target & 7:
             return bad(f"E9 at F-5 lands at {target:#x} ({amap.describe(target)}), which is not an "
                        "HPAT stub")
@@ -158,7 +172,7 @@ def check_redirect(
     fn = _u64(space, slot)
     win.function_target = fn
     if fn is None:
-        return bad(f"HPAT pointer slot {slot:#x} is unreadable")
+        return unreadable(slot, "HPAT pointer slot")
     patch = next((p for p in patches if p.image.contains(fn)), None)
     if patch is None:
         return bad(f"HPAT pointer at {slot:#x} leads to {amap.describe(fn)}, not into a mapped "

@@ -85,9 +85,12 @@ class ModuleClassifier:
 
     # ------------------------------------------------------------------ findings
     def _mark(self, start: int, end: int, verdict: Verdict) -> None:
+        rank = RANK.get(verdict)
+        if rank is None:  # an unverifiable redirect leaves the page's own state alone
+            return
         lo, hi = start >> 12, (max(end, start + 1) - 1) >> 12
         seg = self.state[lo : hi + 1]
-        np.maximum(seg, RANK[verdict], out=seg)
+        np.maximum(seg, rank, out=seg)
 
     def finding(self, verdict: Verdict, start: int, end: int, reason: str, **kw) -> None:
         self._mark(start, end, verdict)
@@ -222,8 +225,9 @@ class ModuleClassifier:
                 if r.hotpatch and r.patch is not None and r.function_target is not None:
                     kw["target_owner"] = (f"HPAT stub -> {r.patch.image.name}"
                                           f"+{r.function_target - r.patch.image.base:#x}")
-                self.finding(Verdict.HOTPATCH if r.hotpatch else Verdict.UNEXPLAINED, ws, we,
-                             r.reason, **kw)
+                verdict = (Verdict.HOTPATCH if r.hotpatch else
+                           Verdict.UNAVAILABLE if r.unavailable else Verdict.UNEXPLAINED)
+                self.finding(verdict, ws, we, r.reason, **kw)
             for a, b in _subtract(s, e, windows + holes):
                 if self.own_patch is not None:
                     self._hpat(a, b)

@@ -92,3 +92,23 @@ def test_page_accounting(scenario):
         if m.module in patched and m.module not in bad_modules:
             assert m.pages_hotpatched > 0, m
     assert {m.module for m in result.modules} == {im.name for im in images}
+
+
+def test_paged_out_hpat_leaves_redirects_open():
+    """HPAT pages missing from a dump: the redirects are `unavailable`, never called hooks;
+    without any patch image mapped the same bytes are unexplained."""
+    scenario = next(s for s in PLAN["scenarios"] if s["name"] == "hp1")
+    space, images, refs = build(scenario)
+    hpat = next(_int(r["base"]) for r in scenario["regions"] if r["kind"] == "hpat")
+    absent = FilesSpace([(im, space.read(im.base, im.size).data) for im in images], [],
+                        absent_pages=[hpat, hpat + 0x1000])
+    base = images[0]
+    result = verify_space(absent, refs, images=[base])
+    redirects = [f for f in result.findings if f.module == base.name and f.size == 7]
+    assert len(redirects) == 2 and {f.verdict for f in redirects} == {Verdict.UNAVAILABLE}
+    assert all("cannot be verified" in f.reason for f in redirects)
+    (m,) = result.modules
+    assert m.pages_unexplained == 0 and m.pages_hotpatched == 0
+    alone = FilesSpace([(base, space.read(base.base, base.size).data)], [])
+    result = verify_space(alone, refs, images=[base])
+    assert {f.verdict for f in result.findings if f.size == 7} == {Verdict.UNEXPLAINED}
