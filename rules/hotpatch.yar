@@ -27,9 +27,9 @@ rule hotpatch_image_load_config : hotpatch_image
 rule hotpatch_hpat_stubs : hotpatch_image hpat
 {
     meta:
-        description = "Hotpatch Address Table: run of 8-byte stubs jmp qword ptr [rip+0xFFA] padded with int3"
+        description = "Hotpatch Address Table: run of 8-byte stubs jmp qword ptr [rip+0xFFA] padded with int3 (committed in memory after the base image)"
         confidence = "high"
-        scope = "file or memory"
+        scope = "memory"
     strings:
         // four consecutive stubs; a real HPAT page holds up to 512
         $hpat = { FF 25 FA 0F 00 00 CC CC FF 25 FA 0F 00 00 CC CC FF 25 FA 0F 00 00 CC CC FF 25 FA 0F 00 00 CC CC }

@@ -18,8 +18,11 @@ SAMPLES_PE = REPO / "samples" / "pe"
 # image rules: the generated patch images; the redirect rule also: a memory image with patch 1.
 POSITIVES: dict[str, list[Path]] = {
     "hotpatch_image_load_config": [SAMPLES_PE / "hpbase_hp1.dll", SAMPLES_PE / "hpbase_hp2.dll"],
-    "hotpatch_hpat_stubs": [SAMPLES_PE / "hpbase_hp1.dll"],
-    "hotpatch_redirect_e9_ebf9": [POSITIVE / "hotpatch_redirect_e9_ebf9.bin"],
+    # the HPAT lives in memory after the base image (docs/hotpatch-format.md), not in the file
+    "hotpatch_hpat_stubs": [SAMPLES_PE / "mem" / "hp1.hpat@7ffb12345000.bin",
+                            SAMPLES_PE / "mem" / "kernel_hp1.hpat@fffff80612345000.bin"],
+    "hotpatch_redirect_e9_ebf9": [POSITIVE / "hotpatch_redirect_e9_ebf9.bin",
+                                  SAMPLES_PE / "mem" / "hp1.hpbase.dll@7ffb12340000.bin"],
     "hotpatch_redirect_ff25_ebf8": [POSITIVE / "hotpatch_redirect_ff25_ebf8.bin"],
     "hook_mov_rax_jmp_rax": [POSITIVE / "hook_mov_rax_jmp_rax.bin"],
     "hook_jmp_rip_absolute": [POSITIVE / "hook_jmp_rip_absolute.bin",
