@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import operator
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ def _algo(algo: str) -> int:
 
 def _is_buffer(obj: Any) -> bool:
     try:
-        memoryview(obj)
+        memoryview(obj).release()  # released at once, so an mmap can still be closed
     except TypeError:
         return False
     return True
@@ -133,7 +134,7 @@ def ranges_to_bitmap(ranges: Sequence[Sequence[int]], n: int) -> bytes:
     prev = 0
     for item in ranges:
         try:
-            start, end = int(item[0]), int(item[1])
+            start, end = operator.index(item[0]), operator.index(item[1])
         except (TypeError, IndexError, ValueError):
             raise TypeError(f"mask ranges must be (start, end) pairs of ints, got {item!r}") from None
         if not 0 <= start <= end <= n:
@@ -167,7 +168,8 @@ def _mask(mask: Mask, n: int) -> Any:
 
 def _length(buf: Any) -> int:
     try:
-        return memoryview(buf).nbytes
+        with memoryview(buf) as view:
+            return view.nbytes
     except TypeError:
         raise TypeError(f"buf must be a bytes-like object, not {type(buf).__name__}") from None
 

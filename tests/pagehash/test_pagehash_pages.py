@@ -142,6 +142,7 @@ def test_hash_file_does_not_modify_or_need_write_access(tmp_path):
         ({"mask": [(50, 60), (10, 20)]}, ValueError, "not sorted"),
         ({"mask": [(1,)]}, TypeError, "pairs"),
         ({"mask": [None]}, TypeError, "pairs"),
+        ({"mask": [(1.5, 4)]}, TypeError, "pairs"),
         ({"mask": "abc"}, TypeError, "mask"),
     ],
 )
