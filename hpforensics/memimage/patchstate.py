@@ -32,6 +32,7 @@ CLAIMED_NOT_IN_CODE = "loader claims patch, code does not show it"
 UNCLAIMED = "code redirected, loader claims none"
 PARTIAL = "partially applied"
 CLAIMED_NOT_MAPPED = "loader claims patch image that is not mapped"
+RECORDS_UNAVAILABLE = "patch image records unavailable"
 
 
 @dataclass
@@ -183,6 +184,15 @@ def hotpatch_images(
             names = ", ".join(f"TimeDateStamp {b.original_timestamp:#x} CheckSum "
                               f"{b.original_checksum:#x}" for b in patch.info.bases) or "no base"
             row(None, patch, BASE_MISMATCH, True, note=f"patch names {names}; no such image mapped")
+    for im in images:  # loaded as a patch image, but its hot patch records cannot be read
+        if im.is_patch_image and im.base not in patch_bases:
+            rows.append(HotpatchImageRecord(
+                source=space.source, pid=space.pid, process=space.process, base_module="",
+                base_path="", base_address=None, base_timestamp=None, base_checksum=None,
+                patch_path=im.path, patch_address=im.base, sequence=None, functions_patched=0,
+                functions_total=0, kb="", loader_state="", patch_in_loader_list=im.in_loader_list,
+                peb_images_hotpatched=peb_flag, status=RECORDS_UNAVAILABLE, flagged=False,
+                note="LoadReasonPatchImage, but the mapped header / load config is not readable"))
     for base in images:
         if base.hotpatch_state == APPLIED_FORWARD and base.active_patch_base:
             if (base.base, base.active_patch_base) in covered:

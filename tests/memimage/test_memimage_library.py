@@ -73,3 +73,24 @@ def test_generator_is_deterministic(tmp_path):
     old = json.loads(PLAN.read_text())
     new.pop("image"), old.pop("image")
     assert new == old
+
+
+def test_raw_walk_equals_the_object_model_walk(library_analysis):
+    """The fast VAD/loader walk (raw reads, ISF offsets) and Volatility's objects agree."""
+    from volatility3.plugins.windows import pslist
+
+    from hpforensics.memimage import walk
+    from hpforensics.memimage.fastwalk import FastWalker
+    from hpforensics.memimage.session import open_image
+
+    session = open_image(IMAGE, [SYMBOLS])
+    fast = FastWalker.create(session.context, session.kernel)
+    assert fast is not None
+    compared = 0
+    for proc in pslist.PsList.list_processes(session.context, session.kernel):
+        if proc.UniqueProcessId == 4:
+            continue
+        assert fast.vad_images(proc) == sorted(walk.vad_images(proc))
+        assert walk.process_images(proc, fast) == walk.process_images(proc, None)
+        compared += 1
+    assert compared == 10
