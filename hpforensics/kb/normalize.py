@@ -226,8 +226,11 @@ def normalize(
     where = path or name
     pe = parse_pe(data, where, mapped)
     try:
-        if mask is None and not mapped:
-            mask = engine_mask(data, name, pe.OPTIONAL_HEADER.ImageBase)
+        if mask is None:
+            # A mapped copy goes to the engine as the file-like view parse_pe made of it
+            # (raw data at the RVAs), so memory and file get the very same mask.
+            as_file = pe.__data__ if mapped else data
+            mask = engine_mask(as_file, name, pe.OPTIONAL_HEADER.ImageBase)
         if mask is None:
             mask = loader_mask(pe)
         image = memory_layout(pe, data, mapped)
