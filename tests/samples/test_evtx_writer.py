@@ -182,6 +182,23 @@ def test_same_events_same_bytes(tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_oversized_values_are_refused_and_the_file_stays_valid(tmp_path):
+    from evtx_writer.chunk import RecordTooLarge
+
+    t = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    path = tmp_path / "big.evtx"
+    with EvtxWriter(path) as w:
+        w.add(Event("P", 1, t, "H", "Application", data={"s": "ok"}))
+        with pytest.raises(RecordTooLarge):
+            w.add(Event("P", 2, t, "H", "Application", data={"s": "x" * 40000}))  # > 65535 bytes
+        with pytest.raises(RecordTooLarge):
+            w.add(Event("P", 3, t, "H", "Application", data={f"k{i}": "y" * 30000 for i in range(3)}))
+        w.add(Event("P", 4, t, "H", "Application", data={"s": "after"}))
+    rust, py = read_both(path)
+    assert [r["event_record_id"] for r in rust] == [1, 2] and len(py) == 2
+    assert "after" in rust[1]["data"]
+
+
 def test_name_hash_matches_windows(shared_data):
     """Every name in a real chunk string table carries the hash our writer computes."""
     data = (shared_data / "evtx" / "system.evtx").read_bytes()
