@@ -21,18 +21,6 @@
 #define PH_TARGET(x) __attribute__((target(x)))
 #endif
 
-/* a hint only: never faults, so reading past the end of the buffer is harmless */
-#if defined(_MSC_VER) && !defined(__clang__)
-#if PH_X86
-#include <xmmintrin.h>
-#define PH_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#else
-#define PH_PREFETCH(p) ((void)0)
-#endif
-#else
-#define PH_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
-#endif
-
 enum { PH_ALGO_XXH128 = 0, PH_ALGO_SHA256 = 1 };
 enum { PH_FLAG_ZERO = 1, PH_FLAG_MASKED = 2 };
 enum { PH_OK = 0, PH_ENOMEM = -1 };
