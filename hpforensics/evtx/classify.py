@@ -50,7 +50,7 @@ def find_build(*texts: str) -> str:
 @dataclass(frozen=True)
 class Classification:
     update_class: str  # a ReleaseKind value or "other"
-    release_month: str  # 'YYYY-MM' the update belongs to ('' for "other")
+    release_month: str | None  # 'YYYY-MM' the update belongs to ('' for "other")
     release: Release | None  # the calendar row, when the KB or build is listed
 
 
@@ -74,9 +74,12 @@ class Classifier:
         self._lookup = lru_cache(maxsize=4096)(self._lookup_uncached)
 
     def classify(self, kb: str, title: str, build: str, when: dt.datetime | None) -> Classification:
-        return self._lookup(kb, title, build, servicing_month(when))
+        found = self._lookup(kb, title, build)
+        if found.release_month is None:  # an unlisted update without a month in its title
+            return Classification(found.update_class, servicing_month(when), None)
+        return found
 
-    def _lookup_uncached(self, kb: str, title: str, build: str, fallback_month: str) -> Classification:
+    def _lookup_uncached(self, kb: str, title: str, build: str) -> Classification:
         cal = self.calendar
         release = (cal.lookup_kb(kb, self.product) if kb else None) or (
             cal.lookup_build(build, self.product) if build else None)
@@ -91,6 +94,6 @@ class Classifier:
             return Classification(OTHER, "", None)
         if (title and _CUMULATIVE.search(title)) or (build and not title):
             m = _TITLE_MONTH.match(title or "")
-            month = f"{m.group(1)}-{m.group(2)}" if m else fallback_month
-            return Classification(ReleaseKind.STANDARD.value, month, None)
+            month = f"{m.group(1)}-{m.group(2)}" if m else None
+            return Classification(ReleaseKind.STANDARD.value, month, None)  # type: ignore[arg-type]
         return Classification(OTHER, "", None)

@@ -173,8 +173,8 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
 def _update_fields(ev: Event, category: Category, data: dict[str, str], message: str) -> None:
     ev.title = data.get("updateTitle", "")
     package = data.get("PackageIdentifier") or data.get("PackageName") or ""
-    ev.kb = find_kb(ev.title, package, *(v for k, v in data.items() if k not in ("updateTitle",)),
-                    message)
+    ev.kb = find_kb(ev.title, package) or find_kb(
+        *(v for k, v in data.items() if k != "updateTitle"), message)
     ev.os_build = find_build(ev.title, package)
     guid = data.get("updateGuid", "")
     ev.update_guid = guid.strip("{}").upper()

@@ -1,19 +1,21 @@
 """Incremental writers: each output goes to NAME.csv and NAME.jsonl row by row.
 
 CSV cells go through `report.csvsafe.safe_cell` (no formula starts, no raw newlines), so the
-files open safely in Excel and Timeline Explorer; JSONL keeps the plain values.
+files open safely in Excel and Timeline Explorer; JSONL keeps the plain values. Rows can be
+rendered to text where they are produced (a worker process) and written here as text.
 """
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
+
+import orjson
 
 from hpforensics.report.csvsafe import safe_cell
 from hpforensics.report.rows import plain
-
 
 _RISKY = frozenset("=+-@\t\r")
 
@@ -25,6 +27,8 @@ def _plain(name: str, value: Any) -> Any:
 
 
 def _cell(value: Any) -> Any:
+    # Most cells are plain str / int / None: skip the general converter for those (this runs
+    # once per cell of every event).
     if type(value) is str:
         if value and (value[0] in _RISKY or "\n" in value or "\r" in value):
             return safe_cell(value)
@@ -34,8 +38,28 @@ def _cell(value: Any) -> Any:
     return safe_cell(value)
 
 
+def safe_cells(values: Iterable[Any]) -> list[Any]:
+    """Plain values as CSV-safe cells."""
+    return [_cell(v) for v in values]
+
+
+def json_line(columns: Sequence[str], values: Sequence[Any]) -> str:
+    return orjson.dumps(dict(zip(columns, values)), default=str).decode() + "\n"
+
+
+def plain_values(columns: Sequence[str], row: dict[str, Any]) -> list[Any]:
+    return [_plain(c, row.get(c)) for c in columns]
+
+
+def render_csv(rows: Iterable[list[Any]]) -> str:
+    """Many rows of cells as CSV text, in one call into the csv module."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
 class RowSink:
-    """Write rows (dicts or dataclasses) to `<dir>/<name>.csv` and `<dir>/<name>.jsonl`."""
+    """Write rows (dicts) to `<dir>/<name>.csv` and `<dir>/<name>.jsonl`."""
 
     def __init__(self, outdir: Path, name: str, columns: Sequence[str]) -> None:
         self.columns = list(columns)
@@ -49,12 +73,22 @@ class RowSink:
         self._writer.writerow(self.columns)
 
     def write(self, row: dict[str, Any]) -> None:
-        # Most cells are plain str / int / None: skip the general converters for those
-        # (this loop runs once per cell of every event).
-        values = {c: _plain(c, row.get(c)) for c in self.columns}
-        self._writer.writerow([_cell(v) for v in values.values()])
-        self._jsonl_fh.write(json.dumps(values, default=str) + "\n")
+        values = plain_values(self.columns, row)
+        self._writer.writerow(safe_cells(values))
+        self._jsonl_fh.write(json_line(self.columns, values))
         self.count += 1
+
+    def write_cells(self, cells: Iterable[list[Any]], jsonl_text: str, rows: int) -> None:
+        """Rows already made safe (safe_cells) and their JSON lines."""
+        self._writer.writerows(cells)
+        self._jsonl_fh.write(jsonl_text)
+        self.count += rows
+
+    def write_text(self, csv_text: str, jsonl_text: str, rows: int) -> None:
+        """Rows already rendered (render_csv / json_line) with the same columns."""
+        self._csv_fh.write(csv_text)
+        self._jsonl_fh.write(jsonl_text)
+        self.count += rows
 
     def close(self) -> None:
         self._csv_fh.close()

@@ -22,7 +22,7 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import RowSink
+from hpforensics.evtx.outputs import RowSink, json_line, plain_values, render_csv, safe_cells
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -90,8 +90,19 @@ def _classifier(product: str | None) -> Classifier:
     return _CLASSIFIER
 
 
+@dataclass
+class FileResult:
+    """One input's events, rendered where they were read (so workers share the work)."""
+
+    events: list[Event]
+    stats: ReadStats
+    events_csv: str = ""
+    events_jsonl: str = ""
+    timeline: list[tuple[tuple[str, str, str], list, str]] = field(default_factory=list)
+
+
 def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
-              hash_inputs: bool = False) -> tuple[list[Event], ReadStats]:
+              hash_inputs: bool = False, opts: TimelineOptions | None = None) -> FileResult:
     """Normalised events of one input, and what reading it gave (never raises on bad data)."""
     from hpforensics.evidence import describe_input
 
@@ -105,12 +116,28 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
                 stats.sha256 = describe_input(path).sha256
             for raw in _records(item.kind, path, stats, parser):
                 ev = normalise(raw, item.source, item.device_hint, classifier)
-                if ev is not None:
+                if ev is not None and (opts is None or _keep(ev, opts)):
                     events.append(ev)
     except HPFError as exc:
         stats.warnings.append(str(exc))
     stats.relevant = len(events)
-    return events, stats
+    return _rendered(events, stats)
+
+
+def _rendered(events: list[Event], stats: ReadStats) -> FileResult:
+    """Render where the events were read, so parallel workers share the output work."""
+    result = FileResult(events, stats)
+    values = [R.event_values(ev) for ev in events]
+    result.events_csv = render_csv(map(safe_cells, values))
+    cols = R.EVENT_COLUMNS
+    result.events_jsonl = "".join(json_line(cols, v) for v in values)
+    tcols = R.TIMELINE_COLUMNS
+    for ev in events:
+        row = R.timeline_row(ev)
+        tv = [row[c] for c in tcols]
+        result.timeline.append(((row["datetime"], row["device"], str(row["record_id"])),
+                                safe_cells(tv), json_line(tcols, tv)))
+    return result
 
 
 def _records(kind: str, path: str, stats: ReadStats, parser: str) -> Iterator:
@@ -125,12 +152,12 @@ def _records(kind: str, path: str, stats: ReadStats, parser: str) -> Iterator:
     raise InputError(path, f"unsupported input kind {kind!r}")
 
 
-def _read_star(args: tuple) -> tuple[list[Event], ReadStats]:
+def _read_star(args: tuple) -> FileResult:
     return read_item(*args)
 
 
-def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[tuple[list[Event], ReadStats]]:
-    args = [(item, opts.parser, opts.product, opts.hash_inputs) for item in items]
+def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[FileResult]:
+    args = [(item, opts.parser, opts.product, opts.hash_inputs, opts) for item in items]
     if opts.jobs == 1 or len(items) < 2:
         yield from map(_read_star, args)
         return
@@ -158,14 +185,15 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
         raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
     result = TimelineResult()
     by_device: dict[str, list[Event]] = defaultdict(list)
+    timeline: list[tuple[tuple[str, str, str], list, str]] = []
     with RowSink(outdir, "events", R.EVENT_COLUMNS) as events_out:
-        for events, stats in iter_read(items, opts):
-            result.inputs.append(stats)
-            result.records += stats.records
-            for ev in events:
-                if _keep(ev, opts):
-                    events_out.write(R.event_row(ev))
-                    by_device[ev.device].append(ev)
+        for part in iter_read(items, opts):
+            result.inputs.append(part.stats)
+            result.records += part.stats.records
+            events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
+            timeline.extend(part.timeline)
+            for ev in part.events:
+                by_device[ev.device].append(ev)
         result.events = events_out.count
     result.outputs["events"] = events_out.csv_path
     if not result.records and all(s.warnings for s in result.inputs):
@@ -175,7 +203,7 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
     rules = ComplianceRules(classifier.calendar, opts.grace_days)
     for device in sorted(by_device):
         result.devices.append(_device(device, by_device[device], rules, opts))
-    _write_rest(outdir, result)
+    _write_rest(outdir, result, timeline)
     if html:
         from hpforensics.report.html import write_report
 
@@ -227,15 +255,17 @@ def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
                        "warnings": " | ".join(s.warnings)})
 
 
-def _write_rest(outdir: Path, result: TimelineResult) -> None:
-    timeline: list[dict] = []
+def _write_rest(outdir: Path, result: TimelineResult,
+                timeline: list[tuple[tuple[str, str, str], list, str]]) -> None:
+    tcols = R.TIMELINE_COLUMNS
     for d in result.devices:
-        timeline.extend(R.timeline_row(ev) for ev in d.events)
-        timeline.extend(R.effective_rows(d.lifecycles))
-    timeline.sort(key=lambda r: (r["datetime"], r["device"], str(r["record_id"])))
-    with RowSink(outdir, "timeline", R.TIMELINE_COLUMNS) as out:
-        for row in timeline:
-            out.write(row)
+        for row in R.effective_rows(d.lifecycles):
+            tv = plain_values(tcols, row)
+            timeline.append(((row["datetime"], row["device"], ""), safe_cells(tv),
+                             json_line(tcols, tv)))
+    timeline.sort(key=lambda t: t[0])
+    with RowSink(outdir, "timeline", tcols) as out:
+        out.write_cells((t[1] for t in timeline), "".join(t[2] for t in timeline), len(timeline))
     result.outputs["timeline"] = out.csv_path
     with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
         for d in result.devices:

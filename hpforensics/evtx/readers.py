@@ -8,12 +8,13 @@ the bulk of a log (logons, service changes) costs a regex scan and nothing more.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
 import xml.etree.ElementTree as ET
 from typing import Iterator
+
+import orjson
 
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.chunks import CHUNK_SIZE, FILE_HEADER_SIZE, ChunkScan, scan_chunks
@@ -93,11 +94,9 @@ def json_relevant(text: str) -> bool:
         ids = SOME_EVENTS.get(name)
         if ids is not None and _json_event_id(text) in ids:
             return True
-    else:
-        start = 0
-    if text.find("atch", start) < 0 and text.find("ATCH", start) < 0:
-        return False
-    return "hotpatch" in text.lower()
+    if "atch" in text or "ATCH" in text:
+        return "hotpatch" in text.lower()
+    return False
 
 
 def _json_event_id(text: str) -> int:
@@ -113,16 +112,18 @@ def _json_event_id(text: str) -> int:
     return int(text[at:end]) if end > at else -1
 
 
-def raw_from_json(text: str) -> RawRecord:
-    event = json.loads(text)["Event"]
+def raw_from_json(text: str, stamp: str | None = None) -> RawRecord:
+    """`stamp`: the record header's time, when the caller has it (else TimeCreated)."""
+    event = orjson.loads(text)["Event"]
     system = event.get("System") or {}
     provider = system.get("Provider") or {}
     attrs = provider.get("#attributes") or {} if isinstance(provider, dict) else {}
     eid = system.get("EventID")
     if isinstance(eid, dict):
         eid = eid.get("#text")
-    created = system.get("TimeCreated") or {}
-    stamp = (created.get("#attributes") or {}).get("SystemTime", "") if isinstance(created, dict) else ""
+    if stamp is None:
+        created = system.get("TimeCreated") or {}
+        stamp = (created.get("#attributes") or {}).get("SystemTime", "") if isinstance(created, dict) else ""
     rec = RawRecord(
         provider=attrs.get("Name") or attrs.get("EventSourceName") or "",
         event_id=int(eid or 0),
@@ -159,11 +160,9 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
                         text = item["data"]
                         if relevant_only and not json_relevant(text):
                             continue
-                        rec = raw_from_json(text)
-                        # the record header's FILETIME, 100 ns digits (TimeCreated is rounded
-                        # to microseconds); truncating it agrees with every other reader
-                        rec.time = parse_time(item["timestamp"]) or rec.time
-                        yield rec
+                        # the record header's FILETIME has the 100 ns digits (TimeCreated is
+                        # rounded to microseconds); truncating it agrees with every other reader
+                        yield raw_from_json(text, item["timestamp"])
                     break
                 except (RuntimeError, OSError, ValueError) as exc:
                     _parser_error(stats, scan, exc)

@@ -62,9 +62,17 @@ def parse_time(value: str) -> dt.datetime | None:
     seven fractional digits from wevtutil) as an aware UTC datetime."""
     if not value:
         return None
-    text = value.strip().replace(" ", "T", 1)
+    # fast path: the Rust parser's '2017-07-12T17:16:28.2141616Z UTC' and SystemTime values
+    if (len(value) >= 27 and value[10] == "T" and value[19] == "." and value[26].isdigit()
+            and (value.endswith("Z UTC") or value.endswith("Z"))):
+        try:
+            return dt.datetime.fromisoformat(value[:26]).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    text = value.strip()
     if text.endswith(" UTC"):
         text = text[:-4]
+    text = text.replace(" ", "T", 1)
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     head, dot, frac = text.partition(".")

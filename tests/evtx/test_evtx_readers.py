@@ -26,7 +26,8 @@ def evtx_dir(shared_data: Path) -> Path:
 
 def _events(path: Path, parser: str = "evtx"):
     [item] = discover([path])
-    return read_item(item, parser)
+    part = read_item(item, parser)
+    return part.events, part.stats
 
 
 def _ids(events) -> Counter:
@@ -165,7 +166,8 @@ def test_triage_folder_and_zip_layouts(evtx_dir: Path, tmp_path: Path) -> None:
         ("HOST-B", "uploads/auto/C%3A/Windows/System32/winevt/Logs/System.evtx"),
         ("HOST-A", ""),
     ]
-    events, stats = read_item(items[0])
+    part = read_item(items[0])
+    events, stats = part.events, part.stats
     assert stats.records == 1881 and len(events) == 415
     assert device_from_parts(["kape", "WS7", "C", "Windows", "System32", "winevt", "Logs", "a.evtx"]) == "WS7"
 
@@ -177,3 +179,18 @@ def test_record_without_computer_takes_collection_name(evtx_dir: Path) -> None:
                     {"updateTitle": "2025-02 Hotpatch (KB5052105)"})
     ev = normalise(raw, "x.evtx", "HOST-C", None)
     assert ev is not None and ev.device == "HOST-C" and ev.kb == "KB5052105"
+
+
+@pytest.mark.parametrize("text, micro", [
+    ("2017-07-12T17:16:28.2141616Z UTC", 214161),  # Rust parser, record header (truncated)
+    ("2025-02-01T07:12:00Z UTC", 0),  # Rust parser drops a zero fraction
+    ("2025-02-01T07:12:00.5Z UTC", 500000),
+    ("2017-07-12 17:16:28.214161+00:00", 214161),  # python-evtx
+    ("2017-07-12T19:16:28.2141616+02:00", 214161),  # local offset
+])
+def test_parse_time_forms(text: str, micro: int) -> None:
+    from hpforensics.evtx.records import parse_time
+
+    stamp = parse_time(text)
+    assert stamp is not None and stamp.microsecond == micro and stamp.utcoffset().total_seconds() == 0
+    assert (stamp.hour, stamp.minute) in ((17, 16), (7, 12))
