@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,9 +56,24 @@ def run_plugin(name: str, extra: dict) -> tuple[float, float, int]:
     return t2 - t0, t2 - t1, rows
 
 
+def run_cli(args: list[str]) -> float:
+    """Wall seconds of one `vol` command line, as a user runs it (imports included)."""
+    import subprocess
+
+    vol = Path(sys.executable).with_name("vol")
+    cache = Path(tempfile.gettempdir()) / "hpf-bench-dump-vol-cache"  # private: see session.py
+    cache.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    subprocess.run([str(vol), "-q", "--offline", "--cache-path", str(cache), "-r", "none",
+                    "-f", str(IMAGE), "-s", str(SYMBOLS), *args],
+                   check=True, capture_output=True, cwd=REPO)
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cli-rounds", type=int, default=3, help="`vol` command-line runs (0: skip)")
     args = ap.parse_args()
     if not IMAGE.exists():
         os.system(f"{sys.executable} {REPO / 'samples' / 'build_memimage.py'}")
@@ -88,6 +104,23 @@ def main() -> int:
         print(f"{n:32} {med[n]:8.3f} {med[n] / med[mal]:9.2f}x {med[n] / med[dll]:9.2f}x "
               f"{rmed[n]:9.3f} {rmed[n] / rmed[mal]:9.2f}x {rmed[n] / rmed[dll]:9.2f}x "
               f"{rows[n]:5d}")
+    if args.cli_rounds:
+        lines = {
+            "vol windows.hotpatch.Regions": ["-p", str(REPO / "plugins"), "windows.hotpatch.Regions",
+                                             "--reference", str(REPO / "samples" / "pe")],
+            "vol windows.malware.malfind": ["windows.malware.malfind"],
+            "vol windows.dlllist": ["windows.dlllist"],
+        }
+        wall: dict[str, list[float]] = {n: [] for n in lines}
+        for _ in range(args.cli_rounds):
+            for n, argv in lines.items():
+                wall[n].append(run_cli(argv))
+        w = {n: statistics.median(v) for n, v in wall.items()}
+        print(f"\n{'command line (wall, median of ' + str(args.cli_rounds) + ')':44} {'s':>6} "
+              f"{'vs malfind':>10} {'vs dlllist':>10}")
+        for n in lines:
+            print(f"{n:44} {w[n]:6.2f} {w[n] / w['vol windows.malware.malfind']:9.2f}x "
+                  f"{w[n] / w['vol windows.dlllist']:9.2f}x")
     return 0
 
 

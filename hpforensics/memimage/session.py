@@ -6,6 +6,7 @@ missing symbol table fails fast with one message naming the PDB GUID/age and whe
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import struct
@@ -29,6 +30,23 @@ class Session:
     config_path: str
 
 
+def _private_dirs(wanted: Sequence[str]) -> tuple[str, str]:
+    """(identifier cache dir, scratch symbol dir) private to this set of symbol directories.
+
+    Volatility keeps one identifier cache per user and drops every entry not under the symbol
+    path of the run that updates it, so a concurrent `vol` with other -s directories makes our
+    table vanish from the cache; on such a miss Volatility tries to download the PDB and, to do
+    so, truncates and then deletes <first symbol dir>/windows/<pdb>/<GUID>-<age>.json.xz — the
+    very file the user gave. A private cache avoids the race and a scratch directory placed
+    first on the path takes any such write instead of the user's files.
+    """
+    key = hashlib.sha256("\0".join(wanted).encode()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hpforensics" / "volatility"
+    cache, scratch = root / key, root / key / "scratch-symbols"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return str(cache), str(scratch)
+
+
 def _prepare_framework(symbol_dirs: Sequence[Path]) -> None:
     import volatility3.plugins
     import volatility3.symbols
@@ -38,7 +56,8 @@ def _prepare_framework(symbol_dirs: Sequence[Path]) -> None:
     framework.require_interface_version(2, 0, 0)
     constants.OFFLINE = True
     wanted = [str(Path(d).resolve()) for d in symbol_dirs]
-    volatility3.symbols.__path__ = wanted + [
+    constants.CACHE_PATH, scratch = _private_dirs(wanted)
+    volatility3.symbols.__path__ = [scratch] + wanted + [
         p for p in constants.SYMBOL_BASEPATHS if p not in wanted]
     plugin_paths = [str(PLUGINS_DIR)] if PLUGINS_DIR.is_dir() else []
     volatility3.plugins.__path__ = plugin_paths + [

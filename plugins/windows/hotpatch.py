@@ -14,9 +14,6 @@ from volatility3.framework.configuration import requirements
 from volatility3.framework.renderers import format_hints
 from volatility3.plugins.windows import modules, pslist
 
-from hpforensics.memimage import options
-from hpforensics.memimage.analyze import Analysis, analyze
-
 vollog = logging.getLogger(__name__)
 
 
@@ -61,7 +58,11 @@ class _HotpatchBase:
                                            description="YARA rules for changed regions"),
         ]
 
-    def _analysis(self) -> Analysis:
+    def _analysis(self):
+        # imported here: `vol -p plugins` imports this file for every plugin it runs
+        from hpforensics.memimage import options
+        from hpforensics.memimage.analyze import analyze
+
         cfg = self.config  # type: ignore[attr-defined]
         refs = options.references([Path(d) for d in (cfg.get("reference") or [])])
         kb = options.kb_lookup(Path(cfg["manifest"]) if cfg.get("manifest") else None,

@@ -1,10 +1,12 @@
 # Memory image: a Windows 11 24H2 machine with hotpatched, hooked and forged images.
 # Volatility recognises it unaided; hpforensics says which changed byte is a hotpatch and which is not.
-mkdir -p "$DEMO_OUT/dump"
+mkdir -p "$DEMO_OUT/dump/vol-cache"
 IMAGE=samples/win11-24h2-hotpatch.raw
 [ -f "$IMAGE" ] || python samples/build_memimage.py      # deterministic, about a second
-vol -q -f "$IMAGE" -s samples/symbols windows.pslist 2>/dev/null | tee "$DEMO_OUT/dump/pslist.txt"
-vol -q -f "$IMAGE" -s samples/symbols -p plugins windows.hotpatch.Images \
+# a private Volatility cache: a shared one can lose our table to other runs (see session.py)
+VOL=(vol -q --offline --cache-path "$DEMO_OUT/dump/vol-cache" -f "$IMAGE" -s samples/symbols)
+"${VOL[@]}" windows.pslist 2>/dev/null | tee "$DEMO_OUT/dump/pslist.txt"
+"${VOL[@]}" -p plugins windows.hotpatch.Images \
     --manifest samples/memimage-kb.json 2>/dev/null | tee "$DEMO_OUT/dump/hotpatch-images.txt"
 hpforensics dump analyze "$IMAGE" --symbols samples/symbols --reference samples/pe \
     --manifest samples/memimage-kb.json --yara rules -o "$DEMO_OUT/dump"
@@ -15,5 +17,5 @@ if hpforensics dump analyze "$DEMO_OUT/dump/truncated.raw" --symbols samples/sym
     echo "expected an error for a truncated image" >&2; exit 1
 fi
 cat "$DEMO_OUT/dump/truncated.err"
-rm -f "$DEMO_OUT/dump/truncated.raw"
+rm -rf "$DEMO_OUT/dump/truncated.raw" "$DEMO_OUT/dump/vol-cache"
 echo "dump analyze -> $DEMO_OUT/dump/"
