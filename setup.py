@@ -1,8 +1,11 @@
 """Build the C core. Everything else is declared in pyproject.toml."""
 import glob
+import os
+import shutil
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 if sys.platform == "win32":
     extra_compile_args = ["/O2"]
@@ -13,7 +16,22 @@ else:
     extra_compile_args = ["-O3", "-std=c11", "-Wall", "-Wextra", "-pthread"]
     extra_link_args = ["-pthread"]
 
+
+class atomic_build_ext(build_ext):
+    """`--inplace` replaces the module by rename, never by rewriting it: a process that has the
+    old module mapped (a test run in progress) keeps a valid file instead of crashing."""
+
+    def copy_file(self, infile, outfile, *args, **kwargs):  # type: ignore[override]
+        if not self.inplace or os.path.isdir(outfile):
+            return super().copy_file(infile, outfile, *args, **kwargs)
+        tmp = f"{outfile}.{os.getpid()}.tmp"
+        shutil.copy2(infile, tmp)
+        os.replace(tmp, outfile)
+        return outfile, True
+
+
 setup(
+    cmdclass={"build_ext": atomic_build_ext},
     ext_modules=[
         Extension(
             "hpforensics._pagehash",
@@ -22,5 +40,5 @@ setup(
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
         )
-    ]
+    ],
 )
