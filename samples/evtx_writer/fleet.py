@@ -13,27 +13,9 @@ from dataclasses import dataclass, field
 
 from . import windows as W
 from .event import Event
+from .releases import (CALENDAR, OS_BUILD, OUT_OF_BAND_HOTPATCH, STANDARD, UTC,  # noqa: F401
+                       next_month, patch_tuesday, update_guid, update_title)
 
-UTC = _dt.timezone.utc
-
-# month -> (kind, KB, build revision); Windows 11 24H2 rows of the release calendar in
-# /work/shared/reference/hotpatch-internals.md (hotpatch months list the hotpatch KB).
-CALENDAR: dict[str, tuple[str, str, int]] = {
-    "2025-01": ("baseline", "KB5050009", 2894), "2025-02": ("hotpatch", "KB5052105", 3107),
-    "2025-03": ("hotpatch", "KB5053636", 3403), "2025-04": ("baseline", "KB5055523", 3775),
-    "2025-05": ("hotpatch", "KB5058497", 3981), "2025-06": ("hotpatch", "KB5060841", 4270),
-    "2025-07": ("baseline", "KB5062553", 4652), "2025-08": ("hotpatch", "KB5064010", 4851),
-    "2025-09": ("hotpatch", "KB5065474", 6508), "2025-10": ("baseline", "KB5066835", 6899),
-    "2025-11": ("hotpatch", "KB5068966", 7092), "2025-12": ("hotpatch", "KB5072014", 7392),
-    "2026-01": ("baseline", "KB5074109", 7623), "2026-02": ("hotpatch", "KB5077212", 7781),
-    "2026-03": ("hotpatch", "KB5079420", 7979), "2026-04": ("baseline", "KB5083769", 8246),
-    "2026-05": ("hotpatch", "KB5089466", 8390),
-}
-# Standard cumulative updates of hotpatch months (what non-hotpatch devices get); only months
-# whose KB/build we confirmed in Microsoft's release notes as quoted by public write-ups.
-STANDARD: dict[str, tuple[str, int]] = {"2025-08": ("KB5063878", 4946), "2025-09": ("KB5065426", 6584)}
-OUT_OF_BAND_HOTPATCH: dict[str, tuple[str, int]] = {"2026-03": ("KB5084597", 7982)}
-OS_BUILD = 26100
 WU_REASON = ("Operating System: Service pack (Planned)", 0x80020010)
 USO_WORKER = "C:\\WINDOWS\\uus\\AMD64\\MoUsoCoreWorker.exe"
 # A restart the signed-in admin starts from the Start menu after installing an update by hand.
@@ -42,27 +24,6 @@ MANUAL_RESTART = ("Other (Unplanned)", 0x0, "C:\\Windows\\explorer.exe", "CONTOS
 # The events that prove what a month's row says (listed per row as "evidence").
 EVIDENCE = {(W.WUC, 19), (W.WUC, 20), (W.SERVICING, 2), (W.SERVICING, 3), ("User32", 1074),
             ("Microsoft-Windows-Kernel-General", 12)}
-
-
-def patch_tuesday(month: str) -> _dt.datetime:
-    y, m = map(int, month.split("-"))
-    first = _dt.date(y, m, 1)
-    day = 1 + (1 - first.weekday()) % 7 + 7
-    return _dt.datetime(y, m, day, 17, 0, tzinfo=UTC)  # 10:00 PT release
-
-
-def next_month(month: str) -> str:
-    y, m = map(int, month.split("-"))
-    return f"{y + m // 12}-{m % 12 + 1:02d}"
-
-
-def update_title(month: str, kb: str, build: int, hotpatch: bool) -> str:
-    kind = "Security Hotpatch Update" if hotpatch else "Cumulative Update"
-    return f"{month} {kind} for Windows 11 Version 24H2 for x64-based Systems ({kb}) ({OS_BUILD}.{build})"
-
-
-def update_guid(kb: str) -> uuid.UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, "urn:hpforensics:update:" + kb)
 
 
 def _status(row: dict) -> str:
