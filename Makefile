@@ -39,3 +39,10 @@ asan:
 	$(CC) -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
 		-Wall -Wextra -o build/pagehash_test csrc/pagehash/tests/test_core.c $(PAGEHASH_CORE)
 	./build/pagehash_test
+
+# Coverage-guided fuzzing (atheris for the Python parsers, libFuzzer + ASan/UBSan for the C core):
+# each harness runs FUZZ_SECONDS; see fuzz/README.md. Needs the `fuzz` extra and clang.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(PY) -m pip install -q 'atheris>=2.3'
+	PY=$(PY) bash fuzz/run.sh $(FUZZ_SECONDS)
