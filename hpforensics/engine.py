@@ -99,12 +99,15 @@ def verify_space(
         try:
             findings, summary = verify_image(space, m, exp, patches, context=ctx,
                                              reference=references.label(exp))
-        except InputError as exc:
-            result.warnings.append(f"{m.name} at {m.base:#x}: {exc}")
+        except Exception as exc:  # one bad module must not end a scan of hundreds
+            if not isinstance(exc, InputError):
+                log.exception("verifying %s at %#x", m.name, m.base)
+            why = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            result.warnings.append(f"{m.name} at {m.base:#x}: {why}")
             result.modules.append(ModuleSummary(
                 source=space.source, pid=space.pid, process=space.process, module=m.name,
                 module_path=m.path, module_base=m.base, size=m.size, reference=references.label(exp),
-                status=f"error: {exc}"))
+                status=f"error: {why}"))
             continue
         result.findings.extend(findings)
         result.modules.append(summary)
