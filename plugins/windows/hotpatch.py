@@ -59,6 +59,17 @@ class _HotpatchBase:
         ]
 
     def _analysis(self):
+        """The analysis, or an empty one after logging a user error (bad option, bad file)."""
+        from hpforensics.errors import HPFError
+        from hpforensics.memimage.analyze import Analysis
+
+        try:
+            return self._run_analysis()
+        except HPFError as exc:  # one line, as the hpforensics CLI would print it
+            vollog.error("hpforensics: error: %s", exc)
+            return Analysis()
+
+    def _run_analysis(self):
         # imported here: `vol -p plugins` imports this file for every plugin it runs
         from hpforensics.memimage import options
         from hpforensics.memimage.analyze import analyze

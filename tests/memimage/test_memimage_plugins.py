@@ -55,3 +55,10 @@ def test_manifest_names_the_kb_and_dump_writes_bytes(tmp_path):
     hook = out / "pid.3128.hpbase.dll.0x7ffb12341040.actual.bin"
     assert hook.read_bytes()[:1] == b"\xe9"  # the attacker's jmp, 5 bytes
     assert (out / "pid.3128.hpbase.dll.0x7ffb12341040.expected.bin").read_bytes() != hook.read_bytes()
+
+
+def test_bad_option_is_one_error_line_not_a_traceback(tmp_path):
+    proc = run_vol("windows.hotpatch.Verify", "--reference", str(tmp_path / "missing"))
+    assert "Traceback" not in proc.stderr
+    assert f"hpforensics: error: {tmp_path / 'missing'}: reference folder does not exist" in proc.stderr
+    assert proc.stdout.strip() == "[]"
