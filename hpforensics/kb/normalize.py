@@ -61,12 +61,6 @@ def parse_pe(data: bytes, path: str, mapped: bool = False) -> pefile.PE:
                 s.PointerToRawData = s.VirtualAddress
                 s.SizeOfRawData = max(0, min(max(s.Misc_VirtualSize, s.SizeOfRawData), len(data) - s.VirtualAddress))
             pe = pefile.PE(data=bytes(pe.write()), fast_load=True)
-        pe.parse_data_directories(
-            directories=[
-                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"],
-                pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG"],
-            ]
-        )
     except pefile.PEFormatError as exc:
         raise InputError(path, f"not a PE image: {exc.value}", 0) from None
     except (ValueError, IndexError, struct.error) as exc:  # pefile leaks these on garbage
@@ -87,7 +81,16 @@ def normalize_headers(data: bytes, path: str) -> tuple[int, int] | None:
 
 def loader_mask(pe: pefile.PE) -> list[tuple[int, int]]:
     """Merged RVA ranges the loader may write: base relocations, the IAT, dynamic relocations.
-    Read from the image itself, so a file and a memory copy of it get the same mask."""
+    Read from the image itself, so a file and a memory copy of it get the same mask. Raises
+    InputError when a directory is malformed."""
+    # Parsed only here: pefile's relocation walk is the slowest step of an import, and it is
+    # not needed when the engine supplies the mask.
+    pe.parse_data_directories(
+        directories=[
+            pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_BASERELOC"],
+            pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG"],
+        ]
+    )
     ranges: list[tuple[int, int]] = []
     for block in getattr(pe, "DIRECTORY_ENTRY_BASERELOC", []):
         for e in block.entries:
@@ -235,7 +238,7 @@ def normalize(
             mask = loader_mask(pe)
         image = memory_layout(pe, data, mapped)
         rvas = executable_pages(pe)
-    except (ValueError, IndexError, AttributeError, struct.error) as exc:
+    except (ValueError, IndexError, AttributeError, struct.error, pefile.PEFormatError) as exc:
         raise InputError(where, f"corrupt PE image: {exc}") from None
     digests, zero = hash_image_pages(image, rvas, mask, algo)
     return NormalizedImage(

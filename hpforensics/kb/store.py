@@ -30,6 +30,7 @@ from hpforensics.kb.store_schema import SCHEMA_VERSION, create_schema, pack_rang
 log = logging.getLogger(__name__)
 
 LOOKUP_BATCH = 20_000
+IN_LIST = 999  # keys per statement: SQLite's variable limit before 3.32
 
 
 @dataclass(frozen=True)
@@ -207,24 +208,29 @@ class PageStore:
     def iter_lookup(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> Iterator[tuple[bytes, int, int]]:
         """(digest, image id, rva) for every stored page with one of `digests`, batch by batch.
         All-zero pages are skipped: they match every image and tell nothing."""
-        chunk: list[tuple[bytes]] = []
+        chunk: list[bytes] = []
         zero = zero_digest(self.algo)
         for d in digests:
             if d == zero:
                 continue
-            chunk.append((bytes(d),))
+            chunk.append(bytes(d))
             if len(chunk) >= batch:
                 yield from self._lookup_chunk(chunk)
                 chunk = []
         if chunk:
             yield from self._lookup_chunk(chunk)
 
-    def _lookup_chunk(self, chunk: list[tuple[bytes]]) -> list[tuple[bytes, int, int]]:
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS q(digest BLOB PRIMARY KEY) WITHOUT ROWID")
-        self.db.execute("DELETE FROM q")
-        self.db.executemany("INSERT OR IGNORE INTO q(digest) VALUES (?)", chunk)
-        return self.db.execute(
-            "SELECT p.digest, p.image_id, p.rva FROM q JOIN pages p ON p.digest = q.digest").fetchall()
+    def _lookup_chunk(self, chunk: list[bytes]) -> list[tuple[bytes, int, int]]:
+        # Sorted keys walk the digest index in order (cache-friendly); IN-lists of a few hundred
+        # keys keep the per-statement overhead low without a temporary table.
+        chunk.sort()
+        out: list[tuple[bytes, int, int]] = []
+        for i in range(0, len(chunk), IN_LIST):
+            keys = chunk[i:i + IN_LIST]
+            out += self.db.execute(
+                f"SELECT digest, image_id, rva FROM pages WHERE digest IN ({','.join('?' * len(keys))})",
+                keys).fetchall()
+        return out
 
     def lookup_digests(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> dict[bytes, list[PageMatch]]:
         """For each digest that the store holds, every image page (and its KBs) that has it."""
