@@ -28,7 +28,6 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import pefile  # noqa: E402
 
 from hpforensics.engine import FilesSpace, verify_space  # noqa: E402

@@ -75,7 +75,9 @@ def verify_space(
         if m.base not in expected:
             try:
                 expected[m.base] = references.expected_for(m, space)
-            except InputError as exc:
+            except Exception as exc:  # a corrupt reference file costs that module only
+                if not isinstance(exc, InputError):
+                    log.exception("reference for %s at %#x", m.name, m.base)
                 result.warnings.append(f"{m.name} at {m.base:#x}: reference unusable: {exc}")
                 expected[m.base] = None
         return expected[m.base]

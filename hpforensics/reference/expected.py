@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 
 from hpforensics.errors import InputError
 from hpforensics.evidence import map_evidence
+from hpforensics.reference.functions import exports, pdata_functions
 from hpforensics.reference.headers import Headers, parse_headers
 from hpforensics.reference.imports import ImportSlots, import_slots
 from hpforensics.reference.kinds import MaskKind
@@ -170,47 +170,6 @@ def _scope(hdr: Headers) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     return sorted(scope), sorted(execs)
 
 
-def _pdata_functions(img: bytearray, hdr: Headers) -> np.ndarray:
-    """Function extents from the exception directory (x64/ARM64 RUNTIME_FUNCTION)."""
-    rva, size = hdr.directory(3)
-    if not rva or hdr.machine not in (0x8664, 0xAA64) or rva + size > len(img):
-        return np.zeros((0, 2), np.int64)
-    if hdr.machine == 0xAA64:  # ARM64 entries: begin + packed length, 8 bytes
-        e = np.frombuffer(img, "<u4", count=size // 8 * 2, offset=rva).reshape(-1, 2).astype(np.int64)
-        begin = e[:, 0]
-        packed = (e[:, 1] & 3) != 0
-        end = np.where(packed, begin + ((e[:, 1] >> 2) & 0x7FF) * 4, begin + 4)
-    else:
-        e = np.frombuffer(img, "<u4", count=size // 12 * 3, offset=rva).reshape(-1, 3).astype(np.int64)
-        begin, end = e[:, 0], e[:, 1]
-    keep = (begin > 0) & (end > begin)
-    out = np.stack([begin[keep], end[keep]], axis=1)
-    return out[np.argsort(out[:, 0], kind="stable")]
-
-
-def _exports(img: bytearray, hdr: Headers) -> dict[int, str]:
-    """Exported function RVA -> name (first name wins; ordinal-only exports as "#n")."""
-    rva, size = hdr.directory(0)
-    if not rva or rva + 40 > len(img):
-        return {}
-    base, n_funcs, n_names, funcs, names, ords = struct.unpack_from("<6I", img, rva + 16)
-    n_funcs, n_names = min(n_funcs, 1 << 16), min(n_names, 1 << 16)
-    if funcs + 4 * n_funcs > len(img) or names + 4 * n_names > len(img) or ords + 2 * n_names > len(img):
-        return {}
-    addrs = np.frombuffer(img, "<u4", n_funcs, funcs).tolist()
-    out: dict[int, str] = {}
-    for nrva, o in zip(np.frombuffer(img, "<u4", n_names, names).tolist(),
-                       np.frombuffer(img, "<u2", n_names, ords).tolist()):
-        if o < n_funcs and not rva <= addrs[o] < rva + size:  # skip forwarders
-            end = img.find(b"\0", nrva, nrva + 256) if 0 < nrva < len(img) else -1
-            if end > 0:
-                out.setdefault(addrs[o], bytes(img[nrva:end]).decode("latin-1"))
-    for i, a in enumerate(addrs):
-        if a and a not in out and not rva <= a < rva + size:
-            out[a] = f"#{base + i}"
-    return out
-
-
 def build_template(data: Any, path: str, name: str | None = None) -> Template:
     """Parse and lay out a file-layout PE; InputError (file + offset) when it is malformed."""
     hdr = parse_headers(data, path)
@@ -233,10 +192,10 @@ def build_template(data: Any, path: str, name: str | None = None) -> Template:
         index_va = int.from_bytes(img[tls_rva + 2 * ps : tls_rva + 3 * ps], "little")
         if hdr.image_base <= index_va < hdr.image_base + hdr.size_of_image:
             masks.add(MaskKind.TLS_INDEX, [index_va - hdr.image_base], 4)
-    functions = _pdata_functions(img, hdr)
-    exports = _exports(img, hdr)
-    if not len(functions) and exports:
-        starts = np.asarray(sorted(exports), np.int64)
+    functions = pdata_functions(img, hdr)
+    names = exports(img, hdr)
+    if not len(functions) and names:
+        starts = np.asarray(sorted(names), np.int64)
         functions = np.stack([starts, np.r_[starts[1:], hdr.size_of_image]], axis=1)
     scope, execs = _scope(hdr)
     # Out-of-scope pages are whole bitmap bytes; runtime slots are set bit by bit.
@@ -250,7 +209,7 @@ def build_template(data: Any, path: str, name: str | None = None) -> Template:
         path=path, name=name or Path(path).name, headers=hdr, layout=bytes(img), masks=masks,
         reloc_rvas=rvas, reloc_types=types, iat=iat, delay_iat=delay, scope_ranges=scope,
         exec_ranges=execs, compare_bitmap=compare.tobytes(), load_config=load_config,
-        hotpatch=hotpatch, functions=functions, exports=exports, warnings=warnings,
+        hotpatch=hotpatch, functions=functions, exports=names, warnings=warnings,
         file_data=data,
     )
 

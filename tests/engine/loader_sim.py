@@ -8,7 +8,6 @@ against.
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 
 import lief
@@ -45,7 +44,6 @@ def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[Ma
     # The memory manager records the load address in the mapped header's ImageBase.
     opt = b.dos_header.addressof_new_exeheader + 24
     _p(img, opt + (24 if is64 else 28), ps, base)
-    T = lief.PE.Relocation.TYPE if hasattr(lief.PE.Relocation, "TYPE") else None
     for r in b.relocations:
         for e in r.entries:
             at = r.virtual_address + e.position

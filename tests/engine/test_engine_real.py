@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct
 
-import pytest
 from loader_sim import simulate, space_for
 
 from hpforensics.engine import verify_space
