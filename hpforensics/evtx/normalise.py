@@ -133,6 +133,21 @@ def categorise(raw: RawRecord) -> Category | None:
     return None
 
 
+# A log repeats the same device, channel, provider and update titles thousands of times: one
+# string object each keeps a fleet's events small in memory (and in the pickles between
+# processes, which keep shared objects shared).
+_SHARED: dict[str, str] = {}
+
+
+def _shared(text: str) -> str:
+    found = _SHARED.get(text)
+    if found is None:
+        if len(_SHARED) > 100_000:
+            _SHARED.clear()
+        found = _SHARED[text] = text
+    return found
+
+
 def normalise(raw: RawRecord, source: str, device_hint: str,
               classifier: Classifier | None) -> Event | None:
     """The Event for one record, or None when the record does not matter here."""
@@ -141,10 +156,10 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
         return None
     data = raw.data
     ev = Event(
-        device=raw.computer or device_hint or "unknown",
+        device=_shared(raw.computer or device_hint or "unknown"),
         time=raw.time,
-        channel=raw.channel,
-        provider=raw.provider,
+        channel=_shared(raw.channel),
+        provider=_shared(raw.provider),
         event_id=raw.event_id,
         record_id=raw.record_id,
         source=source,
@@ -171,13 +186,13 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
 
 
 def _update_fields(ev: Event, category: Category, data: dict[str, str], message: str) -> None:
-    ev.title = data.get("updateTitle", "")
+    ev.title = _shared(data.get("updateTitle", ""))
     package = data.get("PackageIdentifier") or data.get("PackageName") or ""
-    ev.kb = find_kb(ev.title, package) or find_kb(
-        *(v for k, v in data.items() if k != "updateTitle"), message)
-    ev.os_build = find_build(ev.title, package)
+    ev.kb = _shared(find_kb(ev.title, package) or find_kb(
+        *(v for k, v in data.items() if k != "updateTitle"), message))
+    ev.os_build = _shared(find_build(ev.title, package))
     guid = data.get("updateGuid", "")
-    ev.update_guid = guid.strip("{}").upper()
+    ev.update_guid = _shared(guid.strip("{}").upper())
     rev = data.get("updateRevisionNumber", "")
     ev.revision = int(rev) if rev.strip().isdigit() else None
     code = data.get("errorCode") or data.get("ErrorCode") or ""

@@ -7,10 +7,11 @@ rendered to text where they are produced (a worker process) and written here as 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
@@ -100,3 +101,48 @@ class RowSink:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+class SpillSorter:
+    """Sort rows by key with bounded memory: runs of `limit` rows are sorted and spilled to
+    temporary files, then merged (heapq) while the output is written."""
+
+    def __init__(self, work_dir: Path, limit: int = 50_000) -> None:
+        self.work_dir = work_dir
+        self.limit = limit
+        self._rows: list[tuple[Any, ...]] = []
+        self._runs: list[Path] = []
+
+    def extend(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._rows.extend(rows)
+        if len(self._rows) >= self.limit:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._rows.sort(key=_first)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        path = self.work_dir / f"run{len(self._runs):05d}.jsonl"
+        with open(path, "wb") as fh:
+            for row in self._rows:
+                fh.write(orjson.dumps(row) + b"\n")
+        self._runs.append(path)
+        self._rows = []
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        self._rows.sort(key=_first)
+        runs = [_read_run(p) for p in self._runs]
+        return heapq.merge(iter(self._rows), *runs, key=_first)
+
+    def cleanup(self) -> None:
+        for p in self._runs:
+            p.unlink(missing_ok=True)
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return tuple(row[0])
+
+
+def _read_run(path: Path) -> Iterator[tuple[Any, ...]]:
+    with open(path, "rb") as fh:
+        for line in fh:
+            yield tuple(orjson.loads(line))

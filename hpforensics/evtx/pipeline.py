@@ -10,6 +10,8 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import RowSink, json_line, plain_values, render_csv, safe_cells
+from hpforensics.evtx.outputs import RowSink, SpillSorter, json_line, plain_values, render_csv, safe_cells
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -185,7 +187,9 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
         raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
     result = TimelineResult()
     by_device: dict[str, list[Event]] = defaultdict(list)
-    timeline: list[tuple[tuple[str, str, str], list, str]] = []
+    outdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".hpf-sort-", dir=outdir))
+    timeline = SpillSorter(work)
     with RowSink(outdir, "events", R.EVENT_COLUMNS) as events_out:
         for part in iter_read(items, opts):
             result.inputs.append(part.stats)
@@ -203,7 +207,11 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
     rules = ComplianceRules(classifier.calendar, opts.grace_days)
     for device in sorted(by_device):
         result.devices.append(_device(device, by_device[device], rules, opts))
-    _write_rest(outdir, result, timeline)
+    try:
+        _write_rest(outdir, result, timeline)
+    finally:
+        timeline.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
     if html:
         from hpforensics.report.html import write_report
 
@@ -255,17 +263,18 @@ def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
                        "warnings": " | ".join(s.warnings)})
 
 
-def _write_rest(outdir: Path, result: TimelineResult,
-                timeline: list[tuple[tuple[str, str, str], list, str]]) -> None:
+def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> None:
     tcols = R.TIMELINE_COLUMNS
     for d in result.devices:
+        derived = []
         for row in R.effective_rows(d.lifecycles):
             tv = plain_values(tcols, row)
-            timeline.append(((row["datetime"], row["device"], ""), safe_cells(tv),
-                             json_line(tcols, tv)))
-    timeline.sort(key=lambda t: t[0])
+            derived.append(((row["datetime"], row["device"], ""), safe_cells(tv),
+                            json_line(tcols, tv)))
+        timeline.extend(derived)
     with RowSink(outdir, "timeline", tcols) as out:
-        out.write_cells((t[1] for t in timeline), "".join(t[2] for t in timeline), len(timeline))
+        for _, cells, line in timeline:
+            out.write_cells((cells,), line, 1)
     result.outputs["timeline"] = out.csv_path
     with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
         for d in result.devices:

@@ -30,10 +30,17 @@ def test_fleet_matches_plan(fleet_run) -> None:
             assert got.installed_kb == (want["installed_kb"] or ""), (dev["device"], want["month"])
             assert got.compliant is want["compliant"], (dev["device"], want["month"], got.reason)
             assert got.security_current is want["security_current"], (dev["device"], want["month"])
+            assert got.status == want["status"], (dev["device"], want["month"], got.reason)
+            assert _iso(got.installed_at) == want["installed_at"], (dev["device"], want["month"])
+            assert _iso(got.effective_at) == want["effective_at"], (dev["device"], want["month"])
             if want["installed_kb"]:
                 assert (got.how.startswith("hotpatch")) is (not want["reboot"])
             checked += 1
     assert checked == 112
+
+
+def _iso(stamp):
+    return stamp.isoformat().replace("+00:00", "Z") if stamp else None
 
 
 def test_fleet_scenarios_are_named(fleet_run) -> None:
