@@ -82,9 +82,11 @@ class Process:
 
 
 class WindowsImageBuilder:
-    def __init__(self, size: int, guid: uuid.UUID, age: int, build: int = 26100) -> None:
+    def __init__(self, size: int, guid: uuid.UUID, age: int, build: int = 26100,
+                 now: int = 0) -> None:
         self.mem = PhysicalMemory(size, start=0x300000)
         self.guid, self.age, self.build = guid, age, build
+        self.system_time = filetime(now) if now else 0
         self.kernel = AddressSpace(self.mem, dtb=KERNEL_DTB)
         self.pool = Heap(self.kernel, POOL_BASE, user=False)
         self._frames_by_content: dict[bytes, int] = {}
@@ -103,15 +105,14 @@ class WindowsImageBuilder:
         put_fields(self.kernel, "_KUSER_SHARED_DATA", KUSER_KERNEL, {
             "NtBuildNumber": self.build, "NtProductType": 1, "ProductTypeIsValid": 1,
             "NtMajorVersion": 10, "NtMinorVersion": 0, "ImageNumberLow": 0x8664,
-            "ImageNumberHigh": 0x8664})
+            "ImageNumberHigh": 0x8664, "SystemTime.LowPart": self.system_time & 0xFFFFFFFF,
+            "SystemTime.High1Time": self.system_time >> 32,
+            "SystemTime.High2Time": self.system_time >> 32})
         self.kernel.write(KUSER_KERNEL + isf.resolve("_KUSER_SHARED_DATA", "NtSystemRoot")[0],
                           "C:\\Windows".encode("utf-16-le"))
         self._build_kernel_image()
 
     def _build_kernel_image(self) -> None:
-        data_names = [("PsActiveProcessHead", 16), ("PsLoadedModuleList", 16),
-                      ("MmProtectToValue", 128), ("MmSystemRangeStart", 8),
-                      ("PsInitialSystemProcess", 8), ("NtBuildNumber", 4)]
         debug = pemini.codeview("ntkrnlmp.pdb", self.guid, self.age)
         text = bytes.fromhex("4883ec28e8000000004883c428c3") * 16
         sections = [pemini.Section(b".text", text, pemini.SCN_CODE),
@@ -119,7 +120,7 @@ class WindowsImageBuilder:
                     pemini.Section(b".data", b"", pemini.SCN_DATA, size=KERNEL_SIZE - 0x3000)]
         data_rva = pemini.section_rva(sections, b".data", debug)
         off = 0
-        for name, size in data_names:
+        for name, size in isf.KERNEL_GLOBALS:
             self.symbols[name] = data_rva + off
             off += (size + 15) & ~15
         image = pemini.build_pe(image_base=KERNEL_BASE, sections=sections,
@@ -135,6 +136,12 @@ class WindowsImageBuilder:
                           struct.pack("<Q", 0xFFFF800000000000))
         self.kernel.write(KERNEL_BASE + self.symbols["NtBuildNumber"],
                           struct.pack("<I", 0xF0000000 | self.build))
+        self.kernel.write(KERNEL_BASE + self.symbols["KeNumberProcessors"], struct.pack("<I", 2))
+        put_fields(self.kernel, "_DBGKD_GET_VERSION64", KERNEL_BASE + self.symbols["KdVersionBlock"], {
+            "MajorVersion": 0xF, "MinorVersion": self.build, "ProtocolVersion": 6,
+            "KdSecondaryVersion": 2, "Flags": 0x47, "MachineType": 0x8664,
+            "MaxPacketType": 0x0C, "MaxStateChange": 3, "MaxManipulate": 0x33,
+            "KernBase": KERNEL_BASE, "PsLoadedModuleList": KERNEL_BASE + self.symbols["PsLoadedModuleList"]})
         # x64 low stub: jmp + completion flag signature, LmTarget, Cr3
         stub = bytearray(PAGE)
         stub[0:8] = bytes.fromhex("e9f8060001000000")

@@ -107,7 +107,7 @@ STRUCTS: dict[str, tuple[str, int, dict[str, tuple[int, Type]]]] = {
         "SystemTime": (0x14, st("_KSYSTEM_TIME")), "TimeZoneBias": (0x20, st("_KSYSTEM_TIME")),
         "ImageNumberLow": (0x2C, U16), "ImageNumberHigh": (0x2E, U16),
         "NtSystemRoot": (0x30, arr(260, WCHAR)), "NtBuildNumber": (0x260, U32),
-        "NtProductType": (0x264, U32), "ProductTypeIsValid": (0x268, U8),
+        "NtProductType": (0x264, en("_NT_PRODUCT_TYPE")), "ProductTypeIsValid": (0x268, U8),
         "NtMajorVersion": (0x26C, U32), "NtMinorVersion": (0x270, U32)}),
     "_PEB": ("struct", 0x7D0, {
         "InheritedAddressSpace": (0, U8), "ReadImageFileExecOptions": (1, U8),
@@ -212,6 +212,12 @@ STRUCTS: dict[str, tuple[str, int, dict[str, tuple[int, Type]]]] = {
         "FileName": (0x58, st("_UNICODE_STRING")),
         "CurrentByteOffset": (0x68, un("_LARGE_INTEGER"))}),
     "_IMAGE_DOS_HEADER": ("struct", 0x40, {"e_magic": (0, U16), "e_lfanew": (0x3C, I32)}),
+    "_DBGKD_GET_VERSION64": ("struct", 0x28, {
+        "MajorVersion": (0, U16), "MinorVersion": (2, U16), "ProtocolVersion": (4, U8),
+        "KdSecondaryVersion": (5, U8), "Flags": (6, U16), "MachineType": (8, U16),
+        "MaxPacketType": (0xA, U8), "MaxStateChange": (0xB, U8), "MaxManipulate": (0xC, U8),
+        "Simulation": (0xD, U8), "KernBase": (0x10, U64), "PsLoadedModuleList": (0x18, U64),
+        "DebuggerDataList": (0x20, U64)}),
 }
 
 # Structures Volatility's Windows symbol class binds helper classes to; never instantiated here.
@@ -224,6 +230,7 @@ OPAQUE = {
 }
 
 ENUMS = {
+    "_NT_PRODUCT_TYPE": {"NtProductWinNt": 1, "NtProductLanManNt": 2, "NtProductServer": 3},
     "_LDR_DLL_LOAD_REASON": {
         "LoadReasonStaticDependency": 0, "LoadReasonStaticForwarderDependency": 1,
         "LoadReasonDynamicForwarderDependency": 2, "LoadReasonDelayloadDependency": 3,
@@ -236,8 +243,13 @@ ENUMS = {
 }
 
 # Kernel globals the scenario places in the kernel image's data section (RVA filled by the builder).
-KERNEL_SYMBOLS = ("PsActiveProcessHead", "PsLoadedModuleList", "MmProtectToValue",
-                  "MmSystemRangeStart", "PsInitialSystemProcess", "NtBuildNumber")
+# (name, bytes reserved in the kernel image's .data section)
+KERNEL_GLOBALS = (("PsActiveProcessHead", 16), ("PsLoadedModuleList", 16),
+                  ("MmProtectToValue", 128), ("MmSystemRangeStart", 8),
+                  ("PsInitialSystemProcess", 8), ("NtBuildNumber", 4), ("KeNumberProcessors", 4),
+                  ("KdVersionBlock", 0x28),
+                  # Windows 10+ keeps the KDBG block encoded: present, but no "KDBG" tag
+                  ("KdDebuggerDataBlock", 0x340))
 
 # MmProtectToValue: the kernel's 5-bit VAD protection → PAGE_* constant table.
 MM_PROTECT_TO_VALUE = [0x01, 0x02, 0x20, 0x40, 0x08, 0x04, 0x80, 0x80] * 4

@@ -30,7 +30,7 @@ def _hx(v: int) -> str:
 
 class Scenario:
     def __init__(self, pe_dir: Path) -> None:
-        self.b = WindowsImageBuilder(SIZE, GUID, AGE)
+        self.b = WindowsImageBuilder(SIZE, GUID, AGE, now=T0 + 7200)
         self.pe = PeSamples(pe_dir)
         self.plan: dict = {"generator": "samples/build_memimage.py", "processes": [],
                            "kernel": {}, "expected_findings": [], "expected_images": []}

@@ -41,3 +41,10 @@ def test_modules_walks_psloadedmodulelist(plan):
     assert [r["Path"] for r in rows] == plan["kernel"]["modules"]
     base = {r["Name"]: r["Base"] for r in rows}
     assert base["hpkern.sys"] & 0xFFFFFFFFFFFF == 0xF80612340000
+
+
+def test_info_reads_the_version_block_and_kuser():
+    rows = {r["Variable"]: r["Value"] for r in vol_json("windows.info")}
+    assert rows["Major/Minor"] == "15.26100"
+    assert rows["NtMajorVersion"] == "10" and rows["NtProductType"] == "NtProductWinNt"
+    assert rows["DTB"] == "0x1ad000" and rows["Is64Bit"] == "True"
