@@ -174,3 +174,13 @@ def test_hash_file_progress_chunks_give_the_same_digests(tmp_path, monkeypatch):
     assert got == hash_pages(data, "sha256", 4096, ranges)
     assert [d for d, _ in seen] == [8 * 4096 * k for k in range(1, 5)] + [len(data)]
     assert {t for _, t in seen} == {len(data)}
+
+
+def test_bitmap_bits_past_the_end_are_ignored():
+    data = b"\x01\x02\x03\x04\x05"
+    assert hash_pages(data, "sha256", mask=b"\xe0").flags == b"\x00"  # bits 5..7: no bytes
+    assert hash_pages(data, "sha256", mask=b"\xe0") == hash_pages(data, "sha256")
+    assert hash_pages(data, "sha256", mask=b"\xff").flags == bytes([FLAG_MASKED | FLAG_ZERO])
+    other = b"\x09\x02\x03\x04\x05"
+    assert pagehash.compare_pages(data, other, mask=b"\xe0").ranges == [(0, 1)]
+    assert pagehash.compare_pages(data, other, mask=b"\x01").ranges == []
