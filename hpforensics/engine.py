@@ -113,6 +113,7 @@ def verify_space(
             continue
         result.findings.extend(findings)
         result.modules.append(summary)
+        result.warnings.extend(f"{m.name} at {m.base:#x}: {w}" for w in exp.warnings)
     result.findings.sort(key=lambda f: (f.pid if f.pid is not None else -1, f.address, f.size, f.verdict.value))
     return result
 

@@ -43,10 +43,10 @@ def check_slots(
     A = np.frombuffer(actual, np.uint8)
     ps = expected.headers.pointer_size
     out: list[SlotResult] = []
-    dll_of = {}
-    for slots in (expected.template.iat, expected.template.delay_iat):
-        for rva, d in zip(slots.rvas.tolist(), slots.dll.tolist()):
-            dll_of[rva] = slots.dlls[d] if d < len(slots.dlls) else ""
+
+    def dll_of(rva: int) -> str:
+        t = expected.template
+        return t.iat.describe(t.layout, rva, ps) or t.delay_iat.describe(t.layout, rva, ps)
     for g in expected.masks.groups:
         if g.kind in FIXED_VALUE:
             continue
@@ -71,7 +71,7 @@ def check_slots(
                     ok = (owners >= 0) & (owners != self_index)
                 for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(), owners.tolist()):
                     owner = amap.images[o].name if o >= 0 else amap.describe(v)
-                    out.append(SlotResult(g.kind, rva, w, good, v, owner, dll_of.get(rva, "")))
+                    out.append(SlotResult(g.kind, rva, w, good, v, owner, "" if good else dll_of(rva)))
             else:
                 out.extend(SlotResult(g.kind, rva, w, True) for rva in s.tolist())
     return out

@@ -27,15 +27,30 @@ class ImportSlots:
     dll: np.ndarray  # int32 index into `dlls`
     dlls: list[str]
     handle_rvas: np.ndarray  # delay-load module handle slots
+    names_at: np.ndarray  # int64 RVA of the name-table entry describing each slot
 
     @classmethod
     def empty(cls) -> "ImportSlots":
         z = np.zeros(0, np.int64)
-        return cls(z, np.zeros(0, np.int32), [], z)
+        return cls(z, np.zeros(0, np.int32), [], z, z)
+
+    def describe(self, layout: bytes, rva: int, width: int) -> str:
+        """"kernel32.dll!Sleep" (or "#ordinal") for the slot at `rva`; "" if not a slot."""
+        hit = np.flatnonzero(self.rvas == rva)
+        if not len(hit):
+            return ""
+        i = int(hit[0])
+        dll = self.dlls[int(self.dll[i])] if int(self.dll[i]) < len(self.dlls) else "?"
+        at = int(self.names_at[i])
+        thunk = int.from_bytes(layout[at : at + width], "little")
+        if thunk >> (8 * width - 1):
+            return f"{dll}!#{thunk & 0xFFFF}"
+        name = _cstring(bytearray(layout[thunk + 2 : thunk + 258]), 0) if 0 < thunk < len(layout) else ""
+        return f"{dll}!{name}" if name else dll
 
 
 def _cstring(img: bytearray, rva: int, limit: int = 256) -> str:
-    if not 0 < rva < len(img):
+    if not 0 <= rva < len(img):
         return ""
     end = img.find(b"\0", rva, rva + limit)
     return bytes(img[rva : end if end >= 0 else rva + limit]).decode("latin-1")
@@ -63,21 +78,22 @@ def import_slots(img: bytearray, hdr: Headers, warnings: list[str]) -> tuple[Imp
     return _imports(img, hdr, width, warnings), _delay_imports(img, hdr, width, warnings)
 
 
-def _collect(parts: list[tuple[int, int, int]], dlls: list[str], width: int,
+def _collect(parts: list[tuple[int, int, int, int]], dlls: list[str], width: int,
              handles: list[int] | None = None) -> ImportSlots:
     if not parts:
         out = ImportSlots.empty()
         out.dlls = dlls
         return out
-    rvas = np.concatenate([np.arange(n, dtype=np.int64) * width + iat for iat, n, _ in parts])
-    dll = np.concatenate([np.full(n, i, np.int32) for _, n, i in parts])
+    rvas = np.concatenate([np.arange(n, dtype=np.int64) * width + iat for iat, n, _, _ in parts])
+    names = np.concatenate([np.arange(n, dtype=np.int64) * width + src for _, n, _, src in parts])
+    dll = np.concatenate([np.full(n, i, np.int32) for _, n, i, _ in parts])
     h = np.asarray(sorted(handles or []), np.int64)
-    return ImportSlots(rvas, dll, dlls, h)
+    return ImportSlots(rvas, dll, dlls, h, names)
 
 
 def _imports(img: bytearray, hdr: Headers, width: int, warnings: list[str]) -> ImportSlots:
     rva, size = hdr.directory(1)
-    parts: list[tuple[int, int, int]] = []
+    parts: list[tuple[int, int, int, int]] = []
     dlls: list[str] = []
     if not rva:
         return ImportSlots.empty()
@@ -96,7 +112,7 @@ def _imports(img: bytearray, hdr: Headers, width: int, warnings: list[str]) -> I
         n = _thunk_count(img, source, width)
         n = min(n, (len(img) - ft) // width)
         dlls.append(_cstring(img, name).lower())
-        parts.append((ft, n, len(dlls) - 1))
+        parts.append((ft, n, len(dlls) - 1, source))
     return _collect(parts, dlls, width)
 
 
@@ -104,7 +120,7 @@ def _delay_imports(img: bytearray, hdr: Headers, width: int, warnings: list[str]
     rva, size = hdr.directory(13)
     if not rva:
         return ImportSlots.empty()
-    parts: list[tuple[int, int, int]] = []
+    parts: list[tuple[int, int, int, int]] = []
     dlls: list[str] = []
     handles: list[int] = []
     for i in range(MAX_DESCRIPTORS):
@@ -125,7 +141,7 @@ def _delay_imports(img: bytearray, hdr: Headers, width: int, warnings: list[str]
         source = int_ if 0 < int_ < len(img) else iat
         n = min(_thunk_count(img, source, width), (len(img) - iat) // width)
         dlls.append(_cstring(img, name).lower())
-        parts.append((iat, n, len(dlls) - 1))
+        parts.append((iat, n, len(dlls) - 1, source))
         if 0 < handle < len(img) - width:
             handles.append(handle)
     return _collect(parts, dlls, width, handles)

@@ -34,7 +34,7 @@ def test_pe_diff_json_matches_the_plan(cli):
     hook = next(f for f in doc["findings"] if f["rva"] == "0x1040")
     assert hook["target_owner"] == "private memory" and hook["disassembly"].startswith("jmp")
     iat = next(f for f in doc["findings"] if f["rva"] == "0x2018")
-    assert "IAT hook" in iat["reason"]
+    assert "IAT hook: slot for kernel32.dll!Sleep points to private memory" in iat["reason"]
 
 
 def test_pe_diff_csv_to_file(cli, tmp_path):
