@@ -160,3 +160,29 @@ def test_cli_import_and_show(cli, tmp_path, binaries) -> None:
     assert json.loads(proc.stdout)["kb"] == "KB5052105"
     proc = cli("manifest", "import", tmp_path / "missing.csv", "-o", out)
     assert proc.returncode == 2 and proc.stderr.startswith("hpforensics: error:")
+
+
+def test_hotpatch_images_name_their_bases(tmp_path) -> None:
+    """The PE helper's sample patch images: the manifest records the base each one patches,
+    and the index finds the patch images (and KB) for that base."""
+    pe_samples = SAMPLES.parent / "pe"
+    update = tmp_path / "update"
+    update.mkdir()
+    for f in ("hpbase.dll", "hpbase_hp1.dll", "hpbase_hp2.dll", "hpkern.sys", "hpkern_hp1.sys"):
+        shutil.copy(pe_samples / f, update / f)
+    m = import_source(update, ["KB5077212"], workers=1)
+    assert m.skipped == []
+    files = {f.name: f for f in m.files}
+    base = files["hpbase.dll"]
+    assert base.hotpatch is None
+    for patch in ("hpbase_hp1.dll", "hpbase_hp2.dll"):
+        (ref,) = files[patch].hotpatch.bases
+        assert (ref.timestamp, ref.checksum) == (base.pe.timestamp, base.pe.checksum)
+        assert ref.functions >= 1
+    assert files["hpbase_hp2.dll"].hotpatch.sequence_number > files["hpbase_hp1.dll"].hotpatch.sequence_number
+    m.save(tmp_path / "kb.json")
+    index = ManifestIndex.load([tmp_path / "kb.json"])
+    assert {s.file.name for s in index.patches_for_base(base.pe.timestamp, base.pe.checksum)} == {
+        "hpbase_hp1.dll", "hpbase_hp2.dll"}
+    hp1 = files["hpbase_hp1.dll"].pe
+    assert index.kb_for("hpbase_hp1.dll", hp1.timestamp, hp1.size_of_image) == "KB5077212"

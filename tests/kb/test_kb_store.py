@@ -161,3 +161,18 @@ def test_cli_build_and_lookup_dump_region(cli, tmp_path, pe_dir, real_pe_files) 
 
 def test_page_size_constant() -> None:
     assert PAGE_SIZE == 4096
+
+
+def test_sample_memory_dumps(tmp_path) -> None:
+    """Modules carved from the sample memory image: the clean base matches its file exactly;
+    the hotpatched one differs in the page holding the redirect, and only there."""
+    pe = Path(__file__).resolve().parents[2] / "samples" / "pe"
+    with PageStore(tmp_path / "s.db", create=True) as s:
+        build(s, sorted(pe.glob("*.dll")) + sorted(pe.glob("*.sys")), ["KB5077212"], workers=1)
+        clean = s.identify_image((pe / "mem" / "clean.hpbase.dll@7ffb12340000.bin").read_bytes(),
+                                 "hpbase.dll", mapped=True)
+        assert clean.exact and clean.kbs == ("KB5077212",)
+        patched = s.identify_image((pe / "mem" / "hp1.hpbase.dll@7ffb12340000.bin").read_bytes(),
+                                   "hpbase.dll", mapped=True)
+        assert not patched.exact and patched.best.version.name == "hpbase.dll"
+        assert patched.unmatched == [0x1000]
