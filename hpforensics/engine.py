@@ -25,8 +25,9 @@ Progress = Callable[[MappedImage, int, int], None]  # (image, index, total)
 
 
 def _context(space: AddressSpace, images: Sequence[MappedImage], patches: Sequence[PatchImage],
-             expected: dict[int, ExpectedImage], include_loader: bool) -> Context:
-    amap = AddressMap(space.images(), space)
+             expected: dict[int, ExpectedImage], include_loader: bool,
+             everything: Sequence[MappedImage] | None = None) -> Context:
+    amap = AddressMap(everything if everything is not None else space.images(), space)
     patch_bases = {p.image.base for p in patches}
     others = [m for m in amap.images if m.base not in patch_bases]
     by_identity = {}
@@ -68,7 +69,8 @@ def verify_space(
 ) -> ScanResult:
     """Verify every image of `space` (or `images`) against `references`."""
     result = ScanResult()
-    todo = sorted(images if images is not None else space.images(), key=lambda m: m.base)
+    everything = list(space.images())  # a Volatility space may walk its lists on every call
+    todo = sorted(images if images is not None else everything, key=lambda m: m.base)
     expected: dict[int, ExpectedImage | None] = {}
 
     def expected_of(m: MappedImage) -> ExpectedImage | None:
@@ -82,12 +84,12 @@ def verify_space(
                 expected[m.base] = None
         return expected[m.base]
 
-    patches = collect_patches(space, space.images(), expected_of, kb_lookup, verified=todo)
+    patches = collect_patches(space, everything, expected_of, kb_lookup, verified=todo)
     found = {b: e for b, e in expected.items() if e is not None}
     for m in todo:
         if expected_of(m) is not None:
             found[m.base] = expected[m.base]  # type: ignore[assignment]
-    ctx = _context(space, todo, patches, found, include_loader)
+    ctx = _context(space, todo, patches, found, include_loader, everything)
     for i, m in enumerate(todo):
         if progress is not None:
             progress(m, i, len(todo))
