@@ -37,6 +37,11 @@ def timeline(
                                    "month's release)."),
     hash_inputs: bool = typer.Option(True, "--hash/--no-hash", help="SHA-256 every input."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write report.html."),
+    scheduler: Optional[str] = typer.Option(  # noqa: UP007
+        None, "--scheduler", help="Run per device on this Dask scheduler (tcp://host:8786); "
+                                  "workers need hpforensics and the logs/output on shared storage."),
+    workers: Optional[int] = typer.Option(  # noqa: UP007
+        None, "--workers", help="Run per device on a local Dask cluster of N worker processes."),
 ) -> None:
     """Write events, timeline (Timesketch CSV), updates, compliance and devices as CSV and
     JSONL, plus a self-contained report.html. Exit 3 when some input was damaged."""
@@ -54,6 +59,9 @@ def timeline(
         start=first, end=last, product=product, jobs=jobs, grace_days=grace_days,
         hash_inputs=hash_inputs,
     )
+    if scheduler or workers:
+        _fleet(logs, output, opts, html, scheduler, workers)
+        return
     result = run_timeline(logs, output, opts, html=html)
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
@@ -67,6 +75,31 @@ def timeline(
     if result.partial:
         typer.echo("hpforensics: some input was damaged or only partly readable: every intact "
                    "record was kept (exit 3)", err=True)
+        raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional[str],  # noqa: UP006,UP007
+           workers: Optional[int]) -> None:  # noqa: UP007
+    """The same outputs, one task per device on Dask (hpforensics.fleet), plus Parquet
+    partitions and failures.csv."""
+    from hpforensics.fleet.cluster import ClusterSpec, describe_failures
+    from hpforensics.fleet.timeline import run_fleet_timeline
+
+    result = run_fleet_timeline(logs, output, opts, ClusterSpec(scheduler, workers), html=html)
+    for warning in result.warnings:
+        typer.echo(f"hpforensics: warning: {warning}", err=True)
+    if result.failures:
+        typer.echo(f"hpforensics: warning: {len(result.failures)} task(s) failed after a retry, "
+                   f"listed in {output / 'failures.csv'}: {describe_failures(result.failures)}",
+                   err=True)
+    typer.echo(
+        f"{result.tasks} task(s), {result.inputs} input(s), {result.records} records, "
+        f"{result.events} events, {result.devices} device(s); {result.months_compliant}/"
+        f"{result.months_judged} device-months compliant; outputs in {output}"
+    )
+    if result.partial:
+        typer.echo("hpforensics: some input was damaged or some task failed: every other "
+                   "result was kept (exit 3)", err=True)
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 

@@ -1,0 +1,299 @@
+"""`hpforensics timeline` over a fleet: one task per device folder (or per loose file / zip).
+
+Each task runs where Dask puts it: it discovers its own files, reads and judges them with the
+same code as the single-process pipeline (`hpforensics.evtx.pipeline`), writes its rows as CSV
+and JSONL pieces plus Parquet partitions under `<out>/.fleet-parts/<task>/`, and returns a small
+summary (counts, warnings, the device's months and update lifecycles; never its events). The
+driver appends each piece to the roll-ups (events, timeline, updates, compliance, devices,
+inputs: the same files, the same lines as a single-process run, in completion order), moves the
+Parquet files into `<out>/parquet/<table>/device=<name>/`, and forgets the piece. Output
+folder and inputs must therefore be on storage the workers and the driver share.
+
+A folder given on the command line is split into its entries (one device each, as a fleet
+collection is laid out), unless it is itself one device's collection (it holds logs, a drive
+folder or a collector's wrapper folder).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hpforensics.errors import InputError, UsageError
+from hpforensics.evtx import pipeline as P
+from hpforensics.evtx import rows as R
+from hpforensics.evtx.ingest import _DRIVE, _WRAPPERS, kind_of
+from hpforensics.evtx.outputs import RowSink
+from hpforensics.evtx.records import ReadStats
+from hpforensics.fleet import parquet
+from hpforensics.fleet.cluster import ClusterSpec, Task, TaskFailure, open_client, progress_bar, run_tasks
+
+log = logging.getLogger(__name__)
+
+PARTS_DIR = ".fleet-parts"
+TABLES = ("events", "timeline", "updates", "compliance", "devices", "inputs")
+FAILURE_COLUMNS = ["task", "kind", "attempts", "error", "detail"]
+REPORT_DEVICES = 2000  # report.html shows at most this many devices (all of them are in the CSVs)
+
+
+@dataclass
+class PartSummary:
+    """What a worker sends back for one task: counts and small per-device records."""
+
+    part: str
+    workdir: str
+    records: int = 0
+    events: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    inputs: list[ReadStats] = field(default_factory=list)
+    devices: list[P.DeviceResult] = field(default_factory=list)  # events left out
+
+
+@dataclass
+class FleetTimelineResult:
+    tasks: int = 0
+    inputs: int = 0
+    records: int = 0
+    events: int = 0
+    devices: int = 0
+    months_judged: int = 0
+    months_compliant: int = 0
+    warnings: list[str] = field(default_factory=list)
+    failures: list[TaskFailure] = field(default_factory=list)
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.warnings or self.failures)
+
+
+# -- partitioning -------------------------------------------------------------------------------
+
+def _is_collection(folder: Path) -> bool:
+    """One device's collection: a drive or collector wrapper folder inside, or only logs."""
+    subfolders = False
+    for entry in os.scandir(folder):
+        name = entry.name.lower()
+        if entry.is_dir():
+            if name in _WRAPPERS or name == "windows" or _DRIVE.match(name):
+                return True
+            subfolders = True
+    return not subfolders
+
+
+def partitions(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The tasks' inputs: each entry of a fleet folder, or the path itself."""
+    out: list[str] = []
+    for given in paths:
+        p = Path(given)
+        if not p.exists():
+            raise UsageError(f"{p}: no such file or directory")
+        if p.is_dir() and not _is_collection(p):
+            for name in sorted(os.listdir(p)):
+                child = p / name
+                if child.is_dir() or name.lower().endswith(".zip") or kind_of(name):
+                    out.append(str(child))
+        else:
+            out.append(str(p))
+    return out
+
+
+# -- the worker side ----------------------------------------------------------------------------
+
+def timeline_task(part: str, outdir: str, opts: P.TimelineOptions, part_id: str) -> PartSummary:
+    """Read, judge and write one partition; returns its summary (runs on a worker).
+
+    The partition goes through the single-process pipeline itself (`run_timeline` into a
+    piece folder), so a fleet run writes the very lines a single run does."""
+    work = Path(outdir) / PARTS_DIR / part_id
+    if work.exists():  # a retry after a worker died half-way
+        shutil.rmtree(work)
+    summary = PartSummary(part, str(work))
+    # one process per task: Dask's worker processes are daemons and cannot fork a pool
+    opts = dataclasses.replace(opts, jobs=1, work_dir=None)
+    try:
+        result = P.run_timeline([part], work, opts, html=False)
+    except InputError as exc:  # nothing readable in this partition: reported, not fatal
+        stats = ReadStats(part, warnings=[str(exc)])
+        P._write_inputs(work, [stats])
+        summary.inputs = [stats]
+        return summary
+    summary.records, summary.events, summary.inputs = result.records, result.events, result.inputs
+    _write_parquet(work / "parquet", result.devices, part_id)
+    summary.devices = [P.DeviceResult(d.device, d.product, [], d.lifecycles, d.months, d.summary)
+                       for d in result.devices]
+    return summary
+
+
+_TYPES: dict[str, dict[str, str]] = {}
+
+
+def _types(table: str) -> dict[str, str]:
+    if not _TYPES:
+        from hpforensics.evtx.compliance import MonthCompliance
+        from hpforensics.evtx.lifecycle import UpdateLifecycle
+        from hpforensics.evtx.normalise import Event
+
+        _TYPES["events"] = parquet.dataclass_types(Event, R.EVENT_COLUMNS)
+        _TYPES["updates"] = parquet.dataclass_types(UpdateLifecycle, R.LIFECYCLE_COLUMNS)
+        _TYPES["compliance"] = parquet.dataclass_types(MonthCompliance, R.COMPLIANCE_COLUMNS)
+        counts = {"events", "boots", "updates_installed", "update_failures", "months",
+                  "months_compliant", "months_noncompliant", "months_off_track",
+                  "months_baseline_missing", "months_unjudged"}
+        _TYPES["devices"] = {c: parquet.INT if c in counts else parquet.STRING
+                             for c in R.DEVICE_COLUMNS}
+        _TYPES["devices"].update(first_event=parquet.TIMESTAMP, last_event=parquet.TIMESTAMP,
+                                 hotpatch_enrolment=parquet.BOOL, compliance_rate=parquet.FLOAT)
+    return _TYPES[table]
+
+
+def _write_parquet(root: Path, devices: list[P.DeviceResult], part_id: str) -> None:
+    for d in devices:
+        parquet.write_partition(root, "events", d.device, _types("events"),
+                                (R.event_values(ev) for ev in d.events), part_id)
+        parquet.write_partition(root, "updates", d.device, _types("updates"),
+                                (R.lifecycle_row(lc) for lc in d.lifecycles), part_id)
+        parquet.write_partition(root, "compliance", d.device, _types("compliance"),
+                                ({c: getattr(m, c) for c in R.COMPLIANCE_COLUMNS}
+                                 for m in d.months), part_id)
+        parquet.write_partition(root, "devices", d.device, _types("devices"), [d.summary], part_id)
+
+
+# -- the driver side ----------------------------------------------------------------------------
+
+class _Merger:
+    """Appends each finished task's pieces to the roll-ups, then drops the piece."""
+
+    def __init__(self, outdir: Path, result: FleetTimelineResult) -> None:
+        self.outdir, self.result = outdir, result
+        self.sinks = {t: RowSink(outdir, t, _columns(t)) for t in TABLES}
+        self.failures = RowSink(outdir, "failures", FAILURE_COLUMNS)
+        self.sample: list[P.DeviceResult] = []
+        self.sample_inputs: list[ReadStats] = []
+        self.seen: dict[str, str] = {}
+        self.all_inputs_warned = True
+
+    def add(self, task: Task, got: PartSummary) -> None:
+        work = Path(got.workdir)
+        for table, sink in self.sinks.items():
+            sink.count += _append(work / f"{table}.csv", sink._csv_fh, skip_header=True)
+            _append(work / f"{table}.jsonl", sink._jsonl_fh, skip_header=False)
+        _move_parquet(work / "parquet", self.outdir / "parquet")
+        shutil.rmtree(work, ignore_errors=True)
+        res = self.result
+        res.inputs += len(got.inputs)
+        res.records += got.records
+        res.events += got.events
+        res.devices += len(got.devices)
+        for stats in got.inputs:
+            res.warnings.extend(stats.warnings)
+            self.all_inputs_warned &= bool(stats.warnings)
+        for d in got.devices:
+            judged = [m for m in d.months if m.compliant is not None]
+            res.months_judged += len(judged)
+            res.months_compliant += sum(1 for m in judged if m.compliant)
+            if d.device in self.seen:
+                res.warnings.append(f"device {d.device} appears in {self.seen[d.device]} and "
+                                    f"{got.part}: its rows are judged separately per task")
+            self.seen[d.device] = got.part
+        if len(self.sample) < REPORT_DEVICES:
+            self.sample.extend(got.devices[:REPORT_DEVICES - len(self.sample)])
+            self.sample_inputs.extend(got.inputs)
+
+    def fail(self, failure: TaskFailure) -> None:
+        self.result.failures.append(failure)
+        self.failures.write({"task": failure.key, "kind": failure.kind,
+                             "attempts": failure.attempts, "error": failure.error,
+                             "detail": failure.detail})
+        log.warning("task %s failed: %s", failure.key, failure.error)
+
+    def close(self) -> None:
+        for sink in [*self.sinks.values(), self.failures]:
+            sink.close()
+            self.result.outputs[sink.csv_path.stem] = sink.csv_path
+
+
+def _columns(table: str) -> list[str]:
+    return {"events": R.EVENT_COLUMNS, "timeline": R.TIMELINE_COLUMNS,
+            "updates": R.LIFECYCLE_COLUMNS, "compliance": R.COMPLIANCE_COLUMNS,
+            "devices": R.DEVICE_COLUMNS, "inputs": P.INPUT_COLUMNS}[table]
+
+
+def _append(piece: Path, out: Any, skip_header: bool) -> int:
+    """Copy a piece into an open roll-up; returns the rows copied."""
+    if not piece.exists():
+        return 0
+    rows = 0
+    with open(piece, encoding="utf-8", newline="") as fh:
+        if skip_header:
+            fh.readline()
+        for line in fh:
+            out.write(line)
+            rows += 1
+    return rows
+
+
+def _move_parquet(src: Path, dst: Path) -> None:
+    if not src.is_dir():
+        return
+    for file in src.rglob("*.parquet"):
+        target = dst / file.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(file, target)
+
+
+@dataclass
+class _ReportView:
+    """What report.html reads, for at most REPORT_DEVICES devices."""
+
+    inputs: list[ReadStats]
+    devices: list[P.DeviceResult]
+    records: int
+    events: int
+    warnings: list[str]
+
+
+def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.TimelineOptions,
+                       spec: ClusterSpec, *, html: bool = True, show_progress: bool = True,
+                       client: Any = None,
+                       task_fn: Callable[..., PartSummary] = timeline_task) -> FleetTimelineResult:
+    """The fleet run; `client` reuses a connected Dask client instead of opening one."""
+    parts = partitions(paths)
+    if not parts:
+        raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(outdir / "parquet", ignore_errors=True)  # ours: a rerun must not mix runs
+    result = FleetTimelineResult(tasks=len(parts))
+    merger = _Merger(outdir, result)
+    tasks = (Task(part, task_fn, (part, str(outdir), opts, f"{i:07d}"))
+             for i, part in enumerate(parts))
+    try:
+        with progress_bar("devices", len(parts), show_progress) as progress:
+            if client is not None:
+                run_tasks(client, tasks, len(parts), merger.add, merger.fail, progress)
+            else:
+                with open_client(spec) as own:
+                    run_tasks(own, tasks, len(parts), merger.add, merger.fail, progress)
+    finally:
+        merger.close()
+        # merged pieces are gone already; what is left belongs to failed tasks
+        shutil.rmtree(outdir / PARTS_DIR, ignore_errors=True)
+    if not result.records and merger.all_inputs_warned:
+        first = result.warnings[0] if result.warnings else (
+            result.failures[0].error if result.failures else "nothing readable")
+        raise InputError(parts[0], "no records could be read: " + first)
+    if html:
+        from hpforensics.report.html import write_report
+
+        view = _ReportView(merger.sample_inputs, sorted(merger.sample, key=lambda d: d.device),
+                           result.records, result.events, list(result.warnings))
+        if result.devices > len(view.devices):
+            view.warnings.append(f"report.html shows {len(view.devices)} of {result.devices} "
+                                 "devices; every device is in the CSV and Parquet outputs")
+        result.outputs["report"] = write_report(outdir / "report.html", view)
+    return result
