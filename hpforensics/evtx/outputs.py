@@ -104,8 +104,11 @@ class RowSink:
 
 
 class SpillSorter:
-    """Sort rows by key with bounded memory: runs of `limit` rows are sorted and spilled to
-    temporary files, then merged (heapq) while the output is written."""
+    """Sort rows by key with bounded memory: runs (sorted rows in temporary files, written
+    here when `limit` rows pile up, or by worker processes) are merged with heapq while the
+    output is written."""
+
+    MAX_OPEN = 200  # runs merged at once; more are first merged into intermediate runs
 
     def __init__(self, work_dir: Path, limit: int = 50_000) -> None:
         self.work_dir = work_dir
@@ -116,26 +119,39 @@ class SpillSorter:
     def extend(self, rows: Iterable[tuple[Any, ...]]) -> None:
         self._rows.extend(rows)
         if len(self._rows) >= self.limit:
-            self._spill()
+            self._runs.append(write_run(self.work_dir, self._rows))
+            self._rows = []
 
-    def _spill(self) -> None:
-        self._rows.sort(key=_first)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        path = self.work_dir / f"run{len(self._runs):05d}.jsonl"
-        with open(path, "wb") as fh:
-            for row in self._rows:
-                fh.write(orjson.dumps(row) + b"\n")
+    def add_run(self, path: Path) -> None:
         self._runs.append(path)
-        self._rows = []
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while len(self._runs) > self.MAX_OPEN:
+            group, self._runs = self._runs[:self.MAX_OPEN], self._runs[self.MAX_OPEN:]
+            merged = heapq.merge(*map(_read_run, group), key=_first)
+            self._runs.append(write_run(self.work_dir, merged, presorted=True))
+            for p in group:
+                p.unlink(missing_ok=True)
         self._rows.sort(key=_first)
-        runs = [_read_run(p) for p in self._runs]
-        return heapq.merge(iter(self._rows), *runs, key=_first)
+        return heapq.merge(iter(self._rows), *map(_read_run, self._runs), key=_first)
 
     def cleanup(self) -> None:
         for p in self._runs:
             p.unlink(missing_ok=True)
+
+
+def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:
+    """Rows sorted by their first item, one JSON array per line, in a new file of work_dir."""
+    import tempfile
+
+    if not presorted:
+        rows = sorted(rows, key=_first)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(suffix=".run", dir=work_dir)
+    with open(fd, "wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row) + b"\n")
+    return Path(name)
 
 
 def _first(row: tuple[Any, ...]) -> Any:

@@ -6,6 +6,7 @@ memory, so memory follows the number of update events, not the size of the logs.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import multiprocessing
@@ -24,7 +25,7 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import RowSink, SpillSorter, json_line, plain_values, render_csv, safe_cells
+from hpforensics.evtx.outputs import RowSink, SpillSorter, write_run, json_line, plain_values, render_csv, safe_cells
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -45,6 +46,7 @@ class TimelineOptions:
     jobs: int = 1
     grace_days: int | None = None  # None: the deadline is the next month's release
     hash_inputs: bool = True
+    work_dir: Path | None = None  # where workers leave sorted timeline runs (set by the run)
 
     def __post_init__(self) -> None:
         if self.parser not in PARSERS:
@@ -100,7 +102,7 @@ class FileResult:
     stats: ReadStats
     events_csv: str = ""
     events_jsonl: str = ""
-    timeline: list[tuple[tuple[str, str, str], list, str]] = field(default_factory=list)
+    timeline_run: Path | None = None  # this input's timeline rows, sorted, in a run file
 
 
 def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
@@ -123,10 +125,10 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
     except HPFError as exc:
         stats.warnings.append(str(exc))
     stats.relevant = len(events)
-    return _rendered(events, stats)
+    return _rendered(events, stats, opts.work_dir if opts else None)
 
 
-def _rendered(events: list[Event], stats: ReadStats) -> FileResult:
+def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> FileResult:
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
     values = [R.event_values(ev) for ev in events]
@@ -134,11 +136,14 @@ def _rendered(events: list[Event], stats: ReadStats) -> FileResult:
     cols = R.EVENT_COLUMNS
     result.events_jsonl = "".join(json_line(cols, v) for v in values)
     tcols = R.TIMELINE_COLUMNS
+    rows = []
     for ev in events:
         row = R.timeline_row(ev)
         tv = [row[c] for c in tcols]
-        result.timeline.append(((row["datetime"], row["device"], str(row["record_id"])),
-                                safe_cells(tv), json_line(tcols, tv)))
+        rows.append(((row["datetime"], row["device"], str(row["record_id"])),
+                     safe_cells(tv), json_line(tcols, tv)))
+    if rows:
+        result.timeline_run = write_run(work_dir or Path(tempfile.gettempdir()), rows)
     return result
 
 
@@ -186,16 +191,30 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
     if not items:
         raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
     result = TimelineResult()
-    by_device: dict[str, list[Event]] = defaultdict(list)
     outdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".hpf-sort-", dir=outdir))
-    timeline = SpillSorter(work)
+    try:
+        _run(items, outdir, dataclasses.replace(opts, work_dir=work), result)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if html:
+        from hpforensics.report.html import write_report
+
+        result.outputs["report"] = write_report(outdir / "report.html", result)
+    return result
+
+
+def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
+         result: TimelineResult) -> None:
+    by_device: dict[str, list[Event]] = defaultdict(list)
+    timeline = SpillSorter(opts.work_dir or outdir)
     with RowSink(outdir, "events", R.EVENT_COLUMNS) as events_out:
         for part in iter_read(items, opts):
             result.inputs.append(part.stats)
             result.records += part.stats.records
             events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
-            timeline.extend(part.timeline)
+            if part.timeline_run is not None:
+                timeline.add_run(part.timeline_run)
             for ev in part.events:
                 by_device[ev.device].append(ev)
         result.events = events_out.count
@@ -203,20 +222,10 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
     if not result.records and all(s.warnings for s in result.inputs):
         raise InputError(items[0].source, "no records could be read: " + result.inputs[0].warnings[0])
     _write_inputs(outdir, result.inputs)
-    classifier = _classifier(opts.product)
-    rules = ComplianceRules(classifier.calendar, opts.grace_days)
+    rules = ComplianceRules(_classifier(opts.product).calendar, opts.grace_days)
     for device in sorted(by_device):
         result.devices.append(_device(device, by_device[device], rules, opts))
-    try:
-        _write_rest(outdir, result, timeline)
-    finally:
-        timeline.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
-    if html:
-        from hpforensics.report.html import write_report
-
-        result.outputs["report"] = write_report(outdir / "report.html", result)
-    return result
+    _write_rest(outdir, result, timeline)
 
 
 def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], default: str) -> str:

@@ -82,11 +82,14 @@ def _parser_error(stats: ReadStats, scan: ChunkScan, exc: Exception) -> None:
 def json_relevant(text: str) -> bool:
     """The cheap test on the parser's JSON string: provider (and ID), then hotpatch mentions.
 
-    This runs on every record, so it is plain substring searches (a regex costs ~30x more):
-    'atch'/'ATCH' catch every spelling of hotpatch and are rare enough in logs that the exact,
-    case-insensitive test behind them costs nothing."""
+    This runs on every record, so it is plain substring searches (a regex costs ~30x more),
+    and the mention search covers the event data only, not the System block: 'atch'/'ATCH'
+    catch every spelling of hotpatch and are rare enough that the exact, case-insensitive test
+    behind them costs nothing."""
     start = text.find('"Name":"')  # the first Name attribute is the Provider's
-    if start >= 0:
+    if start < 0:
+        start = 0
+    else:
         start += 8
         name = text[start:text.find('"', start)]
         if name in ALL_EVENTS:
@@ -94,8 +97,13 @@ def json_relevant(text: str) -> bool:
         ids = SOME_EVENTS.get(name)
         if ids is not None and _json_event_id(text) in ids:
             return True
-    if "atch" in text or "ATCH" in text:
-        return "hotpatch" in text.lower()
+    data = text.find('"EventData":', start)
+    if data < 0:
+        data = text.find('"UserData":', start)
+        if data < 0:
+            return False
+    if text.find("atch", data) >= 0 or text.find("ATCH", data) >= 0:
+        return "hotpatch" in text[data:].lower()
     return False
 
 

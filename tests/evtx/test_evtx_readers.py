@@ -194,3 +194,17 @@ def test_parse_time_forms(text: str, micro: int) -> None:
     stamp = parse_time(text)
     assert stamp is not None and stamp.microsecond == micro and stamp.utcoffset().total_seconds() == 0
     assert (stamp.hour, stamp.minute) in ((17, 16), (7, 12))
+
+
+def test_fast_relevance_filter_finds_hotpatch_mentions() -> None:
+    from hpforensics.evtx.readers import json_relevant
+
+    def record(provider: str, data: str) -> str:
+        return ('{"Event":{"System":{"Provider":{"#attributes":{"Name":"%s"}},"EventID":7},'
+                '"EventData":{"Msg":"%s"}}}' % (provider, data))
+
+    assert json_relevant(record("Contoso-Agent", "HOTPATCH enrolment done"))
+    assert json_relevant(record("Contoso-Agent", "applied HotPatch KB5052105"))
+    assert not json_relevant(record("Contoso-Agent", "dispatch queue drained"))
+    assert json_relevant(record("Microsoft-Windows-Servicing", "anything"))
+    assert not json_relevant(record("Microsoft-Windows-Kernel-General", "x"))  # ID 7 is not kept
