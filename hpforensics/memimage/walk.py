@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from hpforensics.sources.source import MappedImage
+
+if TYPE_CHECKING:
+    from hpforensics.memimage.fastwalk import FastWalker
 
 log = logging.getLogger(__name__)
 

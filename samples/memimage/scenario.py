@@ -9,10 +9,11 @@ the hotpatch-image records should conclude.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from memimage.builder import (KERNEL_BASE, KERNEL_SIZE, PROT_EXECUTE_READ, PROT_EXECUTE_READWRITE,
-                              LdrEntry, Process, WindowsImageBuilder)
+from memimage.builder import KERNEL_BASE, KERNEL_SIZE, WindowsImageBuilder
+from memimage.records import PROT_EXECUTE_READ, PROT_EXECUTE_READWRITE, LdrEntry, Process
 from memimage.images import PeSamples, Region, exe_stub, stub_image
 
 GUID = uuid.UUID("5b0a3c1e-9d47-4e2a-8f61-24a0c0de2610")
@@ -22,6 +23,55 @@ T0 = 1_778_745_600  # 2026-05-14 08:00:00 UTC, after the May 2026 hotpatch
 SYS32 = "C:\\Windows\\System32\\"
 REASON_STATIC, REASON_DYNAMIC, REASON_PATCH = 0, 4, 9
 STATE_BASE, STATE_APPLIED_FORWARD = 0, 3
+
+
+@dataclass(frozen=True)
+class Plant:
+    pid: int
+    name: str
+    ppid: int
+    offset: int  # seconds after T0 the process was created
+    scenario: str  # PE-plan scenario whose memory regions the process maps
+    label: str
+    note: str
+    active: str = ""  # patch image the loader records as applied to hpbase.dll ("" = none)
+    paged: dict = field(default_factory=dict)  # module -> page offsets planted paged out
+    listed: bool = True  # False: images in VADs only, unlinked from the loader lists
+    patch_reason: int = REASON_PATCH  # LoadReason of patch images
+    unapplied: str = ""  # map this patch file beside the base without applying it
+    images: tuple = ()  # expected records: (base, patch, status, flagged, patched, total)
+
+
+APPLIED = "applied"
+PLANTS = (
+    Plant(604, "winlogon.exe", 388, 10, "clean", "clean", "hpbase.dll loaded, never patched"),
+    Plant(1024, "svchost.exe", 604, 20, "hp1", "hp1", "hpbase.dll hotpatched by hpbase_hp1.dll",
+          active="hpbase_hp1.dll",
+          images=(("hpbase.dll", "hpbase_hp1.dll", APPLIED, False, 2, 2),)),
+    Plant(1100, "svchost.exe", 604, 21, "hp2", "hp2",
+          "hp1 then hp2 applied; hp1 stays mapped, superseded", active="hpbase_hp2.dll",
+          images=(("hpbase.dll", "hpbase_hp1.dll", "orphaned", False, 0, 2),
+                  ("hpbase.dll", "hpbase_hp2.dll", APPLIED, False, 3, 3))),
+    Plant(2260, "explorer.exe", 1024, 40, "hp1", "hp1",
+          "hp1 applied; hpbase.dll page 0x2000 (.rdata) and hp1 page 0x4000 (.reloc) paged out",
+          active="hpbase_hp1.dll", paged={"hpbase.dll": (0x2000,), "hpbase_hp1.dll": (0x4000,)},
+          images=(("hpbase.dll", "hpbase_hp1.dll", APPLIED, False, 2, 2),)),
+    Plant(3128, "notepad.exe", 2260, 300, "attacked", "attacked",
+          "hp1 plus inline hook, fake redirect, forged patch, IAT hook", active="hpbase_hp1.dll",
+          images=(("hpbase.dll", "hpbase_hp1.dll", APPLIED, False, 2, 2),
+                  ("", "forged_hp.dll", "mapped but base mismatch", True, 0, 0))),
+    Plant(4404, "rundll32.exe", 2260, 420, "clean", "clean",
+          "hpbase.dll mapped (image VAD) but unlinked from the loader lists", listed=False),
+    Plant(5012, "taskhostw.exe", 604, 60, "clean", "claimed",
+          "loader says hp1 AppliedForward; code is the clean base", active="hpbase_hp1.dll",
+          unapplied="hpbase_hp1.dll",
+          images=(("hpbase.dll", "hpbase_hp1.dll", "loader claims patch, code does not show it",
+                   True, 0, 2),)),
+    Plant(6120, "spoolsv.exe", 604, 70, "hp1", "unclaimed",
+          "hp1 redirects in code; loader records no hotpatch", patch_reason=REASON_DYNAMIC,
+          images=(("hpbase.dll", "hpbase_hp1.dll", "code redirected, loader claims none",
+                   True, 2, 2),)),
+)
 
 
 def _hx(v: int) -> str:
@@ -110,6 +160,24 @@ class Scenario:
             "loader_modules": [m.full_name for m in p.modules],
             "image_vads": sorted(v.file_name for v in p.vads if v.file_name)})
 
+    def plant(self, t: "Plant") -> None:
+        """One user process holding one PE-plan scenario in a loader/VAD context."""
+        p = self.process(t.pid, t.name, t.ppid, t.offset)
+        p.hotpatched = bool(t.active)
+        regions = self.pe.regions(t.scenario)
+        if t.unapplied:  # the patch file as the loader maps it, nothing applied
+            hp_base = next(r.base for r in self.pe.regions("hp1") if r.module == t.unapplied)
+            regions = [r for r in regions if r.kind == "image"]
+            regions.append(self.pe.file_region(t.unapplied, hp_base))
+        active = next((r.base for r in regions if r.module == t.active), 0)
+        self.regions(p, regions, listed=None if t.listed else set(),
+                     state=STATE_APPLIED_FORWARD if t.active else STATE_BASE, active=active,
+                     paged_out=t.paged, patch_reason=t.patch_reason)
+        self.expect(p.pid, p.name, t.scenario, t.paged)
+        for base, patch, status, flagged, done, total in t.images:
+            self.expect_image(p.pid, base, patch, status, flagged, done, total)
+        self.record(p, t.label, t.note)
+
     # -- the machine ----------------------------------------------------------------------
     def build(self) -> tuple[WindowsImageBuilder, dict]:
         b = self.b
@@ -132,68 +200,8 @@ class Scenario:
 
         for pid, name, ppid, off in ((388, "smss.exe", 4, 5), (512, "csrss.exe", 388, 9)):
             self.record(self.process(pid, name, ppid, off), "none", "no sample DLL")
-
-        p = self.process(604, "winlogon.exe", 388, 10)
-        self.regions(p, self.pe.regions("clean"))
-        self.expect(p.pid, p.name, "clean")
-        self.record(p, "clean", "hpbase.dll loaded, never patched")
-
-        hp1 = self.pe.regions("hp1")
-        hp1_base = next(r.base for r in hp1 if r.module == "hpbase_hp1.dll")
-        p = self.process(1024, "svchost.exe", 604, 20)
-        p.hotpatched = True
-        self.regions(p, hp1, state=STATE_APPLIED_FORWARD, active=hp1_base)
-        self.expect(p.pid, p.name, "hp1")
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "applied", False, 2, 2)
-        self.record(p, "hp1", "hpbase.dll hotpatched by hpbase_hp1.dll")
-
-        hp2 = self.pe.regions("hp2")
-        hp2_base = next(r.base for r in hp2 if r.module == "hpbase_hp2.dll")
-        p = self.process(1100, "svchost.exe", 604, 21)
-        p.hotpatched = True
-        self.regions(p, hp2, state=STATE_APPLIED_FORWARD, active=hp2_base)
-        self.expect(p.pid, p.name, "hp2")
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "orphaned", False, 0, 2)
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp2.dll", "applied", False, 3, 3)
-        self.record(p, "hp2", "hp1 then hp2 applied; hp1 stays mapped, superseded")
-
-        p = self.process(2260, "explorer.exe", 1024, 40)
-        p.hotpatched = True
-        paged = {"hpbase.dll": (0x2000,), "hpbase_hp1.dll": (0x4000,)}
-        self.regions(p, hp1, state=STATE_APPLIED_FORWARD, active=hp1_base, paged_out=paged)
-        self.expect(p.pid, p.name, "hp1", paged)
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "applied", False, 2, 2)
-        self.record(p, "hp1", "hp1 applied; hpbase.dll page 0x2000 (.rdata) and hp1 page 0x4000 (.reloc) paged out")
-
-        p = self.process(3128, "notepad.exe", 2260, 300)
-        p.hotpatched = True
-        self.regions(p, self.pe.regions("attacked"), state=STATE_APPLIED_FORWARD, active=hp1_base)
-        self.expect(p.pid, p.name, "attacked")
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll", "applied", False, 2, 2)
-        self.expect_image(p.pid, "", "forged_hp.dll", "mapped but base mismatch", True, 0, 0)
-        self.record(p, "attacked", "hp1 plus inline hook, fake redirect, forged patch, IAT hook")
-
-        p = self.process(4404, "rundll32.exe", 2260, 420)
-        self.regions(p, self.pe.regions("clean"), listed=set())
-        self.expect(p.pid, p.name, "clean")
-        self.record(p, "clean", "hpbase.dll mapped (image VAD) but unlinked from the loader lists")
-
-        p = self.process(5012, "taskhostw.exe", 604, 60)
-        p.hotpatched = True
-        claimed = [self.pe.regions("clean")[0],
-                   self.pe.file_region("hpbase_hp1.dll", hp1_base)]
-        self.regions(p, claimed, state=STATE_APPLIED_FORWARD, active=hp1_base)
-        self.expect(p.pid, p.name, "clean")
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll",
-                          "loader claims patch, code does not show it", True, 0, 2)
-        self.record(p, "claimed", "loader says hp1 AppliedForward; code is the clean base")
-
-        p = self.process(6120, "spoolsv.exe", 604, 70)
-        self.regions(p, hp1, state=STATE_BASE, active=0, patch_reason=REASON_DYNAMIC)
-        self.expect(p.pid, p.name, "hp1")
-        self.expect_image(p.pid, "hpbase.dll", "hpbase_hp1.dll",
-                          "code redirected, loader claims none", True, 2, 2)
-        self.record(p, "unclaimed", "hp1 redirects in code; loader records no hotpatch")
+        for plant in PLANTS:
+            self.plant(plant)
         return b, self.plan
 
 
