@@ -26,7 +26,7 @@ from hpforensics.reference.imports import ImportSlots, import_slots
 from hpforensics.reference.kinds import MaskKind
 from hpforensics.reference.loadconfig import load_config_masks, reader_for
 from hpforensics.reference.maskset import MaskSet
-from hpforensics.reference.relocs import WIDTH, apply_relocations, parse_relocations
+from hpforensics.reference.relocs import REL_HIGHADJ, WIDTH, apply_relocations, parse_relocations
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,10 @@ def build_template(data: Any, path: str, name: str | None = None) -> Template:
     masks = MaskSet(hdr.size_of_image)
     rvas, types = parse_relocations(img, hdr, path)
     widths = np.asarray([WIDTH.get(int(t), 8) for t in range(16)], np.int64)[types]
-    masks.add(MaskKind.RELOCATION, rvas, widths)
+    known = np.isin(types, [t for t in WIDTH if t != REL_HIGHADJ])
+    masks.add(MaskKind.RELOCATION, rvas[known], widths[known])
+    # Types we do not apply (ARM MOV32 pairs, MIPS, RISC-V): masked, not reported as changes.
+    masks.add(MaskKind.DYNAMIC_OTHER, rvas[~known], widths[~known])
     # The memory manager stores the actual load address in the mapped header's ImageBase.
     masks.add(MaskKind.HEADER_IMAGE_BASE, [_image_base_offset(hdr)], hdr.pointer_size)
     iat, delay = import_slots(img, hdr, warnings)
