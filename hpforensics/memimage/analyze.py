@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
 from hpforensics.memimage import walk
-from hpforensics.memimage.patchstate import HotpatchImageRecord, hotpatch_images
+from hpforensics.memimage.patchstate import HotpatchImageRecord, hotpatch_images, quiet_pe_parsing
 from hpforensics.model import ModuleSummary, ScanResult, YaraMatch
 from hpforensics.sources.source import MappedImage
 from hpforensics.sources.volatility import VolatilityAddressSpace
@@ -139,4 +139,5 @@ class _NoReferences:
 def verify_space(space: VolatilityAddressSpace, references, kb_lookup) -> ScanResult:
     from hpforensics import engine
 
-    return engine.verify_space(space, references or _NoReferences(), kb_lookup=kb_lookup)
+    with quiet_pe_parsing():  # the engine parses mapped headers of images without a file too
+        return engine.verify_space(space, references or _NoReferences(), kb_lookup=kb_lookup)

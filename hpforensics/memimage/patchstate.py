@@ -9,9 +9,10 @@ flagged.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from hpforensics.classify.owners import AddressMap
 from hpforensics.classify.patches import PatchImage, collect_patches
@@ -57,6 +58,19 @@ class HotpatchImageRecord:
     status: str
     flagged: bool
     note: str = ""
+
+
+@contextlib.contextmanager
+def quiet_pe_parsing() -> Iterator[None]:
+    """Every mapped header is parsed to find patch images; complaints about directories that
+    do not matter here (a relocated CFG table pointer, a paged-out load config) stay quiet."""
+    pe_log = logging.getLogger("hpforensics.pe")
+    level = pe_log.level
+    pe_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pe_log.setLevel(level)
 
 
 def _state_name(value: int | None) -> str:
@@ -122,15 +136,8 @@ def hotpatch_images(
 ) -> list[HotpatchImageRecord]:
     """One record per (patch image, base) pair and per loader claim nobody backs."""
     images = list(space.images())
-    # Every mapped header is parsed to find patch images; complaints about directories that
-    # do not matter here (a relocated CFG table pointer, a paged-out load config) stay quiet.
-    pe_log = logging.getLogger("hpforensics.pe")
-    level = pe_log.level
-    pe_log.setLevel(logging.ERROR)
-    try:
+    with quiet_pe_parsing():
         patches = collect_patches(space, images, lambda m: None, kb_lookup)
-    finally:
-        pe_log.setLevel(level)
     amap = AddressMap(images)
     by_base = {m.base: m for m in images}
     patch_bases = {p.image.base for p in patches}
