@@ -175,16 +175,30 @@ def from_json(doc: dict[str, Any]) -> Manifest:
 
 
 def manifest_paths(paths: Iterable[Path]) -> list[Path]:
-    """Manifest files named directly, plus every *.json in folders named."""
+    """Manifest files named directly, plus every *.json in folders named that is a manifest
+    (other JSON beside them, such as chain-of-custody sidecars, is passed over)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(p.glob("*.json"))
+            for f in sorted(p.glob("*.json")):
+                if _looks_like_manifest(f):
+                    out.append(f)
+                else:
+                    log.debug("%s: not a KB manifest, passed over", f)
         elif p.is_file():
             out.append(p)
         else:
             raise InputError(p, "no such file or directory")
     return out
+
+
+def _looks_like_manifest(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return FORMAT.encode() in head
 
 
 def today() -> str:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import struct
 from dataclasses import dataclass, field
+from typing import Union
 
 import pefile
 
@@ -29,6 +30,8 @@ _RELOC_SIZE = {1: 2, 2: 2, 3: 4, 4: 4, 5: 4, 7: 4, 9: 4, 10: 8}
 _DVRT_SITE = {3: 12, 4: 5, 5: 5, 7: 4, 8: 4}
 _MAX_IMAGE = 1 << 30
 
+Mask = Union[bytes, list[tuple[int, int]]]
+
 
 @dataclass
 class NormalizedImage:
@@ -41,9 +44,10 @@ class NormalizedImage:
     machine: int
     image_base: int
     algo: str
-    mask: list[tuple[int, int]]  # merged (start, end) RVA ranges the loader writes
+    mask: Mask  # loader-written bytes: bitmap (bit i = byte i) or merged (start, end) ranges
     pages: dict[int, bytes] = field(default_factory=dict)  # page RVA -> digest (executable pages)
     zero_pages: set[int] = field(default_factory=set)  # pages all zero after masking
+    hotpatch: dict | None = None  # {"sequence_number", "bases": [...]} when the engine read it
     pe: pefile.PE | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -151,13 +155,15 @@ def executable_pages(pe: pefile.PE, page_size: int = PAGE_SIZE) -> list[int]:
 
 
 def hash_image_pages(
-    image: bytes, rvas: list[int], mask: list[tuple[int, int]], algo: str = DEFAULT_ALGO
+    image: bytes, rvas: list[int], mask: Mask, algo: str = DEFAULT_ALGO
 ) -> tuple[dict[int, bytes], set[int]]:
     """Digest of each page in `rvas` with masked bytes counted as zero, via the C core."""
     try:
         from hpforensics.pagehash import FLAG_ZERO, hash_pages
     except ImportError:  # C core not built: same result, slower
         return _hash_pages_py(image, rvas, mask, algo)
+    if isinstance(mask, (bytes, bytearray)) and len(mask) * 8 < len(image):
+        mask = bytes(mask) + bytes((len(image) + 7) // 8 - len(mask))  # the C core wants full length
     hashed = hash_pages(image, algo=algo, page_size=PAGE_SIZE, mask=mask or None)
     digests: dict[int, bytes] = {}
     zero: set[int] = set()
@@ -171,11 +177,19 @@ def hash_image_pages(
 
 
 def _hash_pages_py(
-    image: bytes, rvas: list[int], mask: list[tuple[int, int]], algo: str
+    image: bytes, rvas: list[int], mask: Mask, algo: str
 ) -> tuple[dict[int, bytes], set[int]]:
     if algo != "sha256":
         raise ValueError(f"algorithm {algo!r} needs the C core (hpforensics.pagehash)")
     buf = bytearray(image)
+    if isinstance(mask, (bytes, bytearray)):
+        import numpy as np
+
+        bits = np.unpackbits(np.frombuffer(mask, np.uint8), bitorder="little")[: len(buf)]
+        arr = np.frombuffer(buf, np.uint8).copy()
+        arr[: len(bits)][bits.astype(bool)] = 0
+        buf = bytearray(arr.tobytes())
+        mask = []
     for start, end in mask:
         buf[start:end] = bytes(max(0, min(end, len(buf)) - start))
     digests, zero = {}, set()
@@ -195,21 +209,40 @@ def zero_digest(algo: str = DEFAULT_ALGO) -> bytes:
     return digests[0]
 
 
-def engine_mask(data: bytes, name: str, image_base: int) -> list[tuple[int, int]] | None:
-    """The verifier's own loader mask (hpforensics.reference) for a file layout, so the store
-    and the engine normalise alike; None when that helper is not installed."""
+def engine_template(file_like: bytes, name: str):
+    """The verifier's template of a file-layout image (hpforensics.reference): layout, loader
+    mask, executable ranges, hotpatch info. None when that helper is not installed."""
     try:
-        from hpforensics.reference.expected import build_expected
+        from hpforensics.reference.expected import build_template
     except ImportError:
         return None
     try:
-        expected = build_expected(bytes(data), image_base, name=name)
+        return build_template(bytes(file_like), name, name)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - its failure only costs us its finer mask
-        log.debug("%s: engine mask unavailable (%s); using pefile's", name, exc)
+        log.debug("%s: engine template unavailable (%s); using pefile", name, exc)
         return None
-    return merge_ranges([(start, end) for start, end, _ in expected.mask_ranges])
+
+
+def _pages_in(ranges: list[tuple[int, int]], size: int) -> list[int]:
+    pages: set[int] = set()
+    for start, end in ranges:
+        pages.update(range(start - start % PAGE_SIZE, min(end, size), PAGE_SIZE))
+    return sorted(pages)
+
+
+def _hotpatch_json(info) -> dict | None:
+    if info is None:
+        return None
+    return {
+        "sequence_number": info.sequence_number,
+        "bases": [
+            {"timestamp": b.original_timestamp, "checksum": b.original_checksum,
+             "sequence_number": b.sequence_number, "flags": b.flags, "functions": len(b.functions)}
+            for b in info.bases
+        ],
+    }
 
 
 def normalize(
@@ -219,21 +252,30 @@ def normalize(
     path: str | None = None,
     mapped: bool = False,
     algo: str = DEFAULT_ALGO,
-    mask: list[tuple[int, int]] | None = None,
+    mask: Mask | None = None,
 ) -> NormalizedImage:
     """Parse, lay out, mask and hash one image. Raises InputError on a malformed image.
 
-    The mask is, in order of preference: the one given (a memory copy of an image the store
-    knows is hashed with that image's stored mask), the engine's mask for a file layout, or the
-    mask read here from the image's own relocation, IAT and dynamic-relocation tables."""
+    The engine's template (hpforensics.reference) gives the layout and the mask when that
+    helper is installed, so the store and the verifier normalise alike; a memory copy goes to
+    it as the file-like view parse_pe makes of it (raw data at the RVAs). Without the engine,
+    pefile lays the image out and the mask is read from its relocation, IAT and
+    dynamic-relocation tables. A mask given by the caller (the stored mask of a known
+    version) wins over both."""
     where = path or name
-    pe = parse_pe(data, where, mapped)
-    try:
+    pe = parse_pe(data, where, mapped) if mapped else None
+    template = engine_template(pe.__data__ if mapped else data, name)
+    if template is not None:
+        h = template.headers
+        image = bytes(data[: h.size_of_image]).ljust(h.size_of_image, b"\0") if mapped else template.layout
         if mask is None:
-            # A mapped copy goes to the engine as the file-like view parse_pe made of it
-            # (raw data at the RVAs), so memory and file get the very same mask.
-            as_file = pe.__data__ if mapped else data
-            mask = engine_mask(as_file, name, pe.OPTIONAL_HEADER.ImageBase)
+            mask = template.mask_bitmap
+        rvas = _pages_in(template.exec_ranges, h.size_of_image)
+        digests, zero = hash_image_pages(image, rvas, mask, algo)
+        return NormalizedImage(name, h.timestamp, h.size_of_image, h.checksum, h.machine, h.image_base,
+                               algo, mask, digests, zero, _hotpatch_json(template.hotpatch), pe)
+    pe = pe or parse_pe(data, where, mapped)
+    try:
         if mask is None:
             mask = loader_mask(pe)
         image = memory_layout(pe, data, mapped)
@@ -254,3 +296,4 @@ def normalize(
         zero_pages=zero,
         pe=pe,
     )
+

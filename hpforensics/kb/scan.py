@@ -74,8 +74,8 @@ def scan_file(path: str | Path, algo: str = DEFAULT_ALGO, version: bool = False)
         return Skip(path, exc.message + (f" at offset {exc.offset:#x}" if exc.offset is not None else ""), True)
     item = ScannedFile(path, size, hashlib.sha256(data).hexdigest(), norm)
     if version:  # the manifest importer wants the details; the store does not
-        item.file_version = _file_version(norm)
-        item.hotpatch = _hotpatch(data, path, item.notes)
+        item.file_version = _file_version(data, path)
+        item.hotpatch = norm.hotpatch if norm.hotpatch is not None else _hotpatch(data, path, item.notes)
     norm.pe = None
     return item
 
@@ -104,10 +104,12 @@ def _hotpatch(data: bytes, path: str, notes: list[str]) -> dict | None:
     }
 
 
-def _file_version(norm: NormalizedImage) -> str:
+def _file_version(data: bytes, path: str) -> str:
     """FileVersion from the version resource's fixed info (dwFileVersionMS/LS), if any."""
-    pe = norm.pe
+    import pefile
+
     try:
+        pe = pefile.PE(data=data, fast_load=True)
         pe.parse_data_directories(directories=[2])  # IMAGE_DIRECTORY_ENTRY_RESOURCE
         fixed = getattr(pe, "VS_FIXEDFILEINFO", None)
         if not fixed:
@@ -116,7 +118,7 @@ def _file_version(norm: NormalizedImage) -> str:
         ms, ls = f.FileVersionMS, f.FileVersionLS
         return f"{ms >> 16}.{ms & 0xFFFF}.{ls >> 16}.{ls & 0xFFFF}"
     except Exception as exc:  # noqa: BLE001 - a broken resource tree only loses the version
-        log.debug("%s: no version resource: %s", norm.name, exc)
+        log.debug("%s: no version resource: %s", path, exc)
         return ""
 
 

@@ -25,7 +25,7 @@ from hpforensics.kb.normalize import (
     normalize_headers,
     zero_digest,
 )
-from hpforensics.kb.store_schema import SCHEMA_VERSION, create_schema, pack_ranges, unpack_ranges
+from hpforensics.kb.store_schema import SCHEMA_VERSION, create_schema, pack_mask, unpack_mask
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class PageStore:
                 "INSERT INTO images(name, timestamp, size_of_image, checksum, machine, file_version,"
                 " sha256, path, n_pages, mask) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (name, ts, size, norm.checksum, norm.machine, file_version, sha256, path,
-                 len(norm.pages), pack_ranges(norm.mask)),
+                 len(norm.pages), pack_mask(norm.mask)),
             )
             image_id = int(cur.lastrowid)
             self.db.executemany(
@@ -201,9 +201,9 @@ class PageStore:
             (name.lower(), timestamp, size_of_image)).fetchone()
         return self.version(row[0]) if row else None
 
-    def mask_for(self, version: ImageVersion) -> list[tuple[int, int]]:
+    def mask_for(self, version: ImageVersion) -> bytes | list[tuple[int, int]]:
         (blob,) = self.db.execute("SELECT mask FROM images WHERE id=?", (version.id,)).fetchone()
-        return unpack_ranges(blob)
+        return unpack_mask(blob)
 
     def iter_lookup(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> Iterator[tuple[bytes, int, int]]:
         """(digest, image id, rva) for every stored page with one of `digests`, batch by batch.

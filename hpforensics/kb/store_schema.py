@@ -50,12 +50,17 @@ def create_schema(db: sqlite3.Connection, algo: str) -> None:
     db.commit()
 
 
-def pack_ranges(ranges: list[tuple[int, int]]) -> bytes:
-    flat = [v for r in ranges for v in r]
-    return zlib.compress(struct.pack(f"<{len(flat)}I", *flat))
+def pack_mask(mask: bytes | list[tuple[int, int]]) -> bytes:
+    """A loader mask, bitmap (b"B" + zlib) or RVA ranges (b"R" + zlib of u32 pairs)."""
+    if isinstance(mask, (bytes, bytearray)):
+        return b"B" + zlib.compress(bytes(mask))
+    flat = [v for r in mask for v in r]
+    return b"R" + zlib.compress(struct.pack(f"<{len(flat)}I", *flat))
 
 
-def unpack_ranges(blob: bytes) -> list[tuple[int, int]]:
-    raw = zlib.decompress(blob)
+def unpack_mask(blob: bytes) -> bytes | list[tuple[int, int]]:
+    raw = zlib.decompress(blob[1:])
+    if blob[:1] == b"B":
+        return raw
     flat = struct.unpack(f"<{len(raw) // 4}I", raw)
     return list(zip(flat[0::2], flat[1::2]))

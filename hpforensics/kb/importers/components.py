@@ -54,6 +54,8 @@ def parse_component(path: Path) -> ComponentManifest:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise ValueError(f"not well-formed XML: {exc}") from None
+    except LookupError as exc:  # an XML declaration naming an encoding Python does not know
+        raise ValueError(f"not readable XML: {exc}") from None
     if _local(root.tag) != "assembly":
         raise ValueError(f"root element is <{_local(root.tag)}>, not <assembly>")
     cm = ComponentManifest(Path(path))

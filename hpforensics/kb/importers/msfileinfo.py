@@ -159,7 +159,8 @@ def import_csv(path: Path, kbs: list[str]) -> Manifest:
     try:
         text = Path(path).read_text(encoding="utf-8-sig", errors="strict")
     except UnicodeDecodeError:
-        text = Path(path).read_text(encoding="cp1252")  # older files were saved as ANSI
+        # older files were saved as ANSI; the five bytes cp1252 leaves undefined become U+FFFD
+        text = Path(path).read_text(encoding="cp1252", errors="replace")
     except OSError as exc:
         raise InputError(path, exc.strerror or str(exc)) from None
     files, skipped = parse(text, str(path))
