@@ -73,6 +73,12 @@ def _u64(space: AddressSpace, address: int) -> int | None:
 def branch_target(space: AddressSpace, code: bytes, address: int, machine: int = 0x8664) -> int | None:
     """Where the instruction(s) at `address` transfer control, for the common hook shapes:
     jmp/call rel8/rel32, jmp/call [rip+disp32], mov rax/r11, imm64 + jmp reg, push imm + ret."""
+    if machine == 0xAA64 and len(code) >= 4:
+        word = struct.unpack_from("<I", code)[0]
+        if word & 0x7C000000 == 0x14000000:  # B / BL imm26
+            imm = word & 0x03FFFFFF
+            return address + ((imm - (1 << 26) if imm & (1 << 25) else imm) << 2)
+        return None
     if machine not in (0x8664, 0x14C) or not code:
         return None
     b = code

@@ -106,7 +106,7 @@ class ModuleClassifier(PatchWrites):
             kw["target_owner"] = self.ctx.amap.describe(kw["branch_target"])
         self.findings.append(Finding(
             source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
-            module_path=self.exp.path if self.reference.startswith("disk:") else im.path,
+            module_path=im.path or self.exp.path,
             module_base=im.base, address=im.base + start, rva=start, size=end - start,
             verdict=verdict, reason=reason, expected=self.exp.data[start : min(end, start + MAX_BYTES)],
             actual=bytes(actual[:MAX_BYTES]), **kw,
@@ -217,6 +217,8 @@ class ModuleClassifier(PatchWrites):
                     self._unexplained(a, b)
 
     def _unexplained(self, s: int, e: int) -> None:
+        if self.machine == 0xAA64 and self.exp.is_executable(s):
+            s, e = s & ~3, (e + 3) & ~3  # whole instructions: ARM64 code is 4-byte words
         kinds = self.exp.masks.kinds_in(s, e)
         if self.exp.is_executable(s):
             why = "code differs from the file and no loader or hotpatch rule explains it"

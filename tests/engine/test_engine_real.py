@@ -131,3 +131,20 @@ def test_wholly_different_image_is_bounded(real_pe_files):
     assert len(result.findings) <= 4096 + 1 + 64
     (rest,) = [f for f in result.findings if "not listed one by one" in f.reason]
     assert int(rest.extra["ranges"]) > 10000
+
+
+def test_arm64_launcher_branch_hook():
+    """pip's ARM64 launcher: clean at another base; a planted B imm26 is decoded."""
+    import pip._vendor.distlib as distlib
+    from pathlib import Path
+
+    path = Path(distlib.__file__).parent / "t64-arm.exe"
+    img, fakes, facts = simulate(path, BASE)
+    result = _verify(path, img, fakes)
+    assert [f for f in result.findings if f.verdict != Verdict.LOADER] == []
+    mem = bytearray(img)
+    hook = facts["text"][0] + 0x40
+    mem[hook : hook + 4] = struct.pack("<I", 0x14000000 | 0x40000)  # b +0x100000
+    (f,) = [f for f in _verify(path, bytes(mem), fakes).findings if f.verdict != Verdict.LOADER]
+    assert f.verdict == Verdict.UNEXPLAINED and f.rva == hook
+    assert f.branch_target == BASE + hook + 0x100000 and f.disassembly.startswith("b ")
