@@ -5,12 +5,12 @@ patch itself); the scanner only reads.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests_live_helpers import Target
 
 HERE = Path(__file__).resolve().parent
 
@@ -26,55 +26,6 @@ def live_bins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     subprocess.run([gcc, "-O1", "-shared", "-fPIC", "-o", str(lib), str(HERE / "patchlib.c")],
                    check=True)
     return {"target": target, "lib": lib}
-
-
-class Target:
-    """A running target process and its command loop."""
-
-    def __init__(self, path: Path) -> None:
-        self.proc = subprocess.Popen([str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
-        assert self.ask_line(None) == "ready"
-        pid, func, buf = self.ask("p").split()
-        assert int(pid) == self.proc.pid
-        self.pid = self.proc.pid
-        self.func = int(func, 16)
-        self.buf = int(buf, 16)
-
-    def ask_line(self, command: str | None) -> str:
-        if command is not None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(command + "\n")
-            self.proc.stdin.flush()
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline().strip()
-
-    ask = ask_line
-
-    def read(self, address: int, size: int) -> bytes:
-        with open(f"/proc/{self.pid}/mem", "rb") as fh:
-            fh.seek(address)
-            return fh.read(size)
-
-    def write(self, address: int, data: bytes) -> None:
-        """The test's own helper (never the scanner's): a FOLL_FORCE write, as a debugger does."""
-        fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR)
-        try:
-            assert os.pwrite(fd, data, address) == len(data)
-        finally:
-            os.close(fd)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.ask_line("q")
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture

@@ -162,9 +162,9 @@ def test_reads_are_page_chunked_and_bounded():
 
 
 def test_deleted_binary_is_still_compared_with_the_mapped_inode(live_bins, tmp_path):
-    from conftest import Target
-
     import shutil
+
+    from tests_live_helpers import Target
 
     copy = tmp_path / "hpf_deleted"
     shutil.copy(live_bins["target"], copy)
