@@ -176,3 +176,15 @@ def test_sample_memory_dumps(tmp_path) -> None:
                                    "hpbase.dll", mapped=True)
         assert not patched.exact and patched.best.version.name == "hpbase.dll"
         assert patched.unmatched == [0x1000]
+
+
+def test_pefile_fallback_without_the_engine(monkeypatch, real_pe_files) -> None:
+    """Without hpforensics.reference the mask comes from pefile's parse: still base-independent."""
+    import hpforensics.kb.normalize as nz
+
+    monkeypatch.setattr(nz, "engine_template", lambda data, name: None)
+    for path in real_pe_files:
+        original = nz.normalize(path.read_bytes(), path.name)
+        assert original.pe is not None and isinstance(original.mask, list)
+        _, mapped_copy = relocated(path)
+        assert nz.normalize(mapped_copy, path.name, mapped=True).pages == original.pages
