@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
+from hpforensics.outpaths import safe_join
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ def local_path(item: InputItem) -> Iterator[str]:
         yield item.path
         return
     with zipfile.ZipFile(item.path) as zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
-        target = Path(tmp) / Path(item.member).name
+        # the member name is evidence: one safe component inside the scratch folder
+        target = safe_join(tmp, PurePosixPath(item.member.replace("\\", "/")).name)
         try:
             with zf.open(item.member) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)

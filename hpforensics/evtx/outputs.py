@@ -59,6 +59,20 @@ def render_csv(rows: Iterable[list[Any]]) -> str:
     return buf.getvalue()
 
 
+class CsvLines:
+    """One row of cells as one CSV line (cells are newline-free after safe_cells)."""
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        self._writer = csv.writer(self._buf, lineterminator="\n")
+
+    def __call__(self, cells: list[Any]) -> str:
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._writer.writerow(cells)
+        return self._buf.getvalue()
+
+
 class RowSink:
     """Write rows (dicts) to `<dir>/<name>.csv` and `<dir>/<name>.jsonl`."""
 

@@ -25,7 +25,7 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import RowSink, SpillSorter, write_run, json_line, plain_values, render_csv, safe_cells
+from hpforensics.evtx.outputs import CsvLines, RowSink, SpillSorter, write_run, json_line, plain_values, render_csv, safe_cells
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -137,11 +137,12 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> F
     result.events_jsonl = "".join(json_line(cols, v) for v in values)
     tcols = R.TIMELINE_COLUMNS
     rows = []
+    csv_lines = CsvLines()
     for ev in events:
         row = R.timeline_row(ev)
         tv = [row[c] for c in tcols]
         rows.append(((row["datetime"], row["device"], str(row["record_id"])),
-                     safe_cells(tv), json_line(tcols, tv)))
+                     csv_lines(safe_cells(tv)), json_line(tcols, tv)))
     if rows:
         result.timeline_run = write_run(work_dir or Path(tempfile.gettempdir()), rows)
     return result
@@ -276,14 +277,15 @@ def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> 
     tcols = R.TIMELINE_COLUMNS
     for d in result.devices:
         derived = []
+        csv_lines = CsvLines()
         for row in R.effective_rows(d.lifecycles):
             tv = plain_values(tcols, row)
-            derived.append(((row["datetime"], row["device"], ""), safe_cells(tv),
+            derived.append(((row["datetime"], row["device"], ""), csv_lines(safe_cells(tv)),
                             json_line(tcols, tv)))
         timeline.extend(derived)
     with RowSink(outdir, "timeline", tcols) as out:
-        for _, cells, line in timeline:
-            out.write_cells((cells,), line, 1)
+        for _, csv_line, line in timeline:
+            out.write_text(csv_line, line, 1)
     result.outputs["timeline"] = out.csv_path
     with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
         for d in result.devices:
