@@ -25,6 +25,7 @@ NEAR_FORM = b"\xeb\xf9"  # jmp short F-5 (E9 rel32 there)
 FAR_FORM = b"\xeb\xf8"  # jmp short F-6 (FF 25 disp32 there)
 WINDOW_BEFORE = 6  # the kernel writes [F-6, F+2)
 WINDOW_AFTER = 2
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
 @dataclass
@@ -77,19 +78,19 @@ def branch_target(space: AddressSpace, code: bytes, address: int, machine: int =
         word = struct.unpack_from("<I", code)[0]
         if word & 0x7C000000 == 0x14000000:  # B / BL imm26
             imm = word & 0x03FFFFFF
-            return address + ((imm - (1 << 26) if imm & (1 << 25) else imm) << 2)
+            return (address + ((imm - (1 << 26) if imm & (1 << 25) else imm) << 2)) & MASK64
         return None
     if machine not in (0x8664, 0x14C) or not code:
         return None
     b = code
     if b[0] in (0xE9, 0xE8) and len(b) >= 5:
-        return (address + 5 + struct.unpack_from("<i", b, 1)[0]) & 0xFFFF_FFFF_FFFF_FFFF
+        return (address + 5 + struct.unpack_from("<i", b, 1)[0]) & MASK64
     if b[0] == 0xEB and len(b) >= 2:
-        return address + 2 + struct.unpack_from("<b", b, 1)[0]
+        return (address + 2 + struct.unpack_from("<b", b, 1)[0]) & MASK64
     i = 1 if b[0] in (0x48, 0x40) else 0
     if len(b) >= i + 6 and b[i] == 0xFF and b[i + 1] in (0x25, 0x15):
         disp = struct.unpack_from("<i", b, i + 2)[0]
-        slot = address + i + 6 + disp if machine == 0x8664 else disp & 0xFFFFFFFF
+        slot = (address + i + 6 + disp) & MASK64 if machine == 0x8664 else disp & 0xFFFFFFFF
         return _u64(space, slot) if machine == 0x8664 else slot
     if len(b) >= 12 and b[0] in (0x48, 0x49) and 0xB8 <= b[1] <= 0xBF:
         tail = b[10:13]
@@ -158,7 +159,7 @@ def check_redirect(
         if actual[f_off - 6] != expected[f_off - 6]:
             win.start = F - WINDOW_BEFORE
             return bad("byte before the E9 jmp changed too")
-        target = F + struct.unpack_from("<i", actual, f_off - 4)[0]
+        target = (F + struct.unpack_from("<i", actual, f_off - 4)[0]) & MASK64
         win.target = target
         stub = space.read_exact(target, 8)
         if stub is None:
@@ -169,11 +170,11 @@ def check_redirect(
         holder = amap.owner(target)
         if holder is not None and holder.base not in patch_bases:
             return bad(f"HPAT-like stub at {target:#x} lies inside {holder.name}, not in an HPAT")
-        slot = target + HPAT_SLOT_DISTANCE
+        slot = (target + HPAT_SLOT_DISTANCE) & MASK64
     else:
         if actual[f_off - 6 : f_off - 4] != b"\xff\x25":
             return bad("EB F8 at the function entry without an FF 25 jmp at F-6")
-        slot = F + struct.unpack_from("<i", actual, f_off - 4)[0]
+        slot = (F + struct.unpack_from("<i", actual, f_off - 4)[0]) & MASK64
         win.target = slot
     fn = _u64(space, slot)
     win.function_target = fn
