@@ -6,13 +6,14 @@ Built once per (image, base) and queried for: the bitmap the C core takes, the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from hpforensics.reference.kinds import FIXED_VALUE, MaskKind
 
 
-@dataclass
+@dataclass(eq=False)
 class MaskGroup:
     kind: MaskKind
     starts: np.ndarray  # int64 RVAs
@@ -21,6 +22,19 @@ class MaskGroup:
     @property
     def ends(self) -> np.ndarray:
         return self.starts + self.widths
+
+    @cached_property
+    def _sorted(self) -> tuple[np.ndarray, np.ndarray, int]:
+        order = np.argsort(self.starts, kind="stable")
+        return self.starts[order], self.ends[order], int(self.widths.max())
+
+    def overlapping(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, ends) of the ranges overlapping [start, end): two binary searches."""
+        s, e, widest = self._sorted
+        lo = int(np.searchsorted(s, start - widest, side="right"))
+        hi = int(np.searchsorted(s, end, side="left"))
+        hit = e[lo:hi] > start
+        return s[lo:hi][hit], e[lo:hi][hit]
 
 
 @dataclass
@@ -83,17 +97,17 @@ class MaskSet:
         for g in self.groups:
             if g.kind != kind:
                 continue
-            hit = (g.starts < end) & (g.ends > start)
-            if np.any(hit):
-                start = min(start, int(g.starts[hit].min()))
-                end = max(end, int(g.ends[hit].max()))
+            s, e = g.overlapping(start, end)
+            if len(s):
+                start = min(start, int(s.min()))
+                end = max(end, int(e.max()))
         return start, end
 
     def kinds_in(self, start: int, end: int) -> list[MaskKind]:
         """Kinds with a range overlapping [start, end), most specific (runtime) first."""
         hits = []
         for g in self.groups:
-            if np.any((g.starts < end) & (g.ends > start)):
+            if len(g.overlapping(start, end)[0]):
                 hits.append(g.kind)
         hits.sort(key=lambda k: (k in FIXED_VALUE, k.value))
         return list(dict.fromkeys(hits))
