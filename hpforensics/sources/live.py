@@ -14,10 +14,13 @@ import logging
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
-from hpforensics.model import Finding, ModuleSummary, ScanResult, Verdict
+from hpforensics.model import ScanResult
 from hpforensics.sources.source import AddressSpace, MappedImage
+
+if TYPE_CHECKING:
+    from hpforensics.live.scan import ScanOptions
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +239,7 @@ def scan_live(
     *,
     pids: Sequence[int] = (),
     names: Sequence[str] = (),
-    options: "ScanOptions | None" = None,
+    options: ScanOptions | None = None,
     progress: Progress | None = None,
 ) -> LiveScanResult:
     """Scan every chosen process; a process that exits or refuses is reported and skipped."""
@@ -268,22 +271,6 @@ def scan_live(
     return result
 
 
-def count_verdicts(findings: Iterable[Finding]) -> dict[Verdict, int]:
-    counts = {v: 0 for v in Verdict}
-    for f in findings:
-        counts[f.verdict] += 1
-    return counts
-
-
-# Re-exported for callers that build options without importing hpforensics.live.
-def __getattr__(name: str):  # noqa: ANN202 - module-level lazy export
-    if name == "ScanOptions":
-        from hpforensics.live.scan import ScanOptions
-
-        return ScanOptions
-    raise AttributeError(name)
-
-
 __all__ = [
     "AccessDenied",
     "LiveBackend",
@@ -291,12 +278,10 @@ __all__ = [
     "LiveSpace",
     "NoUserSpace",
     "OsPatchRecord",
-    "ModuleSummary",
     "ProcessGone",
     "ProcessInfo",
     "ProcessSummary",
     "Region",
-    "count_verdicts",
     "pick_processes",
     "scan_live",
     "select_backend",

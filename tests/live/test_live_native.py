@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hpforensics.live.native import MERGE_GAP, compare_region, comparable_length, merge_ranges
 from hpforensics.sources.live import LiveSpace, Region
-from hpforensics.sources.live_linux import PM_FILE, PM_PRESENT, PM_SWAPPED, classify_pagemap
+from hpforensics.live.procfs import PM_FILE, PM_PRESENT, PM_SWAPPED, classify_pagemap
 from hpforensics.sources.source import PAGE_SIZE, BytesAddressSpace, MappedImage
 
 BASE = 0x7000_0000
