@@ -100,6 +100,12 @@ def _step(md: capstone.Cs, read: Reader, address: int, ptr_size: int) -> tuple[i
             return None, "; ".join(texts)
         if mn in ("br", "blr") and ops and ops[0].reg in regs:
             return regs[ops[0].reg], "; ".join(texts)
+        if mn == "ldr" and len(ops) == 2 and ops[1].type == capstone.CS_OP_IMM:
+            # AArch64 trampoline: ldr x16, <literal> ; br x16 ; .quad target
+            raw = read(ops[1].imm, ptr_size)
+            if raw:
+                regs[ops[0].reg] = int.from_bytes(raw, "little")
+            continue
         if mn in ("mov", "movabs", "movz") and len(ops) == 2 and ops[0].type == capstone.CS_OP_REG \
                 and ops[1].type == capstone.CS_OP_IMM:
             regs[ops[0].reg] = ops[1].imm & ((1 << (8 * ptr_size)) - 1)
