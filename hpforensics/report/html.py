@@ -101,12 +101,13 @@ def _days_histogram(result: Any) -> str:
 
 
 def _failures(result: Any) -> str:
-    codes: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
     for d in result.devices:
         for lc in d.lifecycles:
-            for code in filter(None, lc.error_codes.split(";")):
-                codes[f"{lc.kb or lc.key[:20]} {code}"] += 1
-    return _bars("Update failures by KB and error code", codes.most_common(15), "#c62828")
+            if lc.failures:
+                failures[f"{lc.kb or lc.key[:20]} {lc.error_codes}".strip()] += lc.failures
+    return _bars("Failed installs by KB and error code (all devices)", failures.most_common(15),
+                 "#c62828")
 
 
 def render_report(result: Any) -> str:
