@@ -57,6 +57,7 @@ def run_diff(disk: Path, memory: Path, base: int, patches: list[str], regions: l
     from hpforensics.engine import FilesSpace, verify_space
     from hpforensics.evidence import map_evidence
     from hpforensics.reference import FileReferences, build_expected
+    from hpforensics.reference.expected import template_for_file
     from hpforensics.sources.source import MappedImage
 
     expected = build_expected(disk, base)
@@ -70,8 +71,8 @@ def run_diff(disk: Path, memory: Path, base: int, patches: list[str], regions: l
     files = {base: str(disk)}
     for spec in patches:
         path, pbase = split_at(spec, "--patch", need_base=False)
-        laid = build_expected(path, pbase if pbase is not None else 0)
-        pbase = pbase if pbase is not None else laid.headers.image_base
+        if pbase is None:  # no base given: where the file asks to be loaded
+            pbase = template_for_file(path).headers.image_base
         laid = build_expected(path, pbase)
         images.append((MappedImage(pbase, laid.size, str(path), path.name, is_patch_image=True,
                                    timestamp=laid.timestamp, checksum=laid.checksum), laid.data))
@@ -110,7 +111,8 @@ def register_diff(pe_app: typer.Typer) -> None:
         result = run_diff(disk, memory, _int(base, "--base"), patch, region, module, show_loader)
         if fmt == "json":
             doc = {"modules": [to_row(m) for m in result.modules],
-                   "findings": [to_row(f) for f in result.findings], "warnings": result.warnings}
+                   "findings": [to_row(f) for f in result.findings], "warnings": result.warnings,
+                   "custody": _custody(disk, memory, base, patch, region, module, show_loader)}
             text = json.dumps(doc, indent=2, default=str) + "\n"
             if out is None:
                 typer.echo(text, nl=False)
@@ -119,6 +121,11 @@ def register_diff(pe_app: typer.Typer) -> None:
                 out.write_text(text, encoding="utf-8")
         elif fmt == "csv":
             render_to(out, result.findings, "csv", columns=FINDING_COLUMNS)
+            if out is not None:
+                from hpforensics.custody import sidecar_path, write_custody
+
+                write_custody(sidecar_path(out),
+                              _custody(disk, memory, base, patch, region, module, show_loader))
         else:
             import io
 
@@ -134,3 +141,13 @@ def register_diff(pe_app: typer.Typer) -> None:
                 out.write_text(buf.getvalue(), encoding="utf-8")
         for w in result.warnings:
             typer.echo(f"hpforensics: warning: {w}", err=True)
+
+
+def _custody(disk, memory, base, patch, region, module, show_loader) -> dict:
+    """Chain-of-custody block: every file the diff read, and the options that shaped it."""
+    from hpforensics.custody import custody_block
+
+    files = [disk, memory, *(split_at(p, "--patch", False)[0] for p in patch),
+             *(split_at(r, "--region", True)[0] for r in region)]
+    return custody_block("pe diff", files, {"base": base, "patch": list(patch), "region": list(region),
+                                            "module": list(module), "all": show_loader})
