@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=1_000_000)
     ap.add_argument("--lookups", type=int, default=200_000)
     ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hpf-bench-"))
     try:
@@ -116,8 +117,11 @@ def main() -> None:
 
         t_ours = ours_import(tmp / "ours.db", images)
         t_base = baseline_import(tmp / "base.db", images)
-        l_ours, h_ours = ours_lookup(tmp / "ours.db", queries)
-        l_base, h_base = baseline_lookup(tmp / "base.db", queries)
+        # Interleaved rounds, best of each: other processes on the machine hit both sides alike.
+        rounds = [(ours_lookup(tmp / "ours.db", queries), baseline_lookup(tmp / "base.db", queries))
+                  for _ in range(args.rounds)]
+        l_ours, h_ours = min(r[0] for r in rounds)
+        l_base, h_base = min(r[1] for r in rounds)
         assert h_ours == h_base == len(present), (h_ours, h_base, len(present))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -125,7 +129,7 @@ def main() -> None:
         with PageStore(tmp / "real.db", create=True) as store:
             report = build(store, [files], ["KB5052105"])
         print(f"page-hash store, {n:,} pages ({len(images):,} images), {len(queries):,} lookups "
-              f"({len(present):,} present)")
+              f"({len(present):,} present), lookups best of {args.rounds} interleaved rounds")
         print(f"{'':24}{'hpforensics':>14}{'baseline':>14}{'ratio':>8}")
         print(f"{'import pages/s':24}{n / t_ours:>14,.0f}{n / t_base:>14,.0f}{t_base / t_ours:>7.1f}x")
         print(f"{'lookups/s':24}{len(queries) / l_ours:>14,.0f}{len(queries) / l_base:>14,.0f}{l_base / l_ours:>7.1f}x")
