@@ -81,6 +81,10 @@ def scan_chunks(fh: BinaryIO, size: int) -> ChunkScan:
             scan.problems.append(ChunkProblem(offset, index, problem))
         offset += CHUNK_SIZE
         index += 1
+    if index < scan.header_chunk_count and not scan.header_problem:
+        # the file ends before the chunks its (checksummed) header counts: cut short
+        scan.problems.append(ChunkProblem(size, index, f"file ends after {index} chunk(s) but its "
+                                                       f"header counts {scan.header_chunk_count}"))
     return scan
 
 

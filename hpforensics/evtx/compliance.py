@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 RELEASE_HOUR_UTC = 17
 STATUSES = ("compliant", "off-track", "late", "pending-reboot", "failed", "missing",
-            "baseline-missing", "not-due", "not-covered")
+            "baseline-missing", "not-due", "not-covered", "not-applicable")
 
 
 @dataclass
@@ -101,10 +101,11 @@ class ComplianceRules:
         boot_builds = self._boot_months(boots)
         rows: list[MonthCompliance] = []
         off_track = False
+        capable = product in self.calendar.products
         for month in months:
             y, m = parse_month(month)
             release = self.calendar.month_release(product, y, m)
-            kind = release.kind
+            kind = release.kind if capable else ReleaseKind.STANDARD
             if kind == ReleaseKind.BASELINE:
                 off_track = False
             row = MonthCompliance(device, product, month, kind.value, release.kb, release.build,
@@ -178,6 +179,15 @@ class ComplianceRules:
     def _judge(self, row: MonthCompliance, chosen: UpdateLifecycle | None, released: dt.datetime,
                deadline: dt.datetime, first: dt.datetime, last: dt.datetime) -> None:
         expected = row.expected_kb or f"the {row.month} {row.month_kind} update"
+        if row.month_kind == ReleaseKind.STANDARD.value:
+            # no hotpatch programme: before the product's first hotpatch month, or a device
+            # whose build is not a hotpatch-capable release; only security_current is judged
+            row.status = "not-applicable"
+            row.reason = (f"no hotpatch programme for {row.product} in {row.month}"
+                          + (f"; {row.installed_kb} installed" if chosen else ""))
+            if chosen is None and first <= released and last >= deadline:
+                row.security_current = False
+            return
         if chosen is None:
             if first > released:
                 row.status, row.reason = "not-covered", "logs begin after the release"

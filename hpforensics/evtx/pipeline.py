@@ -231,14 +231,20 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
 
 def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], default: str) -> str:
     """Windows Server 2025 when the device booted a 26100.32xxx build (its own branch from
-    2026) or installed a KB the calendar lists only for the server; else the default."""
+    2026) or installed a KB the calendar lists only for the server; `windows-build-N` when it
+    only ever booted builds that are not 26100/26200 (no hotpatching); else the default."""
     from hpforensics.kb.calendar import WINDOWS_SERVER_2025
 
     calendar = _classifier(None).calendar
-    for ev in events:
+    majors = []
+    for ev in sorted((e for e in events if e.os_build and e.category == "boot" and e.time),
+                     key=lambda e: e.time):  # type: ignore[arg-type,return-value]
         major, _, qfe = ev.os_build.partition(".")
+        majors.append(major)
         if major == "26100" and qfe.isdigit() and int(qfe) >= 32000:
             return WINDOWS_SERVER_2025
+    if majors and not {"26100", "26200"} & set(majors):
+        return f"windows-build-{majors[-1]}"  # not a hotpatch-capable release
     for lc in lifecycles:
         products = {r.product for r in calendar.lookup_kb_all(lc.kb)} if lc.kb else set()
         if products == {WINDOWS_SERVER_2025}:

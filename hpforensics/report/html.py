@@ -14,6 +14,7 @@ COLOURS = {
     "compliant": "#2e7d32", "off-track": "#f9a825", "late": "#ef6c00",
     "pending-reboot": "#8e24aa", "failed": "#c62828", "missing": "#b71c1c",
     "baseline-missing": "#4a148c", "not-due": "#b0bec5", "not-covered": "#eceff1",
+    "not-applicable": "#dcdcdc",
 }
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}

@@ -83,3 +83,17 @@ def test_classifier_against_calendar() -> None:
                       "(KB890830)", "", None).update_class == "other"
     assert c.classify("KB5050577", "2025-01 Cumulative Update for .NET Framework 3.5 and 4.8.1 "
                       "for Windows 11, version 24H2 (KB5050577)", "", None).update_class == "other"
+
+
+def test_real_windows10_log_is_not_judged_for_hotpatching(shared_data: Path, tmp_path: Path) -> None:
+    result = run_timeline([shared_data / "evtx" / "system.evtx"], tmp_path,
+                          TimelineOptions(hash_inputs=False), html=False)
+    dev = next(d for d in result.devices if d.device == "DESKTOP-2KGM189")
+    assert dev.product == "windows-build-15063"  # booted 10.0.15063 only: no hotpatching
+    assert {m.status for m in dev.months} == {"not-applicable"}
+    assert all(m.compliant is None for m in dev.months)
+    cu = next(lc for lc in dev.lifecycles if lc.kb == "KB4025342")
+    assert (cu.update_class, cu.status, cu.failures) == ("standard", "failed", 4)
+    assert cu.error_codes == "0x80248007"
+    july = next(m for m in dev.months if m.month == "2017-07")
+    assert july.failures == 4 and july.retries == 3
