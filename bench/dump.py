@@ -27,6 +27,21 @@ IMAGE = REPO / "samples" / "win11-24h2-hotpatch.raw"
 SYMBOLS = REPO / "samples" / "symbols"
 
 
+def build_scaled(copies: int) -> tuple[Path, Path]:
+    """The scenario planted `copies` times into a 64 MiB image in a cache dir (deterministic)."""
+    import subprocess
+
+    out = Path(tempfile.gettempdir()) / f"hpf-bench-dump-x{copies}"
+    image, symbols = out / "image.raw", out / "symbols"
+    if not image.exists():
+        out.mkdir(exist_ok=True)
+        subprocess.run([sys.executable, str(REPO / "samples" / "build_memimage.py"), "-o",
+                        str(image), "--symbols", str(symbols), "--plan", str(out / "plan.json"),
+                        "--copies", str(copies), "--size-mib", "64"], check=True,
+                       capture_output=True)
+    return image, symbols
+
+
 def run_plugin(name: str, extra: dict) -> tuple[float, float, int]:
     """Seconds for automagic + run + populate, seconds for run + populate alone, and rows."""
     from volatility3 import framework
@@ -74,7 +89,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cli-rounds", type=int, default=3, help="`vol` command-line runs (0: skip)")
+    ap.add_argument("--copies", type=int, default=1,
+                    help="plant every sample process N times (a bigger image, built in a temp dir)")
     args = ap.parse_args()
+    global IMAGE, SYMBOLS
+    if args.copies > 1:
+        IMAGE, SYMBOLS = build_scaled(args.copies)
     if not IMAGE.exists():
         os.system(f"{sys.executable} {REPO / 'samples' / 'build_memimage.py'}")
     contenders = [
@@ -96,7 +116,7 @@ def main() -> int:
     med = {n: statistics.median(v) for n, v in times.items()}
     rmed = {n: statistics.median(v) for n, v in runs.items()}
     mal, dll = "windows.malware.malfind.Malfind", "windows.dlllist.DllList"
-    print(f"image: {IMAGE.name}, rounds: {args.rounds}, medians; 'total' includes automagic "
+    print(f"image: {IMAGE.name} (x{args.copies}), rounds: {args.rounds}, medians; 'total' includes automagic "
           "(DTB, kernel, symbols), 'plugin' is run + populate only")
     print(f"{'plugin':32} {'total s':>8} {'vs malfind':>10} {'vs dlllist':>10} "
           f"{'plugin s':>9} {'vs malfind':>10} {'vs dlllist':>10} {'rows':>5}")

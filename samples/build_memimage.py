@@ -40,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--output", type=Path, default=IMAGE)
     ap.add_argument("--symbols", type=Path, default=SYMBOLS)
     ap.add_argument("--plan", type=Path, default=PLAN)
+    ap.add_argument("--copies", type=int, default=1,
+                    help="plant every scenario process this many times (bigger image for bench)")
+    ap.add_argument("--size-mib", type=int, default=16, help="physical memory size")
     ap.add_argument("--pe-dir", type=Path, default=HERE / "pe",
                     help="the project's sample PE files (hpbase.dll, patch images, hpkern.sys)")
     args = ap.parse_args(argv)
 
-    builder, plan = build_scenario(args.pe_dir)
+    builder, plan = build_scenario(args.pe_dir, args.copies, args.size_mib << 20)
     symbols = builder.finalize()
     guid = builder.guid.hex.upper()
     table = isf.build_isf(guid, builder.age, symbols, builder.build)

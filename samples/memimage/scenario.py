@@ -9,7 +9,7 @@ the hotpatch-image records should conclude.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from memimage.builder import KERNEL_BASE, KERNEL_SIZE, WindowsImageBuilder
@@ -19,6 +19,7 @@ from memimage.images import PeSamples, Region, exe_stub, stub_image
 GUID = uuid.UUID("5b0a3c1e-9d47-4e2a-8f61-24a0c0de2610")
 AGE = 1
 SIZE = 16 << 20
+COPY_PID_STRIDE = 10000  # PIDs of further copies of the plants (multiples of 4)
 T0 = 1_778_745_600  # 2026-05-14 08:00:00 UTC, after the May 2026 hotpatch
 SYS32 = "C:\\Windows\\System32\\"
 REASON_STATIC, REASON_DYNAMIC, REASON_PATCH = 0, 4, 9
@@ -79,8 +80,9 @@ def _hx(v: int) -> str:
 
 
 class Scenario:
-    def __init__(self, pe_dir: Path) -> None:
-        self.b = WindowsImageBuilder(SIZE, GUID, AGE, now=T0 + 7200)
+    def __init__(self, pe_dir: Path, copies: int = 1, size: int = SIZE) -> None:
+        self.copies = copies
+        self.b = WindowsImageBuilder(size, GUID, AGE, now=T0 + 7200)
         self.pe = PeSamples(pe_dir)
         self.plan: dict = {"generator": "samples/build_memimage.py", "processes": [],
                            "kernel": {}, "expected_findings": [], "expected_images": []}
@@ -200,10 +202,13 @@ class Scenario:
 
         for pid, name, ppid, off in ((388, "smss.exe", 4, 5), (512, "csrss.exe", 388, 9)):
             self.record(self.process(pid, name, ppid, off), "none", "no sample DLL")
-        for plant in PLANTS:
-            self.plant(plant)
+        for copy in range(self.copies):  # copies > 1: a bigger machine for benchmarks
+            for plant in PLANTS:
+                self.plant(replace(plant, pid=plant.pid + COPY_PID_STRIDE * copy,
+                                   offset=plant.offset + copy))
         return b, self.plan
 
 
-def build_scenario(pe_dir: Path) -> tuple[WindowsImageBuilder, dict]:
-    return Scenario(pe_dir).build()
+def build_scenario(pe_dir: Path, copies: int = 1,
+                   size: int = SIZE) -> tuple[WindowsImageBuilder, dict]:
+    return Scenario(pe_dir, copies, size).build()
