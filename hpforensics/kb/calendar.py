@@ -209,6 +209,9 @@ class Calendar:
             return self.lookup_kb(kb_or_build, product)
         return self.lookup_build(kb_or_build, product)
 
+    def classify(self, value: str, product: str | None = None) -> Classification:
+        return classify(self, value, product)
+
     def releases(
         self, product: str | None = None, start: str | None = None, end: str | None = None
     ) -> list[Release]:
@@ -267,6 +270,46 @@ class Calendar:
                 out.append(self.month_release(product, y, m))
             out.extend(rows)
         return out
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What a KB number or OS build is, per the calendar."""
+
+    value: str
+    release: Release | None  # the matching row, or for an unknown build the nearest earlier one
+    exact: bool
+    note: str
+
+    @property
+    def kind(self) -> ReleaseKind | None:
+        return self.release.kind if self.release and self.exact else None
+
+
+def classify(cal: "Calendar", value: str, product: str | None = None) -> Classification:
+    """A KB or build: its release; for a build the calendar lacks (a preview, an unlisted
+    out-of-band), the nearest earlier release of the same branch, so the month is known."""
+    found = cal.lookup(value, product)
+    if found:
+        return Classification(value, found, True, "")
+    build = normalize_build(value)
+    if not build:
+        what = "KB" if normalize_kb(value) else "value"
+        return Classification(value, None, False, f"{what} not in the calendar")
+    major, rev = (int(x) for x in build.split("."))
+    earlier = [
+        r for r in cal
+        if r.build and (product is None or r.product == product)
+        and int(r.build.split(".")[0]) == major and int(r.build.split(".")[1]) < rev
+        # Server 2025's own 2026 branch (26100.32xxx) is not the client's 26100 line
+        and (int(r.build.split(".")[1]) >= 32000) == (rev >= 32000)
+    ]
+    if not earlier:
+        return Classification(value, None, False, "build not in the calendar, nothing earlier")
+    near = max(earlier, key=lambda r: (int(r.build.split(".")[1]), -_product_rank(r.product)[0]))
+    return Classification(value, near, False,
+                          f"build not in the calendar; nearest earlier is {near.kb} ({near.build}, "
+                          f"{near.month} {near.kind.value})")
 
 
 def merge(base: Iterable[Release], overrides: Iterable[Release]) -> list[Release]:

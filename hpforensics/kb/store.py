@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator

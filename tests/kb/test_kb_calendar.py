@@ -179,3 +179,23 @@ def test_standard_updates_and_25h2(cal: Calendar) -> None:
         "windows11-24h2", "windows-server-2025", "windows11-25h2"}
     assert cal.lookup_kb("KB5072014").product == "windows11-24h2"
     assert cal.month_kind("windows11-25h2", 2025, 9) is ReleaseKind.STANDARD
+
+
+def test_classify_known_and_unknown(cal: Calendar) -> None:
+    c = cal.classify("10.0.26100.3107")
+    assert c.exact and c.kind is ReleaseKind.HOTPATCH and c.release.kb == "KB5052105"
+    # a build the calendar lacks (a preview) lands after the nearest earlier release of its branch
+    c = cal.classify("26100.3323")
+    assert not c.exact and c.kind is None and c.release.kb == "KB5051987"
+    # Server 2025's 2026 branch (26100.32xxx) is not confused with the client's 26100 line
+    c = cal.classify("26100.32400")
+    assert c.release.product == "windows-server-2025" and c.release.month == "2026-02"
+    assert cal.classify("KB1234567").release is None
+    assert cal.classify("26100.1").release is None
+
+
+def test_cli_classify(cli) -> None:
+    proc = cli("calendar", "classify", "KB5094126", "26200.8390", "KB5051987", "-f", "json", check=True)
+    rows = json.loads(proc.stdout)
+    assert [(r["kind"], r["product"]) for r in rows] == [
+        ("baseline", "windows11-24h2"), ("hotpatch", "windows11-25h2"), ("standard", "windows11-24h2")]

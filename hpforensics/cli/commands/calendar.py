@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -66,6 +66,32 @@ def update(
 
     path, added, replaced = update_user_calendar(file)
     typer.echo(f"{path}: {added} row(s) added, {replaced} replaced")
+
+
+@calendar_app.command("classify")
+def classify_cmd(
+    values: List[str] = typer.Argument(..., help="KB numbers or OS builds (26100.3107, 10.0.26200.7392)."),
+    product: Optional[str] = typer.Option(None, "--product", "-p", help="Restrict to one product."),  # noqa: UP007
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
+) -> None:
+    """Classify KBs / builds: baseline, hotpatch, out-of-band, standard (or the nearest release)."""
+    from hpforensics.kb.calendar import Calendar
+    from hpforensics.report import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
+    cal = Calendar.default()
+    rows = []
+    for value in values:
+        c = cal.classify(value, product)
+        r = c.release
+        rows.append({
+            "value": value, "kind": c.kind.value if c.kind else "", "product": r.product if r else "",
+            "month": r.month if r else "", "kb": r.kb if r and c.exact else "",
+            "build": r.build if r and c.exact else "", "verified": r.verified if r and c.exact else None,
+            "note": c.note or (r.note if r else ""),
+        })
+    render(rows, fmt, title="Classification")
 
 
 def register(app: typer.Typer) -> None:
