@@ -83,8 +83,33 @@ def diagnose_image(path: Path) -> str:
         if highest >= size:
             return (f"truncated image: the kernel page tables at {page_addr:#x} reference "
                     f"physical memory up to {highest + 0xFFF:#x} but the file ends at {size:#x}")
+        with open(path, "rb") as fh:
+            lost = _untranslatable(fh, page_addr, KUSER_KERNEL)
+        if lost:
+            return (f"kernel page tables found at {page_addr:#x}, but KUSER_SHARED_DATA "
+                    f"({KUSER_KERNEL:#x}) does not translate ({lost}): the image has lost pages "
+                    "(zeroed or missing in acquisition)")
     return ("no Windows x64 kernel page tables found (not a raw physical memory image of "
             "Windows 10/11 x64, or truncated)")
+
+
+KUSER_KERNEL = 0xFFFFF78000000000
+
+
+def _untranslatable(fh, dtb: int, va: int) -> str:
+    """Why `va` does not translate through the tables at `dtb` ('' when it does)."""
+    table = dtb
+    for level, shift in (("PML4", 39), ("PDPT", 30), ("PD", 21), ("PT", 12)):
+        fh.seek(table + ((va >> shift) & 0x1FF) * 8)
+        raw = fh.read(8)
+        entry = struct.unpack("<Q", raw)[0] if len(raw) == 8 else 0
+        if not entry & 1:
+            return f"{level} entry at {table:#x} is not present"
+        if level in ("PDPT", "PD") and entry & 0x80:
+            return ""
+        table = entry & 0xFFFFFFFFFF000
+    fh.seek(table)
+    return "" if any(fh.read(0x1000)) else f"its page at {table:#x} is all zeros"
 
 
 def table_frames_beyond_end(path: Path, dtb: int, halves: tuple[bool, bool] = (True, True)

@@ -94,3 +94,14 @@ def test_raw_walk_equals_the_object_model_walk(library_analysis):
         assert walk.process_images(proc, fast) == walk.process_images(proc, None)
         compared += 1
     assert compared == 10
+
+
+def test_zeroed_pages_are_named_as_lost_not_as_unknown_format(cli, tmp_path):
+    holes = bytearray(IMAGE.read_bytes())
+    holes[3 << 20 : 4 << 20] = bytes(1 << 20)  # a MiB lost in acquisition, page tables with it
+    bad = tmp_path / "holes.raw"
+    bad.write_bytes(holes)
+    proc = cli("dump", "analyze", str(bad), "--symbols", str(SYMBOLS), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "\n" not in line and "does not translate" in line and "lost pages" in line
