@@ -25,8 +25,10 @@ PROCESS_COLUMNS = ["pid", "process", "status", "modules", "pages_total", "pages_
                    "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained"]
 
 
-def as_document(result: LiveScanResult) -> dict:
+def as_document(result: LiveScanResult, inputs: dict | None = None) -> dict:
+    """The same top-level keys as the memory-image report.json where they mean the same."""
     return {
+        **({"inputs": inputs} if inputs is not None else {}),
         "findings": [to_row(f) for f in result.findings],
         "modules": [to_row(m) for m in result.modules],
         "processes": [to_row(p) for p in result.processes],
@@ -37,15 +39,19 @@ def as_document(result: LiveScanResult) -> dict:
     }
 
 
-def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | None = None) -> None:
+def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | None = None,
+                 inputs: dict | None = None) -> None:
     """table/json/jsonl to `out`; csv writes findings to `out` and the summaries beside `path`
     (OUT.modules.csv, OUT.processes.csv), or after a blank line when writing to stdout."""
     if fmt == "json":
-        json.dump(as_document(result), out, indent=2, default=str)
+        json.dump(as_document(result, inputs), out, indent=2, default=str)
         out.write("\n")
         return
     if fmt == "jsonl":
-        for kind, rows in as_document(result).items():
+        for kind, rows in as_document(result, inputs).items():
+            if kind == "inputs":
+                out.write(json.dumps({"record": kind, **rows}, default=str) + "\n")
+                continue
             for row in rows:
                 out.write(json.dumps({"record": kind, **row} if isinstance(row, dict)
                                      else {"record": kind, "value": row}, default=str) + "\n")

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from hpforensics.errors import InputError
 from hpforensics.live.classify import follow_branch, region_of
 from hpforensics.live.elf import ElfInfo, is_elf, read_elf
-from hpforensics.live.native import Diff, RegionCompare, compare_region
+from hpforensics.live.native import Diff, RegionCompare, comparable_length, compare_region
 from hpforensics.model import Finding, ModuleSummary, Verdict
 from hpforensics.sources.live import LiveScanResult, LiveSpace, ProcessSummary, Region
 from hpforensics.sources.source import PAGE_SIZE, MappedImage
@@ -85,7 +85,9 @@ def scan_process(
             # still shared with the section holds what the memory manager produced, and one
             # a loader relocated or a patch changed is private.
             for r in regions:
-                module.pages_total += r.size // PAGE_SIZE
+                size = space.mapped_size(r) if r.file_backed else None
+                length = comparable_length(r, size) if size is not None else r.size
+                module.pages_total += length // PAGE_SIZE
             module.pages_skipped = module.pages_total
             modules.append(module)
             continue

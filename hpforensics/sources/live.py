@@ -163,6 +163,10 @@ class LiveSpace(AddressSpace):
         comparison with the file can show."""
         return False
 
+    def mapped_size(self, region: Region) -> int | None:
+        """Size of the file `region` maps, without opening it, where the OS tells."""
+        return None
+
     def os_patch_records(self) -> list[OsPatchRecord]:
         """What the OS records about hotpatches applied in this process (none on Linux)."""
         return []

@@ -52,8 +52,8 @@ def _read_text(path: str) -> str:
 
 class LinuxProcessSpace(LiveSpace):
     def __init__(self, proc: ProcessInfo, source: str,
-                 mtimes: dict[tuple[str, int], float] | None = None) -> None:
-        # (dev, inode) -> mtime, shared by the processes of one scan (libc is in all of them)
+                 mtimes: dict[tuple[str, int], tuple[float, int]] | None = None) -> None:
+        # (dev, inode) -> (mtime, size), shared by the processes of one scan
         self._mtimes = mtimes if mtimes is not None else {}
         self.pid = proc.pid
         self.process = proc.name
@@ -208,20 +208,26 @@ class LinuxProcessSpace(LiveSpace):
             why = "mapped file deleted and not reachable through map_files"
         return None, why
 
+    def _stat(self, region: Region) -> tuple[float, int] | None:
+        """(mtime, size) of the mapped inode, once per file per scan (libc is in every
+        process); stat through map_files reaches the inode even if its path was replaced."""
+        key = (region.dev, region.inode)
+        if key not in self._mtimes:
+            try:
+                st = os.stat(f"{PROC}/{self.pid}/map_files/{region.start:x}-{region.end:x}")
+            except OSError:
+                return None
+            self._mtimes[key] = (st.st_mtime, st.st_size)
+        return self._mtimes[key]
+
     def modified_after_start(self, region: Region) -> bool:
         start = self._start_time()
-        if start is None:
-            return False
-        key = (region.dev, region.inode)
-        mtime = self._mtimes.get(key)
-        if mtime is None:
-            try:  # stat through map_files reaches the mapped inode even if it was replaced
-                mtime = os.stat(f"{PROC}/{self.pid}/map_files/{region.start:x}-{region.end:x}"
-                                ).st_mtime
-            except OSError:
-                return False
-            self._mtimes[key] = mtime
-        return mtime > start + START_SLACK
+        st = self._stat(region) if start is not None else None
+        return st is not None and st[0] > start + START_SLACK  # type: ignore[operator]
+
+    def mapped_size(self, region: Region) -> int | None:
+        st = self._stat(region)
+        return st[1] if st else None
 
     def _start_time(self) -> float | None:
         """Process start (epoch seconds): boot time + starttime ticks from /proc/PID/stat."""
@@ -323,7 +329,7 @@ class LinuxBackend(LiveBackend):
     name = "linux"
 
     def __init__(self) -> None:
-        self._mtimes: dict[tuple[str, int], float] = {}
+        self._mtimes: dict[tuple[str, int], tuple[float, int]] = {}
 
     def processes(self) -> list[ProcessInfo]:
         self._mtimes = {}  # a new scan: files may have changed since the last one

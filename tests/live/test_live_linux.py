@@ -26,6 +26,7 @@ def _changed(findings: list[Finding]) -> list[Finding]:
 
 
 def test_whole_host_has_no_unexplained_difference():
+    totals = {}
     for read_all in (False, True):
         result = scan_live(select_backend(), options=ScanOptions(skip_unchanged=not read_all))
         scanned = [p for p in result.processes if p.status == "ok"]
@@ -39,6 +40,11 @@ def test_whole_host_has_no_unexplained_difference():
             assert sum(p.pages_skipped for p in scanned) > 0.9 * sum(p.pages_total for p in scanned)
         # every process has a status, and the ones not scanned say why
         assert all(p.status for p in result.processes)
+        totals[read_all] = {(m.pid, m.module_base): m.pages_total for m in result.modules}
+    # both modes account the same pages for every module present in both scans
+    common = totals[False].keys() & totals[True].keys()
+    assert len(common) > 10
+    assert {k: totals[False][k] for k in common} == {k: totals[True][k] for k in common}
 
 
 def test_changed_function_is_reported_exactly(target):

@@ -40,12 +40,17 @@ def live_cmd(
     backend = select_backend()
     with progress_bar(enabled=not quiet) as progress:
         result = scan_live(backend, pids=pid, names=name, options=options, progress=progress)
+    inputs = {"source": backend.source, "backend": backend.name, "pid": list(pid),
+              "name": list(name), "reference": [str(r) for r in reference],
+              "manifest": str(manifest) if manifest else None,
+              "store": str(store) if store else None, "yara": str(yara) if yara else None,
+              "read_all": read_all}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8", newline="") as fh:
-            write_report(result, fmt, fh, out)
+            write_report(result, fmt, fh, out, inputs)
     else:
-        write_report(result, fmt, sys.stdout)
+        write_report(result, fmt, sys.stdout, inputs=inputs)
     for w in result.warnings:
         typer.echo(f"hpforensics: warning: {w}", err=True)
     if pid:
