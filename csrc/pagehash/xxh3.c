@@ -202,7 +202,8 @@ static u128 len_129to240(const uint8_t *p, size_t len) {
 static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P64_5, P32_1};
 
 /* The block structure shared by every SIMD body. The body defines ACC_LOAD, ACC512(p, s),
- * SCRAMBLE(s) and ACC_STORE over its own register state. */
+ * SCRAMBLE(s) and ACC_STORE over its own register state. GCC -O3 unrolls the 16 stripes of a
+ * block completely, hoists every load and spills; unrolling by 4 was ~20 % faster in cache. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define XXH3_UNROLL _Pragma("GCC unroll 4")
 #else
