@@ -27,9 +27,10 @@ YARA_COLUMNS = ["pid", "process", "module", "address", "namespace", "rule", "str
                 "verdict", "matched"]
 
 
-def document(analysis: Analysis, inputs: dict) -> dict:
+def document(analysis: Analysis, inputs: dict, custody: dict | None = None) -> dict:
     return {
         "inputs": inputs,
+        **({"custody": custody} if custody is not None else {}),
         "hotpatch_images": [to_row(r) for r in analysis.hotpatch_images],
         "findings": [to_row(f) for f in analysis.findings],
         "modules": [to_row(m) for m in analysis.modules],
@@ -44,7 +45,8 @@ def document(analysis: Analysis, inputs: dict) -> dict:
     }
 
 
-def write_outputs(analysis: Analysis, outdir: Path, inputs: dict) -> list[Path]:
+def write_outputs(analysis: Analysis, outdir: Path, inputs: dict,
+                  custody: dict | None = None) -> list[Path]:
     """findings.csv, modules.csv, hotpatch-images.csv and report.json in `outdir`."""
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -59,7 +61,7 @@ def write_outputs(analysis: Analysis, outdir: Path, inputs: dict) -> list[Path]:
         written.append(outdir / name)
     path = outdir / "report.json"
     with open(path, "w", encoding="utf-8", newline="") as fh:
-        json.dump(document(analysis, inputs), fh, indent=2, default=str)
+        json.dump(document(analysis, inputs, custody), fh, indent=2, default=str)
         fh.write("\n")
     written.append(path)
     return written

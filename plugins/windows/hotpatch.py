@@ -130,9 +130,12 @@ class Regions(_HotpatchBase, interfaces.plugins.PluginInterface):
             rules = sorted({name for a, b, name in hits.get((f.pid, f.module), [])
                             if a < f.address + f.size and b > f.address})
             if self.config.get("dump") and f.actual:
+                from hpforensics.outpaths import safe_component
+
                 stem = f"pid.{f.pid if f.pid is not None else 'kernel'}.{f.module}.{f.address:#x}"
                 for kind, data in (("actual", f.actual), ("expected", f.expected)):
-                    with self.open(f"{stem}.{kind}.bin") as fh:
+                    # module names come from the image: never let one name a path
+                    with self.open(safe_component(f"{stem}.{kind}.bin")) as fh:
                         fh.write(data)
             yield 0, (_pid(f.pid), f.process, f.module, format_hints.Hex(f.address),
                       format_hints.Hex(f.rva), f.size, f.verdict.value, _hex(f.branch_target),

@@ -56,7 +56,11 @@ def analyze_cmd(
               "reference": [str(r) for r in reference],
               "manifest": str(manifest) if manifest else None, "store": str(store) if store else None,
               "yara": str(yara) if yara else None}
-    written = write_outputs(result, outdir, inputs)
+    from hpforensics.custody import custody_block
+
+    custody = custody_block("dump analyze", [image, manifest, store, yara], {"pid": sorted(pid)},
+                            references=[*symbols, *reference])
+    written = write_outputs(result, outdir, inputs, custody)
     if not quiet:
         print_tables(result, sys.stdout)
     for w in result.warnings:

@@ -51,6 +51,11 @@ def hash_cmd(
                 raise InputError(f, exc.strerror or str(exc)) from None
             records += pagehash.page_records(str(f), ph)
     render_to(out, records, fmt, title=f"{algo} page digests ({page_size}-byte pages)")
+    if out is not None:
+        from hpforensics.custody import custody_block, sidecar_path, write_custody
+
+        write_custody(sidecar_path(out), custody_block(
+            "hash", files, {"algo": algo, "page_size": page_size, "format": fmt}))
 
 
 def _progress(total: int, enabled: bool):

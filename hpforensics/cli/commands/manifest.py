@@ -28,6 +28,10 @@ def import_cmd(
 
     manifest = import_source(source, kb, pages=not no_pages, workers=workers)
     manifest.save(output)
+    from hpforensics.custody import custody_block, sidecar_path, write_custody
+
+    write_custody(sidecar_path(output), custody_block(
+        "manifest import", [source], {"kb": list(kb), "pages": not no_pages}))
     for s in manifest.skipped:
         typer.echo(f"skipped {s.item}: {s.reason}", err=True)
     errors = sum(s.error for s in manifest.skipped)

@@ -27,6 +27,10 @@ def build_cmd(
         report = build(store, dirs, kb, workers=workers,
                        progress=lambda n: typer.echo(f"  {n} files...", err=True))
         stats = store.stats()
+    from hpforensics.custody import custody_block, sidecar_path, write_custody
+
+    # the store accumulates runs; the sidecar records this run's inputs
+    write_custody(sidecar_path(db), custody_block("store build", dirs, {"kb": list(kb)}))
     for skip in report.skipped:
         typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
     rate = report.pages / report.seconds if report.seconds else 0.0

@@ -27,6 +27,10 @@ def yara_cmd(
     hits = list(scan_paths(ruleset, targets, warnings))
     render_to(out, hits, fmt, columns=COLUMNS if fmt in ("table", "csv") else None,
               title=f"YARA hits ({len(hits)})")
+    if out is not None:
+        from hpforensics.custody import custody_block, sidecar_path, write_custody
+
+        write_custody(sidecar_path(out), custody_block("yara", [rules, *targets], {"format": fmt}))
     for w in warnings:
         typer.echo(f"hpforensics: warning: {w}", err=True)
     if warnings:
