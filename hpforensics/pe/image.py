@@ -96,8 +96,11 @@ class PEImage:
         self.dll_characteristics = pe.OPTIONAL_HEADER.DllCharacteristics
         self.entry_point = pe.OPTIONAL_HEADER.AddressOfEntryPoint
         self.is_dll = pe.is_dll()
-        if len(pe.sections) > MAX_SECTIONS:
-            raise InputError(name, f"{len(pe.sections)} sections exceed the loader's limit", 0x3C)
+        # the header's count, not what pefile read (it stops quietly at the first bad entry)
+        nsec = max(pe.FILE_HEADER.NumberOfSections, len(pe.sections))
+        if nsec > MAX_SECTIONS:
+            raise InputError(name, f"NumberOfSections {nsec} exceeds the loader's limit of {MAX_SECTIONS}",
+                             pe.FILE_HEADER.get_file_offset() + 2)
         self.sections = [
             Section(s.Name.rstrip(b"\0").decode("latin-1"), s.VirtualAddress, s.Misc_VirtualSize,
                     # the loader rounds PointerToRawData down to 512 (as pefile does)

@@ -32,6 +32,11 @@ def parse_relocations(img: bytearray, hdr: Headers, path: str) -> tuple[np.ndarr
     rva, size = hdr.directory(5)
     if not rva or not size:
         return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    if rva + 8 > len(img):
+        # DataDirectory[5] lives in the optional header: 112 (PE32+) / 96 (PE32) bytes in, 8 each
+        field = hdr.optional_offset + (112 if hdr.is64 else 96) + 5 * 8
+        raise InputError(path, f"base relocation directory at RVA {rva:#x} lies outside the image "
+                               f"({len(img):#x} bytes)", field)
     end = min(rva + size, len(img))
     pos = rva
     pages: list[int] = []
