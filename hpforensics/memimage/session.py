@@ -177,7 +177,7 @@ def open_image(
     progress: Callable[[float, str], None] | None = None,
 ) -> Session:
     """Run Volatility's automagic on `path` and return the context with the kernel module."""
-    from volatility3.framework import automagic, contexts, interfaces, plugins
+    from volatility3.framework import automagic, contexts, interfaces
     from volatility3.plugins.windows import pslist
 
     image = Path(path)
@@ -190,21 +190,19 @@ def open_image(
     _prepare_framework(symbol_dirs)
     ctx = contexts.Context()
     ctx.config["automagic.LayerStacker.single_location"] = image.resolve().as_uri()
-    base = "plugins.PsList"
-    available = automagic.available(ctx)
-    chosen = automagic.choose_automagic(available, pslist.PsList)
+    # Automagic is run for PsList's requirements (a kernel module with symbols): every plugin
+    # and analysis here needs exactly that, and PsList is Volatility's own, stable anchor.
+    config_path = "plugins.PsList"
+    chosen = automagic.choose_automagic(automagic.available(ctx), pslist.PsList)
     errors = automagic.run(chosen, ctx, pslist.PsList, "plugins", progress_callback=progress)
-    req = interfaces.configuration.path_join(base, "kernel")
-    del plugins
-    unsatisfied = pslist.PsList.unsatisfied(ctx, "plugins.PsList")
-    if unsatisfied:
+    if pslist.PsList.unsatisfied(ctx, config_path):
         log.debug("automagic errors: %s", errors)
         message = _missing_symbols_message(ctx, symbol_dirs) or diagnose_image(image)
         raise InputError(image, message)
-    kernel = ctx.config.get(req)
+    kernel = ctx.config.get(interfaces.configuration.path_join(config_path, "kernel"))
     if not kernel or kernel not in ctx.modules:
         raise InputError(image, diagnose_image(image))
-    session = Session(image, ctx, kernel, base)
+    session = Session(image, ctx, kernel, config_path)
     check_truncation(session, ctx.layers[ctx.modules[kernel].layer_name]._initial_entry & ~0xFFF)
     return session
 
