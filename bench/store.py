@@ -32,8 +32,9 @@ def synthetic(n_pages: int, seed: int = 7) -> list[NormalizedImage]:
     images = []
     for i in range(n_pages // PAGES_PER_IMAGE):
         pages = {0x1000 * (j + 1): rnd.randbytes(32) for j in range(PAGES_PER_IMAGE)}
-        images.append(NormalizedImage(f"img{i % 97}.dll", 0x60000000 + i, 0x200000 + 0x1000 * (i % 13),
-                                      0x1234, 0x8664, 0x180000000, "sha256", [], pages))
+        images.append(NormalizedImage(f"img{i % 97}.dll", 0x60000000 + i,
+                                      0x200000 + 0x1000 * (i % 13), 0x1234, 0x8664,
+                                      0x180000000, "sha256", [], pages))
     return images
 
 
@@ -77,7 +78,8 @@ def baseline_lookup(db: Path, queries: list[bytes]) -> tuple[float, int]:
     t = time.perf_counter()
     hits = 0
     for q in queries:
-        hits += len(con.execute("SELECT image_id, rva FROM pages WHERE digest=?", (q.hex(),)).fetchall())
+        rows = con.execute("SELECT image_id, rva FROM pages WHERE digest=?", (q.hex(),)).fetchall()
+        hits += len(rows)
     con.close()
     return time.perf_counter() - t, hits
 
@@ -131,8 +133,10 @@ def main() -> None:
         print(f"page-hash store, {n:,} pages ({len(images):,} images), {len(queries):,} lookups "
               f"({len(present):,} present), lookups best of {args.rounds} interleaved rounds")
         print(f"{'':24}{'hpforensics':>14}{'baseline':>14}{'ratio':>8}")
-        print(f"{'import pages/s':24}{n / t_ours:>14,.0f}{n / t_base:>14,.0f}{t_base / t_ours:>7.1f}x")
-        print(f"{'lookups/s':24}{len(queries) / l_ours:>14,.0f}{len(queries) / l_base:>14,.0f}{l_base / l_ours:>7.1f}x")
+        print(f"{'import pages/s':24}{n / t_ours:>14,.0f}{n / t_base:>14,.0f}"
+              f"{t_base / t_ours:>7.1f}x")
+        print(f"{'lookups/s':24}{len(queries) / l_ours:>14,.0f}{len(queries) / l_base:>14,.0f}"
+              f"{l_base / l_ours:>7.1f}x")
         print(f"{'store size MiB':24}{os.path.getsize(tmp / 'ours.db') / 2**20:>14.1f}"
               f"{os.path.getsize(tmp / 'base.db') / 2**20:>14.1f}")
         print(f"peak RSS of this process: {rss:,.0f} MiB")

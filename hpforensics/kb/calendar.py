@@ -26,7 +26,9 @@ WINDOWS_SERVER_2025 = "windows-server-2025"
 # Order matters: when one KB is shared by several products, lookups return the first.
 PRODUCTS = (WINDOWS11_24H2, WINDOWS_SERVER_2025, WINDOWS11_25H2)
 # First month each product received hotpatches; earlier months are plain standard updates.
-HOTPATCH_START = {WINDOWS11_24H2: "2024-11", WINDOWS_SERVER_2025: "2024-11", WINDOWS11_25H2: "2025-10"}
+HOTPATCH_START = {
+    WINDOWS11_24H2: "2024-11", WINDOWS_SERVER_2025: "2024-11", WINDOWS11_25H2: "2025-10"
+}
 BASELINE_MONTHS = frozenset({1, 4, 7, 10})
 
 _KB_RE = re.compile(r"^(?:KB)?(\d{6,8})$", re.IGNORECASE)
@@ -35,7 +37,7 @@ _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 class ReleaseKind(str, enum.Enum):
-    BASELINE = "baseline"  # cumulative update with restart; hotpatches of the next months build on it
+    BASELINE = "baseline"  # cumulative update with restart; the next hotpatches build on it
     HOTPATCH = "hotpatch"  # security-only, applied in memory, no restart
     OUT_OF_BAND = "out-of-band"  # unscheduled cumulative update (restart)
     OUT_OF_BAND_HOTPATCH = "out-of-band-hotpatch"  # unscheduled hotpatch
@@ -76,7 +78,8 @@ class Release:
     @property
     def off_cadence(self) -> bool:
         """A baseline in a planned hotpatch month (or the reverse), e.g. Windows 11 June 2026."""
-        return self.kind in _MONTH_DEFINING and self.kind != cadence_kind(self.year, self.month_number)
+        planned = cadence_kind(self.year, self.month_number)
+        return self.kind in _MONTH_DEFINING and self.kind != planned
 
 
 # -- normalisation -------------------------------------------------------------------------

@@ -84,7 +84,10 @@ def parse_rows(text: str, where: str, default_source: str = "") -> list[Release]
     """Validate every row; the first bad one raises InputError naming its line."""
     lines = text.splitlines()
     # Comment lines are dropped but counted, so reported line numbers match the file.
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    numbered = [
+        (i + 1, line) for i, line in enumerate(lines)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not numbered:
         raise InputError(where, "no header row")
     reader = csv.reader(line for _, line in numbered)
@@ -162,7 +165,8 @@ def write_csv(path: Path, releases: list[Release]) -> None:
         for r in releases:
             w.writerow([
                 r.product, r.month, r.kb, r.build, r.kind.value,
-                r.date.isoformat() if r.date else "", "yes" if r.verified else "no", r.source, r.note,
+                r.date.isoformat() if r.date else "", "yes" if r.verified else "no",
+                r.source, r.note,
             ])
     tmp.replace(path)
 

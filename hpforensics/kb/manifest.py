@@ -137,7 +137,8 @@ def schema() -> dict[str, Any]:
 def validate(doc: Any, where: object = "<manifest>") -> None:
     """Raise InputError naming the first schema violation and where it is."""
     validator = jsonschema.Draft202012Validator(schema())
-    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    error = errors[0] if errors else None
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(document)"
         raise InputError(where, f"not a valid KB manifest at {at}: {error.message}")

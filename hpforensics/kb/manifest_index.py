@@ -44,7 +44,8 @@ class ManifestIndex:
                 s = Shipped(kb, m.release_date or "9999-99-99", f)
                 self._by_name.setdefault(f.name.lower(), []).append(s)
                 if f.pe:
-                    self._by_image.setdefault((f.name.lower(), f.pe.timestamp, f.pe.size_of_image), []).append(s)
+                    key = (f.name.lower(), f.pe.timestamp, f.pe.size_of_image)
+                    self._by_image.setdefault(key, []).append(s)
                     self._by_identity.setdefault((f.pe.timestamp, f.pe.checksum), []).append(s)
                 for base in f.hotpatch.bases if f.hotpatch else []:
                     self._by_base.setdefault((base.timestamp, base.checksum), []).append(s)
@@ -63,7 +64,8 @@ class ManifestIndex:
         return rows[0].kb if rows else None
 
     def kbs_for(self, name: str, timestamp: int, size_of_image: int) -> list[str]:
-        return _unique(s.kb for s in self._by_image.get((_base_name(name), timestamp, size_of_image), []))
+        rows = self._by_image.get((_base_name(name), timestamp, size_of_image), [])
+        return _unique(s.kb for s in rows)
 
     def kb_for_base(self, timestamp: int, checksum: int) -> str | None:
         """KB that ships the base image a hotpatch names (IMAGE_HOT_PATCH_BASE's

@@ -63,7 +63,8 @@ def parse_pe(data: bytes, path: str, mapped: bool = False) -> pefile.PE:
         if mapped:
             for s in pe.sections:
                 s.PointerToRawData = s.VirtualAddress
-                s.SizeOfRawData = max(0, min(max(s.Misc_VirtualSize, s.SizeOfRawData), len(data) - s.VirtualAddress))
+                span = max(s.Misc_VirtualSize, s.SizeOfRawData)
+                s.SizeOfRawData = max(0, min(span, len(data) - s.VirtualAddress))
             pe = pefile.PE(data=bytes(pe.write()), fast_load=True)
     except pefile.PEFormatError as exc:
         raise InputError(path, f"not a PE image: {exc.value}", 0) from None
@@ -163,7 +164,8 @@ def hash_image_pages(
     except ImportError:  # C core not built: same result, slower
         return _hash_pages_py(image, rvas, mask, algo)
     if isinstance(mask, (bytes, bytearray)) and len(mask) * 8 < len(image):
-        mask = bytes(mask) + bytes((len(image) + 7) // 8 - len(mask))  # the C core wants full length
+        # the C core wants a bitmap as long as the buffer
+        mask = bytes(mask) + bytes((len(image) + 7) // 8 - len(mask))
     hashed = hash_pages(image, algo=algo, page_size=PAGE_SIZE, mask=mask or None)
     digests: dict[int, bytes] = {}
     zero: set[int] = set()
@@ -267,13 +269,18 @@ def normalize(
     template = engine_template(pe.__data__ if mapped else data, name)
     if template is not None:
         h = template.headers
-        image = bytes(data[: h.size_of_image]).ljust(h.size_of_image, b"\0") if mapped else template.layout
+        if mapped:
+            image = bytes(data[: h.size_of_image]).ljust(h.size_of_image, b"\0")
+        else:
+            image = template.layout
         if mask is None:
             mask = template.mask_bitmap
         rvas = _pages_in(template.exec_ranges, h.size_of_image)
         digests, zero = hash_image_pages(image, rvas, mask, algo)
-        return NormalizedImage(name, h.timestamp, h.size_of_image, h.checksum, h.machine, h.image_base,
-                               algo, mask, digests, zero, _hotpatch_json(template.hotpatch), pe)
+        return NormalizedImage(
+            name, h.timestamp, h.size_of_image, h.checksum, h.machine, h.image_base,
+            algo, mask, digests, zero, _hotpatch_json(template.hotpatch), pe,
+        )
     pe = pe or parse_pe(data, where, mapped)
     try:
         if mask is None:

@@ -56,7 +56,9 @@ def walk(roots: Iterable[Path]) -> Iterator[Path]:
                     yield p
 
 
-def scan_file(path: str | Path, algo: str = DEFAULT_ALGO, version: bool = False) -> ScannedFile | Skip:
+def scan_file(
+    path: str | Path, algo: str = DEFAULT_ALGO, version: bool = False
+) -> ScannedFile | Skip:
     path = str(path)
     try:
         size = os.path.getsize(path)
@@ -71,11 +73,14 @@ def scan_file(path: str | Path, algo: str = DEFAULT_ALGO, version: bool = False)
     try:
         norm = normalize(data, os.path.basename(path), path=path, algo=algo)
     except InputError as exc:
-        return Skip(path, exc.message + (f" at offset {exc.offset:#x}" if exc.offset is not None else ""), True)
+        where = f" at offset {exc.offset:#x}" if exc.offset is not None else ""
+        return Skip(path, exc.message + where, True)
     item = ScannedFile(path, size, hashlib.sha256(data).hexdigest(), norm)
     if version:  # the manifest importer wants the details; the store does not
         item.file_version = _file_version(data, path)
-        item.hotpatch = norm.hotpatch if norm.hotpatch is not None else _hotpatch(data, path, item.notes)
+        item.hotpatch = norm.hotpatch
+        if item.hotpatch is None:
+            item.hotpatch = _hotpatch(data, path, item.notes)
     norm.pe = None
     return item
 
@@ -127,7 +132,11 @@ def _scan_one(args: tuple[str, str, bool]) -> ScannedFile | Skip:
 
 
 def scan_paths(
-    paths: Iterable[Path], algo: str = DEFAULT_ALGO, *, version: bool = False, workers: int | None = None
+    paths: Iterable[Path],
+    algo: str = DEFAULT_ALGO,
+    *,
+    version: bool = False,
+    workers: int | None = None,
 ) -> Iterator[ScannedFile | Skip]:
     """scan_file over `paths` in order, in `workers` processes (default: CPU count)."""
     jobs = ((str(p), algo, version) for p in paths)

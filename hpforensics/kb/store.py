@@ -103,7 +103,8 @@ class PageStore:
             create_schema(self.db, algo)
             meta = dict(self._meta_rows())
         if int(meta.get("schema_version", 0)) != SCHEMA_VERSION:
-            raise InputError(self.path, f"store schema {meta.get('schema_version')} is not {SCHEMA_VERSION}")
+            found = meta.get("schema_version")
+            raise InputError(self.path, f"store schema {found} is not {SCHEMA_VERSION}")
         self.algo = meta["algo"]
         self._versions: dict[int, ImageVersion] = {}
 
@@ -138,13 +139,14 @@ class PageStore:
             raise UsageError(f"store holds {self.algo} digests, image hashed with {norm.algo}")
         name, ts, size = norm.key
         row = self.db.execute(
-            "SELECT id FROM images WHERE name=? AND timestamp=? AND size_of_image=?", (name, ts, size)
+            "SELECT id FROM images WHERE name=? AND timestamp=? AND size_of_image=?",
+            (name, ts, size),
         ).fetchone()
         new = row is None
         if new:
             cur = self.db.execute(
-                "INSERT INTO images(name, timestamp, size_of_image, checksum, machine, file_version,"
-                " sha256, path, n_pages, mask) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO images(name, timestamp, size_of_image, checksum, machine,"
+                " file_version, sha256, path, n_pages, mask) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (name, ts, size, norm.checksum, norm.machine, file_version, sha256, path,
                  len(norm.pages), pack_mask(norm.mask)),
             )
@@ -156,7 +158,8 @@ class PageStore:
         else:
             image_id = int(row[0])
         self.db.executemany(
-            "INSERT OR IGNORE INTO image_kbs(image_id, kb) VALUES (?,?)", [(image_id, kb) for kb in kbs]
+            "INSERT OR IGNORE INTO image_kbs(image_id, kb) VALUES (?,?)",
+            [(image_id, kb) for kb in kbs],
         )
         self._versions.pop(image_id, None)
         return image_id, new
@@ -204,7 +207,9 @@ class PageStore:
         (blob,) = self.db.execute("SELECT mask FROM images WHERE id=?", (version.id,)).fetchone()
         return unpack_mask(blob)
 
-    def iter_lookup(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> Iterator[tuple[bytes, int, int]]:
+    def iter_lookup(
+        self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH
+    ) -> Iterator[tuple[bytes, int, int]]:
         """(digest, image id, rva) for every stored page with one of `digests`, batch by batch.
         All-zero pages are skipped: they match every image and tell nothing."""
         chunk: list[bytes] = []
@@ -227,16 +232,20 @@ class PageStore:
         for i in range(0, len(chunk), IN_LIST):
             keys = chunk[i:i + IN_LIST]
             out += self.db.execute(
-                f"SELECT digest, image_id, rva FROM pages WHERE digest IN ({','.join('?' * len(keys))})",
+                "SELECT digest, image_id, rva FROM pages WHERE digest IN "
+                f"({','.join('?' * len(keys))})",
                 keys).fetchall()
         return out
 
-    def lookup_digests(self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH) -> dict[bytes, list[PageMatch]]:
+    def lookup_digests(
+        self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH
+    ) -> dict[bytes, list[PageMatch]]:
         """For each digest that the store holds, every image page (and its KBs) that has it."""
         out: dict[bytes, list[PageMatch]] = {}
         for digest, image_id, rva in self.iter_lookup(digests, batch):
             v = self.version(image_id)
-            out.setdefault(digest, []).append(PageMatch(v.name, v.timestamp, v.size_of_image, rva, v.kbs))
+            match = PageMatch(v.name, v.timestamp, v.size_of_image, rva, v.kbs)
+            out.setdefault(digest, []).append(match)
         return out
 
     def identify(self, name: str, pages: dict[int, bytes], zero: Iterable[int] = ()) -> ModuleMatch:
@@ -261,9 +270,10 @@ class PageStore:
         for v in candidates:
             stored = self._stored_rvas(v.id)
             scores.append(VersionScore(v, len(hits.get(v.id, ())), len(stored & given.keys())))
-        scores.sort(key=lambda s: (s.matched, -abs(s.compared - len(given)), s.version.timestamp), reverse=True)
+        scores.sort(key=lambda s: (s.matched, -abs(s.compared - len(given)), s.version.timestamp),
+                    reverse=True)
         best = scores[0] if scores and scores[0].matched else (scores[0] if scores else None)
-        matched_any = set().union(*(hits.get(s.version.id, set()) for s in scores)) if scores else set()
+        matched_any: set[int] = set().union(*(hits.get(s.version.id, set()) for s in scores))
         unmatched = sorted(set(given) - matched_any)
         return ModuleMatch(
             name=name,
@@ -275,7 +285,9 @@ class PageStore:
             elsewhere={rva: anywhere[rva] for rva in unmatched if rva in anywhere},
         )
 
-    def identify_image(self, data: bytes, name: str, *, mapped: bool = False, path: str | None = None) -> ModuleMatch:
+    def identify_image(
+        self, data: bytes, name: str, *, mapped: bool = False, path: str | None = None
+    ) -> ModuleMatch:
         """Normalise a PE file (or a mapped memory copy) and identify it. A memory copy of a
         version the store holds is masked with that version's stored mask."""
         mask = None
@@ -287,7 +299,8 @@ class PageStore:
         return self.identify(name, norm.pages, norm.zero_pages)
 
     def _stored_rvas(self, image_id: int) -> set[int]:
-        return {rva for (rva,) in self.db.execute("SELECT rva FROM pages WHERE image_id=?", (image_id,))}
+        rows = self.db.execute("SELECT rva FROM pages WHERE image_id=?", (image_id,))
+        return {rva for (rva,) in rows}
 
 
 class _Bulk:

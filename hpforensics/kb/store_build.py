@@ -49,7 +49,8 @@ def build(
         for n, item in enumerate(scan_paths(walk(roots), store.algo, workers=workers), 1):
             if isinstance(item, Skip):
                 report.skipped.append(item)
-                log.log(logging.WARNING if item.error else logging.DEBUG, "skipped %s: %s", item.path, item.reason)
+                level = logging.WARNING if item.error else logging.DEBUG
+                log.log(level, "skipped %s: %s", item.path, item.reason)
             else:
                 _add(store, item, kb_list, report)
             if n % COMMIT_EVERY == 0:

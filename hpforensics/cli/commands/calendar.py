@@ -23,7 +23,8 @@ def show(
     product: Optional[str] = typer.Option(  # noqa: UP007
         None, "--product", "-p", help="windows11-24h2, windows11-25h2 or windows-server-2025."
     ),
-    start: Optional[str] = typer.Option(None, "--from", help="First month, YYYY-MM."),  # noqa: UP007
+    start: Optional[str] = typer.Option(  # noqa: UP007
+        None, "--from", help="First month, YYYY-MM."),
     end: Optional[str] = typer.Option(None, "--to", help="Last month, YYYY-MM."),  # noqa: UP007
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
 ) -> None:
@@ -70,8 +71,10 @@ def update(
 
 @calendar_app.command("classify")
 def classify_cmd(
-    values: List[str] = typer.Argument(..., help="KB numbers or OS builds (26100.3107, 10.0.26200.7392)."),
-    product: Optional[str] = typer.Option(None, "--product", "-p", help="Restrict to one product."),  # noqa: UP007
+    values: List[str] = typer.Argument(
+        ..., help="KB numbers or OS builds (26100.3107, 10.0.26200.7392)."),
+    product: Optional[str] = typer.Option(  # noqa: UP007
+        None, "--product", "-p", help="Restrict to one product."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
 ) -> None:
     """Classify KBs / builds: baseline, hotpatch, out-of-band, standard (or the nearest release)."""
@@ -85,11 +88,12 @@ def classify_cmd(
     for value in values:
         c = cal.classify(value, product)
         r = c.release
+        exact = r if r and c.exact else None
         rows.append({
-            "value": value, "kind": c.kind.value if c.kind else "", "product": r.product if r else "",
-            "month": r.month if r else "", "kb": r.kb if r and c.exact else "",
-            "build": r.build if r and c.exact else "", "verified": r.verified if r and c.exact else None,
-            "note": c.note or (r.note if r else ""),
+            "value": value, "kind": c.kind.value if c.kind else "",
+            "product": r.product if r else "", "month": r.month if r else "",
+            "kb": exact.kb if exact else "", "build": exact.build if exact else "",
+            "verified": exact.verified if exact else None, "note": c.note or (r.note if r else ""),
         })
     render(rows, fmt, title="Classification")
 

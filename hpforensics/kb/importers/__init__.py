@@ -53,7 +53,8 @@ def fill_from_calendar(manifest: Manifest, calendar: Calendar) -> None:
     if release is None:
         log.info("%s is not in the release calendar; date and kind left empty", manifest.kb)
         return
-    manifest.release_date = manifest.release_date or (release.date.isoformat() if release.date else None)
+    if not manifest.release_date and release.date:
+        manifest.release_date = release.date.isoformat()
     manifest.kind = manifest.kind or release.kind.value
     manifest.product = manifest.product or release.product
     manifest.os_build = release.build or manifest.os_build

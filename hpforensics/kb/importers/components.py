@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 _ARCH = {"amd64": "amd64", "x86": "x86", "arm64": "arm64", "arm": "arm", "wow64": "wow64",
          "msil": "msil", "neutral": "neutral"}
-_SHA256_ALGOS = ("http://www.w3.org/2000/09/xmldsig#sha256", "http://www.w3.org/2001/04/xmlenc#sha256")
+_SHA256_ALGOS = (
+    "http://www.w3.org/2000/09/xmldsig#sha256",
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+)
 _MAX_XML = 64 << 20
 
 
@@ -72,7 +75,8 @@ def parse_component(path: Path) -> ComponentManifest:
         elif tag == "component":
             sub = next((e for e in el if _local(e.tag) == "assemblyIdentity"), None)
             if sub is not None:
-                cm.components.append(f"{sub.get('name')} {sub.get('version')} {sub.get('processorArchitecture')}")
+                cm.components.append(" ".join(
+                    str(sub.get(k)) for k in ("name", "version", "processorArchitecture")))
         elif tag == "file" and el.get("name"):
             cm.files.append(_file(el, cm))
     return cm
@@ -112,7 +116,8 @@ def merge_components(manifest: Manifest, paths: list[Path]) -> None:
         try:
             cm = parse_component(path)
         except (OSError, ValueError) as exc:
-            manifest.skipped.append(Skipped(str(path), str(exc), not str(exc).startswith("compressed")))
+            benign = str(exc).startswith("compressed")
+            manifest.skipped.append(Skipped(str(path), str(exc), not benign))
             continue
         if cm.package_kb:
             if not manifest.kb:
@@ -127,7 +132,8 @@ def merge_components(manifest: Manifest, paths: list[Path]) -> None:
                     k.version = k.version or f.version
                     if k.sha256 and f.sha256 and k.sha256 != f.sha256:
                         manifest.skipped.append(Skipped(
-                            f"{path}:{f.name}", f"SHA-256 in the manifest differs from {k.path}", True))
+                            f"{path}:{f.name}", f"SHA-256 in the manifest differs from {k.path}",
+                            True))
             else:
                 manifest.files.append(f)
                 by_name.setdefault(f.name.lower(), []).append(f)
@@ -135,6 +141,7 @@ def merge_components(manifest: Manifest, paths: list[Path]) -> None:
 
 def components_manifest(paths: list[Path], kbs: list[str]) -> Manifest:
     manifest = Manifest(kb=kbs[0] if kbs else "", also_kbs=kbs[1:],
-                        source={"importer": "component-manifest", "path": str(paths[0]), "imported_at": today()})
+                        source={"importer": "component-manifest", "path": str(paths[0]),
+                                "imported_at": today()})
     merge_components(manifest, paths)
     return manifest

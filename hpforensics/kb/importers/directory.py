@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 MACHINES = {0x8664: "amd64", 0x14C: "x86", 0xAA64: "arm64", 0x1C4: "arm", 0xA641: "arm64"}
 COMPONENT_SUFFIXES = (".manifest", ".mum")
+NORMALISATION = "loader mask (relocations, IAT, dynamic relocations) zeroed"
 
 
 def import_directory(
@@ -59,11 +60,11 @@ def _file(item: ScannedFile, root: Path, pages: bool) -> ManifestFile:
         architecture=MACHINES.get(n.machine),
         size=item.size,
         sha256=item.sha256,
-        pe=PEIdentity(n.timestamp, n.size_of_image, n.checksum, MACHINES.get(n.machine, f"{n.machine:#x}"),
-                      n.image_base),
+        pe=PEIdentity(n.timestamp, n.size_of_image, n.checksum,
+                      MACHINES.get(n.machine, f"{n.machine:#x}"), n.image_base),
         hotpatch=hp,
         pages=PageDigests(n.algo, {rva: d.hex() for rva, d in n.pages.items()},
-                          normalisation="loader mask (relocations, IAT, dynamic relocations) zeroed")
+                          normalisation=NORMALISATION)
         if pages else None,
     )
 
@@ -75,7 +76,9 @@ def _rel(path: str, root: Path) -> str:
         return Path(path).as_posix()
 
 
-def directory_manifest(root: Path, kbs: list[str], *, pages: bool = True, workers: int | None = None) -> Manifest:
+def directory_manifest(
+    root: Path, kbs: list[str], *, pages: bool = True, workers: int | None = None
+) -> Manifest:
     from hpforensics.kb.importers.components import merge_components
 
     files, skipped, components = import_directory(root, kbs[0], pages=pages, workers=workers)

@@ -58,7 +58,9 @@ def _is_banner(cells: list[str]) -> bool:
     joined = ",".join(cells).lower()
     if any(_VERSION_RE.match(c) or c.replace(",", "").isdigit() for c in cells[1:]):
         return False
-    return joined.startswith("windows") or "-based" in joined or (len(cells) == 1 and arch_of(joined) is not None)
+    if joined.startswith("windows") or "-based" in joined:
+        return True
+    return len(cells) == 1 and arch_of(joined) is not None
 
 
 def _header_map(cells: list[str]) -> dict[int, str] | None:
@@ -98,7 +100,7 @@ def _row(cells: list[str], columns: dict[int, str], arch: str | None) -> Manifes
         version = ""
     elif not _VERSION_RE.match(version):
         raise ValueError(f"bad file version {version!r}")
-    size_text = v.get("size", "").replace(",", "").replace(".", "").replace(" ", "").replace("\u00a0", "")
+    size_text = re.sub(r"[,.\s\u00a0]", "", v.get("size", ""))
     if size_text and not size_text.isdigit():
         raise ValueError(f"bad file size {v.get('size')!r}")
     date = _date(v["date"]) if v.get("date") else None
