@@ -29,7 +29,7 @@ _WRAPPERS = {"uploads", "auto", "ntfs", "mft", "file", "lazy_ntfs", "vss", "file
              "triage", "evidence", "kape", "output", "tout", "target"}
 _DRIVE = re.compile(r"^(?:[a-z](?::|%3a|_drive)?|%5c%5c\.%5c[a-z]%3a|\\\\\.\\[a-z]:)$", re.I)
 _COLLECTION_NAME = re.compile(
-    r"^(?:Collection-)?(?P<host>.+?)(?:[-_]\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2}[-:]?\d{2}[-:]?\d{2}Z?)?)?$")
+    r"^(?:Collection-)?(?P<host>.+?)(?:[-_]\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2}[-:_]?\d{2}[-:_]?\d{2}Z?)?)?$")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,18 @@ def safe_cells(values: Iterable[Any]) -> list[Any]:
     return [_cell(v) for v in values]
 
 
+def safe_cells_at(values: list[Any], text: Sequence[int]) -> list[Any]:
+    """Like safe_cells, for rows whose other cells are known to be safe (numbers, our own
+    vocabulary): only the `text` positions are checked."""
+    cells = list(values)
+    for i in text:
+        v = cells[i]
+        if v is not None and (type(v) is not str or (v and (
+                v[0] in _RISKY or "\n" in v or "\r" in v))):
+            cells[i] = safe_cell(v)
+    return cells
+
+
 def json_line(columns: Sequence[str], values: Sequence[Any]) -> str:
     return orjson.dumps(dict(zip(columns, values)), default=str).decode() + "\n"
 
@@ -124,7 +136,7 @@ class SpillSorter:
 
     MAX_OPEN = 200  # runs merged at once; more are first merged into intermediate runs
 
-    def __init__(self, work_dir: Path, limit: int = 50_000) -> None:
+    def __init__(self, work_dir: Path, limit: int = 100_000) -> None:
         self.work_dir = work_dir
         self.limit = limit
         self._rows: list[tuple[Any, ...]] = []

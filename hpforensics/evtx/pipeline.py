@@ -25,7 +25,7 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import CsvLines, RowSink, SpillSorter, write_run, json_line, plain_values, render_csv, safe_cells
+from hpforensics.evtx.outputs import CsvLines, RowSink, SpillSorter, safe_cells_at, write_run, json_line, plain_values, render_csv, safe_cells
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -103,6 +103,17 @@ class FileResult:
     events_csv: str = ""
     events_jsonl: str = ""
     timeline_run: Path | None = None  # this input's timeline rows, sorted, in a run file
+    timeline: list[tuple[tuple[str, str, str], str, str]] = field(default_factory=list)
+
+    # Between processes the events travel as tuples: about half the pickling cost of objects.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["events"] = [R.event_tuple(e) for e in self.events]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["events"] = [Event(*t) for t in state["events"]]
+        self.__dict__.update(state)
 
 
 def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
@@ -132,20 +143,28 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> F
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
     values = [R.event_values(ev) for ev in events]
-    result.events_csv = render_csv(map(safe_cells, values))
+    text = R.EVENT_TEXT
+    result.events_csv = render_csv(safe_cells_at(v, text) for v in values)
     cols = R.EVENT_COLUMNS
     result.events_jsonl = "".join(json_line(cols, v) for v in values)
     tcols = R.TIMELINE_COLUMNS
     rows = []
     csv_lines = CsvLines()
+    ttext = R.TIMELINE_TEXT
     for ev in events:
         row = R.timeline_row(ev)
         tv = [row[c] for c in tcols]
         rows.append(((row["datetime"], row["device"], str(row["record_id"])),
-                     csv_lines(safe_cells(tv)), json_line(tcols, tv)))
-    if rows:
+                     csv_lines(safe_cells_at(tv, ttext)), json_line(tcols, tv)))
+    # Small results travel back with the events; large ones go to a sorted run on disk.
+    if len(rows) > _RUN_ROWS:
         result.timeline_run = write_run(work_dir or Path(tempfile.gettempdir()), rows)
+    else:
+        result.timeline = rows
     return result
+
+
+_RUN_ROWS = 20_000
 
 
 def _records(kind: str, path: str, stats: ReadStats, parser: str) -> Iterator:
@@ -216,6 +235,7 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
             events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
             if part.timeline_run is not None:
                 timeline.add_run(part.timeline_run)
+            timeline.extend(part.timeline)
             for ev in part.events:
                 by_device[ev.device].append(ev)
         result.events = events_out.count

@@ -18,7 +18,8 @@ import orjson
 
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.chunks import CHUNK_SIZE, FILE_HEADER_SIZE, ChunkScan, scan_chunks
-from hpforensics.evtx.records import RawRecord, ReadStats, flatten_json_data, parse_time, raw_from_xml
+from hpforensics.evtx.records import (RawRecord, ReadStats, flatten_json_data, parse_time,
+                                      raw_from_xml, text_value)
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +141,25 @@ def raw_from_json(text: str, stamp: str | None = None) -> RawRecord:
         channel=system.get("Channel") or "",
         computer=system.get("Computer") or "",
     )
-    for key in ("EventData", "UserData"):
-        if event.get(key):
-            flatten_json_data(event[key], rec.data, "" if key == "EventData" else key)
+    data = event.get("EventData")
+    if data and type(data) is dict and _flat(data):
+        # the common case, named <Data> values only: no recursion needed
+        rec.data = {k: text_value(v) for k, v in data.items() if k not in _NOT_DATA}
+    elif data:
+        flatten_json_data(data, rec.data, "")
+    if event.get("UserData"):
+        flatten_json_data(event["UserData"], rec.data, "UserData")
     return rec
+
+
+_NOT_DATA = frozenset({"#attributes", "Binary"})
+
+
+def _flat(data: dict) -> bool:
+    for key, value in data.items():
+        if key == "#text" or type(value) is dict or type(value) is list:
+            return False
+    return True
 
 
 def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
@@ -156,7 +172,12 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
         return
     stats.expected_records = scan.records_in_intact_chunks
     with open_evidence(path) as fh:  # read-only handle: the parser never opens the path itself
-        records = PyEvtxParser(fh, number_of_threads=threads).records_json()
+        try:
+            records = PyEvtxParser(fh, number_of_threads=threads).records_json()
+        except (RuntimeError, OSError, ValueError) as exc:  # e.g. cut inside its 4 KiB header
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            stats.warnings.append(f"{stats.source} at offset 0x0: {reason}")
+            return
         count = 0
         try:
             while True:

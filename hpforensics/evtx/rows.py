@@ -18,6 +18,13 @@ COMPLIANCE_COLUMNS = [f.name for f in dataclasses.fields(MonthCompliance)]
 TIMELINE_COLUMNS = ["message", "datetime", "timestamp_desc", "timestamp", "device", "category",
                     "kb", "update_class", "release_month", "provider", "event_id", "record_id",
                     "channel", "error_code", "source", "detail"]
+# Columns whose text can come from the log (an attacker can write it): only these need the CSV
+# formula / newline guard; the rest are numbers, times and our own vocabulary.
+EVENT_TEXT = [i for i, c in enumerate(EVENT_COLUMNS) if c in (
+    "device", "channel", "provider", "source", "title", "update_guid", "error_code",
+    "package_state", "detail", "reboot_required")]
+TIMELINE_TEXT = [i for i, c in enumerate(TIMELINE_COLUMNS) if c in (
+    "message", "device", "provider", "channel", "error_code", "source", "detail")]
 DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
                   "os_build", "hotpatch_enrolment", "updates_installed", "update_failures",
                   "last_installed_kb", "months", "months_compliant", "months_noncompliant",
@@ -57,6 +64,11 @@ def event_row(ev: Event) -> dict[str, Any]:
     return {f: getattr(ev, f) for f in EVENT_COLUMNS}
 
 
+def event_tuple(ev: Event) -> tuple[Any, ...]:
+    """The event's fields in order: Event(*event_tuple(ev)) == ev."""
+    return _EVENT_FIELDS(ev)
+
+
 def event_values(ev: Event) -> list[Any]:
     """The event's plain values in EVENT_COLUMNS order (the hot path of every output)."""
     values = list(_EVENT_FIELDS(ev))
@@ -65,9 +77,12 @@ def event_values(ev: Event) -> list[Any]:
 
 
 def _iso(stamp: dt.datetime | None) -> str:
+    """UTC, always with microseconds, so that the strings sort as the times do."""
     if stamp is None:
         return ""
-    return stamp.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if stamp.tzinfo is not dt.timezone.utc:
+        stamp = stamp.astimezone(dt.timezone.utc)
+    return stamp.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def timeline_row(ev: Event) -> dict[str, Any]:
