@@ -13,6 +13,7 @@ import itertools
 import logging
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -79,9 +80,15 @@ def open_client(spec: ClusterSpec) -> Iterator[Any]:
     except ImportError:
         raise UsageError("--scheduler/--workers need Dask: pip install 'hpforensics[fleet]'") from None
     if spec.workers:
-        with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
-            cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        # worker-saturation 1.0: a worker holds only the task it runs, so a task that kills its
+        # worker takes no queued bystander down with it
+        with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES,
+                              "distributed.scheduler.worker-saturation": 1.0}):
+            with warnings.catch_warnings():  # "port 8787 in use": the dashboard is off anyway
+                warnings.simplefilter("ignore", UserWarning)
+                cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.CRITICAL)
             client = Client(cluster)
         try:
             yield client
@@ -90,7 +97,8 @@ def open_client(spec: ClusterSpec) -> Iterator[Any]:
             cluster.close()
         return
     try:
-        client = Client(spec.scheduler, timeout="15s")
+        # Dask's connect timeout (distributed.comm.timeouts.connect, 30 s unless configured)
+        client = Client(spec.scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {spec.scheduler}: {exc}") from None
     try:

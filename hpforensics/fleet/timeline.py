@@ -74,15 +74,17 @@ class FleetTimelineResult:
 # -- partitioning -------------------------------------------------------------------------------
 
 def _is_collection(folder: Path) -> bool:
-    """One device's collection: a drive or collector wrapper folder inside, or only logs."""
-    subfolders = False
+    """One device's collection: a drive or collector wrapper folder inside, or nothing but
+    loose logs (no subfolders, no archives: logs of one folder are judged together)."""
     for entry in os.scandir(folder):
         name = entry.name.lower()
         if entry.is_dir():
             if name in _WRAPPERS or name == "windows" or _DRIVE.match(name):
                 return True
-            subfolders = True
-    return not subfolders
+            return False
+        if name.endswith(".zip"):
+            return False
+    return True
 
 
 def partitions(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
