@@ -13,6 +13,7 @@ import corrupt_corpus  # noqa: E402
 
 # "hpforensics: error: FILE at offset 0x..: reason" / "hpforensics: warning: FILE at offset ..."
 ONE_LINE = re.compile(r"^hpforensics: (error|warning): (?P<file>\S.*?)(?: at offset (?P<off>0x[0-9a-f]+))?: \S")
+OFFSET = re.compile(r" at offset (0x[0-9a-f]+)")
 
 
 @pytest.fixture(scope="session")
@@ -31,5 +32,7 @@ def check_clean_failure(proc, path: Path, codes=(2,), need_offset: bool = True) 
     named = [m for m in named if m]
     assert named, f"no one-line message naming {path.name}:\n{proc.stderr}"
     if need_offset:
-        assert any(m.group("off") for m in named), f"no offset in:\n{proc.stderr}"
+        with_offset = [m for m in named if OFFSET.search(m.string)]
+        assert with_offset, f"no offset in:\n{proc.stderr}"
+        return with_offset[0]
     return named[0]

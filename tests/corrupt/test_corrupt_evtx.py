@@ -1,0 +1,85 @@
+"""Damaged EVTX logs through `hpforensics timeline`: every chunk the damage did not touch keeps
+its records (counted against the chunk headers of the clean log), warnings name file and offset,
+exit 3 for partial input, 2 when nothing could be read, never a traceback."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from conftest import OFFSET, check_clean_failure
+
+import corrupt_corpus as cc
+
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+
+
+def _inputs_row(outdir: Path) -> dict:
+    with open(outdir / "inputs.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.fixture(scope="module")
+def clean_counts(shared_data) -> list[int]:
+    return cc.evtx_chunk_records((shared_data / "evtx" / "system.evtx").read_bytes())
+
+
+@pytest.mark.parametrize("case,chunk", [("evtx_bitflip_chunk", 2), ("evtx_zero_chunk_header", 1)])
+def test_one_damaged_chunk_keeps_the_others(cli, corpus, tmp_path, clean_counts, case, chunk):
+    path = corpus / f"{case}.evtx"
+    proc = cli("timeline", path, "-o", tmp_path / "out", "--no-html")
+    m = check_clean_failure(proc, path, codes=(3,))
+    assert int(OFFSET.search(m.string).group(1), 16) == cc.EVTX_HEADER + chunk * cc.EVTX_CHUNK
+    row = _inputs_row(tmp_path / "out")
+    intact = sum(clean_counts) - clean_counts[chunk]
+    assert int(row["expected_records"]) == intact
+    assert int(row["records"]) >= intact  # the parser may still read the damaged chunk's head
+
+
+def test_truncated_log_keeps_whole_chunks(cli, corpus, tmp_path, clean_counts):
+    path = corpus / "evtx_truncated.evtx"
+    proc = cli("timeline", path, "-o", tmp_path / "out", "--no-html")
+    m = check_clean_failure(proc, path, codes=(3,))
+    assert int(OFFSET.search(m.string).group(1), 16) == cc.EVTX_HEADER + 3 * cc.EVTX_CHUNK
+    assert "truncated" in proc.stderr
+    assert int(_inputs_row(tmp_path / "out")["records"]) == sum(clean_counts[:3])
+
+
+def test_huge_claimed_chunk_count(cli, corpus, tmp_path, clean_counts):
+    path = corpus / "evtx_huge_chunk_count.evtx"
+    proc = cli("timeline", path, "-o", tmp_path / "out", "--no-html", timeout=120)
+    check_clean_failure(proc, path, codes=(3,), need_offset=False)
+    assert "header" in proc.stderr
+    assert int(_inputs_row(tmp_path / "out")["records"]) == sum(clean_counts)
+
+
+@pytest.mark.parametrize("case", ["evtx_empty", "evtx_header_only"])
+def test_nothing_readable_is_a_user_error(cli, corpus, tmp_path, case):
+    path = corpus / f"{case}.evtx"
+    proc = cli("timeline", path, "-o", tmp_path / "out", "--no-html")
+    check_clean_failure(proc, path, codes=(2,), need_offset=(case != "evtx_empty"))
+
+
+def test_damaged_log_beside_a_good_one(cli, corpus, tmp_path, shared_data, clean_counts):
+    """Two inputs, one damaged: the good one's records all count, exit 3."""
+    good = tmp_path / "good.evtx"
+    good.write_bytes((shared_data / "evtx" / "system.evtx").read_bytes())
+    bad = corpus / "evtx_truncated.evtx"
+    proc = cli("timeline", good, bad, "-o", tmp_path / "out", "--no-html")
+    check_clean_failure(proc, bad, codes=(3,))
+    with open(tmp_path / "out" / "inputs.csv", newline="", encoding="utf-8") as fh:
+        rows = {Path(r["source"]).name: r for r in csv.DictReader(fh)}
+    assert int(rows["good.evtx"]["records"]) == sum(clean_counts)
+    assert int(rows[bad.name]["records"]) == sum(clean_counts[:3])
+
+
+@pytest.mark.parametrize("parser", ["evtx", "python-evtx"])
+def test_regression_file_cut_inside_its_header(cli, tmp_path, parser):
+    """Fuzzer find: 'ElfFile' and 2 KiB, shorter than the 4 KiB header; the Rust parser's
+    constructor raised OSError out of the reader (traceback)."""
+    path = tmp_path / "short.evtx"
+    path.write_bytes((REGRESSIONS / "evtx-short-header.bin").read_bytes()[1:])
+    proc = cli("timeline", path, "-o", tmp_path / "out", "--no-html", "--parser", parser)
+    check_clean_failure(proc, path, codes=(2,))
