@@ -75,7 +75,8 @@ def ours(read_all: bool) -> dict[str, float]:
     }
 
 
-def measure(fns: dict[str, Callable[[], dict]], rounds: int) -> dict[str, tuple[float, float, dict]]:
+def measure(fns: dict[str, Callable[[], dict]],
+            rounds: int) -> dict[str, tuple[float, float, dict]]:
     """Median wall and CPU (user+system: /proc reads are kernel time) seconds per reader.
     The readers alternate within each round so a busy neighbour slows them alike."""
     wall: dict[str, list[float]] = {k: [] for k in fns}

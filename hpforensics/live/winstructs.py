@@ -211,7 +211,7 @@ def parse_working_set(raw: bytes, bits: int) -> list[int]:
 
 
 # -- VirtualQueryEx regions -----------------------------------------------------------------------
-MEM_COMMIT, MEM_IMAGE = 0x1000, 0x1000000
+MEM_COMMIT, MEM_IMAGE, MEM_MAPPED = 0x1000, 0x1000000, 0x40000
 PAGE_GUARD, PAGE_NOACCESS = 0x100, 0x01
 _PROTECT = {0x02: "r--", 0x04: "rw-", 0x08: "rw-", 0x10: "--x", 0x20: "r-x", 0x40: "rwx",
             0x80: "rwx"}

@@ -227,10 +227,8 @@ def pick_processes(
             out.append(p)
             continue
         exe_name = p.exe.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-        if p.pid in pids or any(
-            fnmatch.fnmatch(p.name.lower(), g.lower()) or fnmatch.fnmatch(exe_name.lower(), g.lower())
-            for g in names
-        ):
+        candidates = (p.name.lower(), exe_name.lower())
+        if p.pid in pids or any(fnmatch.fnmatch(c, g.lower()) for g in names for c in candidates):
             out.append(p)
     return sorted(out, key=lambda p: p.pid)
 

@@ -20,6 +20,8 @@ from typing import Sequence
 from hpforensics.live.winstructs import (
     LAYOUT,
     MEM_COMMIT,
+    MEM_IMAGE,
+    MEM_MAPPED,
     BasicInfo,
     LoaderEntry,
     group_images,
@@ -51,6 +53,7 @@ ERROR_ACCESS_DENIED, ERROR_INVALID_PARAMETER = 5, 87
 ProcessBasicInformation, ProcessWow64Information = 0, 26
 HOT_PATCH_QUERY_ACTIVE_PATCHES = 6  # NtManageHotPatch class (phnt ntexapi.h)
 MAX_PATH_CHARS = 32768
+INVALID_HANDLE_VALUE = (1 << 64) - 1  # as a c_void_p restype returns it (64-bit Python)
 
 
 class _MBI64(ctypes.Structure):
@@ -97,6 +100,14 @@ class _Win32:
         self.ntdll.NtQueryInformationProcess.argtypes = [ctypes.c_void_p, ctypes.c_uint32,
                                                          ctypes.c_void_p, ctypes.c_uint32,
                                                          ctypes.c_void_p]
+        # 64-bit handles and pointers must not go through ctypes' default C int
+        vp, u32 = ctypes.c_void_p, ctypes.c_uint32
+        for fn, args in ((self.k32.Process32FirstW, [vp, vp]), (self.k32.Process32NextW, [vp, vp]),
+                         (self.k32.CloseHandle, [vp]),
+                         (self.psapi.EnumProcessModulesEx, [vp, vp, u32, vp, u32]),
+                         (self.psapi.EnumDeviceDrivers, [vp, u32, vp]),
+                         (self.psapi.GetDeviceDriverBaseNameW, [vp, ctypes.c_wchar_p, u32])):
+            fn.argtypes = args
         self.devices = self._dos_devices()
 
     def _dos_devices(self) -> dict[str, str]:
@@ -135,8 +146,17 @@ class WindowsProcessSpace(LiveSpace):
             raise AccessDenied(f"OpenProcess error {err}")
         self.exe = proc.exe
         self._infos = self._query_regions()
+        names: dict[int, str] = {}  # one GetMappedFileNameW per image/mapped-file allocation
+
+        def name_of(info: BasicInfo) -> str:
+            if info.type not in (MEM_IMAGE, MEM_MAPPED):
+                return ""
+            if info.allocation_base not in names:
+                names[info.allocation_base] = self._mapped_name(info.allocation_base)
+            return names[info.allocation_base]
+
         self._regions = [Region(i.base, i.base + i.size, perms(i.protect, True), 0,
-                                self._mapped_name(i.allocation_base), "", 0, False)
+                                name_of(i), "", 0, False)
                          for i in self._infos if i.state == MEM_COMMIT]
         self.loader = self._loader_entries()
         self._listed = self._enum_modules()
@@ -311,6 +331,9 @@ class WindowsBackend(LiveBackend):
     def processes(self) -> list[ProcessInfo]:
         w = api()
         snap = w.k32.CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0)
+        if not snap or snap == INVALID_HANDLE_VALUE:
+            err = ctypes.get_last_error()  # type: ignore[attr-defined]
+            raise AccessDenied(f"CreateToolhelp32Snapshot error {err}")
         entry = _ProcessEntry32W()
         entry.dwSize = ctypes.sizeof(entry)
         out = []

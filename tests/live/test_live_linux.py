@@ -236,3 +236,9 @@ def test_library_written_in_place_after_start_is_flagged(target, live_bins, tmp_
     assert m.status.startswith("changed-on-disk")
     assert any(str(lib) in w for w in result.warnings)
     assert not [f for f in result.findings if f.verdict is Verdict.UNEXPLAINED]
+
+
+def test_name_glob_selects_processes(target, cli):
+    proc = cli("live", "--name", "HPF_TARG*", "-q", "-f", "json", check=True)
+    pids = [p["pid"] for p in json.loads(proc.stdout)["processes"]]
+    assert pids == [target.pid]

@@ -49,7 +49,8 @@ def test_accounting_unreadable_skipped_and_tail(tmp_path: Path):
         cmp = compare_region(space, region, fd, size, space.unchanged_pages(0, 0))
     finally:
         os.close(fd)
-    assert (cmp.pages_total, cmp.pages_skipped, cmp.pages_unavailable, cmp.pages_read) == (6, 1, 1, 4)
+    counts = (cmp.pages_total, cmp.pages_skipped, cmp.pages_unavailable, cmp.pages_read)
+    assert counts == (6, 1, 1, 4)
     assert cmp.unavailable == [(BASE + 2 * PAGE_SIZE, BASE + 3 * PAGE_SIZE)]
     assert cmp.pages_differ == [BASE + PAGE_SIZE]
     (diff,) = cmp.diffs

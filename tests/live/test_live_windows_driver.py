@@ -38,7 +38,8 @@ class WindowsShapedSpace(LiveSpace):
         images += [(MappedImage(n(t["base"]), n(t["size"]), SYSTEM32 + name, name), b"")
                    for name, t in PLAN["import_targets"].items() if name != "ntoskrnl.exe"]
         self.files = FilesSpace(images, raw, source="live:win-test")
-        self.source, self.pid, self.process, self.vouched = "live:win-test", 4242, "app.exe", vouched
+        self.source, self.pid, self.process = "live:win-test", 4242, "app.exe"
+        self.vouched = vouched
 
     def images(self):
         return self.files.images()
