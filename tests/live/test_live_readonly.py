@@ -42,6 +42,8 @@ AUDITED = textwrap.dedent(
 
 
 def test_scan_is_read_only(target, tmp_path: Path):
+    # one changed page, so the scan reads the target's memory and its file, not only pagemap
+    target.write(target.func, b"\xcc")
     before = (wait_idle(target.pid), proc_state(target.pid))
     report, audit = tmp_path / "report.json", tmp_path / "audit.json"
     subprocess.run([sys.executable, "-c", AUDITED, str(report), str(audit)], check=True,
@@ -60,6 +62,13 @@ def test_scan_is_read_only(target, tmp_path: Path):
         if path.startswith("/proc/"):
             assert flags & os.O_ACCMODE == os.O_RDONLY, (path, mode, flags)
             assert mode in (None, "r", "rb"), (path, mode)
+    # the only files opened for writing are the report and this harness's audit log (and
+    # Python's own bytecode cache)
+    written = {path for _, path, _, flags in opens
+               if flags & os.O_ACCMODE != os.O_RDONLY and "__pycache__" not in path}
+    assert written == {str(report), str(audit)}, written
+    assert f"/proc/{target.pid}/pagemap" in {e[1] for e in opens}
+    assert any(e[1].startswith(f"/proc/{target.pid}/map_files/") for e in opens)
     others = [e for e in log["events"] if e[0] != "open"]
     # no signal, no child process, no mapping of process memory; native libraries (capstone)
     # may load, but no process-control function is looked up through ctypes
@@ -69,4 +78,5 @@ def test_scan_is_read_only(target, tmp_path: Path):
                 and any(f"'{name}'" in e[1] for name in forbidden)], others
     doc = json.loads(report.read_text())
     assert any(p["pid"] == target.pid and p["status"] == "ok" for p in doc["processes"])
-    assert target.ask("c") == str(20 * 3 + sum(i ^ 20 for i in range(5)) + 7)  # still runs
+    assert [f["address"] for f in doc["findings"] if f["pid"] == target.pid] == [hex(target.func)]
+    assert target.ask("p").split()[0] == str(target.pid)  # still running and answering
