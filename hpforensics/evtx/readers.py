@@ -173,12 +173,7 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
     stats.expected_records = scan.records_in_intact_chunks
     with open_evidence(path) as fh:  # read-only handle: the parser never opens the path itself
         try:
-            try:
             records = PyEvtxParser(fh, number_of_threads=threads).records_json()
-        except (RuntimeError, OSError, ValueError) as exc:  # e.g. cut inside its 4 KiB header
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            stats.warnings.append(f"{stats.source} at offset 0x0: {reason}")
-            return
         except (RuntimeError, OSError, ValueError) as exc:  # e.g. cut inside its 4 KiB header
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             stats.warnings.append(f"{stats.source} at offset 0x0: {reason}")
