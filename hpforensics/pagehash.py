@@ -26,6 +26,12 @@ from typing import Any, Union
 
 from hpforensics import _pagehash
 
+__all__ = [
+    "ALGORITHMS", "DEFAULT_PAGE_SIZE", "FLAG_MASKED", "FLAG_ZERO", "Comparison", "PageHashes",
+    "PageRecord", "compare_pages", "hash_file", "hash_pages", "implementations", "page_records",
+    "ranges_to_bitmap",
+]
+
 log = logging.getLogger(__name__)
 
 FLAG_ZERO = _pagehash.FLAG_ZERO  # the page is all zero bytes (after masking)
