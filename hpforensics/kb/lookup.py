@@ -42,7 +42,12 @@ def _manifest_lookup(path: Path) -> KbLookup:
     index = ManifestIndex()
     plain: dict[str, str] = {}
     for p in manifest_paths([path]):
-        text = p.read_text(encoding="utf-8-sig")
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(p, f"not a KB manifest: not UTF-8 text ({exc.reason})", exc.start) from None
+        except OSError as exc:
+            raise InputError(p, exc.strerror or str(exc)) from None
         if f'"{FORMAT}"' in text:
             index.add(load(p))
         else:
