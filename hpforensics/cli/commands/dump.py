@@ -15,7 +15,9 @@ dump_app = typer.Typer(help="Analyse memory images (raw, crash dumps: whatever V
 
 @dump_app.command("analyze")
 def analyze_cmd(
-    image: Path = typer.Argument(..., help="Memory image (raw physical memory, crash dump, ...)."),
+    images: List[Path] = typer.Argument(..., metavar="IMAGE...",
+                                        help="Memory image(s) (raw physical memory, crash dump, "
+                                             "...); several: one output folder each."),
     symbols: List[Path] = typer.Option([], "--symbols", "-s",
                                        help="Symbol directory (ISF), repeatable."),
     reference: List[Path] = typer.Option([], "--reference",
@@ -26,8 +28,20 @@ def analyze_cmd(
     yara: Optional[Path] = typer.Option(None, "--yara", help="YARA rules run on changed ranges."),
     outdir: Path = typer.Option(..., "-o", "--output", help="Folder for CSV and JSON output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", help="Analyse each image as a task on this Dask scheduler "
+                                  "(tcp://host:8786); images and output on shared storage."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", help="Analyse each image as a task on a local Dask cluster of N "
+                                "worker processes."),
 ) -> None:
     """Every hotpatch image and every changed image byte of every process and the kernel."""
+    if scheduler or workers or len(images) > 1:
+        _fleet(images, outdir, scheduler, workers, quiet, dict(
+            symbols=symbols, reference=reference, manifest=manifest, store=store, pid=pid,
+            yara=yara))
+        return
+    image = images[0]
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hpforensics.memimage import options
@@ -67,6 +81,27 @@ def analyze_cmd(
         typer.echo(f"hpforensics: warning: {w}", err=True)
     typer.echo("wrote " + ", ".join(str(p) for p in written), err=True)
     if result.pages_beyond_end:
+        raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+def _fleet(images: List[Path], outdir: Path, scheduler: Optional[str], workers: Optional[int],
+           quiet: bool, args: dict) -> None:
+    """One task per image (hpforensics.fleet.dumps): <out>/<image>/ as a single run writes it,
+    plus dumps.csv, roll-ups with a dump column, Parquet partitions and failures.csv."""
+    from hpforensics.fleet.cluster import ClusterSpec, describe_failures
+    from hpforensics.fleet.dumps import analyze_dumps
+
+    result = analyze_dumps(images, outdir, args, ClusterSpec(scheduler, workers),
+                           show_progress=not quiet)
+    for d in result.dumps:
+        for w in d.warnings:
+            typer.echo(f"hpforensics: warning: {d.dump}: {w}", err=True)
+    if result.failures:
+        typer.echo(f"hpforensics: warning: {len(result.failures)} image(s) failed after a retry, "
+                   f"listed in {outdir / 'failures.csv'}: {describe_failures(result.failures)}",
+                   err=True)
+    typer.echo(f"{len(result.dumps)}/{result.tasks} image(s) analysed; outputs in {outdir}", err=True)
+    if result.partial:
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
