@@ -182,6 +182,10 @@ class LinuxProcessSpace(LiveSpace):
             (f"{base}/root{region.path}", "root"),
             (region.path, "path"),
         ]
+        if region.path == self.exe:
+            # the program itself: /proc/PID/exe reaches it even deleted, and unlike map_files
+            # needs no CAP_SYS_ADMIN (containers); checked by inode like the paths
+            candidates.insert(1, (f"{base}/exe", "exe"))
         why = "mapped file not found"
         for path, how in candidates:
             try:
@@ -213,9 +217,17 @@ class LinuxProcessSpace(LiveSpace):
         process); stat through map_files reaches the inode even if its path was replaced."""
         key = (region.dev, region.inode)
         if key not in self._mtimes:
-            try:
-                st = os.stat(f"{PROC}/{self.pid}/map_files/{region.start:x}-{region.end:x}")
-            except OSError:
+            st = None
+            for path in (f"{PROC}/{self.pid}/map_files/{region.start:x}-{region.end:x}",
+                         f"{PROC}/{self.pid}/root{region.path}"):  # no CAP_SYS_ADMIN: by path
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if st.st_ino == region.inode:
+                    break
+                st = None
+            if st is None:
                 return None
             self._mtimes[key] = (st.st_mtime, st.st_size)
         return self._mtimes[key]

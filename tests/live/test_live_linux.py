@@ -167,7 +167,8 @@ def test_reads_are_page_chunked_and_bounded():
     assert max(sizes) <= CHUNK_PAGES * PAGE_SIZE
 
 
-def test_deleted_binary_is_still_compared_with_the_mapped_inode(live_bins, tmp_path):
+def test_deleted_binary_is_still_compared_with_the_mapped_inode(live_bins, tmp_path,
+                                                                monkeypatch):
     import shutil
 
     from tests_live_helpers import Target
@@ -183,7 +184,21 @@ def test_deleted_binary_is_still_compared_with_the_mapped_inode(live_bins, tmp_p
         assert module.status == "ok" and module.reference == f"disk:{copy}"
         (f,) = _changed(result.findings)
         assert (f.address, f.actual, f.verdict) == (t.func, b"\xcc", Verdict.UNEXPLAINED)
+
+        # without CAP_SYS_ADMIN (a container) map_files refuses; /proc/PID/exe still works
+        real_open = os.open
+
+        def no_map_files(path, *args, **kw):
+            if "/map_files/" in str(path):
+                raise PermissionError(1, "Operation not permitted", str(path))
+            return real_open(path, *args, **kw)
+
+        monkeypatch.setattr(os, "open", no_map_files)
+        result = scan_live(select_backend(), pids=[t.pid])
+        (f,) = _changed(result.findings)
+        assert (f.address, f.actual) == (t.func, b"\xcc")
     finally:
+        monkeypatch.undo()
         t.stop()
 
 
