@@ -5,6 +5,7 @@ so `--yara` behaves the same everywhere: matches carry the verdict of the range 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Sequence
 
 from hpforensics.model import Finding, Verdict, YaraMatch
@@ -30,11 +31,24 @@ def scan_changed(rules: RuleSet, space: AddressSpace, findings: Iterable[Finding
         hi = image.end if image else max(f.address + f.size for f in group) + 64
         for start, end in changed_windows(((f.address, f.address + f.size) for f in group), base, hi):
             data = space.read(start, end - start).data
-            verdicts = sorted({str(f.verdict) for f in group
-                               if f.address < end and f.address + f.size > start})
-            hits += scan_region(rules, data, start, source=space.source, module=module,
-                                pid=space.pid, process=space.process, verdict=",".join(verdicts))
+            for h in scan_region(rules, data, start, source=space.source, module=module,
+                                 pid=space.pid, process=space.process):
+                hits.append(replace(h, verdict=_verdict_at(group, h.address, len(h.matched))))
     return _dedup(hits)
+
+
+def _verdict_at(group: list[Finding], address: int, length: int) -> str:
+    """Verdicts of the changed ranges the hit overlaps, else of the nearest one (context hit).
+
+    Windows of neighbouring findings merge, so the window's verdicts would mix a hotpatch with
+    an attacker's hook two functions away; the hit's own range decides.
+    """
+    end = address + max(length, 1)
+    own = sorted({str(f.verdict) for f in group if f.address < end and f.address + f.size > address})
+    if own:
+        return ",".join(own)
+    nearest = min(group, key=lambda f: min(abs(f.address - end), abs(f.address + f.size - address)))
+    return str(nearest.verdict)
 
 
 def scan_images(rules: RuleSet, space: AddressSpace, images: Sequence[MappedImage]) -> list[YaraMatch]:

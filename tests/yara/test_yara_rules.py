@@ -135,3 +135,26 @@ def test_scan_changed_reads_only_changed_ranges_with_context(ruleset):
     assert [(h.rule, h.address, h.verdict, h.pid) for h in hits] == [
         ("hook_amsi_scanbuffer_patch", base + 0x1810, "unexplained", 42)
     ]
+
+
+def test_hit_takes_the_verdict_of_its_own_range_not_its_neighbours(ruleset):
+    from hpforensics.model import Finding, Verdict
+    from hpforensics.sources.source import BytesAddressSpace, MappedImage
+    from hpforensics.yarascan import scan_changed
+
+    base = 0x7FF6_0000_0000
+    image = bytearray(b"\xcc" * 0x2000)
+    redirect = b"\xe9\xf0\x0f\x00\x00\xeb\xf9"
+    amsi = b"\xb8\x57\x00\x07\x80\xc3"
+    image[0x100B:0x1012] = redirect  # a genuine hotpatch
+    image[0x1020:0x1026] = amsi  # an attacker's patch 14 bytes later: windows merge
+    space = BytesAddressSpace([(MappedImage(base, len(image), "x.dll", "x.dll"), bytes(image))])
+    findings = [
+        Finding("t", 1, "p", "x.dll", "", base, base + 0x100B, 0x100B, 7, Verdict.HOTPATCH, "hp"),
+        Finding("t", 1, "p", "x.dll", "", base, base + 0x1020, 0x1020, 6, Verdict.UNEXPLAINED, "x"),
+    ]
+    got = {(h.rule, h.address - base, h.verdict) for h in scan_changed(ruleset, space, findings)}
+    assert got == {
+        ("hotpatch_redirect_e9_ebf9", 0x100B, "hotpatch"),
+        ("hook_amsi_scanbuffer_patch", 0x1020, "unexplained"),
+    }
