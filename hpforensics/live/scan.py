@@ -66,50 +66,13 @@ def scan_process(
     pe_images: list[MappedImage] = []
     warnings: list[str] = []
     for image in space.images():
-        mapped = space.image_regions(image)
-        regions = [r for r in mapped if r.executable]
-        # the file: through the first file-backed mapping (a Wine PE's header page)
-        file_region = next((r for r in mapped if r.file_backed), None)
         module = _summary(space, image, f"disk:{image.path}")
-        if any(r.file_backed and space.modified_after_start(r) for r in regions):
-            module.status = CHANGED_ON_DISK
-            warnings.append(f"pid {space.pid}: {image.path} was written in place after the "
-                            "process started; its code in memory and on disk may both have "
-                            "changed")
-        flags = [space.unchanged_pages(r.start, r.end) if options.skip_unchanged else None
-                 for r in regions]
-        if regions and all(f and all(f) for f in flags):
-            # Every code page is still the mapped file's / image section's own page, so
-            # nothing can differ and the file need not even be opened (it may be deleted or
-            # replaced: these pages are the mapped inode's). Sound for PE images too: a page
-            # still shared with the section holds what the memory manager produced, and one
-            # a loader relocated or a patch changed is private.
-            for r in regions:
-                size = space.mapped_size(r) if r.file_backed else None
-                length = comparable_length(r, size) if size is not None else r.size
-                module.pages_total += length // PAGE_SIZE
-            module.pages_skipped = module.pages_total
+        outcome = _scan_image(space, image, module, options, elves, warnings)
+        if outcome is None:
+            pe_images.append(image)  # verified by the engine below, with its own summary
+        else:
+            findings += outcome
             modules.append(module)
-            continue
-        fd, how = (space.open_file(file_region) if file_region and regions
-                   else (None, "no executable file mapping"))
-        try:
-            if fd is not None and os.pread(fd, 2, 0) == b"MZ":
-                pe_images.append(image)
-                continue
-            if fd is None:
-                module.reference = "none"
-                module.status = f"no-reference: {how}"
-            for region, region_flags in zip(regions, flags):
-                if fd is None:
-                    cmp = _without_reference(region, region_flags)
-                else:
-                    cmp = compare_region(space, region, fd, os.fstat(fd).st_size, region_flags)
-                findings += _account(space, image, region, cmp, module, elves, how)
-        finally:
-            if fd is not None:
-                os.close(fd)
-        modules.append(module)
     for region in space.kernel_regions():
         if region.path in KERNEL_PROVIDED:
             mod = _summary(space, MappedImage(region.start, region.size, region.path,
@@ -138,6 +101,54 @@ def scan_process(
         elif f.verdict is Verdict.LOADER:
             summary.loader += 1
     result.findings += findings
+
+
+def _scan_image(
+    space: LiveSpace, image: MappedImage, module: ModuleSummary, options: ScanOptions,
+    elves: _ElfCache, warnings: list[str],
+) -> list[Finding] | None:
+    """Findings of one native image (filling `module`), or None for a PE image (engine)."""
+    mapped = space.image_regions(image)
+    regions = [r for r in mapped if r.executable]
+    # the file: through the first file-backed mapping (a Wine PE's header page)
+    file_region = next((r for r in mapped if r.file_backed), None)
+    if any(r.file_backed and space.modified_after_start(r) for r in regions):
+        module.status = CHANGED_ON_DISK
+        warnings.append(f"pid {space.pid}: {image.path} was written in place after the "
+                        "process started; its code in memory and on disk may both have changed")
+    flags = [space.unchanged_pages(r.start, r.end) if options.skip_unchanged else None
+             for r in regions]
+    if regions and all(f and all(f) for f in flags):
+        # Every code page is still the mapped file's / image section's own page, so nothing
+        # can differ and the file need not even be opened (it may be deleted or replaced:
+        # these pages are the mapped inode's). Sound for PE images too: a page still shared
+        # with the section holds what the memory manager produced, and one a loader
+        # relocated or a patch changed is private.
+        for r in regions:
+            size = space.mapped_size(r) if r.file_backed else None
+            length = comparable_length(r, size) if size is not None else r.size
+            module.pages_total += length // PAGE_SIZE
+        module.pages_skipped = module.pages_total
+        return []
+    fd, how = (space.open_file(file_region) if file_region and regions
+               else (None, "no executable file mapping"))
+    findings: list[Finding] = []
+    try:
+        if fd is not None and os.pread(fd, 2, 0) == b"MZ":
+            return None
+        if fd is None:
+            module.reference = "none"
+            module.status = f"no-reference: {how}"
+        for region, region_flags in zip(regions, flags):
+            if fd is None:
+                cmp = _without_reference(region, region_flags)
+            else:
+                cmp = compare_region(space, region, fd, os.fstat(fd).st_size, region_flags)
+            findings += _account(space, image, region, cmp, module, elves, how)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return findings
 
 
 def _summary(space: LiveSpace, image: MappedImage, reference: str) -> ModuleSummary:
