@@ -142,20 +142,16 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
 def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> FileResult:
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
+    cols, tcols = R.EVENT_COLUMNS, R.TIMELINE_COLUMNS
+    text, ttext = R.EVENT_TEXT, R.TIMELINE_TEXT
     values = [R.event_values(ev) for ev in events]
-    text = R.EVENT_TEXT
+    timeline = [R.timeline_values(ev, v[R.TIME_INDEX]) for ev, v in zip(events, values)]
     result.events_csv = render_csv(safe_cells_at(v, text) for v in values)
-    cols = R.EVENT_COLUMNS
     result.events_jsonl = "".join(json_line(cols, v) for v in values)
-    tcols = R.TIMELINE_COLUMNS
-    rows = []
-    csv_lines = CsvLines()
-    ttext = R.TIMELINE_TEXT
-    for ev in events:
-        row = R.timeline_row(ev)
-        tv = [row[c] for c in tcols]
-        rows.append(((row["datetime"], row["device"], str(row["record_id"])),
-                     csv_lines(safe_cells_at(tv, ttext)), json_line(tcols, tv)))
+    # one csv call for all lines, split after: cells are newline-free once made safe
+    lines = render_csv(safe_cells_at(tv, ttext) for tv in timeline).splitlines(keepends=True)
+    rows = [((tv[1], tv[4], str(tv[11])), line, json_line(tcols, tv))
+            for tv, line in zip(timeline, lines)]
     # Small results travel back with the events; large ones go to a sorted run on disk.
     if len(rows) > _RUN_ROWS:
         result.timeline_run = write_run(work_dir or Path(tempfile.gettempdir()), rows)

@@ -57,7 +57,13 @@ _DESC = {
 
 
 _EVENT_FIELDS = operator.attrgetter(*EVENT_COLUMNS)
-_TIME = EVENT_COLUMNS.index("time")
+_TIME = TIME_INDEX = EVENT_COLUMNS.index("time")
+
+
+_DESC_BY_VALUE = {c.value: d for c, d in _DESC.items()}
+# timeline_values() and the pipeline's sort key rely on these positions
+assert TIMELINE_COLUMNS[:5] == ["message", "datetime", "timestamp_desc", "timestamp", "device"]
+assert TIMELINE_COLUMNS[11] == "record_id"
 
 
 def event_row(ev: Event) -> dict[str, Any]:
@@ -86,21 +92,20 @@ def _iso(stamp: dt.datetime | None) -> str:
 
 
 def timeline_row(ev: Event) -> dict[str, Any]:
-    desc = _DESC.get(Category(ev.category), "Event Recorded")
+    return dict(zip(TIMELINE_COLUMNS, timeline_values(ev, _iso(ev.time))))
+
+
+def timeline_values(ev: Event, iso: str) -> list[Any]:
+    """The event's timeline line in TIMELINE_COLUMNS order; `iso` is _iso(ev.time)."""
+    desc = _DESC_BY_VALUE.get(ev.category, "Event Recorded")
     what = ev.kb or ev.title or ev.os_build or ""
     cls = f" [{ev.update_class} {ev.release_month}]".rstrip() if ev.update_class else ""
     tail = f" error {ev.error_code}" if ev.error_code and ev.result == "failure" else ""
     detail = f": {ev.detail}" if ev.detail else ""
     message = f"{ev.device}: {desc} {what}{cls}{tail}{detail}".replace("  ", " ").strip()
-    return {
-        "message": message, "datetime": _iso(ev.time), "timestamp_desc": desc,
-        "timestamp": int(ev.time.timestamp() * 1_000_000) if ev.time else "",
-        "device": ev.device, "category": ev.category, "kb": ev.kb,
-        "update_class": ev.update_class, "release_month": ev.release_month,
-        "provider": ev.provider, "event_id": ev.event_id, "record_id": ev.record_id,
-        "channel": ev.channel, "error_code": ev.error_code, "source": ev.source,
-        "detail": ev.detail or ev.title,
-    }
+    return [message, iso, desc, int(ev.time.timestamp() * 1_000_000) if ev.time else "",
+            ev.device, ev.category, ev.kb, ev.update_class, ev.release_month, ev.provider,
+            ev.event_id, ev.record_id, ev.channel, ev.error_code, ev.source, ev.detail or ev.title]
 
 
 def effective_rows(lifecycles: Iterable[UpdateLifecycle]) -> Iterator[dict[str, Any]]:
