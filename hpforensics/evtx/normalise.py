@@ -19,6 +19,7 @@ import datetime as dt
 import enum
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hpforensics.evtx.classify import Classifier, find_build, find_kb
 from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
@@ -186,29 +187,41 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
 
 
 def _update_fields(ev: Event, category: Category, data: dict[str, str], message: str) -> None:
-    ev.title = _shared(data.get("updateTitle", ""))
-    package = data.get("PackageIdentifier") or data.get("PackageName") or ""
-    ev.kb = _shared(find_kb(ev.title, package) or find_kb(
-        *(v for k, v in data.items() if k != "updateTitle"), message))
-    ev.os_build = _shared(find_build(ev.title, package))
-    guid = data.get("updateGuid", "")
-    ev.update_guid = _shared(guid.strip("{}").upper())
-    rev = data.get("updateRevisionNumber", "")
-    ev.revision = int(rev) if rev.strip().isdigit() else None
-    code = data.get("errorCode") or data.get("ErrorCode") or ""
-    ev.error_code = _hex_code(code)
+    get = data.get
+    package = get("PackageIdentifier") or get("PackageName") or ""
+    (ev.title, ev.kb, ev.os_build, ev.update_guid, ev.revision, ev.error_code,
+     ev.package_state, reboot) = _update_info(
+        get("updateTitle", ""), package, get("updateGuid", ""), get("updateRevisionNumber", ""),
+        get("errorCode") or get("ErrorCode") or "", get("InitialPackageState", ""),
+        get("IntendedPackageState") or get("PackageState") or "",
+        get("RebootRequired") or get("RestartRequired") or "")
+    if not ev.kb:  # rare: the KB only in some other field or in the rendered message
+        ev.kb = _shared(find_kb(*(v for k, v in data.items() if k != "updateTitle"), message))
     if category in _FAILURES or (ev.error_code and ev.error_code != "0x00000000"):
         ev.result = "failure"
     elif category in _SUCCESSES:
         ev.result = "success"
-    initial = data.get("InitialPackageState", "")
-    intended = data.get("IntendedPackageState") or data.get("PackageState") or ""
-    ev.package_state = f"{initial}->{intended}" if initial and intended else (intended or initial)
-    reboot = (data.get("RebootRequired") or data.get("RestartRequired") or "").lower()
-    if category == Category.SERVICING_REBOOT or reboot in _TRUE:
+    if category == Category.SERVICING_REBOOT or reboot is True:
         ev.reboot_required = True
-    elif reboot in ("false", "0", "no"):
+    elif reboot is False:
         ev.reboot_required = False
+
+
+@lru_cache(maxsize=8192)
+def _update_info(title: str, package: str, guid: str, rev: str, code: str, initial: str,
+                 intended: str, reboot: str) -> tuple:
+    """The derived update fields; cached, as a fleet logs the same few updates many times."""
+    reboot = reboot.lower()
+    return (
+        _shared(title),
+        _shared(find_kb(title, package)),
+        _shared(find_build(title, package)),
+        _shared(guid.strip("{}").upper()),
+        int(rev) if rev.strip().isdigit() else None,
+        _hex_code(code),
+        f"{initial}->{intended}" if initial and intended else (intended or initial),
+        True if reboot in _TRUE else False if reboot in ("false", "0", "no") else None,
+    )
 
 
 def _hex_code(code: str) -> str:
