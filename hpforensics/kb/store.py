@@ -24,6 +24,7 @@ from hpforensics.kb.normalize import (
     normalize_headers,
     zero_digest,
 )
+from hpforensics.kb.store_bloom import Bloom, filter_absent
 from hpforensics.kb.store_schema import SCHEMA_VERSION, create_schema, pack_mask, unpack_mask
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class PageStore:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA temp_store=MEMORY")
             self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, bounded
+            self.db.execute("PRAGMA mmap_size=268435456")  # index reads without copies
             meta = dict(self._meta_rows()) if self._has_meta() else {}
         except sqlite3.DatabaseError as exc:
             raise InputError(self.path, f"not a page-hash store: {exc}") from None
@@ -107,6 +109,9 @@ class PageStore:
             raise InputError(self.path, f"store schema {found} is not {SCHEMA_VERSION}")
         self.algo = meta["algo"]
         self._versions: dict[int, ImageVersion] = {}
+        self._bloom: Bloom | None = None
+        self._bloom_state = "unloaded"  # unloaded | current | dirty | stale
+        self._bulk = False  # inside bulk(): the filter is rebuilt once at the end
 
     # -- plumbing ---------------------------------------------------------------------------
     def _has_meta(self) -> bool:
@@ -151,6 +156,7 @@ class PageStore:
                  len(norm.pages), pack_mask(norm.mask)),
             )
             image_id = int(cur.lastrowid)
+            self._bloom_add(list(norm.pages.values()))
             self.db.executemany(
                 "INSERT INTO pages(digest, image_id, rva, zero) VALUES (?,?,?,?)",
                 [(d, image_id, rva, int(rva in norm.zero_pages)) for rva, d in norm.pages.items()],
@@ -169,7 +175,35 @@ class PageStore:
         return _Bulk(self)
 
     def commit(self) -> None:
+        if not self._bulk:
+            self._bloom_save()
         self.db.commit()
+
+    # -- Bloom filter (absent digests answered without the index) ------------------------------
+    def _pages_total(self) -> int:
+        return self.db.execute("SELECT coalesce(sum(n_pages), 0) FROM images").fetchone()[0]
+
+    def _bloom_load(self) -> Bloom | None:
+        if self._bloom_state == "unloaded":
+            self._bloom = Bloom.load(self.db, self._pages_total())
+            self._bloom_state = "current" if self._bloom else "stale"
+        return self._bloom if self._bloom_state in ("current", "dirty") else None
+
+    def _bloom_add(self, digests: list[bytes]) -> None:
+        bloom = self._bloom_load()
+        if bloom is None:
+            return  # stale: rebuilt from the table at the next commit
+        bloom.add(digests)
+        self._bloom_state = "dirty"
+
+    def _bloom_save(self) -> None:
+        """Written in the pages' own transaction, so the filter always covers every page."""
+        if self._bloom_state == "stale" or (self._bloom_state == "dirty" and self._bloom.full):
+            self._bloom = Bloom.rebuild(self.db, self._pages_total())
+        elif self._bloom_state != "dirty":
+            return
+        self._bloom.save(self.db)
+        self._bloom_state = "current"
 
     # -- reading ----------------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -213,20 +247,25 @@ class PageStore:
         """(digest, image id, rva) for every stored page with one of `digests`, batch by batch.
         All-zero pages are skipped: they match every image and tell nothing."""
         chunk: list[bytes] = []
+        bloom = self._bloom_load() if self._bloom_state != "dirty" else self._bloom
         zero = zero_digest(self.algo)
         for d in digests:
-            if d == zero:
-                continue
-            chunk.append(bytes(d))
+            if type(d) is not bytes:  # noqa: E721 - memoryview/bytearray from callers
+                d = bytes(d)
+            if d != zero:
+                chunk.append(d)
             if len(chunk) >= batch:
-                yield from self._lookup_chunk(chunk)
+                yield from self._lookup_chunk(chunk, bloom)
                 chunk = []
         if chunk:
-            yield from self._lookup_chunk(chunk)
+            yield from self._lookup_chunk(chunk, bloom)
 
-    def _lookup_chunk(self, chunk: list[bytes]) -> list[tuple[bytes, int, int]]:
+    def _lookup_chunk(
+        self, chunk: list[bytes], bloom: Bloom | None = None
+    ) -> list[tuple[bytes, int, int]]:
         # Sorted keys walk the digest index in order (cache-friendly); IN-lists of a few hundred
         # keys keep the per-statement overhead low without a temporary table.
+        chunk = filter_absent(bloom, chunk)
         chunk.sort()
         out: list[tuple[bytes, int, int]] = []
         for i in range(0, len(chunk), IN_LIST):
@@ -310,6 +349,8 @@ class _Bulk:
 
     def __enter__(self) -> PageStore:
         db = self.store.db
+        # one full rebuild at the end beats growing the filter image by image
+        self.store._bulk, self.store._bloom_state = True, "stale"
         if db.execute("SELECT count(*) FROM (SELECT 1 FROM pages LIMIT 1)").fetchone()[0] == 0:
             db.execute("DROP INDEX IF EXISTS pages_digest")  # one sort at the end beats 1M inserts
             self.dropped = True
@@ -319,6 +360,6 @@ class _Bulk:
         db = self.store.db
         if self.dropped:
             db.execute("CREATE INDEX IF NOT EXISTS pages_digest ON pages(digest)")
-        db.commit()
-        db.execute("ANALYZE")
+        self.store._bulk = False
+        self.store.commit()
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -188,3 +188,34 @@ def test_pefile_fallback_without_the_engine(monkeypatch, real_pe_files) -> None:
         assert original.pe is not None and isinstance(original.mask, list)
         _, mapped_copy = relocated(path)
         assert nz.normalize(mapped_copy, path.name, mapped=True).pages == original.pages
+
+
+def test_bloom_filter_covers_every_page(tmp_path, real_pe_files) -> None:
+    import os
+
+    from hpforensics.kb.store_bloom import Bloom
+
+    db = tmp_path / "b.db"
+    with PageStore(db, create=True) as s:
+        build(s, real_pe_files, ["KB5052105"], workers=1)
+    with PageStore(db) as s:
+        bloom = s._bloom_load()
+        assert bloom is not None and bloom.pages == s._pages_total() > 0
+        stored = [d for (d,) in s.db.execute("SELECT digest FROM pages")]
+        assert bloom.might_contain(stored).all()  # no false negatives, ever
+        absent = [os.urandom(32) for _ in range(20_000)]
+        assert bloom.might_contain(absent).mean() < 0.01
+        # a page written behind the store's back makes the filter stale: it is not used
+        s.db.execute("INSERT INTO images(name, timestamp, size_of_image, checksum, machine, n_pages,"
+                     " mask) VALUES ('x.dll', 1, 2, 3, 4, 1, x'')")
+        s.db.execute("INSERT INTO pages(image_id, rva, digest) VALUES (last_insert_rowid(), 4096, ?)",
+                     (absent[0],))
+        s.db.commit()
+    with PageStore(db) as s:
+        assert s._bloom_load() is None
+        assert s.lookup_digests([absent[0]])[absent[0]][0].name == "x.dll"
+        s.add_image(normalize(real_pe_files[0].read_bytes(), "copy.dll"))
+        s.commit()  # rebuilt from the table
+    with PageStore(db) as s:
+        assert Bloom.load(s.db, s._pages_total()) is not None
+        assert s.lookup_digests([absent[0]])  # still found through the rebuilt filter
