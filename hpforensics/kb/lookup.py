@@ -45,7 +45,8 @@ def _manifest_lookup(path: Path) -> KbLookup:
         try:
             text = p.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise InputError(p, f"not a KB manifest: not UTF-8 text ({exc.reason})", exc.start) from None
+            raise InputError(p, f"not a KB manifest: not UTF-8 text ({exc.reason})",
+                             exc.start) from None
         except OSError as exc:
             raise InputError(p, exc.strerror or str(exc)) from None
         if f'"{FORMAT}"' in text:
