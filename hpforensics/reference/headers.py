@@ -14,6 +14,7 @@ from hpforensics.errors import InputError
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_SIZE = 0x4000_0000  # 1 GiB: far above any real image, low enough to refuse junk
+MAX_SLACK_BEYOND_SECTIONS = 16 << 20  # SizeOfImage beyond the last section's end
 SCN_CNT_CODE = 0x20
 SCN_MEM_DISCARDABLE = 0x02000000
 SCN_MEM_EXECUTE = 0x20000000
@@ -145,6 +146,13 @@ def parse_headers(data: bytes | memoryview, path: str) -> Headers:
                              f"({len(data):#x} bytes)", off)
         label = name.rstrip(b"\0").decode("latin-1")
         sections.append(Section(label, va, vsize, raw_ptr, raw_size, chars, off))
+    # Linkers set SizeOfImage to the aligned end of the last section. A header claiming far more
+    # than its sections (1 GiB from a 4 KiB file) would have us lay out and hash memory that no
+    # byte of the file fills: refuse it rather than exhaust memory.
+    end = max((s.va + s.vsize for s in sections), default=size_of_headers)
+    if size_of_image > end + MAX_SLACK_BEYOND_SECTIONS:
+        raise InputError(path, f"SizeOfImage {size_of_image:#x} reaches {size_of_image - end:#x} bytes "
+                               f"past the end of the last section ({end:#x}): implausible", opt + 56)
     return Headers(
         machine, timestamp, characteristics, is64, image_base, sect_align, file_align,
         size_of_image, size_of_headers, checksum, subsystem, dll_chars, dirs,

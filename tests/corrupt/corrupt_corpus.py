@@ -159,18 +159,21 @@ def pe_hotpatch_selfref(data: bytes) -> bytes:
 
 
 def pe_million_relocs(data: bytes) -> bytes:
-    """A .reloc section holding one block of 1,000,000 relocation entries (2 MB)."""
+    """1,000,000 base relocations (2,000 blocks of 500 distinct DIR64 sites) in a 2 MB .reloc
+    section whose zero-filled tail they patch: a table as large as the format allows in practice."""
     info = _pe(data)
     va, raw_size, raw_off, hdr = info["sections"][-1]
-    n = 1_000_000
-    body = struct.pack("<II", 0x1000, 8 + 2 * n) + struct.pack("<H", 0xA000) * n
+    pages, per_page = 2000, 500
+    target = (va + (4 << 20)) & ~0xFFF  # pages past the table itself, inside the section
+    block = struct.pack("<" + "H" * per_page, *(0xA000 | (8 * i) for i in range(per_page)))
+    body = b"".join(struct.pack("<II", target + 0x1000 * p, 8 + len(block)) + block for p in range(pages))
     size = (len(body) + 0x1FF) & ~0x1FF
     out = bytearray(data[:raw_off]) + body + bytes(size - len(body))
-    struct.pack_into("<IIII", out, hdr + 8, size, va, size, raw_off)  # VirtualSize, VA, raw
+    vsize = target + pages * 0x1000 - va
+    struct.pack_into("<IIII", out, hdr + 8, vsize, va, size, raw_off)  # VirtualSize, VA, raw
     at, _, _ = _dir(data, 5)
     struct.pack_into("<II", out, at, va, len(body))
-    vsize = (va + size + 0xFFF) & ~0xFFF
-    struct.pack_into("<I", out, info["size_of_image"], vsize)
+    struct.pack_into("<I", out, info["size_of_image"], va + vsize)
     # the dynamic-relocation table lived in the replaced .reloc section: drop the pointer to it
     struct.pack_into("<I", out, _lc_field(data, "DynamicValueRelocTableOffset"), 0)
     struct.pack_into("<H", out, _lc_field(data, "DynamicValueRelocTableSection"), 0)

@@ -1,0 +1,175 @@
+"""Resource bounds: declared sizes larger than the input, a relocation table of a million
+entries, cyclic and endless lists in a memory image. Each must end quickly, within a memory
+limit, with a clear message where the input is refused."""
+from __future__ import annotations
+
+import resource
+import shutil
+import struct
+import time
+
+import pytest
+from conftest import check_clean_failure
+
+import corrupt_corpus as cc
+
+AS_LIMIT = 3 << 30  # address space of the CLI subprocess: Python, numpy, pefile fit easily
+
+
+def _limited():
+    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+
+
+@pytest.fixture(scope="module")
+def million(tmp_path_factory):
+    d = tmp_path_factory.mktemp("million")
+    path = d / "million.dll"
+    path.write_bytes(cc.pe_million_relocs(cc.PE_BASE.read_bytes()))
+    return path
+
+
+@pytest.mark.timeout(120)
+def test_million_relocations_pe_info_and_hash(cli, million):
+    from hpforensics.pe.image import PEImage
+
+    t = time.perf_counter()
+    img = PEImage.from_file(million)
+    assert len(img.base_relocations) == 1_000_000
+    assert time.perf_counter() - t < 10  # pefile took 25 s; read block by block: < 1 s
+    for args in (("pe", "info", million), ("hash", "-q", "-f", "csv", million)):
+        proc = cli(*args, preexec_fn=_limited, timeout=120)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(180)
+def test_million_relocations_pe_diff(cli, million, tmp_path):
+    """All million relocation sites applied and explained, as in a real rebased module."""
+    from hpforensics.reference import build_expected
+
+    base = 0x7FFB12340000
+    mem = tmp_path / "million.mem"
+    mem.write_bytes(bytes(build_expected(str(million), base).data))
+    proc = cli("pe", "diff", "--disk", million, "--memory", mem, "--base", hex(base), "-f", "json",
+               preexec_fn=_limited, timeout=180)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert '"unexplained"' not in proc.stdout
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", ["store", "manifest"])
+def test_size_of_image_far_beyond_the_file(cli, tmp_path, command):
+    """A 3.5 KiB file claiming a 1 GiB image took 2.5 GB and 10 s to import; now refused."""
+    src = tmp_path / "bins"
+    src.mkdir()
+    data = cc.PE_BASE.read_bytes()
+    (src / "claims-1g.dll").write_bytes(cc._put(data, cc._pe(data)["size_of_image"], "<I", 0x3FFF0000))
+    shutil.copy(cc.PE_BASE, src / "good.dll")
+    if command == "store":
+        args = ("store", "build", src, "--db", tmp_path / "s.db", "-j", "1")
+    else:
+        args = ("manifest", "import", src, "--kb", "KB5052105", "-o", tmp_path / "m.json", "-j", "1")
+    t = time.perf_counter()
+    proc = cli(*args, preexec_fn=_limited, timeout=120)
+    assert time.perf_counter() - t < 60
+    assert "Traceback" not in proc.stderr and proc.returncode == 3, proc.stderr
+    assert "claims-1g.dll" in proc.stderr and "SizeOfImage" in proc.stderr
+
+
+def test_size_of_image_beyond_sections_pe_diff(cli, tmp_path):
+    data = cc.PE_BASE.read_bytes()
+    path = tmp_path / "claims-64m.dll"
+    path.write_bytes(cc._put(data, cc._pe(data)["size_of_image"], "<I", 0x4000000))
+    mem = tmp_path / "mem.bin"
+    mem.write_bytes(bytes(0x4000000))
+    proc = cli("pe", "diff", "--disk", path, "--memory", mem, "--base", "0x7ffb12340000")
+    m = check_clean_failure(proc, path)
+    assert "SizeOfImage" in m.string
+
+
+# -- memory-image structure walks over a fake layer -----------------------------------------
+class _Layer:
+    address_mask = (1 << 48) - 1
+
+    def __init__(self, mem: bytearray) -> None:
+        self.mem = mem
+
+    def read(self, offset: int, length: int, pad: bool = False) -> bytes:
+        from volatility3.framework import exceptions
+
+        if offset < 0 or offset + length > len(self.mem):
+            raise exceptions.InvalidAddressException("fake", offset, "outside")
+        return bytes(self.mem[offset:offset + length])
+
+
+class _Obj:
+    def __init__(self, **kw) -> None:
+        self.__dict__.update(kw)
+
+
+def _walker(mem: bytearray):
+    from hpforensics.memimage import fastwalk
+    from hpforensics.memimage.rawstruct import Layout, Member
+
+    def lay(size, **members):
+        out = Layout.__new__(Layout)
+        out.type_name, out.size = "fake", size
+        out.members = {k.replace("__", "."): Member(*v) for k, v in members.items()}
+        return out
+
+    vad = lay(0x40, VadNode__Left=(0, 8), VadNode__Right=(8, 8), StartingVpn=(0x18, 4),
+              EndingVpn=(0x1C, 4), StartingVpnHigh=(0x20, 1), EndingVpnHigh=(0x21, 1),
+              u__VadFlags__VadType=(0x30, 4, 4, 7))
+    ldr = lay(0x60, InLoadOrderLinks__Flink=(0, 8), DllBase=(0x30, 8), SizeOfImage=(0x40, 4),
+              FullDllName__Length=(0x48, 2), FullDllName__Buffer=(0x50, 8),
+              BaseDllName__Length=(0x58, 2), BaseDllName__Buffer=(0x58, 8),
+              TimeDateStamp=(0x44, 4))
+    layer = _Layer(mem)
+    ctx = _Obj(layers={"k": layer, "p": layer}, modules={"nt": _Obj(layer_name="k")})
+    w = fastwalk.FastWalker(ctx, "nt", vad, lay(0x58, Subsection=(0x48, 8)), lay(8, ControlArea=(0, 8)),
+                            lay(0x48, FilePointer__Value=(0x40, 8)),
+                            lay(0x68, FileName__Length=(0x58, 2), FileName__Buffer=(0x60, 8)),
+                            lay(0x20, Ldr=(0x18, 8)), lay(0x20, InLoadOrderModuleList=(0x10, 8)), ldr)
+    w.hotpatch = None
+    return w, fastwalk
+
+
+def _proc(root: int, peb: int):
+    return _Obj(VadRoot=_Obj(Root=root), Peb=peb, get_is_wow64=lambda: False, add_process_layer=lambda: "p")
+
+
+@pytest.mark.timeout(30)
+def test_cyclic_loader_list_and_vad_tree_end():
+    mem = bytearray(0x10000)
+    struct.pack_into("<Q", mem, 0x100 + 0x18, 0x200)  # PEB.Ldr
+    head = 0x210
+    struct.pack_into("<Q", mem, head, 0x1000)
+    for at, nxt in ((0x1000, 0x1100), (0x1100, 0x1200), (0x1200, 0x1100)):  # 1 -> 2 -> 3 -> 2 ...
+        struct.pack_into("<Q", mem, at, nxt)
+        struct.pack_into("<Q", mem, at + 0x30, 0x7FFB00000000 + at)
+        struct.pack_into("<I", mem, at + 0x40, 0x1000)
+    for at, left, right in ((0x3000, 0x3100, 0x3000), (0x3100, 0x3000, 0x3100)):  # self and mutual
+        struct.pack_into("<QQ", mem, at, left, right)
+        struct.pack_into("<I", mem, at + 0x30, 2 << 4)
+    w, _ = _walker(mem)
+    mods = w.loader_images(_proc(0x3000, 0x100))
+    assert [m.base & 0xFFFF for m in mods] == [0x1000, 0x1100, 0x1200]
+    assert len(w.vad_images(_proc(0x3000, 0x100))) == 2
+
+
+@pytest.mark.timeout(60)
+def test_endless_loader_list_is_cut_at_the_limit():
+    """100,000 distinct entries, none pointing back to the head: the walk stops at its limit."""
+    n = 100_000
+    mem = bytearray(0x1000 + n * 0x60)
+    struct.pack_into("<Q", mem, 0x100 + 0x18, 0x200)
+    struct.pack_into("<Q", mem, 0x210, 0x1000)
+    for i in range(n):
+        at = 0x1000 + i * 0x60
+        struct.pack_into("<Q", mem, at, at + 0x60)
+        struct.pack_into("<Q", mem, at + 0x30, 0x10000 * (i + 1))
+        struct.pack_into("<I", mem, at + 0x40, 0x1000)
+    w, fastwalk = _walker(mem)
+    t = time.perf_counter()
+    mods = w.loader_images(_proc(0, 0x100))
+    assert len(mods) == fastwalk.MAX_ENTRIES
+    assert time.perf_counter() - t < 20
