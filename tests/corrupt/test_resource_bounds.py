@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import shutil
 import struct
+import sys
 import time
 
 import pytest
@@ -86,55 +87,19 @@ def test_size_of_image_beyond_sections_pe_diff(cli, tmp_path):
     assert "SizeOfImage" in m.string
 
 
-# -- memory-image structure walks over a fake layer -----------------------------------------
-class _Layer:
-    address_mask = (1 << 48) - 1
-
-    def __init__(self, mem: bytearray) -> None:
-        self.mem = mem
-
-    def read(self, offset: int, length: int, pad: bool = False) -> bytes:
-        from volatility3.framework import exceptions
-
-        if offset < 0 or offset + length > len(self.mem):
-            raise exceptions.InvalidAddressException("fake", offset, "outside")
-        return bytes(self.mem[offset:offset + length])
-
-
-class _Obj:
-    def __init__(self, **kw) -> None:
-        self.__dict__.update(kw)
+# -- memory-image structure walks over a fake layer (fuzz/fakevol.py) ------------------------
+sys.path.insert(0, str(cc.REPO / "fuzz"))
+import fakevol  # noqa: E402
 
 
 def _walker(mem: bytearray):
     from hpforensics.memimage import fastwalk
-    from hpforensics.memimage.rawstruct import Layout, Member
 
-    def lay(size, **members):
-        out = Layout.__new__(Layout)
-        out.type_name, out.size = "fake", size
-        out.members = {k.replace("__", "."): Member(*v) for k, v in members.items()}
-        return out
-
-    vad = lay(0x40, VadNode__Left=(0, 8), VadNode__Right=(8, 8), StartingVpn=(0x18, 4),
-              EndingVpn=(0x1C, 4), StartingVpnHigh=(0x20, 1), EndingVpnHigh=(0x21, 1),
-              u__VadFlags__VadType=(0x30, 4, 4, 7))
-    ldr = lay(0x60, InLoadOrderLinks__Flink=(0, 8), DllBase=(0x30, 8), SizeOfImage=(0x40, 4),
-              FullDllName__Length=(0x48, 2), FullDllName__Buffer=(0x50, 8),
-              BaseDllName__Length=(0x58, 2), BaseDllName__Buffer=(0x58, 8),
-              TimeDateStamp=(0x44, 4))
-    layer = _Layer(mem)
-    ctx = _Obj(layers={"k": layer, "p": layer}, modules={"nt": _Obj(layer_name="k")})
-    w = fastwalk.FastWalker(ctx, "nt", vad, lay(0x58, Subsection=(0x48, 8)), lay(8, ControlArea=(0, 8)),
-                            lay(0x48, FilePointer__Value=(0x40, 8)),
-                            lay(0x68, FileName__Length=(0x58, 2), FileName__Buffer=(0x60, 8)),
-                            lay(0x20, Ldr=(0x18, 8)), lay(0x20, InLoadOrderModuleList=(0x10, 8)), ldr)
-    w.hotpatch = None
-    return w, fastwalk
+    return fakevol.walker(mem), fastwalk
 
 
 def _proc(root: int, peb: int):
-    return _Obj(VadRoot=_Obj(Root=root), Peb=peb, get_is_wow64=lambda: False, add_process_layer=lambda: "p")
+    return fakevol.process(root, peb)
 
 
 @pytest.mark.timeout(30)
