@@ -38,7 +38,8 @@ def build_corpus(root: Path, sources: list[Path], base: Path) -> list[Path]:
 
 
 def _cpu() -> float:
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -88,7 +89,8 @@ def run(name: str, corpus: Path, files: list[Path], tmp: Path) -> None:
         took, cpu, peak = ours(corpus, jobs, tmp / f"out-{name}-{jobs}")
         rows.append((f"hpforensics timeline --jobs {jobs}", n, took, cpu, peak))
     print(f"\n{name}: {len(files)} files, {size:.0f} MB, {n} records")
-    print(f"{'what':36} {'wall s':>7} {'rec/s':>9} {'x raw':>6} {'cpu s':>7} {'x raw cpu':>9} {'peak MB':>8}")
+    print(f"{'what':36} {'wall s':>7} {'rec/s':>9} {'x raw':>6} {'cpu s':>7} {'x raw cpu':>9} "
+          f"{'peak MB':>8}")
     for what, count, secs, cpu, peak in rows:
         print(f"{what:36} {secs:7.2f} {count / secs:9.0f} {raw_s / secs:6.2f} {cpu:7.2f} "
               f"{raw_c / cpu:9.2f} {'' if peak is None else f'{peak:8.0f}'}")

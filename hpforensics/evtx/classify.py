@@ -22,8 +22,8 @@ _KB = re.compile(r"\bKB ?(\d{6,8})\b", re.IGNORECASE)
 _BUILD_IN_TITLE = re.compile(r"\((?:OS Build )?(\d{5}\.\d{1,6})\)")
 _ROLLUP_BUILD = re.compile(r"RollupFix~[^~]*~[^~]*~[^~]*~(\d{5}\.\d{1,6})", re.IGNORECASE)
 _TITLE_MONTH = re.compile(r"^\s*(\d{4})-(\d{2})\b")
-_CUMULATIVE = re.compile(r"cumulative update|security (?:monthly )?quality rollup|\bLCU\b|RollupFix",
-                         re.IGNORECASE)
+_CUMULATIVE = re.compile(
+    r"cumulative update|security (?:monthly )?quality rollup|\bLCU\b|RollupFix", re.IGNORECASE)
 _NOT_OS = re.compile(r"\.NET|Defender|Security Intelligence|Malicious Software Removal|Driver|"
                      r"Servicing Stack|Office|Silverlight|Flash", re.IGNORECASE)
 
@@ -85,7 +85,8 @@ class Classifier:
             cal.lookup_build(build, self.product) if build else None)
         if release is None and self.product and (kb or build):
             # a KB listed only for another product still says what kind of update it is
-            release = (cal.lookup_kb(kb) if kb else None) or (cal.lookup_build(build) if build else None)
+            release = ((cal.lookup_kb(kb) if kb else None)
+                       or (cal.lookup_build(build) if build else None))
         if release is not None:
             return Classification(release.kind.value, release.month, release)
         if not kb and not title and not build:

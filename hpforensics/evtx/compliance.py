@@ -71,7 +71,8 @@ def _how(lc: UpdateLifecycle) -> str:
     if lc.effective_at is None:
         return "pending reboot"
     if lc.update_class in HOTPATCH_CLASSES:
-        return "hotpatch, no reboot" if lc.effective_by.startswith("no reboot") else "hotpatch, with reboot"
+        no_reboot = lc.effective_by.startswith("no reboot")
+        return "hotpatch, no reboot" if no_reboot else "hotpatch, with reboot"
     return "with reboot"
 
 
@@ -118,14 +119,16 @@ class ComplianceRules:
             deadline = row.deadline = self.deadline(product, y, m)
             row.also_installed = ";".join(
                 lc.kb or lc.key for lc in installed
-                if lc.release_month == month and lc is not chosen and lc.installed_at <= deadline)  # type: ignore[operator]
+                if lc.release_month == month and lc is not chosen
+                and lc.installed_at <= deadline)  # type: ignore[operator]
             if chosen is not None:
                 row.installed_kb = chosen.kb or chosen.key
                 row.installed_class = chosen.update_class
                 row.installed_at = chosen.installed_at
                 row.effective_at = chosen.effective_at
-                row.days_to_install = (chosen.installed_at.date() - released.date()).days  # type: ignore[union-attr]
-                row.security_current = chosen.installed_at <= deadline and (  # type: ignore[operator]
+                at: dt.datetime = chosen.installed_at  # type: ignore[assignment]
+                row.days_to_install = (at.date() - released.date()).days
+                row.security_current = at <= deadline and (
                     chosen.effective_at is not None and chosen.effective_at <= deadline)
                 row.how = _how(chosen)
                 if kind == ReleaseKind.HOTPATCH and chosen.update_class not in HOTPATCH_CLASSES:
@@ -192,7 +195,8 @@ class ComplianceRules:
             if first > released:
                 row.status, row.reason = "not-covered", "logs begin after the release"
             elif last < deadline:
-                row.status, row.reason = "not-due", f"logs end before the deadline ({deadline.date()})"
+                row.status = "not-due"
+                row.reason = f"logs end before the deadline ({deadline.date()})"
             else:
                 row.security_current = False
             if row.status:

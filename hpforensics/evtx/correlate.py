@@ -133,4 +133,5 @@ def _row(device: str, kb: str, u: dict[str, Any] | None, hits: list[dict[str, An
 
 def correlate_dir(timeline_dir: Path, findings_path: Path,
                   device: str | None = None) -> list[KbCorrelation]:
-    return correlate(load_jsonl(timeline_dir / "updates.jsonl"), load_findings(findings_path), device)
+    updates = load_jsonl(timeline_dir / "updates.jsonl")
+    return correlate(updates, load_findings(findings_path), device)

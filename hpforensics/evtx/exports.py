@@ -18,7 +18,8 @@ import xml.etree.ElementTree as ET
 from typing import IO, Any, Iterator
 
 from hpforensics.evidence import open_evidence
-from hpforensics.evtx.records import RawRecord, ReadStats, add_positional, parse_time, raw_from_xml, text_value
+from hpforensics.evtx.records import (RawRecord, ReadStats, add_positional, parse_time,
+                                      raw_from_xml, text_value)
 
 log = logging.getLogger(__name__)
 

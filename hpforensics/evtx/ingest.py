@@ -29,7 +29,8 @@ _WRAPPERS = {"uploads", "auto", "ntfs", "mft", "file", "lazy_ntfs", "vss", "file
              "triage", "evidence", "kape", "output", "tout", "target"}
 _DRIVE = re.compile(r"^(?:[a-z](?::|%3a|_drive)?|%5c%5c\.%5c[a-z]%3a|\\\\\.\\[a-z]:)$", re.I)
 _COLLECTION_NAME = re.compile(
-    r"^(?:Collection-)?(?P<host>.+?)(?:[-_]\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2}[-:_]?\d{2}[-:_]?\d{2}Z?)?)?$")
+    r"^(?:Collection-)?(?P<host>.+?)"
+    r"(?:[-_]\d{4}-?\d{2}-?\d{2}(?:[T_-]?\d{2}[-:_]?\d{2}[-:_]?\d{2}Z?)?)?$")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ def device_from_parts(parts: Sequence[str], fallback: str = "") -> str:
     ('HOST1', 'C', 'Windows', 'System32', 'winevt', 'Logs', 'System.evtx') -> 'HOST1'."""
     lowered = [p.lower() for p in parts]
     for i in range(len(lowered) - 1):
-        if lowered[i + 1] == "windows" and lowered[i + 2:i + 3] == ["system32"] and _DRIVE.match(lowered[i]):
+        if (lowered[i + 1] == "windows" and lowered[i + 2:i + 3] == ["system32"]
+                and _DRIVE.match(lowered[i])):
             for name in reversed(parts[:i]):
                 if name.lower() not in _WRAPPERS and not _DRIVE.match(name):
                     return clean_collection_name(name)

@@ -25,7 +25,8 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import CsvLines, RowSink, SpillSorter, safe_cells_at, write_run, json_line, plain_values, render_csv, safe_cells
+from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
+                                      render_csv, safe_cells, safe_cells_at, write_run)
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -237,7 +238,8 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
         result.events = events_out.count
     result.outputs["events"] = events_out.csv_path
     if not result.records and all(s.warnings for s in result.inputs):
-        raise InputError(items[0].source, "no records could be read: " + result.inputs[0].warnings[0])
+        raise InputError(items[0].source,
+                         "no records could be read: " + result.inputs[0].warnings[0])
     _write_inputs(outdir, result.inputs)
     rules = ComplianceRules(_classifier(opts.product).calendar, opts.grace_days)
     for device in sorted(by_device):

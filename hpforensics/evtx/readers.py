@@ -132,7 +132,8 @@ def raw_from_json(text: str, stamp: str | None = None) -> RawRecord:
         eid = eid.get("#text")
     if stamp is None:
         created = system.get("TimeCreated") or {}
-        stamp = (created.get("#attributes") or {}).get("SystemTime", "") if isinstance(created, dict) else ""
+        attrs_t = (created.get("#attributes") or {}) if isinstance(created, dict) else {}
+        stamp = attrs_t.get("SystemTime", "")
     rec = RawRecord(
         provider=attrs.get("Name") or attrs.get("EventSourceName") or "",
         event_id=int(eid or 0),

@@ -12,7 +12,8 @@ from hpforensics.evtx.lifecycle import UpdateLifecycle
 from hpforensics.evtx.normalise import Category, Event
 
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
-LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle) if not f.name.startswith("_")]
+LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle)
+                     if not f.name.startswith("_")]
 COMPLIANCE_COLUMNS = [f.name for f in dataclasses.fields(MonthCompliance)]
 # Timesketch's CSV importer needs message, datetime, timestamp_desc; the rest are attributes.
 TIMELINE_COLUMNS = ["message", "datetime", "timestamp_desc", "timestamp", "device", "category",
@@ -132,7 +133,8 @@ def lifecycle_row(lc: UpdateLifecycle) -> dict[str, Any]:
 def device_row(device: str, product: str, events: list[Event], lifecycles: list[UpdateLifecycle],
                months: list[MonthCompliance]) -> dict[str, Any]:
     times = [e.time for e in events if e.time]
-    builds = [e for e in events if e.os_build and e.category == Category.BOOT]
+    builds = sorted((e for e in events if e.os_build and e.time and e.category == Category.BOOT),
+                    key=lambda e: e.time)  # type: ignore[arg-type,return-value]
     installed = sorted((lc for lc in lifecycles if lc.installed_at),
                        key=lambda lc: lc.installed_at)  # type: ignore[arg-type,return-value]
     status = Counter(m.status for m in months)
@@ -145,7 +147,7 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "first_event": min(times) if times else None, "last_event": max(times) if times else None,
         "events": len(events),
         "boots": sum(1 for e in events if e.category == Category.BOOT),
-        "os_build": max(builds, key=lambda e: e.time).os_build if builds else "",  # type: ignore[arg-type,return-value]
+        "os_build": builds[-1].os_build if builds else "",
         "hotpatch_enrolment": any(e.category == Category.ENROLMENT for e in events),
         "updates_installed": len(installed),
         "update_failures": sum(lc.failures for lc in lifecycles),

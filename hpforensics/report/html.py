@@ -23,7 +23,8 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:
 font-size:12px;text-align:left;vertical-align:top}th{background:#f4f4f4}
 .grid td.cell{width:26px;height:20px;padding:0;text-align:center;color:#fff;font-size:10px}
 .legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:12px;
-height:12px;margin-right:4px;vertical-align:middle}.warn{color:#b71c1c}.small{color:#666;font-size:12px}
+height:12px;margin-right:4px;vertical-align:middle}.warn{color:#b71c1c}
+.small{color:#666;font-size:12px}
 """
 
 

@@ -83,7 +83,8 @@ def test_report_renders_in_chromium(cli, tmp_path: Path) -> None:
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "<script" not in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is needed (see .ci/run)"
-    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}"]
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'p'}"]
     dom = subprocess.run([*base, "--dump-dom", (out / "report.html").as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert "compliance-grid" in dom.stdout and "HP-WS-006" in dom.stdout
@@ -125,7 +126,8 @@ def test_correlate_logs_with_memory(cli, tmp_path: Path) -> None:
     proc = cli("correlate", "--timeline", out, "--findings", findings, "-f", "json")
     assert proc.returncode == 0, proc.stderr
     by_kb = {r["kb"]: r for r in json.loads(proc.stdout)}
-    assert by_kb["KB5089466"]["verdict"] == "installed and live" and by_kb["KB5089466"]["expected_live"]
+    latest = by_kb["KB5089466"]
+    assert latest["verdict"] == "installed and live" and latest["expected_live"]
     assert by_kb["KB5089466"]["max_sequence"] == 9
     assert by_kb["KB5052105"]["verdict"].startswith("installed, superseded")
     assert by_kb["KB9999999"]["verdict"] == "live in memory, not in the logs"

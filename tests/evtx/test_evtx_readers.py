@@ -58,7 +58,8 @@ def test_boot_and_shutdown_evidence(evtx_dir: Path) -> None:
     assert ids[("EventLog", 6005)] == 8 and ids[("EventLog", 6006)] == 6
     assert ids[("EventLog", 6009)] == 8 and ids[("EventLog", 6013)] == 48
     assert ids[("USER32", 1074)] == 9
-    boots = [e for e in events if e.provider == "Microsoft-Windows-Kernel-General" and e.event_id == 12]
+    boots = [e for e in events
+             if e.provider == "Microsoft-Windows-Kernel-General" and e.event_id == 12]
     assert boots and all(e.category == "boot" and e.os_build == "7601.17514" for e in boots)
     restarts = [e for e in events if e.event_id == 1074]
     assert all(e.category == "restart-initiated" and e.detail for e in restarts)
@@ -85,7 +86,8 @@ def test_parsers_agree_on_shared_records(evtx_dir: Path, name: str) -> None:
 
 def test_bad_chunk_keeps_intact_chunks(evtx_dir: Path) -> None:
     stats = ReadStats("bad.evtx")
-    list(read_evtx(str(evtx_dir / "sample_with_a_bad_chunk_magic.evtx"), stats, relevant_only=False))
+    bad = evtx_dir / "sample_with_a_bad_chunk_magic.evtx"
+    list(read_evtx(str(bad), stats, relevant_only=False))
     assert stats.records == 270
     text = "\n".join(stats.warnings)
     assert "at offset 0x11000: chunks 1-6" in text and "bad chunk header magic" in text
@@ -159,7 +161,8 @@ def test_triage_folder_and_zip_layouts(evtx_dir: Path, tmp_path: Path) -> None:
     shutil.copy(evtx_dir / "plaso-System.evtx", logs / "System.evtx")
     archive = tmp_path / "cases" / "Collection-HOST-B-2025-06-01T101010Z.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(evtx_dir / "system.evtx", "uploads/auto/C%3A/Windows/System32/winevt/Logs/System.evtx")
+        zf.write(evtx_dir / "system.evtx",
+                 "uploads/auto/C%3A/Windows/System32/winevt/Logs/System.evtx")
         zf.writestr("uploads/auto/C%3A/Windows/notes.txt", "not a log")
     items = discover([tmp_path / "cases"])
     assert [(i.device_hint, i.member) for i in items] == [
@@ -169,7 +172,8 @@ def test_triage_folder_and_zip_layouts(evtx_dir: Path, tmp_path: Path) -> None:
     part = read_item(items[0])
     events, stats = part.events, part.stats
     assert stats.records == 1881 and len(events) == 415
-    assert device_from_parts(["kape", "WS7", "C", "Windows", "System32", "winevt", "Logs", "a.evtx"]) == "WS7"
+    kape = ["kape", "WS7", "C", "Windows", "System32", "winevt", "Logs", "a.evtx"]
+    assert device_from_parts(kape) == "WS7"
 
 
 def test_record_without_computer_takes_collection_name(evtx_dir: Path) -> None:
@@ -192,7 +196,8 @@ def test_parse_time_forms(text: str, micro: int) -> None:
     from hpforensics.evtx.records import parse_time
 
     stamp = parse_time(text)
-    assert stamp is not None and stamp.microsecond == micro and stamp.utcoffset().total_seconds() == 0
+    assert stamp is not None and stamp.microsecond == micro
+    assert stamp.utcoffset().total_seconds() == 0
     assert (stamp.hour, stamp.minute) in ((17, 16), (7, 12))
 
 

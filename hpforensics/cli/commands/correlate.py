@@ -10,12 +10,15 @@ from hpforensics.errors import UsageError
 
 
 def correlate(
-    timeline: Path = typer.Option(..., "--timeline", help="Output folder of `hpforensics timeline`."),
-    findings: Path = typer.Option(..., "--findings", help="Findings JSON of pe diff / dump analyze / live."),
+    timeline: Path = typer.Option(
+        ..., "--timeline", help="Output folder of `hpforensics timeline`."),
+    findings: Path = typer.Option(
+        ..., "--findings", help="Findings JSON of pe diff / dump analyze / live."),
     device: Optional[str] = typer.Option(  # noqa: UP007
         None, "--device", help="Device in the timeline (needed when it holds several)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here, not stdout."),  # noqa: UP007
+    output: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--output", "-o", help="Write here, not stdout."),
 ) -> None:
     """Join a device's update timeline with memory findings of the same device."""
     import dataclasses

@@ -26,7 +26,8 @@ def timeline(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the outputs."),
     devices: Optional[str] = typer.Option(  # noqa: UP007
         None, "--devices", help="Only these devices (comma-separated names)."),
-    start: Optional[str] = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),  # noqa: UP007
+    start: Optional[str] = typer.Option(  # noqa: UP007
+        None, "--from", help="First day, YYYY-MM-DD."),
     end: Optional[str] = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),  # noqa: UP007
     parser: str = typer.Option("evtx", "--parser", help="evtx (Rust, default) or python-evtx."),
     product: Optional[str] = typer.Option(  # noqa: UP007
