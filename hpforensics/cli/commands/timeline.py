@@ -62,8 +62,10 @@ def timeline(
     )
     if scheduler or workers:
         _fleet(logs, output, opts, html, scheduler, workers)
+        _custody(logs, output, opts, html)
         return
     result = run_timeline(logs, output, opts, html=html)
+    _custody(logs, output, opts, html)
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
@@ -77,6 +79,18 @@ def timeline(
         typer.echo("hpforensics: some input was damaged or only partly readable: every intact "
                    "record was kept (exit 3)", err=True)
         raise typer.Exit(int(ExitCode.PARTIAL))
+
+
+def _custody(logs: List[Path], output: Path, opts, html: bool) -> None:  # noqa: UP006
+    """custody.json beside the outputs: the tool, the options that shape the results (not
+    --jobs/--workers) and every input; with --no-hash the inputs are named, not hashed."""
+    from hpforensics.custody import custody_block, write_custody
+
+    options = {"parser": opts.parser, "devices": opts.devices, "from": opts.start, "to": opts.end,
+               "product": opts.product, "grace_days": opts.grace_days, "html": html}
+    block = custody_block("timeline", logs if opts.hash_inputs else [], options,
+                          references=[] if opts.hash_inputs else logs)
+    write_custody(output / "custody.json", block)
 
 
 def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional[str],  # noqa: UP006,UP007
