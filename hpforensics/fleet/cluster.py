@@ -117,10 +117,11 @@ def _failure(key: str, exc: BaseException, attempts: int) -> TaskFailure:
 
 def run_tasks(client: Any, tasks: Iterable[Task], total: int,
               on_result: Callable[[Task, Any], None],
-              on_failure: Callable[[TaskFailure], None],
+              on_failure: Callable[[Task, TaskFailure], None],
               progress: Callable[[int, int], None] | None = None) -> None:
     """Run every task (in this process when `client` is None), handing each result to
-    `on_result` in completion order; failures (after one retry) go to `on_failure`."""
+    `on_result` in completion order; failures (after one retry) go to `on_failure`;
+    `progress(done, total)` after each task."""
     done = 0
     if client is None:
         for task in tasks:
@@ -129,7 +130,7 @@ def run_tasks(client: Any, tasks: Iterable[Task], total: int,
                     result = task.fn(*task.args)
                 except Exception as exc:  # noqa: BLE001 - any failure of one task is reported
                     if attempt == 2:
-                        on_failure(_failure(task.key, exc, attempt))
+                        on_failure(task, _failure(task.key, exc, attempt))
                     else:
                         log.warning("%s failed (%s), retrying once", task.key, exc)
                     continue
@@ -144,7 +145,7 @@ def run_tasks(client: Any, tasks: Iterable[Task], total: int,
 
 def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
                      on_result: Callable[[Task, Any], None],
-                     on_failure: Callable[[TaskFailure], None],
+                     on_failure: Callable[[Task, TaskFailure], None],
                      progress: Callable[[int, int], None] | None) -> None:
     from distributed import as_completed
 
@@ -170,7 +171,7 @@ def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
         try:
             result = fut.result()
         except Exception as exc:  # noqa: BLE001 - reported per task, the run goes on
-            on_failure(_failure(task.key, exc, 2))
+            on_failure(task, _failure(task.key, exc, 2))
         else:
             on_result(task, result)
         fut.release()

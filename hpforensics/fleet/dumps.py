@@ -113,8 +113,10 @@ def _csv_to_parquet(path: Path, root: Path, table: str, dump: str) -> None:
         header = next(reader, None)
         if not header:
             return
-        types = {c: parquet.STRING for c in header}
-        parquet.write_partition(root, table, dump, types, (list(r) for r in reader), "0")
+        rows = list(reader)
+    types = {c: parquet.STRING for c in header}
+    parquet.write_partition(root, table, dump, types,
+                            {c: [r[i] for r in rows] for i, c in enumerate(header)}, "0")
 
 
 def analyze_dumps(images: Sequence[Path], outdir: Path, args: dict[str, Any], spec: ClusterSpec,
@@ -146,7 +148,7 @@ def analyze_dumps(images: Sequence[Path], outdir: Path, args: dict[str, Any], sp
             file.replace(target)
         shutil.rmtree(staged, ignore_errors=True)
 
-    def fail(failure: TaskFailure) -> None:
+    def fail(task: Task, failure: TaskFailure) -> None:
         result.failures.append(failure)
         failures_out.write({"task": failure.key, "kind": failure.kind, "attempts": failure.attempts,
                             "error": failure.error, "detail": failure.detail})

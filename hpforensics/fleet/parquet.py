@@ -72,29 +72,39 @@ def partition_dir(root: Path, table: str, device: str) -> Path:
     return root / table / f"device={quote(device, safe='')}"
 
 
+def _column(kind: str, values: list[Any]):
+    """An arrow array of the values: pyarrow converts native values itself; anything it will
+    not take (an ISO string for a timestamp, '' for a number, an enum) goes through _coerce."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=_arrow(kind))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return pa.array([_coerce(kind, v) for v in values], type=_arrow(kind))
+
+
 def write_partition(root: Path, table: str, device: str, types: Mapping[str, str],
-                    rows: Iterable[Mapping[str, Any] | list[Any]], part: str) -> Path | None:
-    """Rows (dicts, or value lists in `types` order) of one device as one Parquet file."""
+                    columns: Mapping[str, list[Any]], part: str) -> Path | None:
+    """One device's rows, given column-wise, as one Parquet file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     # the device is the partition key: pyarrow adds it back from the path when reading
     names = [n for n in types if n != "device"]
-    columns: list[list[Any]] = [[] for _ in names]
-    kinds = [types[n] for n in names]
-    count = 0
-    for row in rows:
-        values = ([v for n, v in zip(types, row) if n != "device"] if isinstance(row, list)
-                  else [row.get(n) for n in names])
-        for col, kind, value in zip(columns, kinds, values):
-            col.append(_coerce(kind, value))
-        count += 1
-    if not count:
+    if not names or not len(columns[names[0]]):
         return None
     target = partition_dir(root, table, device)
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"part-{part}.parquet"
-    table_ = pa.Table.from_arrays([pa.array(c, type=_arrow(k)) for c, k in zip(columns, kinds)],
-                                  schema=schema({n: types[n] for n in names}))
-    pq.write_table(table_, path)
+    arrays = [_column(types[n], columns[n]) for n in names]
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema({n: types[n] for n in names})), path)
     return path
+
+
+def rows_to_columns(names: Iterable[str], rows: Iterable[Any]) -> dict[str, list[Any]]:
+    """Records (objects with attributes, or dicts) as columns."""
+    names = list(names)
+    rows = list(rows)
+    if rows and isinstance(rows[0], Mapping):
+        return {n: [r.get(n) for r in rows] for n in names}
+    return {n: [getattr(r, n) for r in rows] for n in names}

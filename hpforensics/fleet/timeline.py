@@ -44,7 +44,7 @@ REPORT_DEVICES = 2000  # report.html shows at most this many devices (all of the
 class PartSummary:
     """What a worker sends back for one task: counts and small per-device records."""
 
-    part: str
+    parts: list[str]
     workdir: str
     records: int = 0
     events: int = 0
@@ -106,21 +106,23 @@ def partitions(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 # -- the worker side ----------------------------------------------------------------------------
 
-def timeline_task(part: str, outdir: str, opts: P.TimelineOptions, part_id: str) -> PartSummary:
-    """Read, judge and write one partition; returns its summary (runs on a worker).
-
-    The partition goes through the single-process pipeline itself (`run_timeline` into a
-    piece folder), so a fleet run writes the very lines a single run does."""
+def timeline_task(parts: Sequence[str], outdir: str, opts: P.TimelineOptions,
+                  part_id: str) -> PartSummary:
+    """Read, judge and write a batch of partitions (devices); returns its summary (runs on a
+    worker). The batch goes through the single-process pipeline itself (`run_timeline` into a
+    piece folder), so a fleet run writes the very lines a single run does; devices never mix
+    (events are grouped by device), so batching changes nothing but the overhead per task."""
     work = Path(outdir) / PARTS_DIR / part_id
     if work.exists():  # a retry after a worker died half-way
         shutil.rmtree(work)
-    summary = PartSummary(part, str(work))
+    parts = list(parts)
+    summary = PartSummary(parts, str(work))
     # one process per task: Dask's worker processes are daemons and cannot fork a pool
     opts = dataclasses.replace(opts, jobs=1, work_dir=None)
     try:
-        result = P.run_timeline([part], work, opts, html=False)
-    except InputError as exc:  # nothing readable in this partition: reported, not fatal
-        stats = ReadStats(part, warnings=[str(exc)])
+        result = P.run_timeline(parts, work, opts, html=False)
+    except InputError as exc:  # nothing readable in this batch: reported, not fatal
+        stats = ReadStats(", ".join(parts), warnings=[str(exc)])
         P._write_inputs(work, [stats])
         summary.inputs = [stats]
         return summary
@@ -155,14 +157,11 @@ def _types(table: str) -> dict[str, str]:
 
 def _write_parquet(root: Path, devices: list[P.DeviceResult], part_id: str) -> None:
     for d in devices:
-        parquet.write_partition(root, "events", d.device, _types("events"),
-                                (R.event_values(ev) for ev in d.events), part_id)
-        parquet.write_partition(root, "updates", d.device, _types("updates"),
-                                (R.lifecycle_row(lc) for lc in d.lifecycles), part_id)
-        parquet.write_partition(root, "compliance", d.device, _types("compliance"),
-                                ({c: getattr(m, c) for c in R.COMPLIANCE_COLUMNS}
-                                 for m in d.months), part_id)
-        parquet.write_partition(root, "devices", d.device, _types("devices"), [d.summary], part_id)
+        for table, records in (("events", d.events), ("updates", d.lifecycles),
+                               ("compliance", d.months), ("devices", [d.summary])):
+            types = _types(table)
+            parquet.write_partition(root, table, d.device, types,
+                                    parquet.rows_to_columns(types, records), part_id)
 
 
 # -- the driver side ----------------------------------------------------------------------------
@@ -172,6 +171,9 @@ class _Merger:
 
     def __init__(self, outdir: Path, result: FleetTimelineResult) -> None:
         self.outdir, self.result = outdir, result
+        self.progress: Callable[[int, int], None] | None = None
+        self.done = 0  # partitions finished, merged or finally failed
+        self.redo: list[str] = []  # partitions of failed batches, to run one by one
         self.sinks = {t: RowSink(outdir, t, _columns(t)) for t in TABLES}
         self.failures = RowSink(outdir, "failures", FAILURE_COLUMNS)
         self.sample: list[P.DeviceResult] = []
@@ -179,10 +181,15 @@ class _Merger:
         self.seen: dict[str, str] = {}
         self.all_inputs_warned = True
 
+    def _advance(self, count: int) -> None:
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.done, self.result.tasks)
+
     def add(self, task: Task, got: PartSummary) -> None:
         work = Path(got.workdir)
         for table, sink in self.sinks.items():
-            sink.count += _append(work / f"{table}.csv", sink._csv_fh, skip_header=True)
+            _append(work / f"{table}.csv", sink._csv_fh, skip_header=True)
             _append(work / f"{table}.jsonl", sink._jsonl_fh, skip_header=False)
         _move_parquet(work / "parquet", self.outdir / "parquet")
         shutil.rmtree(work, ignore_errors=True)
@@ -200,13 +207,22 @@ class _Merger:
             res.months_compliant += sum(1 for m in judged if m.compliant)
             if d.device in self.seen:
                 res.warnings.append(f"device {d.device} appears in {self.seen[d.device]} and "
-                                    f"{got.part}: its rows are judged separately per task")
-            self.seen[d.device] = got.part
+                                    f"{task.key}: its rows are judged separately per task")
+            self.seen[d.device] = task.key
         if len(self.sample) < REPORT_DEVICES:
             self.sample.extend(got.devices[:REPORT_DEVICES - len(self.sample)])
             self.sample_inputs.extend(got.inputs)
+        self._advance(len(got.parts))
 
-    def fail(self, failure: TaskFailure) -> None:
+    def fail(self, task: Task, failure: TaskFailure) -> None:
+        parts = task.args[0]
+        shutil.rmtree(Path(task.args[1]) / PARTS_DIR / task.args[3], ignore_errors=True)
+        if len(parts) > 1:  # a batch: every device gets its own task (and retry) instead
+            log.info("batch %s failed (%s): running its %d devices one by one", task.key,
+                     failure.error, len(parts))
+            self.redo.extend(parts)
+            return
+        self._advance(1)
         self.result.failures.append(failure)
         self.failures.write({"task": failure.key, "kind": failure.kind,
                              "attempts": failure.attempts, "error": failure.error,
@@ -225,18 +241,14 @@ def _columns(table: str) -> list[str]:
             "devices": R.DEVICE_COLUMNS, "inputs": P.INPUT_COLUMNS}[table]
 
 
-def _append(piece: Path, out: Any, skip_header: bool) -> int:
-    """Copy a piece into an open roll-up; returns the rows copied."""
+def _append(piece: Path, out: Any, skip_header: bool) -> None:
+    """Copy a piece into an open roll-up (block copy: pieces can be large)."""
     if not piece.exists():
-        return 0
-    rows = 0
+        return
     with open(piece, encoding="utf-8", newline="") as fh:
         if skip_header:
             fh.readline()
-        for line in fh:
-            out.write(line)
-            rows += 1
-    return rows
+        shutil.copyfileobj(fh, out, 1 << 20)
 
 
 def _move_parquet(src: Path, dst: Path) -> None:
@@ -261,9 +273,10 @@ class _ReportView:
 
 def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.TimelineOptions,
                        spec: ClusterSpec, *, html: bool = True, show_progress: bool = True,
-                       client: Any = None,
+                       client: Any = None, batch: int | None = None,
                        task_fn: Callable[..., PartSummary] = timeline_task) -> FleetTimelineResult:
-    """The fleet run; `client` reuses a connected Dask client instead of opening one."""
+    """The fleet run; `client` reuses a connected Dask client instead of opening one;
+    `batch` devices per task (default: by fleet size and cluster threads)."""
     parts = partitions(paths)
     if not parts:
         raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
@@ -272,15 +285,14 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
     shutil.rmtree(outdir / "parquet", ignore_errors=True)  # ours: a rerun must not mix runs
     result = FleetTimelineResult(tasks=len(parts))
     merger = _Merger(outdir, result)
-    tasks = (Task(part, task_fn, (part, str(outdir), opts, f"{i:07d}"))
-             for i, part in enumerate(parts))
     try:
         with progress_bar("devices", len(parts), show_progress) as progress:
+            merger.progress = progress
             if client is not None:
-                run_tasks(client, tasks, len(parts), merger.add, merger.fail, progress)
+                _run_batches(client, parts, batch, outdir, opts, task_fn, merger)
             else:
                 with open_client(spec) as own:
-                    run_tasks(own, tasks, len(parts), merger.add, merger.fail, progress)
+                    _run_batches(own, parts, batch, outdir, opts, task_fn, merger)
     finally:
         merger.close()
         # merged pieces are gone already; what is left belongs to failed tasks
@@ -299,3 +311,28 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
                                  "devices; every device is in the CSV and Parquet outputs")
         result.outputs["report"] = write_report(outdir / "report.html", view)
     return result
+
+
+def batch_size(devices: int, threads: int) -> int:
+    """Devices per task: enough tasks per thread (16) to balance the load, at most 16 devices
+    a task so per-task costs (a Dask round trip, a dozen small files) are shared."""
+    return max(1, min(16, devices // (16 * max(threads, 1))))
+
+
+def _run_batches(client: Any, parts: list[str], batch: int | None, outdir: Path,
+                 opts: P.TimelineOptions, task_fn: Callable[..., PartSummary],
+                 merger: _Merger) -> None:
+    threads = sum(client.nthreads().values()) if client is not None else 1
+    size = batch or batch_size(len(parts), threads)
+    serial = iter(range(10**9))
+
+    def tasks(groups: list[list[str]]):
+        for group in groups:
+            key = group[0] if len(group) == 1 else f"{group[0]} (+{len(group) - 1})"
+            yield Task(key, task_fn, (group, str(outdir), opts, f"{next(serial):07d}"))
+
+    groups = [parts[i:i + size] for i in range(0, len(parts), size)]
+    run_tasks(client, tasks(groups), len(groups), merger.add, merger.fail)
+    if merger.redo:  # devices of failed batches, one task each (each retried once)
+        redo, merger.redo = merger.redo, []
+        run_tasks(client, tasks([[p] for p in redo]), len(redo), merger.add, merger.fail)

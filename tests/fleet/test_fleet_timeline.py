@@ -88,17 +88,17 @@ def test_parquet_partitions_hold_every_row(fleet_client, small_fleet, tmp_path):
 
 # -- failures: a device whose folder makes the worker raise, another that kills its worker ---
 
-def faulty_task(part: str, outdir: str, opts, part_id: str):
+def faulty_task(parts: list[str], outdir: str, opts, part_id: str):
     """The real task, except for devices whose folder holds a RAISE or EXIT marker."""
-    folder = Path(part)
-    for marker in ("RAISE", "EXIT"):
-        if (folder / marker).exists():
-            with open(folder / "attempts.log", "a") as fh:
-                fh.write(f"{os.getpid()}\n")
-            if marker == "EXIT":
-                os._exit(13)
-            raise RuntimeError(f"bad input in {folder.name}")
-    return timeline_task(part, outdir, opts, part_id)
+    for folder in map(Path, parts):
+        for marker in ("RAISE", "EXIT"):
+            if (folder / marker).exists():
+                with open(folder / "attempts.log", "a") as fh:
+                    fh.write(f"{os.getpid()} {len(parts)}\n")
+                if marker == "EXIT":
+                    os._exit(13)
+                raise RuntimeError(f"bad input in {folder.name}")
+    return timeline_task(parts, outdir, opts, part_id)
 
 
 def test_failed_devices_are_retried_once_and_listed(fleet_client, small_fleet, tmp_path):
@@ -115,7 +115,8 @@ def test_failed_devices_are_retried_once_and_listed(fleet_client, small_fleet, t
     try:
         FT.progress_bar = lambda what, total, enabled=True: _recorder(progress)
         res = run_fleet_timeline([fleet], out, TimelineOptions(), ClusterSpec(workers=2),
-                                 client=fleet_client, show_progress=False, task_fn=faulty_task)
+                                 client=fleet_client, show_progress=False, task_fn=faulty_task,
+                                 batch=4)
     finally:
         FT.progress_bar = real
     assert res.partial and res.devices == 8
@@ -124,16 +125,19 @@ def test_failed_devices_are_retried_once_and_listed(fleet_client, small_fleet, t
     assert by_task["HP-FL-00002"].kind == "exception"
     assert "RuntimeError: bad input in HP-FL-00002" in by_task["HP-FL-00002"].error
     assert by_task["HP-FL-00005"].kind == "worker-died"
-    # run once, retried once: two attempts each
+    # in its batch of 4: run, retried; then alone: run, retried
     for name in by_task:
-        assert len((fleet / name / "attempts.log").read_text().split()) == 2
+        sizes = [line.split()[1] for line in (fleet / name / "attempts.log").read_text().splitlines()]
+        assert sizes == ["4", "4", "1", "1"], (name, sizes)
     with open(out / "failures.csv", newline="") as fh:
         rows = {Path(r["task"]).name: r for r in csv.DictReader(fh)}
     assert set(rows) == set(by_task) and rows["HP-FL-00005"]["kind"] == "worker-died"
     with open(out / "devices.csv", newline="") as fh:
         done = {r["device"] for r in csv.DictReader(fh)}
     assert done == {f"HP-FL-{i:05d}" for i in range(1, 11)} - set(by_task)
-    assert progress[-1] == (10, 10) and [d for d, _ in progress] == list(range(1, 11))
+    # devices done / total, rising as tasks land (a batch of 2, then devices one by one)
+    done = [d for d, _ in progress]
+    assert progress[-1] == (10, 10) and done == sorted(set(done)) and len(done) >= 6
     # every other device's rows are exactly those of a clean single-process run
     good = tmp_path / "good"
     shutil.copytree(small_fleet, good)
@@ -169,7 +173,7 @@ def test_run_tasks_in_process_retries_once_and_reports():
 
     got, failed = [], []
     run_tasks(None, [Task(n, flaky, (n,)) for n in ("a", "once", "bad")], 3,
-              lambda t, r: got.append(r), failed.append)
+              lambda t, r: got.append(r), lambda t, f: failed.append(f))
     assert got == ["A", "ONCE"]
     assert [(f.key, f.kind, f.attempts, f.error) for f in failed] == [
         ("bad", "exception", 2, "ValueError: no bad")]
