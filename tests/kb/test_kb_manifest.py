@@ -37,11 +37,13 @@ def binaries(tmp_path_factory, real_pe_files) -> Path:
 def test_ms_csv_sample(tmp_path) -> None:
     m = import_source(SAMPLES / "KB5052105-file-information.csv")
     assert m.kb == "KB5052105"  # from the file name
-    assert (m.kind, m.release_date, m.product, m.os_build) == ("hotpatch", "2025-02-11", "windows11-24h2", "26100.3107")
+    assert (m.kind, m.release_date, m.product, m.os_build) == (
+        "hotpatch", "2025-02-11", "windows11-24h2", "26100.3107")
     assert m.skipped == []
     by = {(f.name, f.architecture): f for f in m.files}
     assert by[("ntdll.dll", "amd64")].size == 2494720
-    assert by[("ntdll.dll", "amd64")].date == "2025-02-04" and by[("ntdll.dll", "amd64")].time == "06:12"
+    ntdll = by[("ntdll.dll", "amd64")]
+    assert (ntdll.date, ntdll.time) == ("2025-02-04", "06:12")
     assert by[("ntdll.dll", "arm64")].size == 2392064
     assert sum(f.name == "ntdll.dll" for f in m.files) == 2  # the repeated x64 row is folded
     assert next(f for f in m.files if f.name.endswith(".manifest")).version is None
@@ -54,8 +56,8 @@ def test_ms_csv_sample(tmp_path) -> None:
 def test_ms_csv_bad_rows_are_skipped_with_their_line() -> None:
     files, skipped = parse((SAMPLES / "bad-row.csv").read_text(), "bad-row.csv")
     assert [f.name for f in files] == ["ntdll.dll", "combase.dll"]
-    assert [(s.item, s.error) for s in skipped] == [("bad-row.csv:4", True), ("bad-row.csv:5", True),
-                                                    ("bad-row.csv:6", True)]
+    assert [(s.item, s.error) for s in skipped] == [
+        ("bad-row.csv:4", True), ("bad-row.csv:5", True), ("bad-row.csv:6", True)]
     assert "ten.zero" in skipped[0].reason and "31-Feb-2025" in skipped[2].reason
 
 
@@ -75,7 +77,8 @@ def test_directory_import_with_page_hashes(binaries, real_pe_files) -> None:
     for path in real_pe_files:
         f = names[path.name]
         norm = normalize(path.read_bytes(), path.name)
-        assert (f.pe.timestamp, f.pe.size_of_image, f.pe.checksum) == (norm.timestamp, norm.size_of_image, norm.checksum)
+        assert (f.pe.timestamp, f.pe.size_of_image, f.pe.checksum) == (
+            norm.timestamp, norm.size_of_image, norm.checksum)
         assert f.pages.digests == {rva: d.hex() for rva, d in norm.pages.items()}
         assert f.hotpatch is None  # ordinary images carry no IMAGE_HOT_PATCH_INFO
         assert len(f.sha256) == 64
@@ -89,7 +92,8 @@ def test_directory_import_with_page_hashes(binaries, real_pe_files) -> None:
 def test_servicing_xml_names_the_kb(tmp_path) -> None:
     m = import_source(SAMPLES / "servicing" / "update.mum")
     assert m.kb == "KB5052105" and m.files == []
-    comp = import_source(SAMPLES / "servicing" / "amd64_microsoft-windows-os-kernel.manifest", ["KB5052105"])
+    kernel = SAMPLES / "servicing" / "amd64_microsoft-windows-os-kernel.manifest"
+    comp = import_source(kernel, ["KB5052105"])
     assert {f.name for f in comp.files} == {"ntoskrnl.exe", "hp_ntoskrnl_1.exe"}
     dcm = tmp_path / "x.manifest"
     dcm.write_bytes(b"DCM\x01" + b"\x00" * 64)
@@ -107,8 +111,9 @@ def test_index_answers_the_engine(binaries, tmp_path) -> None:
     later.save(tmp_path / "later.json")
     index = ManifestIndex.load([tmp_path])
     f = next(f for f in m.files if f.name == "vcomp140.dll")
-    assert index.kb_for("C:\\Windows\\System32\\VCOMP140.DLL", f.pe.timestamp, f.pe.size_of_image) == "KB5052105"
-    assert index.kbs_for("vcomp140.dll", f.pe.timestamp, f.pe.size_of_image) == ["KB5052105", "KB5053636"]
+    ts, size = f.pe.timestamp, f.pe.size_of_image
+    assert index.kb_for("C:\\Windows\\System32\\VCOMP140.DLL", ts, size) == "KB5052105"
+    assert index.kbs_for("vcomp140.dll", ts, size) == ["KB5052105", "KB5053636"]
     assert index.kb_for("vcomp140.dll", f.pe.timestamp + 1, f.pe.size_of_image) is None
     assert index.kb_for_base(f.pe.timestamp, f.pe.checksum) == "KB5052105"
     assert index("vcomp140.dll") is None  # two KBs ship that name: the name alone cannot tell
@@ -117,15 +122,20 @@ def test_index_answers_the_engine(binaries, tmp_path) -> None:
 def test_patch_image_lookup_through_hotpatch_bases(tmp_path) -> None:
     doc = {
         "format": "hpforensics-kb-manifest", "version": 1, "kb": "KB5077212",
-        "files": [{"name": "hp_ntdll_1.dll", "pe": {"timestamp": 0x65000001, "size_of_image": 0x20000, "checksum": 0x1F00D},
-                   "hotpatch": {"sequence_number": 1, "bases": [{"timestamp": 0x64000000, "checksum": 0x1D2C3}]}}],
+        "files": [{
+            "name": "hp_ntdll_1.dll",
+            "pe": {"timestamp": 0x65000001, "size_of_image": 0x20000, "checksum": 0x1F00D},
+            "hotpatch": {"sequence_number": 1,
+                         "bases": [{"timestamp": 0x64000000, "checksum": 0x1D2C3}]},
+        }],
     }
     (tmp_path / "hp.json").write_text(json.dumps(doc))
     index = ManifestIndex.load([tmp_path / "hp.json"])
     assert index.kb_for("hp_ntdll_1.dll", 0x65000001, 0x20000) == "KB5077212"
     (patch,) = index.patches_for_base(0x64000000, 0x1D2C3)
     assert patch.kb == "KB5077212" and patch.file.name == "hp_ntdll_1.dll"
-    assert open_lookup(manifest=tmp_path / "hp.json")("\\SystemRoot\\System32\\hp_ntdll_1.dll") == "KB5077212"
+    lookup = open_lookup(manifest=tmp_path / "hp.json")
+    assert lookup("\\SystemRoot\\System32\\hp_ntdll_1.dll") == "KB5077212"
 
 
 def test_plain_mapping_manifest_still_works() -> None:
@@ -140,7 +150,8 @@ def test_schema_rejects_bad_documents(tmp_path) -> None:
         validate(bad)
     p = tmp_path / "broken.json"
     p.write_text('{"format": "hpforensics-kb-manifest", "version": 1, "kb": "KB5052105", '
-                 '"files": [{"name": "a.dll", "pe": {"timestamp": -1, "size_of_image": 1, "checksum": 1}}]}')
+                 '"files": [{"name": "a.dll", '
+                 '"pe": {"timestamp": -1, "size_of_image": 1, "checksum": 1}}]}')
     with pytest.raises(InputError, match="files/0/pe/timestamp"):
         load(p)
 
@@ -179,7 +190,8 @@ def test_hotpatch_images_name_their_bases(tmp_path) -> None:
         (ref,) = files[patch].hotpatch.bases
         assert (ref.timestamp, ref.checksum) == (base.pe.timestamp, base.pe.checksum)
         assert ref.functions >= 1
-    assert files["hpbase_hp2.dll"].hotpatch.sequence_number > files["hpbase_hp1.dll"].hotpatch.sequence_number
+    seq = {n: files[n].hotpatch.sequence_number for n in ("hpbase_hp1.dll", "hpbase_hp2.dll")}
+    assert seq["hpbase_hp2.dll"] > seq["hpbase_hp1.dll"]
     m.save(tmp_path / "kb.json")
     index = ManifestIndex.load([tmp_path / "kb.json"])
     assert {s.file.name for s in index.patches_for_base(base.pe.timestamp, base.pe.checksum)} == {

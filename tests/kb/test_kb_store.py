@@ -109,8 +109,8 @@ def test_lookup_digests_batches(store: PageStore, real_pe_files) -> None:
     for rva, d in norm.pages.items():
         if rva in norm.zero_pages:
             continue
-        assert any(h.rva == rva and h.name == real_pe_files[0].name.lower() and h.kbs == ("KB5052105",)
-                   for h in hits[d])
+        name = real_pe_files[0].name.lower()
+        assert any((h.rva, h.name, h.kbs) == (rva, name, ("KB5052105",)) for h in hits[d])
 
 
 def test_rebuild_links_a_second_kb(tmp_path, real_pe_files) -> None:
@@ -206,10 +206,10 @@ def test_bloom_filter_covers_every_page(tmp_path, real_pe_files) -> None:
         absent = [os.urandom(32) for _ in range(20_000)]
         assert bloom.might_contain(absent).mean() < 0.01
         # a page written behind the store's back makes the filter stale: it is not used
-        s.db.execute("INSERT INTO images(name, timestamp, size_of_image, checksum, machine, n_pages,"
-                     " mask) VALUES ('x.dll', 1, 2, 3, 4, 1, x'')")
-        s.db.execute("INSERT INTO pages(image_id, rva, digest) VALUES (last_insert_rowid(), 4096, ?)",
-                     (absent[0],))
+        s.db.execute("INSERT INTO images(name, timestamp, size_of_image, checksum, machine,"
+                     " n_pages, mask) VALUES ('x.dll', 1, 2, 3, 4, 1, x'')")
+        s.db.execute("INSERT INTO pages(image_id, rva, digest)"
+                     " VALUES (last_insert_rowid(), 4096, ?)", (absent[0],))
         s.db.commit()
     with PageStore(db) as s:
         assert s._bloom_load() is None
