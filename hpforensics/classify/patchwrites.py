@@ -110,6 +110,8 @@ class PatchWrites:
             if not present[a >> 12] or self.actual[a:b] == self.exp.data[a:b]:
                 continue
             ok, why = self._check_entry(a, b, ent, p, inverse)
+            if not ok and any(g <= a and b <= h for g, h in self.exp.guessed_ranges):
+                continue  # a digest reference does not know what the file held there
             self.finding(Verdict.HOTPATCH if ok else Verdict.UNEXPLAINED, a, b, why,
                          patch_image=p.path, patch_base=p.image.base, sequence=self._seq(p, ent),
                          kb=p.kb)

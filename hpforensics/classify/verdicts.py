@@ -30,6 +30,8 @@ MERGE_GAP = 8  # equal bytes allowed inside one changed run before it is split
 MAX_BYTES = 64  # expected/actual bytes kept per finding
 RANK = {Verdict.LOADER: 1, Verdict.HOTPATCH: 2, Verdict.UNEXPLAINED: 3}
 MAX_RANGES = 4096  # changed runs classified one by one per module
+NOT_PRESENT = "pages not present in the source"
+ZERO_PAGE = "page reads as all zeros (likely not acquired)"
 
 
 @dataclass
@@ -96,6 +98,7 @@ class ModuleClassifier(PatchWrites):
             return
         im, sp = self.image, self.ctx.space
         actual = self.actual[start:end]
+        expected = kw.pop("expected", self.exp.data[start : min(end, start + MAX_BYTES)])
         if verdict in (Verdict.UNEXPLAINED, Verdict.HOTPATCH) and self.exp.is_executable(start):
             code = self.actual[start : min(end + 16, len(self.actual))]
             kw.setdefault("disassembly", disassemble(code, im.base + start, self.machine,
@@ -108,8 +111,7 @@ class ModuleClassifier(PatchWrites):
             source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
             module_path=im.path or self.exp.path,
             module_base=im.base, address=im.base + start, rva=start, size=end - start,
-            verdict=verdict, reason=reason, expected=self.exp.data[start : min(end, start + MAX_BYTES)],
-            actual=bytes(actual[:MAX_BYTES]), **kw,
+            verdict=verdict, reason=reason, expected=expected, actual=bytes(actual[:MAX_BYTES]), **kw,
         ))
 
     # ------------------------------------------------------------------ main pass
@@ -119,24 +121,51 @@ class ModuleClassifier(PatchWrites):
         self.actual = read.data
         present = np.ones(self.n_pages, bool)
         present[: len(read.present)] = np.asarray(read.present, bool)
-        mask = exp.compare_mask
+        scope = np.zeros(self.n_pages, bool)
+        for a, b in exp.scope_ranges:
+            scope[a >> 12 : (b + PAGE_SIZE - 1) >> 12] = True
+        # Pages read but not usable as evidence: named by the provider, or all zeros where
+        # the reference is not (lost in acquisition far more often than wiped by anyone).
+        self.absent_why = {rva >> 12: why for rva, why in exp.absent_pages.items()
+                           if rva >> 12 < self.n_pages and present[rva >> 12]}
+        present[list(self.absent_why)] = False
+        diff = self._compare(present)
+        zeros = self._zero_pages(diff.pages, present & scope)
+        if zeros:
+            self.absent_why.update(dict.fromkeys(zeros, ZERO_PAGE))
+            present[zeros] = False
+            diff = self._compare(present)
+        self._fixed(present)
+        self._slots(present)
+        spans = self._data_entry_spans()
+        self._entries(spans, present)
+        holes = [(a, b) for a, b, *_ in spans]
+        self.windows: list[tuple[int, int]] = []
+        self._ranges(_merge(diff.ranges, MERGE_GAP), holes)
+        self._unmatched(present, holes)
+        self._unavailable(scope & ~present)
+        return sorted(self.findings, key=lambda f: (f.address, f.size, f.verdict.value)), \
+            self._summary(scope, present)
+
+    def _compare(self, present: np.ndarray):
+        mask = self.exp.compare_mask
         if not present.all():
             bm = np.frombuffer(mask, np.uint8).copy()
             for p in np.flatnonzero(~present).tolist():
                 bm[p * 512 : (p + 1) * 512] = 0xFF
             mask = bm.tobytes()
-        diff = compare(exp.data, self.actual, mask)
-        self._fixed(present)
-        self._slots(present)
-        spans = self._data_entry_spans()
-        self._entries(spans, present)
-        self._ranges(_merge(diff.ranges, MERGE_GAP), [(a, b) for a, b, *_ in spans])
-        scope = np.zeros(self.n_pages, bool)
-        for a, b in exp.scope_ranges:
-            scope[a >> 12 : (b + PAGE_SIZE - 1) >> 12] = True
-        self._unavailable(scope & ~present)
-        return sorted(self.findings, key=lambda f: (f.address, f.size, f.verdict.value)), \
-            self._summary(scope, present)
+        return compare(self.exp.data, self.actual, mask)
+
+    def _zero_pages(self, changed: list[int], candidates: np.ndarray) -> list[int]:
+        """Changed in-scope pages that read as all zeros while the reference page is not."""
+        out = []
+        for p in changed:
+            if p >= self.n_pages or not candidates[p]:
+                continue
+            a, b = p * PAGE_SIZE, (p + 1) * PAGE_SIZE
+            if not any(self.actual[a:b]) and any(self.exp.data[a:b]):
+                out.append(p)
+        return out
 
     def _slots(self, present: np.ndarray) -> None:
         self_index = next((i for i, m in enumerate(self.ctx.amap.images) if m.base == self.image.base), -1)
@@ -174,8 +203,6 @@ class ModuleClassifier(PatchWrites):
                                      extra={"kind": str(kind)})
 
     def _ranges(self, ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> None:
-        exp = self.exp
-        ts, cs = exp.timestamp, exp.checksum
         if len(ranges) > MAX_RANGES:
             # A wholly different image (hollowing, wrong reference): list the first ranges,
             # count the pages of the rest, and say how many were left out.
@@ -191,30 +218,56 @@ class ModuleClassifier(PatchWrites):
                 reason=f"{len(rest)} further changed ranges up to RVA {b:#x} not listed one by one",
                 extra={"ranges": str(len(rest))}))
         for s, e in ranges:
-            windows = []
-            for f_off in find_redirects(self.actual, s, e, 0):
-                r = check_redirect(self.ctx.space, self.ctx.amap, self.image.base, ts, cs,
-                                   self.actual, exp.data, f_off, self.ctx.patches)
-                ws, we = r.start - self.image.base, r.end - self.image.base
-                if any(a < we and ws < b for a, b in windows):
-                    continue
-                windows.append((ws, we))
-                kw = dict(branch_target=r.target, function_rva=f_off,
-                          extra={"chain_end": f"{r.function_target:#x}"} if r.function_target else {})
-                if r.patch is not None:
-                    kw.update(patch_image=r.patch.path, patch_base=r.patch.image.base,
-                              sequence=r.sequence, kb=r.patch.kb)
-                if r.hotpatch and r.patch is not None and r.function_target is not None:
-                    kw["target_owner"] = (f"HPAT stub -> {r.patch.image.name}"
-                                          f"+{r.function_target - r.patch.image.base:#x}")
-                verdict = (Verdict.HOTPATCH if r.hotpatch else
-                           Verdict.UNAVAILABLE if r.unavailable else Verdict.UNEXPLAINED)
-                self.finding(verdict, ws, we, r.reason, **kw)
+            windows = self._redirects(s, e)
             for a, b in _subtract(s, e, windows + holes):
                 if self.own_patch is not None:
                     self._hpat(a, b)
                 else:
                     self._unexplained(a, b)
+
+    def _redirects(self, s: int, e: int, shaped: bool = False) -> list[tuple[int, int]]:
+        """Classify every redirect whose kernel window touches [s, e); their windows. With
+        `shaped`, only EB F9/EB F8 preceded by the matching jmp count (a whole page is
+        searched, and a short jump back is ordinary code)."""
+        exp, act = self.exp, self.actual
+        windows: list[tuple[int, int]] = []
+        for f_off in find_redirects(act, s, e, 0):
+            if shaped and not (act[f_off + 1] == 0xF9 and f_off >= 5 and act[f_off - 5] == 0xE9
+                               or act[f_off + 1] == 0xF8 and act[f_off - 6 : f_off - 4] == b"\xff\x25"):
+                continue
+            r = check_redirect(self.ctx.space, self.ctx.amap, self.image.base, exp.timestamp,
+                               exp.checksum, act, exp.data, f_off, self.ctx.patches)
+            ws, we = r.start - self.image.base, r.end - self.image.base
+            if any(a < we and ws < b for a, b in windows + self.windows):
+                continue
+            windows.append((ws, we))
+            kw = dict(branch_target=r.target, function_rva=f_off,
+                      extra={"chain_end": f"{r.function_target:#x}"} if r.function_target else {})
+            if r.patch is not None:
+                kw.update(patch_image=r.patch.path, patch_base=r.patch.image.base,
+                          sequence=r.sequence, kb=r.patch.kb)
+            if r.hotpatch and r.patch is not None and r.function_target is not None:
+                kw["target_owner"] = (f"HPAT stub -> {r.patch.image.name}"
+                                      f"+{r.function_target - r.patch.image.base:#x}")
+            verdict = (Verdict.HOTPATCH if r.hotpatch else
+                       Verdict.UNAVAILABLE if r.unavailable else Verdict.UNEXPLAINED)
+            self.finding(verdict, ws, we, r.reason, **kw)
+        self.windows += windows
+        return windows
+
+    def _unmatched(self, present: np.ndarray, holes: list[tuple[int, int]]) -> None:
+        """Pages a digest reference knows no version of: redirects in them are classified as
+        usual; the rest of the page is one unexplained finding (which bytes changed is not
+        known without the reference bytes)."""
+        for rva, why in sorted(self.exp.unmatched_pages.items()):
+            if rva >= self.exp.size or not present[rva >> 12]:
+                continue
+            s, e = rva, min(rva + PAGE_SIZE, self.exp.size)
+            self._redirects(s, e, shaped=True)
+            for a, b in _subtract(s, e, self.windows + holes):
+                self.finding(Verdict.UNEXPLAINED, a, b, why, expected=b"", disassembly="",
+                             branch_target=None, function_rva=self.exp.function_at(a))
+            self._mark(s, e, Verdict.UNEXPLAINED)
 
     def _unexplained(self, s: int, e: int) -> None:
         if self.machine == 0xAA64 and self.exp.is_executable(s):
@@ -239,14 +292,16 @@ class ModuleClassifier(PatchWrites):
         idx = np.flatnonzero(absent)
         if not len(idx):
             return
-        brk = np.flatnonzero(np.diff(idx) > 1)
+        why = [self.absent_why.get(p, NOT_PRESENT) for p in idx.tolist()]
+        # one finding per run of consecutive pages with the same reason
+        brk = np.flatnonzero((np.diff(idx) > 1) | (np.asarray(why[1:]) != np.asarray(why[:-1])))
         for a, b in zip(idx[np.r_[0, brk + 1]].tolist(), idx[np.r_[brk, len(idx) - 1]].tolist()):
             start, end = a * PAGE_SIZE, min((b + 1) * PAGE_SIZE, self.exp.size)
             im, sp = self.image, self.ctx.space
             self.findings.append(Finding(
                 source=sp.source, pid=sp.pid, process=sp.process, module=im.name, module_path=im.path,
                 module_base=im.base, address=im.base + start, rva=start, size=end - start,
-                verdict=Verdict.UNAVAILABLE, reason="pages not present in the source"))
+                verdict=Verdict.UNAVAILABLE, reason=self.absent_why.get(a, NOT_PRESENT)))
 
     def _summary(self, scope: np.ndarray, present: np.ndarray) -> ModuleSummary:
         sp, im = self.ctx.space, self.image

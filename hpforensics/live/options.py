@@ -1,7 +1,8 @@
 """Command-line choices turned into ScanOptions: reference folders, KB lookup, YARA rules.
 
 The KB lookup and rule loading are the memory-image path's own (hpforensics.memimage.options),
-so `--manifest`, `--store` and `--yara` mean the same in `live` and `dump analyze`.
+so `--manifest`, `--store` and `--yara` mean the same in `live` and `dump analyze`: the store
+(and manifests with page hashes) also verify PE images no file on disk matches.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Sequence
 
 from hpforensics.errors import UsageError
 from hpforensics.live.scan import ScanOptions
-from hpforensics.memimage.options import kb_lookup, yara_rules
+from hpforensics.memimage.options import kb_lookup, references, yara_rules
 
 log = logging.getLogger(__name__)
 
@@ -22,4 +23,5 @@ def build_options(reference: Sequence[Path], manifest: Path | None, store: Path 
         if not d.is_dir():
             raise UsageError(f"--reference {d}: not a folder")
     return ScanOptions(skip_unchanged=not read_all, reference_dirs=[str(d) for d in reference],
-                       kb_lookup=kb_lookup(manifest, store), yara=yara_rules(yara))
+                       kb_lookup=kb_lookup(manifest, store), yara=yara_rules(yara),
+                       fallback=references([], store, manifest))

@@ -37,6 +37,10 @@ def verify_pe_images(
         why = f"no-reference: PE verification engine not available ({exc.name})"
         return [_unverified(space, image, why) for image in images], [], []
     refs = DiskReferences(reference_dirs(images, options.reference_dirs))
+    if getattr(options, "fallback", None) is not None:  # --store / --manifest with page hashes
+        from hpforensics.reference import ChainReferences
+
+        refs = ChainReferences([refs, options.fallback])
     scan = verify_space(space, refs, kb_lookup=options.kb_lookup, images=images)
     return scan.modules, scan.findings, scan.warnings
 

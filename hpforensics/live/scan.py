@@ -30,6 +30,7 @@ class ScanOptions:
     skip_unchanged: bool = True  # trust the OS's "still the file's page" and do not read it
     reference_dirs: Sequence[str] = ()  # on-disk PE files (Windows images, Wine)
     kb_lookup: Any = None  # KB manifest / store, handed to the PE engine
+    fallback: Any = None  # page-hash store / manifest provider for PE images no file matches
     yara: Any = None  # compiled RuleSet, run over each process's changed ranges
 
 

@@ -28,13 +28,17 @@ def kb_lookup(manifest: Path | None, store: Path | None) -> KbLookup | None:
     return open_lookup(manifest=manifest, store=store)
 
 
-def references(dirs: Sequence[Path]):
-    """A reference provider over on-disk folders, or None when none is given."""
-    if not dirs:
+def references(dirs: Sequence[Path], store: Path | None = None, manifest: Path | None = None):
+    """A reference provider over on-disk folders, then the page-hash store and KB manifests
+    with page hashes (hpforensics.reference.store), or None when nothing is given."""
+    if not dirs and store is None and manifest is None:
         return None
-    from hpforensics.reference.disk import DiskReferences
+    for p in (manifest, store):
+        if p is not None and not Path(p).exists():
+            raise UsageError(f"{p}: no such file")
+    from hpforensics.reference.store import open_references
 
-    return DiskReferences([Path(d) for d in dirs])
+    return open_references([Path(d) for d in dirs], store, manifest)
 
 
 def yara_rules(path: Path | None):

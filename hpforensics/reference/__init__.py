@@ -2,7 +2,7 @@
 from hpforensics.reference.disk import DiskReferences
 from hpforensics.reference.expected import ExpectedImage, Template, build_expected
 from hpforensics.reference.kinds import MaskKind
-from hpforensics.reference.provider import FileReferences, ReferenceProvider
+from hpforensics.reference.provider import ChainReferences, FileReferences, ReferenceProvider
 
-__all__ = ["DiskReferences", "ExpectedImage", "FileReferences", "MaskKind", "ReferenceProvider",
-           "Template", "build_expected"]
+__all__ = ["ChainReferences", "DiskReferences", "ExpectedImage", "FileReferences", "MaskKind",
+           "ReferenceProvider", "Template", "build_expected"]

@@ -79,6 +79,15 @@ class ExpectedImage:
     base: int
     data: bytes
     warnings: list[str] = field(default_factory=list)
+    # Set by providers that verify by page digest (hpforensics.reference.store) rather than
+    # bytes: how summaries name the reference, pages whose digest matches no known version
+    # (page RVA -> reason; whole page unexplained, redirects in it still classified), pages
+    # counted unavailable although read (page RVA -> reason), and patch-table slots whose
+    # expected bytes are a placeholder (a failed check there is not evidence).
+    reference: str = ""
+    unmatched_pages: dict[int, str] = field(default_factory=dict)
+    absent_pages: dict[int, str] = field(default_factory=dict)
+    guessed_ranges: list[tuple[int, int]] = field(default_factory=list)  # placeholder bytes
 
     # the shared interface names ------------------------------------------------------------
     @property

@@ -35,3 +35,36 @@ class FileReferences:
 
     def label(self, expected: ExpectedImage) -> str:
         return f"disk:{expected.path}"
+
+
+class ChainReferences:
+    """Providers asked in order; the first expected image wins. `--reference` folders come
+    first (exact bytes), then the page-hash store and KB manifests (digests). A provider that
+    fails on a module (a corrupt reference file) passes it to the next, with a warning."""
+
+    def __init__(self, providers) -> None:
+        self.providers = [p for p in providers if p is not None]
+
+    def expected_for(self, image: MappedImage, space: AddressSpace) -> ExpectedImage | None:
+        from hpforensics.errors import InputError
+
+        failed: InputError | None = None
+        for p in self.providers:
+            try:
+                e = p.expected_for(image, space)
+            except InputError as exc:
+                failed = failed or exc
+                continue
+            if e is not None:
+                if failed is not None:
+                    import dataclasses
+
+                    e = dataclasses.replace(e, warnings=[*e.warnings, f"{failed}; verified "
+                                                         f"against {self.label(e)} instead"])
+                return e
+        if failed is not None:
+            raise failed
+        return None
+
+    def label(self, expected: ExpectedImage) -> str:
+        return expected.reference or f"disk:{expected.path}"

@@ -53,7 +53,8 @@ class _HotpatchBase:
             requirements.StringRequirement(name="manifest", optional=True,
                                            description="KB manifest (patch file → KB)"),
             requirements.StringRequirement(name="store", optional=True,
-                                           description="Page-hash store database"),
+                                           description="Page-hash store database (KB names, "
+                                                       "and the reference when no file matches)"),
             requirements.StringRequirement(name="yara", optional=True,
                                            description="YARA rules for changed regions"),
         ]
@@ -75,9 +76,11 @@ class _HotpatchBase:
         from hpforensics.memimage.analyze import analyze
 
         cfg = self.config  # type: ignore[attr-defined]
-        refs = options.references([Path(d) for d in (cfg.get("reference") or [])])
-        kb = options.kb_lookup(Path(cfg["manifest"]) if cfg.get("manifest") else None,
-                               Path(cfg["store"]) if cfg.get("store") else None)
+        manifest = Path(cfg["manifest"]) if cfg.get("manifest") else None
+        store = Path(cfg["store"]) if cfg.get("store") else None
+        refs = options.references([Path(d) for d in (cfg.get("reference") or [])], store,
+                                  manifest)
+        kb = options.kb_lookup(manifest, store)
         layer = self.context.layers[self.context.modules[cfg["kernel"]].layer_name]  # type: ignore
         location = layer.config.get("memory_layer", "")
         rules = options.yara_rules(Path(cfg["yara"]) if cfg.get("yara") and self._verify else None)

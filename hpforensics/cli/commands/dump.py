@@ -22,8 +22,12 @@ def analyze_cmd(
                                        help="Symbol directory (ISF), repeatable."),
     reference: List[Path] = typer.Option([], "--reference",
                                          help="Folder of on-disk PE files, repeatable."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="KB manifest."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Page-hash store database."),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", help="KB manifest (file or folder): names KBs; with page hashes, "
+                                 "also a reference after the store."),
+    store: Optional[Path] = typer.Option(
+        None, "--store", help="Page-hash store database: names KBs and verifies modules no "
+                              "--reference file matches."),
     pid: List[int] = typer.Option([], "--pid", help="Only this process (repeatable)."),
     yara: Optional[Path] = typer.Option(None, "--yara", help="YARA rules run on changed ranges."),
     outdir: Path = typer.Option(..., "-o", "--output", help="Folder for CSV and JSON output."),
@@ -49,7 +53,7 @@ def analyze_cmd(
     from hpforensics.memimage.report import print_tables, write_outputs
     from hpforensics.memimage.session import check_truncation, open_image
 
-    refs = options.references(reference)
+    refs = options.references(reference, store, manifest)
     kb = options.kb_lookup(manifest, store)
     rules = options.yara_rules(yara)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),

@@ -1,0 +1,335 @@
+"""Verifying a module by page digest when no file on disk matches it (hotpatch months: the file
+on disk is not what runs): the page-hash store, or KB manifests that carry page hashes.
+
+For a module in memory: its identity (name, TimeDateStamp, SizeOfImage) from the mapped
+header; the stored pages of that version; the module's executable pages hashed exactly as the
+store hashed the file (memory layout, the stored loader mask, `hpforensics.kb.normalize`'s
+`hash_image_pages`). A page that does not match is retried with the hotpatch engine's writes
+undone — a redirect at F gets the function's first bytes back from the patch table of a patch
+image mapped in the same space and the padding before F, patch-table slots their zero
+placeholders — and is verified when it then matches: the classifier sees only those bytes
+changed and judges each redirect through the whole HPAT chain. A page that still matches no
+version is unexplained as a whole ("page matches no known version in the store"), with any
+redirect in it classified as usual.
+
+The expected image handed to the classifier is the module's own memory with those edits, its
+runtime loader slots zeroed (so IAT and CFG pointers are still checked for where they lead) and
+a compared scope of exactly the stored pages: bytes the store cannot vouch for are not counted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import struct
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from hpforensics.errors import InputError
+from hpforensics.reference.digests import KnownPages, PageSource
+from hpforensics.reference.disk import identity_of
+from hpforensics.reference.expected import PAGE, ExpectedImage, Template, _Cache, build_template
+from hpforensics.reference.kinds import POINTER_VALUE
+from hpforensics.sources.source import AddressSpace, MappedImage
+
+log = logging.getLogger(__name__)
+
+ZERO_PAGE = "page reads as all zeros (likely not acquired)"
+REDIRECT_FORMS = (b"\xeb\xf9", b"\xeb\xf8")  # with E9 rel32 at F-5 / FF 25 disp32 at F-6
+PAD_BYTES = (0xCC, 0x90)  # hot-patchable padding: int3 or nop, tried after the byte left at F-6
+MACHINE_ARM64 = 0xAA64
+EXPECTED = _Cache(64 << 20)  # identical copies of a module (one per process) are built once
+
+
+@dataclass
+class Edit:
+    """Bytes the hotpatch engine wrote at `rva`, with what they were before, one variant per
+    padding guess (patch-table slots have one value for all)."""
+
+    rva: int
+    variants: list[bytes]
+
+
+def page_digests(image: bytes, rvas: Sequence[int], mask, algo: str) -> dict[int, bytes]:
+    """Normalised digests of `rvas`: the store's own hashing (hpforensics.kb.normalize), over
+    the memory layout with the given loader mask."""
+    from hpforensics.kb.normalize import hash_image_pages
+
+    digests, _ = hash_image_pages(image, list(rvas), mask, algo)
+    return digests
+
+
+def _bitmap(mask, size: int) -> bytes:
+    n = (size + 7) // 8
+    if isinstance(mask, (bytes, bytearray, memoryview)):
+        return bytes(mask[:n]).ljust(n, b"\0")
+    from hpforensics.pagehash import ranges_to_bitmap
+
+    return ranges_to_bitmap([(a, min(b, size)) for a, b in mask if a < size], size)
+
+
+class PageReferences:
+    """A `ReferenceProvider` over a `PageSource` (StorePages, ManifestPages)."""
+
+    def __init__(self, source: PageSource) -> None:
+        self.source = source
+        self._spaces: OrderedDict[int, tuple[AddressSpace, list]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def label(self, expected: ExpectedImage) -> str:
+        return expected.reference
+
+    # -- the patch images mapped in a space, from their own headers ---------------------------
+    def _patches(self, space: AddressSpace) -> list:
+        from hpforensics.classify.patches import collect_patches
+
+        with self._lock:
+            hit = self._spaces.get(id(space))
+            if hit is not None and hit[0] is space:
+                return hit[1]
+        patches = collect_patches(space, list(space.images()), lambda m: None)
+        with self._lock:
+            self._spaces[id(space)] = (space, patches)  # the space is kept: ids stay unique
+            while len(self._spaces) > 4:
+                self._spaces.popitem(last=False)
+        return patches
+
+    # -- the provider ---------------------------------------------------------------------------
+    def expected_for(self, image: MappedImage, space: AddressSpace) -> ExpectedImage | None:
+        head = space.read_exact(image.base, PAGE)
+        ident = identity_of(head) if head else None
+        if ident is None:
+            return None
+        known = self.source.pages_for(image.name, ident.timestamp, ident.size_of_image)
+        if known is None:
+            return None
+        size = ident.size_of_image
+        read = space.read(image.base, size)
+        data = bytes(read.data[:size]).ljust(size, b"\0")
+        present = np.zeros((size + PAGE - 1) // PAGE, bool)
+        present[: len(read.present)] = np.asarray(read.present[: len(present)], bool)
+        patches = self._patches(space)
+        mine = [p for p in patches if p.image.base == image.base
+                or p.base_for(ident.timestamp, ident.checksum) is not None]
+        import xxhash
+
+        key = (image.name.lower(), image.path, image.base, known.label,
+               xxhash.xxh3_128_digest(data), present.tobytes(),
+               tuple((p.image.base, p.image.size, p.sequence) for p in mine))
+        exp = EXPECTED.get(key)
+        if exp is None:
+            exp = _Builder(image, data, present, known, mine, self.source.elsewhere).build()
+            EXPECTED.put(key, exp, 2 * size)
+        return exp
+
+
+class _Builder:
+    def __init__(self, image: MappedImage, data: bytes, present: np.ndarray, known: KnownPages,
+                 patches: list, elsewhere) -> None:
+        self.image, self.data, self.present, self.known = image, data, present, known
+        self.patches = patches
+        self.elsewhere = elsewhere  # PageSource.elsewhere
+        self.size = len(data)
+
+    def template(self) -> Template:
+        from hpforensics.kb.normalize import parse_pe
+
+        path = self.image.path or self.image.name
+        # the same file-like view of a memory copy that the store's normaliser builds
+        view = parse_pe(self.data, path, mapped=True)
+        try:
+            return build_template(bytes(view.__data__), path, self.image.name)
+        except InputError as exc:
+            if self.present.all():
+                raise
+            # A directory in a page the source lacks reads as zeros: drop the directories
+            # that lie there and keep the rest (the hashes use the stored mask anyway).
+            lost = []
+            for i, d in enumerate(view.OPTIONAL_HEADER.DATA_DIRECTORY):
+                if d.VirtualAddress and d.Size and not self.present[
+                        d.VirtualAddress // PAGE : (d.VirtualAddress + d.Size - 1) // PAGE + 1].all():
+                    d.VirtualAddress, d.Size = 0, 0
+                    lost.append(i)
+            if not lost:
+                raise
+            t = build_template(bytes(view.write()), path, self.image.name)
+            t.warnings.append(f"data directories {lost} lie in pages the source lacks ({exc}); "
+                              "their slots are not checked")
+            return t
+
+    def build(self) -> ExpectedImage:
+        t = self.template()
+        known, size = self.known, self.size
+        scope = np.zeros(len(self.present), bool)
+        for a, b in t.scope_ranges:
+            scope[a // PAGE : (b + PAGE - 1) // PAGE] = True
+        rvas = sorted(r for r in known.digests if r < size and r % PAGE == 0 and scope[r // PAGE])
+        mask = _bitmap(known.mask if known.mask is not None else t.mask_bitmap, size)
+        work = bytearray(self.data)
+        got = page_digests(self.data, rvas, mask, known.algo)
+        as_is: set[int] = set()
+        absent: dict[int, str] = {}
+        unmatched: list[int] = []
+        for r in rvas:
+            if not self.present[r // PAGE]:
+                continue  # the classifier counts it unavailable
+            if got.get(r) == known.digests[r]:
+                as_is.add(r)
+            elif r not in known.zero and not any(work[r : r + PAGE]):
+                absent[r] = ZERO_PAGE
+            else:
+                unmatched.append(r)
+        slots = self._slot_edits(t)
+        redirects = self._redirect_edits(t, work) if unmatched else []
+        restored = {r for r in unmatched if self._restore(work, r, slots + redirects, mask)}
+        unmatched = [r for r in unmatched if r not in restored]
+        data = np.frombuffer(bytes(work), np.uint8).copy()
+        # Bound pointers (IAT, CFG) differ from the expected image, so the classifier checks
+        # where each leads; other loader-written values are covered by the mask.
+        pointers = t.masks.bitmap(POINTER_VALUE)
+        data[np.unpackbits(pointers, bitorder="little", count=size).astype(bool)] = 0
+        guessed: list[tuple[int, int]] = []
+        for e in slots:
+            # Patch-table slots outside pages the digests vouch for hold their placeholder,
+            # so the classifier checks what the kernel wrote against the entry; a mismatch
+            # there is no evidence (the file's value is not known).
+            page = e.rva - e.rva % PAGE
+            if page not in as_is and page not in restored:
+                data[e.rva : e.rva + len(e.variants[0])] = 0
+                guessed.append((e.rva, e.rva + len(e.variants[0])))
+        for e in redirects:
+            # In a page that matches nothing the redirect is still judged link by link
+            # against the first bytes the patch table keeps.
+            if e.rva - e.rva % PAGE in unmatched or (e.rva + 7) - (e.rva + 7) % PAGE in unmatched:
+                data[e.rva : e.rva + len(e.variants[0])] = np.frombuffer(e.variants[0], np.uint8)
+        return ExpectedImage(
+            template=_scoped(t, rvas), base=self.image.base, data=data.tobytes(),
+            warnings=list(t.warnings), reference=known.label,
+            unmatched_pages=self._reasons(unmatched, work, mask), absent_pages=absent,
+            guessed_ranges=guessed)
+
+    # -- undoing the hotpatch engine's writes -------------------------------------------------
+    def _slot_edits(self, t: Template) -> list[Edit]:
+        """Patch-table slots the kernel filled: INVERSE ones in a patch image, forward ones in
+        a base image its patches name; their file value is a zero placeholder."""
+        from hpforensics.classify.patches import patches_for
+
+        hdr, out = t.headers, []
+        own = next((p for p in self.patches if p.image.base == self.image.base), None)
+        for rec in own.info.bases if own is not None else []:
+            out += self._slots(own.data_entries(rec), True, hdr.machine)
+        for p, rec in patches_for(self.patches, hdr.timestamp, hdr.checksum):
+            out += self._slots(p.data_entries(rec), False, hdr.machine)
+        return out
+
+    def _slots(self, entries, inverse: bool, machine: int) -> list[Edit]:
+        out = []
+        for ent in entries:
+            wr = ent.write_range(machine) if ent.inverse == inverse else None
+            if wr and 0 <= wr[0] and wr[0] + wr[1] <= self.size:
+                out.append(Edit(wr[0], [bytes(wr[1])] * (1 + len(PAD_BYTES))))
+        return out
+
+    def _redirect_edits(self, t: Template, work: bytearray) -> list[Edit]:
+        """Redirects at functions the mapped patch tables name, highest sequence first."""
+        from hpforensics.classify.patches import patches_for
+
+        hdr, out, seen = t.headers, [], set()
+        for _, rec in patches_for(self.patches, hdr.timestamp, hdr.checksum):
+            for e in rec.functions:
+                if e.base_rva in seen or not e.extra:
+                    continue
+                edit = self._redirect(work, e.base_rva, e.extra[0], hdr.machine)
+                if edit is not None:
+                    seen.add(e.base_rva)
+                    out.append(edit)
+        return out
+
+    def _redirect(self, work: bytearray, f: int, first: int, machine: int) -> Edit | None:
+        original = struct.pack("<I", first)  # the function's first DWORD, as the table keeps it
+        if machine == MACHINE_ARM64:  # the branch replaces the first instruction word
+            return Edit(f, [original] * (1 + len(PAD_BYTES))) if f + 4 <= self.size else None
+        form = bytes(work[f : f + 2])
+        if form not in REDIRECT_FORMS:
+            return None
+        n = 5 if form == REDIRECT_FORMS[0] else 6  # the jump written before F
+        if f < n + 1:
+            return None
+        left = work[f - n - 1]  # padding the kernel did not touch
+        return Edit(f - n, [bytes([pad]) * n + original[:2] for pad in (left, *PAD_BYTES)])
+
+    def _restore(self, work: bytearray, r: int, edits: list[Edit], mask: bytes) -> bool:
+        """Try each variant of the edits touching page `r`; keep the first that matches."""
+        mine = [e for e in edits if e.rva < r + PAGE and e.rva + len(e.variants[0]) > r]
+        if not mine:
+            return False
+        page_mask = mask[r // 8 : (r + PAGE) // 8]
+        for k in range(len(mine[0].variants)):
+            page = bytearray(work[r : r + PAGE])
+            for e in mine:
+                v = e.variants[k]
+                lo, hi = max(e.rva, r), min(e.rva + len(v), r + PAGE)
+                page[lo - r : hi - r] = v[lo - e.rva : hi - e.rva]
+            if page_digests(bytes(page), [0], page_mask, self.known.algo).get(0) \
+                    == self.known.digests[r]:
+                work[r : r + PAGE] = page
+                return True
+        return False
+
+    def _reasons(self, left: list[int], work: bytearray, mask: bytes) -> dict[int, str]:
+        if not left:
+            return {}
+        why = f"page matches no known version in the {self.known.where}"
+        digests = page_digests(bytes(work), left, mask, self.known.algo)
+        try:
+            hits = self.elsewhere(list(digests.values()))
+        except Exception as exc:  # noqa: BLE001 - only the detail of the reason depends on it
+            log.debug("elsewhere lookup failed: %s", exc)
+            hits = {}
+        out = {}
+        for r in left:
+            seen = hits.get(digests[r], [])
+            out[r] = why + (f" (same page as {', '.join(seen[:3])})" if seen else "")
+        return out
+
+
+def _scoped(t: Template, rvas: list[int]) -> Template:
+    """The template with the compared scope cut to the stored pages."""
+    scope: list[tuple[int, int]] = []
+    for r in rvas:
+        if scope and scope[-1][1] == r:
+            scope[-1] = (scope[-1][0], r + PAGE)
+        else:
+            scope.append((r, r + PAGE))
+    outside = np.full((t.size + 7) // 8, 0xFF, np.uint8)
+    for a, b in scope:
+        outside[a >> 3 : (b + 7) >> 3] = 0
+    compare = t.masks.bitmap(t.masks.runtime_kinds(), outside)
+    return dataclasses.replace(t, scope_ranges=scope, compare_bitmap=compare.tobytes())
+
+
+def open_references(dirs: Sequence = (), store=None, manifest=None):
+    """What `--reference`, `--store` and `--manifest` give the engine, in that order: files on
+    disk first, then the page-hash store, then manifests with page hashes. None: nothing given.
+    Missing paths and unreadable stores or manifests are user errors, raised here."""
+    from pathlib import Path
+
+    from hpforensics.reference.digests import ManifestPages, StorePages
+    from hpforensics.reference.disk import DiskReferences
+    from hpforensics.reference.provider import ChainReferences
+
+    providers: list = []
+    if dirs:
+        providers.append(DiskReferences([Path(d) for d in dirs]))
+    if store is not None:
+        providers.append(PageReferences(StorePages(store)))
+    if manifest is not None:
+        pages = ManifestPages([manifest])
+        if len(pages):  # a manifest without page hashes only names KBs
+            providers.append(PageReferences(pages))
+    if not providers:
+        return None
+    return providers[0] if len(providers) == 1 else ChainReferences(providers)
