@@ -27,7 +27,9 @@ def safe_component(name: object, default: str = "_") -> str:
     """One path component derived from `name`: no separators, no controls, not `.`/`..`, not a
     Windows device name, at most MAX_COMPONENT_BYTES of UTF-8. Deterministic: the same name
     always gives the same component; names cut short keep a hash of the original."""
-    text = unicodedata.normalize("NFC", str(name))
+    # lone surrogates (undecodable names) cannot be written to any file system: replace them
+    text = str(name).encode("utf-8", "replace").decode("utf-8")
+    text = unicodedata.normalize("NFC", text)
     # format characters (bidi overrides, zero-width) would make a name display as another
     text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = _UNSAFE.sub("_", text)

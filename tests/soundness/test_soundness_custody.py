@@ -1,0 +1,105 @@
+"""Every report records the chain of custody: tool and version, the options that shaped it, and
+the SHA-256, size and mtime of each input (checked against the files themselves)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hpforensics import __version__
+from hpforensics.custody import custody_block, input_records, sidecar_path
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "samples"
+
+
+def _check(block: dict, command: str, inputs: list[Path]) -> None:
+    assert block["tool"]["name"] == "hpforensics" and block["tool"]["version"] == __version__
+    assert block["command"] == command
+    assert isinstance(block["options"], dict)
+    by_path = {Path(r["path"]).resolve(): r for r in block["inputs"]}
+    for p in inputs:
+        rec = by_path[p.resolve()]
+        assert rec["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+        assert rec["size"] == p.stat().st_size
+        stamp = dt.datetime.fromisoformat(rec["mtime"].replace("Z", "+00:00"))
+        assert abs(stamp.timestamp() - p.stat().st_mtime) < 1e-3
+
+
+def test_block_expands_folders_and_skips_repeats(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.bin").write_bytes(b"x")
+    (tmp_path / "y.bin").write_bytes(b"yy")
+    recs = input_records([tmp_path / "a", tmp_path / "y.bin", tmp_path / "y.bin", None])
+    assert [Path(r.path).name for r in recs] == ["x.bin", "y.bin"]
+    block = custody_block("t", [tmp_path / "y.bin"], {"threads": None, "set": {"b", "a"}},
+                          references=[tmp_path / "a"])
+    assert block["options"] == {"set": ["a", "b"], "threads": None}
+    assert block["references"] == [str(tmp_path / "a")]
+
+
+def test_hash_sidecar(cli, tmp_path):
+    f = SAMPLES / "pe" / "hpbase.dll"
+    out = tmp_path / "h.csv"
+    cli("hash", "-q", "-f", "csv", "-a", "sha256", "-o", out, f, check=True)
+    block = json.loads(sidecar_path(out).read_text())
+    _check(block, "hash", [f])
+    assert block["options"]["algo"] == "sha256"
+
+
+def test_pe_diff_json_and_csv(cli, tmp_path):
+    disk, mem = SAMPLES / "pe" / "hpbase.dll", SAMPLES / "pe" / "mem" / "hp1.hpbase.dll@7ffb12340000.bin"
+    patch = SAMPLES / "pe" / "hpbase_hp1.dll"
+    args = ("pe", "diff", "--disk", disk, "--memory", mem, "--base", "0x7ffb12340000",
+            "--patch", f"{patch}@0x7ffb12400000")
+    doc = json.loads(cli(*args, "-f", "json", check=True).stdout)
+    _check(doc["custody"], "pe diff", [disk, mem, patch])
+    cli(*args, "-f", "csv", "-o", tmp_path / "d.csv", check=True)
+    _check(json.loads(sidecar_path(tmp_path / "d.csv").read_text()), "pe diff", [disk, mem, patch])
+
+
+def test_timeline_custody_json(cli, tmp_path):
+    logs = SAMPLES / "evtx" / "HP-WS-003"
+    proc = cli("timeline", logs, "-o", tmp_path / "tl", "--no-html", "--from", "2025-01-01")
+    assert proc.returncode in (0, 3), proc.stderr
+    block = json.loads((tmp_path / "tl" / "custody.json").read_text())
+    _check(block, "timeline", sorted(logs.rglob("*.evtx")))
+    assert block["options"]["from"] == "2025-01-01" and "jobs" not in block["options"]
+
+
+def test_manifest_import_and_store_build(cli, tmp_path):
+    csv_in = SAMPLES / "kb" / "KB5052105-file-information.csv"
+    cli("manifest", "import", csv_in, "-o", tmp_path / "m.json", check=True)
+    _check(json.loads(sidecar_path(tmp_path / "m.json").read_text()), "manifest import", [csv_in])
+    bins = tmp_path / "bins"
+    bins.mkdir()
+    for n in ("hpbase.dll", "hpbase_hp1.dll"):
+        shutil.copy2(SAMPLES / "pe" / n, bins / n)
+    proc = cli("store", "build", bins, "--db", tmp_path / "s.db", "--kb", "KB5052105", "-j", "1")
+    assert proc.returncode == 0, proc.stderr
+    block = json.loads(sidecar_path(tmp_path / "s.db").read_text())
+    _check(block, "store build", sorted(bins.iterdir()))
+    assert block["options"] == {"kb": ["KB5052105"]}
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_yara_sidecar(cli, tmp_path, fmt):
+    rules = tmp_path / "r.yar"
+    rules.write_text('rule mz { strings: $a = "MZ" condition: $a at 0 }\n')
+    target = SAMPLES / "pe" / "hpkern.sys"
+    cli("yara", rules, target, "-f", fmt, "-o", tmp_path / f"y.{fmt}", check=True)
+    _check(json.loads(sidecar_path(tmp_path / f"y.{fmt}").read_text()), "yara", [rules, target])
+
+
+def test_dump_analyze_report_json(cli, tmp_path):
+    image, kb = SAMPLES / "win11-24h2-hotpatch.raw", SAMPLES / "memimage-kb.json"
+    cli("dump", "analyze", image, "-s", SAMPLES / "symbols", "--reference", SAMPLES / "pe",
+        "--manifest", kb, "--pid", "4404", "-o", tmp_path / "d", "-q", check=True, timeout=300)
+    block = json.loads((tmp_path / "d" / "report.json").read_text())["custody"]
+    _check(block, "dump analyze", [image, kb])
+    assert block["options"] == {"pid": [4404]}
+    assert [Path(r).name for r in block["references"]] == ["symbols", "pe"]
