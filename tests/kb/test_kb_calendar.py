@@ -140,7 +140,9 @@ def test_cli_show_filters_and_fills_gaps(cli) -> None:
             if r["kind"] in ("baseline", "hotpatch")]
     assert [r["month"] for r in rows] == ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08"]
     assert rows[0]["kb"] == "KB5082063" and rows[0]["kind"] == "baseline"
-    assert (rows[3]["kb"], rows[3]["kind"], rows[3]["source"]) == ("", "baseline", "cadence rule")
+    # June 2026 has no Server row: the cadence rule fills it in
+    assert (rows[2]["kb"], rows[2]["kind"], rows[2]["source"]) == ("", "hotpatch", "cadence rule")
+    assert rows[3]["kb"] == "KB5099536" and rows[3]["kind"] == "baseline"
     proc = cli("calendar", "--format", "json", check=True)
     data = json.loads(proc.stdout)
     assert {"windows11-24h2", "windows-server-2025"} <= {r["product"] for r in data}
