@@ -51,11 +51,12 @@ def test_three_modes_give_the_same_outputs(cli, fleet_client, tmp_path):
     p2 = cli("timeline", SAMPLE_FLEET, "-o", fleet, "--scheduler", fleet_client.scheduler.address)
     # HP-WS-007's System.evtx has a broken chunk header: partial (3) in both modes
     assert (p1.returncode, p2.returncode) == (3, 3), p2.stderr
-    assert "8 task(s), 29 input(s), 2797 records" in p2.stdout and "7 device(s)" in p2.stdout
+    assert "8 partition(s), 29 input(s), 2797 records" in p2.stdout and "7 device(s)" in p2.stdout
     assert "chunk header checksum mismatch" in p2.stderr and "Traceback" not in p2.stderr
     assert_same_outputs(single, fleet)
     assert (fleet / "failures.csv").read_text().splitlines() == ["task,kind,attempts,error,detail"]
     assert not (fleet / ".fleet-parts").exists()
+    assert (fleet / "custody.json").is_file()
     report = (fleet / "report.html").read_text()
     assert report.count("<tr><th>HP-WS-") == 7  # one compliance-grid row per device
 

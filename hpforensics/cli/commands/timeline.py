@@ -61,8 +61,10 @@ def timeline(
         hash_inputs=hash_inputs,
     )
     if scheduler or workers:
-        _fleet(logs, output, opts, html, scheduler, workers)
+        partial = _fleet(logs, output, opts, html, scheduler, workers)
         _custody(logs, output, opts, html)
+        if partial:
+            raise typer.Exit(int(ExitCode.PARTIAL))
         return
     result = run_timeline(logs, output, opts, html=html)
     _custody(logs, output, opts, html)
@@ -94,9 +96,9 @@ def _custody(logs: List[Path], output: Path, opts, html: bool) -> None:  # noqa:
 
 
 def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional[str],  # noqa: UP006,UP007
-           workers: Optional[int]) -> None:  # noqa: UP007
-    """The same outputs, one task per device on Dask (hpforensics.fleet), plus Parquet
-    partitions and failures.csv."""
+           workers: Optional[int]) -> bool:  # noqa: UP007
+    """The same outputs, devices as tasks on Dask (hpforensics.fleet), plus Parquet
+    partitions and failures.csv; True when partial."""
     from hpforensics.fleet.cluster import ClusterSpec, describe_failures
     from hpforensics.fleet.timeline import run_fleet_timeline
 
@@ -108,14 +110,14 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
                    f"listed in {output / 'failures.csv'}: {describe_failures(result.failures)}",
                    err=True)
     typer.echo(
-        f"{result.tasks} task(s), {result.inputs} input(s), {result.records} records, "
+        f"{result.tasks} partition(s), {result.inputs} input(s), {result.records} records, "
         f"{result.events} events, {result.devices} device(s); {result.months_compliant}/"
         f"{result.months_judged} device-months compliant; outputs in {output}"
     )
     if result.partial:
         typer.echo("hpforensics: some input was damaged or some task failed: every other "
                    "result was kept (exit 3)", err=True)
-        raise typer.Exit(int(ExitCode.PARTIAL))
+    return result.partial
 
 
 def register(app: typer.Typer) -> None:
