@@ -7,7 +7,6 @@ CheckSum).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -202,8 +201,6 @@ def _looks_like_manifest(path: Path) -> bool:
     return FORMAT.encode() in head
 
 
-def today() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # Re-exported so callers need one import; defined beside because it is a separate concern.

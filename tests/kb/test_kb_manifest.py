@@ -198,3 +198,10 @@ def test_hotpatch_images_name_their_bases(tmp_path) -> None:
         "hpbase_hp1.dll", "hpbase_hp2.dll"}
     hp1 = files["hpbase_hp1.dll"].pe
     assert index.kb_for("hpbase_hp1.dll", hp1.timestamp, hp1.size_of_image) == "KB5077212"
+
+
+def test_import_is_deterministic(tmp_path, binaries) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    import_source(binaries, ["KB5052105"], workers=1).save(a)
+    import_source(binaries, ["KB5052105"], workers=2).save(b)
+    assert a.read_bytes() == b.read_bytes()

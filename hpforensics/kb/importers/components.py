@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpforensics.kb.calendar import normalize_kb
-from hpforensics.kb.manifest import Manifest, ManifestFile, Skipped, today
+from hpforensics.kb.manifest import Manifest, ManifestFile, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,6 @@ def merge_components(manifest: Manifest, paths: list[Path]) -> None:
 
 def components_manifest(paths: list[Path], kbs: list[str]) -> Manifest:
     manifest = Manifest(kb=kbs[0] if kbs else "", also_kbs=kbs[1:],
-                        source={"importer": "component-manifest", "path": str(paths[0]),
-                                "imported_at": today()})
+                        source={"importer": "component-manifest", "path": str(paths[0])})
     merge_components(manifest, paths)
     return manifest

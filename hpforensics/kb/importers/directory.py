@@ -13,7 +13,6 @@ from hpforensics.kb.manifest import (
     PageDigests,
     PEIdentity,
     Skipped,
-    today,
 )
 from hpforensics.kb.scan import ScannedFile, Skip, scan_paths, walk
 
@@ -83,7 +82,7 @@ def directory_manifest(
 
     files, skipped, components = import_directory(root, kbs[0], pages=pages, workers=workers)
     manifest = Manifest(kb=kbs[0], also_kbs=kbs[1:], files=files, skipped=skipped,
-                        source={"importer": "directory", "path": str(root), "imported_at": today()})
+                        source={"importer": "directory", "path": str(root)})
     if components:
         merge_components(manifest, components)
     archs = {f.architecture for f in manifest.files if f.architecture}

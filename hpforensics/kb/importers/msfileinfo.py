@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from hpforensics.errors import InputError
-from hpforensics.kb.manifest import Manifest, ManifestFile, Skipped, today
+from hpforensics.kb.manifest import Manifest, ManifestFile, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def import_csv(path: Path, kbs: list[str]) -> Manifest:
         files=files,
         architecture=archs.pop() if len(archs) == 1 else ("multi" if archs else None),
         os_build=_common_build(files),
-        source={"importer": "ms-file-info-csv", "path": str(path), "imported_at": today()},
+        source={"importer": "ms-file-info-csv", "path": str(path)},
         skipped=skipped,
     )
     return manifest
