@@ -103,7 +103,7 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
 
 def _items_for(file: Path, kind: str) -> list[InputItem]:
     if kind != "zip":
-        hint = device_from_parts(file.resolve().parts)
+        hint = device_from_parts(file.absolute().parts)  # no resolve(): one lstat per part
         return [InputItem(str(file), str(file), "", kind, hint)]
     try:
         with zipfile.ZipFile(file) as zf:

@@ -111,6 +111,18 @@ class RowSink:
         self._jsonl_fh.write(jsonl_text)
         self.count += rows
 
+    def write_lines(self, lines: Iterable[tuple[str, str]], batch: int = 8192) -> None:
+        """(csv line, json line) pairs, written in batches (two writes per batch, not per row)."""
+        csv_part: list[str] = []
+        json_part: list[str] = []
+        for csv_line, json_line_ in lines:
+            csv_part.append(csv_line)
+            json_part.append(json_line_)
+            if len(csv_part) >= batch:
+                self.write_text("".join(csv_part), "".join(json_part), len(csv_part))
+                csv_part, json_part = [], []
+        self.write_text("".join(csv_part), "".join(json_part), len(csv_part))
+
     def write_text(self, csv_text: str, jsonl_text: str, rows: int) -> None:
         """Rows already rendered (render_csv / json_line) with the same columns."""
         self._csv_fh.write(csv_text)

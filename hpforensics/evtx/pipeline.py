@@ -308,8 +308,7 @@ def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> 
                             json_line(tcols, tv)))
         timeline.extend(derived)
     with RowSink(outdir, "timeline", tcols) as out:
-        for _, csv_line, line in timeline:
-            out.write_text(csv_line, line, 1)
+        out.write_lines((csv_line, line) for _, csv_line, line in timeline)
     result.outputs["timeline"] = out.csv_path
     with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
         for d in result.devices:
