@@ -241,11 +241,6 @@ class PageStore:
         (blob,) = self.db.execute("SELECT mask FROM images WHERE id=?", (version.id,)).fetchone()
         return unpack_mask(blob)
 
-    def pages_of(self, version: ImageVersion) -> dict[int, bytes]:
-        """Every stored page of one image version: RVA -> normalised digest."""
-        rows = self.db.execute("SELECT rva, digest FROM pages WHERE image_id=?", (version.id,))
-        return {int(rva): bytes(d) for rva, d in rows}
-
     def iter_lookup(
         self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH
     ) -> Iterator[tuple[bytes, int, int]]:
@@ -341,13 +336,6 @@ class PageStore:
             mask = self.mask_for(known) if known else None
         norm = normalize(data, name, path=path, mapped=mapped, algo=self.algo, mask=mask)
         return self.identify(name, norm.pages, norm.zero_pages)
-
-    def pages_of(self, version: ImageVersion) -> dict[int, tuple[bytes, bool]]:
-        """Every stored page of one version: RVA -> (digest, all zero after masking). What the
-        store reference (hpforensics.reference.store) verifies a module in memory against."""
-        rows = self.db.execute("SELECT rva, digest, zero FROM pages WHERE image_id=?",
-                               (version.id,))
-        return {int(rva): (bytes(d), bool(z)) for rva, d, z in rows}
 
     def _stored_rvas(self, image_id: int) -> set[int]:
         rows = self.db.execute("SELECT rva FROM pages WHERE image_id=?", (image_id,))

@@ -221,23 +221,9 @@ def test_bloom_filter_covers_every_page(tmp_path, real_pe_files) -> None:
         assert s.lookup_digests([absent[0]])  # still found through the rebuilt filter
 
 
-def test_pages_of_gives_every_stored_page(tmp_path):
-    """The store reference reads one version's pages through `pages_of`: the digests the
-    normaliser computed, at their RVAs, with the all-zero flag."""
-    path = Path(__file__).resolve().parents[2] / "samples" / "pe" / "hpbase.dll"
-    norm = normalize(path.read_bytes(), path.name)
-    store = PageStore(tmp_path / "s.db", create=True)
-    store.add_image(norm, kbs=["KB5077212"])
-    store.commit()
-    version = store.find("hpbase.dll", norm.timestamp, norm.size_of_image)
-    pages = store.pages_of(version)
-    assert {rva: d for rva, (d, _) in pages.items()} == norm.pages
-    assert {rva for rva, (_, z) in pages.items() if z} == norm.zero_pages
-
-
 def test_pages_of_a_version(store: PageStore, real_pe_files) -> None:
     path = real_pe_files[0]
     norm = normalize(path.read_bytes(), path.name)
     (version,) = store.versions(path.name)
-    assert store.pages_of(version) == norm.pages
+    assert store.pages_of(version) == {rva: (d, rva in norm.zero_pages) for rva, d in norm.pages.items()}
     assert store.find(path.name, norm.timestamp, norm.size_of_image) == version
