@@ -3,6 +3,8 @@
 - `wevtutil qe <log> /f:xml` (or /f:RenderedXml) writes <Event> elements back to back with no
   root element: parsed incrementally with a pull parser fed a synthetic root, one event in
   memory at a time.
+- `Get-WinEvent ... | Export-Clixml` (PowerShell's CLIXML) is read by the same pull parser,
+  one <Obj> at a time, and mapped like the JSON export.
 - `Get-WinEvent ... | ConvertTo-Json` writes one array (or one object) of EventLogRecord
   objects whose event data is positional (`Properties[i].Value`); JSON Lines work too. The array
   is read element by element with `raw_decode`, so a large export is never loaded whole.
@@ -45,10 +47,10 @@ POSITIONAL_NAMES: dict[tuple[str, int], tuple[str, ...]] = {
 
 
 def read_xml(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    """wevtutil XML (<Event> elements, no root) or PowerShell Export-Clixml (<Objs><Obj>...)."""
     parser = ET.XMLPullParser(events=("start", "end"))
     parser.feed(b"<hpforensics-events>")
-    depth = 0
-    root: ET.Element | None = None
+    stack: list[ET.Element] = []
     first = True
     with open_evidence(path) as fh:
         while True:
@@ -60,21 +62,65 @@ def read_xml(path: str, stats: ReadStats) -> Iterator[RawRecord]:
                 parser.feed(block) if block else parser.feed(b"</hpforensics-events>")
                 for kind, elem in parser.read_events():
                     if kind == "start":
-                        depth += 1
-                        root = elem if depth == 1 else root
+                        stack.append(elem)
                         continue
-                    depth -= 1
-                    if depth == 1 and elem.tag.rpartition("}")[2] == "Event":
+                    stack.pop()
+                    rec = _record_of(elem, stack)
+                    if rec is not None:
                         stats.records += 1
-                        yield raw_from_xml(elem)
-                        if root is not None:
-                            root.remove(elem)  # keep memory flat
+                        yield rec
+                        stack[-1].remove(elem)  # keep memory flat
             except ET.ParseError as exc:
                 stats.warnings.append(f"{stats.source}: XML not well formed ({exc}); "
                                       f"events before that point were kept")
                 return
             if not block:
                 return
+
+
+def _record_of(elem: ET.Element, stack: list[ET.Element]) -> RawRecord | None:
+    tag = _local(elem.tag)
+    if tag == "Event" and len(stack) == 1:
+        return raw_from_xml(elem)
+    if tag == "Obj" and len(stack) == 2 and _local(stack[1].tag) == "Objs":
+        return raw_from_powershell(clixml_object(elem))
+    return None
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def clixml_object(obj: ET.Element) -> dict[str, Any]:
+    """An EventLogRecord serialised by Export-Clixml (MS-PSRP CLIXML: <Obj><Props> of typed
+    elements named by N, the event data in Properties as a <LST> of EventProperty objects)
+    as the dict ConvertTo-Json would have given."""
+    out: dict[str, Any] = {}
+    for section in obj:
+        if _local(section.tag) not in ("Props", "MS"):
+            continue
+        for prop in section:
+            name = prop.get("N")
+            if not name:
+                continue
+            if name == "Properties":
+                items = [o for lst in prop if _local(lst.tag) in ("LST", "IE")
+                         for o in lst if _local(o.tag) == "Obj"]
+                out[name] = [{"Value": _clixml_value(item)} for item in items]
+            elif _local(prop.tag) != "Nil":
+                out[name] = prop.text or ""
+    return out
+
+
+def _clixml_value(item: ET.Element) -> str:
+    """An EventProperty's Value: a typed element's text, or an object's ToString."""
+    for props in item:
+        if _local(props.tag) == "Props":
+            for sub in props:
+                if sub.get("N") == "Value":
+                    return _clixml_value(sub) if _local(sub.tag) == "Obj" else (sub.text or "")
+    tostring = next((s for s in item if _local(s.tag) == "ToString"), None)
+    return (tostring.text or "") if tostring is not None else ""
 
 
 def read_json(path: str, stats: ReadStats) -> Iterator[RawRecord]:

@@ -213,3 +213,43 @@ def test_fast_relevance_filter_finds_hotpatch_mentions() -> None:
     assert not json_relevant(record("Contoso-Agent", "dispatch queue drained"))
     assert json_relevant(record("Microsoft-Windows-Servicing", "anything"))
     assert not json_relevant(record("Microsoft-Windows-Kernel-General", "x"))  # ID 7 is not kept
+
+
+def test_export_clixml(evtx_dir: Path, tmp_path: Path) -> None:
+    """Get-WinEvent | Export-Clixml: CLIXML objects (MS-PSRP 2.2.5) with typed, named
+    properties and the event data as a list of EventProperty objects."""
+    from xml.sax.saxutils import escape
+
+    from hpforensics.evtx.records import parse_time
+
+    objs = []
+    for i, rec in enumerate(PyEvtxParser(str(evtx_dir / "system.evtx")).records_json()):
+        ev = json.loads(rec["data"])["Event"]
+        sysf = ev["System"]
+        if sysf["Provider"]["#attributes"]["Name"] != "Microsoft-Windows-WindowsUpdateClient":
+            continue
+        stamp = parse_time(sysf["TimeCreated"]["#attributes"]["SystemTime"])
+        values = "".join(
+            f'<Obj RefId="{i}-{n}"><TNRef RefId="1" /><ToString>System.Diagnostics.Eventing.'
+            f'Reader.EventProperty</ToString><Props><S N="Value">{escape(str(v))}</S></Props>'
+            f"</Obj>" for n, v in enumerate(ev["EventData"].values()))
+        objs.append(
+            f'<Obj RefId="{i}"><TNRef RefId="0" /><Props>'
+            f'<I32 N="Id">{sysf["EventID"]}</I32>'
+            f'<S N="ProviderName">Microsoft-Windows-WindowsUpdateClient</S>'
+            f'<S N="LogName">System</S><I64 N="RecordId">{sysf["EventRecordID"]}</I64>'
+            f'<S N="MachineName">{sysf["Computer"]}</S>'
+            f'<DT N="TimeCreated">{stamp.isoformat()}</DT>'
+            f'<Obj N="Properties" RefId="p{i}"><TNRef RefId="2" /><LST>{values}</LST></Obj>'
+            f'<Nil N="ContainerLog" /></Props></Obj>')
+    path = tmp_path / "wu.clixml.xml"
+    path.write_text('<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/'
+                    '2004/04">' + "".join(objs) + "</Objs>", encoding="utf-8")
+    events, stats = _events(path)
+    assert stats.records == len(objs) == 377 and not stats.warnings
+    ids = Counter(e.event_id for e in events)
+    assert (ids[19], ids[20], ids[43], ids[44]) == (116, 5, 119, 137)
+    from_evtx, _ = _events(evtx_dir / "system.evtx")
+    wu = [e for e in from_evtx if e.provider == "Microsoft-Windows-WindowsUpdateClient"]
+    key = lambda e: (e.record_id, e.kb, e.title, e.update_guid, e.error_code, e.time)  # noqa: E731
+    assert sorted(map(key, events)) == sorted(map(key, wu))
