@@ -241,6 +241,13 @@ class PageStore:
         (blob,) = self.db.execute("SELECT mask FROM images WHERE id=?", (version.id,)).fetchone()
         return unpack_mask(blob)
 
+    def pages_of(self, version: ImageVersion) -> dict[int, tuple[bytes, bool]]:
+        """Every stored page of one image version: RVA -> (normalised digest, all zero after
+        masking). What the store reference (hpforensics.reference.store) verifies against."""
+        rows = self.db.execute("SELECT rva, digest, zero FROM pages WHERE image_id=?",
+                               (version.id,))
+        return {int(rva): (bytes(d), bool(z)) for rva, d, z in rows}
+
     def iter_lookup(
         self, digests: Iterable[bytes], batch: int = LOOKUP_BATCH
     ) -> Iterator[tuple[bytes, int, int]]:
