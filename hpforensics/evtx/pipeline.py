@@ -154,8 +154,8 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> F
     rows = [((tv[1], tv[4], str(tv[11])), line, json_line(tcols, tv))
             for tv, line in zip(timeline, lines)]
     # Small results travel back with the events; large ones go to a sorted run on disk.
-    if len(rows) > _RUN_ROWS:
-        result.timeline_run = write_run(work_dir or Path(tempfile.gettempdir()), rows)
+    if len(rows) > _RUN_ROWS and work_dir is not None:
+        result.timeline_run = write_run(work_dir, rows)
     else:
         result.timeline = rows
     return result

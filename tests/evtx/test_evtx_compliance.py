@@ -100,3 +100,22 @@ def test_real_windows10_log_is_not_judged_for_hotpatching(shared_data: Path,
     assert cu.error_codes == "0x80248007"
     july = next(m for m in dev.months if m.month == "2017-07")
     assert july.failures == 4 and july.retries == 3
+
+
+def test_timeline_sorted_through_spilled_runs(monkeypatch, tmp_path: Path) -> None:
+    """Large inputs leave sorted runs on disk and the parent merges them: same output."""
+    import hpforensics.evtx.outputs as outputs
+    import hpforensics.evtx.pipeline as pipeline
+
+    opts = TimelineOptions(hash_inputs=False, jobs=2)
+    run_timeline([FLEET], tmp_path / "plain", opts, html=False)
+    monkeypatch.setattr(pipeline, "_RUN_ROWS", 10)
+    monkeypatch.setattr(outputs.SpillSorter, "MAX_OPEN", 3)
+    run_timeline([FLEET], tmp_path / "spilled", opts, html=False)
+    plain = (tmp_path / "plain" / "timeline.csv").read_text().splitlines()
+    spilled = (tmp_path / "spilled" / "timeline.csv").read_text().splitlines()
+    assert len(spilled) == len(plain) > 1000
+    assert sorted(spilled) == sorted(plain)
+    stamps = [line.split(",")[1] for line in spilled[1:] if line.count('"') == 0]
+    assert stamps == sorted(stamps)
+    assert not [p for p in (tmp_path / "spilled").iterdir() if p.name.startswith(".hpf-sort")]
