@@ -268,6 +268,14 @@ class ModuleClassifier(PatchWrites):
                 self.finding(Verdict.UNEXPLAINED, a, b, why, expected=b"", disassembly="",
                              branch_target=None, function_rva=self.exp.function_at(a))
             self._mark(s, e, Verdict.UNEXPLAINED)
+        # Pages the reference cannot judge: their redirects still are, the page counts
+        # unavailable with the reference's reason.
+        for rva, why in sorted(self.exp.unverifiable_pages.items()):
+            if rva >= self.exp.size or not present[rva >> 12]:
+                continue
+            self._redirects(rva, min(rva + PAGE_SIZE, self.exp.size), shaped=True)
+            present[rva >> 12] = False
+            self.absent_why[rva >> 12] = why
 
     def _unexplained(self, s: int, e: int) -> None:
         if self.machine == 0xAA64 and self.exp.is_executable(s):

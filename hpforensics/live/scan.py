@@ -137,6 +137,8 @@ def _scan_image(
     try:
         if fd is not None and os.pread(fd, 2, 0) == b"MZ":
             return None
+        if fd is None and options.fallback is not None and space.read_exact(image.base, 2) == b"MZ":
+            return None  # no file to read, but the page-hash store may know the image
         if fd is None:
             module.reference = "none"
             module.status = f"no-reference: {how}"

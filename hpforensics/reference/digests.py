@@ -37,6 +37,14 @@ class PageSource(Protocol):
         ("name/0xTIMESTAMP+0xRVA"), to say what a changed page looks like."""
 
 
+def _zero_pages(digests: dict[int, bytes], algo: str) -> set[int]:
+    """Pages stored as all zero after masking: their digest is the zero page's."""
+    from hpforensics.kb.normalize import zero_digest
+
+    zero = zero_digest(algo)
+    return {rva for rva, d in digests.items() if d == zero}
+
+
 def _label(prefix: str, source: str, name: str, timestamp: int, kbs: Iterable[str]) -> str:
     return f"{prefix}:{source}:{name}/{timestamp:#x}/{'+'.join(kbs) or 'no-KB'}"
 
@@ -61,14 +69,12 @@ class StorePages:
                              ", ".join(f"{v.timestamp:#x}" for v in others), timestamp)
                 return None
             mask = self.store.mask_for(version)
-            # the pages table as docs/kb-manifest.md declares it (store_schema.py)
-            rows = self.store.db.execute(
-                "SELECT rva, digest, zero FROM pages WHERE image_id=?", (version.id,)).fetchall()
+            pages = self.store.pages_of(version)
         return KnownPages(
             label=_label("store", str(self.path), version.name, version.timestamp, version.kbs),
             where="store", algo=self.store.algo, mask=mask,
-            digests={int(rva): bytes(d) for rva, d, _ in rows},
-            zero={int(rva) for rva, _, z in rows if z})
+            digests={rva: d for rva, (d, _) in pages.items()},
+            zero={rva for rva, (_, z) in pages.items() if z})
 
     def elsewhere(self, digests: Sequence[bytes]) -> dict[bytes, list[str]]:
         with self._lock:
@@ -105,8 +111,6 @@ class ManifestPages:
         return len(self._by_image)
 
     def pages_for(self, name: str, timestamp: int, size_of_image: int) -> KnownPages | None:
-        from hpforensics.kb.normalize import zero_digest
-
         hit = self._by_image.get((name.lower(), timestamp, size_of_image))
         if hit is None:
             return None
@@ -116,11 +120,10 @@ class ManifestPages:
             log.warning("%s: manifest pages of %d bytes are not comparable", name, pages.page_size)
             return None
         digests = {rva: bytes.fromhex(d) for rva, d in pages.digests.items()}
-        zero = zero_digest(pages.algo)
         return KnownPages(
             label=_label("manifest", self.label_source, f.name, timestamp, kbs),  # type: ignore
             where="manifests", algo=pages.algo, mask=None, digests=digests,
-            zero={rva for rva, d in digests.items() if d == zero})
+            zero=_zero_pages(digests, pages.algo))
 
     def elsewhere(self, digests: Sequence[bytes]) -> dict[bytes, list[str]]:
         want = set(digests)

@@ -87,6 +87,7 @@ class ExpectedImage:
     reference: str = ""
     unmatched_pages: dict[int, str] = field(default_factory=dict)
     absent_pages: dict[int, str] = field(default_factory=dict)
+    unverifiable_pages: dict[int, str] = field(default_factory=dict)  # redirects still judged
     guessed_ranges: list[tuple[int, int]] = field(default_factory=list)  # placeholder bytes
 
     # the shared interface names ------------------------------------------------------------

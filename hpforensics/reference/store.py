@@ -32,12 +32,14 @@ from hpforensics.errors import InputError
 from hpforensics.reference.digests import KnownPages, PageSource
 from hpforensics.reference.disk import identity_of
 from hpforensics.reference.expected import PAGE, ExpectedImage, Template, _Cache, build_template
-from hpforensics.reference.kinds import POINTER_VALUE
+from hpforensics.reference.kinds import POINTER_VALUE, MaskKind
 from hpforensics.sources.source import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 
 ZERO_PAGE = "page reads as all zeros (likely not acquired)"
+UNNORMALISED = ("page not verifiable: its loader mask comes from directories in pages the "
+                "source lacks, and the reference stores none")
 REDIRECT_FORMS = (b"\xeb\xf9", b"\xeb\xf8")  # with E9 rel32 at F-5 / FF 25 disp32 at F-6
 PAD_BYTES = (0xCC, 0x90)  # hot-patchable padding: int3 or nop, tried after the byte left at F-6
 MACHINE_ARM64 = 0xAA64
@@ -133,6 +135,7 @@ class _Builder:
         self.patches = patches
         self.elsewhere = elsewhere  # PageSource.elsewhere
         self.size = len(data)
+        self.lost: list[int] = []  # data directories unreadable in memory
 
     def template(self) -> Template:
         from hpforensics.kb.normalize import parse_pe
@@ -156,6 +159,7 @@ class _Builder:
             if not lost:
                 raise
             t = build_template(bytes(view.write()), path, self.image.name)
+            self.lost = lost
             t.warnings.append(f"data directories {lost} lie in pages the source lacks ({exc}); "
                               "their slots are not checked")
             return t
@@ -186,11 +190,15 @@ class _Builder:
         redirects = self._redirect_edits(t, work) if unmatched else []
         restored = {r for r in unmatched if self._restore(work, r, slots + redirects, mask)}
         unmatched = [r for r in unmatched if r not in restored]
+        unverifiable: dict[int, str] = {}
+        if self.lost and known.mask is None:
+            # No stored mask and the headers' own is incomplete: not a verdict on the code.
+            unverifiable = dict.fromkeys(unmatched, UNNORMALISED)
+            unmatched = []
         data = np.frombuffer(bytes(work), np.uint8).copy()
         # Bound pointers (IAT, CFG) differ from the expected image, so the classifier checks
         # where each leads; other loader-written values are covered by the mask.
-        pointers = t.masks.bitmap(POINTER_VALUE)
-        data[np.unpackbits(pointers, bitorder="little", count=size).astype(bool)] = 0
+        self._unbind(t, data)
         guessed: list[tuple[int, int]] = []
         for e in slots:
             # Patch-table slots outside pages the digests vouch for hold their placeholder,
@@ -203,13 +211,33 @@ class _Builder:
         for e in redirects:
             # In a page that matches nothing the redirect is still judged link by link
             # against the first bytes the patch table keeps.
-            if e.rva - e.rva % PAGE in unmatched or (e.rva + 7) - (e.rva + 7) % PAGE in unmatched:
+            pages = {e.rva - e.rva % PAGE, (e.rva + 7) - (e.rva + 7) % PAGE}
+            if any(p in unverifiable or p in unmatched for p in pages):
                 data[e.rva : e.rva + len(e.variants[0])] = np.frombuffer(e.variants[0], np.uint8)
         return ExpectedImage(
             template=_scoped(t, rvas), base=self.image.base, data=data.tobytes(),
             warnings=list(t.warnings), reference=known.label,
             unmatched_pages=self._reasons(unmatched, work, mask), absent_pages=absent,
+            unverifiable_pages=unverifiable,
             guessed_ranges=guessed)
+
+    def _unbind(self, t: Template, data: np.ndarray) -> None:
+        """Zero the bound pointer slots (IAT, CFG), so the classifier checks where each leads.
+        A slot with a base relocation that points into the module itself is left as it is:
+        that is what the file's own default (a CFG no-op stub) becomes when relocated."""
+        ps = t.headers.pointer_size
+        reloc = t.masks.bitmap({MaskKind.RELOCATION})
+        relocated = np.unpackbits(reloc, bitorder="little", count=self.size).astype(bool)
+        base, end = self.image.base, self.image.base + self.size
+        for g in t.masks.groups:
+            if g.kind not in POINTER_VALUE:
+                continue
+            for s, w in zip(g.starts.tolist(), g.widths.tolist()):
+                if w == ps and relocated[s]:
+                    v = int.from_bytes(data[s : s + w].tobytes(), "little")
+                    if base <= v < end:
+                        continue
+                data[s : s + w] = 0
 
     # -- undoing the hotpatch engine's writes -------------------------------------------------
     def _slot_edits(self, t: Template) -> list[Edit]:
