@@ -324,3 +324,7 @@ def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> 
         for d in result.devices:
             out.write(d.summary)
     result.outputs["devices"] = out.csv_path
+    with RowSink(outdir, "months", R.MONTH_COLUMNS) as out:
+        for row in R.month_rows(m for d in result.devices for m in d.months):
+            out.write(row)
+    result.outputs["months"] = out.csv_path

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import statistics
 import datetime as dt
 from collections import Counter
 from typing import Any, Iterable, Iterator
@@ -160,3 +161,38 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "compliance_rate": round(good / len(judged), 3) if judged else None,
         "status": worst,
     }
+
+
+MONTH_COLUMNS = ["month", "month_kind", "expected_kb", "devices", "compliant", "noncompliant",
+                 "unjudged", "compliance_rate", "security_current", "median_days_to_install",
+                 "max_days_to_install", "off_track", "baseline_missing", "failed", "failures"]
+
+
+def month_rows(months: Iterable[MonthCompliance]) -> list[dict[str, Any]]:
+    """The fleet per month: how many devices complied, how fast, and what went wrong."""
+    by_month: dict[str, list[MonthCompliance]] = {}
+    for m in months:
+        by_month.setdefault(m.month, []).append(m)
+    rows = []
+    for month in sorted(by_month):
+        ms = by_month[month]
+        judged = [m for m in ms if m.compliant is not None]
+        good = sum(1 for m in judged if m.compliant)
+        days = sorted(m.days_to_install for m in ms if m.days_to_install is not None)
+        kinds = Counter(m.month_kind for m in ms)
+        kbs = Counter(m.expected_kb for m in ms if m.expected_kb)
+        rows.append({
+            "month": month, "month_kind": kinds.most_common(1)[0][0],
+            "expected_kb": ";".join(kb for kb, _ in kbs.most_common()),
+            "devices": len(ms), "compliant": good, "noncompliant": len(judged) - good,
+            "unjudged": len(ms) - len(judged),
+            "compliance_rate": round(good / len(judged), 3) if judged else None,
+            "security_current": sum(1 for m in ms if m.security_current),
+            "median_days_to_install": statistics.median(days) if days else None,
+            "max_days_to_install": days[-1] if days else None,
+            "off_track": sum(1 for m in ms if m.off_track),
+            "baseline_missing": sum(1 for m in ms if m.baseline_missing),
+            "failed": sum(1 for m in ms if m.status == "failed"),
+            "failures": sum(m.failures for m in ms),
+        })
+    return rows

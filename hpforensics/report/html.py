@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hpforensics import __version__
+from hpforensics.evtx.rows import month_rows
 
 COLOURS = {
     "compliant": "#2e7d32", "off-track": "#f9a825", "late": "#ef6c00",
@@ -136,6 +137,11 @@ def render_report(result: Any) -> str:
                       "updates_installed", "update_failures", "last_installed_kb", "os_build",
                       "hotpatch_enrolment", "first_event", "last_event"],
                      (d.summary for d in result.devices)),
+              "<h2>Fleet by month</h2>",
+              _table(["month", "month_kind", "expected_kb", "devices", "compliant",
+                      "noncompliant", "unjudged", "compliance_rate", "median_days_to_install",
+                      "off_track", "baseline_missing", "failed"],
+                     month_rows(m for d in result.devices for m in d.months)),
               "<h2>Non-compliant months</h2>",
               _table(["device", "month", "month_kind", "expected_kb", "installed_kb", "status",
                       "reason"],

@@ -19,7 +19,7 @@ def test_timeline_fleet_outputs(cli, tmp_path: Path) -> None:
     assert proc.returncode == 3, proc.stderr  # HP-WS-007's System.evtx has a broken chunk
     assert "HP-WS-007" in proc.stderr and "at offset 0x11000" in proc.stderr
     assert "Traceback" not in proc.stderr
-    for name in ("events", "timeline", "compliance", "devices", "updates", "inputs"):
+    for name in ("events", "timeline", "compliance", "devices", "updates", "inputs", "months"):
         assert (out / f"{name}.csv").stat().st_size > 0 and (out / f"{name}.jsonl").exists()
     with open(out / "timeline.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -31,6 +31,9 @@ def test_timeline_fleet_outputs(cli, tmp_path: Path) -> None:
     assert len(devices) == 7
     compliance = [json.loads(line) for line in open(out / "compliance.jsonl")]
     assert len(compliance) == 7 * 16
+    months = {r["month"]: r for r in map(json.loads, open(out / "months.jsonl"))}
+    assert len(months) == 16 and months["2025-09"]["off_track"] == 2
+    assert months["2025-11"]["baseline_missing"] == 1 and months["2025-02"]["compliance_rate"] == 1
 
 
 def test_timeline_filters(cli, tmp_path: Path) -> None:
