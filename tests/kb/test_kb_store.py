@@ -225,5 +225,6 @@ def test_pages_of_a_version(store: PageStore, real_pe_files) -> None:
     path = real_pe_files[0]
     norm = normalize(path.read_bytes(), path.name)
     (version,) = store.versions(path.name)
-    assert store.pages_of(version) == {rva: (d, rva in norm.zero_pages) for rva, d in norm.pages.items()}
+    expected = {rva: (d, rva in norm.zero_pages) for rva, d in norm.pages.items()}
+    assert store.pages_of(version) == expected
     assert store.find(path.name, norm.timestamp, norm.size_of_image) == version
