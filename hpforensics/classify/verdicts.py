@@ -111,7 +111,8 @@ class ModuleClassifier(PatchWrites):
             source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
             module_path=im.path or self.exp.path,
             module_base=im.base, address=im.base + start, rva=start, size=end - start,
-            verdict=verdict, reason=reason, expected=expected, actual=bytes(actual[:MAX_BYTES]), **kw,
+            verdict=verdict, reason=reason, expected=expected, actual=bytes(actual[:MAX_BYTES]),
+            **kw,
         ))
 
     # ------------------------------------------------------------------ main pass
@@ -232,8 +233,9 @@ class ModuleClassifier(PatchWrites):
         exp, act = self.exp, self.actual
         windows: list[tuple[int, int]] = []
         for f_off in find_redirects(act, s, e, 0):
-            if shaped and not (act[f_off + 1] == 0xF9 and f_off >= 5 and act[f_off - 5] == 0xE9
-                               or act[f_off + 1] == 0xF8 and act[f_off - 6 : f_off - 4] == b"\xff\x25"):
+            near = act[f_off + 1] == 0xF9 and f_off >= 5 and act[f_off - 5] == 0xE9
+            far = act[f_off + 1] == 0xF8 and act[f_off - 6 : f_off - 4] == b"\xff\x25"
+            if shaped and not (near or far):
                 continue
             r = check_redirect(self.ctx.space, self.ctx.amap, self.image.base, exp.timestamp,
                                exp.checksum, act, exp.data, f_off, self.ctx.patches)

@@ -28,6 +28,15 @@ class KnownPages:
     zero: set[int] = field(default_factory=set)  # stored pages all zero after masking
 
 
+def page_digests(image: bytes, rvas: Sequence[int], mask, algo: str) -> dict[int, bytes]:
+    """Normalised digests of `rvas`: the store's own hashing (hpforensics.kb.normalize), over
+    the memory layout with the given loader mask."""
+    from hpforensics.kb.normalize import hash_image_pages
+
+    digests, _ = hash_image_pages(image, list(rvas), mask, algo)
+    return digests
+
+
 class PageSource(Protocol):
     def pages_for(self, name: str, timestamp: int, size_of_image: int) -> KnownPages | None:
         """The stored pages of this version, or None when the source does not hold it."""

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import struct
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from hpforensics.errors import InputError
-from hpforensics.reference.digests import KnownPages, PageSource
+from hpforensics.reference.digests import KnownPages, PageSource, page_digests
 from hpforensics.reference.disk import identity_of
 from hpforensics.reference.expected import PAGE, ExpectedImage, Template, _Cache, build_template
 from hpforensics.reference.kinds import POINTER_VALUE, MaskKind
+from hpforensics.reference.unpatch import redirect_edits, restore_page, slot_edits
 from hpforensics.sources.source import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
@@ -40,28 +39,7 @@ log = logging.getLogger(__name__)
 ZERO_PAGE = "page reads as all zeros (likely not acquired)"
 UNNORMALISED = ("page not verifiable: its loader mask comes from directories in pages the "
                 "source lacks, and the reference stores none")
-REDIRECT_FORMS = (b"\xeb\xf9", b"\xeb\xf8")  # with E9 rel32 at F-5 / FF 25 disp32 at F-6
-PAD_BYTES = (0xCC, 0x90)  # hot-patchable padding: int3 or nop, tried after the byte left at F-6
-MACHINE_ARM64 = 0xAA64
 EXPECTED = _Cache(64 << 20)  # identical copies of a module (one per process) are built once
-
-
-@dataclass
-class Edit:
-    """Bytes the hotpatch engine wrote at `rva`, with what they were before, one variant per
-    padding guess (patch-table slots have one value for all)."""
-
-    rva: int
-    variants: list[bytes]
-
-
-def page_digests(image: bytes, rvas: Sequence[int], mask, algo: str) -> dict[int, bytes]:
-    """Normalised digests of `rvas`: the store's own hashing (hpforensics.kb.normalize), over
-    the memory layout with the given loader mask."""
-    from hpforensics.kb.normalize import hash_image_pages
-
-    digests, _ = hash_image_pages(image, list(rvas), mask, algo)
-    return digests
 
 
 def _bitmap(mask, size: int) -> bytes:
@@ -152,8 +130,8 @@ class _Builder:
             # that lie there and keep the rest (the hashes use the stored mask anyway).
             lost = []
             for i, d in enumerate(view.OPTIONAL_HEADER.DATA_DIRECTORY):
-                if d.VirtualAddress and d.Size and not self.present[
-                        d.VirtualAddress // PAGE : (d.VirtualAddress + d.Size - 1) // PAGE + 1].all():
+                first, last = d.VirtualAddress // PAGE, (d.VirtualAddress + d.Size - 1) // PAGE
+                if d.VirtualAddress and d.Size and not self.present[first : last + 1].all():
                     d.VirtualAddress, d.Size = 0, 0
                     lost.append(i)
             if not lost:
@@ -186,9 +164,10 @@ class _Builder:
                 absent[r] = ZERO_PAGE
             else:
                 unmatched.append(r)
-        slots = self._slot_edits(t)
-        redirects = self._redirect_edits(t, work) if unmatched else []
-        restored = {r for r in unmatched if self._restore(work, r, slots + redirects, mask)}
+        slots = slot_edits(self.patches, self.image.base, t.headers, size)
+        redirects = redirect_edits(self.patches, t.headers, work) if unmatched else []
+        restored = {r for r in unmatched
+                    if restore_page(work, r, slots + redirects, mask, known.algo, known.digests[r])}
         unmatched = [r for r in unmatched if r not in restored]
         unverifiable: dict[int, str] = {}
         if self.lost and known.mask is None:
@@ -206,14 +185,14 @@ class _Builder:
             # there is no evidence (the file's value is not known).
             page = e.rva - e.rva % PAGE
             if page not in as_is and page not in restored:
-                data[e.rva : e.rva + len(e.variants[0])] = 0
-                guessed.append((e.rva, e.rva + len(e.variants[0])))
+                data[e.rva : e.end] = 0
+                guessed.append((e.rva, e.end))
         for e in redirects:
             # In a page that matches nothing the redirect is still judged link by link
             # against the first bytes the patch table keeps.
-            pages = {e.rva - e.rva % PAGE, (e.rva + 7) - (e.rva + 7) % PAGE}
+            pages = {e.rva - e.rva % PAGE, (e.end - 1) - (e.end - 1) % PAGE}
             if any(p in unverifiable or p in unmatched for p in pages):
-                data[e.rva : e.rva + len(e.variants[0])] = np.frombuffer(e.variants[0], np.uint8)
+                data[e.rva : e.end] = np.frombuffer(e.variants[0], np.uint8)
         return ExpectedImage(
             template=_scoped(t, rvas), base=self.image.base, data=data.tobytes(),
             warnings=list(t.warnings), reference=known.label,
@@ -238,74 +217,6 @@ class _Builder:
                     if base <= v < end:
                         continue
                 data[s : s + w] = 0
-
-    # -- undoing the hotpatch engine's writes -------------------------------------------------
-    def _slot_edits(self, t: Template) -> list[Edit]:
-        """Patch-table slots the kernel filled: INVERSE ones in a patch image, forward ones in
-        a base image its patches name; their file value is a zero placeholder."""
-        from hpforensics.classify.patches import patches_for
-
-        hdr, out = t.headers, []
-        own = next((p for p in self.patches if p.image.base == self.image.base), None)
-        for rec in own.info.bases if own is not None else []:
-            out += self._slots(own.data_entries(rec), True, hdr.machine)
-        for p, rec in patches_for(self.patches, hdr.timestamp, hdr.checksum):
-            out += self._slots(p.data_entries(rec), False, hdr.machine)
-        return out
-
-    def _slots(self, entries, inverse: bool, machine: int) -> list[Edit]:
-        out = []
-        for ent in entries:
-            wr = ent.write_range(machine) if ent.inverse == inverse else None
-            if wr and 0 <= wr[0] and wr[0] + wr[1] <= self.size:
-                out.append(Edit(wr[0], [bytes(wr[1])] * (1 + len(PAD_BYTES))))
-        return out
-
-    def _redirect_edits(self, t: Template, work: bytearray) -> list[Edit]:
-        """Redirects at functions the mapped patch tables name, highest sequence first."""
-        from hpforensics.classify.patches import patches_for
-
-        hdr, out, seen = t.headers, [], set()
-        for _, rec in patches_for(self.patches, hdr.timestamp, hdr.checksum):
-            for e in rec.functions:
-                if e.base_rva in seen or not e.extra:
-                    continue
-                edit = self._redirect(work, e.base_rva, e.extra[0], hdr.machine)
-                if edit is not None:
-                    seen.add(e.base_rva)
-                    out.append(edit)
-        return out
-
-    def _redirect(self, work: bytearray, f: int, first: int, machine: int) -> Edit | None:
-        original = struct.pack("<I", first)  # the function's first DWORD, as the table keeps it
-        if machine == MACHINE_ARM64:  # the branch replaces the first instruction word
-            return Edit(f, [original] * (1 + len(PAD_BYTES))) if f + 4 <= self.size else None
-        form = bytes(work[f : f + 2])
-        if form not in REDIRECT_FORMS:
-            return None
-        n = 5 if form == REDIRECT_FORMS[0] else 6  # the jump written before F
-        if f < n + 1:
-            return None
-        left = work[f - n - 1]  # padding the kernel did not touch
-        return Edit(f - n, [bytes([pad]) * n + original[:2] for pad in (left, *PAD_BYTES)])
-
-    def _restore(self, work: bytearray, r: int, edits: list[Edit], mask: bytes) -> bool:
-        """Try each variant of the edits touching page `r`; keep the first that matches."""
-        mine = [e for e in edits if e.rva < r + PAGE and e.rva + len(e.variants[0]) > r]
-        if not mine:
-            return False
-        page_mask = mask[r // 8 : (r + PAGE) // 8]
-        for k in range(len(mine[0].variants)):
-            page = bytearray(work[r : r + PAGE])
-            for e in mine:
-                v = e.variants[k]
-                lo, hi = max(e.rva, r), min(e.rva + len(v), r + PAGE)
-                page[lo - r : hi - r] = v[lo - e.rva : hi - e.rva]
-            if page_digests(bytes(page), [0], page_mask, self.known.algo).get(0) \
-                    == self.known.digests[r]:
-                work[r : r + PAGE] = page
-                return True
-        return False
 
     def _reasons(self, left: list[int], work: bytearray, mask: bytes) -> dict[int, str]:
         if not left:

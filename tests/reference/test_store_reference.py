@@ -25,7 +25,8 @@ from hpforensics.engine import verify_space  # noqa: E402
 from hpforensics.model import Verdict  # noqa: E402
 from hpforensics.reference import ChainReferences, DiskReferences  # noqa: E402
 from hpforensics.reference.provider import FileReferences  # noqa: E402
-from hpforensics.reference.store import open_references, page_digests  # noqa: E402
+from hpforensics.reference.digests import page_digests  # noqa: E402
+from hpforensics.reference.store import open_references  # noqa: E402
 
 REPO = TESTS.parent
 SAMPLES = REPO / "samples" / "pe"
