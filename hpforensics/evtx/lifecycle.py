@@ -43,6 +43,7 @@ class UpdateLifecycle:
     reboot_required: bool | None = None
     effective_at: dt.datetime | None = None
     effective_by: str = ""
+    restart: str = ""  # the USER32 1074 before that boot: who restarted, and why
     status: str = ""  # installed / pending-reboot / failed / in-progress / downloaded
     reboot_asked_at: dt.datetime | None = None  # servicing: "reboot required"
     # (counter, time) pairs seen: the WU client logs the same event to System and to its
@@ -56,6 +57,7 @@ def _key(ev: Event) -> str:
 
 def build_lifecycles(events: Iterable[Event], boots: list[Event]) -> list[UpdateLifecycle]:
     """Lifecycles of one device's update events (any order); `boots` from boot_events()."""
+    events = list(events)
     by_key: dict[str, UpdateLifecycle] = {}
     ordered = sorted((e for e in events if e.category in UPDATE_CATEGORIES and _key(e)),
                      key=lambda e: (e.time or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
@@ -67,13 +69,15 @@ def build_lifecycles(events: Iterable[Event], boots: list[Event]) -> list[Update
             lc = by_key[_key(ev)] = UpdateLifecycle(ev.device, _key(ev), first_seen=ev.time)
         _absorb(lc, ev, codes.setdefault(lc.key, []))
     boot_times = [b.time for b in boots]
+    restarts = sorted((e for e in events if e.category == Category.RESTART_INITIATED and e.time),
+                      key=lambda e: e.time)  # type: ignore[arg-type,return-value]
     for lc in by_key.values():
         # WU and servicing both log one attempt / failure: count the source that saw more
         counts = Counter(name for name, _ in lc._seen)
         lc.attempts = max(counts["wu-start"], counts["sv-start"])
         lc.failures = max(counts["wu-fail"], counts["sv-fail"])
         lc.error_codes = ";".join(dict.fromkeys(c for c in codes[lc.key] if c))
-        _effective(lc, boots, boot_times)
+        _effective(lc, boots, boot_times, restarts)
         lc.status = _status(lc)
     return sorted(by_key.values(), key=lambda lc: (lc.first_seen or _EPOCH, lc.key))
 
@@ -107,7 +111,8 @@ def _absorb(lc: UpdateLifecycle, ev: Event, codes: list[str]) -> None:
             lc.reboot_required or ev.reboot_required)
 
 
-def _effective(lc: UpdateLifecycle, boots: list[Event], boot_times: list[dt.datetime]) -> None:
+def _effective(lc: UpdateLifecycle, boots: list[Event], boot_times: list[dt.datetime],
+               restarts: list[Event]) -> None:
     if lc.installed_at is None:
         return
     no_reboot = (lc.update_class in HOTPATCH_CLASSES and not lc.reboot_required) or (
@@ -126,6 +131,9 @@ def _effective(lc: UpdateLifecycle, boots: list[Event], boot_times: list[dt.date
         boot = boots[i]
         lc.effective_at = max(boot.time, lc.installed_at)  # type: ignore[type-var]
         lc.effective_by = f"boot at {boot.time:%Y-%m-%d %H:%M} ({boot.provider} {boot.event_id})"
+        asked = [r for r in restarts if anchor < r.time < boot.time]  # type: ignore[operator]
+        if asked:
+            lc.restart = f"{asked[-1].time:%Y-%m-%d %H:%M} {asked[-1].detail}".strip()
 
 
 def _status(lc: UpdateLifecycle) -> str:

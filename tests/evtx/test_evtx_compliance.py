@@ -68,6 +68,7 @@ def test_lifecycle_reboot_and_hotpatch(fleet_run) -> None:
     base = lcs["KB5055523"]
     assert base.update_class == "baseline" and base.effective_by.startswith("boot at")
     assert base.downloaded_at < base.started_at <= base.installed_at <= base.effective_at
+    assert "restart" in base.restart  # the USER32 1074 that preceded the completing boot
     hot = lcs["KB5052105"]
     assert hot.update_class == "hotpatch" and hot.effective_at == hot.installed_at
     assert hot.attempts == 1  # logged to System and to the Operational channel: counted once
