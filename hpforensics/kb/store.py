@@ -91,17 +91,25 @@ class PageStore:
             raise UsageError(f"{self.path}: no such page-hash store (build one with `store build`)")
         try:
             self.db = sqlite3.connect(self.path)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA temp_store=MEMORY")
-            self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, bounded
-            self.db.execute("PRAGMA mmap_size=268435456")  # index reads without copies
+            # Read before any PRAGMA: journal_mode=WAL rewrites the file header, and a database
+            # that is not ours (perhaps evidence) must be left exactly as it was.
             meta = dict(self._meta_rows()) if self._has_meta() else {}
+            tables = self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            foreign = not meta and tables > 0
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise InputError(self.path, f"not a page-hash store: {exc}") from None
+        if not meta and (foreign or not create):
+            self.db.close()
+            what = "an SQLite database that is not a page-hash store" if foreign else \
+                "not a page-hash store (no meta table)"
+            raise InputError(self.path, what)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA temp_store=MEMORY")
+        self.db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache, bounded
+        self.db.execute("PRAGMA mmap_size=268435456")  # index reads without copies
         if not meta:
-            if not create:
-                raise InputError(self.path, "not a page-hash store (no meta table)")
             create_schema(self.db, algo)
             meta = dict(self._meta_rows())
         if int(meta.get("schema_version", 0)) != SCHEMA_VERSION:

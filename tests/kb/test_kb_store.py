@@ -131,6 +131,17 @@ def test_bad_store_files(tmp_path) -> None:
     junk.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(InputError):
         PageStore(junk)
+    other = tmp_path / "other.sqlite"
+    import sqlite3
+
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE evidence(x)")
+    before = other.read_bytes()
+    with pytest.raises(InputError, match="not a page-hash store"):
+        PageStore(other, create=True)
+    with pytest.raises(InputError, match="not a page-hash store"):
+        PageStore(other)
+    assert other.read_bytes() == before
 
 
 def test_cli_build_and_lookup_dump_region(cli, tmp_path, pe_dir, real_pe_files) -> None:
