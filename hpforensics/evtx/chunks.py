@@ -73,10 +73,12 @@ def scan_chunks(fh: BinaryIO, size: int) -> ChunkScan:
         scan.header_problem = "file header checksum mismatch"
     index = 0
     offset = FILE_HEADER_SIZE
+    buf = bytearray(CHUNK_SIZE)  # one buffer, read into: the scan copies nothing per chunk
+    view = memoryview(buf)
     while offset < size:
         fh.seek(offset)
-        chunk = fh.read(CHUNK_SIZE)
-        problem = _check_chunk(chunk, index, scan)
+        got = fh.readinto(buf) or 0
+        problem = _check_chunk(view[:got], index, scan)
         if problem:
             scan.problems.append(ChunkProblem(offset, index, problem))
         offset += CHUNK_SIZE
@@ -88,12 +90,12 @@ def scan_chunks(fh: BinaryIO, size: int) -> ChunkScan:
     return scan
 
 
-def _check_chunk(chunk: bytes, index: int, scan: ChunkScan) -> str:
-    magic = chunk[:8]
+def _check_chunk(chunk: memoryview, index: int, scan: ChunkScan) -> str:
+    magic = bytes(chunk[:8])
     if magic != CHUNK_MAGIC:
         # Windows preallocates chunks: an all-zero chunk past the header's count is unused
         # space, one inside the count (or anything non-zero) is damage.
-        if not chunk.strip(b"\x00") and index >= scan.header_chunk_count:
+        if chunk.obj.count(0, 0, len(chunk)) == len(chunk) and index >= scan.header_chunk_count:
             return ""
         if len(chunk) < CHUNK_SIZE:
             return f"file truncated inside this chunk ({len(chunk)} of {CHUNK_SIZE} bytes)"
@@ -104,7 +106,7 @@ def _check_chunk(chunk: bytes, index: int, scan: ChunkScan) -> str:
         return f"file truncated inside this chunk ({len(chunk)} of {CHUNK_SIZE} bytes)"
     _, first_no, last_no, _, _, _, _, free_off, data_crc = _CHUNK_HEADER.unpack_from(chunk, 0)
     (header_crc,) = _CHUNK_CRC.unpack_from(chunk, 0x7C)
-    if header_crc != zlib.crc32(chunk[:0x78] + chunk[0x80:CHUNK_HEADER_SIZE]):
+    if header_crc != zlib.crc32(chunk[0x80:CHUNK_HEADER_SIZE], zlib.crc32(chunk[:0x78])):
         return "chunk header checksum mismatch"
     if not CHUNK_HEADER_SIZE <= free_off <= CHUNK_SIZE:
         return f"chunk free-space offset {free_off:#x} out of range"
