@@ -174,7 +174,7 @@ class _Builder:
             # No stored mask and the headers' own is incomplete: not a verdict on the code.
             unverifiable = dict.fromkeys(unmatched, UNNORMALISED)
             unmatched = []
-        data = np.frombuffer(bytes(work), np.uint8).copy()
+        data = np.frombuffer(work, np.uint8)  # work is ours: edited in place from here
         # Bound pointers (IAT, CFG) differ from the expected image, so the classifier checks
         # where each leads; other loader-written values are covered by the mask.
         self._unbind(t, data)
@@ -196,7 +196,7 @@ class _Builder:
         return ExpectedImage(
             template=_scoped(t, rvas), base=self.image.base, data=data.tobytes(),
             warnings=list(t.warnings), reference=known.label,
-            unmatched_pages=self._reasons(unmatched, work, mask), absent_pages=absent,
+            unmatched_pages=self._reasons(unmatched, got), absent_pages=absent,
             unverifiable_pages=unverifiable,
             guessed_ranges=guessed)
 
@@ -205,24 +205,30 @@ class _Builder:
         A slot with a base relocation that points into the module itself is left as it is:
         that is what the file's own default (a CFG no-op stub) becomes when relocated."""
         ps = t.headers.pointer_size
-        reloc = t.masks.bitmap({MaskKind.RELOCATION})
-        relocated = np.unpackbits(reloc, bitorder="little", count=self.size).astype(bool)
+        reloc = t.masks.group(MaskKind.RELOCATION)
+        relocated = np.asarray(reloc.starts if reloc is not None else [], np.int64)
         base, end = self.image.base, self.image.base + self.size
         for g in t.masks.groups:
             if g.kind not in POINTER_VALUE:
                 continue
-            for s, w in zip(g.starts.tolist(), g.widths.tolist()):
-                if w == ps and relocated[s]:
-                    v = int.from_bytes(data[s : s + w].tobytes(), "little")
-                    if base <= v < end:
-                        continue
-                data[s : s + w] = 0
+            starts, widths = g.starts, g.widths
+            keep = np.zeros(len(starts), bool)
+            whole = (widths == ps) & np.isin(starts, relocated) & (starts + ps <= self.size)
+            if whole.any():
+                at = starts[whole]
+                raw = data[at[:, None] + np.arange(ps)].copy()
+                values = raw.view("<u8" if ps == 8 else "<u4")[:, 0].astype(np.uint64)
+                keep[whole] = (values >= np.uint64(base)) & (values < np.uint64(end))
+            for w in np.unique(widths[~keep]).tolist():
+                at = starts[~keep & (widths == w)]
+                idx = (at[:, None] + np.arange(w)).ravel()
+                data[idx[idx < self.size]] = 0
 
-    def _reasons(self, left: list[int], work: bytearray, mask: bytes) -> dict[int, str]:
+    def _reasons(self, left: list[int], digests: dict[int, bytes]) -> dict[int, str]:
+        """Pages left unmatched kept their bytes: their first digests still stand."""
         if not left:
             return {}
         why = f"page matches no known version in the {self.known.where}"
-        digests = page_digests(bytes(work), left, mask, self.known.algo)
         try:
             hits = self.elsewhere(list(digests.values()))
         except Exception as exc:  # noqa: BLE001 - only the detail of the reason depends on it
