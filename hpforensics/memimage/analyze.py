@@ -93,6 +93,7 @@ def analyze(
     progress: Progress | None = None,
     check_tables: Callable[[int], None] | None = None,
     yara=None,  # hpforensics.yarascan RuleSet: scanned over every changed range
+    yara_all: bool = False,  # scan every image region with `yara`, not only changed ranges
 ) -> Analysis:
     """Images, hotpatch records (with `patch_records`) and page verdicts (with `verify`)."""
     result = Analysis()
@@ -111,9 +112,10 @@ def analyze(
         if verify:
             sr.scan = verify_space(space, references, kb_lookup)
             if yara is not None:
-                from hpforensics.yarascan.memory import scan_changed
+                from hpforensics.yarascan.memory import scan_changed, scan_images
 
-                sr.yara = scan_changed(yara, space, sr.scan.findings)
+                sr.yara = (scan_images(yara, space, space.images()) if yara_all
+                           else scan_changed(yara, space, sr.scan.findings))
         if space.beyond_end:
             sr.scan.warnings.append(
                 f"{rec.name}: {space.beyond_end} page reads fell past the end of the image file "

@@ -57,6 +57,8 @@ class _HotpatchBase:
                                                        "and the reference when no file matches)"),
             requirements.StringRequirement(name="yara", optional=True,
                                            description="YARA rules for changed regions"),
+            requirements.BooleanRequirement(name="yara-all", optional=True, default=False,
+                                            description="Run --yara over every image region"),
         ]
 
     def _analysis(self):
@@ -86,7 +88,8 @@ class _HotpatchBase:
         rules = options.yara_rules(Path(cfg["yara"]) if cfg.get("yara") and self._verify else None)
         return analyze(self.context, cfg["kernel"], source=f"dump:{location}",  # type: ignore
                        references=refs, kb_lookup=kb, pids=cfg.get("pid") or None,
-                       verify=self._verify, patch_records=self._patch_records, yara=rules)
+                       verify=self._verify, patch_records=self._patch_records, yara=rules,
+                       yara_all=bool(cfg.get("yara-all")))
 
 
 class Images(_HotpatchBase, interfaces.plugins.PluginInterface):

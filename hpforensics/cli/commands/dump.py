@@ -30,6 +30,8 @@ def analyze_cmd(
                               "--reference file matches."),
     pid: List[int] = typer.Option([], "--pid", help="Only this process (repeatable)."),
     yara: Optional[Path] = typer.Option(None, "--yara", help="YARA rules run on changed ranges."),
+    yara_all: bool = typer.Option(False, "--yara-all",
+                                  help="Run --yara over every image region, not only changed ranges."),
     outdir: Path = typer.Option(..., "-o", "--output", help="Folder for CSV and JSON output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
     scheduler: Optional[str] = typer.Option(
@@ -43,7 +45,7 @@ def analyze_cmd(
     if scheduler or workers or len(images) > 1:
         _fleet(images, outdir, scheduler, workers, quiet, dict(
             symbols=symbols, reference=reference, manifest=manifest, store=store, pid=pid,
-            yara=yara))
+            yara=yara, yara_all=yara_all))
         return
     image = images[0]
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -69,11 +71,11 @@ def analyze_cmd(
         result = analyze(session.context, session.kernel, source=f"dump:{image.name}",
                          references=refs, kb_lookup=kb, pids=pid or None, progress=step,
                          check_tables=lambda dtb: check_truncation(session, dtb, user=True),
-                         yara=rules)
+                         yara=rules, yara_all=yara_all)
     inputs = {"image": str(image), "symbols": [str(s) for s in symbols],
               "reference": [str(r) for r in reference],
               "manifest": str(manifest) if manifest else None, "store": str(store) if store else None,
-              "yara": str(yara) if yara else None}
+              "yara": str(yara) if yara else None, "yara_all": yara_all}
     from hpforensics.custody import custody_block
 
     custody = custody_block("dump analyze", [image, manifest, store, yara], {"pid": sorted(pid)},
