@@ -143,29 +143,32 @@ def _text(raw: IO[bytes]) -> IO[str]:
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
 
 
+_SEPARATORS = re.compile(r"[\s,\[\]]*")
+
+
 def _json_objects(fh: IO[str]) -> Iterator[Any]:
-    """Objects of a JSON array, a single object, or JSON Lines, without reading it whole."""
+    """Objects of a JSON array, a single object, or JSON Lines, without reading it whole.
+    A position moves through the buffer (slicing it per object would copy it per object)."""
     decoder = json.JSONDecoder()
-    buf = ""
-    eof = False
+    buf, pos, eof = "", 0, False
     while True:
-        buf = buf.lstrip(" \t\r\n,[]")
-        if not buf:
+        pos = _SEPARATORS.match(buf, pos).end()  # type: ignore[union-attr]
+        if pos >= len(buf):
             if eof:
                 return
-            buf = fh.read(_BLOCK)
+            buf, pos = fh.read(_BLOCK), 0
             eof = not buf
             continue
         try:
-            obj, end = decoder.raw_decode(buf)
+            obj, end = decoder.raw_decode(buf, pos)
         except json.JSONDecodeError:
             if eof:
-                raise ValueError(f"cannot decode {buf[:60]!r}") from None
+                raise ValueError(f"cannot decode {buf[pos:pos + 60]!r}") from None
             more = fh.read(_BLOCK)
             eof = not more
-            buf += more
+            buf, pos = buf[pos:] + more, 0
             continue
-        buf = buf[end:]
+        pos = end
         yield obj
 
 

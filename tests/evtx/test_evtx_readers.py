@@ -253,3 +253,23 @@ def test_export_clixml(evtx_dir: Path, tmp_path: Path) -> None:
     wu = [e for e in from_evtx if e.provider == "Microsoft-Windows-WindowsUpdateClient"]
     key = lambda e: (e.record_id, e.kb, e.title, e.update_guid, e.error_code, e.time)  # noqa: E731
     assert sorted(map(key, events)) == sorted(map(key, wu))
+
+
+def test_json_export_shapes_stream(tmp_path: Path) -> None:
+    """An array split across read blocks, JSON Lines, and a single object all read fully."""
+    from hpforensics.evtx import exports
+
+    rows = [{"Id": 19, "ProviderName": "Microsoft-Windows-WindowsUpdateClient",
+             "MachineName": "PC1", "RecordId": i, "TimeCreated": "2025-02-12T10:00:00Z",
+             "Properties": [{"Value": f"2025-02 Hotpatch (KB5052105) {'x' * 300}"}]}
+            for i in range(3000)]
+    for name, text in (("array.json", json.dumps(rows, indent=1)),
+                       ("lines.jsonl", "\n".join(json.dumps(r) for r in rows)),
+                       ("one.json", json.dumps(rows[0]))):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        stats = ReadStats(name)
+        got = list(exports.read_json(str(path), stats))
+        assert len(got) == (1 if name == "one.json" else 3000) and not stats.warnings
+        assert got[-1].data["updateTitle"].startswith("2025-02 Hotpatch (KB5052105)")
+    assert len(json.dumps(rows, indent=1)) > 1 << 20  # crosses exports._BLOCK at least once
