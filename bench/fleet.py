@@ -8,7 +8,9 @@ peak memory (it must stay flat as the fleet grows: workers return summaries, not
 Fleets are generated once with samples/build_fleet.py into the cache folder and reused. Each
 measurement runs in its own process so `ru_maxrss` is that run's driver peak; the cluster start
 is timed apart from the work. The machine's load average is printed with every row: on a
-shared machine the 2-worker ratio means little when the load exceeds the free cores.
+shared machine the 2-worker ratio means little when the load exceeds the free cores, so the
+workers' CPU milliseconds per device are shown too (flat across 1 and 2 workers means the
+work divides without overhead; the wall-clock ratio then follows the free cores).
 """
 from __future__ import annotations
 
@@ -38,6 +40,14 @@ def fleet_dir(cache: Path, devices: int, months: int) -> tuple[Path, float | Non
     return target, time.perf_counter() - start
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of the calling process (run on each worker by client.run)."""
+    import resource as r
+
+    me = r.getrusage(r.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
+
+
 def one(mode: str, fleet: Path) -> dict:
     """Runs in a child process: one measurement, printed as JSON."""
     from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
@@ -47,9 +57,10 @@ def one(mode: str, fleet: Path) -> dict:
     info: dict = {"mode": mode}
     try:
         if mode == "single":
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), _cpu_seconds()
             res = run_timeline([fleet], out, opts, html=False)
-            info.update(wall=time.perf_counter() - start, devices=len(res.devices))
+            info.update(wall=time.perf_counter() - start, devices=len(res.devices),
+                        worker_cpu=_cpu_seconds() - cpu0)
         else:
             from hpforensics.fleet.cluster import ClusterSpec, open_client
             from hpforensics.fleet.timeline import run_fleet_timeline
@@ -60,12 +71,14 @@ def one(mode: str, fleet: Path) -> dict:
             with open_client(spec) as client:
                 client.wait_for_workers(workers)
                 client.run(lambda: __import__("hpforensics.fleet.timeline"))  # warm imports
+                cpu0 = sum(client.run(_cpu_seconds).values())
                 t1 = time.perf_counter()
                 res = run_fleet_timeline([fleet], out, opts, spec, html=False, client=client,
                                          show_progress=False)
                 t2 = time.perf_counter()
+                worker_cpu = sum(client.run(_cpu_seconds).values()) - cpu0
             info.update(wall=t2 - t1, start=t1 - t0, devices=res.devices,
-                        failures=len(res.failures))
+                        failures=len(res.failures), worker_cpu=worker_cpu)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -99,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     a.cache.mkdir(parents=True, exist_ok=True)
     print(f"cpus {os.cpu_count()}, load average at start {os.getloadavg()[0]:.2f}")
     header = (f"{'devices':>8} {'months':>6} {'mode':>9} {'start s':>8} {'work s':>8} "
-              f"{'dev/s':>7} {'vs 1 wkr':>8} {'eff':>5} {'driver MB':>9} {'drv cpu':>7} {'load':>5}")
+              f"{'dev/s':>7} {'vs 1 wkr':>8} {'eff':>5} {'cpu ms/dev':>10} {'driver MB':>9} "
+              f"{'drv cpu':>7} {'load':>5}")
     rows = []
     for size in (int(s) for s in a.sizes.split(",")):
         months = a.large_months if (a.large_months and size > 1000) else a.months
@@ -117,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             n = int(mode.removeprefix("workers")) if mode.startswith("workers") else 1
             rows.append(f"{size:>8} {months:>6} {mode:>9} {r.get('start', 0):>8.1f} "
                         f"{r['wall']:>8.1f} {rate:>7.1f} {ratio:>7.2f}x {ratio / n:>5.2f} "
+                        f"{1000 * r.get('worker_cpu', 0) / r['devices']:>10.1f} "
                         f"{r['driver_peak_mb']:>9.0f} {r['driver_cpu']:>7.1f} {r['load']:>5.2f}")
             print(header if len(rows) == 1 else "", end="\n" if len(rows) == 1 else "")
             print(rows[-1], flush=True)

@@ -55,7 +55,7 @@ class PartSummary:
 
 @dataclass
 class FleetTimelineResult:
-    tasks: int = 0
+    partitions: int = 0  # device folders, zips and loose files given to tasks
     inputs: int = 0
     records: int = 0
     events: int = 0
@@ -169,8 +169,9 @@ def _write_parquet(root: Path, devices: list[P.DeviceResult], part_id: str) -> N
 class _Merger:
     """Appends each finished task's pieces to the roll-ups, then drops the piece."""
 
-    def __init__(self, outdir: Path, result: FleetTimelineResult) -> None:
+    def __init__(self, outdir: Path, result: FleetTimelineResult, sample: int) -> None:
         self.outdir, self.result = outdir, result
+        self.sample_size = sample  # devices kept for report.html (0: no report)
         self.progress: Callable[[int, int], None] | None = None
         self.done = 0  # partitions finished, merged or finally failed
         self.redo: list[str] = []  # partitions of failed batches, to run one by one
@@ -184,7 +185,7 @@ class _Merger:
     def _advance(self, count: int) -> None:
         self.done += count
         if self.progress is not None:
-            self.progress(self.done, self.result.tasks)
+            self.progress(self.done, self.result.partitions)
 
     def add(self, task: Task, got: PartSummary) -> None:
         work = Path(got.workdir)
@@ -209,8 +210,8 @@ class _Merger:
                 res.warnings.append(f"device {d.device} appears in {self.seen[d.device]} and "
                                     f"{task.key}: its rows are judged separately per task")
             self.seen[d.device] = task.key
-        if len(self.sample) < REPORT_DEVICES:
-            self.sample.extend(got.devices[:REPORT_DEVICES - len(self.sample)])
+        if len(self.sample) < self.sample_size:
+            self.sample.extend(got.devices[:self.sample_size - len(self.sample)])
             self.sample_inputs.extend(got.inputs)
         self._advance(len(got.parts))
 
@@ -283,8 +284,8 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(outdir / "parquet", ignore_errors=True)  # ours: a rerun must not mix runs
-    result = FleetTimelineResult(tasks=len(parts))
-    merger = _Merger(outdir, result)
+    result = FleetTimelineResult(partitions=len(parts))
+    merger = _Merger(outdir, result, REPORT_DEVICES if html else 0)
     try:
         with progress_bar("devices", len(parts), show_progress) as progress:
             merger.progress = progress

@@ -67,7 +67,7 @@ def test_parquet_partitions_hold_every_row(fleet_client, small_fleet, tmp_path):
     out = tmp_path / "out"
     res = run_fleet_timeline([small_fleet], out, TimelineOptions(), ClusterSpec(workers=2),
                              client=fleet_client, show_progress=False)
-    assert (res.devices, res.tasks, res.failures, res.warnings) == (10, 10, [], [])
+    assert (res.devices, res.partitions, res.failures, res.warnings) == (10, 10, [], [])
     devices = {p.name for p in small_fleet.iterdir() if p.is_dir()}
     for table in ("events", "updates", "compliance", "devices"):
         parts = sorted(p.name for p in (out / "parquet" / table).iterdir())

@@ -142,7 +142,7 @@ def test_collection_zips_are_ingested_like_the_folders(collections, fleet_client
     run_timeline([collections], single, TimelineOptions(), html=False)
     res = run_fleet_timeline([collections], fleet, TimelineOptions(), ClusterSpec(workers=2),
                              client=fleet_client, show_progress=False)
-    assert (res.tasks, res.devices, res.failures) == (3, 3, [])
+    assert (res.partitions, res.devices, res.failures) == (3, 3, [])
     # the device name comes from the records and, for the inputs, from the collection name
     inputs = [r for r in _rows(single / "inputs.csv") if r["source"].endswith(".evtx")]
     assert len(inputs) == 12

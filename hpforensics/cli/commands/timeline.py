@@ -110,7 +110,7 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
                    f"listed in {output / 'failures.csv'}: {describe_failures(result.failures)}",
                    err=True)
     typer.echo(
-        f"{result.tasks} partition(s), {result.inputs} input(s), {result.records} records, "
+        f"{result.partitions} partition(s), {result.inputs} input(s), {result.records} records, "
         f"{result.events} events, {result.devices} device(s); {result.months_compliant}/"
         f"{result.months_judged} device-months compliant; outputs in {output}"
     )
