@@ -123,8 +123,11 @@ def _json_event_id(text: str) -> int:
 
 def raw_from_json(text: str, stamp: str | None = None) -> RawRecord:
     """`stamp`: the record header's time, when the caller has it (else TimeCreated)."""
-    event = orjson.loads(text)["Event"]
-    system = event.get("System") or {}
+    event = orjson.loads(text).get("Event")
+    if not isinstance(event, dict):  # <Event/> or <Event>text</Event> in a damaged chunk
+        raise ValueError(f"record without an <Event> element ({text[:60]!r})")
+    system = event.get("System")
+    system = system if isinstance(system, dict) else {}
     provider = system.get("Provider") or {}
     attrs = provider.get("#attributes") or {} if isinstance(provider, dict) else {}
     eid = system.get("EventID")

@@ -83,3 +83,17 @@ def test_regression_file_cut_inside_its_header(cli, tmp_path, parser):
     path.write_bytes((REGRESSIONS / "evtx-short-header.bin").read_bytes()[1:])
     proc = cli("timeline", path, "-o", tmp_path / "out", "--no-html", "--parser", parser)
     check_clean_failure(proc, path, codes=(2,))
+
+
+def test_regression_record_without_event_element(tmp_path):
+    """Fuzzer find: a damaged record decoding to {"Event": null} (or <Event>text</Event>) raised
+    AttributeError out of raw_from_json; it is a warning and every other record is read."""
+    from hpforensics.evtx.readers import read_evtx
+    from hpforensics.evtx.records import ReadStats
+
+    path = tmp_path / "empty-event.evtx"
+    path.write_bytes((REGRESSIONS / "evtx-empty-event-element.bin").read_bytes()[1:])
+    stats = ReadStats(source=str(path))
+    records = list(read_evtx(str(path), stats, relevant_only=False))
+    assert len(records) == 24  # every record but the empty one (and the damaged tail)
+    assert any("without an <Event> element" in w for w in stats.warnings)
