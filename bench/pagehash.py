@@ -59,7 +59,8 @@ def parse_size(text: str) -> int:
 
 def cpu_seconds() -> float:
     """CPU time of this process and its children (sha256sum), all threads."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -98,14 +99,16 @@ def compare_case(size: int) -> tuple[bytes, bytes, bytes]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="2G", help="buffer and file size (default 2G)")
-    ap.add_argument("--compare-size", default="64M", help="size of each compared image (default 64M)")
+    ap.add_argument("--compare-size", default="64M",
+                    help="size of each compared image (default 64M)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per row; the best is kept")
     ap.add_argument("--tmp", default=tempfile.gettempdir(), help="folder for the test file")
     args = ap.parse_args(argv)
     size, csize, rep = parse_size(args.size), parse_size(args.compare_size), args.repeat
 
     print(f"input {size / 2**30:.2f} GiB, {PAGE}-byte pages, best of {rep}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; core paths: {pagehash.implementations()}", flush=True)
+          f"load average {os.getloadavg()[0]:.1f}; core paths: {pagehash.implementations()}",
+          flush=True)
     buf = make_buffer(size)
     pages = [memoryview(buf)[o : o + PAGE] for o in range(0, size, PAGE)]
     rows: list[Row] = []
@@ -117,13 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:<44} {nbytes / wall / 1e9:8.2f} GB/s", flush=True)
 
     print("buffer:")
-    row("xxhash xxh3_128 whole buffer, one call", "xxh128", "peer", lambda: xxhash.xxh3_128_digest(buf))
-    row("hashlib.sha256 whole buffer, one call", "sha256", "peer", lambda: hashlib.sha256(buf).digest())
+    row("xxhash xxh3_128 whole buffer, one call", "xxh128", "peer",
+        lambda: xxhash.xxh3_128_digest(buf))
+    row("hashlib.sha256 whole buffer, one call", "sha256", "peer",
+        lambda: hashlib.sha256(buf).digest())
     for algo in ("xxh128", "sha256"):
         for t in (1, 2):
             row(f"core hash_pages {algo}, {t} thread(s)", algo, "core",
                 lambda a=algo, t=t: pagehash.hash_pages(buf, a, PAGE, threads=t), t)
-    row("Python loop: xxhash per page", "xxh128", "other", lambda: [xxhash.xxh3_128_digest(p) for p in pages])
+    row("Python loop: xxhash per page", "xxh128", "other",
+        lambda: [xxhash.xxh3_128_digest(p) for p in pages])
     row("Python loop: hashlib.sha256 per page", "sha256", "other",
         lambda: [hashlib.sha256(p).digest() for p in pages])
     del pages

@@ -117,7 +117,8 @@ def _algo(algo: str) -> int:
     try:
         return ALGORITHMS[algo]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown algorithm {algo!r}; choose one of {', '.join(ALGORITHMS)}") from None
+        choices = ", ".join(ALGORITHMS)
+        raise ValueError(f"unknown algorithm {algo!r}; choose one of {choices}") from None
 
 
 def _is_buffer(obj: Any) -> bool:
@@ -142,11 +143,13 @@ def ranges_to_bitmap(ranges: Sequence[Sequence[int]], n: int) -> bytes:
         try:
             start, end = operator.index(item[0]), operator.index(item[1])
         except (TypeError, IndexError, ValueError):
-            raise TypeError(f"mask ranges must be (start, end) pairs of ints, got {item!r}") from None
+            raise TypeError(f"mask ranges must be (start, end) pairs of ints, got {item!r}") \
+                from None
         if not 0 <= start <= end <= n:
             raise ValueError(f"mask range ({start:#x}, {end:#x}) outside 0..{n:#x}")
         if start < prev:
-            raise ValueError(f"mask ranges are not sorted: ({start:#x}, {end:#x}) after start {prev:#x}")
+            raise ValueError(
+                f"mask ranges are not sorted: ({start:#x}, {end:#x}) after start {prev:#x}")
         prev = start
         if start == end:
             continue
@@ -168,7 +171,8 @@ def _mask(mask: Mask, n: int) -> Any:
     if _is_buffer(mask):
         return mask  # checked for length in C
     if isinstance(mask, (str, int)):
-        raise TypeError(f"mask must be a bitmap or a sequence of (start, end) ranges, not {type(mask).__name__}")
+        raise TypeError("mask must be a bitmap or a sequence of (start, end) ranges, "
+                        f"not {type(mask).__name__}")
     return ranges_to_bitmap(mask, n)
 
 
@@ -190,7 +194,8 @@ def hash_pages(
     """Digest of every page of `buf` (any buffer-protocol object, read-only ones included)."""
     algo_id, page_size = _algo(algo), _page_size(page_size)
     n = _length(buf)
-    digests, flags = _pagehash.hash_pages(buf, algo_id, page_size, _mask(mask, n), _threads(threads))
+    bitmap = _mask(mask, n)
+    digests, flags = _pagehash.hash_pages(buf, algo_id, page_size, bitmap, _threads(threads))
     return PageHashes(algo, page_size, DIGEST_SIZES[algo], digests, flags, n)
 
 

@@ -37,7 +37,8 @@ def _mask_bits(mask: Mask, n: int) -> bytes | None:
     if _is_buffer(mask):
         bits = bytes(memoryview(mask).cast("B"))
         if len(bits) != (n + 7) // 8:
-            raise ValueError(f"mask bitmap must be {(n + 7) // 8} bytes for {n} bytes of data, got {len(bits)}")
+            raise ValueError(
+                f"mask bitmap must be {(n + 7) // 8} bytes for {n} bytes of data, got {len(bits)}")
         return bits
     return ranges_to_bitmap(mask, n)
 

@@ -12,7 +12,8 @@ import xxhash
 def test_csv_rows_are_per_page_sha256(cli, real_pe_files):
     path = real_pe_files[0]
     data = path.read_bytes()
-    proc = cli("hash", path, "--algo", "sha256", "--page-size", "4096", "--format", "csv", check=True)
+    proc = cli("hash", path, "--algo", "sha256", "--page-size", "4096", "--format", "csv",
+               check=True)
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
     rows = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert len(rows) == (len(data) + 4095) // 4096
@@ -61,5 +62,6 @@ def test_user_errors_exit_2_with_one_line(cli, tmp_path, real_pe_files):
         proc = cli(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("hpforensics: error:") and text in lines[0], proc.stderr
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith("hpforensics: error:") and text in lines[0], proc.stderr
         assert "Traceback" not in proc.stderr

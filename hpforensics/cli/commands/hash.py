@@ -17,10 +17,13 @@ PROGRESS_MIN_BYTES = 64 << 20
 def hash_cmd(
     files: List[Path] = typer.Argument(..., help="Files to hash (opened read-only)."),
     algo: str = typer.Option("xxh128", "--algo", "-a", help="xxh128 or sha256."),
-    page_size: int = typer.Option(4096, "--page-size", "-p", help="Page size, a power of two >= 16."),
+    page_size: int = typer.Option(4096, "--page-size", "-p",
+                                  help="Page size, a power of two >= 16."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
-    out: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here, not stdout."),  # noqa: UP007
-    threads: Optional[int] = typer.Option(None, "--threads", "-j", help="Threads (default: all cores)."),  # noqa: UP007
+    out: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "-o", "--output", help="Write here, not stdout."),
+    threads: Optional[int] = typer.Option(  # noqa: UP007
+        None, "--threads", "-j", help="Threads (default: all cores)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Hash every page of each FILE: page, offset, length, digest, flags (zero)."""
@@ -68,10 +71,12 @@ def _progress(total: int, enabled: bool):
 class _bar:
     def __init__(self, total: int) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                   TransferSpeedColumn)
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                 TransferSpeedColumn(), console=Console(stderr=True), transient=True)
+                                 TransferSpeedColumn(), console=Console(stderr=True),
+                                 transient=True)
         self.task = self.progress.add_task("hashing", total=total)
         self.before = 0
 
