@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import mmap
-import operator
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -133,36 +132,11 @@ def ranges_to_bitmap(ranges: Sequence[Sequence[int]], n: int) -> bytes:
     """Bitmap (bit i = byte i, LSB first, ceil(n/8) bytes) with the bytes of `ranges` set.
 
     Ranges are `(start, end)` with `0 <= start <= end <= n`, sorted by start; overlapping or
-    touching ranges are allowed and simply merge.
+    touching ranges are allowed and simply merge; items may carry more fields (ignored).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
-    bits = bytearray((n + 7) // 8)
-    prev = 0
-    for item in ranges:
-        try:
-            start, end = operator.index(item[0]), operator.index(item[1])
-        except (TypeError, IndexError, ValueError):
-            raise TypeError(f"mask ranges must be (start, end) pairs of ints, got {item!r}") \
-                from None
-        if not 0 <= start <= end <= n:
-            raise ValueError(f"mask range ({start:#x}, {end:#x}) outside 0..{n:#x}")
-        if start < prev:
-            raise ValueError(
-                f"mask ranges are not sorted: ({start:#x}, {end:#x}) after start {prev:#x}")
-        prev = start
-        if start == end:
-            continue
-        first, last = start >> 3, (end - 1) >> 3
-        lo = (0xFF << (start & 7)) & 0xFF
-        hi = 0xFF >> (7 - ((end - 1) & 7))
-        if first == last:
-            bits[first] |= lo & hi
-        else:
-            bits[first] |= lo
-            bits[first + 1 : last] = b"\xff" * (last - first - 1)
-            bits[last] |= hi
-    return bytes(bits)
+    return _pagehash.ranges_to_bitmap(ranges, n)
 
 
 def _mask(mask: Mask, n: int) -> Any:

@@ -172,6 +172,83 @@ static PyObject *py_sha256(PyObject *self, PyObject *obj) {
     return digest_of(obj, PH_ALGO_SHA256);
 }
 
+/* item[0], item[1] as non-negative indices; floats and other non-integers are rejected */
+static int get_range(PyObject *item, Py_ssize_t *start, Py_ssize_t *end) {
+    Py_ssize_t v[2];
+    if (!PySequence_Check(item) || PySequence_Size(item) < 2) return -1;
+    for (int k = 0; k < 2; k++) {
+        PyObject *o = PySequence_GetItem(item, k);
+        PyObject *i = o ? PyNumber_Index(o) : NULL;
+        Py_XDECREF(o);
+        if (!i) return -1;
+        v[k] = PyLong_AsSsize_t(i);
+        Py_DECREF(i);
+        if (v[k] == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            v[k] = PY_SSIZE_T_MIN; /* too large either way: reported as out of range */
+        }
+    }
+    *start = v[0];
+    *end = v[1];
+    return 0;
+}
+
+static void set_bits(uint8_t *b, size_t s, size_t e) {
+    if (s == e) return;
+    size_t first = s >> 3, last = (e - 1) >> 3;
+    uint8_t lo = (uint8_t)(0xFFu << (s & 7)), hi = (uint8_t)(0xFFu >> (7 - ((e - 1) & 7)));
+    if (first == last) {
+        b[first] |= lo & hi;
+    } else {
+        b[first] |= lo;
+        memset(b + first + 1, 0xFF, last - first - 1);
+        b[last] |= hi;
+    }
+}
+
+/* ranges_to_bitmap(ranges, n): the Python loop took ~1.5 us a range; relocation masks have
+ * 10^5 of them */
+static PyObject *py_ranges_to_bitmap(PyObject *self, PyObject *args) {
+    PyObject *ranges, *seq, *out;
+    Py_ssize_t n, prev = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "On:ranges_to_bitmap", &ranges, &n)) return NULL;
+    if (n < 0) {
+        PyErr_Format(PyExc_ValueError, "n must be a non-negative int, got %zd", n);
+        return NULL;
+    }
+    if (!(seq = PySequence_Fast(ranges, "mask ranges must be a sequence of (start, end) pairs")))
+        return NULL;
+    if (!(out = PyBytes_FromStringAndSize(NULL, (n + 7) / 8))) goto fail;
+    uint8_t *bits = (uint8_t *)PyBytes_AS_STRING(out);
+    memset(bits, 0, (size_t)((n + 7) / 8));
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_ssize_t s, e;
+        if (get_range(item, &s, &e) < 0) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "mask ranges must be (start, end) pairs of ints, got %R", item);
+            goto fail;
+        }
+        if (s < 0 || s > e || e > n) {
+            PyErr_Format(PyExc_ValueError, "mask range (%zd, %zd) outside 0..%zd", s, e, n);
+            goto fail;
+        }
+        if (s < prev) {
+            PyErr_Format(PyExc_ValueError, "mask ranges are not sorted: (%zd, %zd) after start %zd", s, e, prev);
+            goto fail;
+        }
+        prev = s;
+        set_bits(bits, (size_t)s, (size_t)e);
+    }
+    Py_DECREF(seq);
+    return out;
+fail:
+    Py_DECREF(seq);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static const char *const XXH_NAMES[] = {"scalar", "sse2", "avx2", "avx512"};
 static const char *const SHA_NAMES[] = {"portable", "shani"};
 static const char *const CMP_NAMES[] = {"scalar", "sse2", "avx2"};
@@ -220,6 +297,7 @@ static PyObject *py_implementations(PyObject *self, PyObject *unused) {
 static PyMethodDef methods[] = {
     {"hash_pages", py_hash_pages, METH_VARARGS, "hash_pages(buf, algo_id, page_size, mask_bitmap|None, threads) -> (digests, flags)"},
     {"compare_pages", py_compare_pages, METH_VARARGS, "compare_pages(a, b, page_size, mask_bitmap|None, threads) -> (pages, ranges)"},
+    {"ranges_to_bitmap", py_ranges_to_bitmap, METH_VARARGS, "ranges_to_bitmap(ranges, n) -> bitmap bytes"},
     {"xxh3_128", py_xxh3_128, METH_O, "XXH3-128 digest (canonical, 16 bytes) of a buffer"},
     {"sha256", py_sha256, METH_O, "SHA-256 digest of a buffer"},
     {"_set_impl", py_set_impl, METH_VARARGS, "_set_impl(kind, name): force an implementation (tests)"},

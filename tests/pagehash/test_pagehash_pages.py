@@ -184,3 +184,21 @@ def test_bitmap_bits_past_the_end_are_ignored():
     other = b"\x09\x02\x03\x04\x05"
     assert pagehash.compare_pages(data, other, mask=b"\xe0").ranges == [(0, 1)]
     assert pagehash.compare_pages(data, other, mask=b"\x01").ranges == []
+
+
+def test_ranges_to_bitmap_matches_reference_and_errors_alike():
+    rnd = random.Random(12)
+    for _ in range(300):
+        n = rnd.randrange(0, 3000)
+        starts = sorted(rnd.randrange(n + 1) for _ in range(rnd.randrange(0, 30)))
+        ranges = [(s, min(n, s + rnd.randrange(0, 70)), "kind") for s in starts]
+        assert ranges_to_bitmap(ranges, n) == pagehash_ref.ranges_to_bitmap(ranges, n)
+    cases = [([(5, 3)], ValueError), ([(0, 101)], ValueError), ([(9, 10), (8, 9)], ValueError),
+             ([(2**70, 2**71)], ValueError), ([("a", 3)], TypeError), ([(1,)], TypeError),
+             (7, TypeError)]
+    for bad, exc in cases:
+        with pytest.raises(exc):
+            ranges_to_bitmap(bad, 100)
+        with pytest.raises(exc):
+            pagehash_ref.ranges_to_bitmap(bad, 100)
+    assert ranges_to_bitmap(iter([(0, 3)]), 8) == b"\x07"  # any iterable of pairs
