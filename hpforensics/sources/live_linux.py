@@ -59,27 +59,40 @@ class LinuxProcessSpace(LiveSpace):
         self.process = proc.name
         self.source = source
         base = f"{PROC}/{proc.pid}"
+        # mem and pagemap are opened first: each holds the address space as it is now. The maps
+        # read after them describe that space or, if the process execs meanwhile, a newer one;
+        # reads through the old handles then come back empty (ProcessGone), never as bytes of
+        # another program at the new program's addresses.
         try:
-            self._maps = _read_text(f"{base}/maps")
-            if not self._maps:
-                # Kernel threads and zombies have no maps: nothing to read.
-                raise NoUserSpace("kernel thread or zombie, no user-space memory")
             self._mem = os.open(f"{base}/mem", os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise ProcessGone(proc.pid) from None
         except PermissionError as exc:
             raise AccessDenied(exc.strerror or "permission denied") from None
         except ProcessLookupError:
+            # mem of a kernel thread or zombie answers ESRCH while its /proc entry stays
+            if os.path.isdir(base):
+                raise NoUserSpace("kernel thread or zombie, no user-space memory") from None
             raise ProcessGone(proc.pid) from None
+        try:
+            self._pagemap: int | None = os.open(f"{base}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._pagemap = None
+        try:
+            self._maps = _read_text(f"{base}/maps")
+        except OSError as exc:
+            self.close()
+            if isinstance(exc, PermissionError):
+                raise AccessDenied(exc.strerror or "permission denied") from None
+            raise ProcessGone(proc.pid) from None
+        if not self._maps:
+            self.close()
+            raise NoUserSpace("kernel thread or zombie, no user-space memory")
         try:
             exe = proc.exe or os.readlink(f"{base}/exe")
         except OSError:
             exe = ""
         self.exe = exe.removesuffix(" (deleted)")
-        try:
-            self._pagemap: int | None = os.open(f"{base}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            self._pagemap = None
         self._regions: list[Region] | None = None  # every mapping: parsed when first asked
         self._started: float | None = None
         self._kernel: list[Region] = []
@@ -102,15 +115,6 @@ class LinuxProcessSpace(LiveSpace):
     def kernel_regions(self) -> Sequence[Region]:
         return self._kernel
 
-    def _check_alive(self) -> None:
-        """mem and pagemap read as empty once the process is gone (or a zombie)."""
-        try:
-            stat_line = _read_text(f"{PROC}/{self.pid}/stat")
-        except OSError:
-            raise ProcessGone(self.pid) from None
-        if stat_line[stat_line.rfind(")") + 2 :][:1] in ("Z", "X"):
-            raise ProcessGone(self.pid)
-
     def read(self, address: int, size: int) -> ReadResult:
         first = address & ~(PAGE_SIZE - 1)
         n_pages = (address + size - first + PAGE_SIZE - 1) // PAGE_SIZE if size else 0
@@ -122,7 +126,7 @@ class LinuxProcessSpace(LiveSpace):
             if len(data) == size:
                 return ReadResult(address, data, (True,) * n_pages)
             if not data:
-                self._check_alive()
+                raise ProcessGone(self.pid)  # mem reads empty once the address space is gone
         except OSError as exc:
             if exc.errno == errno.ESRCH:
                 raise ProcessGone(self.pid) from None
@@ -134,11 +138,13 @@ class LinuxProcessSpace(LiveSpace):
             hi = min(address + size, first + (i + 1) * PAGE_SIZE)
             try:
                 chunk = os.pread(self._mem, hi - lo, lo)
-            except OSError as exc:
+            except OSError as exc:  # EIO: this page cannot be read (guard, hole, device)
                 if exc.errno == errno.ESRCH:
                     raise ProcessGone(self.pid) from None
-                chunk = b""
-            ok = len(chunk) == hi - lo
+                chunk = None
+            if chunk == b"":
+                raise ProcessGone(self.pid)
+            ok = chunk is not None and len(chunk) == hi - lo
             if ok:
                 out[lo - address : hi - address] = chunk
             present.append(ok)
@@ -152,7 +158,7 @@ class LinuxProcessSpace(LiveSpace):
         except OSError as exc:
             if exc.errno == errno.ESRCH:
                 raise ProcessGone(self.pid) from None
-        got = self.read(address, len(buf))  # page by page, with the liveness check
+        got = self.read(address, len(buf))  # page by page
         buf[:] = got.data
         return list(got.present)
 
@@ -167,8 +173,9 @@ class LinuxProcessSpace(LiveSpace):
             if exc.errno == errno.ESRCH:
                 raise ProcessGone(self.pid) from None
             return None
+        if not entries:
+            raise ProcessGone(self.pid)  # exited, or exec'd into a new address space
         if len(entries) != n * 8:
-            self._check_alive()
             return None
         return classify_pagemap(entries)
 

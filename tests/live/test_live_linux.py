@@ -257,3 +257,47 @@ def test_name_glob_selects_processes(target, cli):
     proc = cli("live", "--name", "HPF_TARG*", "-q", "-f", "json", check=True)
     pids = [p["pid"] for p in json.loads(proc.stdout)["processes"]]
     assert pids == [target.pid]
+
+
+def test_process_that_execs_mid_scan_is_not_compared_across_programs(tmp_path):
+    """Maps read before an exec describe the old program; the scan must not compare the new
+    program's bytes at those addresses with the old files."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, sys; print('ready', flush=True); sys.stdin.readline(); "
+            "os.execv('/bin/sleep', ['sleep', '30'])")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+
+        class ExecsAfterOpen(LinuxBackend):
+            def processes(self):
+                return [ProcessInfo(child.pid, "python")]
+
+            def open(self, proc):
+                space = super().open(proc)  # maps of the python program are read here
+                before = os.readlink(f"/proc/{child.pid}/exe")
+                child.stdin.write("go\n")
+                child.stdin.flush()
+                deadline = time.monotonic() + 10
+                while os.readlink(f"/proc/{child.pid}/exe") == before:
+                    assert time.monotonic() < deadline, "the child never exec'd"
+                    time.sleep(0.01)
+                return space
+
+        for read_all in (False, True):
+            if read_all:
+                child.kill()
+                child.wait()
+                child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True)
+                assert child.stdout.readline().strip() == "ready"
+            result = scan_live(ExecsAfterOpen(), options=ScanOptions(skip_unchanged=not read_all))
+            assert [p.status for p in result.processes] == ["exited"]
+            assert result.findings == [] and result.modules == []
+    finally:
+        child.kill()
+        child.wait()
