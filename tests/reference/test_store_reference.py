@@ -203,6 +203,8 @@ def test_live_driver_uses_the_store_when_the_file_is_gone(sample_store):
     assert verdicts[("hpbase.dll", 0x100B)] == Verdict.HOTPATCH
     assert verdicts[("hpbase.dll", 0x2018)] == Verdict.UNEXPLAINED  # the IAT hook
     assert verdicts[("hpbase_hp1.dll", 0x1059)] == Verdict.HOTPATCH
+    # --store also names the KB of each patch image, as in dump analyze
+    assert {f.kb for f in result.findings if f.verdict == Verdict.HOTPATCH} == {KB}
 
 
 # -- the memory image, as a user runs it ------------------------------------------------------
