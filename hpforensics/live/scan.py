@@ -147,6 +147,11 @@ def _scan_image(
                 cmp = _without_reference(region, region_flags)
             else:
                 cmp = compare_region(space, region, fd, os.fstat(fd).st_size, region_flags)
+                if cmp.diffs and not space.still_mapped(region):
+                    module.status = "changed during scan: the mapping was replaced"
+                    warnings.append(f"pid {space.pid}: {image.path} at {region.start:#x} was "
+                                    "unmapped or replaced while it was read; not compared")
+                    continue
             findings += _account(space, image, region, cmp, module, elves, how)
     finally:
         if fd is not None:

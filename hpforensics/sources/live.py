@@ -163,6 +163,11 @@ class LiveSpace(AddressSpace):
         comparison with the file can show."""
         return False
 
+    def still_mapped(self, region: Region) -> bool:
+        """Whether `region` is still mapped as it was listed (asked before reporting a
+        difference: a library unmapped and replaced mid-scan is not a modification)."""
+        return True
+
     def mapped_size(self, region: Region) -> int | None:
         """Size of the file `region` maps, without opening it, where the OS tells."""
         return None

@@ -244,6 +244,14 @@ class LinuxProcessSpace(LiveSpace):
         st = self._stat(region) if start is not None else None
         return st is not None and st[0] > start + START_SLACK  # type: ignore[operator]
 
+    def still_mapped(self, region: Region) -> bool:
+        try:
+            now = parse_maps(_read_text(f"{PROC}/{self.pid}/maps"))
+        except OSError:
+            raise ProcessGone(self.pid) from None
+        key = (region.start, region.end, region.offset, region.inode)
+        return any((r.start, r.end, r.offset, r.inode) == key for r in now)
+
     def mapped_size(self, region: Region) -> int | None:
         st = self._stat(region)
         return st[1] if st else None

@@ -301,3 +301,14 @@ def test_process_that_execs_mid_scan_is_not_compared_across_programs(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_still_mapped_checks_the_live_maps(target):
+    from hpforensics.sources.live_linux import LinuxProcessSpace
+
+    with LinuxBackend().open(ProcessInfo(target.pid, "hpf_target")) as space:
+        assert isinstance(space, LinuxProcessSpace)
+        (image,) = [i for i in space.images() if i.name == "hpf_target"]
+        code = [r for r in space.image_regions(image) if r.executable]
+        assert code and all(space.still_mapped(r) for r in code)
+        assert not space.still_mapped(code[0]._replace(inode=code[0].inode + 1))
