@@ -268,6 +268,12 @@ def _classify(space: LiveSpace, image: MappedImage, region: Region, diff: Diff,
                 patch_image, patch_base = target_image.path, target_image.base
             else:
                 reason += f", branches into {owner}"
+    if diff.actual and diff.actual.strip(b"\xcc") == b"" and machine in (3, 62):
+        # what a software breakpoint looks like; the kernel writes the same for uprobes
+        tracer = ("a uprobe (the process has [uprobes])"
+                  if any(r.path == "[uprobes]" for r in space.kernel_regions()) else
+                  "a debugger or a uprobe")
+        reason += f"; int3 breakpoint: {tracer}"
     return _finding(space, image, diff.address, len(diff.actual), verdict, reason,
                     expected=diff.expected, actual=diff.actual, disassembly=branch.text,
                     branch_target=branch.target, target_owner=owner, patch_image=patch_image,

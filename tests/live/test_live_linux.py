@@ -117,6 +117,7 @@ def test_cli_json_schema_matches_the_result_model(target, cli):
     assert list(f) == [x.name for x in dataclasses.fields(Finding)]
     assert f["address"] == hex(target.func) and f["actual"] == "cccc"
     assert f["verdict"] == "unexplained" and f["disassembly"] == "int3; int3"
+    assert f["reason"].endswith("int3 breakpoint: a debugger or a uprobe")
     assert all(list(m) == [x.name for x in dataclasses.fields(ModuleSummary)]
                for m in doc["modules"])
     (p,) = doc["processes"]
