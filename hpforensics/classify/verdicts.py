@@ -160,11 +160,13 @@ class ModuleClassifier(PatchWrites):
     def _zero_pages(self, changed: list[int], candidates: np.ndarray) -> list[int]:
         """Changed in-scope pages that read as all zeros while the reference page is not."""
         out = []
+        act = np.frombuffer(self.actual, np.uint8)
+        exp = np.frombuffer(self.exp.data, np.uint8)
         for p in changed:
             if p >= self.n_pages or not candidates[p]:
                 continue
             a, b = p * PAGE_SIZE, (p + 1) * PAGE_SIZE
-            if not any(self.actual[a:b]) and any(self.exp.data[a:b]):
+            if not act[a:b].any() and exp[a:b].any():
                 out.append(p)
         return out
 
