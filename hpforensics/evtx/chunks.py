@@ -8,11 +8,12 @@ offset, is damaged, and how many records the intact chunks hold.
 """
 from __future__ import annotations
 
+import io
 import logging
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ _FILE_FLAGS = struct.Struct("<II")  # at 0x78: flags (1 = dirty, 2 = full), head
 # 0x00-0x78 and 0x80-0x200.
 _CHUNK_HEADER = struct.Struct("<8sQQQQIIII")
 _CHUNK_CRC = struct.Struct("<I")
+# Record header: magic b"**\0\0", size (the size is repeated at the record's end), record id,
+# FILETIME.
+_RECORD_HEAD = struct.Struct("<4sI")
+RECORD_MAGIC = b"**\x00\x00"
 
 
 @dataclass
@@ -51,14 +56,22 @@ class ChunkScan:
     records_in_intact_chunks: int = 0
     problems: list[ChunkProblem] = field(default_factory=list)
     header_problem: str = ""
+    # With a `wanted` test: offsets of the intact chunks it kept, and the records of those it
+    # ruled out (counted from their record headers, as the parser walks them).
+    wanted_offsets: list[int] = field(default_factory=list)
+    unwanted_records: int = 0
 
     @property
     def damaged(self) -> bool:
         return bool(self.problems or self.header_problem)
 
 
-def scan_chunks(fh: BinaryIO, size: int) -> ChunkScan:
-    """Check the file header and every chunk header; never raises on damaged data."""
+def scan_chunks(fh: BinaryIO, size: int,
+                wanted: Callable[[bytearray], bool] | None = None) -> ChunkScan:
+    """Check the file header and every chunk header; never raises on damaged data.
+
+    `wanted(chunk)` (optional) is asked about every intact chunk while its bytes are at hand:
+    a chunk it rules out need never reach the record parser (see `SelectedChunks`)."""
     scan = ChunkScan(size=size)
     fh.seek(0)
     head = fh.read(FILE_HEADER_SIZE)
@@ -81,6 +94,12 @@ def scan_chunks(fh: BinaryIO, size: int) -> ChunkScan:
         problem = _check_chunk(view[:got], index, scan)
         if problem:
             scan.problems.append(ChunkProblem(offset, index, problem))
+        elif wanted is not None and got == CHUNK_SIZE and buf.startswith(CHUNK_MAGIC):
+            records = None if wanted(buf) else count_records(view)
+            if records is None:
+                scan.wanted_offsets.append(offset)
+            else:
+                scan.unwanted_records += records
         offset += CHUNK_SIZE
         index += 1
     if index < scan.header_chunk_count and not scan.header_problem:
@@ -115,3 +134,72 @@ def _check_chunk(chunk: memoryview, index: int, scan: ChunkScan) -> str:
     if last_no >= first_no:
         scan.records_in_intact_chunks += last_no - first_no + 1
     return ""
+
+
+def count_records(chunk: memoryview) -> int | None:
+    """Records of an intact chunk, walked the way the Rust parser walks them: from the end of
+    the chunk header to its free-space offset, record size by record size, up to a zeroed
+    record magic (slack). None when the walk meets anything else: then only the parser can
+    say what the chunk holds."""
+    _, _, _, _, _, _, _, free_off, _ = _CHUNK_HEADER.unpack_from(chunk, 0)
+    end = min(free_off, len(chunk))
+    offset, count = CHUNK_HEADER_SIZE, 0
+    while end - offset >= 24:
+        magic, size = _RECORD_HEAD.unpack_from(chunk, offset)
+        if magic != RECORD_MAGIC:
+            return count if magic == b"\x00\x00\x00\x00" else None
+        if size < 28 or offset + size > end:
+            return None
+        count += 1
+        offset += size
+    return count if offset == end else None
+
+
+class SelectedChunks(io.RawIOBase):
+    """A read-only EVTX file made of the real file header and some of its chunks, read in
+    place: the record parser sees only the chunks worth parsing. Chunk i of this view is the
+    chunk at `offsets[i]` in the real file."""
+
+    def __init__(self, fh: BinaryIO, offsets: list[int]) -> None:
+        super().__init__()
+        self._fh = fh
+        self.offsets = offsets
+        self._size = FILE_HEADER_SIZE + CHUNK_SIZE * len(offsets)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = (0, self._pos, self._size)[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def readinto(self, out) -> int:  # type: ignore[override]
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self._size:
+            if self._pos < FILE_HEADER_SIZE:
+                real, left = self._pos, FILE_HEADER_SIZE - self._pos
+            else:
+                index, within = divmod(self._pos - FILE_HEADER_SIZE, CHUNK_SIZE)
+                real, left = self.offsets[index] + within, CHUNK_SIZE - within
+            want = min(left, len(view) - done)
+            self._fh.seek(real)
+            got = self._fh.readinto(view[done:done + want]) or 0
+            if got == 0:
+                break
+            done += got
+            self._pos += got
+        return done
+
+    def real_offset(self, index: int) -> int:
+        """The real file offset of this view's chunk `index`."""
+        return self.offsets[index] if 0 <= index < len(self.offsets) else \
+            FILE_HEADER_SIZE + index * CHUNK_SIZE
