@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def build_options(reference: Sequence[Path], manifest: Path | None, store: Path | None,
-                  yara: Path | None, read_all: bool) -> ScanOptions:
+                  yara: Path | None, read_all: bool, yara_all: bool = False) -> ScanOptions:
     for d in reference:
         if not d.is_dir():
             raise UsageError(f"--reference {d}: not a folder")
     return ScanOptions(skip_unchanged=not read_all, reference_dirs=[str(d) for d in reference],
                        kb_lookup=kb_lookup(manifest, store), yara=yara_rules(yara),
+                       yara_all=yara_all,
                        fallback=references([], store, manifest))

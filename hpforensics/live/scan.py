@@ -32,6 +32,7 @@ class ScanOptions:
     kb_lookup: Any = None  # KB manifest / store, handed to the PE engine
     fallback: Any = None  # page-hash store / manifest provider for PE images no file matches
     yara: Any = None  # compiled RuleSet, run over each process's changed ranges
+    yara_all: bool = False  # run `yara` over every executable mapping instead
 
 
 class _ElfCache:
@@ -83,7 +84,13 @@ def scan_process(
     if pe_images:
         findings += _scan_pe(space, pe_images, modules, result, options)
     yara_hits = []
-    if options.yara is not None and findings:
+    if options.yara is not None and options.yara_all:
+        from hpforensics.yarascan.memory import scan_ranges
+
+        yara_hits = scan_ranges(options.yara, space, [
+            (r.start, r.end, r.path.rsplit("/", 1)[-1] or r.describe())
+            for r in space.regions() if r.executable])
+    elif options.yara is not None and findings:
         from hpforensics.yarascan import scan_changed
 
         yara_hits = scan_changed(options.yara, space, findings)

@@ -53,13 +53,20 @@ def _verdict_at(group: list[Finding], address: int, length: int) -> str:
 
 def scan_images(rules: RuleSet, space: AddressSpace, images: Sequence[MappedImage]) -> list[YaraMatch]:
     """`--yara-all`: every byte of every given image, read in overlapping slices."""
+    return scan_ranges(rules, space, [(i.base, i.end, i.name) for i in images])
+
+
+def scan_ranges(rules: RuleSet, space: AddressSpace,
+                ranges: Sequence[tuple[int, int, str]]) -> list[YaraMatch]:
+    """Every byte of each (start, end, name) range, read in overlapping slices so memory stays
+    bounded and a pattern across a slice boundary is still seen."""
     hits: list[YaraMatch] = []
-    for image in images:
-        pos = image.base
-        while pos < image.end:
-            size = min(SLICE + OVERLAP, image.end - pos)
+    for start, end, name in ranges:
+        pos = start
+        while pos < end:
+            size = min(SLICE + OVERLAP, end - pos)
             result = space.read(pos, size)
-            hits += scan_region(rules, result.data, pos, source=space.source, module=image.name,
+            hits += scan_region(rules, result.data, pos, source=space.source, module=name,
                                 pid=space.pid, process=space.process)
             pos += SLICE
     return _dedup(hits)

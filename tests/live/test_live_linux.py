@@ -313,3 +313,22 @@ def test_still_mapped_checks_the_live_maps(target):
         code = [r for r in space.image_regions(image) if r.executable]
         assert code and all(space.still_mapped(r) for r in code)
         assert not space.still_mapped(code[0]._replace(inode=code[0].inode + 1))
+
+
+def test_cli_yara_all_scans_every_executable_mapping(target, cli, tmp_path):
+    # a condition-only rule hits once per scanned slice: which mappings were scanned
+    rules = tmp_path / "any.yar"
+    rules.write_text("rule scanned { condition: filesize > 0 }\n")
+    env = {**os.environ, "HPF_CACHE_DIR": str(tmp_path / "cache")}
+    changed = cli("live", "--pid", str(target.pid), "--yara", str(rules), "-f", "json", "-q",
+                  env=env, check=True)
+    assert json.loads(changed.stdout)["yara"] == []  # the process is unchanged
+    every = cli("live", "--pid", str(target.pid), "--yara", str(rules), "--yara-all", "-f",
+                "json", "-q", env=env, check=True)
+    hits = [y for y in json.loads(every.stdout)["yara"] if y["rule"] == "scanned"]
+    modules = {h["module"] for h in hits}
+    # the program's code, its libraries' code and the kernel-provided vDSO: every executable map
+    assert {"hpf_target", "[vdso]"} <= modules and any(m.startswith("libc") for m in modules)
+    assert all(h["verdict"] == "" and h["pid"] == target.pid for h in hits)
+    alone = cli("live", "--pid", str(target.pid), "--yara-all", "-q")
+    assert alone.returncode == 2 and "--yara-all needs --yara" in alone.stderr

@@ -21,6 +21,9 @@ def live_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
     out: Optional[Path] = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
     yara: Optional[Path] = typer.Option(None, "--yara", help="YARA rules run on changed code."),
+    yara_all: bool = typer.Option(False, "--yara-all",
+                                  help="Run --yara over every executable mapping, not only "
+                                       "changed code."),
     read_all: bool = typer.Option(False, "--read-all",
                                   help="Read every page, even those the OS says are unchanged."),
     fail_on_findings: bool = typer.Option(False, "--fail-on-findings",
@@ -36,7 +39,9 @@ def live_cmd(
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    options = build_options(reference, manifest, store, yara, read_all)
+    if yara_all and yara is None:
+        raise UsageError("--yara-all needs --yara RULES")
+    options = build_options(reference, manifest, store, yara, read_all, yara_all)
     backend = select_backend()
     with progress_bar(enabled=not quiet) as progress:
         result = scan_live(backend, pids=pid, names=name, options=options, progress=progress)
@@ -44,7 +49,7 @@ def live_cmd(
               "name": list(name), "reference": [str(r) for r in reference],
               "manifest": str(manifest) if manifest else None,
               "store": str(store) if store else None, "yara": str(yara) if yara else None,
-              "read_all": read_all}
+              "read_all": read_all, "yara_all": yara_all}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8", newline="") as fh:
