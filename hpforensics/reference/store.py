@@ -94,16 +94,39 @@ class PageReferences:
         patches = self._patches(space)
         mine = [p for p in patches if p.image.base == image.base
                 or p.base_for(ident.timestamp, ident.checksum) is not None]
-        import xxhash
-
         key = (image.name.lower(), image.path, image.base, known.label,
-               xxhash.xxh3_128_digest(data), present.tobytes(),
+               _content_key(data, image.path or image.name), present.tobytes(),
                tuple((p.image.base, p.image.size, p.sequence) for p in mine))
         exp = EXPECTED.get(key)
         if exp is None:
             exp = _Builder(image, data, present, known, mine, self.source.elsewhere).build()
             EXPECTED.put(key, exp, 2 * size)
         return exp
+
+
+def _content_key(data: bytes, path: str) -> bytes:
+    """Digest of everything but writable data: the same DLL in the next process differs there
+    (its globals) and nowhere the expected image is judged on, so it is built once."""
+    import xxhash
+
+    from hpforensics.reference.headers import parse_headers
+
+    h = xxhash.xxh3_128()
+    view = memoryview(data)
+    try:
+        hdr = parse_headers(data, path)
+    except InputError:
+        h.update(view)
+        return h.digest()
+    done = 0
+    for sec in sorted(hdr.sections, key=lambda x: x.va):
+        if sec.writable and not sec.executable:
+            start, end = sec.va, min(sec.va + (sec.vsize + PAGE - 1) // PAGE * PAGE, len(data))
+            if start >= done:
+                h.update(view[done:start])
+                done = max(done, end)
+    h.update(view[done:])
+    return h.digest()
 
 
 class _Builder:

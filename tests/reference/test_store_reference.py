@@ -280,3 +280,29 @@ def test_verify_plugin_shows_the_store_reference(sample_store):
     assert hp["Reference"] == f"store:{sample_store}:hpbase.dll/0x66f1a000/{KB}"
     assert (hp["Pages"], hp["Hotpatched"], hp["Unexplained"]) == ("1", "1", "0")
     assert rows[("3128", "hpbase.dll")]["Unexplained"] == "1"
+
+
+def test_next_process_copy_is_built_once(real_pe_files, real_store):
+    """The same DLL in another process differs in its writable data: its expected image is
+    reused; a copy whose code differs is not, and gets its own verdict."""
+    import lief
+
+    from hpforensics.reference.store import PageReferences
+
+    path = next(p for p in real_pe_files if p.name == "vcruntime140.dll")
+    img, fakes, facts = simulate(path, BASE)
+    binary = lief.PE.parse(str(path))  # kept alive: its sections point into it
+    data_sec = next(s for s in binary.sections
+                    if s.characteristics & 0x80000000 and not s.characteristics & 0x20000000)
+    other = bytearray(img)
+    other[data_sec.virtual_address + 8] ^= 0xFF  # a global of the other process
+    hooked = bytearray(img)
+    hooked[facts["text"][0] + 0x40] ^= 0xFF
+    refs = open_references([], real_store)
+    assert isinstance(refs, PageReferences)
+    got = []
+    for mem in (img, bytes(other), bytes(hooked)):
+        space = space_for(path, BASE, bytes(mem), fakes)
+        got.append(refs.expected_for(space.images()[0], space))
+    assert got[0] is got[1] and got[2] is not got[0]
+    assert got[0].unmatched_pages == {} and list(got[2].unmatched_pages) == [0x1000]
