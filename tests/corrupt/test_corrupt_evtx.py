@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import OFFSET, check_clean_failure
+from corrupt_checks import OFFSET, check_clean_failure
 
 import corrupt_corpus as cc
 

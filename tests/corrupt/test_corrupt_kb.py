@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import check_clean_failure
+from corrupt_checks import check_clean_failure
 
 from corrupt_corpus import SAMPLES
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import check_clean_failure
+from corrupt_checks import check_clean_failure
 
 import corrupt_corpus as cc
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import check_clean_failure
+from corrupt_checks import check_clean_failure
 
 from corrupt_corpus import PE_CASES, SAMPLES
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import check_clean_failure
+from corrupt_checks import check_clean_failure
 
 import corrupt_corpus as cc
 
