@@ -156,16 +156,9 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
     if category is None:
         return None
     data = raw.data
-    ev = Event(
-        device=_shared(raw.computer or device_hint or "unknown"),
-        time=raw.time,
-        channel=_shared(raw.channel),
-        provider=_shared(raw.provider),
-        event_id=raw.event_id,
-        record_id=raw.record_id,
-        source=source,
-        category=category.value,
-    )
+    ev = Event(  # device, time, channel, provider, event_id, record_id, source, category
+        _shared(raw.computer or device_hint or "unknown"), raw.time, _shared(raw.channel),
+        _shared(raw.provider), raw.event_id, raw.record_id, source, category.value)
     if category in UPDATE_CATEGORIES or category == Category.HOTPATCH_MENTION:
         _update_fields(ev, category, data, raw.message)
         if classifier is not None and (ev.kb or ev.title or ev.os_build) and \

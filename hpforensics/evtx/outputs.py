@@ -60,6 +60,74 @@ def json_line(columns: Sequence[str], values: Sequence[Any]) -> str:
     return orjson.dumps(dict(zip(columns, values)), default=str).decode() + "\n"
 
 
+def json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """"".join(json_line(columns, v) for v in rows), with one decode for all of them."""
+    dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    return b"".join([dumps(dict(zip(columns, v)), default=str, option=opt)
+                     for v in rows]).decode()
+
+
+def _quoted(text: str) -> str:
+    # csv.writer's QUOTE_MINIMAL with "\n" line ends: a comma, a quote or a newline
+    if '"' in text or "," in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _guarded_cell(value: Any) -> str:
+    """One cell as safe_cells_at() then csv.writer would write it."""
+    if type(value) is str:
+        if value and (value[0] in _RISKY or "\n" in value or "\r" in value):
+            value = safe_cell(value)
+        return _quoted(value)
+    return "" if value is None else _quoted(safe_cell(value))
+
+
+def _plain_cell(value: Any) -> str:
+    """One cell as csv.writer would write it (no formula guard)."""
+    if type(value) is str:
+        return _quoted(value)
+    if value is None:
+        return ""
+    return _quoted(repr(value) if type(value) is float else str(value))
+
+
+class _CellCache(dict):
+    """str (or None) -> cell text, for a column whose values repeat (device, channel,
+    provider, source, titles): a dict hit instead of the csv module copying every character.
+    Only str and None are stored, so True, 1 and 1.0 (equal as keys) never share a cell."""
+
+    def __init__(self, render: Any) -> None:
+        super().__init__()
+        self.render = render
+
+    def __missing__(self, value: Any) -> str:
+        cell = self.render(value)
+        if value is None or type(value) is str:
+            if len(self) >= 65_536:  # bounded
+                self.clear()
+            self[value] = cell
+        return cell
+
+
+class CsvRows:
+    """Rows of plain values -> CSV lines: the very text of
+    render_csv(safe_cells_at(list(row), text) for row in rows), about three times faster.
+    `text`: the positions guarded against formulas; `varying`: positions whose values rarely
+    repeat (times, record ids, numbers, free text), rendered without a cache."""
+
+    def __init__(self, width: int, text: Iterable[int], varying: Iterable[int] = ()) -> None:
+        text, varying = set(text), set(varying)
+        self._cells = [
+            (_guarded_cell if i in text else _plain_cell) if i in varying
+            else _CellCache(_guarded_cell if i in text else _plain_cell).__getitem__
+            for i in range(width)]
+
+    def lines(self, rows: Iterable[Sequence[Any]]) -> list[str]:
+        cells = self._cells
+        return [",".join([cell(v) for cell, v in zip(cells, row)]) + "\n" for row in rows]
+
+
 def plain_values(columns: Sequence[str], row: dict[str, Any]) -> list[Any]:
     return [_plain(c, row.get(c)) for c in columns]
 

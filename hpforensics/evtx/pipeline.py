@@ -25,8 +25,8 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
-                                      render_csv, safe_cells, safe_cells_at, write_run)
+from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, json_lines,
+                                      plain_values, safe_cells, write_run)
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -144,15 +144,12 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> F
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
     cols, tcols = R.EVENT_COLUMNS, R.TIMELINE_COLUMNS
-    text, ttext = R.EVENT_TEXT, R.TIMELINE_TEXT
     values = [R.event_values(ev) for ev in events]
     timeline = [R.timeline_values(ev, v[R.TIME_INDEX]) for ev, v in zip(events, values)]
-    result.events_csv = render_csv(safe_cells_at(v, text) for v in values)
-    result.events_jsonl = "".join(json_line(cols, v) for v in values)
-    # one csv call for all lines, split after: cells are newline-free once made safe
-    lines = render_csv(safe_cells_at(tv, ttext) for tv in timeline).splitlines(keepends=True)
+    result.events_csv = "".join(R.EVENT_CSV.lines(values))
+    result.events_jsonl = json_lines(cols, values)
     rows = [((tv[1], tv[4], str(tv[11])), line, json_line(tcols, tv))
-            for tv, line in zip(timeline, lines)]
+            for tv, line in zip(timeline, R.TIMELINE_CSV.lines(timeline))]
     # Small results travel back with the events; large ones go to a sorted run on disk.
     if len(rows) > _RUN_ROWS and work_dir is not None:
         result.timeline_run = write_run(work_dir, rows)

@@ -181,18 +181,19 @@ def raw_from_json(text: str, stamp: str | None = None) -> RawRecord:
         created = system.get("TimeCreated") or {}
         attrs_t = (created.get("#attributes") or {}) if isinstance(created, dict) else {}
         stamp = attrs_t.get("SystemTime", "")
-    rec = RawRecord(
-        provider=attrs.get("Name") or attrs.get("EventSourceName") or "",
-        event_id=int(eid or 0),
-        record_id=int(system.get("EventRecordID") or 0),
-        time=parse_time(stamp),
-        channel=system.get("Channel") or "",
-        computer=system.get("Computer") or "",
+    rec = RawRecord(  # provider, event_id, record_id, time, channel, computer
+        attrs.get("Name") or attrs.get("EventSourceName") or "",
+        int(eid or 0),
+        int(system.get("EventRecordID") or 0),
+        parse_time(stamp),
+        system.get("Channel") or "",
+        system.get("Computer") or "",
     )
     data = event.get("EventData")
     if data and type(data) is dict and _flat(data):
         # the common case, named <Data> values only: no recursion needed
-        rec.data = {k: text_value(v) for k, v in data.items() if k not in _NOT_DATA}
+        rec.data = {k: v if type(v) is str else text_value(v)
+                    for k, v in data.items() if k not in _NOT_DATA}
     elif data:
         flatten_json_data(data, rec.data, "")
     if event.get("UserData"):

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator
 from hpforensics.evtx.compliance import MonthCompliance
 from hpforensics.evtx.lifecycle import UpdateLifecycle
 from hpforensics.evtx.normalise import Category, Event
+from hpforensics.evtx.outputs import CsvRows
 
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
 LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle)
@@ -27,6 +28,12 @@ EVENT_TEXT = [i for i, c in enumerate(EVENT_COLUMNS) if c in (
     "package_state", "detail", "reboot_required")]
 TIMELINE_TEXT = [i for i, c in enumerate(TIMELINE_COLUMNS) if c in (
     "message", "device", "provider", "channel", "error_code", "source", "detail")]
+# CSV renderers of those rows (outputs.CsvRows); the varying positions are not cached.
+EVENT_CSV = CsvRows(len(EVENT_COLUMNS), EVENT_TEXT, [i for i, c in enumerate(EVENT_COLUMNS) if c in (
+    "time", "event_id", "record_id", "revision", "reboot_required", "detail")])
+TIMELINE_CSV = CsvRows(len(TIMELINE_COLUMNS), TIMELINE_TEXT, [
+    i for i, c in enumerate(TIMELINE_COLUMNS) if c in (
+        "message", "datetime", "timestamp", "event_id", "record_id", "detail")])
 DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
                   "os_build", "hotpatch_enrolment", "updates_installed", "update_failures",
                   "last_installed_kb", "months", "months_compliant", "months_noncompliant",

@@ -1,0 +1,30 @@
+"""The fast CSV renderer writes exactly what csv.writer wrote after the formula guard."""
+from __future__ import annotations
+
+import itertools
+
+from hpforensics.evtx import rows as R
+from hpforensics.evtx.outputs import CsvRows, render_csv, safe_cells_at
+
+TRICKY = ["plain", "a,b", 'say "hi"', "=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "line\nbreak",
+          "cr\rinside", "", " lead", "é,ü", None, 0, -7, 12345678901234, 1.5, 2.0, True, False,
+          "KB5051987", "2025-02-01T07:18:00.000000Z"]
+
+
+def test_csv_rows_equal_the_csv_module_on_tricky_cells() -> None:
+    width = 6
+    rows = [list(c) for c in itertools.islice(itertools.product(TRICKY, repeat=2), 0, None, 7)]
+    rows = [(r * 3)[:width] for r in rows]
+    for text, varying in (((), ()), (range(width), ()), ((0, 2, 4), (1, 2)),
+                          ((1, 3), range(width))):
+        renderer = CsvRows(width, text, varying)
+        for _ in range(2):  # second pass: every cell from the caches
+            got = "".join(renderer.lines(rows))
+            assert got == render_csv(safe_cells_at(list(r), sorted(text)) for r in rows)
+
+
+def test_event_and_timeline_renderers_cover_their_tables() -> None:
+    row = [TRICKY[i % len(TRICKY)] for i in range(len(R.EVENT_COLUMNS))]
+    assert R.EVENT_CSV.lines([row]) == [render_csv([safe_cells_at(row, R.EVENT_TEXT)])]
+    row = [TRICKY[-i % len(TRICKY)] for i in range(len(R.TIMELINE_COLUMNS))]
+    assert R.TIMELINE_CSV.lines([row]) == [render_csv([safe_cells_at(row, R.TIMELINE_TEXT)])]
