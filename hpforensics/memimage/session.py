@@ -129,8 +129,15 @@ def table_frames_beyond_end(path: Path, dtb: int, halves: tuple[bool, bool] = (T
             fh.seek(addr)
             return struct.unpack("<512Q", fh.read(0x1000))
 
+        seen: set[tuple[int, int]] = set()
+
         def walk(addr: int, level: int, indices: range) -> None:
             nonlocal worst
+            # each table once: entries sharing a table (or pointing back up) would otherwise
+            # make a crafted image cost 512^3 table reads
+            if (addr, level) in seen:
+                return
+            seen.add((addr, level))
             entries = table(addr)
             if entries is None:
                 worst = max(worst or 0, addr)

@@ -138,3 +138,24 @@ def test_endless_loader_list_is_cut_at_the_limit():
     mods = w.loader_images(_proc(0, 0x100))
     assert len(mods) == fastwalk.MAX_ENTRIES
     assert time.perf_counter() - t < 20
+
+
+@pytest.mark.timeout(30)
+def test_page_tables_sharing_one_table_are_walked_once(tmp_path):
+    """Every PML4, PDPT and PD entry pointing at the same next table: the truncation check read
+    512^3 tables (hours) before it kept a visited set; a frame past the end is still named."""
+    from hpforensics.memimage.session import table_frames_beyond_end
+
+    mem = bytearray(0x5000)
+    for i in range(512):
+        struct.pack_into("<Q", mem, 0x1000 + 8 * i, 0x2000 | 1)
+        struct.pack_into("<Q", mem, 0x2000 + 8 * i, 0x3000 | 1)
+        struct.pack_into("<Q", mem, 0x3000 + 8 * i, 0x4000 | 1)
+    path = tmp_path / "shared-tables.raw"
+    path.write_bytes(mem)
+    t = time.perf_counter()
+    assert table_frames_beyond_end(path, 0x1000) is None
+    struct.pack_into("<Q", mem, 0x3000 + 8 * 511, 0x9000 | 1)  # one PT past the end of the file
+    path.write_bytes(mem)
+    assert table_frames_beyond_end(path, 0x1000) == 0x9000
+    assert time.perf_counter() - t < 5
