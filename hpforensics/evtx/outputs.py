@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import heapq
 import io
+import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Iterator, Sequence
@@ -195,6 +196,15 @@ class RowSink:
         """Rows already rendered (render_csv / json_line) with the same columns."""
         self._csv_fh.write(csv_text)
         self._jsonl_fh.write(jsonl_text)
+        self.count += rows
+
+    def append_files(self, csv_piece: Path, jsonl_piece: Path, rows: int) -> None:
+        """Rows rendered into files (by a worker process): block-copied, then removed."""
+        for piece, fh in ((csv_piece, self._csv_fh), (jsonl_piece, self._jsonl_fh)):
+            fh.flush()
+            with open(piece, "rb") as src:
+                shutil.copyfileobj(src, fh.buffer, 1 << 20)
+            piece.unlink()
         self.count += rows
 
     def close(self) -> None:

@@ -103,6 +103,9 @@ class FileResult:
     stats: ReadStats
     events_csv: str = ""
     events_jsonl: str = ""
+    # In a worker process, the events' CSV and JSONL text go to these files instead of the
+    # pipe: the parent appends them with a block copy instead of unpickling and writing text.
+    events_pieces: tuple[Path, Path] | None = None
     timeline_run: Path | None = None  # this input's timeline rows, sorted, in a run file
     timeline: list[tuple[tuple[str, str, str], str, str]] = field(default_factory=list)
 
@@ -137,17 +140,22 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
     except HPFError as exc:
         stats.warnings.append(str(exc))
     stats.relevant = len(events)
-    return _rendered(events, stats, opts.work_dir if opts else None)
+    work_dir = opts.work_dir if opts else None
+    return _rendered(events, stats, work_dir, pieces=work_dir is not None and opts.jobs > 1)
 
 
-def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> FileResult:
+def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
+              pieces: bool = False) -> FileResult:
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
     cols, tcols = R.EVENT_COLUMNS, R.TIMELINE_COLUMNS
     values = [R.event_values(ev) for ev in events]
     timeline = [R.timeline_values(ev, v[R.TIME_INDEX]) for ev, v in zip(events, values)]
-    result.events_csv = "".join(R.EVENT_CSV.lines(values))
-    result.events_jsonl = json_lines(cols, values)
+    csv_text, jsonl_text = "".join(R.EVENT_CSV.lines(values)), json_lines(cols, values)
+    if pieces and events and work_dir is not None:
+        result.events_pieces = (_piece(work_dir, csv_text), _piece(work_dir, jsonl_text))
+    else:
+        result.events_csv, result.events_jsonl = csv_text, jsonl_text
     rows = [((tv[1], tv[4], str(tv[11])), line, json_line(tcols, tv))
             for tv, line in zip(timeline, R.TIMELINE_CSV.lines(timeline))]
     # Small results travel back with the events; large ones go to a sorted run on disk.
@@ -159,6 +167,13 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None) -> F
 
 
 _RUN_ROWS = 20_000
+
+
+def _piece(work_dir: Path, text: str) -> Path:
+    fd, name = tempfile.mkstemp(suffix=".piece", dir=work_dir)
+    with open(fd, "wb") as fh:
+        fh.write(text.encode("utf-8"))
+    return Path(name)
 
 
 def _records(kind: str, path: str, stats: ReadStats, parser: str) -> Iterator:
@@ -226,7 +241,10 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
         for part in iter_read(items, opts):
             result.inputs.append(part.stats)
             result.records += part.stats.records
-            events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
+            if part.events_pieces is not None:
+                events_out.append_files(*part.events_pieces, len(part.events))
+            else:
+                events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
             if part.timeline_run is not None:
                 timeline.add_run(part.timeline_run)
             timeline.extend(part.timeline)
