@@ -242,17 +242,15 @@ EVTX_CASES = {f.__name__: f for f in (evtx_bitflip_chunk, evtx_zero_chunk_header
 
 
 # -- memory images -------------------------------------------------------------------------
-def mem_cut_half(data: bytes) -> bytes:
-    """The image cut to half its size."""
-    return data[: len(data) // 2]
+def mem_cut(data: bytes, at: int = 0x400000) -> bytes:
+    """The image cut at 4 MiB, inside the sample's page tables and process memory."""
+    return data[:at]
 
 
-def mem_holes(data: bytes) -> bytes:
-    """Every 5th MiB zeroed from 3 MiB on (pages lost in acquisition)."""
-    buf = bytearray(data)
-    for start in range(3 << 20, len(buf), 5 << 20):
-        buf[start:start + (1 << 20)] = bytes(min(1 << 20, len(buf) - start))
-    return bytes(buf)
+def mem_holes(data: bytes, start: int = 0x420000, end: int = 0x428000) -> bytes:
+    """32 KiB zeroed (pages lost in acquisition): in the sample, the EPROCESS pages of the last
+    two processes listed; the other processes' records lie outside it."""
+    return data[:start] + bytes(end - start) + data[end:]
 
 
 def mem_empty(data: bytes) -> bytes:
@@ -260,7 +258,7 @@ def mem_empty(data: bytes) -> bytes:
     return b""
 
 
-MEM_CASES = {f.__name__: f for f in (mem_cut_half, mem_holes, mem_empty)}
+MEM_CASES = {f.__name__: f for f in (mem_cut, mem_holes, mem_empty)}
 
 
 def write_corpus(outdir: Path, evtx_source: Path | None = None) -> list[Path]:

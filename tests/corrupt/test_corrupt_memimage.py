@@ -27,7 +27,7 @@ def test_empty_image(cli, corpus, tmp_path):
 @pytest.mark.parametrize("cut", [0x400000, 0x428000])
 def test_image_cut_short_names_the_missing_address(cli, tmp_path, cut):
     path = tmp_path / "cut.raw"
-    path.write_bytes(cc.MEM_IMAGE.read_bytes()[:cut])
+    path.write_bytes(cc.mem_cut(cc.MEM_IMAGE.read_bytes(), cut))
     proc = _analyze(cli, path, tmp_path / "out")
     check_clean_failure(proc, path, need_offset=False)
     assert f"{cut:#x}" in proc.stderr and "truncated" in proc.stderr
@@ -38,9 +38,7 @@ def test_image_with_holes_keeps_every_intact_record(cli, tmp_path):
     proc = _analyze(cli, cc.MEM_IMAGE, clean_out)
     assert proc.returncode == 0, proc.stderr
     holed = tmp_path / "holes.raw"
-    data = bytearray(cc.MEM_IMAGE.read_bytes())
-    data[0x420000:0x428000] = bytes(0x8000)  # the records of the last processes listed
-    holed.write_bytes(data)
+    holed.write_bytes(cc.mem_holes(cc.MEM_IMAGE.read_bytes()))
     proc = _analyze(cli, holed, hole_out)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in (0, 3), proc.stderr
