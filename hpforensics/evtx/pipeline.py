@@ -199,7 +199,9 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         return
     # Ordered imap: outputs stay in input order whatever the number of processes.
     with multiprocessing.get_context("fork").Pool(min(opts.jobs, len(items))) as pool:
-        yield from pool.imap(_read_star, args, chunksize=1)
+        # a few tasks per message: one per file costs the parent a pipe round trip each
+        chunk = max(1, min(32, len(items) // (8 * opts.jobs)))
+        yield from pool.imap(_read_star, args, chunksize=chunk)
 
 
 # -- the whole run ------------------------------------------------------------------------------
