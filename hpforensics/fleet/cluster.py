@@ -107,8 +107,9 @@ def open_client(spec: ClusterSpec) -> Iterator[Any]:
         client.close()
 
 
-def _failure(key: str, exc: BaseException, attempts: int) -> TaskFailure:
+def _failure(key: str, exc: BaseException, attempts: int, died_attempts: int = 2) -> TaskFailure:
     died = type(exc).__name__ == "KilledWorker"
+    attempts = died_attempts if died else attempts
     message = (f"the worker process died running it ({attempts} attempts)" if died
                else f"{type(exc).__name__}: {exc}".splitlines()[0])
     detail = "" if died else "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -153,6 +154,10 @@ def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
     window = max(8, IN_FLIGHT_PER_THREAD * threads)
     pending: dict[str, Task] = {}
     serial = itertools.count()
+    try:  # how often the scheduler runs a task whose worker dies before it gives up
+        died_attempts = 1 + int(client.run_on_scheduler(_allowed_failures))
+    except Exception:  # noqa: BLE001 - only the failure report's attempt count depends on it
+        died_attempts = 1 + LOCAL_ALLOWED_FAILURES
 
     def submit() -> Any | None:
         task = next(tasks, None)
@@ -171,7 +176,7 @@ def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
         try:
             result = fut.result()
         except Exception as exc:  # noqa: BLE001 - reported per task, the run goes on
-            on_failure(task, _failure(task.key, exc, 2))
+            on_failure(task, _failure(task.key, exc, 2, died_attempts))
         else:
             on_result(task, result)
         fut.release()
@@ -183,13 +188,17 @@ def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
             stream.add(nxt)
 
 
+def _allowed_failures(dask_scheduler: Any = None) -> int:
+    return dask_scheduler.allowed_failures  # type: ignore[union-attr]
+
+
 def _safe(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[-60:]
 
 
 @contextlib.contextmanager
 def progress_bar(what: str, total: int, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr over tasks done / total, fed by run_tasks."""
+    """A rich progress bar on stderr over work done / total (devices, dumps)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

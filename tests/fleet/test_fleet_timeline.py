@@ -133,6 +133,7 @@ def test_failed_devices_are_retried_once_and_listed(fleet_client, small_fleet, t
     with open(out / "failures.csv", newline="") as fh:
         rows = {Path(r["task"]).name: r for r in csv.DictReader(fh)}
     assert set(rows) == set(by_task) and rows["HP-FL-00005"]["kind"] == "worker-died"
+    assert [rows[n]["attempts"] for n in sorted(rows)] == ["2", "2"]  # of the device alone
     with open(out / "devices.csv", newline="") as fh:
         done = {r["device"] for r in csv.DictReader(fh)}
     assert done == {f"HP-FL-{i:05d}" for i in range(1, 11)} - set(by_task)
