@@ -16,6 +16,7 @@ if hpforensics dump analyze "$DEMO_OUT/dump/truncated.raw" --symbols samples/sym
     -o "$DEMO_OUT/dump/truncated" 2> "$DEMO_OUT/dump/truncated.err"; then
     echo "expected an error for a truncated image" >&2; exit 1
 fi
+echo "A truncated copy of the image (expected: one line, exit 2):"
 cat "$DEMO_OUT/dump/truncated.err"
 rm -rf "$DEMO_OUT/dump/truncated.raw" "$DEMO_OUT/dump/vol-cache"
 echo "dump analyze -> $DEMO_OUT/dump/"

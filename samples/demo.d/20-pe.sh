@@ -8,5 +8,6 @@ head -c 2000 samples/pe/hpbase.dll > "$DEMO_OUT/pe/truncated.dll"
 if hpforensics pe info "$DEMO_OUT/pe/truncated.dll" 2> "$DEMO_OUT/pe/truncated.err"; then
     echo "expected an error for a truncated image" >&2; exit 1
 fi
+echo "A truncated PE (expected: one line naming file and offset, exit 2):"
 cat "$DEMO_OUT/pe/truncated.err"
 echo "pe info -> $DEMO_OUT/pe/"
