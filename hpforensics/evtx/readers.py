@@ -271,6 +271,23 @@ def _filetime(value: int) -> dt.datetime | None:
 _EPOCH_1601 = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def table_loop(chunk: bytes) -> int | None:
+    """Chunk-relative offset where a chain of the chunk's string (64 buckets at 0x80) or template
+    (32 at 0x180) hash table comes back to a node it already visited, else None. python-evtx
+    follows these `next_offset` chains with `while ofs > 0` and never returns on a loop."""
+    for table, buckets in ((0x80, 64), (0x180, 32)):
+        for i in range(buckets):
+            at = table + 4 * i
+            ofs = int.from_bytes(chunk[at:at + 4], "little")
+            seen: set[int] = set()
+            while 0 < ofs <= len(chunk) - 4:
+                if ofs in seen:
+                    return ofs
+                seen.add(ofs)
+                ofs = int.from_bytes(chunk[ofs:ofs + 4], "little")
+    return None
+
+
 def read_python_evtx(path: str, stats: ReadStats, *,
                      relevant_only: bool = True) -> Iterator[RawRecord]:
     """Records through python-evtx; records it cannot reach are counted and reported."""
@@ -281,8 +298,16 @@ def read_python_evtx(path: str, stats: ReadStats, *,
         return
     stats.expected_records = scan.records_in_intact_chunks
     search = _RELEVANT_XML.search
-    with pyevtx.Evtx(path) as log_file:
+    with pyevtx.Evtx(path) as log_file, open_evidence(path) as raw:
         for chunk in log_file.chunks():
+            raw.seek(chunk.offset())
+            loop = table_loop(raw.read(CHUNK_SIZE))
+            if loop is not None:
+                stats.warnings.append(
+                    f"{stats.source} at offset {chunk.offset() + loop:#x}: this chunk's string or "
+                    f"template table loops back on itself; python-evtx would never return, chunk "
+                    f"skipped (the default parser, --parser evtx, reads it)")
+                continue
             try:
                 for record in chunk.records():
                     text = record.xml()

@@ -97,3 +97,32 @@ def test_regression_record_without_event_element(tmp_path):
     records = list(read_evtx(str(path), stats, relevant_only=False))
     assert len(records) == 24  # every record but the empty one (and the damaged tail)
     assert any("without an <Event> element" in w for w in stats.warnings)
+
+
+@pytest.mark.timeout(60)
+def test_regression_string_table_loop_python_evtx(cli, tmp_path):
+    """Fuzzer find (hang): a chunk whose string-table chain points back to itself made python-evtx
+    loop forever (`timeline --parser python-evtx` never returned); the chunk is skipped with a
+    warning naming the node's offset, and the default parser still reads the file."""
+    path = tmp_path / "loop.evtx"
+    path.write_bytes((REGRESSIONS / "evtx-string-table-loop.bin").read_bytes()[1:])
+    proc = cli("timeline", path, "-o", tmp_path / "py", "--no-html", "--parser", "python-evtx",
+               timeout=50)
+    check_clean_failure(proc, path, codes=(2, 3))
+    from hpforensics.evtx.readers import read_python_evtx
+    from hpforensics.evtx.records import ReadStats
+
+    stats = ReadStats(source=str(path))
+    assert list(read_python_evtx(str(path), stats, relevant_only=False)) == []
+    assert any("at offset 0x1" in w and "loops back on itself" in w for w in stats.warnings)
+    proc = cli("timeline", path, "-o", tmp_path / "rs", "--no-html", timeout=50)
+    check_clean_failure(proc, path, codes=(3,))
+
+
+def test_python_evtx_loop_check_passes_real_logs(shared_data):
+    from hpforensics.evtx.readers import table_loop
+
+    for log in sorted((shared_data / "evtx").glob("*.evtx")):
+        data = log.read_bytes()
+        for off in range(cc.EVTX_HEADER, len(data) - cc.EVTX_CHUNK + 1, cc.EVTX_CHUNK):
+            assert table_loop(data[off:off + cc.EVTX_CHUNK]) is None, (log.name, hex(off))
