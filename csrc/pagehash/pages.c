@@ -80,8 +80,8 @@ static int hash_single(hash_task *t, size_t i, uint8_t **scratch) {
         p = *scratch;
         flags |= PH_FLAG_MASKED;
     }
-    if (all_zero(p, len)) flags |= PH_FLAG_ZERO;
     hash_one(r->algo, p, len, t->digests + i * ph_digest_size(r->algo));
+    if (all_zero(p, len)) flags |= PH_FLAG_ZERO;
     t->flags[i] = flags;
     return PH_OK;
 }
