@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml setup.py $(C_SOURCES)
 
 venv: $(STAMP)
 
+# Rebuild the C core in place after editing csrc/ (the license field needs setuptools >= 77).
 build: $(STAMP)
+	$(PY) -m pip install -q 'setuptools>=77'
 	$(PY) setup.py -q build_ext --inplace
 
 demo: $(STAMP)
