@@ -5,24 +5,6 @@ import pytest
 
 from hpforensics import _pagehash
 
-IMPLS = {
-    "xxh128": ["scalar", "sse2", "avx2", "avx512"],
-    "sha256": ["portable", "shani"],
-    "compare": ["scalar", "sse2", "avx2"],
-}
-
-
-def available(kind: str) -> list[str]:
-    names = []
-    for name in IMPLS[kind]:
-        try:
-            _pagehash._set_impl(kind, name)
-        except ValueError:
-            continue
-        names.append(name)
-    _pagehash._set_impl(kind, "auto")
-    return names
-
 
 @pytest.fixture
 def use_impl():

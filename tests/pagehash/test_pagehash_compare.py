@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import available
+from pagehash_impls import available
 
 from hpforensics import pagehash_ref
 from hpforensics.pagehash import compare_pages, ranges_to_bitmap

@@ -7,7 +7,7 @@ import mmap
 import random
 
 import pytest
-from conftest import available
+from pagehash_impls import available
 
 from hpforensics import pagehash, pagehash_ref
 from hpforensics.pagehash import FLAG_MASKED, FLAG_ZERO, hash_file, hash_pages, ranges_to_bitmap

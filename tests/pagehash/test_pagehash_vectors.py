@@ -6,7 +6,7 @@ import random
 
 import pytest
 import xxhash
-from conftest import available
+from pagehash_impls import available
 
 from hpforensics import _pagehash, pagehash
 
