@@ -76,6 +76,11 @@ class FastWalker:
             start = (v["StartingVpn"].get(data) | v["StartingVpnHigh"].get(data) << 32) << 12
             end = ((v["EndingVpn"].get(data) | v["EndingVpnHigh"].get(data) << 32) + 1) << 12
             out.append((start, end - start, self._file_name(self.mmvad["Subsection"].get(data))))
+        if todo and len(seen) >= MAX_NODES:
+            # a real tree this large is implausible: say the walk was cut, do not loop on
+            log.warning("pid %s: VAD tree walk stopped at its limit of %d nodes (corrupt or "
+                        "cyclic tree?); image regions beyond it are not listed",
+                        _pid(proc), MAX_NODES)
         return sorted(out)
 
     def _file_name(self, subsection: int) -> str:
@@ -130,4 +135,17 @@ class FastWalker:
                 is_patch_image=reason == LOAD_REASON_PATCH_IMAGE,
                 timestamp=self.ldr["TimeDateStamp"].get(data),
                 checksum=hp["CheckSum"].get(data) if hp else None))
+        if len(out) >= MAX_ENTRIES:
+            log.warning("pid %s: loader list walk stopped at its limit of %d entries",
+                        _pid(proc), MAX_ENTRIES)
+        elif entry_link in seen:
+            log.warning("pid %s: loader list loops back to an entry seen before (at %#x); "
+                        "the walk stopped there", _pid(proc), entry_link)
         return out
+
+
+def _pid(proc) -> str:
+    try:
+        return str(int(proc.UniqueProcessId))
+    except Exception:  # noqa: BLE001 - a smeared EPROCESS still deserves its warning
+        return "?"

@@ -103,7 +103,7 @@ def _proc(root: int, peb: int):
 
 
 @pytest.mark.timeout(30)
-def test_cyclic_loader_list_and_vad_tree_end():
+def test_cyclic_loader_list_and_vad_tree_end(caplog):
     mem = bytearray(0x10000)
     struct.pack_into("<Q", mem, 0x100 + 0x18, 0x200)  # PEB.Ldr
     head = 0x210
@@ -119,10 +119,13 @@ def test_cyclic_loader_list_and_vad_tree_end():
     mods = w.loader_images(_proc(0x3000, 0x100))
     assert [m.base & 0xFFFF for m in mods] == [0x1000, 0x1100, 0x1200]
     assert len(w.vad_images(_proc(0x3000, 0x100))) == 2
+    # the analyst is told the list was cut, and where
+    assert any("loader list loops back" in r.getMessage() and "0x1100" in r.getMessage()
+               for r in caplog.records)
 
 
 @pytest.mark.timeout(60)
-def test_endless_loader_list_is_cut_at_the_limit():
+def test_endless_loader_list_is_cut_at_the_limit(caplog):
     """100,000 distinct entries, none pointing back to the head: the walk stops at its limit."""
     n = 100_000
     mem = bytearray(0x1000 + n * 0x60)
@@ -138,6 +141,7 @@ def test_endless_loader_list_is_cut_at_the_limit():
     mods = w.loader_images(_proc(0, 0x100))
     assert len(mods) == fastwalk.MAX_ENTRIES
     assert time.perf_counter() - t < 20
+    assert any("stopped at its limit" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.timeout(30)
