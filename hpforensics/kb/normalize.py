@@ -234,7 +234,8 @@ def _pages_in(ranges: list[tuple[int, int]], size: int) -> list[int]:
     return sorted(pages)
 
 
-def _hotpatch_json(info) -> dict | None:
+def hotpatch_json(info) -> dict | None:
+    """A patch image's hotpatch records as stored in manifests and the store (None if not one)."""
     if info is None:
         return None
     return {
@@ -279,7 +280,7 @@ def normalize(
         digests, zero = hash_image_pages(image, rvas, mask, algo)
         return NormalizedImage(
             name, h.timestamp, h.size_of_image, h.checksum, h.machine, h.image_base,
-            algo, mask, digests, zero, _hotpatch_json(template.hotpatch), pe,
+            algo, mask, digests, zero, hotpatch_json(template.hotpatch), pe,
         )
     pe = pe or parse_pe(data, where, mapped)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from hpforensics.errors import InputError
-from hpforensics.kb.normalize import DEFAULT_ALGO, NormalizedImage, normalize
+from hpforensics.kb.normalize import DEFAULT_ALGO, NormalizedImage, hotpatch_json, normalize
 
 log = logging.getLogger(__name__)
 
@@ -97,16 +97,7 @@ def _hotpatch(data: bytes, path: str, notes: list[str]) -> dict | None:
     except InputError as exc:
         notes.append(f"hotpatch metadata unreadable: {exc.message}")
         return None
-    if info is None:
-        return None
-    return {
-        "sequence_number": info.sequence_number,
-        "bases": [
-            {"timestamp": b.original_timestamp, "checksum": b.original_checksum,
-             "sequence_number": b.sequence_number, "flags": b.flags, "functions": len(b.functions)}
-            for b in info.bases
-        ],
-    }
+    return hotpatch_json(info)
 
 
 def _file_version(data: bytes, path: str) -> str:
