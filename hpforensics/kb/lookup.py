@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -18,6 +19,7 @@ from hpforensics.kb.manifest import FORMAT, ManifestIndex, load, manifest_paths
 log = logging.getLogger(__name__)
 
 KbLookup = Callable[[str], Optional[str]]
+_KB = re.compile(r"^KB\d{6,8}$", re.IGNORECASE)
 
 
 def _name(path: str) -> str:
@@ -32,10 +34,18 @@ def _plain(path: Path, text: str) -> dict[str, str]:
                 data = data["files"]
             if isinstance(data, list):
                 data = {str(r["file"]): str(r["kb"]) for r in data}
-            return {_name(str(k)): str(v) for k, v in data.items() if not str(k).startswith("_")}
-        return {_name(r["file"]): r["kb"] for r in csv.DictReader(text.splitlines())}
+            pairs = {_name(str(k)): v for k, v in data.items() if not str(k).startswith("_")}
+        else:
+            pairs = {_name(r["file"]): r["kb"] for r in csv.DictReader(text.splitlines())}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(path, f"not a KB manifest: {exc}") from None
+    # every value must name a KB: {"files": 7} or {"x.dll": {...}} is some other JSON
+    for name, kb in pairs.items():
+        if not isinstance(kb, str) or not _KB.match(kb):
+            raise InputError(path, f"not a KB manifest: {name!r} maps to {kb!r}, not a KB number")
+    if not pairs:
+        raise InputError(path, "not a KB manifest: no file → KB entries")
+    return {name: kb.upper() for name, kb in pairs.items()}
 
 
 def _manifest_lookup(path: Path) -> KbLookup:

@@ -144,6 +144,15 @@ def test_plain_mapping_manifest_still_works() -> None:
     assert lookup("other.dll") is None
 
 
+@pytest.mark.parametrize("text", ['{"files": 7}', '{"hp.dll": {"kb": "KB5077212"}}',
+                                  '{"hp.dll": "not a kb"}', '{}', 'file,kb\n'])
+def test_plain_mapping_that_names_no_kb_is_refused(tmp_path, text) -> None:
+    path = tmp_path / "kb.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match="not a KB manifest"):
+        open_lookup(manifest=path)
+
+
 def test_schema_rejects_bad_documents(tmp_path) -> None:
     bad = {"format": "hpforensics-kb-manifest", "version": 1, "kb": "KB12", "files": []}
     with pytest.raises(InputError, match="at kb"):
