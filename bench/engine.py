@@ -146,9 +146,12 @@ def ours(path: Path, memory: bytes, fakes, base: int):
     return verify_space(space, FileReferences({base: str(path)}), images=[me])
 
 
-def timed(fn, rounds: int) -> tuple[float, object]:
+def timed(fn, rounds: int, before=None) -> tuple[float, object]:
+    """Median wall time of `rounds` calls of fn (with `before()` run untimed ahead of each)."""
     times, out = [], None
     for _ in range(rounds):
+        if before:
+            before()
         t = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from engine import NEW_BASE, SOURCE, memory_image, scale_pe  # noqa: E402
+from engine import NEW_BASE, SOURCE, memory_image, scale_pe, timed  # noqa: E402
 
 from hpforensics.engine import FilesSpace, verify_space  # noqa: E402
 from hpforensics.kb.normalize import normalize  # noqa: E402
@@ -48,17 +46,6 @@ def run(refs, path: Path, memory: bytes, fakes):
     me = MappedImage(NEW_BASE, len(memory), str(path), path.name)
     space = FilesSpace([(me, memory), *fakes])
     return verify_space(space, refs, images=[me])
-
-
-def timed(fn, rounds: int, before=None) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(rounds):
-        if before:
-            before()
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def main() -> None:
