@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-C_SOURCES := $(wildcard csrc/pagehash/*.c csrc/pagehash/*.h)
+C_SOURCES := $(wildcard csrc/pagehash/*.c csrc/pagehash/*.h csrc/evtxscan/*.c csrc/evtxscan/*.h)
 DEMO_OUT ?= demo-out
 
 .PHONY: demo test venv build fuzz bench clean asan

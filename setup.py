@@ -39,6 +39,12 @@ setup(
             depends=glob.glob("csrc/pagehash/*.h"),
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
-        )
+        ),
+        Extension(
+            "hpforensics._evtxscan",
+            sources=sorted(glob.glob("csrc/evtxscan/*.c")),
+            depends=glob.glob("csrc/evtxscan/*.h"),
+            extra_compile_args=extra_compile_args,
+        ),
     ],
 )

@@ -13,7 +13,9 @@ import logging
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Union
+
+from hpforensics.evtx.select import RecordPick, apply_patches
 
 log = logging.getLogger(__name__)
 
@@ -57,21 +59,27 @@ class ChunkScan:
     problems: list[ChunkProblem] = field(default_factory=list)
     header_problem: str = ""
     # With a `wanted` test: offsets of the intact chunks it kept, and the records of those it
-    # ruled out (counted from their record headers, as the parser walks them).
+    # ruled out (counted from their record headers, as the parser walks them); with a record
+    # selector, the size patches of each kept chunk and the records the patches step over.
     wanted_offsets: list[int] = field(default_factory=list)
     unwanted_records: int = 0
+    patches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    skipped_records: int = 0
 
     @property
     def damaged(self) -> bool:
         return bool(self.problems or self.header_problem)
 
 
-def scan_chunks(fh: BinaryIO, size: int,
-                wanted: Callable[[bytearray], bool] | None = None) -> ChunkScan:
+Wanted = Callable[[bytearray], Union[bool, RecordPick]]
+
+
+def scan_chunks(fh: BinaryIO, size: int, wanted: Wanted | None = None) -> ChunkScan:
     """Check the file header and every chunk header; never raises on damaged data.
 
     `wanted(chunk)` (optional) is asked about every intact chunk while its bytes are at hand:
-    a chunk it rules out need never reach the record parser (see `SelectedChunks`)."""
+    a chunk it rules out (False) need never reach the record parser (see `SelectedChunks`);
+    a RecordPick says which of its records the parser is to read."""
     scan = ChunkScan(size=size)
     fh.seek(0)
     head = fh.read(FILE_HEADER_SIZE)
@@ -95,11 +103,20 @@ def scan_chunks(fh: BinaryIO, size: int,
         if problem:
             scan.problems.append(ChunkProblem(offset, index, problem))
         elif wanted is not None and got == CHUNK_SIZE and buf.startswith(CHUNK_MAGIC):
-            records = None if wanted(buf) else count_records(view)
-            if records is None:
-                scan.wanted_offsets.append(offset)
+            choice = wanted(buf)
+            if isinstance(choice, RecordPick):
+                if choice.parsed:
+                    scan.wanted_offsets.append(offset)
+                    scan.patches[offset] = choice.patches
+                    scan.skipped_records += choice.records - choice.parsed
+                else:
+                    scan.unwanted_records += choice.records
             else:
-                scan.unwanted_records += records
+                records = None if choice else count_records(view)
+                if records is None:
+                    scan.wanted_offsets.append(offset)
+                else:
+                    scan.unwanted_records += records
         offset += CHUNK_SIZE
         index += 1
     if index < scan.header_chunk_count and not scan.header_problem:
@@ -158,12 +175,18 @@ def count_records(chunk: memoryview) -> int | None:
 class SelectedChunks(io.RawIOBase):
     """A read-only EVTX file made of the real file header and some of its chunks, read in
     place: the record parser sees only the chunks worth parsing. Chunk i of this view is the
-    chunk at `offsets[i]` in the real file."""
+    chunk at `offsets[i]` in the real file. `patches` (chunk offset -> record size patches,
+    see evtx/select.py) are applied to the bytes handed out, never to the file."""
 
-    def __init__(self, fh: BinaryIO, offsets: list[int]) -> None:
+    def __init__(self, fh: BinaryIO, offsets: list[int],
+                 patches: dict[int, tuple[tuple[int, int], ...]] | None = None) -> None:
         super().__init__()
         self._fh = fh
         self.offsets = offsets
+        self._patches = patches or {}
+        self._chunk = bytearray(CHUNK_SIZE)
+        self._chunk_view = memoryview(self._chunk)
+        self._cached = -1
         self._size = FILE_HEADER_SIZE + CHUNK_SIZE * len(offsets)
         self._pos = 0
 
@@ -185,19 +208,37 @@ class SelectedChunks(io.RawIOBase):
         view = memoryview(out).cast("B")
         done = 0
         while done < len(view) and self._pos < self._size:
+            patches = None
             if self._pos < FILE_HEADER_SIZE:
                 real, left = self._pos, FILE_HEADER_SIZE - self._pos
             else:
                 index, within = divmod(self._pos - FILE_HEADER_SIZE, CHUNK_SIZE)
                 real, left = self.offsets[index] + within, CHUNK_SIZE - within
+                patches = self._patches.get(self.offsets[index])
             want = min(left, len(view) - done)
-            self._fh.seek(real)
-            got = self._fh.readinto(view[done:done + want]) or 0
+            if patches:
+                chunk = self._patched(self.offsets[index], patches)
+                got = len(chunk[within:within + want])
+                view[done:done + got] = chunk[within:within + got]
+            else:
+                self._fh.seek(real)
+                got = self._fh.readinto(view[done:done + want]) or 0
             if got == 0:
                 break
             done += got
             self._pos += got
         return done
+
+    def _patched(self, offset: int, patches: tuple[tuple[int, int], ...]) -> memoryview:
+        """The chunk at `offset` with its size patches applied (the last one is kept: the
+        parser reads a chunk in a few pieces)."""
+        if self._cached != offset:
+            self._fh.seek(offset)
+            got = self._fh.readinto(self._chunk) or 0
+            apply_patches(self._chunk, patches)
+            self._cached = offset
+            self._chunk_view = memoryview(self._chunk)[:got]
+        return self._chunk_view
 
     def real_offset(self, index: int) -> int:
         """The real file offset of this view's chunk `index`."""

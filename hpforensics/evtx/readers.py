@@ -20,9 +20,10 @@ import orjson
 
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.chunks import (CHUNK_SIZE, FILE_HEADER_SIZE, ChunkScan, SelectedChunks,
-                                     scan_chunks)
+                                     Wanted, scan_chunks)
 from hpforensics.evtx.records import (RawRecord, ReadStats, flatten_json_data, parse_time,
                                       raw_from_xml, text_value)
+from hpforensics.evtx.select import RecordSelector
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +48,7 @@ _RELEVANT_XML = re.compile(
 )
 _CHUNK_NO = re.compile(r"chunk number (\d+)")
 
-# The same test on a chunk's bytes. Its strings are UTF-16LE (or ANSI): with the NUL bytes
-# dropped every ASCII name reads as plain ASCII, so a chunk where no provider name of ours and
-# no "hotpatch" (in any case) appears holds no record json_relevant() keeps. Dropping bytes
-# can only add false hits, which cost a parse and nothing else.
-_NEEDLES = tuple(sorted({n.encode("ascii") for n in (*ALL_EVENTS, *SOME_EVENTS)}
-                        - {b"Microsoft-Windows-WaaSMedicSvc"}))  # "...-WaaSMedic" finds it
-_LOWER = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
-
-
-class ChunkTest:
-    """`scan_chunks(wanted=...)`: keeps the chunks that may hold a record of interest and
-    remembers whether any of them mentions hotpatching (if none does, the record test can skip
-    its event-data scan). It costs about a quarter of parsing the chunk (~70 us per 64 KiB)."""
-
-    def __init__(self) -> None:
-        self.mentions = False
-
-    def __call__(self, chunk: bytearray) -> bool:
-        text = chunk.translate(None, b"\x00")
-        if b"hotpatch" in text.translate(_LOWER):
-            self.mentions = True
-            return True
-        return any(name in text for name in _NEEDLES)
-
-
-def check_chunks(path: str, stats: ReadStats, wanted: ChunkTest | None = None) -> ChunkScan:
+def check_chunks(path: str, stats: ReadStats, wanted: Wanted | None = None) -> ChunkScan:
     """Scan the headers and turn every problem into a warning that names file and offset."""
     with open_evidence(path) as fh:
         scan = scan_chunks(fh, os.fstat(fh.fileno()).st_size, wanted)
@@ -216,24 +192,25 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
     """Records of one EVTX file through the Rust parser; damaged chunks become warnings."""
     from evtx import PyEvtxParser
 
-    test = ChunkTest() if relevant_only else None
+    test = RecordSelector(ALL_EVENTS, SOME_EVENTS) if relevant_only else None
     scan = check_chunks(path, stats, test)
     if scan.header_problem.startswith("not an EVTX"):
         return
     stats.expected_records = scan.records_in_intact_chunks
-    # An undamaged file is parsed only in the chunks the test kept (the others are counted);
-    # a damaged one whole, so that the parser reports on every chunk as before.
+    # An undamaged file is parsed only in the records the selector kept (the others are
+    # counted); a damaged one whole, so that the parser reports on every chunk as before.
     select = test is not None and not scan.damaged
     relevant = provider_relevant if select and not test.mentions else json_relevant  # type: ignore[union-attr]
     with open_evidence(path) as fh:  # read-only handle: the parser never opens the path itself
         view = None
         source = fh
         if select:
-            stats.records += scan.unwanted_records
+            stats.records += scan.unwanted_records + scan.skipped_records
             if not scan.wanted_offsets:
                 return
-            if scan.unwanted_records or len(scan.wanted_offsets) < scan.chunks_present:
-                source = view = SelectedChunks(fh, scan.wanted_offsets)
+            if (scan.unwanted_records or any(scan.patches.values())
+                    or len(scan.wanted_offsets) < scan.chunks_present):
+                source = view = SelectedChunks(fh, scan.wanted_offsets, scan.patches)
         try:
             records = PyEvtxParser(source, number_of_threads=threads).records_json()
         except (RuntimeError, OSError, ValueError) as exc:  # e.g. cut inside its 4 KiB header

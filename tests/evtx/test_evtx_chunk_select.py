@@ -11,8 +11,9 @@ from evtx import PyEvtxParser
 
 from hpforensics.evtx import readers
 from hpforensics.evtx.chunks import SelectedChunks, scan_chunks
-from hpforensics.evtx.readers import ChunkTest, json_relevant, read_evtx
+from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS, json_relevant, read_evtx
 from hpforensics.evtx.records import ReadStats
+from hpforensics.evtx.select import RecordSelector
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,27 +69,38 @@ def _all_relevant(path: Path) -> tuple[list, int]:
     return kept, count
 
 
+def test_reader_keeps_what_a_full_parse_keeps(shared_data: Path) -> None:
+    """Every real log and every log of the sample fleet: the records the reader yields (the
+    selector's size patches applied) are exactly those a full parse keeps, and the counts agree."""
+    checked = 0
+    for path in _files(shared_data):
+        stats = ReadStats(str(path))
+        got = list(read_evtx(str(path), stats))
+        want, count = _all_relevant(path)
+        assert got == want, path
+        assert stats.records == count, path
+        checked += 1
+    assert checked >= 30
+
+
 @pytest.mark.parametrize("name", ["security.evtx", "system.evtx", "plaso-System.evtx"])
-def test_reader_keeps_what_a_full_parse_keeps(shared_data: Path, name: str) -> None:
-    path = shared_data / "evtx" / name
-    stats = ReadStats(str(path))
-    got = list(read_evtx(str(path), stats))
-    want, count = _all_relevant(path)
-    assert got == want
-    assert stats.records == count and not stats.warnings
+def test_reader_on_intact_real_logs_warns_of_nothing(shared_data: Path, name: str) -> None:
+    stats = ReadStats(str(shared_data / "evtx" / name))
+    assert list(read_evtx(stats.source, stats)) and not stats.warnings or name == "security.evtx"
+    assert not stats.warnings
 
 
-def test_chunk_test_rules_out_security_chunks_and_sees_mentions(shared_data: Path) -> None:
-    """security.evtx has no update or boot provider: most chunks are never parsed (the rest
-    hold the logon process name 'User32', which the byte test cannot tell from the provider);
-    the fleet's WaaSMedic log mentions hotpatching."""
-    test = ChunkTest()
+def test_selector_rules_out_security_and_sees_mentions(shared_data: Path) -> None:
+    """security.evtx has no update or boot provider: none of its 2,261 records reaches the
+    parser (the logon process name 'User32' no longer keeps chunks, as a byte test did); the
+    fleet's WaaSMedic log mentions hotpatching."""
+    test = RecordSelector(ALL_EVENTS, SOME_EVENTS)
     path = shared_data / "evtx" / "security.evtx"
     with open(path, "rb") as fh:
         scan = scan_chunks(fh, os.path.getsize(path), test)
-    assert scan.unwanted_records == 965 and not test.mentions  # of 2,261
+    assert scan.unwanted_records == 2261 and not scan.wanted_offsets and not test.mentions
     medic = next((REPO / "samples" / "evtx").rglob("*WaaSMedic*.evtx"))
-    test = ChunkTest()
+    test = RecordSelector(ALL_EVENTS, SOME_EVENTS)
     with open(medic, "rb") as fh:
         scan = scan_chunks(fh, os.path.getsize(medic), test)
     assert test.mentions and scan.wanted_offsets and scan.unwanted_records == 0

@@ -1,0 +1,133 @@
+/* Python binding of the EVTX record selector. hpforensics/evtx/select.py is the public face:
+ * it compiles the rules once (`rules()`) and calls `select()` per chunk. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+
+#include "evtxscan.h"
+
+#define MAX_RULES 64
+#define MAX_IDS 64
+
+typedef struct rules {
+    size_t n;
+    evs_rule rule[MAX_RULES];
+    char names[MAX_RULES][256];
+    uint32_t ids[MAX_RULES][MAX_IDS];
+} rules;
+
+static const char *CAPSULE = "hpforensics._evtxscan.rules";
+
+static void rules_free(PyObject *capsule) { free(PyCapsule_GetPointer(capsule, CAPSULE)); }
+
+/* rules(((name: bytes, ids: tuple[int, ...]), ...)) -> capsule; empty ids = every event */
+static PyObject *py_rules(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "rules must be a sequence of (name, ids) pairs");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_RULES) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "at most %d rules", MAX_RULES);
+    }
+    rules *r = calloc(1, sizeof *r);
+    if (!r) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *name;
+        Py_ssize_t name_len;
+        PyObject *ids;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "y#O:rules", &name, &name_len, &ids))
+            goto fail;
+        PyObject *idseq = PySequence_Fast(ids, "ids must be a sequence of ints");
+        if (!idseq) goto fail;
+        Py_ssize_t m = PySequence_Fast_GET_SIZE(idseq);
+        if (name_len >= 256 || m > MAX_IDS) {
+            Py_DECREF(idseq);
+            PyErr_SetString(PyExc_ValueError, "rule name or ID list too long");
+            goto fail;
+        }
+        memcpy(r->names[i], name, (size_t)name_len);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            unsigned long v = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(idseq, j));
+            if (PyErr_Occurred()) {
+                Py_DECREF(idseq);
+                goto fail;
+            }
+            r->ids[i][j] = (uint32_t)v;
+        }
+        Py_DECREF(idseq);
+        r->rule[i] = (evs_rule){r->names[i], (size_t)name_len, r->ids[i], (size_t)m};
+    }
+    r->n = (size_t)n;
+    Py_DECREF(seq);
+    PyObject *capsule = PyCapsule_New(r, CAPSULE, rules_free);
+    if (!capsule) free(r);
+    return capsule;
+fail:
+    Py_DECREF(seq);
+    free(r);
+    return NULL;
+}
+
+/* select(chunk, rules) -> None (walk the whole chunk with the parser) or
+ * (records, end, kept_offsets: tuple[int], mentions: bool) */
+static PyObject *py_select(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "y*O:select", &view, &capsule)) return NULL;
+    rules *r = PyCapsule_GetPointer(capsule, CAPSULE);
+    if (!r) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    evs_result *res = malloc(sizeof *res);
+    if (!res) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = evs_select(view.buf, (size_t)view.len, r->rule, r->n, res);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyObject *out = NULL;
+    if (rc < 0) {
+        out = Py_NewRef(Py_None);
+    } else {
+        PyObject *kept = PyTuple_New(res->kept);
+        if (kept) {
+            for (uint32_t i = 0; i < res->kept; i++) {
+                PyObject *v = PyLong_FromUnsignedLong(res->keep[i]);
+                if (!v) {
+                    Py_CLEAR(kept);
+                    break;
+                }
+                PyTuple_SET_ITEM(kept, i, v);
+            }
+        }
+        if (kept)
+            out = Py_BuildValue("(IINO)", res->records, res->end, kept,
+                                res->mentions ? Py_True : Py_False);
+    }
+    free(res);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"rules", py_rules, METH_O, "Compile provider rules: ((name: bytes, ids: tuple), ...)."},
+    {"select", py_select, METH_VARARGS,
+     "select(chunk, rules) -> None | (records, end, kept_offsets, mentions)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_evtxscan", "EVTX record selection in C (see csrc/evtxscan).", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__evtxscan(void) { return PyModule_Create(&module); }

@@ -1,0 +1,95 @@
+"""The C record selector (csrc/evtxscan): exact on real logs, a superset by construction, and
+safe on hostile chunks (its self-check driver runs under AddressSanitizer + UBSan)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from evtx import PyEvtxParser
+
+from hpforensics.evtx.chunks import SelectedChunks, scan_chunks
+from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS, json_relevant
+from hpforensics.evtx.select import RecordPick, RecordSelector, pick
+
+REPO = Path(__file__).resolve().parents[2]
+SELECT = REPO / "csrc" / "evtxscan"
+
+
+def _relevant_ids(source) -> tuple[set[int], int]:
+    ids, count = set(), 0
+    records = PyEvtxParser(source, number_of_threads=1).records_json()
+    while True:
+        try:
+            for item in records:
+                count += 1
+                if json_relevant(item["data"]):
+                    ids.add(item["event_record_id"])
+            return ids, count
+        except RuntimeError:
+            continue
+
+
+def test_selector_is_exact_on_intact_real_logs(shared_data: Path) -> None:
+    """On the real System logs the parser is handed the relevant records and, per chunk, at
+    most the chunk's first record besides (every walk starts there): nothing else."""
+    for name, relevant_count in (("system.evtx", 415), ("plaso-System.evtx", 95),
+                                 ("security.evtx", 0)):
+        path = shared_data / "evtx" / name
+        with open(path, "rb") as fh:
+            scan = scan_chunks(fh, os.path.getsize(path), RecordSelector(ALL_EVENTS, SOME_EVENTS))
+            assert not scan.damaged
+            view = SelectedChunks(fh, scan.wanted_offsets, scan.patches)
+            parsed = []
+            if scan.wanted_offsets:
+                records = PyEvtxParser(view, number_of_threads=1).records_json()
+                parsed = [(r["event_record_id"], json_relevant(r["data"])) for r in records]
+        relevant, count = _relevant_ids(str(path))
+        assert len(relevant) == relevant_count
+        assert {i for i, ok in parsed if ok} == relevant  # nothing relevant stepped over
+        assert len(parsed) <= len(relevant) + len(scan.wanted_offsets)
+        assert len(parsed) + scan.skipped_records + scan.unwanted_records == count
+
+
+def test_pick_patches_step_over_exactly_the_unkept_records(shared_data: Path) -> None:
+    """`pick` on a real chunk with every third record kept: the parser, given the patched chunk,
+    yields the first record and the kept ones, in order, and nothing else."""
+    path = shared_data / "evtx" / "system.evtx"
+    with open(path, "rb") as fh:
+        fh.seek(0x1000)
+        chunk = bytearray(fh.read(0x10000))
+        starts, at = [], 0x200
+        free = int.from_bytes(chunk[0x30:0x34], "little")
+        while at < free and chunk[at:at + 4] == b"**\0\0":
+            starts.append(at)
+            at += int.from_bytes(chunk[at + 4:at + 8], "little")
+        kept = tuple(starts[2::3])
+        choice = pick(chunk, len(starts), at, kept)
+        assert isinstance(choice, RecordPick) and choice.parsed == len(kept) + 1
+        ids = [int.from_bytes(chunk[s + 8:s + 16], "little") for s in (starts[0], *kept)]
+        view = SelectedChunks(fh, [0x1000], {0x1000: choice.patches})
+        got = [r["event_record_id"] for r in PyEvtxParser(view, number_of_threads=1).records_json()]
+    assert got == ids
+    assert choice.patches and path.read_bytes()[0x1000:0x11000] == chunk  # the view only
+
+
+def test_selector_driver_under_sanitizers(tmp_path: Path, shared_data: Path) -> None:
+    """Every chunk of the real logs and of one sample device, then 300 hostile mutations of
+    each (flipped bits, huge counts, offsets pointing anywhere): no read outside the chunk,
+    kept offsets always ascending record starts inside the walk."""
+    from tests.pagehash.test_pagehash_asan import compiler
+
+    exe = tmp_path / "evtxscan_driver"
+    build = subprocess.run(
+        [compiler(), "-std=c11", "-O1", "-g", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
+         str(SELECT / "tests" / "driver.c"), str(SELECT / "select.c")],
+        capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    files = sorted(str(p) for p in (shared_data / "evtx").glob("*.evtx"))
+    files += sorted(str(p) for p in (REPO / "samples" / "evtx" / "HP-WS-001").rglob("*.evtx"))
+    run = subprocess.run([str(exe), *files], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert " 0 failures" in run.stdout
+    assert int(run.stdout.split(" checks")[0].split()[-1]) > 500_000
