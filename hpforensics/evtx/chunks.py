@@ -13,7 +13,7 @@ import logging
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Union
+from typing import Any, BinaryIO, Callable, Union
 
 from hpforensics.evtx.select import RecordPick, apply_patches
 
@@ -74,17 +74,24 @@ class ChunkScan:
 Wanted = Callable[[bytearray], Union[bool, RecordPick]]
 
 
-def scan_chunks(fh: BinaryIO, size: int, wanted: Wanted | None = None) -> ChunkScan:
+def scan_chunks(fh: BinaryIO, size: int, wanted: Wanted | None = None,
+                digest: Any = None) -> ChunkScan:
     """Check the file header and every chunk header; never raises on damaged data.
 
     `wanted(chunk)` (optional) is asked about every intact chunk while its bytes are at hand:
     a chunk it rules out (False) need never reach the record parser (see `SelectedChunks`);
-    a RecordPick says which of its records the parser is to read."""
+    a RecordPick says which of its records the parser is to read. `digest` (a hashlib object)
+    is fed every byte of the file on the way, so the input's hash costs no second read."""
     scan = ChunkScan(size=size)
     fh.seek(0)
     head = fh.read(FILE_HEADER_SIZE)
+    if digest is not None:
+        digest.update(head)
     if len(head) < 0x80 or not head.startswith(FILE_MAGIC):
         scan.header_problem = "not an EVTX file (no ElfFile header)"
+        if digest is not None:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
         return scan
     fields = _FILE_HEADER.unpack_from(head, 0)
     scan.header_chunk_count = fields[8]
@@ -99,6 +106,8 @@ def scan_chunks(fh: BinaryIO, size: int, wanted: Wanted | None = None) -> ChunkS
     while offset < size:
         fh.seek(offset)
         got = fh.readinto(buf) or 0
+        if digest is not None:
+            digest.update(view[:got])
         problem = _check_chunk(view[:got], index, scan)
         if problem:
             scan.problems.append(ChunkProblem(offset, index, problem))

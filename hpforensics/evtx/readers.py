@@ -10,6 +10,7 @@ of a log (logons, service changes) costs a substring scan at most.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import re
@@ -48,10 +49,15 @@ _RELEVANT_XML = re.compile(
 )
 _CHUNK_NO = re.compile(r"chunk number (\d+)")
 
-def check_chunks(path: str, stats: ReadStats, wanted: Wanted | None = None) -> ChunkScan:
-    """Scan the headers and turn every problem into a warning that names file and offset."""
+def check_chunks(path: str, stats: ReadStats, wanted: Wanted | None = None,
+                 hash_input: bool = False) -> ChunkScan:
+    """Scan the headers and turn every problem into a warning that names file and offset;
+    with `hash_input`, stats.sha256 is the file's SHA-256, taken on the same read."""
+    digest = hashlib.sha256() if hash_input else None
     with open_evidence(path) as fh:
-        scan = scan_chunks(fh, os.fstat(fh.fileno()).st_size, wanted)
+        scan = scan_chunks(fh, os.fstat(fh.fileno()).st_size, wanted, digest)
+    if digest is not None:
+        stats.sha256 = digest.hexdigest()
     if scan.header_problem:
         stats.warnings.append(f"{stats.source}: {scan.header_problem}")
     # Runs of chunks with the same damage (a zeroed stretch) make one warning, not one each.
@@ -188,12 +194,13 @@ def _flat(data: dict) -> bool:
 
 
 def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
-              threads: int = 1) -> Iterator[RawRecord]:
-    """Records of one EVTX file through the Rust parser; damaged chunks become warnings."""
+              threads: int = 1, hash_input: bool = False) -> Iterator[RawRecord]:
+    """Records of one EVTX file through the Rust parser; damaged chunks become warnings.
+    `hash_input`: fill stats.sha256 from the integrity scan's read of the file."""
     from evtx import PyEvtxParser
 
     test = RecordSelector(ALL_EVENTS, SOME_EVENTS) if relevant_only else None
-    scan = check_chunks(path, stats, test)
+    scan = check_chunks(path, stats, test, hash_input)
     if scan.header_problem.startswith("not an EVTX"):
         return
     stats.expected_records = scan.records_in_intact_chunks

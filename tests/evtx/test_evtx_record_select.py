@@ -93,3 +93,19 @@ def test_selector_driver_under_sanitizers(tmp_path: Path, shared_data: Path) -> 
     assert run.returncode == 0, run.stdout + run.stderr
     assert " 0 failures" in run.stdout
     assert int(run.stdout.split(" checks")[0].split()[-1]) > 500_000
+
+
+def test_reader_hashes_the_input_on_its_integrity_read(shared_data: Path, tmp_path: Path) -> None:
+    """The SHA-256 the reader takes on its chunk scan is the file's, for intact, truncated and
+    non-EVTX inputs alike (custody must not depend on the file parsing)."""
+    import hashlib
+
+    from hpforensics.evtx.readers import read_evtx
+    from hpforensics.evtx.records import ReadStats
+
+    junk = tmp_path / "not-evtx.evtx"
+    junk.write_bytes(b"MZ" + bytes(range(256)) * 600)
+    for path in [*sorted((shared_data / "evtx").glob("*.evtx")), junk]:
+        stats = ReadStats(str(path))
+        list(read_evtx(str(path), stats, hash_input=True))
+        assert stats.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
