@@ -364,7 +364,10 @@ int evs_select(const uint8_t *chunk, size_t len_, const evs_rule *rules, size_t 
             }
         }
         if (mentioned_in(&h, at, at + size)) mention = 1;
-        if (keep != KEEP_NO || mention) {
+        /* The parser stops after the chunk's last record id even with records behind it; only
+         * reading that record makes it stop there, so it is kept when anything follows. */
+        int stop_here = id == last_id && at + size < end;
+        if (keep != KEEP_NO || mention || stop_here) {
             out->keep[out->kept++] = at;
             out->mentions |= mention;
         }

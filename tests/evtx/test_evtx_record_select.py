@@ -109,3 +109,37 @@ def test_reader_hashes_the_input_on_its_integrity_read(shared_data: Path, tmp_pa
         stats = ReadStats(str(path))
         list(read_evtx(str(path), stats, hash_input=True))
         assert stats.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
+
+
+def test_chunk_whose_last_record_id_names_a_middle_record(shared_data: Path, tmp_path: Path) -> None:
+    """The parser stops a chunk after the record its header calls the last one, even with
+    records behind it: the view must stop there too (that record is handed over, not skipped),
+    so the reader gives exactly what a full parse gives."""
+    import struct
+    import zlib
+
+    from hpforensics.evtx.readers import read_evtx, raw_from_json
+    from hpforensics.evtx.records import ReadStats
+
+    data = bytearray((shared_data / "evtx" / "system.evtx").read_bytes())
+    chunk = 0x1000
+    starts, at = [], chunk + 0x200
+    free = chunk + struct.unpack_from("<I", data, chunk + 0x30)[0]
+    while at < free and data[at:at + 4] == b"**\0\0":
+        starts.append(at)
+        at += struct.unpack_from("<I", data, at + 4)[0]
+    middle = starts[len(starts) // 3]
+    struct.pack_into("<Q", data, chunk + 0x20, struct.unpack_from("<Q", data, middle + 8)[0])
+    struct.pack_into("<I", data, chunk + 0x7C,
+                     zlib.crc32(data[chunk + 0x80:chunk + 0x200], zlib.crc32(data[chunk:chunk + 0x78])))
+    path = tmp_path / "last-id.evtx"
+    path.write_bytes(data)
+
+    want, count = [], 0
+    for item in PyEvtxParser(str(path), number_of_threads=1).records_json():
+        count += 1
+        if json_relevant(item["data"]):
+            want.append(raw_from_json(item["data"], item["timestamp"]))
+    stats = ReadStats(str(path))
+    assert list(read_evtx(str(path), stats)) == want
+    assert stats.records == count == 1881 - (len(starts) - len(starts) // 3 - 1)
