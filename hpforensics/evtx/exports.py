@@ -208,39 +208,8 @@ def _ps_time(value: Any) -> dt.datetime | None:
 
 
 def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
-    """ETW events via dissect.etl; a file it cannot read is reported, not guessed at."""
-    from dissect.etl import ETL
+    """ETW events of a trace file (hpforensics/evtx/etl_reader.py: dissect.etl for the
+    buffers and records, the manifests it bundles for the event fields)."""
+    from hpforensics.evtx.etl_reader import read_etl as read_trace
 
-    with open_evidence(path) as fh:
-        try:
-            etl = ETL(fh)
-            records = iter(etl)
-        except Exception as exc:  # noqa: BLE001 - dissect raises many types on foreign data
-            stats.warnings.append(f"{stats.source}: not readable as an ETW trace by dissect.etl "
-                                  f"({type(exc).__name__}: {exc}); no events taken from it")
-            return
-        while True:
-            try:
-                record = next(records)
-                event = record.event
-                values = event.event_values()
-                stamp = event.ts()
-            except StopIteration:
-                return
-            except Exception as exc:  # noqa: BLE001
-                stats.warnings.append(f"{stats.source}: dissect.etl stopped reading "
-                                      f"({type(exc).__name__}: {exc}); events before were kept")
-                return
-            stats.records += 1
-            rec = RawRecord(
-                provider=event.provider_name() or str(event.provider_id()),
-                event_id=int(getattr(record.header, "id", 0) or 0),
-                record_id=stats.records,
-                time=stamp.astimezone(dt.timezone.utc) if stamp.tzinfo else
-                stamp.replace(tzinfo=dt.timezone.utc),
-                channel="ETW",
-                computer="",
-            )
-            for key, value in values.items():
-                rec.data[str(key)] = text_value(value)
-            yield rec
+    return read_trace(path, stats)

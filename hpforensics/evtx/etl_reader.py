@@ -1,0 +1,157 @@
+"""ETW trace files (.etl) to RawRecords: dissect.etl reads the container, etw_schema the fields.
+
+A trace is a run of equal-size buffers (WMI_BUFFER_HEADER + records). dissect.etl follows each
+buffer's BufferSize to the next one and stops at the first error, so one damaged buffer would
+lose every later event. Here the buffers are walked by the trace's buffer size instead, each
+header is checked (size, bytes in use, file end) before dissect.etl reads its records, and a
+damaged buffer costs only its own events: one warning names the file and the offset, and the
+buffers after it are still read. A file cut short keeps the complete records of its last,
+partial buffer.
+
+Mapping, as for an .evtx record: provider name from the manifest (else the provider GUID),
+event ID and version from the EVENT_DESCRIPTOR, time from the trace clock (exact, in
+FILETIME units), record number = the record's position in the file (the logfile header is
+record 1), channel = the admin log the channel id names (System, Application, Security; else
+"ETW"), computer = "" (traces carry none: the collection's device name is used), event data
+by name. Only EVENT_HEADER records (manifest, TraceLogging) become records; kernel (system,
+perfinfo) and WPP records are counted, not decoded.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import struct
+import uuid
+from typing import Iterator
+
+from hpforensics.evidence import open_evidence
+from hpforensics.evtx.etw_schema import WELL_KNOWN_CHANNELS, decode, provider
+from hpforensics.evtx.records import RawRecord, ReadStats
+
+log = logging.getLogger(__name__)
+
+_BUFFER_HEADER = struct.Struct("<IIIiqqQHHIIHH")  # WMI_BUFFER_HEADER up to BufferType
+_BUFFER_HEADER_SIZE = 0x48
+_MARKER_END = 0xFFFFFFFF  # filler after the last record of a buffer
+_FLAG_COMPRESSED = 0x0040
+_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    from dissect.etl.etl import ETL, Buffer
+
+    with open_evidence(path) as fh:
+        file_size = os.fstat(fh.fileno()).st_size
+        try:
+            etl = ETL(fh)
+        except Exception as exc:  # noqa: BLE001 - dissect raises many types on foreign data
+            stats.warnings.append(f"{stats.source} at offset 0x0: not readable as an ETW trace "
+                                  f"by dissect.etl ({type(exc).__name__}: {exc}); no events "
+                                  f"taken from it")
+            return
+        walk = _Walk(etl, stats, file_size)
+        expected = etl.logfile_header.buffers_written
+        stride = etl.buffer_size
+        for index in range(expected):
+            offset = index * stride
+            if offset + _BUFFER_HEADER_SIZE > file_size:
+                stats.warnings.append(
+                    f"{stats.source} at offset {offset:#x}: the trace ends after {index} of its "
+                    f"{expected} buffers (file cut short); the events before were kept")
+                return
+            problem = _check_buffer(fh, offset, stride, file_size)
+            if problem:
+                stats.warnings.append(f"{stats.source} at offset {offset:#x}: buffer {index} "
+                                      f"{problem}; its events were skipped, the other buffers read")
+                continue
+            yield from walk.records(Buffer(etl, offset), index)
+            if walk.cut:
+                stats.warnings.append(
+                    f"{stats.source} at offset {walk.cut:#x}: the trace ends inside buffer "
+                    f"{index} of {expected} (file cut short); the complete events were kept")
+                return
+
+
+def _check_buffer(fh, offset: int, stride: int, file_size: int) -> str:
+    """Why a buffer header cannot be trusted ('' when it can). A file cut inside the
+    buffer is not a header problem: its complete records are still read."""
+    fh.seek(offset)
+    (size, saved, _cur, _ref, _ts, _seq, _clock, _cpu, _logger, _state, used, flags,
+     _type) = _BUFFER_HEADER.unpack(fh.read(_BUFFER_HEADER.size))
+    if size != stride:
+        return f"has a bad header: BufferSize {size:#x}, the trace's buffers are {stride:#x}"
+    if not _BUFFER_HEADER_SIZE <= used <= size or used % 8 and not flags & _FLAG_COMPRESSED:
+        return f"has a bad header: {used:#x} bytes in use in a {size:#x}-byte buffer"
+    return ""
+
+
+class _Walk:
+    """Record numbering and decoding across the buffers of one trace."""
+
+    def __init__(self, etl, stats: ReadStats, file_size: int) -> None:
+        self.etl = etl
+        self.stats = stats
+        self.file_size = file_size
+        self.number = 0
+        self.cut = 0  # file offset where a cut-short buffer's data ends
+        self.pointer_size = etl.pointer_size
+
+    def records(self, buf, index: int) -> Iterator[RawRecord]:
+        from dissect.etl.exceptions import Error as DissectError
+        from dissect.etl.headers.event import EventHeader
+
+        data = buf.data
+        end_in_file = buf.data_offset + len(data)
+        if buf.offset + buf.filled_bytes > self.file_size:
+            self.cut = end_in_file
+        pos = 0
+        while pos + 4 <= len(data):
+            if int.from_bytes(data[pos:pos + 4], "little") == _MARKER_END:
+                return
+            try:
+                header = buf.read_record(pos).header
+                size = header.size
+            except (DissectError, EOFError, ValueError, struct.error) as exc:
+                if not self.cut:
+                    self._damaged(buf, index, pos, f"unreadable record ({type(exc).__name__}: {exc})")
+                return
+            if pos + size > len(data):
+                if not self.cut:
+                    self._damaged(buf, index, pos, f"record of {size:#x} bytes overruns the buffer")
+                return
+            self.number += 1
+            self.stats.records += 1
+            if isinstance(header, EventHeader):
+                yield self._raw(header, bytes(data[pos:pos + size]))
+            pos += (size + 7) & ~7
+
+    def _damaged(self, buf, index: int, pos: int, why: str) -> None:
+        self.stats.warnings.append(f"{self.stats.source} at offset {buf.data_offset + pos:#x}: "
+                                   f"buffer {index}: {why}; the rest of this buffer was skipped")
+
+    def _raw(self, header, record: bytes) -> RawRecord:
+        h = header.header
+        guid = uuid.UUID(bytes_le=bytes(h.ProviderId))  # a GUID: Data1..Data3 little-endian
+        prov = provider(guid)
+        filetime = self.etl.get_filetime_for_event(header.time_delta)
+        rec = RawRecord(
+            provider=(prov.name if prov and prov.name else f"{{{guid}}}"),
+            event_id=h.Id,
+            record_id=self.number,
+            time=_EPOCH + dt.timedelta(microseconds=filetime // 10),
+            channel=WELL_KNOWN_CHANNELS.get(h.Channel, "ETW"),
+            computer="",
+        )
+        fields = prov.templates.get((h.Id, h.Version)) if prov else None
+        if fields:
+            rec.data = decode(fields, _user_data(header, record), self.pointer_size)
+        return rec
+
+
+def _user_data(header, record: bytes) -> bytes:
+    """The payload after the EVENT_HEADER and its extended data items (when flagged)."""
+    start = header.minimal_size
+    if header.header.Flags & 0x0001:  # EVENT_HEADER_FLAG_EXTENDED_INFO
+        start += sum(item.size for item in header.header_extensions)
+    return record[start:]
