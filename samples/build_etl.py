@@ -138,6 +138,19 @@ def _month(month: str, installed: str, effective: str, why: str, failures: int =
             "reboot": kind != "hotpatch", "compliant": True, "why": why}
 
 
+# What a correct timeline makes of each event (None: not an update-audit event).
+_CATEGORIES = {(W.WUC, 44): "update-download", (W.WUC, 43): "update-start",
+               (W.WUC, 19): "update-installed", (W.WUC, 20): "update-failed",
+               (W.KERNEL_GENERAL, 12): "boot", (W.KERNEL_GENERAL, 13): "shutdown"}
+
+
+def _category(ev: EtwEvent) -> str | None:
+    found = _CATEGORIES.get((ev.provider_name, ev.event_id))
+    if found is None and any("hotpatch" in str(v).lower() for v in ev.values().values()):
+        return "hotpatch-mention"
+    return found
+
+
 def session_for(s: BootSession) -> Session:
     return Session(LOGGER, "C:\\Windows\\System32\\LogFiles\\WMI\\" + s.file_name, s.boot,
                    s.boot + _dt.timedelta(seconds=4), s.end + _dt.timedelta(seconds=1))
@@ -154,11 +167,13 @@ def build(out: Path) -> dict:
             writer.add(ev)
         buffers = writer.layout()
         size = writer.write(out / rel)
-        records = [{"record": i + 2, "provider": ev.provider_name,
+        records = [{"record": i + 2, "buffer": buf, "offset": off, "size": size,
+                    "provider": ev.provider_name,
                     "provider_guid": str(ev.provider), "event_id": ev.event_id,
-                    "version": ev.version, "time": _iso(ev.time),
+                    "version": ev.version, "channel": ev.channel, "time": _iso(ev.time),
+                    "category": _category(ev),
                     "data": {f.name: render(f.in_type, f.value) for f in ev.fields}}
-                   for i, ev in enumerate(s.events)]
+                   for i, (ev, (buf, off, size)) in enumerate(zip(s.events, writer.placements()))]
         files.append({"path": rel.as_posix(), "logger": LOGGER, "bytes": size,
                       "buffer_size": writer.session.buffer_size, "buffers": len(buffers),
                       "boot": _iso(s.boot),

@@ -36,6 +36,8 @@ _BUFFER_HEADER_SIZE = 0x48
 _MARKER_END = 0xFFFFFFFF  # filler after the last record of a buffer
 _FLAG_COMPRESSED = 0x0040
 _EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+_DAY = 864_000_000_000  # FILETIME units
+_MIN_BUFFER, _MAX_BUFFER = 0x400, 64 << 20
 
 
 def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
@@ -50,9 +52,15 @@ def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
                                   f"by dissect.etl ({type(exc).__name__}: {exc}); no events "
                                   f"taken from it")
             return
+        stride = _stride(fh, etl, file_size)
+        if not _MIN_BUFFER <= stride <= _MAX_BUFFER or stride % 8:
+            stats.warnings.append(f"{stats.source} at offset 0x0: not readable as an ETW trace: "
+                                  f"buffer size {stride:#x} in its header; no events taken")
+            return
         walk = _Walk(etl, stats, file_size)
-        expected = etl.logfile_header.buffers_written
-        stride = etl.buffer_size
+        # A trace copied while its session was still running says 0 buffers written: then
+        # the file's length says how many there are.
+        expected = etl.logfile_header.buffers_written or file_size // stride
         for index in range(expected):
             offset = index * stride
             if offset + _BUFFER_HEADER_SIZE > file_size:
@@ -62,6 +70,8 @@ def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
                 return
             problem = _check_buffer(fh, offset, stride, file_size)
             if problem:
+                if index == 0:  # its logfile header was read all the same: still record 1
+                    walk.number = stats.records = 1
                 stats.warnings.append(f"{stats.source} at offset {offset:#x}: buffer {index} "
                                       f"{problem}; its events were skipped, the other buffers read")
                 continue
@@ -71,6 +81,22 @@ def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
                     f"{stats.source} at offset {walk.cut:#x}: the trace ends inside buffer "
                     f"{index} of {expected} (file cut short); the complete events were kept")
                 return
+        if file_size < expected * stride:
+            stats.warnings.append(
+                f"{stats.source} at offset {file_size:#x}: the trace ends inside the unused "
+                f"space of its last buffer (file cut short); no event was lost")
+
+
+def _stride(fh, etl, file_size: int) -> int:
+    """The trace's buffer size: the first buffer's, or the logfile header's when only that
+    one leads to a buffer that says the same (a damaged first buffer header)."""
+    first, logged = etl.buffer_size, etl.logfile_header.header.BufferSize
+    for size in (first, logged):
+        if _MIN_BUFFER <= size <= _MAX_BUFFER and size + 4 <= file_size:
+            fh.seek(size)
+            if int.from_bytes(fh.read(4), "little") == size:
+                return size
+    return first
 
 
 def _check_buffer(fh, offset: int, stride: int, file_size: int) -> str:
@@ -102,9 +128,8 @@ class _Walk:
         from dissect.etl.headers.event import EventHeader
 
         data = buf.data
-        end_in_file = buf.data_offset + len(data)
         if buf.offset + buf.filled_bytes > self.file_size:
-            self.cut = end_in_file
+            self.cut = buf.data_offset + len(data)
         pos = 0
         while pos + 4 <= len(data):
             if int.from_bytes(data[pos:pos + 4], "little") == _MARKER_END:
@@ -112,23 +137,45 @@ class _Walk:
             try:
                 header = buf.read_record(pos).header
                 size = header.size
+                problem = "" if pos + size <= len(data) else \
+                    f"a record of {size:#x} bytes overruns the buffer"
             except (DissectError, EOFError, ValueError, struct.error) as exc:
-                if not self.cut:
-                    self._damaged(buf, index, pos, f"unreadable record ({type(exc).__name__}: {exc})")
-                return
-            if pos + size > len(data):
-                if not self.cut:
-                    self._damaged(buf, index, pos, f"record of {size:#x} bytes overruns the buffer")
-                return
+                problem = f"unreadable record ({type(exc).__name__}: {exc})"
+            if problem:
+                if self.cut:  # the file ends inside this record: said by the caller
+                    return
+                pos = self._resync(buf, index, pos, problem)
+                continue
             self.number += 1
             self.stats.records += 1
             if isinstance(header, EventHeader):
                 yield self._raw(header, bytes(data[pos:pos + size]))
             pos += (size + 7) & ~7
 
-    def _damaged(self, buf, index: int, pos: int, why: str) -> None:
-        self.stats.warnings.append(f"{self.stats.source} at offset {buf.data_offset + pos:#x}: "
-                                   f"buffer {index}: {why}; the rest of this buffer was skipped")
+    def _resync(self, buf, index: int, bad: int, why: str) -> int:
+        """After a damaged record, the next 8-aligned place where an event header with a
+        sane size and a time inside the trace starts (records after it are intact); the
+        buffer's end when there is none. One warning either way."""
+        data = buf.data
+        pos = bad + 8
+        while pos + 0x50 <= len(data) and not self._plausible(data, pos):
+            pos += 8
+        where = f"{self.stats.source} at offset {buf.data_offset + bad:#x}: buffer {index}: {why}"
+        if pos + 0x50 > len(data):
+            self.stats.warnings.append(f"{where}; the rest of this buffer was skipped")
+            return len(data)
+        self.stats.warnings.append(f"{where}; {pos - bad:#x} bytes skipped to the next "
+                                   f"readable record")
+        return pos
+
+    def _plausible(self, data, pos: int) -> bool:
+        size, kind, flags = struct.unpack_from("<HBB", data, pos)
+        if flags != 0xC0 or kind not in (0x12, 0x13) or size < 0x50 or pos + size > len(data):
+            return False
+        stamp = struct.unpack_from("<q", data, pos + 0x10)[0]
+        lf = self.etl.logfile_header
+        filetime = self.etl.get_filetime_for_event(stamp)
+        return lf.start_time <= filetime <= max(lf.end_time, lf.start_time) + _DAY
 
     def _raw(self, header, record: bytes) -> RawRecord:
         h = header.header

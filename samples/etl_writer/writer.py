@@ -123,6 +123,17 @@ class EtlWriter:
         first.records[0] = self._header_record(len(buffers))
         return buffers
 
+    def placements(self) -> list[tuple[int, int, int]]:
+        """(buffer index, file offset, record size) of every event, in the order added."""
+        out = []
+        for index, buf in enumerate(self.layout()):
+            at = index * self.session.buffer_size + BUFFER_HEADER.size
+            for rec in buf.records:
+                if index:  # buffer 0 holds the logfile header only
+                    out.append((index, at, len(rec)))
+                at += aligned(len(rec))
+        return out
+
     def to_bytes(self) -> bytes:
         s = self.session
         buffers = self.layout()

@@ -1,0 +1,271 @@
+"""ETW traces (.etl): the sample traces against their plan, through dissect.etl, an independent
+parser (etl-parser), the reader, the CLI, and damaged copies."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from dissect.etl import ETL
+from dissect.etl.headers.event import EventHeader
+
+from hpforensics.evtx.etw_schema import decode, provider
+from hpforensics.evtx.ingest import discover
+from hpforensics.evtx.pipeline import read_item
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+ETL_DIR = SAMPLES / "etl"
+PLAN = json.loads((SAMPLES / "etl-plan.json").read_text())
+FILES = {f["path"]: f for f in PLAN["files"]}
+# the boot session with four buffers: the one the damage tests cut and break
+LONG = next(f for f in PLAN["files"] if f["buffers"] == 4)
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _generate(out: Path) -> dict:
+    plan = out / "plan.json"
+    subprocess.run([sys.executable, str(SAMPLES / "build_etl.py"), "--out", str(out),
+                    "--plan", str(plan)], check=True, capture_output=True)
+    return json.loads(plan.read_text())
+
+
+def test_generator_is_deterministic_and_matches_the_committed_sample(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert _generate(first) == _generate(second) == PLAN
+    for rel in FILES:
+        data = (first / rel).read_bytes()
+        assert data == (second / rel).read_bytes() == (ETL_DIR / rel).read_bytes(), rel
+    assert sorted(p.relative_to(ETL_DIR).as_posix() for p in ETL_DIR.rglob("*.etl")) == \
+        sorted(FILES)
+
+
+@pytest.mark.parametrize("rel", sorted(FILES))
+def test_dissect_etl_reads_exactly_the_planned_events(rel: str) -> None:
+    planned = FILES[rel]
+    with open(ETL_DIR / rel, "rb") as fh:
+        etl = ETL(fh)
+        assert etl.logfile_header.logger_name == planned["logger"]
+        assert etl.logfile_header.log_filename.endswith(Path(rel).name)
+        assert etl.logfile_header.buffers_written == planned["buffers"]
+        assert etl.buffer_size == planned["buffer_size"]
+        assert etl.pointer_size == 8
+        records = list(etl)
+    assert len(records) == planned["records"]
+    assert not isinstance(records[0].header, EventHeader)  # the logfile header event
+    for rec, want in zip(records[1:], planned["events"], strict=True):
+        h = rec.header
+        assert isinstance(h, EventHeader)
+        assert (h.descriptor.id, h.descriptor.version, h.descriptor.channel) == \
+            (want["event_id"], want["version"], want["channel"])
+        assert str(uuid.UUID(bytes_le=bytes(h.header.ProviderId))) == want["provider_guid"]
+        # dissect.etl's own time (float arithmetic) is within a microsecond of the plan's
+        assert abs(h.timestamp - _utc(want["time"])) <= dt.timedelta(microseconds=1)
+        assert h.size == want["size"]
+        prov = provider(uuid.UUID(want["provider_guid"]))
+        assert prov is not None and prov.name == want["provider"]
+        fields = prov.templates[(want["event_id"], want["version"])]
+        assert decode(fields, bytes(h.payload)) == want["data"]
+
+
+def _etl_parser_events(path: Path) -> list[tuple[int, int, str, dict]]:
+    """(id, version, provider GUID, decoded fields) of every EVENT_HEADER record, as the
+    independent etl-parser package reads them (its own structures and generated parsers)."""
+    from etl.etl import IEtlFileObserver, build_from_stream
+    from etl.parsers.etw.core import build_etw, guid as etw_guid
+
+    out: list[tuple[int, int, str, dict]] = []
+
+    class Collect(IEtlFileObserver):
+        def on_event_record(self, event) -> None:
+            eh = event.source.event_header
+            g = eh.provider_id.inner
+            gid = str(uuid.UUID(bytes_le=g.data1.to_bytes(4, "little") + g.data2.to_bytes(2, "little")
+                                + g.data3.to_bytes(2, "little") + bytes(g.data4)))
+            desc = eh.event_descriptor
+            try:
+                parsed = build_etw(etw_guid(gid), desc.Id, desc.Version, event.source.user_data)
+                fields = {k: _plain(v) for k, v in parsed.source.items() if not k.startswith("_")}
+            except Exception:  # noqa: BLE001 - etl-parser has no parser for this provider
+                fields = {}
+            out.append((desc.Id, desc.Version, gid, fields))
+
+        def on_trace_record(self, event) -> None: ...
+        def on_perfinfo_trace(self, event) -> None: ...
+        def on_system_trace(self, event) -> None: ...
+        def on_win_trace(self, event) -> None: ...
+
+    build_from_stream(path.read_bytes()).parse(Collect())
+    return out
+
+
+def _plain(value):
+    kind = getattr(value, "type", None)
+    if kind == "WString":
+        return bytes(value.string).decode("utf-16-le").rstrip("\0")
+    if kind == "Guid":
+        i = value.inner
+        return uuid.UUID(bytes_le=i.data1.to_bytes(4, "little") + i.data2.to_bytes(2, "little")
+                         + i.data3.to_bytes(2, "little") + bytes(i.data4))
+    return value
+
+
+@pytest.mark.parametrize("rel", sorted(FILES))
+def test_an_independent_parser_agrees(rel: str) -> None:
+    """etl-parser decodes the Windows Update Client and Kernel-Process events by name (it has
+    no Kernel-General parser): the same values as planned."""
+    got = _etl_parser_events(ETL_DIR / rel)
+    planned = FILES[rel]["events"]
+    assert [(i, v, g) for i, v, g, _ in got] == \
+        [(e["event_id"], e["version"], e["provider_guid"]) for e in planned]
+    decoded = 0
+    for (_, _, _, fields), want in zip(got, planned):
+        if not fields:
+            assert want["provider"] == "Microsoft-Windows-Kernel-General"
+            continue
+        decoded += 1
+        assert set(fields) == set(want["data"])
+        for name, value in fields.items():
+            text = want["data"][name]
+            if isinstance(value, uuid.UUID):
+                assert "{" + str(value).upper() + "}" == text
+            elif isinstance(value, int) and text.startswith("0x"):
+                assert value == int(text, 16)
+            else:
+                assert str(value) == text, name
+    assert decoded >= len(planned) - 2
+
+
+def test_reader_maps_records_like_the_evtx_path() -> None:
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    for rel, planned in FILES.items():
+        stats = ReadStats(rel)
+        raws = list(read_etl(str(ETL_DIR / rel), stats))
+        assert stats.records == planned["records"] and not stats.warnings
+        assert [(r.provider, r.event_id, r.record_id, r.time, r.data) for r in raws] == [
+            (e["provider"], e["event_id"], e["record"], _utc(e["time"]), e["data"])
+            for e in planned["events"]]
+        assert {r.channel for r in raws if r.provider.endswith("Kernel-Process")} == {"ETW"}
+        assert {r.channel for r in raws if not r.provider.endswith("Kernel-Process")} == {"System"}
+        assert {r.computer for r in raws} == {""}  # the device comes from the collection
+
+
+def test_timeline_cli_on_the_sample(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = cli("timeline", ETL_DIR, "-o", out, "--no-html")
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "events.csv", newline="") as fh:
+        events = list(csv.DictReader(fh))
+    want = sorted((PLAN["device"], e["time"], e["provider"], str(e["event_id"]), str(e["record"]),
+                   e["category"], rel)
+                  for rel, f in FILES.items() for e in f["events"] if e["category"])
+    got = sorted((r["device"], r["time"].replace(".000000Z", "Z"), r["provider"], r["event_id"],
+                  r["record_id"], r["category"], Path(r["source"]).relative_to(ETL_DIR).as_posix())
+                 for r in events)
+    assert got == want
+    installed = {r["kb"]: r for r in events if r["category"] == "update-installed"}
+    assert {kb: r["update_class"] for kb, r in installed.items()} == {
+        m["installed_kb"]: m["kind"] for m in PLAN["months"].values()}
+    with open(out / "compliance.csv", newline="") as fh:
+        months = {r["month"]: r for r in csv.DictReader(fh)}
+    assert set(months) == set(PLAN["months"])
+    for month, m in PLAN["months"].items():
+        row = months[month]
+        assert row["device"] == PLAN["device"] and row["compliant"] == "true", row
+        assert (row["expected_kb"], row["installed_kb"], row["installed_at"], row["effective_at"],
+                int(row["failures"])) == (m["expected_kb"], m["installed_kb"], m["installed_at"],
+                                          m["effective_at"], m["failures"])
+        assert row["how"] == ("with reboot" if m["reboot"] else "hotpatch, no reboot")
+    timeline = list(csv.DictReader(open(out / "timeline.csv", newline="")))
+    assert any(r["category"] == "hotpatch-mention" and "hotpatch" in r["detail"] for r in timeline)
+
+
+def _damaged(tmp_path: Path, how: str) -> tuple[Path, int]:
+    """A copy of the four-buffer trace, damaged; and the file offset the warning must name."""
+    src = ETL_DIR / LONG["path"]
+    dst = tmp_path / "HP-ETW-01" / "C" / "Windows" / "System32" / "LogFiles" / "WMI" / src.name
+    dst.parent.mkdir(parents=True)
+    data = bytearray(src.read_bytes())
+    size = LONG["buffer_size"]
+    if how == "truncated-in-buffer":
+        cut = 2 * size + 1500
+        data, at = data[:cut], cut
+    elif how == "truncated-at-buffer":
+        data, at = data[:3 * size], 3 * size
+    elif how == "bad-buffer-header":
+        data[2 * size:2 * size + 4] = (1234).to_bytes(4, "little")
+        at = 2 * size
+    else:  # bad-record: the first record of buffer 1 loses its marker
+        first = next(e for e in LONG["events"] if e["buffer"] == 1)
+        data[first["offset"]:first["offset"] + 4] = b"\0\0\0\0"
+        at = first["offset"]
+    dst.write_bytes(bytes(data))
+    return dst, at
+
+
+def _kept(how: str) -> list[dict]:
+    size = LONG["buffer_size"]
+    events = LONG["events"]
+    if how == "truncated-in-buffer":
+        return [e for e in events if e["offset"] + e["size"] <= 2 * size + 1500]
+    if how == "truncated-at-buffer":
+        return [e for e in events if e["buffer"] < 3]
+    if how == "bad-buffer-header":
+        return [e for e in events if e["buffer"] != 2]
+    first = next(e for e in events if e["buffer"] == 1)
+    return [e for e in events if e is not first]
+
+
+@pytest.mark.parametrize("how", ["truncated-in-buffer", "truncated-at-buffer",
+                                 "bad-buffer-header", "bad-record"])
+def test_damaged_trace_keeps_every_good_event(tmp_path: Path, how: str) -> None:
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    path, at = _damaged(tmp_path, how)
+    stats = ReadStats(str(path))
+    raws = list(read_etl(str(path), stats))
+    kept = _kept(how)
+    assert len(kept) < len(LONG["events"])
+    assert [(r.event_id, r.time, r.data) for r in raws] == [
+        (e["event_id"], _utc(e["time"]), e["data"]) for e in kept]
+    numbers = [r.record_id for r in raws]
+    if how.startswith("bad"):  # records lost to damage cannot be counted: later ones shift
+        assert numbers == sorted(set(numbers)) and numbers[0] == 2
+    else:
+        assert numbers == [e["record"] for e in kept]
+    assert len(stats.warnings) == 1, stats.warnings
+    assert stats.warnings[0].startswith(f"{path} at offset {at:#x}: ")
+
+
+def test_damaged_trace_cli_exit_3(cli, tmp_path: Path) -> None:
+    path, at = _damaged(tmp_path, "bad-buffer-header")
+    proc = cli("timeline", path.parents[4], "-o", tmp_path / "out", "--no-html")
+    assert proc.returncode == 3, proc.stderr
+    assert f"{path.name} at offset {at:#x}" in proc.stderr and "Traceback" not in proc.stderr
+    events = list(csv.DictReader(open(tmp_path / "out" / "events.csv", newline="")))
+    want = [e for e in _kept("bad-buffer-header") if e["category"]]
+    assert sorted((r["time"].replace(".000000Z", "Z"), r["event_id"]) for r in events) == \
+        sorted((e["time"], str(e["event_id"])) for e in want)
+
+
+def test_a_copy_of_the_sample_in_a_zip_reads_the_same(tmp_path: Path) -> None:
+    rel = LONG["path"]
+    archive = tmp_path / "Collection-HP-ETW-01-2025-04-22T163000Z"
+    shutil.copytree(ETL_DIR / "HP-ETW-01", archive)
+    zipped = shutil.make_archive(str(archive), "zip", archive)
+    items = [i for i in discover([zipped]) if i.source.endswith(Path(rel).name)]
+    part = read_item(items[0])
+    assert not part.stats.warnings and part.stats.records == LONG["records"]
+    assert {e.device for e in part.events} == {"HP-ETW-01"}
+    assert len(part.events) == sum(1 for e in LONG["events"] if e["category"])
