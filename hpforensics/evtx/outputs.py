@@ -9,6 +9,9 @@ from __future__ import annotations
 import csv
 import heapq
 import io
+import itertools
+import marshal
+import operator
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -58,14 +61,19 @@ def safe_cells_at(values: list[Any], text: Sequence[int]) -> list[Any]:
 
 
 def json_line(columns: Sequence[str], values: Sequence[Any]) -> str:
-    return orjson.dumps(dict(zip(columns, values)), default=str).decode() + "\n"
+    return orjson.dumps(dict(zip(columns, values)), default=str,
+                        option=orjson.OPT_APPEND_NEWLINE).decode()
 
 
 def json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """"".join(json_line(columns, v) for v in rows), with one decode for all of them."""
+    """"".join(json_line(columns, v) for v in rows).
+
+    Each line is decoded as soon as it is dumped: keeping orjson's bytes objects alive in a
+    list until one join costs ~10x more (each is allocated large and shrunk in place, so
+    malloc hands out fresh memory for every line instead of reusing the last one)."""
     dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    return b"".join([dumps(dict(zip(columns, v)), default=str, option=opt)
-                     for v in rows]).decode()
+    return "".join([dumps(dict(zip(columns, v)), default=str, option=opt).decode()
+                    for v in rows])
 
 
 def _quoted(text: str) -> str:
@@ -257,7 +265,8 @@ class SpillSorter:
 
 
 def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:
-    """Rows sorted by their first item, one JSON array per line, in a new file of work_dir."""
+    """Rows sorted by their first item, in a new file of work_dir: marshalled batches of
+    _BATCH rows (a run is read back a batch at a time, so an open run holds one batch)."""
     import tempfile
 
     if not presorted:
@@ -265,16 +274,26 @@ def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool =
     work_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(suffix=".run", dir=work_dir)
     with open(fd, "wb") as fh:
-        for row in rows:
-            fh.write(orjson.dumps(row) + b"\n")
+        if isinstance(rows, list):
+            batches: Iterable[list] = (rows[i:i + _BATCH] for i in range(0, len(rows), _BATCH))
+        else:
+            it = iter(rows)
+            batches = iter(lambda: list(itertools.islice(it, _BATCH)), [])
+        for batch in batches:
+            data = marshal.dumps(batch)
+            fh.write(len(data).to_bytes(4, "little"))
+            fh.write(data)
     return Path(name)
 
 
-def _first(row: tuple[Any, ...]) -> Any:
-    return tuple(row[0])
+# A run file is batches of _BATCH rows, each a 4-byte length and the batch marshalled: these
+# are this run's own temporary files of str tuples, marshal reads them back fastest (~8x
+# faster than a JSON line per row) and cannot run code; an open run holds one batch.
+_BATCH = 256
+_first = operator.itemgetter(0)  # rows are (sort key tuple, ...): compare by the key only
 
 
 def _read_run(path: Path) -> Iterator[tuple[Any, ...]]:
     with open(path, "rb") as fh:
-        for line in fh:
-            yield tuple(orjson.loads(line))
+        while head := fh.read(4):
+            yield from marshal.loads(fh.read(int.from_bytes(head, "little")))
