@@ -131,9 +131,11 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
     try:
         with local_path(item) as path:
             stats.size = os.path.getsize(path)
-            if hash_inputs:
+            # the Rust path hashes the file on its integrity scan's read (no second pass)
+            scan_hashes = item.kind == "evtx" and parser == "evtx"
+            if hash_inputs and not scan_hashes:
                 stats.sha256 = describe_input(path).sha256
-            for raw in _records(item.kind, path, stats, parser):
+            for raw in _records(item.kind, path, stats, parser, hash_inputs):
                 ev = normalise(raw, item.source, item.device_hint, classifier)
                 if ev is not None and (opts is None or _keep(ev, opts)):
                     events.append(ev)
@@ -176,9 +178,12 @@ def _piece(work_dir: Path, text: str) -> Path:
     return Path(name)
 
 
-def _records(kind: str, path: str, stats: ReadStats, parser: str) -> Iterator:
+def _records(kind: str, path: str, stats: ReadStats, parser: str,
+             hash_input: bool = False) -> Iterator:
     if kind == "evtx":
-        return read_evtx(path, stats) if parser == "evtx" else read_python_evtx(path, stats)
+        if parser == "evtx":
+            return read_evtx(path, stats, hash_input=hash_input)
+        return read_python_evtx(path, stats)
     if kind == "xml":
         return read_xml(path, stats)
     if kind == "json":
