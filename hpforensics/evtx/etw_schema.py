@@ -12,6 +12,7 @@ from a trace matches the same event read from an .evtx log.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import struct
 import uuid
@@ -34,6 +35,9 @@ _FIXED = {
     "Double": "<d", "Boolean": "<I", "FILETIME": "<Q", "IPAddrV4": "<I",
 }
 _HEX_OUT = ("HexInt32", "HexInt64")
+# Names some bundled manifests (converted from MOF) use for the same types.
+_ALIASES = {"SInt8": "Int8", "SInt16": "Int16", "SInt32": "Int32", "SInt64": "Int64",
+            "WString": "UnicodeString", "String": "AnsiString", "WChar": "UInt16"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,8 @@ def provider(guid: uuid.UUID) -> Provider | None:
         for node in tpl:
             a = node.attrib
             is_data = node.tag == f"{_NS}data"
-            fields.append(FieldSpec(a.get("name", ""), _strip(a.get("inType")) if is_data else "",
+            in_type = _strip(a.get("inType")) if is_data else ""
+            fields.append(FieldSpec(a.get("name", ""), _ALIASES.get(in_type, in_type),
                                     _strip(a.get("outType")), a.get("length", ""),
                                     a.get("count", "")))
         templates[tpl.attrib.get("tid", "")] = tuple(fields)
@@ -95,12 +100,12 @@ def decode(fields: tuple[FieldSpec, ...], data: bytes, pointer_size: int = 8) ->
     pos = 0
     for spec in fields:
         count = _number(spec.count, raw) if spec.count else 1
-        if count is None or not spec.in_type:
-            break
+        if count is None or not spec.in_type or count > len(data) - pos + 1:
+            break  # a count the data cannot hold is damage, not an array
         values = []
         for _ in range(count):
             got = _one(spec, data, pos, raw, pointer_size)
-            if got is None:
+            if got is None or (got[1] == pos and count > 1):
                 return out
             value, pos = got
             values.append(value)
@@ -140,7 +145,7 @@ def _one(spec: FieldSpec, data: bytes, pos: int, raw: dict[str, int],
         if end + width > len(data):  # no terminator: the string runs to the end of the data
             return _text(data[pos:], width), len(data)
         return _text(data[pos:end], width), end + width
-    if t in ("GUID", "SYSTEMTIME"):
+    if t in ("GUID", "SYSTEMTIME", "IPAddrV6"):
         end = pos + 16
         return (data[pos:end], end) if end <= len(data) else None
     if t == "SID":
@@ -165,7 +170,10 @@ def _render(spec: FieldSpec, value: object) -> str:
     if t == "GUID":
         return "{" + str(uuid.UUID(bytes_le=bytes(value))).upper() + "}"  # type: ignore[arg-type]
     if t == "FILETIME":
-        stamp = _EPOCH + dt.timedelta(microseconds=int(value) // 10)  # type: ignore[call-overload]
+        try:
+            stamp = _EPOCH + dt.timedelta(microseconds=int(value) // 10)  # type: ignore[call-overload]
+        except OverflowError:  # past year 9999: not a time, show the number
+            return f"0x{value:x}"
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}{int(value) % 10}Z"
     if t == "SYSTEMTIME":
         y, mo, _, d, h, mi, s, ms = struct.unpack("<8H", value)  # type: ignore[arg-type]
@@ -180,6 +188,8 @@ def _render(spec: FieldSpec, value: object) -> str:
         return "true" if value else "false"
     if t in _HEX_OUT or spec.out_type in _HEX_OUT or t in ("Pointer", "SizeT"):
         return f"0x{value:x}"
+    if t == "IPAddrV6":
+        return str(ipaddress.IPv6Address(bytes(value)))  # type: ignore[arg-type]
     if t == "IPAddrV4":
         return ".".join(str(x) for x in struct.pack("<I", value))  # type: ignore[arg-type]
     return str(value)

@@ -269,3 +269,39 @@ def test_a_copy_of_the_sample_in_a_zip_reads_the_same(tmp_path: Path) -> None:
     assert not part.stats.warnings and part.stats.records == LONG["records"]
     assert {e.device for e in part.events} == {"HP-ETW-01"}
     assert len(part.events) == sum(1 for e in LONG["events"] if e["category"])
+
+
+def test_counted_strings_and_times_from_a_bundled_manifest() -> None:
+    """Kernel-General 5 (a string whose length is an earlier field) and 1 v1 (two FILETIMEs),
+    laid out as TDH reads them; a payload cut short keeps the fields before the cut."""
+    import struct
+
+    kg = provider(uuid.UUID("a68ca8b7-004f-d7b6-a698-07e2de0f1f5d"))
+    assert kg is not None and kg.name == "Microsoft-Windows-Kernel-General"
+    text = "\\Registry\\Machine\\SYSTEM"
+    payload = struct.pack("<IH", 0xC000009A, len(text)) + text.encode("utf-16-le") + b"tail"
+    assert decode(kg.templates[(5, 0)], payload) == {
+        "FinalStatus": "0xc000009a", "ExtraStringLength": str(len(text)), "ExtraString": text}
+    assert decode(kg.templates[(5, 0)], payload[:10]) == {
+        "FinalStatus": "0xc000009a", "ExtraStringLength": str(len(text))}
+    new, old = 133_842_000_000_000_001, 2**63 - 1  # the second is past year 9999
+    assert decode(kg.templates[(1, 1)], struct.pack("<QQ", new, old)) == {
+        "NewTime": "2025-02-16T17:20:00.0000001Z", "OldTime": f"0x{old:x}"}
+
+
+def test_every_bundled_manifest_decodes_hostile_payloads_without_error() -> None:
+    """What the reader meets in a damaged trace: any template, any bytes. Decoding stops at
+    what it cannot size; it never raises or loops."""
+    import random
+    from importlib import resources
+
+    rng = random.Random(7)
+    root = resources.files("dissect.etl") / "manifests" / "xml"
+    templates = 0
+    for entry in root.iterdir():
+        prov = provider(uuid.UUID(entry.name[1:-5])) if entry.name.endswith(".xml") else None
+        for fields in (prov.templates.values() if prov else ()):
+            templates += 1
+            for size in (5, 200):
+                decode(fields, rng.randbytes(size))
+    assert templates > 30_000
