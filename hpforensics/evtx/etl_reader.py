@@ -197,8 +197,17 @@ class _Walk:
 
 
 def _user_data(header, record: bytes) -> bytes:
-    """The payload after the EVENT_HEADER and its extended data items (when flagged)."""
-    start = header.minimal_size
+    """The payload after the EVENT_HEADER and its extended data items (when flagged). Each
+    item (Size, ExtType, Linkage, DataSize, data; 8-aligned) says by its linkage bit whether
+    another follows: dissect.etl instead keeps taking items while they parse, which can eat
+    the start of the user data."""
+    pos = header.minimal_size
     if header.header.Flags & 0x0001:  # EVENT_HEADER_FLAG_EXTENDED_INFO
-        start += sum(item.size for item in header.header_extensions)
-    return record[start:]
+        while pos + 8 <= len(record):
+            size, _kind, linkage, _data = struct.unpack_from("<HHHH", record, pos)
+            if size < 8:
+                break
+            pos += size
+            if not linkage & 1:
+                break
+    return record[pos:]

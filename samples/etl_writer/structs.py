@@ -36,6 +36,11 @@ SYSTEMTIME = struct.Struct("<8H")
 # ActivityId.
 EVENT_HEADER = struct.Struct("<HBBHHIIq16sHBBBBHQII16s")
 
+# An extended data item as packed after the EVENT_HEADER (8-aligned, data inline): Size,
+# ExtType, Linkage (bit 0: another item follows), DataSize.
+EXT_ITEM_HEADER = struct.Struct("<HHHH")
+FLAG_EXTENDED_INFO = 0x0001  # EVENT_HEADER_FLAG_EXTENDED_INFO
+
 MARKER_FLAGS = 0xC0  # TRACE_HEADER_FLAG | TRACE_HEADER_EVENT_TRACE
 TYPE_SYSTEM64 = 0x02  # TRACE_HEADER_TYPE_SYSTEM64
 TYPE_EVENT_HEADER64 = 0x13  # TRACE_HEADER_TYPE_EVENT_HEADER64

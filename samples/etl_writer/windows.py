@@ -14,7 +14,7 @@ import uuid
 from evtx_writer.windows import _WUC_SHAPE as WUC_SHAPE  # (opcode, keywords, level) per id
 from evtx_writer.windows import WINDOWS_UPDATE_SERVICE
 
-from .event import CHANNEL_SYSTEM, EtwEvent
+from .event import CHANNEL_SYSTEM, EtwEvent, session_item, sid_item
 from .payload import Field
 
 WUC = "Microsoft-Windows-WindowsUpdateClient"
@@ -28,6 +28,7 @@ SYSTEM_KEYWORD = 0x8000000000000000  # the channel bit of events bound to the Sy
 BOOT_PERFORMANCE = 0x80  # Kernel-General keyword
 WINEVENT_KEYWORD_IMAGE = 0x40  # Kernel-Process keyword
 KERNEL_PROCESS_ANALYTIC = 0x10  # the provider's own (analytic) channel id
+LOCAL_SYSTEM = "S-1-5-18"
 
 
 def wuc(event_id: int, when: _dt.datetime, *, title: str, update_id: uuid.UUID, revision: int,
@@ -40,9 +41,12 @@ def wuc(event_id: int, when: _dt.datetime, *, title: str, update_id: uuid.UUID, 
                Field("updateRevisionNumber", "UInt32", revision)]
     if event_id in (19, 20):
         fields.append(Field("serviceGuid", "GUID", WINDOWS_UPDATE_SERVICE))
+    # the audit session enables the provider with EVENT_ENABLE_PROPERTY_SID | _TS_ID: each
+    # event carries the writer's SID (wuauserv runs as LocalSystem) and terminal session
     return EtwEvent(WUC_GUID, WUC, event_id, 1, when, tuple(fields), channel=CHANNEL_SYSTEM,
                     level=level, opcode=opcode, task=1, keywords=SYSTEM_KEYWORD | keywords,
-                    process_id=pid, thread_id=tid)
+                    process_id=pid, thread_id=tid,
+                    extended=(sid_item(LOCAL_SYSTEM), session_item(0)))
 
 
 def system_start(when: _dt.datetime, boot: _dt.datetime, build: int, qfe: int) -> EtwEvent:

@@ -73,16 +73,26 @@ def test_dissect_etl_reads_exactly_the_planned_events(rel: str) -> None:
         prov = provider(uuid.UUID(want["provider_guid"]))
         assert prov is not None and prov.name == want["provider"]
         fields = prov.templates[(want["event_id"], want["version"])]
-        assert decode(fields, bytes(h.payload)) == want["data"]
+        # the Windows Update Client events carry the SID and session items the audit session
+        # asked for; the user data follows them
+        items = h.header_extensions if h.header.Flags & 1 else []
+        if want["provider"] == "Microsoft-Windows-WindowsUpdateClient":
+            assert [(i.ext_type.name, i.data) for i in items] == [
+                ("SID", {"Sid": "S-1-5-18"}), ("TS_ID", {"SessionId": 0})]
+        else:
+            assert items == []
+        payload = bytes(h.payload)[sum(i.size for i in items):]
+        assert decode(fields, payload) == want["data"]
 
 
-def _etl_parser_events(path: Path) -> list[tuple[int, int, str, dict]]:
+def _etl_parser_events(path: Path) -> list[tuple[int, int, str, dict, list[int]]]:
     """(id, version, provider GUID, decoded fields) of every EVENT_HEADER record, as the
-    independent etl-parser package reads them (its own structures and generated parsers)."""
+    independent etl-parser package reads them (its own structures and generated parsers),
+    and the types of the extended data items before the user data."""
     from etl.etl import IEtlFileObserver, build_from_stream
     from etl.parsers.etw.core import build_etw, guid as etw_guid
 
-    out: list[tuple[int, int, str, dict]] = []
+    out: list[tuple[int, int, str, dict, list[int]]] = []
 
     class Collect(IEtlFileObserver):
         def on_event_record(self, event) -> None:
@@ -96,7 +106,8 @@ def _etl_parser_events(path: Path) -> list[tuple[int, int, str, dict]]:
                 fields = {k: _plain(v) for k, v in parsed.source.items() if not k.startswith("_")}
             except Exception:  # noqa: BLE001 - etl-parser has no parser for this provider
                 fields = {}
-            out.append((desc.Id, desc.Version, gid, fields))
+            items = event.source.extended_data or []
+            out.append((desc.Id, desc.Version, gid, fields, [i.ext_type for i in items]))
 
         def on_trace_record(self, event) -> None: ...
         def on_perfinfo_trace(self, event) -> None: ...
@@ -124,10 +135,12 @@ def test_an_independent_parser_agrees(rel: str) -> None:
     no Kernel-General parser): the same values as planned."""
     got = _etl_parser_events(ETL_DIR / rel)
     planned = FILES[rel]["events"]
-    assert [(i, v, g) for i, v, g, _ in got] == \
+    assert [(i, v, g) for i, v, g, _, _ in got] == \
         [(e["event_id"], e["version"], e["provider_guid"]) for e in planned]
     decoded = 0
-    for (_, _, _, fields), want in zip(got, planned):
+    for (_, _, _, fields, ext), want in zip(got, planned):
+        wuc = want["provider"] == "Microsoft-Windows-WindowsUpdateClient"
+        assert ext == ([2, 3] if wuc else [])  # SID, TS_ID
         if not fields:
             assert want["provider"] == "Microsoft-Windows-Kernel-General"
             continue
