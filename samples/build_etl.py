@@ -35,6 +35,7 @@ LOGGER = "HotpatchAudit"
 WMI_DIR = Path("C/Windows/System32/LogFiles/WMI")
 WU_PID, WU_TID = 3120, 6644  # svchost hosting wuauserv
 HERE = Path(__file__).resolve().parent
+WUAUENG = r"\Device\HarddiskVolume3\Windows\System32\wuaueng.dll"
 # Kernel-General 12 comes a few seconds after the boot; a restart takes effect at that event.
 BOOT_EVENT_DELAY = _dt.timedelta(seconds=6)
 
@@ -64,7 +65,8 @@ def _image_load(when: _dt.datetime, name: str, pid: int = WU_PID) -> EtwEvent:
     digest = hashlib.sha256(name.encode()).digest()
     base = 0x7FF800000000 + int.from_bytes(digest[:2], "little") * 0x10000  # user space
     return W.image_load(when, pid=pid, name=name, base=base,
-                        size=0x1000 * (16 + digest[3]), checksum=int.from_bytes(digest[4:8], "little"),
+                        size=0x1000 * (16 + digest[3]),
+                        checksum=int.from_bytes(digest[4:8], "little"),
                         timestamp=0x60000000 + int.from_bytes(digest[8:11], "little"))
 
 
@@ -78,8 +80,7 @@ def _update(session: BootSession, month: str, steps: list[tuple[int, str]],
                                     revision=1, error_code=error_code if event_id == 20 else 0,
                                     pid=WU_PID, tid=WU_TID))
         if event_id == 43:  # the installer's libraries load when an installation starts
-            session.events.append(_image_load(at(when) + _dt.timedelta(seconds=2),
-                                              r"\Device\HarddiskVolume3\Windows\System32\wuaueng.dll"))
+            session.events.append(_image_load(at(when) + _dt.timedelta(seconds=2), WUAUENG))
 
 
 def _weekly_noise(session: BootSession) -> None:

@@ -35,6 +35,10 @@ _FIXED = {
     "Double": "<d", "Boolean": "<I", "FILETIME": "<Q", "IPAddrV4": "<I",
 }
 _HEX_OUT = ("HexInt32", "HexInt64")
+
+
+def _manifest_dir():
+    return resources.files("dissect.etl") / "manifests" / "xml"
 # Names some bundled manifests (converted from MOF) use for the same types.
 _ALIASES = {"SInt8": "Int8", "SInt16": "Int16", "SInt32": "Int32", "SInt64": "Int64",
             "WString": "UnicodeString", "String": "AnsiString", "WChar": "UInt16"}
@@ -63,7 +67,7 @@ def _strip(t: str | None) -> str:
 def provider(guid: uuid.UUID) -> Provider | None:
     """The provider's manifest as bundled with dissect.etl, or None when it ships none."""
     try:
-        text = (resources.files("dissect.etl") / "manifests" / "xml" / f"{{{guid}}}.xml").read_text()
+        text = (_manifest_dir() / f"{{{guid}}}.xml").read_text()
     except (FileNotFoundError, ModuleNotFoundError, OSError):
         return None
     try:
@@ -171,7 +175,7 @@ def _render(spec: FieldSpec, value: object) -> str:
         return "{" + str(uuid.UUID(bytes_le=bytes(value))).upper() + "}"  # type: ignore[arg-type]
     if t == "FILETIME":
         try:
-            stamp = _EPOCH + dt.timedelta(microseconds=int(value) // 10)  # type: ignore[call-overload]
+            stamp = _EPOCH + dt.timedelta(microseconds=int(value) // 10)  # type: ignore
         except OverflowError:  # past year 9999: not a time, show the number
             return f"0x{value:x}"
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}{int(value) % 10}Z"

@@ -97,9 +97,7 @@ def _etl_parser_events(path: Path) -> list[tuple[int, int, str, dict, list[int]]
     class Collect(IEtlFileObserver):
         def on_event_record(self, event) -> None:
             eh = event.source.event_header
-            g = eh.provider_id.inner
-            gid = str(uuid.UUID(bytes_le=g.data1.to_bytes(4, "little") + g.data2.to_bytes(2, "little")
-                                + g.data3.to_bytes(2, "little") + bytes(g.data4)))
+            gid = str(_plain(eh.provider_id))
             desc = eh.event_descriptor
             try:
                 parsed = build_etw(etw_guid(gid), desc.Id, desc.Version, event.source.user_data)
