@@ -20,4 +20,6 @@ PY
 hpforensics timeline samples/evtx/HP-WS-001 -o "$DEMO_OUT/timeline/HP-WS-001" --no-html
 hpforensics correlate --timeline "$DEMO_OUT/timeline/HP-WS-001" \
     --findings "$DEMO_OUT/timeline/findings-HP-WS-001.json" | tee "$DEMO_OUT/timeline/correlate.txt"
+# ETW traces (.etl) of one device (HP-ETW-01, three boot sessions): four compliant months.
+hpforensics timeline samples/etl -o "$DEMO_OUT/timeline/etl" --no-html
 echo "timeline -> $DEMO_OUT/timeline/ (open report.html)"
