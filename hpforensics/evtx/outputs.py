@@ -12,7 +12,6 @@ import io
 import itertools
 import marshal
 import operator
-import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Iterator, Sequence
@@ -206,13 +205,20 @@ class RowSink:
         self._jsonl_fh.write(jsonl_text)
         self.count += rows
 
-    def append_files(self, csv_piece: Path, jsonl_piece: Path, rows: int) -> None:
-        """Rows rendered into files (by a worker process): block-copied, then removed."""
-        for piece, fh in ((csv_piece, self._csv_fh), (jsonl_piece, self._jsonl_fh)):
-            fh.flush()
-            with open(piece, "rb") as src:
-                shutil.copyfileobj(src, fh.buffer, 1 << 20)
-            piece.unlink()
+    def append_range(self, piece: Path, offset: int, csv_size: int, jsonl_size: int,
+                     rows: int) -> None:
+        """Rows rendered into a file by a worker process (CSV text at `offset`, then the
+        JSONL text): block-copied."""
+        with open(piece, "rb") as src:
+            src.seek(offset)
+            for size, fh in ((csv_size, self._csv_fh), (jsonl_size, self._jsonl_fh)):
+                fh.flush()
+                while size > 0:
+                    block = src.read(min(size, 1 << 20))
+                    if not block:
+                        raise OSError(f"{piece}: ends {size} bytes early")
+                    fh.buffer.write(block)
+                    size -= len(block)
         self.count += rows
 
     def close(self) -> None:

@@ -47,3 +47,23 @@ def test_workers_pieces_give_the_single_process_files(tmp_path) -> None:
     for name in names:
         assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes(), name
     assert len((tmp_path / "j2" / "events.csv").read_text().splitlines()) == 2572
+
+
+def test_workers_rotating_piece_files_give_the_same_files(tmp_path, monkeypatch) -> None:
+    """A worker appends every input's events to one piece file and starts a new one past a
+    size limit (the parent removes the old one once it moved on): with a limit that rotates on
+    every input, the outputs are still those of one process."""
+    from pathlib import Path
+
+    from hpforensics.evtx import pipeline
+    from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+
+    fleet = Path(__file__).resolve().parents[2] / "samples" / "evtx" / "HP-WS-001"
+    monkeypatch.setattr(pipeline, "_PIECE_LIMIT", 0)  # forked workers inherit it
+    for jobs in (1, 2):
+        run_timeline([fleet], tmp_path / f"j{jobs}", TimelineOptions(hash_inputs=False, jobs=jobs),
+                     html=False)
+    for name in ("events.csv", "events.jsonl", "timeline.csv", "timeline.jsonl"):
+        assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes(), name
+    assert sorted(p.name for p in (tmp_path / "j2").iterdir()) == sorted(
+        p.name for p in (tmp_path / "j1").iterdir())
