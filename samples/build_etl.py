@@ -83,6 +83,16 @@ def _update(session: BootSession, month: str, steps: list[tuple[int, str]],
             session.events.append(_image_load(at(when) + _dt.timedelta(seconds=2), WUAUENG))
 
 
+def _patch_path(kb: str) -> str:  # our wording: no public sample shows the real one
+    return rf"\SystemRoot\System32\hotpatch\ntoskrnl_hotpatch_{kb}.sys"
+
+
+def _applied(when: str, kb: str) -> EtwEvent:
+    """The kernel's TraceLogging record of the patch applied to the running kernel image."""
+    return W.hotpatch_applied(at(when), image="ntoskrnl.exe", base_checksum=0x00C2A1F7,
+                              base_timestamp=0x6776C1B5, patch_path=_patch_path(kb))
+
+
 def _weekly_noise(session: BootSession) -> None:
     """Image loads that do not matter to an update audit (the reader must leave them out)."""
     day = session.boot + _dt.timedelta(days=1, hours=5)
@@ -103,11 +113,12 @@ def scenario() -> tuple[list[BootSession], dict[str, dict]]:
                             (19, "2025-02-12 09:26:18")])
     s2.events.append(W.image_load(  # the hotpatch image mapped beside the running kernel
         at("2025-02-12 09:26:19"), pid=4, base=0xFFFFF80612340000, size=0x5000,
-        checksum=0x0001C2F5, timestamp=0x67A1B2C3,
-        name=r"\SystemRoot\System32\hotpatch\ntoskrnl_hotpatch_KB5052105.sys"))
+        checksum=0x0001C2F5, timestamp=0x67A1B2C3, name=_patch_path("KB5052105")))
+    s2.events.append(_applied("2025-02-12 09:26:20", "KB5052105"))
     _update(s2, "2025-03", [(44, "2025-03-12 09:02:11"), (43, "2025-03-12 09:10:26"),
                             (20, "2025-03-12 09:15:47")], error_code=0x800F0922)
     _update(s2, "2025-03", [(43, "2025-03-13 09:05:02"), (19, "2025-03-13 09:12:35")])
+    s2.events.append(_applied("2025-03-13 09:12:37", "KB5053636"))
     _update(s2, "2025-04", [(44, "2025-04-09 10:00:14"), (43, "2025-04-09 10:21:09"),
                             (19, "2025-04-09 10:48:56")])
     s3 = BootSession(at("2025-04-10 03:01:20"), 3775, at("2025-04-22 16:30:00"), False)
@@ -172,7 +183,7 @@ def build(out: Path) -> dict:
                     "provider": ev.provider_name,
                     "provider_guid": str(ev.provider), "event_id": ev.event_id,
                     "version": ev.version, "channel": ev.channel, "time": _iso(ev.time),
-                    "category": _category(ev),
+                    "category": _category(ev), "tracelogging": ev.event_name or None,
                     "data": {f.name: render(f.in_type, f.value) for f in ev.fields}}
                    for i, (ev, (buf, off, size)) in enumerate(zip(s.events, writer.placements()))]
         files.append({"path": rel.as_posix(), "logger": LOGGER, "bytes": size,

@@ -13,7 +13,9 @@ event ID and version from the EVENT_DESCRIPTOR, time from the trace clock (exact
 FILETIME units), record number = the record's position in the file (the logfile header is
 record 1), channel = the admin log the channel id names (System, Application, Security; else
 "ETW"), computer = "" (traces carry none: the collection's device name is used), event data
-by name. Only EVENT_HEADER records (manifest, TraceLogging) become records; kernel (system,
+by name. TraceLogging events (no manifest: the schema is an extended data item) take their
+provider name from the provider traits, their fields from the schema, and as the message their
+name followed by name=value pairs. Only EVENT_HEADER records become records; kernel (system,
 perfinfo) and WPP records are counted, not decoded.
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Iterator
 
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.etw_schema import WELL_KNOWN_CHANNELS, decode, provider
+from hpforensics.evtx.etw_tracelogging import (EXT_PROV_TRAITS, EXT_SCHEMA_TL, decode_event,
+                                               parse_schema, provider_name)
 from hpforensics.evtx.records import RawRecord, ReadStats
 
 log = logging.getLogger(__name__)
@@ -190,24 +194,35 @@ class _Walk:
             channel=WELL_KNOWN_CHANNELS.get(h.Channel, "ETW"),
             computer="",
         )
+        items, user_data = _split(header, record)
         fields = prov.templates.get((h.Id, h.Version)) if prov else None
         if fields:
-            rec.data = decode(fields, _user_data(header, record), self.pointer_size)
+            rec.data = decode(fields, user_data, self.pointer_size)
+        elif EXT_SCHEMA_TL in items:  # TraceLogging: the schema came with the event
+            schema = parse_schema(items[EXT_SCHEMA_TL])
+            if schema is not None:
+                rec.provider = provider_name(items.get(EXT_PROV_TRAITS, b"")) or rec.provider
+                rec.data = decode_event(schema, user_data)
+                # no message template: the event's name and its fields, as trace viewers show it
+                rec.message = " ".join([schema.event_name,
+                                        *(f"{k}={v}" for k, v in rec.data.items())])
         return rec
 
 
-def _user_data(header, record: bytes) -> bytes:
-    """The payload after the EVENT_HEADER and its extended data items (when flagged). Each
-    item (Size, ExtType, Linkage, DataSize, data; 8-aligned) says by its linkage bit whether
-    another follows: dissect.etl instead keeps taking items while they parse, which can eat
-    the start of the user data."""
+def _split(header, record: bytes) -> tuple[dict[int, bytes], bytes]:
+    """The extended data items (type -> data) and the user data after them. Each item
+    (Size, ExtType, Linkage, DataSize, data; 8-aligned) says by its linkage bit whether another
+    follows: dissect.etl instead keeps taking items while they parse, which can eat the start
+    of the user data."""
     pos = header.minimal_size
+    items: dict[int, bytes] = {}
     if header.header.Flags & 0x0001:  # EVENT_HEADER_FLAG_EXTENDED_INFO
         while pos + 8 <= len(record):
-            size, _kind, linkage, _data = struct.unpack_from("<HHHH", record, pos)
+            size, kind, linkage, data_size = struct.unpack_from("<HHHH", record, pos)
             if size < 8:
                 break
+            items[kind] = record[pos + 8:pos + 8 + min(data_size, size - 8)]
             pos += size
             if not linkage & 1:
                 break
-    return record[pos:]
+    return items, record[pos:]

@@ -35,6 +35,7 @@ _FIXED = {
     "Double": "<d", "Boolean": "<I", "FILETIME": "<Q", "IPAddrV4": "<I",
 }
 _HEX_OUT = ("HexInt32", "HexInt64")
+_COUNTED = {"CountedString": 2, "CountedAnsiString": 1, "CountedBinary": 0}
 
 
 def _manifest_dir():
@@ -162,6 +163,14 @@ def _one(spec: FieldSpec, data: bytes, pos: int, raw: dict[str, int],
         if n is None or pos + n > len(data):
             return None
         return data[pos:pos + n], pos + n
+    if t in _COUNTED:  # TraceLogging: a 16-bit byte count, then the bytes
+        if pos + 2 > len(data):
+            return None
+        end = pos + 2 + int.from_bytes(data[pos:pos + 2], "little")
+        if end > len(data):
+            return None
+        body = data[pos + 2:end]
+        return (body if t == "CountedBinary" else _text(body, _COUNTED[t])), end
     return None
 
 
@@ -186,7 +195,7 @@ def _render(spec: FieldSpec, value: object) -> str:
         b = bytes(value)  # type: ignore[arg-type]
         subs = struct.unpack_from(f"<{b[1]}I", b, 8)
         return "S-" + "-".join(str(x) for x in (b[0], int.from_bytes(b[2:8], "big"), *subs))
-    if t == "Binary":
+    if t in ("Binary", "CountedBinary"):
         return bytes(value).hex().upper()  # type: ignore[arg-type]
     if t == "Boolean":
         return "true" if value else "false"

@@ -68,6 +68,7 @@ class EtwEvent:
     user_time: int = 0
     activity: uuid.UUID = field(default=uuid.UUID(int=0))
     extended: tuple[ExtItem, ...] = ()
+    event_name: str = ""  # TraceLogging events are known by name (in their schema item)
 
     def payload(self) -> bytes:
         return encode_fields(self.fields)

@@ -16,6 +16,7 @@ from evtx_writer.windows import WINDOWS_UPDATE_SERVICE
 
 from .event import CHANNEL_SYSTEM, EtwEvent, session_item, sid_item
 from .payload import Field
+from .tracelogging import tl_event
 
 WUC = "Microsoft-Windows-WindowsUpdateClient"
 WUC_GUID = uuid.UUID("945a8954-c147-4acd-923f-40c45405a658")
@@ -77,3 +78,19 @@ def image_load(when: _dt.datetime, *, pid: int, name: str, base: int, size: int,
     return EtwEvent(KERNEL_PROCESS_GUID, KERNEL_PROCESS, 5, 0, when, fields,
                     channel=KERNEL_PROCESS_ANALYTIC, task=5, keywords=WINEVENT_KEYWORD_IMAGE,
                     process_id=pid, thread_id=pid + 4)
+
+
+# The kernel reports hotpatch operations as TraceLogging telemetry (process, image, status,
+# base checksum and timestamp, patch path, machine); its provider and event names are not
+# public: these are ours.
+HOTPATCH_TELEMETRY = "Microsoft.Windows.Kernel.HotPatch"
+
+
+def hotpatch_applied(when: _dt.datetime, *, image: str, base_checksum: int,
+                     base_timestamp: int, patch_path: str, pid: int = 4) -> EtwEvent:
+    fields = (Field("ProcessId", "UInt32", pid), Field("ImageName", "UnicodeString", image),
+              Field("Status", "HexInt32", 0), Field("BaseCheckSum", "HexInt32", base_checksum),
+              Field("BaseTimeDateStamp", "HexInt32", base_timestamp),
+              Field("PatchPath", "UnicodeString", patch_path),
+              Field("Machine", "UInt16", 0x8664))
+    return tl_event(HOTPATCH_TELEMETRY, "HotPatchApplied", when, fields, pid=pid, tid=pid + 8)

@@ -16,6 +16,7 @@ from dissect.etl import ETL
 from dissect.etl.headers.event import EventHeader
 
 from hpforensics.evtx.etw_schema import decode, provider
+from hpforensics.evtx.etw_tracelogging import decode_event, parse_schema
 from hpforensics.evtx.ingest import discover
 from hpforensics.evtx.pipeline import read_item
 
@@ -70,18 +71,26 @@ def test_dissect_etl_reads_exactly_the_planned_events(rel: str) -> None:
         # dissect.etl's own time (float arithmetic) is within a microsecond of the plan's
         assert abs(h.timestamp - _utc(want["time"])) <= dt.timedelta(microseconds=1)
         assert h.size == want["size"]
-        prov = provider(uuid.UUID(want["provider_guid"]))
-        assert prov is not None and prov.name == want["provider"]
-        fields = prov.templates[(want["event_id"], want["version"])]
         # the Windows Update Client events carry the SID and session items the audit session
-        # asked for; the user data follows them
+        # asked for, TraceLogging events their provider traits and schema; the user data
+        # follows them
         items = h.header_extensions if h.header.Flags & 1 else []
+        payload = bytes(h.payload)[sum(i.size for i in items):]
+        if want["tracelogging"]:
+            assert [i.ext_type.name for i in items] == ["PROV_TRAITS", "EVENT_SCHEMA_TL"]
+            assert items[0].data["ProviderName"].decode() == want["provider"]
+            schema = parse_schema(items[1].data["EventSchema"])
+            assert schema is not None and schema.event_name == want["tracelogging"]
+            assert decode_event(schema, payload) == want["data"]
+            continue
         if want["provider"] == "Microsoft-Windows-WindowsUpdateClient":
             assert [(i.ext_type.name, i.data) for i in items] == [
                 ("SID", {"Sid": "S-1-5-18"}), ("TS_ID", {"SessionId": 0})]
         else:
             assert items == []
-        payload = bytes(h.payload)[sum(i.size for i in items):]
+        prov = provider(uuid.UUID(want["provider_guid"]))
+        assert prov is not None and prov.name == want["provider"]
+        fields = prov.templates[(want["event_id"], want["version"])]
         assert decode(fields, payload) == want["data"]
 
 
@@ -99,12 +108,18 @@ def _etl_parser_events(path: Path) -> list[tuple[int, int, str, dict, list[int]]
             eh = event.source.event_header
             gid = str(_plain(eh.provider_id))
             desc = eh.event_descriptor
+            items = event.source.extended_data or []
             try:
-                parsed = build_etw(etw_guid(gid), desc.Id, desc.Version, event.source.user_data)
-                fields = {k: _plain(v) for k, v in parsed.source.items() if not k.startswith("_")}
+                if any(i.ext_type == 11 for i in items):  # TraceLogging: schema in the event
+                    tl = event.parse_tracelogging()
+                    fields = {"_name": tl.get_name(), **tl}
+                else:
+                    parsed = build_etw(etw_guid(gid), desc.Id, desc.Version,
+                                       event.source.user_data)
+                    fields = {k: _plain(v) for k, v in parsed.source.items()
+                              if not k.startswith("_")}
             except Exception:  # noqa: BLE001 - etl-parser has no parser for this provider
                 fields = {}
-            items = event.source.extended_data or []
             out.append((desc.Id, desc.Version, gid, fields, [i.ext_type for i in items]))
 
         def on_trace_record(self, event) -> None: ...
@@ -130,7 +145,8 @@ def _plain(value):
 @pytest.mark.parametrize("rel", sorted(FILES))
 def test_an_independent_parser_agrees(rel: str) -> None:
     """etl-parser decodes the Windows Update Client and Kernel-Process events by name (it has
-    no Kernel-General parser): the same values as planned."""
+    no Kernel-General parser) and the TraceLogging events from their schema: the same values
+    as planned."""
     got = _etl_parser_events(ETL_DIR / rel)
     planned = FILES[rel]["events"]
     assert [(i, v, g) for i, v, g, _, _ in got] == \
@@ -138,7 +154,10 @@ def test_an_independent_parser_agrees(rel: str) -> None:
     decoded = 0
     for (_, _, _, fields, ext), want in zip(got, planned):
         wuc = want["provider"] == "Microsoft-Windows-WindowsUpdateClient"
-        assert ext == ([2, 3] if wuc else [])  # SID, TS_ID
+        # SID, TS_ID; PROV_TRAITS, EVENT_SCHEMA_TL
+        assert ext == ([2, 3] if wuc else [12, 11] if want["tracelogging"] else [])
+        if want["tracelogging"]:
+            assert fields.pop("_name") == want["tracelogging"]
         if not fields:
             assert want["provider"] == "Microsoft-Windows-Kernel-General"
             continue
@@ -166,8 +185,12 @@ def test_reader_maps_records_like_the_evtx_path() -> None:
         assert [(r.provider, r.event_id, r.record_id, r.time, r.data) for r in raws] == [
             (e["provider"], e["event_id"], e["record"], _utc(e["time"]), e["data"])
             for e in planned["events"]]
-        assert {r.channel for r in raws if r.provider.endswith("Kernel-Process")} == {"ETW"}
-        assert {r.channel for r in raws if not r.provider.endswith("Kernel-Process")} == {"System"}
+        # channel 8 is the System log; the analytic and TraceLogging channels have no log
+        assert [r.channel for r in raws] == [
+            "System" if e["channel"] == 8 else "ETW" for e in planned["events"]]
+        assert [r.message for r in raws] == [
+            " ".join([e["tracelogging"], *(f"{k}={v}" for k, v in e["data"].items())])
+            if e["tracelogging"] else "" for e in planned["events"]]
         assert {r.computer for r in raws} == {""}  # the device comes from the collection
 
 
@@ -300,7 +323,7 @@ def test_counted_strings_and_times_from_a_bundled_manifest() -> None:
         "NewTime": "2025-02-16T17:20:00.0000001Z", "OldTime": f"0x{old:x}"}
 
 
-def test_every_bundled_manifest_decodes_hostile_payloads_without_error() -> None:
+def test_hostile_payloads_and_schemas_decode_without_error() -> None:
     """What the reader meets in a damaged trace: any template, any bytes. Decoding stops at
     what it cannot size; it never raises or loops."""
     import random
@@ -316,3 +339,33 @@ def test_every_bundled_manifest_decodes_hostile_payloads_without_error() -> None
             for size in (5, 200):
                 decode(fields, rng.randbytes(size))
     assert templates > 30_000
+    for _ in range(3000):  # TraceLogging schemas travel in the (possibly damaged) trace itself
+        schema = parse_schema(rng.randbytes(rng.randrange(0, 120)))
+        if schema is not None:
+            decode_event(schema, rng.randbytes(rng.randrange(0, 120)))
+
+
+def test_tracelogging_schema_arrays_counted_strings_and_out_types() -> None:
+    """A schema with what the sample does not use: event tags, an OutType (HRESULT shown in
+    hex), a variable-count array (UINT16 count in the data), a constant-count array (count in
+    the schema), a counted string, then a custom-serialised field the decoder cannot size."""
+    import struct
+
+    def field(name: str, in_type: int, *extra: int) -> bytes:
+        return name.encode() + b"\0" + bytes((in_type, *extra))
+
+    body = (b"\x81\x02" + b"Probe\0"  # two tag bytes, chained
+            + field("hr", 8 | 0x80, 15)  # UINT32, OutType HRESULT
+            + field("ports", 6 | 0x40)  # UINT16[], count in the data
+            + field("pair", 7 | 0x20) + struct.pack("<H", 2)  # INT32[2]
+            + field("who", 22)  # counted UTF-16 string
+            + field("blob", 1 | 0x60) + struct.pack("<H", 0)  # custom: stops decoding
+            + field("after", 8))
+    schema = parse_schema(struct.pack("<H", 2 + len(body)) + body)
+    assert schema is not None and schema.event_name == "Probe"
+    data = (struct.pack("<I", 0x80070005) + struct.pack("<HHHH", 3, 80, 443, 8080)
+            + struct.pack("<ii", -1, 7) + struct.pack("<H", 6) + "SYS".encode("utf-16-le")
+            + b"opaque")
+    assert decode_event(schema, data) == {
+        "hr": "0x80070005", "ports": "80, 443, 8080", "pair": "-1, 7", "who": "SYS"}
+    assert parse_schema(b"\x02") is None
