@@ -25,8 +25,8 @@ from hpforensics.evtx.exports import read_etl, read_json, read_xml
 from hpforensics.evtx.ingest import InputItem, discover, local_path
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, json_lines,
-                                      plain_values, safe_cells, write_run)
+from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
+                                      safe_cells, write_run)
 from hpforensics.evtx.readers import PARSERS, read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
@@ -151,16 +151,15 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
               pieces: bool = False) -> FileResult:
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
-    cols, tcols = R.EVENT_COLUMNS, R.TIMELINE_COLUMNS
     values = [R.event_values(ev) for ev in events]
     timeline = [R.timeline_values(ev, v[R.TIME_INDEX]) for ev, v in zip(events, values)]
-    csv_text, jsonl_text = "".join(R.EVENT_CSV.lines(values)), json_lines(cols, values)
+    csv_text, jsonl_text = "".join(R.EVENT_CSV.lines(values)), "".join(R.EVENT_JSON.lines(values))
     if pieces and events and work_dir is not None:
         result.events_pieces = _piece(work_dir, csv_text, jsonl_text)
     else:
         result.events_csv, result.events_jsonl = csv_text, jsonl_text
-    rows = [((tv[1], tv[4], str(tv[11])), line, json_line(tcols, tv))
-            for tv, line in zip(timeline, R.TIMELINE_CSV.lines(timeline))]
+    rows = [((tv[1], tv[4], str(tv[11])), line, js) for tv, line, js in zip(
+        timeline, R.TIMELINE_CSV.lines(timeline), R.TIMELINE_JSON.lines(timeline))]
     # Small results travel back with the events; large ones go to a sorted run on disk.
     if len(rows) > _RUN_ROWS and work_dir is not None:
         result.timeline_run = write_run(work_dir, rows)

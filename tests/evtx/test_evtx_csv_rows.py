@@ -30,6 +30,15 @@ def test_event_and_timeline_renderers_cover_their_tables() -> None:
     assert R.TIMELINE_CSV.lines([row]) == [render_csv([safe_cells_at(row, R.TIMELINE_TEXT)])]
 
 
+def test_json_rows_equal_json_line_on_tricky_values() -> None:
+    from hpforensics.evtx.outputs import JsonRows, json_line
+
+    for columns in (R.EVENT_COLUMNS, R.TIMELINE_COLUMNS, ["a", "b", "a"]):
+        rows = [[TRICKY[(i * 7 + k) % len(TRICKY)] for i in range(len(columns))]
+                for k in range(len(TRICKY))]
+        assert JsonRows(columns).lines(rows) == [json_line(columns, r) for r in rows]
+
+
 def test_workers_pieces_give_the_single_process_files(tmp_path) -> None:
     """With --jobs 2 the workers hand the events over as files (block-copied by the parent):
     every output is byte-identical to one process, and no piece is left behind."""
