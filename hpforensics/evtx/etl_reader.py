@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import struct
 import uuid
 from typing import Iterator
@@ -31,6 +32,7 @@ from hpforensics.evidence import open_evidence
 from hpforensics.evtx.etw_schema import WELL_KNOWN_CHANNELS, decode, provider
 from hpforensics.evtx.etw_tracelogging import (EXT_PROV_TRAITS, EXT_SCHEMA_TL, decode_event,
                                                parse_schema, provider_name)
+from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
 from hpforensics.evtx.records import RawRecord, ReadStats
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,13 @@ _FLAG_COMPRESSED = 0x0040
 _EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 _DAY = 864_000_000_000  # FILETIME units
 _MIN_BUFFER, _MAX_BUFFER = 0x400, 64 << 20
+# "hotpatch" in any case, 8-bit or UTF-16LE, anywhere in the record (schema included)
+_MENTION = re.compile(rb"(?i)h\x00?o\x00?t\x00?p\x00?a\x00?t\x00?c\x00?h")
 
 
-def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+def read_etl(path: str, stats: ReadStats, *, relevant_only: bool = True) -> Iterator[RawRecord]:
+    """`relevant_only`: as for .evtx, give only the records that can matter (the providers and
+    IDs normalise.py reads, and any record whose bytes mention hotpatch); all are counted."""
     from dissect.etl.etl import ETL, Buffer
 
     with open_evidence(path) as fh:
@@ -61,7 +67,7 @@ def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
             stats.warnings.append(f"{stats.source} at offset 0x0: not readable as an ETW trace: "
                                   f"buffer size {stride:#x} in its header; no events taken")
             return
-        walk = _Walk(etl, stats, file_size)
+        walk = _Walk(etl, stats, file_size, relevant_only)
         # A trace copied while its session was still running says 0 buffers written: then
         # the file's length says how many there are.
         expected = etl.logfile_header.buffers_written or file_size // stride
@@ -119,8 +125,9 @@ def _check_buffer(fh, offset: int, stride: int, file_size: int) -> str:
 class _Walk:
     """Record numbering and decoding across the buffers of one trace."""
 
-    def __init__(self, etl, stats: ReadStats, file_size: int) -> None:
+    def __init__(self, etl, stats: ReadStats, file_size: int, relevant_only: bool) -> None:
         self.etl = etl
+        self.relevant_only = relevant_only
         self.stats = stats
         self.file_size = file_size
         self.number = 0
@@ -153,7 +160,9 @@ class _Walk:
             self.number += 1
             self.stats.records += 1
             if isinstance(header, EventHeader):
-                yield self._raw(header, bytes(data[pos:pos + size]))
+                rec = self._raw(header, bytes(data[pos:pos + size]))
+                if rec is not None:
+                    yield rec
             pos += (size + 7) & ~7
 
     def _resync(self, buf, index: int, bad: int, why: str) -> int:
@@ -181,10 +190,13 @@ class _Walk:
         filetime = self.etl.get_filetime_for_event(stamp)
         return lf.start_time <= filetime <= max(lf.end_time, lf.start_time) + _DAY
 
-    def _raw(self, header, record: bytes) -> RawRecord:
+    def _raw(self, header, record: bytes) -> RawRecord | None:
         h = header.header
         guid = uuid.UUID(bytes_le=bytes(h.ProviderId))  # a GUID: Data1..Data3 little-endian
         prov = provider(guid)
+        if self.relevant_only and not _MENTION.search(record) and not (
+                prov and _wanted(prov.name, h.Id)):
+            return None  # decoding it could not make it matter
         filetime = self.etl.get_filetime_for_event(header.time_delta)
         rec = RawRecord(
             provider=(prov.name if prov and prov.name else f"{{{guid}}}"),
@@ -207,6 +219,11 @@ class _Walk:
                 rec.message = " ".join([schema.event_name,
                                         *(f"{k}={v}" for k, v in rec.data.items())])
         return rec
+
+
+def _wanted(name: str, event_id: int) -> bool:
+    ids = SOME_EVENTS.get(name)
+    return name in ALL_EVENTS or (ids is not None and event_id in ids)
 
 
 def _split(header, record: bytes) -> tuple[dict[int, bytes], bytes]:

@@ -207,9 +207,9 @@ def _ps_time(value: Any) -> dt.datetime | None:
     return parse_time(text)
 
 
-def read_etl(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+def read_etl(path: str, stats: ReadStats, *, relevant_only: bool = True) -> Iterator[RawRecord]:
     """ETW events of a trace file (hpforensics/evtx/etl_reader.py: dissect.etl for the
     buffers and records, the manifests it bundles for the event fields)."""
     from hpforensics.evtx.etl_reader import read_etl as read_trace
 
-    return read_trace(path, stats)
+    return read_trace(path, stats, relevant_only=relevant_only)

@@ -180,7 +180,7 @@ def test_reader_maps_records_like_the_evtx_path() -> None:
 
     for rel, planned in FILES.items():
         stats = ReadStats(rel)
-        raws = list(read_etl(str(ETL_DIR / rel), stats))
+        raws = list(read_etl(str(ETL_DIR / rel), stats, relevant_only=False))
         assert stats.records == planned["records"] and not stats.warnings
         assert [(r.provider, r.event_id, r.record_id, r.time, r.data) for r in raws] == [
             (e["provider"], e["event_id"], e["record"], _utc(e["time"]), e["data"])
@@ -192,6 +192,19 @@ def test_reader_maps_records_like_the_evtx_path() -> None:
             " ".join([e["tracelogging"], *(f"{k}={v}" for k, v in e["data"].items())])
             if e["tracelogging"] else "" for e in planned["events"]]
         assert {r.computer for r in raws} == {""}  # the device comes from the collection
+
+
+def test_reader_gives_only_what_can_matter_by_default() -> None:
+    """As for .evtx: the records of the providers and IDs the timeline reads, and those that
+    mention hotpatch; the others are counted and not decoded."""
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    for rel, planned in FILES.items():
+        stats = ReadStats(rel)
+        got = [r.record_id for r in read_etl(str(ETL_DIR / rel), stats)]
+        assert stats.records == planned["records"]
+        assert got == [e["record"] for e in planned["events"] if e["category"]]
 
 
 def test_timeline_cli_on_the_sample(cli, tmp_path: Path) -> None:
@@ -268,7 +281,7 @@ def test_damaged_trace_keeps_every_good_event(tmp_path: Path, how: str) -> None:
 
     path, at = _damaged(tmp_path, how)
     stats = ReadStats(str(path))
-    raws = list(read_etl(str(path), stats))
+    raws = list(read_etl(str(path), stats, relevant_only=False))
     kept = _kept(how)
     assert len(kept) < len(LONG["events"])
     assert [(r.event_id, r.time, r.data) for r in raws] == [
