@@ -86,6 +86,7 @@ _SYSTEM_IDS = {
 _FAILURES = frozenset({Category.FAILED, Category.UNINSTALL_FAILED, Category.REVERT_FAILED,
                        Category.SERVICING_FAILURE})
 _SUCCESSES = frozenset({Category.INSTALLED, Category.SERVICING_SUCCESS})
+_SERVICING_REBOOT = Category.SERVICING_REBOOT
 _TRUE = frozenset({"true", "1", "yes"})
 
 
@@ -149,6 +150,16 @@ def _shared(text: str) -> str:
     return found
 
 
+# What normalise() does beyond the common fields, per category (one dict lookup per record
+# instead of a chain of enum comparisons: an enum member lookup costs ~70 ns each).
+_UPDATE, _MENTION, _DETAIL, _BOOT, _RESTART = range(1, 6)
+_STEPS = {c: _UPDATE for c in UPDATE_CATEGORIES}
+_STEPS.update({Category.HOTPATCH_MENTION: _MENTION, Category.ENROLMENT: _DETAIL,
+               Category.WAASMEDIC: _DETAIL, Category.BOOT: _BOOT,
+               Category.RESTART_INITIATED: _RESTART})
+_VALUES = {c: c.value for c in Category}
+
+
 def normalise(raw: RawRecord, source: str, device_hint: str,
               classifier: Classifier | None) -> Event | None:
     """The Event for one record, or None when the record does not matter here."""
@@ -158,20 +169,20 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
     data = raw.data
     ev = Event(  # device, time, channel, provider, event_id, record_id, source, category
         _shared(raw.computer or device_hint or "unknown"), raw.time, _shared(raw.channel),
-        _shared(raw.provider), raw.event_id, raw.record_id, source, category.value)
-    if category in UPDATE_CATEGORIES or category == Category.HOTPATCH_MENTION:
+        _shared(raw.provider), raw.event_id, raw.record_id, source, _VALUES[category])
+    step = _STEPS.get(category)
+    if step == _UPDATE or step == _MENTION:
         _update_fields(ev, category, data, raw.message)
-        if classifier is not None and (ev.kb or ev.title or ev.os_build) and \
-                category != Category.HOTPATCH_MENTION:
+        if classifier is not None and (ev.kb or ev.title or ev.os_build) and step == _UPDATE:
             c = classifier.classify(ev.kb, ev.title, ev.os_build, ev.time)
             ev.update_class, ev.release_month = c.update_class, c.release_month
-    if category in (Category.HOTPATCH_MENTION, Category.ENROLMENT, Category.WAASMEDIC):
+    if step == _MENTION or step == _DETAIL:
         text = raw.message or " ".join(v for v in data.values() if v)
         ev.detail = text[:300]
-    elif category == Category.BOOT and raw.provider == "Microsoft-Windows-Kernel-General":
+    elif step == _BOOT and raw.provider == "Microsoft-Windows-Kernel-General":
         if data.get("BuildVersion"):
             ev.os_build = f"{data['BuildVersion']}.{data.get('QfeVersion', '0')}"
-    elif category == Category.RESTART_INITIATED:
+    elif step == _RESTART:
         # param1 process, param3 reason, param5 shutdown type (positional in older logs)
         reason = data.get("param3") or data.get("Data3", "")
         kind = data.get("param5") or data.get("Data5", "")
@@ -194,7 +205,7 @@ def _update_fields(ev: Event, category: Category, data: dict[str, str], message:
         ev.result = "failure"
     elif category in _SUCCESSES:
         ev.result = "success"
-    if category == Category.SERVICING_REBOOT or reboot is True:
+    if category == _SERVICING_REBOOT or reboot is True:
         ev.reboot_required = True
     elif reboot is False:
         ev.reboot_required = False

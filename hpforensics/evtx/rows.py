@@ -147,8 +147,9 @@ def lifecycle_row(lc: UpdateLifecycle) -> dict[str, Any]:
 
 def device_row(device: str, product: str, events: list[Event], lifecycles: list[UpdateLifecycle],
                months: list[MonthCompliance]) -> dict[str, Any]:
+    boot, enrolment = Category.BOOT, Category.ENROLMENT  # not looked up per event
     times = [e.time for e in events if e.time]
-    builds = sorted((e for e in events if e.os_build and e.time and e.category == Category.BOOT),
+    builds = sorted((e for e in events if e.os_build and e.time and e.category == boot),
                     key=lambda e: e.time)  # type: ignore[arg-type,return-value]
     installed = sorted((lc for lc in lifecycles if lc.installed_at),
                        key=lambda lc: lc.installed_at)  # type: ignore[arg-type,return-value]
@@ -161,9 +162,9 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "device": device, "product": product,
         "first_event": min(times) if times else None, "last_event": max(times) if times else None,
         "events": len(events),
-        "boots": sum(1 for e in events if e.category == Category.BOOT),
+        "boots": sum(1 for e in events if e.category == boot),
         "os_build": builds[-1].os_build if builds else "",
-        "hotpatch_enrolment": any(e.category == Category.ENROLMENT for e in events),
+        "hotpatch_enrolment": any(e.category == enrolment for e in events),
         "updates_installed": len(installed),
         "update_failures": sum(lc.failures for lc in lifecycles),
         "last_installed_kb": installed[-1].kb if installed else "",
