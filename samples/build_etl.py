@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from etl_writer import EtlWriter, EtwEvent, Session  # noqa: E402
 from etl_writer import windows as W  # noqa: E402
 from etl_writer.render import render  # noqa: E402
+from etl_writer.structs import COMPRESSION_FORMAT_LZNT1  # noqa: E402
 from evtx_writer.releases import CALENDAR, OS_BUILD, update_guid, update_title  # noqa: E402
 
 UTC = _dt.timezone.utc
@@ -163,35 +164,40 @@ def _category(ev: EtwEvent) -> str | None:
     return found
 
 
-def session_for(s: BootSession) -> Session:
+def session_for(s: BootSession, compression: int = 0) -> Session:
     return Session(LOGGER, "C:\\Windows\\System32\\LogFiles\\WMI\\" + s.file_name, s.boot,
-                   s.boot + _dt.timedelta(seconds=4), s.end + _dt.timedelta(seconds=1))
+                   s.boot + _dt.timedelta(seconds=4), s.end + _dt.timedelta(seconds=1),
+                   compression=compression)
 
 
-def build(out: Path) -> dict:
-    """Write the trace files under `out`; the plan (with paths relative to `out`)."""
+def build(out: Path, compress: bool = False) -> dict:
+    """Write the trace files under `out`; the plan (with paths relative to `out`). With
+    `compress`, the traces are LZNT1-compressed (record offsets in the plan are then those
+    inside the decompressed buffers)."""
     sessions, months = scenario()
     files = []
     for s in sessions:
         rel = Path(DEVICE) / WMI_DIR / s.file_name
-        writer = EtlWriter(session_for(s))
+        writer = EtlWriter(session_for(s, COMPRESSION_FORMAT_LZNT1 if compress else 0))
         for ev in s.events:
             writer.add(ev)
         buffers = writer.layout()
         size = writer.write(out / rel)
-        records = [{"record": i + 2, "buffer": buf, "offset": off, "size": size,
+        records = [{"record": i + 2, "buffer": buf, "offset": off, "size": length,
                     "provider": ev.provider_name,
                     "provider_guid": str(ev.provider), "event_id": ev.event_id,
                     "version": ev.version, "channel": ev.channel, "time": _iso(ev.time),
                     "category": _category(ev), "tracelogging": ev.event_name or None,
                     "data": {f.name: render(f.in_type, f.value) for f in ev.fields}}
-                   for i, (ev, (buf, off, size)) in enumerate(zip(s.events, writer.placements()))]
+                   for i, (ev, (buf, off, length))
+                   in enumerate(zip(s.events, writer.placements()))]
         files.append({"path": rel.as_posix(), "logger": LOGGER, "bytes": size,
                       "buffer_size": writer.session.buffer_size, "buffers": len(buffers),
                       "boot": _iso(s.boot),
                       "records": len(s.events) + 1,  # + the logfile header record
                       "events": records})
     return {"device": DEVICE, "product": "windows11-24h2",
+            **({"compression": "LZNT1"} if compress else {}),
             "note": "record numbers count every record of the file in order, the logfile header "
                     "being record 1; times are UTC",
             "files": files, "months": months}
@@ -201,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "etl")
     ap.add_argument("--plan", type=Path, default=HERE / "etl-plan.json")
+    ap.add_argument("--compress", action="store_true",
+                    help="LZNT1-compressed buffers, as EVENT_TRACE_COMPRESSED_MODE writes them")
     args = ap.parse_args(argv)
-    plan = build(args.out)
+    plan = build(args.out, args.compress)
     args.plan.write_text(json.dumps(plan, indent=1) + "\n")
     total = sum(f["bytes"] for f in plan["files"])
     print(f"{len(plan['files'])} trace files, {total} bytes, "

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from .event import EtwEvent
 from .payload import filetime
-from .structs import (BUFFER_FLAG_FLUSH_MARKER, BUFFER_HEADER, BUFFER_STATE_FLUSH,
-                      BUFFER_TYPE_GENERIC, BUFFER_TYPE_HEADER, CLOCK_QPC, FILLER,
-                      HOOK_LOGFILE_HEADER, LOG_FILE_MODE_SEQUENTIAL, LOGFILE_HEADER,
+from . import lznt1
+from .structs import (BUFFER_FLAG_COMPRESSED, BUFFER_FLAG_FLUSH_MARKER, BUFFER_HEADER,
+                      BUFFER_STATE_FLUSH, BUFFER_TYPE_GENERIC, BUFFER_TYPE_HEADER, CLOCK_QPC,
+                      FILLER, HOOK_LOGFILE_HEADER, LOG_FILE_MODE_COMPRESSED,
+                      LOG_FILE_MODE_SEQUENTIAL, LOGFILE_HEADER,
                       MARKER_FLAGS, SYSTEM_TRACE_HEADER, SYSTEMTIME, TIME_ZONE_INFORMATION,
                       TYPE_SYSTEM64, aligned)
 
@@ -57,6 +59,7 @@ class Session:
     first_sequence: int = 1
     time_zone: TimeZone = WEST_EUROPE
     max_file_mb: int = 100
+    compression: int = 0  # COMPRESSION_FORMAT_LZNT1 (2) for a compressed trace, else 0
 
     def qpc(self, when: _dt.datetime) -> int:
         """The performance counter at `when`: it counts from boot."""
@@ -90,7 +93,9 @@ class EtlWriter:
         version = bytes((10, 0, 1, 5))  # Major, Minor, SubVersion, SubMinorVersion
         body = LOGFILE_HEADER.pack(
             s.buffer_size, version, s.build, s.processors, filetime(s.end_time), 156_250,
-            s.max_file_mb, LOG_FILE_MODE_SEQUENTIAL, buffers_written, 1, 8, 0, s.cpu_mhz, 0, 0,
+            s.max_file_mb, LOG_FILE_MODE_SEQUENTIAL | (LOG_FILE_MODE_COMPRESSED if s.compression
+                                                       else 0),
+            buffers_written, 1, 8, 0, s.cpu_mhz, 0, 0,
             s.time_zone.pack() + b"\0" * 4, filetime(s.boot_time), s.perf_freq,
             filetime(s.start_time), CLOCK_QPC, 0) + names
         size = SYSTEM_TRACE_HEADER.size + len(body)
@@ -135,6 +140,9 @@ class EtlWriter:
         return out
 
     def to_bytes(self) -> bytes:
+        """The file. With compression, every buffer after the header one is stored as its
+        header and its used bytes compressed: BufferSize (and Offset) the stored size,
+        SavedOffset the size once decompressed; the header buffer's State names the format."""
         s = self.session
         buffers = self.layout()
         out = bytearray()
@@ -142,13 +150,18 @@ class EtlWriter:
             body = b"".join(r + b"\0" * (aligned(len(r)) - len(r)) for r in buf.records)
             last = index == len(buffers) - 1
             ref = buf.first_time or s.start_time
+            size, stored, flags = s.buffer_size, buf.used, BUFFER_FLAG_FLUSH_MARKER if last else 0
+            state = s.compression if index == 0 and s.compression else BUFFER_STATE_FLUSH
+            if s.compression and index:
+                body = lznt1.compress(body)
+                size = stored = BUFFER_HEADER.size + len(body)
+                flags |= BUFFER_FLAG_COMPRESSED
             head = BUFFER_HEADER.pack(
-                s.buffer_size, buf.used, buf.used, 0, s.qpc(buf.last_time or s.start_time),
+                size, buf.used, buf.used, 0, s.qpc(buf.last_time or s.start_time),
                 s.first_sequence + index, CLOCK_QPC | (s.perf_freq << 3), 0, s.logger_id,
-                BUFFER_STATE_FLUSH, buf.used, BUFFER_FLAG_FLUSH_MARKER if last else 0,
-                BUFFER_TYPE_HEADER if index == 0 else BUFFER_TYPE_GENERIC,
+                state, stored, flags, BUFFER_TYPE_HEADER if index == 0 else BUFFER_TYPE_GENERIC,
                 filetime(ref), s.qpc(ref))
-            out += head + body + bytes([FILLER]) * (s.buffer_size - buf.used)
+            out += head + body + bytes([FILLER]) * (size - BUFFER_HEADER.size - len(body))
         return bytes(out)
 
     def write(self, path: str | Path) -> int:

@@ -382,3 +382,98 @@ def test_tracelogging_schema_arrays_counted_strings_and_out_types() -> None:
     assert decode_event(schema, data) == {
         "hr": "0x80070005", "ports": "80, 443, 8080", "pair": "-1, 7", "who": "SYS"}
     assert parse_schema(b"\x02") is None
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory) -> tuple[Path, dict]:
+    """The sample traces written LZNT1-compressed (EVENT_TRACE_COMPRESSED_MODE)."""
+    out = tmp_path_factory.mktemp("compressed")
+    return out, _generate_compressed(out)
+
+
+def _generate_compressed(out: Path) -> dict:
+    plan = out / "plan.json"
+    subprocess.run([sys.executable, str(SAMPLES / "build_etl.py"), "--compress", "--out",
+                    str(out), "--plan", str(plan)], check=True, capture_output=True)
+    return json.loads(plan.read_text())
+
+
+def _buffer_offsets(data: bytes) -> list[int]:
+    offsets, at = [], 0
+    while at + 0x48 <= len(data):
+        offsets.append(at)
+        at += int.from_bytes(data[at:at + 4], "little")
+    return offsets
+
+
+def test_compressed_traces_read_the_same(compressed) -> None:
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    out, plan = compressed
+    assert plan["compression"] == "LZNT1"
+    for f in plan["files"]:
+        data = (out / f["path"]).read_bytes()
+        assert len(data) < FILES[f["path"]]["bytes"]  # stored smaller than the buffers
+        sizes = [int.from_bytes(data[o:o + 4], "little") for o in _buffer_offsets(data)]
+        assert sizes[0] == f["buffer_size"] and all(s < f["buffer_size"] for s in sizes[1:])
+        stats = ReadStats(f["path"])
+        raws = list(read_etl(str(out / f["path"]), stats, relevant_only=False))
+        assert not stats.warnings and stats.records == f["records"]
+        assert [(r.record_id, r.event_id, r.time, r.data) for r in raws] == [
+            (e["record"], e["event_id"], _utc(e["time"]), e["data"])
+            for e in FILES[f["path"]]["events"]]
+
+
+@pytest.mark.parametrize("how", ["bad-header", "bad-data"])
+def test_damaged_compressed_trace_keeps_the_other_buffers(compressed, tmp_path: Path,
+                                                          how: str) -> None:
+    """Compressed buffers vary in size: after a damaged header the next one is searched for;
+    a buffer whose data does not decompress to its stated size costs its events only."""
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    out, plan = compressed
+    src = out / LONG["path"]
+    data = bytearray(src.read_bytes())
+    second = _buffer_offsets(bytes(data))[2]
+    if how == "bad-header":
+        data[second:second + 4] = (0x7FFFFFFF).to_bytes(4, "little")
+    else:
+        data[second + 0x60:second + 0x90] = b"\xff" * 0x30
+    path = tmp_path / src.name
+    path.write_bytes(bytes(data))
+    stats = ReadStats(str(path))
+    raws = list(read_etl(str(path), stats, relevant_only=False))
+    kept = [e for e in LONG["events"] if e["buffer"] != 2]
+    assert [(r.event_id, r.time, r.data) for r in raws] == [
+        (e["event_id"], _utc(e["time"]), e["data"]) for e in kept]
+    assert len(stats.warnings) == 1, stats.warnings
+    assert stats.warnings[0].startswith(f"{path} at offset {second:#x}: buffer 2 ")
+
+
+def test_mutated_traces_never_raise(compressed, tmp_path: Path) -> None:
+    """Random byte changes and cuts in plain and compressed traces: warnings, never an
+    exception or a hang; every event the reader still gives has a known provider or a GUID."""
+    import random
+
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    rng = random.Random(11)
+    sources = [(ETL_DIR / LONG["path"]).read_bytes(), (compressed[0] / LONG["path"]).read_bytes()]
+    path = tmp_path / "mutated.etl"
+    warned = 0
+    for n in range(300):
+        data = bytearray(sources[n % 2])
+        for _ in range(rng.randrange(1, 6)):
+            at = rng.randrange(len(data))
+            data[at:at + rng.randrange(1, 9)] = rng.randbytes(rng.randrange(1, 9))
+        if rng.random() < 0.3:
+            data = data[:rng.randrange(len(data))]
+        path.write_bytes(bytes(data))
+        stats = ReadStats(str(path))
+        for rec in read_etl(str(path), stats, relevant_only=False):
+            assert rec.provider and isinstance(rec.data, dict)
+        warned += bool(stats.warnings)
+    assert warned > 50  # the mutations were noticed, not silently absorbed

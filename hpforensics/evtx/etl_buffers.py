@@ -1,0 +1,201 @@
+"""The buffers of an ETW trace file, checked one by one, damage reported and stepped over.
+
+A trace is a header buffer then buffers of the session's buffer size, each a WMI_BUFFER_HEADER
+and records; SavedOffset says how many bytes are in use. In a compressed trace (LogFileMode
+EVENT_TRACE_COMPRESSED_MODE, Windows 8+) each buffer after the header one is stored as its
+header plus the compressed bytes, BufferSize being the stored size and SavedOffset the size
+once decompressed; the algorithm (COMPRESSION_FORMAT_*) is in the header buffer's State.
+
+dissect.etl follows each buffer's BufferSize, reads FilledBytes, and decompresses any
+compressed buffer as plain LZ77 Xpress; one bad header ends its walk. Here each header is
+checked first, the stored algorithm is used (LZNT1, Xpress, Xpress Huffman: dissect.util's
+decompressors), and after a damaged header the walk resumes at the next buffer: the nominal
+buffer size on, or (compressed traces, whose buffers vary in size) the next place a plausible
+buffer header starts.
+"""
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+# WMI_BUFFER_HEADER up to BufferType (the ReferenceTime after it is not needed)
+_HEADER = struct.Struct("<IIIiqqQHHIIHH")
+HEADER_SIZE = 0x48
+MIN_BUFFER, MAX_BUFFER = 0x400, 64 << 20
+_FLAG_COMPRESSED = 0x0040
+_COMPRESSED_MODE = 0x04000000  # EVENT_TRACE_COMPRESSED_MODE
+_MAX_BUFFER_TYPE = 8
+_LZNT1, _XPRESS, _XPRESS_HUFF = 2, 3, 4  # COMPRESSION_FORMAT_*
+
+
+@dataclass(frozen=True)
+class BufferHeader:
+    offset: int  # in the file
+    size: int  # BufferSize: bytes the buffer takes in the file
+    saved: int  # SavedOffset: bytes in use (decompressed, for a compressed buffer)
+    used: int  # Offset: bytes in use when flushed
+    state: int
+    flags: int
+    kind: int
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.flags & _FLAG_COMPRESSED)
+
+    @property
+    def in_use(self) -> int:
+        """SavedOffset, or Offset when SavedOffset is out of range (they agree once flushed)."""
+        return self.saved if HEADER_SIZE <= self.saved <= self.size else self.used
+
+
+@dataclass
+class Buffer:
+    index: int
+    header: BufferHeader
+    data: bytes  # the records (decompressed), from just after the header
+    cut: int = 0  # file offset where the file ends inside this buffer's data, else 0
+
+
+class Layout:
+    """What the header buffer says about every other buffer."""
+
+    def __init__(self, fh: BinaryIO, file_size: int, first_size: int, logged_size: int,
+                 log_file_mode: int, expected: int) -> None:
+        self.fh = fh
+        self.file_size = file_size
+        self.nominal = _nominal(fh, file_size, first_size, logged_size)
+        first = self.header(0)
+        fmt = first.state & 0xFFFF if first and log_file_mode & _COMPRESSED_MODE else 0
+        self.decompress = _decompressor(fmt)
+        self.compression = fmt
+        # A trace copied while its session was still running says 0 buffers written: then
+        # the file's length says how many there may be.
+        self.expected = expected or file_size // self.nominal
+
+    def header(self, offset: int) -> BufferHeader | None:
+        if offset + HEADER_SIZE > self.file_size:
+            return None
+        self.fh.seek(offset)
+        (size, saved, _cur, _ref, _ts, _seq, _clock, _cpu, _logger, state, used, flags,
+         kind) = _HEADER.unpack(self.fh.read(_HEADER.size))
+        return BufferHeader(offset, size, saved, used, state, flags, kind)
+
+    def problem(self, h: BufferHeader) -> str:
+        """Why a buffer header cannot be trusted ('' when it can). A file cut inside the
+        buffer is not a header problem: its complete records are still read."""
+        if h.compressed:
+            if self.decompress is None:
+                return f"is compressed, the trace says with format {self.compression}, unknown"
+            if not HEADER_SIZE < h.size <= 2 * self.nominal:
+                return f"has a bad header: stored size {h.size:#x} of a compressed buffer"
+            if not HEADER_SIZE <= h.saved <= self.nominal:
+                return f"has a bad header: {h.saved:#x} bytes in use once decompressed"
+            return ""
+        if h.size != self.nominal:
+            return (f"has a bad header: BufferSize {h.size:#x}, the trace's buffers are "
+                    f"{self.nominal:#x}")
+        if not HEADER_SIZE <= h.in_use <= h.size or h.in_use % 8:
+            return f"has a bad header: {h.in_use:#x} bytes in use in a {h.size:#x}-byte buffer"
+        return ""
+
+    def read(self, index: int, h: BufferHeader) -> Buffer:
+        """The buffer's records; raises ValueError when compressed data does not decompress
+        to the size the header says."""
+        self.fh.seek(h.offset + HEADER_SIZE)
+        if not h.compressed:
+            want = h.in_use - HEADER_SIZE
+            data = self.fh.read(want)
+            cut = h.offset + HEADER_SIZE + len(data) if len(data) < want else 0
+            return Buffer(index, h, data, cut)
+        stored = self.fh.read(h.size - HEADER_SIZE)
+        if len(stored) < h.size - HEADER_SIZE:  # a cut stream cannot be decompressed
+            return Buffer(index, h, b"", h.offset + HEADER_SIZE + len(stored))
+        assert self.decompress is not None
+        try:
+            data = self.decompress(stored)
+        except (ValueError, IndexError, EOFError, struct.error, TypeError) as exc:
+            raise ValueError(f"does not decompress ({type(exc).__name__}: {exc})") from None
+        if len(data) != h.saved - HEADER_SIZE:
+            raise ValueError(f"decompresses to {len(data):#x} bytes, the header says "
+                             f"{h.saved - HEADER_SIZE:#x}")
+        return Buffer(index, h, data)
+
+    def resume(self, h: BufferHeader) -> int | None:
+        """Where reading goes on after a damaged buffer header at `h.offset`."""
+        nxt = h.offset + self.nominal
+        if self.compression == 0 or self._plausible(nxt):
+            return nxt if nxt + HEADER_SIZE <= self.file_size else None
+        # compressed buffers vary in size and need not be aligned: look for the next header
+        # within a few buffers' length, byte by byte
+        start = h.offset + 1
+        self.fh.seek(start)
+        window = self.fh.read(min(self.file_size - start, 4 * self.nominal + HEADER_SIZE))
+        for pos in range(len(window) - HEADER_SIZE + 1):
+            size, saved = struct.unpack_from("<II", window, pos)
+            flags, kind = struct.unpack_from("<HH", window, pos + 0x34)
+            if (HEADER_SIZE <= saved <= self.nominal and kind <= _MAX_BUFFER_TYPE
+                    and HEADER_SIZE < size <= 2 * self.nominal and self._plausible(start + pos)):
+                return start + pos
+        return None
+
+    def _plausible(self, offset: int) -> bool:
+        h = self.header(offset)
+        return h is not None and h.kind <= _MAX_BUFFER_TYPE and not self.problem(h)
+
+
+def buffers(layout: Layout, warn: Callable[[int, str], None]) -> Iterator[Buffer]:
+    """Each readable buffer in file order; each damage is one warning (offset, text)."""
+    offset = 0
+    for index in range(layout.expected):
+        h = layout.header(offset)
+        if h is None:
+            warn(offset, f"the trace ends after {index} of its {layout.expected} buffers "
+                         f"(file cut short); the events before were kept")
+            return
+        problem = layout.problem(h)
+        if not problem:
+            try:
+                buf = layout.read(index, h)
+            except ValueError as exc:
+                problem = str(exc)
+        if problem:
+            nxt = layout.resume(h)
+            warn(offset, f"buffer {index} {problem}; its events were skipped"
+                         + ("" if nxt is None else ", the buffers after it read"))
+            if nxt is None:
+                return
+            offset = nxt
+            continue
+        yield buf
+        if buf.cut:
+            warn(buf.cut, f"the trace ends inside buffer {index} of {layout.expected} (file cut "
+                          f"short); the complete events were kept")
+            return
+        offset += h.size
+    if offset > layout.file_size:
+        warn(layout.file_size, "the trace ends inside the unused space of its last buffer "
+                               "(file cut short); no event was lost")
+
+
+def _nominal(fh: BinaryIO, file_size: int, first: int, logged: int) -> int:
+    """The trace's buffer size: the first buffer's, or the logfile header's when only that
+    one leads to a buffer that says the same (a damaged first buffer header)."""
+    for size in (first, logged):
+        if MIN_BUFFER <= size <= MAX_BUFFER and size + 4 <= file_size:
+            fh.seek(size)
+            if int.from_bytes(fh.read(4), "little") in (size, logged):
+                return size
+    return first if MIN_BUFFER <= first <= MAX_BUFFER else logged
+
+
+def _decompressor(fmt: int) -> Callable[[bytes], bytes] | None:
+    if fmt == 0:
+        return lambda b: b
+    from dissect.util.compression import lznt1, lzxpress, lzxpress_huffman
+
+    return {_LZNT1: lznt1.decompress, _XPRESS: lzxpress.decompress,
+            _XPRESS_HUFF: lzxpress_huffman.decompress}.get(fmt)
