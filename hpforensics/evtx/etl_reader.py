@@ -84,7 +84,6 @@ class _Walk:
         self.pointer_size = etl.pointer_size
 
     def records(self, buf: Buffer) -> Iterator[RawRecord]:
-        from dissect.etl.exceptions import Error as DissectError
         from dissect.etl.headers.event import EventHeader
         from dissect.etl.headers.utils import select_event_header
 
@@ -100,7 +99,8 @@ class _Walk:
                 size = header.size
                 problem = "" if pos + size <= len(data) else \
                     f"a record of {size:#x} bytes overruns the buffer"
-            except (DissectError, EOFError, ValueError, struct.error) as exc:
+            except Exception as exc:  # noqa: BLE001 - dissect raises many types (even
+                # NotImplementedError for a WPP header with a component id) on foreign data
                 problem = f"unreadable record ({type(exc).__name__}: {exc})"
             if problem:
                 if buf.cut:  # the file ends inside this record: said by the buffer walk
