@@ -209,22 +209,38 @@ def _records(kind: str, path: str, stats: ReadStats, parser: str,
     raise InputError(path, f"unsupported input kind {kind!r}")
 
 
-def _read_star(args: tuple) -> FileResult:
-    return read_item(*args)
+# The inputs and options of the run being read by a pool: forked workers inherit them, so a
+# task is an index (pickling an InputItem and the options per input cost the parent ~0.2 ms).
+_JOB: tuple[Sequence[InputItem], TimelineOptions] | None = None
+
+
+def _read_index(i: int) -> FileResult:
+    assert _JOB is not None
+    items, opts = _JOB
+    return read_item(items[i], opts.parser, opts.product, opts.hash_inputs, opts)
 
 
 def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[FileResult]:
+    global _JOB
     if opts.jobs == 1 or len(items) < 2:  # read here: no worker piece files
         one = dataclasses.replace(opts, jobs=1)
         yield from (read_item(item, one.parser, one.product, one.hash_inputs, one)
                     for item in items)
         return
-    args = [(item, opts.parser, opts.product, opts.hash_inputs, opts) for item in items]
-    # Ordered imap: outputs stay in input order whatever the number of processes.
-    with multiprocessing.get_context("fork").Pool(min(opts.jobs, len(items))) as pool:
-        # a few tasks per message: one per file costs the parent a pipe round trip each
-        chunk = max(1, min(32, len(items) // (8 * opts.jobs)))
-        yield from pool.imap(_read_star, args, chunksize=chunk)
+    from concurrent.futures import ProcessPoolExecutor
+
+    _JOB = (items, opts)
+    # Not multiprocessing.Pool: its worker-handler thread wakes on every result waiting in the
+    # pipe and spins until the result thread has read it (~0.4 s of the parent's CPU on the
+    # 1,792-file fleet). The executor's map is ordered too: outputs stay in input order.
+    try:
+        with ProcessPoolExecutor(min(opts.jobs, len(items)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            # a few tasks per message: one per file costs the parent a pipe round trip each
+            chunk = max(1, min(32, len(items) // (8 * opts.jobs)))
+            yield from pool.map(_read_index, range(len(items)), chunksize=chunk)
+    finally:
+        _JOB = None
 
 
 # -- the whole run ------------------------------------------------------------------------------
