@@ -35,6 +35,7 @@ DEVICE = "HP-ETW-01"
 LOGGER = "HotpatchAudit"
 WMI_DIR = Path("C/Windows/System32/LogFiles/WMI")
 WU_PID, WU_TID = 3120, 6644  # svchost hosting wuauserv
+SVC_PID, SVC_TID = 6120, 6204  # TrustedInstaller
 HERE = Path(__file__).resolve().parent
 WUAUENG = r"\Device\HarddiskVolume3\Windows\System32\wuaueng.dll"
 # Kernel-General 12 comes a few seconds after the boot; a restart takes effect at that event.
@@ -71,12 +72,21 @@ def _image_load(when: _dt.datetime, name: str, pid: int = WU_PID) -> EtwEvent:
                         timestamp=0x60000000 + int.from_bytes(digest[8:11], "little"))
 
 
-def _update(session: BootSession, month: str, steps: list[tuple[int, str]],
+def _update(session: BootSession, month: str, steps: list[tuple[str, int, str]],
             error_code: int = 0) -> None:
-    """Windows Update events for the month's calendar update, at the given times."""
+    """Windows Update client ("wu") and servicing stack ("svc") events for the month's
+    calendar update, at the given times, in the order the EVTX fleet sample has them: the
+    package change starts after the client's 43; a hotpatch's change succeeds (2) before the
+    client reports 19; a baseline's asks for a reboot (4) and succeeds during the next boot."""
     kind, kb, build = CALENDAR[month]
     title = update_title(month, kb, build, hotpatch=kind == "hotpatch")
-    for event_id, when in steps:
+    for source, event_id, when in steps:
+        if source == "svc":
+            session.events.append(W.servicing(
+                event_id, at(when), package=kb, client="WindowsUpdateAgent",
+                initial="Staged" if kind == "baseline" else "Absent",
+                error_code=error_code if event_id == 3 else 0, pid=SVC_PID, tid=SVC_TID))
+            continue
         session.events.append(W.wuc(event_id, at(when), title=title, update_id=update_guid(kb),
                                     revision=1, error_code=error_code if event_id == 20 else 0,
                                     pid=WU_PID, tid=WU_TID))
@@ -107,22 +117,29 @@ def _weekly_noise(session: BootSession) -> None:
 def scenario() -> tuple[list[BootSession], dict[str, dict]]:
     """The device's three boots and the per-month truth."""
     s1 = BootSession(at("2025-01-05 07:58:12"), 2528, at("2025-01-15 02:58:40"), True)
-    _update(s1, "2025-01", [(44, "2025-01-14 18:20:05"), (43, "2025-01-14 18:41:37"),
-                            (19, "2025-01-14 19:07:52")])
+    _update(s1, "2025-01", [("wu", 44, "2025-01-14 18:20:05"), ("wu", 43, "2025-01-14 18:41:37"),
+                            ("svc", 1, "2025-01-14 18:42:10"), ("svc", 4, "2025-01-14 19:07:31"),
+                            ("wu", 19, "2025-01-14 19:07:52")])
     s2 = BootSession(at("2025-01-15 03:00:55"), 2894, at("2025-04-10 02:59:30"), True)
-    _update(s2, "2025-02", [(44, "2025-02-12 09:14:03"), (43, "2025-02-12 09:20:41"),
-                            (19, "2025-02-12 09:26:18")])
+    _update(s2, "2025-01", [("svc", 2, "2025-01-15 03:02:40")])  # finished during the boot
+    _update(s2, "2025-02", [("wu", 44, "2025-02-12 09:14:03"), ("wu", 43, "2025-02-12 09:20:41"),
+                            ("svc", 1, "2025-02-12 09:21:15"), ("svc", 2, "2025-02-12 09:26:02"),
+                            ("wu", 19, "2025-02-12 09:26:18")])
     s2.events.append(W.image_load(  # the hotpatch image mapped beside the running kernel
         at("2025-02-12 09:26:19"), pid=4, base=0xFFFFF80612340000, size=0x5000,
         checksum=0x0001C2F5, timestamp=0x67A1B2C3, name=_patch_path("KB5052105")))
     s2.events.append(_applied("2025-02-12 09:26:20", "KB5052105"))
-    _update(s2, "2025-03", [(44, "2025-03-12 09:02:11"), (43, "2025-03-12 09:10:26"),
-                            (20, "2025-03-12 09:15:47")], error_code=0x800F0922)
-    _update(s2, "2025-03", [(43, "2025-03-13 09:05:02"), (19, "2025-03-13 09:12:35")])
+    _update(s2, "2025-03", [("wu", 44, "2025-03-12 09:02:11"), ("wu", 43, "2025-03-12 09:10:26"),
+                            ("svc", 1, "2025-03-12 09:11:02"), ("svc", 3, "2025-03-12 09:15:31"),
+                            ("wu", 20, "2025-03-12 09:15:47")], error_code=0x800F0922)
+    _update(s2, "2025-03", [("wu", 43, "2025-03-13 09:05:02"), ("svc", 1, "2025-03-13 09:05:40"),
+                            ("svc", 2, "2025-03-13 09:12:19"), ("wu", 19, "2025-03-13 09:12:35")])
     s2.events.append(_applied("2025-03-13 09:12:37", "KB5053636"))
-    _update(s2, "2025-04", [(44, "2025-04-09 10:00:14"), (43, "2025-04-09 10:21:09"),
-                            (19, "2025-04-09 10:48:56")])
+    _update(s2, "2025-04", [("wu", 44, "2025-04-09 10:00:14"), ("wu", 43, "2025-04-09 10:21:09"),
+                            ("svc", 1, "2025-04-09 10:21:44"), ("svc", 4, "2025-04-09 10:48:30"),
+                            ("wu", 19, "2025-04-09 10:48:56")])
     s3 = BootSession(at("2025-04-10 03:01:20"), 3775, at("2025-04-22 16:30:00"), False)
+    _update(s3, "2025-04", [("svc", 2, "2025-04-10 03:03:05")])
     sessions = [s1, s2, s3]
     for s in sessions:
         _weekly_noise(s)
@@ -130,12 +147,14 @@ def scenario() -> tuple[list[BootSession], dict[str, dict]]:
         if s.shutdown:
             s.events.append(W.system_stop(s.end))
         s.events.sort(key=lambda e: e.time)
+    # installed: the first success record (client 19 or servicing 2); a baseline takes effect
+    # at the boot after its reboot request, a hotpatch when installed
     months = {
         "2025-01": _month("2025-01", "2025-01-14T19:07:52Z", _iso(s2.boot + BOOT_EVENT_DELAY),
                           "baseline installed, effective after the restart of 15 January"),
-        "2025-02": _month("2025-02", "2025-02-12T09:26:18Z", "2025-02-12T09:26:18Z",
+        "2025-02": _month("2025-02", "2025-02-12T09:26:02Z", "2025-02-12T09:26:02Z",
                           "hotpatch installed without a restart"),
-        "2025-03": _month("2025-03", "2025-03-13T09:12:35Z", "2025-03-13T09:12:35Z",
+        "2025-03": _month("2025-03", "2025-03-13T09:12:19Z", "2025-03-13T09:12:19Z",
                           "hotpatch failed once (0x800f0922), installed the next day "
                           "without a restart", failures=1),
         "2025-04": _month("2025-04", "2025-04-09T10:48:56Z", _iso(s3.boot + BOOT_EVENT_DELAY),
@@ -154,6 +173,8 @@ def _month(month: str, installed: str, effective: str, why: str, failures: int =
 # What a correct timeline makes of each event (None: not an update-audit event).
 _CATEGORIES = {(W.WUC, 44): "update-download", (W.WUC, 43): "update-start",
                (W.WUC, 19): "update-installed", (W.WUC, 20): "update-failed",
+               (W.SERVICING, 1): "servicing-start", (W.SERVICING, 2): "servicing-success",
+               (W.SERVICING, 3): "servicing-failure", (W.SERVICING, 4): "servicing-reboot-required",
                (W.KERNEL_GENERAL, 12): "boot", (W.KERNEL_GENERAL, 13): "shutdown"}
 
 

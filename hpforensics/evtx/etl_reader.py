@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 _MARKER_END = 0xFFFFFFFF  # filler after the last record of a buffer
 _EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 _DAY = 864_000_000_000  # FILETIME units
+# The Setup log renders the servicing stack's events with other names than the ETW template
+# (as bundled with dissect.etl) gives their fields: renamed so both read the same way.
+EVTX_NAMES = {"Microsoft-Windows-Servicing": {
+    "identifier": "PackageIdentifier", "currentPackageState": "InitialPackageState",
+    "currentPackageStateTextized": "InitialPackageStateTextized",
+    "targetPackageState": "IntendedPackageState",
+    "targetPackageStateTextized": "IntendedPackageStateTextized", "errorCode": "ErrorCode",
+    "client": "Client"}}
 # "hotpatch" in any case, 8-bit or UTF-16LE, anywhere in the record (schema included)
 _MENTION = re.compile(rb"(?i)h\x00?o\x00?t\x00?p\x00?a\x00?t\x00?c\x00?h")
 
@@ -164,6 +172,9 @@ class _Walk:
         fields = prov.templates.get((h.Id, h.Version)) if prov else None
         if fields:
             rec.data = decode(fields, user_data, self.pointer_size)
+            names = EVTX_NAMES.get(rec.provider)
+            if names:
+                rec.data = {names.get(k, k): v for k, v in rec.data.items()}
         elif EXT_SCHEMA_TL in items:  # TraceLogging: the schema came with the event
             schema = parse_schema(items[EXT_SCHEMA_TL])
             if schema is not None:

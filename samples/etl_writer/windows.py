@@ -12,7 +12,7 @@ import datetime as _dt
 import uuid
 
 from evtx_writer.windows import _WUC_SHAPE as WUC_SHAPE  # (opcode, keywords, level) per id
-from evtx_writer.windows import WINDOWS_UPDATE_SERVICE
+from evtx_writer.windows import PACKAGE_STATES, WINDOWS_UPDATE_SERVICE
 
 from .event import CHANNEL_SYSTEM, EtwEvent, session_item, sid_item
 from .payload import Field
@@ -22,6 +22,9 @@ WUC = "Microsoft-Windows-WindowsUpdateClient"
 WUC_GUID = uuid.UUID("945a8954-c147-4acd-923f-40c45405a658")
 KERNEL_GENERAL = "Microsoft-Windows-Kernel-General"
 KERNEL_GENERAL_GUID = uuid.UUID("a68ca8b7-004f-d7b6-a698-07e2de0f1f5d")
+SERVICING = "Microsoft-Windows-Servicing"
+SERVICING_GUID = uuid.UUID("bd12f3b8-fc40-4a61-a307-b7a013a069c1")
+SERVICING_SETUP_CHANNEL = 0x10  # the provider's own channel (the Setup log); the id is ours
 KERNEL_PROCESS = "Microsoft-Windows-Kernel-Process"
 KERNEL_PROCESS_GUID = uuid.UUID("22fb2cd6-0e7b-422b-a0c7-2fad1fd0e716")
 
@@ -48,6 +51,26 @@ def wuc(event_id: int, when: _dt.datetime, *, title: str, update_id: uuid.UUID, 
                     level=level, opcode=opcode, task=1, keywords=SYSTEM_KEYWORD | keywords,
                     process_id=pid, thread_id=tid,
                     extended=(sid_item(LOCAL_SYSTEM), session_item(0)))
+
+
+def servicing(event_id: int, when: _dt.datetime, *, package: str, client: str,
+              initial: str = "Absent", intended: str = "Installed", error_code: int = 0,
+              pid: int = 0, tid: int = 0) -> EtwEvent:
+    """Servicing 1 initiating / 2 changed / 3 failed / 4 reboot required, with the ETW
+    template's field names (the Setup log renders the same values as PackageIdentifier,
+    InitialPackageState, IntendedPackageState, ErrorCode, Client)."""
+    fields = [Field("identifier", "UnicodeString", package)]
+    if event_id == 1:
+        fields += [Field("currentPackageState", "UInt32", PACKAGE_STATES[initial]),
+                   Field("currentPackageStateTextized", "UnicodeString", initial)]
+    fields += [Field("targetPackageState", "UInt32", PACKAGE_STATES[intended]),
+               Field("targetPackageStateTextized", "UnicodeString", intended)]
+    if event_id != 1:
+        fields.append(Field("errorCode", "UnicodeString", f"0x{error_code:08x}"))
+    fields.append(Field("client", "UnicodeString", client))
+    return EtwEvent(SERVICING_GUID, SERVICING, event_id, 0, when, tuple(fields),
+                    channel=SERVICING_SETUP_CHANNEL, level=2 if event_id == 3 else 0, task=1,
+                    process_id=pid, thread_id=tid)
 
 
 def system_start(when: _dt.datetime, boot: _dt.datetime, build: int, qfe: int) -> EtwEvent:

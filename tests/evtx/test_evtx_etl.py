@@ -174,6 +174,14 @@ def test_an_independent_parser_agrees(rel: str) -> None:
     assert decoded >= len(planned) - 2
 
 
+def _as_evtx(event: dict) -> dict:
+    """The planned fields under the names the EVTX path gives them."""
+    from hpforensics.evtx.etl_reader import EVTX_NAMES
+
+    names = EVTX_NAMES.get(event["provider"], {})
+    return {names.get(k, k): v for k, v in event["data"].items()}
+
+
 def test_reader_maps_records_like_the_evtx_path() -> None:
     from hpforensics.evtx.exports import read_etl
     from hpforensics.evtx.records import ReadStats
@@ -183,7 +191,7 @@ def test_reader_maps_records_like_the_evtx_path() -> None:
         raws = list(read_etl(str(ETL_DIR / rel), stats, relevant_only=False))
         assert stats.records == planned["records"] and not stats.warnings
         assert [(r.provider, r.event_id, r.record_id, r.time, r.data) for r in raws] == [
-            (e["provider"], e["event_id"], e["record"], _utc(e["time"]), e["data"])
+            (e["provider"], e["event_id"], e["record"], _utc(e["time"]), _as_evtx(e))
             for e in planned["events"]]
         # channel 8 is the System log; the analytic and TraceLogging channels have no log
         assert [r.channel for r in raws] == [
@@ -285,7 +293,7 @@ def test_damaged_trace_keeps_every_good_event(tmp_path: Path, how: str) -> None:
     kept = _kept(how)
     assert len(kept) < len(LONG["events"])
     assert [(r.event_id, r.time, r.data) for r in raws] == [
-        (e["event_id"], _utc(e["time"]), e["data"]) for e in kept]
+        (e["event_id"], _utc(e["time"]), _as_evtx(e)) for e in kept]
     numbers = [r.record_id for r in raws]
     if how.startswith("bad"):  # records lost to damage cannot be counted: later ones shift
         assert numbers == sorted(set(numbers)) and numbers[0] == 2
@@ -421,7 +429,7 @@ def test_compressed_traces_read_the_same(compressed) -> None:
         raws = list(read_etl(str(out / f["path"]), stats, relevant_only=False))
         assert not stats.warnings and stats.records == f["records"]
         assert [(r.record_id, r.event_id, r.time, r.data) for r in raws] == [
-            (e["record"], e["event_id"], _utc(e["time"]), e["data"])
+            (e["record"], e["event_id"], _utc(e["time"]), _as_evtx(e))
             for e in FILES[f["path"]]["events"]]
 
 
@@ -447,7 +455,7 @@ def test_damaged_compressed_trace_keeps_the_other_buffers(compressed, tmp_path: 
     raws = list(read_etl(str(path), stats, relevant_only=False))
     kept = [e for e in LONG["events"] if e["buffer"] != 2]
     assert [(r.event_id, r.time, r.data) for r in raws] == [
-        (e["event_id"], _utc(e["time"]), e["data"]) for e in kept]
+        (e["event_id"], _utc(e["time"]), _as_evtx(e)) for e in kept]
     assert len(stats.warnings) == 1, stats.warnings
     assert stats.warnings[0].startswith(f"{path} at offset {second:#x}: buffer 2 ")
 
@@ -477,3 +485,50 @@ def test_mutated_traces_never_raise(compressed, tmp_path: Path) -> None:
             assert rec.provider and isinstance(rec.data, dict)
         warned += bool(stats.warnings)
     assert warned > 50  # the mutations were noticed, not silently absorbed
+
+
+def test_the_same_events_from_a_trace_and_from_an_event_log_normalise_alike(
+        tmp_path: Path) -> None:
+    """The long session's update, servicing and boot events written once more as an .evtx
+    System/Setup log (samples/evtx_writer, as Windows renders them there): both inputs give the
+    same normalised events, apart from where they came from."""
+    if str(SAMPLES) not in sys.path:
+        sys.path.insert(0, str(SAMPLES))
+    from evtx_writer import windows as EW
+    from evtx_writer import write_evtx
+
+    device = PLAN["device"]
+    log_events = []
+    for e in LONG["events"]:
+        when, d, eid = _utc(e["time"]), e["data"], e["event_id"]
+        if e["provider"] == "Microsoft-Windows-WindowsUpdateClient":
+            log_events.append(EW.wuc(eid, when, device, title=d["updateTitle"],
+                                     update_id=uuid.UUID(d["updateGuid"]),
+                                     revision=int(d["updateRevisionNumber"]),
+                                     error_code=int(d.get("errorCode", "0"), 16)))
+        elif e["provider"] == "Microsoft-Windows-Servicing":
+            log_events.append(EW.servicing(
+                eid, when, device, package=d["identifier"], client=d["client"],
+                initial=d.get("currentPackageStateTextized", "Absent"),
+                intended=d["targetPackageStateTextized"],
+                error_code=int(d.get("errorCode", "0"), 16)))
+        elif (e["provider"], eid) == ("Microsoft-Windows-Kernel-General", 12):
+            log_events.append(EW.kernel_boot(when, device, int(d["BuildVersion"]),
+                                             int(d["QfeVersion"])))
+        elif (e["provider"], eid) == ("Microsoft-Windows-Kernel-General", 13):
+            log_events.append(EW.kernel_shutdown(when, device))
+    log = tmp_path / "System.evtx"
+    write_evtx(log, log_events)
+
+    def normalised(path: Path) -> list[tuple]:
+        [item] = discover([path])
+        part = read_item(item)
+        assert not part.stats.warnings
+        return [(ev.device, ev.time, ev.provider, ev.event_id, ev.category, ev.kb, ev.title,
+                 ev.update_guid, ev.revision, ev.error_code, ev.result, ev.package_state,
+                 ev.reboot_required, ev.os_build, ev.update_class, ev.release_month)
+                for ev in part.events if ev.category != "hotpatch-mention"]
+
+    from_trace = normalised(ETL_DIR / LONG["path"])
+    assert len(from_trace) == len(log_events) > 20
+    assert from_trace == normalised(log)
