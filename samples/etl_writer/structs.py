@@ -5,7 +5,9 @@ then variable-size records, each starting with a trace header and aligned to 8 b
 of the buffer is filler. The first record of the first buffer is the logfile header event
 (SYSTEM_TRACE_HEADER, hook 0x0000) whose payload is a TRACE_LOGFILE_HEADER followed by the
 logger name and the log file name. Layouts from the published descriptions (Geoff Chappell's
-ETW studies, the Windows SDK's evntrace.h / evntcons.h, the phnt ntwmi.h header), 64-bit form.
+ETW studies, the Windows SDK's evntrace.h / evntcons.h, the phnt ntwmi.h header), 64-bit form;
+header-buffer values checked against the real BootPerfDiagLogger.etl header buffer quoted in
+dissect.etl's tests.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ HOOK_LOGFILE_HEADER = 0x0000  # EVENT_TRACE_GROUP_HEADER | EVENT_TRACE_TYPE_INFO
 BUFFER_TYPE_GENERIC, BUFFER_TYPE_HEADER = 0, 4  # ETW_BUFFER_TYPE
 BUFFER_STATE_FLUSH = 3  # ETW_BUFFER_STATE: EtwBufferFlush
 BUFFER_FLAG_FLUSH_MARKER = 0x0001
+BUFFER_FLAG_PROC_INDEX = 0x0020
 BUFFER_FLAG_COMPRESSED = 0x0040
 CLOCK_QPC = 1  # ReservedFlags / ClockType: query performance counter
 LOG_FILE_MODE_SEQUENTIAL = 0x00000001

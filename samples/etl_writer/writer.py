@@ -13,7 +13,8 @@ from pathlib import Path
 from .event import EtwEvent
 from .payload import filetime
 from . import lznt1
-from .structs import (BUFFER_FLAG_COMPRESSED, BUFFER_FLAG_FLUSH_MARKER, BUFFER_HEADER,
+from .structs import (BUFFER_FLAG_COMPRESSED, BUFFER_FLAG_FLUSH_MARKER,
+                      BUFFER_FLAG_PROC_INDEX, BUFFER_HEADER,
                       BUFFER_STATE_FLUSH, BUFFER_TYPE_GENERIC, BUFFER_TYPE_HEADER, CLOCK_QPC,
                       FILLER, HOOK_LOGFILE_HEADER, LOG_FILE_MODE_COMPRESSED,
                       LOG_FILE_MODE_SEQUENTIAL, LOGFILE_HEADER,
@@ -37,7 +38,8 @@ class TimeZone:
             self.daylight_bias)
 
 
-WEST_EUROPE = TimeZone(-60, "W. Europe Standard Time", "W. Europe Daylight Time",
+# As Windows 10+ stores it: the names are MUI references into tzres.dll.
+WEST_EUROPE = TimeZone(-60, "@tzres.dll,-322", "@tzres.dll,-321",
                        (0, 10, 0, 5, 3, 0, 0, 0), (0, 3, 0, 5, 2, 0, 0, 0))
 
 
@@ -60,6 +62,7 @@ class Session:
     time_zone: TimeZone = WEST_EUROPE
     max_file_mb: int = 100
     compression: int = 0  # COMPRESSION_FORMAT_LZNT1 (2) for a compressed trace, else 0
+    logger_thread: int = 0xB4  # the thread that wrote the logfile header
 
     def qpc(self, when: _dt.datetime) -> int:
         """The performance counter at `when`: it counts from boot."""
@@ -100,7 +103,7 @@ class EtlWriter:
             filetime(s.start_time), CLOCK_QPC, 0) + names
         size = SYSTEM_TRACE_HEADER.size + len(body)
         head = SYSTEM_TRACE_HEADER.pack(2, TYPE_SYSTEM64, MARKER_FLAGS, size, HOOK_LOGFILE_HEADER,
-                                        0, 0, s.qpc(s.start_time), 0, 0)
+                                        s.logger_thread, 4, s.qpc(s.start_time), 1, 0)
         return head + body
 
     def layout(self) -> list[_Buffer]:
@@ -156,11 +159,15 @@ class EtlWriter:
                 body = lznt1.compress(body)
                 size = stored = BUFFER_HEADER.size + len(body)
                 flags |= BUFFER_FLAG_COMPRESSED
-            head = BUFFER_HEADER.pack(
-                size, buf.used, buf.used, 0, s.qpc(buf.last_time or s.start_time),
-                s.first_sequence + index, CLOCK_QPC | (s.perf_freq << 3), 0, s.logger_id,
-                state, stored, flags, BUFFER_TYPE_HEADER if index == 0 else BUFFER_TYPE_GENERIC,
-                filetime(ref), s.qpc(ref))
+            if index == 0:  # as in real files: no time, sequence or clock in the header buffer
+                head = BUFFER_HEADER.pack(
+                    size, buf.used, buf.used, 0, 0, 0, 0, 0, s.logger_id, state, stored,
+                    flags | BUFFER_FLAG_PROC_INDEX, BUFFER_TYPE_HEADER, 0, 0)
+            else:
+                head = BUFFER_HEADER.pack(
+                    size, buf.used, buf.used, 0, s.qpc(buf.last_time or s.start_time),
+                    s.first_sequence + index, CLOCK_QPC | (s.perf_freq << 3), 0, s.logger_id,
+                    state, stored, flags, BUFFER_TYPE_GENERIC, filetime(ref), s.qpc(ref))
             out += head + body + bytes([FILLER]) * (size - BUFFER_HEADER.size - len(body))
         return bytes(out)
 
