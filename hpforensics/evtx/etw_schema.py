@@ -7,7 +7,8 @@ manifests fail to compile), it looks events up by (opcode, version) instead of (
 version), and it reads an EVENT_HEADER's ProviderId as a big-endian UUID. So the manifests are
 read here as data, and the UserData is decoded the way TDH does: the template's fields back to
 back, no alignment. Values are rendered as Windows renders them in event XML, so an event read
-from a trace matches the same event read from an .evtx log.
+from a trace matches the same event read from an .evtx log. TraceLogging events reuse decode()
+with the field list their own schema gives (etw_tracelogging.py), hence the Counted* types.
 """
 from __future__ import annotations
 
@@ -36,13 +37,13 @@ _FIXED = {
 }
 _HEX_OUT = ("HexInt32", "HexInt64")
 _COUNTED = {"CountedString": 2, "CountedAnsiString": 1, "CountedBinary": 0}
+# Names some bundled manifests (converted from MOF) use for the same types.
+_ALIASES = {"SInt8": "Int8", "SInt16": "Int16", "SInt32": "Int32", "SInt64": "Int64",
+            "WString": "UnicodeString", "String": "AnsiString", "WChar": "UInt16"}
 
 
 def _manifest_dir():
     return resources.files("dissect.etl") / "manifests" / "xml"
-# Names some bundled manifests (converted from MOF) use for the same types.
-_ALIASES = {"SInt8": "Int8", "SInt16": "Int16", "SInt32": "Int32", "SInt64": "Int64",
-            "WString": "UnicodeString", "String": "AnsiString", "WChar": "UInt16"}
 
 
 @dataclass(frozen=True, slots=True)
