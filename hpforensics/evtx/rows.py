@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-import statistics
 import datetime as dt
 from collections import Counter
 from typing import Any, Iterable, Iterator
@@ -185,6 +184,8 @@ MONTH_COLUMNS = ["month", "month_kind", "expected_kb", "devices", "compliant", "
 
 def month_rows(months: Iterable[MonthCompliance]) -> list[dict[str, Any]]:
     """The fleet per month: how many devices complied, how fast, and what went wrong."""
+    import statistics  # here, not at start-up
+
     by_month: dict[str, list[MonthCompliance]] = {}
     for m in months:
         by_month.setdefault(m.month, []).append(m)
