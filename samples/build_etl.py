@@ -95,7 +95,7 @@ def _update(session: BootSession, month: str, steps: list[tuple[str, int, str]],
 
 
 def _patch_path(kb: str) -> str:  # our wording: no public sample shows the real one
-    return rf"\SystemRoot\System32\hotpatch\ntoskrnl_hotpatch_{kb}.sys"
+    return rf"\SystemRoot\System32\hotpatch\{kb}\ntoskrnl.hotpatch.sys"
 
 
 def _applied(when: str, kb: str) -> EtwEvent:

@@ -243,6 +243,12 @@ def test_timeline_cli_on_the_sample(cli, tmp_path: Path) -> None:
         assert row["how"] == ("with reboot" if m["reboot"] else "hotpatch, no reboot")
     timeline = list(csv.DictReader(open(out / "timeline.csv", newline="")))
     assert any(r["category"] == "hotpatch-mention" and "hotpatch" in r["detail"] for r in timeline)
+    # the patch image's load and the kernel's TraceLogging record name the hotpatch's KB
+    mentions = [r for r in events if r["category"] == "hotpatch-mention"]
+    assert sorted((r["provider"], r["kb"]) for r in mentions) == [
+        ("Microsoft-Windows-Kernel-Process", "KB5052105"),
+        ("Microsoft.Windows.Kernel.HotPatch", "KB5052105"),
+        ("Microsoft.Windows.Kernel.HotPatch", "KB5053636")]
 
 
 def _damaged(tmp_path: Path, how: str) -> tuple[Path, int]:
