@@ -162,7 +162,7 @@ class _Walk:
         filetime = self.etl.get_filetime_for_event(header.time_delta)
         rec = RawRecord(
             provider=(prov.name if prov and prov.name else f"{{{guid}}}"),
-            event_id=h.Id,
+            event_id=int(h.Id),  # a plain int: cstruct ints do not pickle (--jobs)
             record_id=self.number,
             time=_time(filetime),
             channel=WELL_KNOWN_CHANNELS.get(h.Channel, "ETW"),

@@ -251,6 +251,18 @@ def test_timeline_cli_on_the_sample(cli, tmp_path: Path) -> None:
         ("Microsoft.Windows.Kernel.HotPatch", "KB5053636")]
 
 
+def test_timeline_cli_with_workers_gives_the_same_events(cli, tmp_path: Path) -> None:
+    """With --jobs 2 the events cross a process boundary: they must pickle (a cstruct integer
+    left in a record would not) and come out the same."""
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        proc = cli("timeline", ETL_DIR, "-o", out, "--no-html", "--no-hash", "--jobs", jobs)
+        assert proc.returncode == 0, proc.stderr
+        outs.append((out / "events.csv").read_text())
+    assert outs[0] == outs[1] and outs[0].count("\n") > 30
+
+
 def _damaged(tmp_path: Path, how: str) -> tuple[Path, int]:
     """A copy of the four-buffer trace, damaged; and the file offset the warning must name."""
     src = ETL_DIR / LONG["path"]
