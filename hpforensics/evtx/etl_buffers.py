@@ -8,10 +8,11 @@ once decompressed; the algorithm (COMPRESSION_FORMAT_*) is in the header buffer'
 
 dissect.etl follows each buffer's BufferSize, reads FilledBytes, and decompresses any
 compressed buffer as plain LZ77 Xpress; one bad header ends its walk. Here each header is
-checked first, the stored algorithm is used (LZNT1, Xpress, Xpress Huffman: dissect.util's
-decompressors), and after a damaged header the walk resumes at the next buffer: the nominal
-buffer size on, or (compressed traces, whose buffers vary in size) the next place a plausible
-buffer header starts.
+checked first, the stored algorithm is used (LZNT1, with dissect.util, chunk by chunk so a
+crafted stream cannot grow past the stated size; Xpress traces are reported, not read), and
+after a damaged header the walk resumes at the next buffer: the nominal buffer size on, or
+(compressed traces, whose buffers vary in size) the next place a plausible buffer header
+starts.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ MIN_BUFFER, MAX_BUFFER = 0x400, 64 << 20
 _FLAG_COMPRESSED = 0x0040
 _COMPRESSED_MODE = 0x04000000  # EVENT_TRACE_COMPRESSED_MODE
 _MAX_BUFFER_TYPE = 8
-_LZNT1, _XPRESS, _XPRESS_HUFF = 2, 3, 4  # COMPRESSION_FORMAT_*
+_LZNT1 = 2  # COMPRESSION_FORMAT_LZNT1
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ class Layout:
         """Why a buffer header cannot be trusted ('' when it can). A file cut inside the
         buffer is not a header problem: its complete records are still read."""
         if h.compressed:
-            if self.decompress is None:
-                return f"is compressed, the trace says with format {self.compression}, unknown"
+            if self.decompress is None or not self.compression:
+                return "is compressed in a trace that does not say how"
             if not HEADER_SIZE < h.size <= 2 * self.nominal:
                 return f"has a bad header: stored size {h.size:#x} of a compressed buffer"
             if not HEADER_SIZE <= h.saved <= self.nominal:
@@ -116,8 +117,8 @@ class Layout:
             return Buffer(index, h, b"", h.offset + HEADER_SIZE + len(stored))
         assert self.decompress is not None
         try:
-            data = self.decompress(stored)
-        except (ValueError, IndexError, EOFError, struct.error, TypeError) as exc:
+            data = self.decompress(stored, h.saved - HEADER_SIZE)
+        except Exception as exc:  # noqa: BLE001 - damaged compressed data, any failure
             raise ValueError(f"does not decompress ({type(exc).__name__}: {exc})") from None
         if len(data) != h.saved - HEADER_SIZE:
             raise ValueError(f"decompresses to {len(data):#x} bytes, the header says "
@@ -149,6 +150,10 @@ class Layout:
 
 def buffers(layout: Layout, warn: Callable[[int, str], None]) -> Iterator[Buffer]:
     """Each readable buffer in file order; each damage is one warning (offset, text)."""
+    if layout.compression and layout.decompress is None:
+        warn(0, f"the trace is compressed with format {layout.compression} (COMPRESSION_FORMAT_"
+                f"*), which is not read (LZNT1 is); no events taken from it")
+        return
     offset = 0
     for index in range(layout.expected):
         h = layout.header(offset)
@@ -192,10 +197,26 @@ def _nominal(fh: BinaryIO, file_size: int, first: int, logged: int) -> int:
     return first if MIN_BUFFER <= first <= MAX_BUFFER else logged
 
 
-def _decompressor(fmt: int) -> Callable[[bytes], bytes] | None:
+def _decompressor(fmt: int) -> Callable[[bytes, int], bytes] | None:
+    """LZNT1 only: its 4 KiB chunks let the output be bounded by the size the header states.
+    The Xpress formats (3, 4) have no such bound in dissect.util's decompressors (a crafted
+    match length can ask for gigabytes), so a trace in them is reported, not read."""
     if fmt == 0:
-        return lambda b: b
-    from dissect.util.compression import lznt1, lzxpress, lzxpress_huffman
+        return lambda b, _limit: b
+    return _lznt1 if fmt == _LZNT1 else None
 
-    return {_LZNT1: lznt1.decompress, _XPRESS: lzxpress.decompress,
-            _XPRESS_HUFF: lzxpress_huffman.decompress}.get(fmt)
+
+def _lznt1(stored: bytes, limit: int) -> bytes:
+    """LZNT1 chunk by chunk (dissect.util decompresses each), stopping past `limit` bytes."""
+    from dissect.util.compression import lznt1
+
+    out = bytearray()
+    pos = 0
+    while pos + 2 <= len(stored) and len(out) <= limit:
+        head = int.from_bytes(stored[pos:pos + 2], "little")
+        if head & 0x7000 != 0x3000:  # no chunk signature: the end of the stream
+            break
+        end = pos + 2 + (head & 0xFFF) + 1
+        out += lznt1.decompress(stored[pos:end])
+        pos = end
+    return bytes(out)

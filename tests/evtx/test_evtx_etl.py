@@ -478,6 +478,22 @@ def test_damaged_compressed_trace_keeps_the_other_buffers(compressed, tmp_path: 
     assert stats.warnings[0].startswith(f"{path} at offset {second:#x}: buffer 2 ")
 
 
+def test_a_trace_compressed_otherwise_than_lznt1_is_reported_once(compressed,
+                                                                   tmp_path: Path) -> None:
+    """Xpress-compressed traces are not read (no bound on what a crafted stream expands to):
+    one warning, no events, no exception."""
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    data = bytearray((compressed[0] / LONG["path"]).read_bytes())
+    data[0x2C:0x2E] = (3).to_bytes(2, "little")  # the header buffer's State: XPRESS
+    path = tmp_path / "xpress.etl"
+    path.write_bytes(bytes(data))
+    stats = ReadStats(str(path))
+    assert list(read_etl(str(path), stats)) == []
+    assert len(stats.warnings) == 1 and "compressed with format 3" in stats.warnings[0]
+
+
 def test_mutated_traces_never_raise(compressed, tmp_path: Path) -> None:
     """Random byte changes and cuts in plain and compressed traces: warnings, never an
     exception or a hang; every event the reader still gives has a known provider or a GUID."""
