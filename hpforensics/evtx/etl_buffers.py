@@ -31,6 +31,7 @@ _FLAG_COMPRESSED = 0x0040
 _COMPRESSED_MODE = 0x04000000  # EVENT_TRACE_COMPRESSED_MODE
 _MAX_BUFFER_TYPE = 8
 _LZNT1 = 2  # COMPRESSION_FORMAT_LZNT1
+MAX_DAMAGED = 64
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def buffers(layout: Layout, warn: Callable[[int, str], None]) -> Iterator[Buffer
         warn(0, f"the trace is compressed with format {layout.compression} (COMPRESSION_FORMAT_"
                 f"*), which is not read (LZNT1 is); no events taken from it")
         return
-    offset = 0
+    offset, damaged = 0, 0
     for index in range(layout.expected):
         h = layout.header(offset)
         if h is None:
@@ -168,6 +169,11 @@ def buffers(layout: Layout, warn: Callable[[int, str], None]) -> Iterator[Buffer
             except ValueError as exc:
                 problem = str(exc)
         if problem:
+            damaged += 1
+            if damaged > MAX_DAMAGED:  # bounds the work (and the warnings) on hostile input
+                warn(offset, f"more than {MAX_DAMAGED} damaged buffers: the rest of the trace "
+                             f"was not read")
+                return
             nxt = layout.resume(h)
             warn(offset, f"buffer {index} {problem}; its events were skipped"
                          + ("" if nxt is None else ", the buffers after it read"))

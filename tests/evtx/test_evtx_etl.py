@@ -566,3 +566,23 @@ def test_the_same_events_from_a_trace_and_from_an_event_log_normalise_alike(
     from_trace = normalised(ETL_DIR / LONG["path"])
     assert len(from_trace) == len(log_events) > 20
     assert from_trace == normalised(log)
+
+
+def test_a_trace_of_garbage_buffers_stops_after_a_bounded_number(tmp_path: Path) -> None:
+    """A header buffer followed by 200 buffers of garbage: 64 warnings, then one saying the
+    rest was not read (the work and the warnings stay bounded on hostile input)."""
+    import struct
+
+    from hpforensics.evtx.etl_buffers import MAX_DAMAGED
+    from hpforensics.evtx.exports import read_etl
+    from hpforensics.evtx.records import ReadStats
+
+    size = LONG["buffer_size"]
+    data = bytearray((ETL_DIR / LONG["path"]).read_bytes()[:size]) + b"A" * (200 * size)
+    data[0x48 + 0x20 + 0x24:0x48 + 0x20 + 0x28] = struct.pack("<I", 201)  # BuffersWritten
+    path = tmp_path / "garbage.etl"
+    path.write_bytes(bytes(data))
+    stats = ReadStats(str(path))
+    assert list(read_etl(str(path), stats)) == []
+    assert len(stats.warnings) == MAX_DAMAGED + 1
+    assert stats.warnings[-1].endswith("damaged buffers: the rest of the trace was not read")
