@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only named in annotations: the XML readers import it themselves
+    import xml.etree.ElementTree as ET
 
 _STRING_LIST = re.compile(r"<string>(.*?)</string>", re.DOTALL)
 
