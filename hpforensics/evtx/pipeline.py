@@ -241,7 +241,11 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
                                  mp_context=multiprocessing.get_context("fork")) as pool:
             # a few tasks per message: one per file costs the parent a pipe round trip each
             chunk = max(1, min(32, len(items) // (8 * opts.jobs)))
-            yield from pool.map(_read_index, range(len(items)), chunksize=chunk)
+            try:
+                yield from pool.map(_read_index, range(len(items)), chunksize=chunk)
+            except BaseException:  # the run stops here (an error, ^C): drop the inputs not
+                pool.shutdown(wait=True, cancel_futures=True)  # started, not read them all
+                raise
     finally:
         _JOB = None
 
