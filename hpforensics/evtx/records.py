@@ -71,6 +71,12 @@ def parse_time(value: str) -> dt.datetime | None:
             return dt.datetime.fromisoformat(value[:26] + "+00:00")
         except ValueError:
             pass
+    # and whole seconds, '2025-02-01T07:18:00Z UTC' (what the rest would do, in one step)
+    if value[19:] in ("Z UTC", "Z") and len(value) >= 20 and value[10] == "T":
+        try:
+            return dt.datetime.fromisoformat(value[:19] + "+00:00")
+        except ValueError:
+            pass
     text = value.strip()
     if text.endswith(" UTC"):
         text = text[:-4]
