@@ -7,13 +7,13 @@ set -u
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-${FUZZ_SECONDS:-60}}
 shift || true
-HARNESSES=${*:-"pagehash pe evtx kb memimage"}
+HARNESSES=${*:-"pagehash evtxscan pe evtx kb memimage"}
 PY=${PY:-.venv/bin/python}
 CC_FUZZ=${CC_FUZZ:-clang}
 OUT=build/fuzz
 mkdir -p "$OUT/artifacts"
 # max input length, per harness: EVTX needs a 4 KiB header plus a 64 KiB chunk
-declare -A MAXLEN=([pagehash]=65536 [pe]=65536 [evtx]=140000 [kb]=16384 [memimage]=8192)
+declare -A MAXLEN=([pagehash]=65536 [evtxscan]=65536 [pe]=65536 [evtx]=140000 [kb]=16384 [memimage]=8192)
 status=0
 for h in $HARNESSES; do
     mkdir -p "$OUT/$h"
@@ -25,6 +25,11 @@ for h in $HARNESSES; do
             -pthread -o "$OUT/fuzz_pagehash" fuzz/fuzz_pagehash.c \
             $(ls csrc/pagehash/*.c | grep -v module.c) || exit 2
         cmd=("$OUT/fuzz_pagehash")
+    elif [ "$h" = evtxscan ]; then
+        command -v "$CC_FUZZ" >/dev/null || { echo "fuzz: $CC_FUZZ not found (apt-get install clang)"; exit 2; }
+        "$CC_FUZZ" -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+            -o "$OUT/fuzz_evtxscan" fuzz/fuzz_evtxscan.c csrc/evtxscan/select.c || exit 2
+        cmd=("$OUT/fuzz_evtxscan")
     else
         cmd=("$PY" "fuzz/fuzz_$h.py")
     fi
