@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,13 +288,26 @@ def _fewer_collections(every: int = 50_000) -> Iterator[None]:
     """The cyclic garbage collector runs after `every` new container objects, not 700: a run
     creates millions (events, rows, parsed records) that it keeps or frees by reference count,
     and the default threshold made the collector ~6 % of a fleet run (forked workers inherit
-    the setting); collection still happens, cycles are still freed."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(every, old[0]), *old[1:])
+    the setting); collection still happens, cycles are still freed. Runs overlapping in threads
+    (the fleet's Dask workers) restore the threshold found by the first when the last ends."""
+    global _GC_RUNS, _GC_SAVED
+    with _GC_LOCK:
+        if _GC_RUNS == 0:
+            _GC_SAVED = gc.get_threshold()
+            gc.set_threshold(max(every, _GC_SAVED[0]), *_GC_SAVED[1:])
+        _GC_RUNS += 1
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        with _GC_LOCK:
+            _GC_RUNS -= 1
+            if _GC_RUNS == 0:
+                gc.set_threshold(*_GC_SAVED)
+
+
+_GC_LOCK = threading.Lock()
+_GC_RUNS = 0  # runs inside _fewer_collections now
+_GC_SAVED = gc.get_threshold()
 
 
 def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
