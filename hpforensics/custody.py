@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hpforensics import __version__
-from hpforensics.evidence import InputRecord, describe_input
+from hpforensics.evidence import InputRecord, describe_input, hashed_input
 
 log = logging.getLogger(__name__)
 
 MAX_FILES_PER_FOLDER = 100_000  # a folder named as input is described file by file, up to this
 
 
-def input_records(paths: Iterable[str | os.PathLike[str] | None]) -> list[InputRecord]:
+def input_records(paths: Iterable[str | os.PathLike[str] | None],
+                  hashed: Mapping[str, str] | None = None) -> list[InputRecord]:
     """One record per input file; folders are described file by file in sorted order; None and
-    repeated paths are skipped."""
+    repeated paths are skipped. `hashed` (path -> SHA-256) are hashes the command took on its
+    own read of a file, the bytes it analysed: reused, so no input is read twice for custody."""
+    hashed = hashed or {}
     out: list[InputRecord] = []
     seen: set[str] = set()
     for given in paths:
@@ -42,7 +45,7 @@ def input_records(paths: Iterable[str | os.PathLike[str] | None]) -> list[InputR
             if key in seen:
                 continue
             seen.add(key)
-            out.append(describe_input(f))
+            out.append(hashed_input(f, hashed[key]) if hashed.get(key) else describe_input(f))
     return out
 
 
@@ -66,7 +69,8 @@ def _plain(value: Any) -> Any:
 
 def custody_block(command: str, inputs: Iterable[str | os.PathLike[str] | None],
                   options: Mapping[str, Any] | None = None,
-                  references: Iterable[str | os.PathLike[str] | None] = ()) -> dict[str, Any]:
+                  references: Iterable[str | os.PathLike[str] | None] = (),
+                  hashed: Mapping[str, str] | None = None) -> dict[str, Any]:
     """{"tool": {...}, "command": ..., "options": {...}, "inputs": [{path, size, sha256, mtime}],
     "references": [paths]}.
 
@@ -79,7 +83,7 @@ def custody_block(command: str, inputs: Iterable[str | os.PathLike[str] | None],
                  "python": platform.python_version()},
         "command": command,
         "options": _plain(dict(options or {})),
-        "inputs": [dataclasses.asdict(r) for r in input_records(inputs)],
+        "inputs": [dataclasses.asdict(r) for r in input_records(inputs, hashed)],
     }
     refs = [os.fspath(r) for r in references if r is not None]
     if refs:

@@ -52,5 +52,14 @@ def describe_input(path: str | os.PathLike[str]) -> InputRecord:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
         st = os.fstat(fh.fileno())
+    return _record(p, st, digest.hexdigest())
+
+
+def hashed_input(path: str | os.PathLike[str], sha256: str) -> InputRecord:
+    """The record of an input whose SHA-256 was taken on the command's own read of it."""
+    return _record(Path(path), os.stat(path), sha256)
+
+
+def _record(p: Path, st: os.stat_result, sha256: str) -> InputRecord:
     mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc).isoformat()
-    return InputRecord(str(p), st.st_size, digest.hexdigest(), mtime.replace("+00:00", "Z"))
+    return InputRecord(str(p), st.st_size, sha256, mtime.replace("+00:00", "Z"))

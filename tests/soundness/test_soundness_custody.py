@@ -103,3 +103,16 @@ def test_dump_analyze_report_json(cli, tmp_path):
     _check(block, "dump analyze", [image, kb])
     assert block["options"] == {"pid": [4404]}
     assert [Path(r).name for r in block["references"]] == ["symbols", "pe"]
+
+
+def test_hashes_taken_on_the_commands_read_are_reused(tmp_path):
+    """A hash the command took on its own read of a file is recorded as is (the file is not
+    read a second time); files without one are hashed."""
+    from hpforensics.custody import input_records
+
+    a, b = tmp_path / "a.evtx", tmp_path / "b.evtx"
+    a.write_bytes(b"a" * 100)
+    b.write_bytes(b"b" * 100)
+    recs = {Path(r.path).name: r for r in input_records([tmp_path], {str(a): "f" * 64})}
+    assert recs["a.evtx"].sha256 == "f" * 64 and recs["a.evtx"].size == 100
+    assert recs["b.evtx"].sha256 == hashlib.sha256(b"b" * 100).hexdigest()

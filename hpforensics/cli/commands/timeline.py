@@ -67,7 +67,7 @@ def timeline(
             raise typer.Exit(int(ExitCode.PARTIAL))
         return
     result = run_timeline(logs, output, opts, html=html)
-    _custody(logs, output, opts, html)
+    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256})
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
@@ -83,15 +83,17 @@ def timeline(
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
-def _custody(logs: List[Path], output: Path, opts, html: bool) -> None:  # noqa: UP006
+def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
+             hashed: Optional[dict] = None) -> None:  # noqa: UP007
     """custody.json beside the outputs: the tool, the options that shape the results (not
-    --jobs/--workers) and every input; with --no-hash the inputs are named, not hashed."""
+    --jobs/--workers) and every input; with --no-hash the inputs are named, not hashed.
+    `hashed`: the SHA-256 the reader took of each log it read (not read again)."""
     from hpforensics.custody import custody_block, write_custody
 
     options = {"parser": opts.parser, "devices": opts.devices, "from": opts.start, "to": opts.end,
                "product": opts.product, "grace_days": opts.grace_days, "html": html}
     block = custody_block("timeline", logs if opts.hash_inputs else [], options,
-                          references=[] if opts.hash_inputs else logs)
+                          references=[] if opts.hash_inputs else logs, hashed=hashed)
     write_custody(output / "custody.json", block)
 
 
