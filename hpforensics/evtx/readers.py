@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import re
-import xml.etree.ElementTree as ET
 from typing import Iterator
 
 import orjson
@@ -275,6 +274,8 @@ def table_loop(chunk: bytes) -> int | None:
 def read_python_evtx(path: str, stats: ReadStats, *,
                      relevant_only: bool = True) -> Iterator[RawRecord]:
     """Records through python-evtx; records it cannot reach are counted and reported."""
+    import xml.etree.ElementTree as ET  # only this reader renders XML
+
     import Evtx.Evtx as pyevtx
 
     scan = check_chunks(path, stats)
