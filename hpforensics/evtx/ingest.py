@@ -19,14 +19,18 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
+from hpforensics.evtx.registry import ARTIFACT, is_results_file
 from hpforensics.outpaths import safe_join
 
 log = logging.getLogger(__name__)
 
-KINDS = {".evtx": "evtx", ".xml": "xml", ".json": "json", ".jsonl": "json", ".etl": "etl"}
+KINDS = {".evtx": "evtx", ".xml": "xml", ".json": "json", ".jsonl": "json", ".etl": "etl",
+         ".reg": "registry"}
 # Folder names collectors put between the collection root and the drive.
 _WRAPPERS = {"uploads", "auto", "ntfs", "mft", "file", "lazy_ntfs", "vss", "files", "collection",
              "triage", "evidence", "kape", "output", "tout", "target"}
+# Folders between a registry input and its collection (Velociraptor's results, a triage kit's)
+_NOT_A_DEVICE = _WRAPPERS | {"results", "registry", "reg"}
 _DRIVE = re.compile(r"^(?:[a-z](?::|%3a|_drive)?|%5c%5c\.%5c[a-z]%3a|\\\\\.\\[a-z]:)$", re.I)
 _COLLECTION_NAME = re.compile(
     r"^(?:Collection-)?(?P<host>.+?)"
@@ -63,7 +67,25 @@ def clean_collection_name(name: str) -> str:
 
 
 def kind_of(name: str) -> str | None:
-    return KINDS.get(PurePosixPath(name.lower()).suffix)
+    """The input kind of a file or member name (a path: Velociraptor's registry result sets,
+    `<Artifact>%2F<Source>.json` or `<Artifact>/<Source>.json`, are told by the last two parts)."""
+    kind = KINDS.get(PurePosixPath(name.lower()).suffix)
+    if kind == "json" and is_results_file(name):
+        return "registry"
+    return kind
+
+
+def registry_device(parts: Sequence[str], fallback: str = "") -> str:
+    """The device of a registry input: its collection's name, found above the result folders
+    ('Collection-HOST-<time>/results/...', '<zip>!results/...', 'HOST/registry/x.reg')."""
+    found = device_from_parts(parts)
+    if found:
+        return found
+    for name in reversed(parts[:-1]):
+        low = name.lower()
+        if name.strip("/\\") and low not in _NOT_A_DEVICE and not low.startswith(ARTIFACT):
+            return clean_collection_name(name)
+    return clean_collection_name(fallback) if fallback else ""
 
 
 def _sniff(path: Path) -> str | None:
@@ -89,14 +111,14 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
             raise UsageError(f"{p}: no such file or directory")
         if p.is_dir():
             for file in _files_under(p):
-                kind = "zip" if file.suffix.lower() == ".zip" else kind_of(file.name)
+                kind = "zip" if file.suffix.lower() == ".zip" else kind_of(str(file))
                 if kind:
                     items.extend(_items_for(file, kind))
         else:
             kind = "zip" if p.suffix.lower() == ".zip" else (kind_of(p.name) or _sniff(p))
             if kind is None:
-                raise InputError(p, "not an event log (.evtx), export (.xml/.json), trace (.etl) "
-                                    "or zip archive")
+                raise InputError(p, "not an event log (.evtx), export (.xml/.json), trace (.etl), "
+                                    "registry export (.reg) or zip archive")
             items.extend(_items_for(p, kind))
     return items
 
@@ -115,7 +137,8 @@ def _files_under(root: Path) -> list[Path]:
 
 def _items_for(file: Path, kind: str) -> list[InputItem]:
     if kind != "zip":
-        hint = device_from_parts(file.absolute().parts)  # no resolve(): one lstat per part
+        parts = file.absolute().parts  # no resolve(): one lstat per part
+        hint = registry_device(parts) if kind == "registry" else device_from_parts(parts)
         return [InputItem(str(file), str(file), "", kind, hint)]
     try:
         with zipfile.ZipFile(file) as zf:
@@ -125,8 +148,10 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
     out = []
     for name in names:
         parts = [file.name] + list(PurePosixPath(name.replace("\\", "/")).parts)
-        hint = device_from_parts(parts, fallback=file.name)
-        out.append(InputItem(f"{file}!{name}", str(file), name, kind_of(name) or "", hint))
+        kind = kind_of(name) or ""
+        hint = (registry_device(parts, file.name) if kind == "registry"
+                else device_from_parts(parts, fallback=file.name))
+        out.append(InputItem(f"{file}!{name}", str(file), name, kind, hint))
     return out
 
 

@@ -7,6 +7,9 @@ Which records matter, and what each says:
 - Microsoft-Windows-Servicing (Setup): 1 initiating changes (PackageIdentifier = KB, package
   states), 2 success, 3 failure, 4 reboot required.
 - Microsoft-Windows-WaaSMedic*: enrolment evidence when it mentions AllowRebootlessUpdates.
+- Registry values (registry.py: Velociraptor rows, .reg exports): AllowRebootlessUpdates = 1,
+  a Hotpatch.* enrolment package key or HotPatchTableSize > 0 is enrolment evidence;
+  AllowRebootlessUpdates = 0 says the device is not enrolled.
 - Boot / shutdown evidence: Kernel-General 12 (boot, with the OS build) / 13 (shutdown),
   EventLog 6005 / 6009 (event log started at boot), 6006 (clean shutdown), 6008 (previous
   shutdown unexpected), 6013 (uptime), USER32 1074 (restart/shutdown initiated), Kernel-Power 41
@@ -24,6 +27,7 @@ from functools import lru_cache
 from hpforensics.evtx.classify import Classifier, find_build, find_kb
 from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
 from hpforensics.evtx.records import RawRecord
+from hpforensics.evtx import registry
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ class Category(str, enum.Enum):
     SERVICING_REBOOT = "servicing-reboot-required"
     SERVICING_OTHER = "servicing-other"
     ENROLMENT = "hotpatch-enrolment"
+    NOT_ENROLLED = "hotpatch-not-enrolled"
     WAASMEDIC = "waasmedic"
     BOOT = "boot"
     UNEXPECTED_REBOOT = "unexpected-reboot"
@@ -88,6 +93,7 @@ _FAILURES = frozenset({Category.FAILED, Category.UNINSTALL_FAILED, Category.REVE
 _SUCCESSES = frozenset({Category.INSTALLED, Category.SERVICING_SUCCESS})
 _SERVICING_REBOOT = Category.SERVICING_REBOOT
 _TRUE = frozenset({"true", "1", "yes"})
+_REGISTRY = {registry.ENROLLED: Category.ENROLMENT, registry.NOT_ENROLLED: Category.NOT_ENROLLED}
 
 
 @dataclass(slots=True)
@@ -125,6 +131,8 @@ def categorise(raw: RawRecord) -> Category | None:
     found = _SYSTEM_IDS.get((provider, raw.event_id))
     if found is not None:
         return found
+    if provider == registry.PROVIDER and raw.channel == registry.CHANNEL:  # not an event log
+        return _REGISTRY.get(registry.enrolment(raw.data))  # type: ignore[arg-type]
     if provider in ALL_EVENTS:  # WaaSMedic
         text = " ".join(raw.data.values()) + " " + raw.message
         return Category.ENROLMENT if "rebootless" in text.lower() else Category.WAASMEDIC
@@ -155,7 +163,7 @@ def _shared(text: str) -> str:
 _UPDATE, _MENTION, _DETAIL, _BOOT, _RESTART = range(1, 6)
 _STEPS = {c: _UPDATE for c in UPDATE_CATEGORIES}
 _STEPS.update({Category.HOTPATCH_MENTION: _MENTION, Category.ENROLMENT: _DETAIL,
-               Category.WAASMEDIC: _DETAIL, Category.BOOT: _BOOT,
+               Category.NOT_ENROLLED: _DETAIL, Category.WAASMEDIC: _DETAIL, Category.BOOT: _BOOT,
                Category.RESTART_INITIATED: _RESTART})
 _VALUES = {c: c.value for c in Category}
 

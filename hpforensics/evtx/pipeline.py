@@ -209,6 +209,10 @@ def _records(kind: str, path: str, stats: ReadStats, parser: str,
         return exports.read_json(path, stats)
     if kind == "etl":
         return exports.read_etl(path, stats)
+    if kind == "registry":
+        from hpforensics.evtx.registry import read_registry
+
+        return read_registry(path, stats)
     raise InputError(path, f"unsupported input kind {kind!r}")
 
 

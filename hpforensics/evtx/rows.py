@@ -55,6 +55,7 @@ _DESC = {
     Category.SERVICING_REBOOT: "Package Change Needs Reboot",
     Category.SERVICING_OTHER: "Servicing Event",
     Category.ENROLMENT: "Hotpatch Enrolment Evidence",
+    Category.NOT_ENROLLED: "Hotpatch Not Enrolled",
     Category.WAASMEDIC: "Update Medic Event",
     Category.BOOT: "System Boot",
     Category.UNEXPECTED_REBOOT: "Unexpected Reboot",

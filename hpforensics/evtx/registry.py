@@ -1,0 +1,287 @@
+"""Hotpatch enrolment evidence from the registry: Velociraptor result rows and `.reg` exports.
+
+Two forms reach the timeline:
+- the rows of `contrib/velociraptor/Windows.Hotpatch.Collect.yaml`, which a collection stores as
+  JSON Lines in `results/Windows.Hotpatch.Collect%2F<Source>.json` (older collections and server
+  exports: `Windows.Hotpatch.Collect/<Source>.json`). Source `Enrolment` gives one row per key or
+  value (Path, Name, IsDir, Type, Value, Mtime); source `HotpatchKeys` one row per Hotpatch.* key
+  with its values as columns (read_reg_key).
+- a `reg export` file ("Windows Registry Editor Version 5.00", UTF-16LE with a BOM; REGEDIT4 in
+  ANSI too). It holds no times: its records have none.
+
+Each key or value becomes a RawRecord (provider and channel "Registry", event ID 0, record ID
+the line number, time the key's last write, no Computer: the collection's name is the device)
+with data {path (the key), name (the value; '' for the key itself), type, value}; normalise.py
+decides what it says about enrolment (`enrolment()` below).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from typing import Any, Iterator
+
+from hpforensics.evtx.records import RawRecord, ReadStats, parse_time, text_value
+
+log = logging.getLogger(__name__)
+
+PROVIDER = CHANNEL = "Registry"
+ARTIFACT = "windows.hotpatch.collect"
+SOURCES = ("enrolment", "hotpatchkeys")
+_HIVES = {"HKEY_LOCAL_MACHINE": "HKLM", "HKEY_CURRENT_USER": "HKCU", "HKEY_USERS": "HKU"}
+# The read_reg_key row's own columns, not registry values
+_ROW_COLUMNS = frozenset({"Path", "Mtime", "Key", "OSPath", "FullPath"})
+
+
+def is_results_file(path: str) -> bool:
+    """Whether a file or zip member is one of the artifact's registry result sets
+    ('results/Windows.Hotpatch.Collect%2FEnrolment.json', '.../Windows.Hotpatch.Collect/
+    HotpatchKeys.json', JSON Lines either way)."""
+    from urllib.parse import unquote
+
+    parts = unquote(path.replace("\\", "/")).lower().rsplit("/", 2)
+    if len(parts) < 2:
+        return False
+    stem, dot, ext = parts[-1].rpartition(".")
+    return bool(dot) and ext in ("json", "jsonl") and stem in SOURCES and parts[-2] == ARTIFACT
+
+
+def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    """The records of a result set or a `.reg` export; a bad line is one warning naming the
+    first bad line (and how many more), the good lines are kept."""
+    from hpforensics.evidence import open_evidence  # when a registry input is read
+
+    with open_evidence(path) as fh:
+        head = fh.read(64)
+    text = head.lstrip(b"\xef\xbb\xbf")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or text.startswith((b"Windows Registry",
+                                                                        b"REGEDIT4")):
+        return _read_reg(path, stats, head)
+    return _read_results(path, stats)
+
+
+class _Bad:
+    """The first bad line of a file and how many followed (one warning per file)."""
+
+    def __init__(self) -> None:
+        self.first = ""
+        self.more = 0
+
+    def add(self, line: int, reason: str) -> None:
+        if self.first:
+            self.more += 1
+        else:
+            self.first = f"line {line}: {reason}"
+
+    def warn(self, stats: ReadStats) -> None:
+        if self.first:
+            more = f" ({self.more} more bad lines)" if self.more else ""
+            stats.warnings.append(f"{stats.source}: {self.first}{more}; the other rows were kept")
+
+
+# -- Velociraptor result rows (JSON Lines) ------------------------------------------------------
+
+def _read_results(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    from hpforensics.evidence import open_evidence
+
+    bad = _Bad()
+    with open_evidence(path) as raw:
+        for n, line in enumerate(raw, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line.decode("utf-8-sig"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                bad.add(n, f"not a JSON row ({exc})")
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("Path"), str):
+                bad.add(n, "not a registry row (no Path)")
+                continue
+            for rec in _row_records(row, n):
+                stats.records += 1
+                yield rec
+    bad.warn(stats)
+
+
+def _row_records(row: dict[str, Any], n: int) -> Iterator[RawRecord]:
+    time = _time(row.get("Mtime"))
+    path = _clean_path(row["Path"])
+    if "IsDir" in row:  # an Enrolment row: one key or one value
+        name = text_value(row.get("Name"))
+        if row.get("IsDir"):
+            yield _record(n, time, path, "", "key", "")
+            return
+        key, _, last = path.rpartition("\\")
+        if last.lower() == name.lower() and key:  # OSPath.Path names the value too
+            path = key
+        yield _record(n, time, path, name, text_value(row.get("Type")), _value(row.get("Value")))
+        return
+    # a HotpatchKeys (read_reg_key) row: the key, then each value column
+    yield _record(n, time, path, "", "key", "")
+    for name, value in row.items():
+        if name not in _ROW_COLUMNS and not name.startswith("_"):
+            yield _record(n, time, path, name, "", _value(value))
+
+
+def _record(n: int, time: dt.datetime | None, path: str, name: str, kind: str,
+            value: str) -> RawRecord:
+    data = {"path": path, "name": name, "type": kind, "value": value}
+    return RawRecord(PROVIDER, 0, n, time, CHANNEL, "", data, _describe(data))
+
+
+def _clean_path(path: str) -> str:
+    return path.replace("/", "\\").strip("\\")
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
+    return parse_time(text_value(value))
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return "; ".join(text_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return text_value(value)
+
+
+def _describe(data: dict[str, str]) -> str:
+    hive, sep, rest = data["path"].partition("\\")
+    where = f"{_HIVES.get(hive.upper(), hive)}{sep}{rest}"
+    if not data["name"]:
+        return f"key {where}"
+    kind = f" ({data['type']})" if data["type"] else ""
+    return f"{where}\\{data['name']} = {data['value']}{kind}"
+
+
+# -- reg export ----------------------------------------------------------------------------------
+
+_KEY = re.compile(r"^\[(-?)([^\]]+)\]$")
+_VALUE = re.compile(r'^(@|"(?:[^"\\]|\\.)*")=(.*)$')
+_HEX = re.compile(r"^hex(?:\(([0-9a-fA-F]+)\))?:([0-9a-fA-F,\s]*)$")
+
+
+def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
+    from hpforensics.evidence import open_evidence
+
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    bad = _Bad()
+    key = ""
+    with open_evidence(path) as raw:
+        try:
+            text = raw.read().decode(encoding)
+        except UnicodeDecodeError as exc:
+            stats.warnings.append(f"{stats.source} at offset {exc.start:#x}: not {encoding} "
+                                  f"text ({exc.reason})")
+            return
+    for n, line in _logical_lines(text):
+        if n == 1 or not line or line.startswith(";"):
+            continue  # the editor's version line, blanks, comments
+        m = _KEY.match(line)
+        if m:
+            key = "" if m.group(1) else _clean_path(m.group(2))  # [-KEY] deletes it
+            if key:
+                stats.records += 1
+                yield _record(n, None, key, "", "key", "")
+            continue
+        m = _VALUE.match(line)
+        if not m or not key:
+            bad.add(n, "not a key or value line" if key or not m else "value outside a key")
+            continue
+        name = "" if m.group(1) == "@" else _unescape(m.group(1)[1:-1])
+        try:
+            kind, value = _reg_data(m.group(2).strip())
+        except ValueError as exc:
+            bad.add(n, str(exc))
+            continue
+        if kind:  # "name"=- deletes the value
+            stats.records += 1
+            yield _record(n, None, key, name, kind, value)
+    bad.warn(stats)
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(first line number, text) with hex data continued over lines by a trailing '\\'."""
+    pending, start = "", 0
+    # only CR LF / LF end a line: splitlines() would also split at U+2028 etc. inside a value
+    for n, line in enumerate(text.replace("\r\n", "\n").split("\n"), 1):
+        line = line.strip()
+        if pending:
+            pending += line
+        else:
+            pending, start = line, n
+        if pending.endswith("\\") and "=hex" in pending:
+            pending = pending[:-1]
+            continue
+        yield start, pending
+        pending = ""
+    if pending:
+        yield start, pending
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _reg_data(text: str) -> tuple[str, str]:
+    """(type, value) of the text right of '='; ('', '') for a deletion."""
+    if text == "-":
+        return "", ""
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        return "REG_SZ", _unescape(text[1:-1])
+    if text.lower().startswith("dword:"):
+        digits = text[6:]
+        if not re.fullmatch(r"[0-9a-fA-F]{1,8}", digits):
+            raise ValueError(f"bad dword {digits!r}")
+        return "REG_DWORD", str(int(digits, 16))
+    m = _HEX.match(text)
+    if not m:
+        raise ValueError(f"unknown value data {text[:40]!r}")
+    raw = bytes(int(b, 16) for b in re.split(r"[,\s]+", m.group(2)) if b)
+    kind = int(m.group(1), 16) if m.group(1) else 3
+    if kind == 4 and len(raw) == 4:
+        return "REG_DWORD", str(int.from_bytes(raw, "little"))
+    if kind == 11 and len(raw) == 8:
+        return "REG_QWORD", str(int.from_bytes(raw, "little"))
+    if kind in (1, 2, 7):
+        strings = raw.decode("utf-16-le", "replace").rstrip("\0").split("\0")
+        return {1: "REG_SZ", 2: "REG_EXPAND_SZ", 7: "REG_MULTI_SZ"}[kind], "; ".join(strings)
+    return ("REG_BINARY" if kind == 3 else f"REG_TYPE_{kind}"), raw.hex()
+
+
+# -- what a record says ------------------------------------------------------------------------
+
+ENROLLED, NOT_ENROLLED = "enrolled", "not-enrolled"
+
+
+def enrolment(data: dict[str, str]) -> str | None:
+    """ENROLLED for AllowRebootlessUpdates = 1, a Hotpatch.* key under DynamicInstalled (the
+    server's "Hotpatch Enrollment Package") or HotPatchTableSize > 0; NOT_ENROLLED for
+    AllowRebootlessUpdates = 0; None for anything else (hotpatch-internals.md, Event logs).
+    AllowRebootlessUpdates counts in a key named Update (PolicyManager\\current\\device\\Update),
+    HotPatchTableSize in Session Manager\\Memory Management."""
+    name = data.get("name", "").lower()
+    path = data.get("path", "").lower()
+    if not name:
+        parent, _, last = path.rpartition("\\")
+        return ENROLLED if last.startswith("hotpatch.") and parent.endswith(
+            "\\dynamicinstalled") else None
+    # the values count only in their own keys (a PolicyManager export has look-alikes)
+    if name == "allowrebootlessupdates" and path.endswith("\\update"):
+        return {1: ENROLLED, 0: NOT_ENROLLED}.get(_int(data.get("value", "")))  # type: ignore
+    if name == "hotpatchtablesize" and path.endswith("\\memory management"):
+        number = _int(data.get("value", ""))
+        return ENROLLED if number is not None and number > 0 else None
+    return None
+
+
+def _int(text: str) -> int | None:
+    text = text.strip().lower()
+    try:
+        return int(text, 16) if text.startswith("0x") else int(text)
+    except ValueError:
+        return None
