@@ -55,8 +55,8 @@ def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     with open_evidence(path) as fh:
         head = fh.read(64)
     text = head.lstrip(b"\xef\xbb\xbf")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or text.startswith((b"Windows Registry",
-                                                                        b"REGEDIT4")):
+    if (path.lower().endswith(".reg") or head.startswith((b"\xff\xfe", b"\xfe\xff"))
+            or text.startswith((b"Windows Registry", b"REGEDIT4"))):
         return _read_reg(path, stats, head)
     return _read_results(path, stats)
 
@@ -179,6 +179,8 @@ def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
                                   f"text ({exc.reason})")
             return
     for n, line in _logical_lines(text):
+        if n == 1 and not line.startswith(("Windows Registry Editor", "REGEDIT4")):
+            bad.add(n, "not a registry export (no 'Windows Registry Editor' line)")
         if n == 1 or not line or line.startswith(";"):
             continue  # the editor's version line, blanks, comments
         m = _KEY.match(line)

@@ -209,3 +209,14 @@ def test_malformed_rows_warn_once_and_keep_the_rest(cli, tmp_path: Path) -> None
     assert sorted(registry) == [("HP-WS-001", "AllowRebootlessUpdates = 1 (DWORD)"),
                                 ("HP-WS-001", "HotPatchTableSize = 4096 (DWORD)"),
                                 ("SRV-02", "Hotpatch.amd64")]
+
+
+def test_reg_file_without_its_header_line(tmp_path: Path) -> None:
+    """A `.reg` name is enough to be read as one; a missing editor line is a warning, not a
+    reason to drop the values (REGEDIT4-era ANSI text, no BOM)."""
+    path = tmp_path / "x.reg"
+    path.write_text("\n".join(REG_EXPORT.split("\r\n")[1:]), encoding="latin-1")
+    events, stats = _events(path)
+    assert stats.warnings == [f"{path}: line 1: not a registry export (no 'Windows Registry "
+                              f"Editor' line); the other rows were kept"]
+    assert [e.record_id for e in events if e is not None] == [3, 6, 12]
