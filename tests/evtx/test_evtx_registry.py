@@ -57,7 +57,8 @@ def test_enrolment_rows_become_the_right_events(tmp_path: Path) -> None:
     assert key.detail == (r"key HKLM\SOFTWARE\Microsoft\PolicyManager\current\device\Update"
                           r"\TargetingInfo\DynamicInstalled\Hotpatch.amd64")
     assert key.time.isoformat() == "2025-03-02T10:00:00.123456+00:00"
-    assert (key.provider, key.channel, key.event_id, key.record_id) == ("Registry", "Registry", 0, 1)
+    assert (key.provider, key.channel, key.event_id, key.record_id) == (
+        "Registry", "Registry", 0, 1)
     assert name is None and size is None  # a value of the key / a zero table size say nothing
     assert allow.category == "hotpatch-not-enrolled"
     assert allow.detail.endswith(r"\Update\AllowRebootlessUpdates = 0 (DWORD)")
@@ -202,7 +203,8 @@ def test_malformed_rows_warn_once_and_keep_the_rest(cli, tmp_path: Path) -> None
         ("vr/Collection-HP-WS-001-2026-05-20T09_00_00Z.zip!" + member,
          "line 2: not a JSON row (Expecting value: line 1 column 25 (char 24)); "
          "the other rows were kept"),
-        ("SRV-02/hotpatch.reg", "line 4: bad dword '1x' (1 more bad lines); the other rows were kept")}
+        ("SRV-02/hotpatch.reg",
+         "line 4: bad dword '1x' (1 more bad lines); the other rows were kept")}
     assert member in proc.stderr and "hotpatch.reg: line 4" in proc.stderr
     registry = [(r["device"], r["detail"].rsplit("\\", 1)[1]) for r in _rows(out / "events.csv")
                 if r["channel"] == "Registry"]
