@@ -116,3 +116,15 @@ def test_hashes_taken_on_the_commands_read_are_reused(tmp_path):
     recs = {Path(r.path).name: r for r in input_records([tmp_path], {str(a): "f" * 64})}
     assert recs["a.evtx"].sha256 == "f" * 64 and recs["a.evtx"].size == 100
     assert recs["b.evtx"].sha256 == hashlib.sha256(b"b" * 100).hexdigest()
+
+
+def test_pe_info_output_and_sidecar(cli, tmp_path, shared_data):
+    """`pe info -f json -o F`: the same JSON as on stdout, and its custody sidecar."""
+    files = [shared_data / "pe" / "vcruntime140.dll", SAMPLES / "pe" / "hpbase_hp1.dll"]
+    out = tmp_path / "info.json"
+    cli("pe", "info", *files, "-f", "json", "-o", out, check=True)
+    shown = cli("pe", "info", *files, "-f", "json", check=True)
+    assert json.loads(out.read_text()) == json.loads(shown.stdout)
+    _check(json.loads(sidecar_path(out).read_text()), "pe info", files)
+    refused = cli("pe", "info", *files, "-o", out)
+    assert refused.returncode == 2 and "--format json" in refused.stderr

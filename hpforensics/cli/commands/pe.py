@@ -5,7 +5,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -36,6 +36,8 @@ def _is_hex(key: str) -> bool:
 def info(
     files: List[Path] = typer.Argument(..., help="PE files (DLL, EXE, SYS), base or patch images."),  # noqa: UP006
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
+    out: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "-o", "--output", help="Write the JSON here (with a .custody.json beside it)."),
 ) -> None:
     """Is it a hotpatch image, what it patches (base TimeDateStamp/CheckSum, sequence, functions),
     is a base hotpatch-capable, and its load config / dynamic relocation / CFG / CodeView summary."""
@@ -45,6 +47,8 @@ def info(
 
     if fmt not in INFO_FORMATS:
         raise UsageError(f"--format must be one of {', '.join(INFO_FORMATS)}")
+    if out is not None and fmt != "json":
+        raise UsageError("--output writes JSON: add --format json")
     images, errors = [], []
     for path in files:
         try:
@@ -57,7 +61,13 @@ def info(
         i = describe(image)
         name_functions(i, image, finder)
         infos.append(i)
-    if fmt == "json":
+    if fmt == "json" and out is not None:
+        from hpforensics.custody import custody_block, sidecar_path, write_custody
+
+        out.write_text(json.dumps([_hexify(dataclasses.asdict(i)) for i in infos], indent=2) + "\n",
+                       encoding="utf-8")
+        write_custody(sidecar_path(out), custody_block("pe info", files, {"format": fmt}))
+    elif fmt == "json":
         json.dump([_hexify(dataclasses.asdict(i)) for i in infos], sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif infos:
