@@ -55,6 +55,11 @@ class Analysis:
         return sum(s.space.beyond_end for s in self.spaces)
 
     @property
+    def damaged(self) -> bool:
+        """Some of the image could not be read as it was: pages past its end, lost records."""
+        return bool(self.pages_beyond_end) or any(s.record.damaged for s in self.spaces)
+
+    @property
     def warnings(self) -> list[str]:
         return [w for s in self.spaces for w in s.scan.warnings + s.record.warnings]
 

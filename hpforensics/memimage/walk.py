@@ -34,6 +34,7 @@ class ProcessRecord:
     images_hotpatched: bool | None = None  # PEB.CrossProcessFlags bit 7; None if unreadable
     images: list[MappedImage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    damaged: bool = False  # the record itself could not be read as it was
 
 
 def _str(obj) -> str:
@@ -164,6 +165,15 @@ def processes(context, kernel_name: str, pids: list[int] | None = None) -> Itera
         rec = ProcessRecord(pid, name, layer, int(proc.vol.offset),
                             int(proc.Pcb.DirectoryTableBase) & 0xFFFFFFFFFF000)
         if pid == 4:  # System: kernel images are analysed in kernel space
+            continue
+        if pid == 0 and not name:
+            # The idle process is never on the active-process list: a PID 0 without a name
+            # there is an EPROCESS page that reads as zeros (not acquired, or wiped).
+            rec.damaged = True
+            rec.warnings.append(
+                f"process list entry at {rec.offset:#x}: the EPROCESS reads as zeros (PID 0, no "
+                "name): its page was not acquired or was zeroed; the process it held is lost")
+            yield rec
             continue
         rec.images_hotpatched = images_hotpatched(proc)
         rec.images = process_images(proc, fast)

@@ -46,6 +46,12 @@ def test_image_with_holes_keeps_every_intact_record(cli, tmp_path):
     damaged = json.loads((hole_out / "report.json").read_text())
     lost = {p["pid"] for p in clean["processes"]} - {p["pid"] for p in damaged["processes"]}
     assert lost == {5012, 6120}  # their EPROCESS pages are in the hole: the damage is real
+    # What the list still links to there reads as zeros: said, per entry, and the run is partial.
+    assert proc.returncode == 3
+    zeroed = [w for w in damaged["warnings"] if "EPROCESS reads as zeros" in w]
+    assert len(zeroed) == 2 and all("process list entry at 0x" in w for w in zeroed)
+    assert zeroed[0] in proc.stderr
+    assert "EPROCESS reads as zeros" not in (clean_out / "report.json").read_text()
     # The hole lies past the records of these (the sample's layout): all of them still reported.
     intact = {388, 512, 604, 1024, 1100, 2260, 3128, None}
     by_pid = {p["pid"]: p for p in damaged["processes"]}

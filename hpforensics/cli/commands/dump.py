@@ -86,7 +86,7 @@ def analyze_cmd(
     for w in result.warnings:
         typer.echo(f"hpforensics: warning: {w}", err=True)
     typer.echo("wrote " + ", ".join(str(p) for p in written), err=True)
-    if result.pages_beyond_end:
+    if result.damaged:
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
