@@ -11,11 +11,15 @@ from __future__ import annotations
 import io
 import logging
 import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Union
 
 from hpforensics.evtx.select import RecordPick, apply_patches
+
+try:  # every byte of every log is CRC-checked: zlib-ng folds with PCLMUL, ~5x zlib's speed
+    from zlib_ng.zlib_ng import crc32
+except ImportError:  # pragma: no cover - a platform without a zlib-ng wheel
+    from zlib import crc32
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +101,7 @@ def scan_chunks(fh: BinaryIO, size: int, wanted: Wanted | None = None,
     scan.header_chunk_count = fields[8]
     flags, crc = _FILE_FLAGS.unpack_from(head, 0x78)
     scan.dirty = bool(flags & 1)
-    if crc != zlib.crc32(head[:0x78]):
+    if crc != crc32(head[:0x78]):
         scan.header_problem = "file header checksum mismatch"
     index = 0
     offset = FILE_HEADER_SIZE
@@ -151,11 +155,11 @@ def _check_chunk(chunk: memoryview, index: int, scan: ChunkScan) -> str:
         return f"file truncated inside this chunk ({len(chunk)} of {CHUNK_SIZE} bytes)"
     _, first_no, last_no, _, _, _, _, free_off, data_crc = _CHUNK_HEADER.unpack_from(chunk, 0)
     (header_crc,) = _CHUNK_CRC.unpack_from(chunk, 0x7C)
-    if header_crc != zlib.crc32(chunk[0x80:CHUNK_HEADER_SIZE], zlib.crc32(chunk[:0x78])):
+    if header_crc != crc32(chunk[0x80:CHUNK_HEADER_SIZE], crc32(chunk[:0x78])):
         return "chunk header checksum mismatch"
     if not CHUNK_HEADER_SIZE <= free_off <= CHUNK_SIZE:
         return f"chunk free-space offset {free_off:#x} out of range"
-    if data_crc != zlib.crc32(chunk[CHUNK_HEADER_SIZE:free_off]):
+    if data_crc != crc32(chunk[CHUNK_HEADER_SIZE:free_off]):
         return "chunk records checksum mismatch"
     if last_no >= first_no:
         scan.records_in_intact_chunks += last_no - first_no + 1
