@@ -122,6 +122,12 @@ static uint32_t name_ref(cursor *k, uint32_t chunk_len) {
     return off;
 }
 
+/* Names are stored once per chunk and referenced by offset, so a name a fragment uses may lie
+ * outside the fragment's bytes: its own bytes are checked for a mention. */
+static int name_mentions(const uint8_t *chunk, uint32_t off, const hits *h) {
+    return mentioned_in(h, off, off + 8 + 2u * rd16(chunk + off + 6));
+}
+
 static int name_is(const uint8_t *chunk, uint32_t off, const char *ascii) {
     size_t n = strlen(ascii);
     if (rd16(chunk + off + 6) != n) return 0;
@@ -172,6 +178,7 @@ static void analyse(const uint8_t *chunk, uint32_t len, const hits *h, tmpl *t) 
             uint32_t name = name_ref(&k, len);
             if (tok == 0x41) skip(&k, 4);
             if (k.bad || depth >= 64) return;
+            t->mentions |= name_mentions(chunk, name, h);
             stack[depth++] = name_is(chunk, name, "Provider") ? EL_PROVIDER
                              : name_is(chunk, name, "EventID") ? EL_EVENTID : EL_OTHER;
             in_attr = 0;
@@ -189,6 +196,7 @@ static void analyse(const uint8_t *chunk, uint32_t len, const hits *h, tmpl *t) 
         case 0x46: {
             uint32_t name = name_ref(&k, len);
             if (k.bad) return;
+            t->mentions |= name_mentions(chunk, name, h);
             in_attr = 1;
             attr_name = name_is(chunk, name, "Name");
             break;
@@ -233,7 +241,10 @@ static void analyse(const uint8_t *chunk, uint32_t len, const hits *h, tmpl *t) 
             break;
         case 0x09: /* entity reference */
         case 0x0a: /* PI target */
-            name_ref(&k, len);
+            if (!k.bad) {
+                uint32_t name = name_ref(&k, len);
+                if (!k.bad) t->mentions |= name_mentions(chunk, name, h);
+            }
             break;
         default: /* a nested template instance or an unknown token: do not guess */
             return;
@@ -249,6 +260,91 @@ static tmpl *template_at(tmpl *cache, uint32_t *n, tmpl *spare, uint32_t def, co
     t->def = def;
     analyse(chunk, len, h, t);
     return t;
+}
+
+/* Do the names an embedded BinXML value uses (substitution type 0x21: some events carry their
+ * EventData/UserData that way, usually as a nested template instance) mention hotpatch?
+ * Answers 1 also when the value cannot be walked: the caller then keeps the record. */
+typedef struct walk_ctx {
+    const uint8_t *chunk;
+    uint32_t len;
+    const hits *h;
+    tmpl *cache, *spare;
+    uint32_t *n_cache;
+} walk_ctx;
+
+static int values_mention(walk_ctx *c, uint32_t values, uint32_t *end, int depth);
+
+static int fragment_mentions(walk_ctx *c, uint32_t from, uint32_t to, int depth) {
+    cursor k = {c->chunk, from, to, 0};
+    if (depth > 4) return 1;
+    while (!k.bad && k.pos < k.end) {
+        uint8_t tok = u8(&k);
+        uint32_t name, def, after;
+        switch (tok) {
+        case 0x00: return 0;
+        case 0x0f: skip(&k, 3); break;
+        case 0x01:
+        case 0x41:
+            skip(&k, 6);
+            name = name_ref(&k, c->len);
+            if (tok == 0x41) skip(&k, 4);
+            if (!k.bad && name_mentions(c->chunk, name, c->h)) return 1;
+            break;
+        case 0x02: case 0x03: case 0x04: break;
+        case 0x06:
+        case 0x46:
+        case 0x09:
+        case 0x0a:
+            name = name_ref(&k, c->len);
+            if (!k.bad && name_mentions(c->chunk, name, c->h)) return 1;
+            break;
+        case 0x05:
+        case 0x45:
+            if (u8(&k) != 0x01) return 1;
+            skip(&k, 2u * u16(&k));
+            break;
+        case 0x0d: case 0x0e: skip(&k, 3); break;
+        case 0x07: case 0x0b: skip(&k, 2u * u16(&k)); break;
+        case 0x08: skip(&k, 2); break;
+        case 0x0c: { /* a nested template instance: its template, then its values */
+            skip(&k, 5);
+            def = u32(&k);
+            if (k.bad) return 1;
+            if (def == k.pos) {
+                if (!need(&k, 24)) return 1;
+                skip(&k, 24 + rd32(c->chunk + def + 20));
+                if (k.bad) return 1;
+            }
+            tmpl *t = template_at(c->cache, c->n_cache, c->spare, def, c->chunk, c->len, c->h);
+            if (!t->known || t->mentions) return 1;
+            if (values_mention(c, k.pos, &after, depth + 1)) return 1;
+            if (after > k.end) return 1;
+            k.pos = after;
+            break;
+        }
+        default: return 1; /* an unknown token */
+        }
+    }
+    return k.bad; /* ran off its end without an end-of-stream token: cannot say */
+}
+
+/* The values of a template instance at `values`: any embedded BinXML among them that mentions
+ * hotpatch? `end` receives the offset just past the values. */
+static int values_mention(walk_ctx *c, uint32_t values, uint32_t *end, int depth) {
+    cursor k = {c->chunk, values, c->len, 0};
+    uint32_t count = u32(&k);
+    if (k.bad || count > 4096 || !need(&k, 4 * count)) return 1;
+    const uint8_t *desc = c->chunk + k.pos;
+    uint32_t at = k.pos + 4 * count;
+    for (uint32_t i = 0; i < count; i++) {
+        uint16_t size = rd16(desc + 4 * i);
+        if ((uint64_t)at + size > c->len) return 1;
+        if (desc[4 * i + 2] == 0x21 && fragment_mentions(c, at, at + size, depth)) return 1;
+        at += size;
+    }
+    *end = at;
+    return 0;
 }
 
 /* ---- values ------------------------------------------------------------------------------ */
@@ -360,7 +456,11 @@ int evs_select(const uint8_t *chunk, size_t len_, const evs_rule *rules, size_t 
             tmpl *t = template_at(cache, &n_cache, &spare, def, chunk, len, &h);
             if (t->known && values < len) {
                 keep = by_provider(chunk, len, t, values, rules, n_rules);
-                mention = t->mentions;
+                walk_ctx c = {chunk, len, &h, cache, &spare, &n_cache};
+                uint32_t after;
+                /* embedded fragments matter only in a chunk that mentions hotpatch at all */
+                mention = t->mentions || (keep == KEEP_NO && (h.n || h.overflow) &&
+                                          values_mention(&c, values, &after, 0));
             }
         }
         if (mentioned_in(&h, at, at + size)) mention = 1;

@@ -144,3 +144,42 @@ def test_chunk_whose_last_record_id_names_a_middle_record(shared_data: Path, tmp
     stats = ReadStats(str(path))
     assert list(read_evtx(str(path), stats)) == want
     assert stats.records == count == 1881 - (len(starts) - len(starts) // 3 - 1)
+
+
+def test_mention_in_a_field_name_stored_in_another_template(tmp_path: Path) -> None:
+    """Element names are stored once per chunk and referenced by offset: an event whose only
+    mention of hotpatching is a UserData element *name* first written by another event's
+    template must still reach the parser, as a full parse's JSON test keeps it. (EventData
+    field names are attribute values, literal text inside the template itself.)"""
+    import datetime as dt
+    import sys
+
+    sys.path.insert(0, str(REPO / "samples"))
+    from evtx_writer.event import Event, UserData
+    from evtx_writer.writer import write_evtx
+
+    from hpforensics.evtx.readers import raw_from_json, read_evtx
+    from hpforensics.evtx.records import ReadStats
+
+    t0 = dt.datetime(2025, 2, 12, 3, 0, tzinfo=dt.timezone.utc)
+
+    def ev(i: int, **kw) -> Event:
+        return Event("Contoso-Agent", 100 + i, t0 + dt.timedelta(minutes=i), "HOST1",
+                     "Application", provider_guid="{11111111-2222-3333-4444-555555555555}", **kw)
+
+    events = [ev(0, data={"HotpatchState": "1"}),                   # defines the name inline
+              ev(1, data={"Status": "ok"}),                          # unrelated
+              ev(2, data={"HotpatchState": "2", "Other": "x"}),      # refers to it by offset
+              ev(3, user_data=UserData("AgentState", "urn:contoso", {"HotpatchState": "3"})),
+              ev(4, data={"Status": "still ok"}),
+              # another UserData shape: a new template naming the same element by offset
+              ev(5, user_data=UserData("AgentState", "urn:contoso",
+                                       {"Extra": "y", "HotpatchState": "4"}))]
+    path = tmp_path / "names.evtx"
+    write_evtx(path, events)
+    want = [raw_from_json(r["data"], r["timestamp"])
+            for r in PyEvtxParser(str(path), number_of_threads=1).records_json()
+            if json_relevant(r["data"])]
+    assert [r.event_id for r in want] == [100, 102, 103, 105]
+    stats = ReadStats(str(path))
+    assert list(read_evtx(str(path), stats)) == want
