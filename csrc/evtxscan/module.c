@@ -60,7 +60,10 @@ static PyObject *py_rules(PyObject *self, PyObject *arg) {
             r->ids[i][j] = (uint32_t)v;
         }
         Py_DECREF(idseq);
-        r->rule[i] = (evs_rule){r->names[i], (size_t)name_len, r->ids[i], (size_t)m};
+        r->rule[i].name = r->names[i]; /* field by field: no compound literal for older MSVC */
+        r->rule[i].name_len = (size_t)name_len;
+        r->rule[i].ids = r->ids[i];
+        r->rule[i].n_ids = (size_t)m;
     }
     r->n = (size_t)n;
     Py_DECREF(seq);
