@@ -147,6 +147,54 @@ static int64_t utf16_number(const uint8_t *s, uint32_t chars) {
     return v;
 }
 
+/* One Binary XML token, read by `next_token`; both walkers below (a template's, an embedded
+ * value's) take the grammar from there. */
+typedef struct token {
+    uint8_t kind;          /* the token byte without its "has more" flag (0x40) */
+    uint32_t name;         /* element, attribute, entity or PI-target name: its chunk offset */
+    uint32_t text, chars;  /* value: its UTF-16 text */
+    int index;             /* substitution index */
+    uint32_t def;          /* template instance: definition offset (its values follow) */
+} token;
+
+/* 0, or -1 for a token that is malformed or that no walker here reads (a value that is not a
+ * string, an unknown token byte). */
+static int next_token(cursor *k, uint32_t len, token *t) {
+    uint8_t tok = u8(k);
+    t->kind = (tok == 0x41 || tok == 0x45 || tok == 0x46) ? (uint8_t)(tok & 0x3f) : tok;
+    switch (t->kind) {
+    case 0x00: case 0x02: case 0x03: case 0x04: break;
+    case 0x0f: skip(k, 3); break; /* fragment header */
+    case 0x01:
+        skip(k, 2 + 4); /* dependency id, data size */
+        t->name = name_ref(k, len);
+        if (tok == 0x41) skip(k, 4); /* attribute list size */
+        break;
+    case 0x06: /* attribute */
+    case 0x09: /* entity reference */
+    case 0x0a: /* PI target */
+        t->name = name_ref(k, len);
+        break;
+    case 0x05:
+        if (u8(k) != 0x01) return -1; /* value text is always a UTF-16 string */
+        t->chars = u16(k);
+        t->text = k->pos;
+        skip(k, 2u * t->chars);
+        break;
+    case 0x0d: case 0x0e: t->index = u16(k); skip(k, 1); break;
+    case 0x07: case 0x0b: skip(k, 2u * u16(k)); break; /* CDATA, PI data */
+    case 0x08: skip(k, 2); break; /* character reference */
+    case 0x0c:
+        skip(k, 1 + 4); /* unknown byte, template id */
+        t->def = u32(k);
+        if (!k->bad && t->def == k->pos && need(k, 24)) /* defined here: step over it */
+            skip(k, 24 + rd32(k->c + t->def + 20));
+        break;
+    default: return -1;
+    }
+    return k->bad ? -1 : 0;
+}
+
 /* Walk a template's BinXML: remember where System/Provider@Name and System/EventID get their
  * values. Anything unexpected leaves known = 0. */
 static void analyse(const uint8_t *chunk, uint32_t len, const hits *h, tmpl *t) {
@@ -163,27 +211,20 @@ static void analyse(const uint8_t *chunk, uint32_t len, const hits *h, tmpl *t) 
 
     int stack[64];
     int depth = 0, attr_name = 0, in_attr = 0, have_prov = 0, have_id = 0;
-    while (!k.bad && k.pos < k.end) {
-        uint8_t tok = u8(&k);
-        switch (tok) {
+    token tk;
+    while (k.pos < k.end) {
+        if (next_token(&k, len, &tk) < 0) return;
+        switch (tk.kind) {
         case 0x00:
-            t->known = !k.bad;
+            t->known = 1;
             return;
-        case 0x0f:
-            skip(&k, 3);
-            break;
         case 0x01:
-        case 0x41: {
-            skip(&k, 2 + 4); /* dependency id, data size */
-            uint32_t name = name_ref(&k, len);
-            if (tok == 0x41) skip(&k, 4);
-            if (k.bad || depth >= 64) return;
-            t->mentions |= name_mentions(chunk, name, h);
-            stack[depth++] = name_is(chunk, name, "Provider") ? EL_PROVIDER
-                             : name_is(chunk, name, "EventID") ? EL_EVENTID : EL_OTHER;
+            if (depth >= 64) return;
+            t->mentions |= name_mentions(chunk, tk.name, h);
+            stack[depth++] = name_is(chunk, tk.name, "Provider") ? EL_PROVIDER
+                             : name_is(chunk, tk.name, "EventID") ? EL_EVENTID : EL_OTHER;
             in_attr = 0;
             break;
-        }
         case 0x02:
             in_attr = 0;
             break;
@@ -193,61 +234,36 @@ static void analyse(const uint8_t *chunk, uint32_t len, const hits *h, tmpl *t) 
             in_attr = 0;
             break;
         case 0x06:
-        case 0x46: {
-            uint32_t name = name_ref(&k, len);
-            if (k.bad) return;
-            t->mentions |= name_mentions(chunk, name, h);
+            t->mentions |= name_mentions(chunk, tk.name, h);
             in_attr = 1;
-            attr_name = name_is(chunk, name, "Name");
+            attr_name = name_is(chunk, tk.name, "Name");
             break;
-        }
+        case 0x09:
+        case 0x0a:
+            t->mentions |= name_mentions(chunk, tk.name, h);
+            break;
         case 0x05:
-        case 0x45: {
-            if (u8(&k) != 0x01) return; /* value text is always a UTF-16 string */
-            uint16_t chars = u16(&k);
-            uint32_t at = k.pos;
-            skip(&k, 2u * chars);
-            if (k.bad || !depth) break;
-            if (in_attr && attr_name && stack[depth - 1] == EL_PROVIDER && !have_prov) {
-                have_prov = 1;
-                t->prov_lit = at;
-                t->prov_lit_chars = chars;
-            } else if (!in_attr && stack[depth - 1] == EL_EVENTID && !have_id) {
-                have_id = 1;
-                t->id_lit = utf16_number(chunk + at, chars);
-            }
-            break;
-        }
         case 0x0d:
-        case 0x0e: {
-            int index = u16(&k);
-            skip(&k, 1);
-            if (k.bad || !depth) break;
+        case 0x0e:
+            if (!depth) break;
             if (in_attr && attr_name && stack[depth - 1] == EL_PROVIDER && !have_prov) {
                 have_prov = 1;
-                t->prov_sub = index;
+                if (tk.kind == 0x05) {
+                    t->prov_lit = tk.text;
+                    t->prov_lit_chars = tk.chars;
+                } else {
+                    t->prov_sub = tk.index;
+                }
             } else if (!in_attr && stack[depth - 1] == EL_EVENTID && !have_id) {
                 have_id = 1;
-                t->id_sub = index;
+                if (tk.kind == 0x05) t->id_lit = utf16_number(chunk + tk.text, tk.chars);
+                else t->id_sub = tk.index;
             }
             break;
-        }
-        case 0x07: /* CDATA */
-        case 0x0b: /* PI data */
-            skip(&k, 2u * u16(&k));
-            break;
-        case 0x08: /* character reference */
-            skip(&k, 2);
-            break;
-        case 0x09: /* entity reference */
-        case 0x0a: /* PI target */
-            if (!k.bad) {
-                uint32_t name = name_ref(&k, len);
-                if (!k.bad) t->mentions |= name_mentions(chunk, name, h);
-            }
-            break;
-        default: /* a nested template instance or an unknown token: do not guess */
+        case 0x0c: /* a nested template instance: do not guess */
             return;
+        default: /* fragment header, CDATA, references, PI data: nothing to remember */
+            break;
         }
     }
 }
@@ -277,56 +293,29 @@ static int values_mention(walk_ctx *c, uint32_t values, uint32_t *end, int depth
 
 static int fragment_mentions(walk_ctx *c, uint32_t from, uint32_t to, int depth) {
     cursor k = {c->chunk, from, to, 0};
+    token tk;
+    uint32_t after;
     if (depth > 4) return 1;
-    while (!k.bad && k.pos < k.end) {
-        uint8_t tok = u8(&k);
-        uint32_t name, def, after;
-        switch (tok) {
-        case 0x00: return 0;
-        case 0x0f: skip(&k, 3); break;
-        case 0x01:
-        case 0x41:
-            skip(&k, 6);
-            name = name_ref(&k, c->len);
-            if (tok == 0x41) skip(&k, 4);
-            if (!k.bad && name_mentions(c->chunk, name, c->h)) return 1;
+    while (k.pos < k.end) {
+        if (next_token(&k, c->len, &tk) < 0) return 1;
+        switch (tk.kind) {
+        case 0x00:
+            return 0;
+        case 0x01: case 0x06: case 0x09: case 0x0a:
+            if (name_mentions(c->chunk, tk.name, c->h)) return 1;
             break;
-        case 0x02: case 0x03: case 0x04: break;
-        case 0x06:
-        case 0x46:
-        case 0x09:
-        case 0x0a:
-            name = name_ref(&k, c->len);
-            if (!k.bad && name_mentions(c->chunk, name, c->h)) return 1;
-            break;
-        case 0x05:
-        case 0x45:
-            if (u8(&k) != 0x01) return 1;
-            skip(&k, 2u * u16(&k));
-            break;
-        case 0x0d: case 0x0e: skip(&k, 3); break;
-        case 0x07: case 0x0b: skip(&k, 2u * u16(&k)); break;
-        case 0x08: skip(&k, 2); break;
         case 0x0c: { /* a nested template instance: its template, then its values */
-            skip(&k, 5);
-            def = u32(&k);
-            if (k.bad) return 1;
-            if (def == k.pos) {
-                if (!need(&k, 24)) return 1;
-                skip(&k, 24 + rd32(c->chunk + def + 20));
-                if (k.bad) return 1;
-            }
-            tmpl *t = template_at(c->cache, c->n_cache, c->spare, def, c->chunk, c->len, c->h);
+            tmpl *t = template_at(c->cache, c->n_cache, c->spare, tk.def, c->chunk, c->len, c->h);
             if (!t->known || t->mentions) return 1;
-            if (values_mention(c, k.pos, &after, depth + 1)) return 1;
-            if (after > k.end) return 1;
+            if (values_mention(c, k.pos, &after, depth + 1) || after > k.end) return 1;
             k.pos = after;
             break;
         }
-        default: return 1; /* an unknown token */
+        default:
+            break;
         }
     }
-    return k.bad; /* ran off its end without an end-of-stream token: cannot say */
+    return 0; /* ran to its end without an end-of-stream token */
 }
 
 /* The values of a template instance at `values`: any embedded BinXML among them that mentions
