@@ -213,3 +213,10 @@ def progress_bar(what: str, total: int, enabled: bool = True) -> Iterator[Callab
 def describe_failures(failures: Sequence[TaskFailure]) -> str:
     return "; ".join(f"{f.key}: {f.error}" for f in failures[:5]) + (
         f" (and {len(failures) - 5} more)" if len(failures) > 5 else "")
+
+
+def failures_warning(failures: Sequence[TaskFailure], listing, what: str) -> str:
+    """The one warning line for tasks that failed twice: how many, where they are listed, the
+    first few reasons. `what` names a task: "image", "task"."""
+    return (f"hpforensics: warning: {len(failures)} {what}(s) failed after a retry, listed in "
+            f"{listing}: {describe_failures(failures)}")

@@ -94,7 +94,7 @@ def _fleet(images: List[Path], outdir: Path, scheduler: Optional[str], workers: 
            quiet: bool, args: dict) -> None:
     """One task per image (hpforensics.fleet.dumps): <out>/<image>/ as a single run writes it,
     plus dumps.csv, roll-ups with a dump column, Parquet partitions and failures.csv."""
-    from hpforensics.fleet.cluster import ClusterSpec, describe_failures
+    from hpforensics.fleet.cluster import ClusterSpec, failures_warning
     from hpforensics.fleet.dumps import analyze_dumps
 
     result = analyze_dumps(images, outdir, args, ClusterSpec(scheduler, workers),
@@ -103,9 +103,7 @@ def _fleet(images: List[Path], outdir: Path, scheduler: Optional[str], workers: 
         for w in d.warnings:
             typer.echo(f"hpforensics: warning: {d.dump}: {w}", err=True)
     if result.failures:
-        typer.echo(f"hpforensics: warning: {len(result.failures)} image(s) failed after a retry, "
-                   f"listed in {outdir / 'failures.csv'}: {describe_failures(result.failures)}",
-                   err=True)
+        typer.echo(failures_warning(result.failures, outdir / "failures.csv", "image"), err=True)
     typer.echo(f"{len(result.dumps)}/{result.tasks} image(s) analysed; outputs in {outdir}", err=True)
     if result.partial:
         raise typer.Exit(int(ExitCode.PARTIAL))

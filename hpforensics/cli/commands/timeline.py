@@ -101,16 +101,14 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
            workers: Optional[int]) -> bool:  # noqa: UP007
     """The same outputs, devices as tasks on Dask (hpforensics.fleet), plus Parquet
     partitions and failures.csv; True when partial."""
-    from hpforensics.fleet.cluster import ClusterSpec, describe_failures
+    from hpforensics.fleet.cluster import ClusterSpec, failures_warning
     from hpforensics.fleet.timeline import run_fleet_timeline
 
     result = run_fleet_timeline(logs, output, opts, ClusterSpec(scheduler, workers), html=html)
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     if result.failures:
-        typer.echo(f"hpforensics: warning: {len(result.failures)} task(s) failed after a retry, "
-                   f"listed in {output / 'failures.csv'}: {describe_failures(result.failures)}",
-                   err=True)
+        typer.echo(failures_warning(result.failures, output / "failures.csv", "task"), err=True)
     typer.echo(
         f"{result.partitions} partition(s), {result.inputs} input(s), {result.records} records, "
         f"{result.events} events, {result.devices} device(s); {result.months_compliant}/"
