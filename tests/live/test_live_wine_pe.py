@@ -20,7 +20,7 @@ def pe_process(tmp_path: Path, shared_data: Path):
     gcc = shutil.which("gcc") or shutil.which("cc")
     exe = tmp_path / "peload"
     subprocess.run([gcc, "-O1", "-o", str(exe), str(HERE / "peload.c")], check=True)
-    dll = shared_data / "pe" / "vcruntime140.dll"
+    dll = (shared_data / "pe" / "vcruntime140.dll").resolve()  # the kernel maps the real path
     proc = subprocess.Popen([str(exe), str(dll)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, bufsize=1)
     assert proc.stdout.readline().strip() == "ready", f"peload exited {proc.poll()}"
@@ -64,7 +64,7 @@ def test_pe_file_mapped_as_data_is_not_an_image(shared_data: Path):
     code = ("import mmap, sys; f = open(sys.argv[1], 'rb'); "
             "m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); m[:2]; "
             "print('ready', flush=True); sys.stdin.readline()")
-    dll = shared_data / "pe" / "msvcp140.dll"
+    dll = (shared_data / "pe" / "msvcp140.dll").resolve()  # /proc/PID/maps shows the real path
     proc = subprocess.Popen([sys.executable, "-c", code, str(dll)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
