@@ -154,7 +154,7 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
     result = FileResult(events, stats)
     values = [R.event_values(ev) for ev in events]
     timeline = [R.timeline_values(ev, v[R.TIME_INDEX]) for ev, v in zip(events, values)]
-    csv_text, jsonl_text = "".join(R.EVENT_CSV.lines(values)), "".join(R.EVENT_JSON.lines(values))
+    csv_text, jsonl_text = R.EVENT_CSV.text(values), R.EVENT_JSON.text(values)
     if pieces and events and work_dir is not None:
         result.events_pieces = _piece(work_dir, csv_text, jsonl_text)
     else:
@@ -221,13 +221,20 @@ def _records(kind: str, path: str, stats: ReadStats, parser: str,
 _JOB: tuple[Sequence[InputItem], TimelineOptions] | None = None
 
 
-def _read_index(i: int) -> FileResult:
+def _read_indices(indices: Sequence[int]) -> list[FileResult]:
     assert _JOB is not None
     items, opts = _JOB
-    return read_item(items[i], opts.parser, opts.product, opts.hash_inputs, opts)
+    return [read_item(items[i], opts.parser, opts.product, opts.hash_inputs, opts)
+            for i in indices]
 
 
 def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[FileResult]:
+    """FileResults in input order. With --jobs N the parent is one of the N readers: it reads
+    its share of the inputs itself and takes the rest from N - 1 forked workers (a parent that
+    only waited on N workers would be an (N + 1)th process on N cores, unpickling and copying
+    while they read). While the next result due is a worker's and not ready, the parent reads
+    ahead in its own share instead of waiting; its results go to a piece file as a worker's
+    do, so what it holds ahead is the events, not their text."""
     global _JOB
     if opts.jobs == 1 or len(items) < 2:  # read here: no worker piece files
         one = dataclasses.replace(opts, jobs=1)
@@ -235,24 +242,62 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
                     for item in items)
         return
     import multiprocessing  # only with --jobs > 1 (~4 ms of start-up otherwise)
+    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
+    workers = min(opts.jobs, len(items)) - 1
+    mine = _parent_share(items, workers)
+    theirs = [i for i in range(len(items)) if i not in mine]
+    # a few inputs per task: one per file costs the parent a pipe round trip each
+    size = max(1, min(32, len(theirs) // (8 * workers)))
+    tasks = [theirs[k:k + size] for k in range(0, len(theirs), size)]
     _JOB = (items, opts)
     # Not multiprocessing.Pool: its worker-handler thread wakes on every result waiting in the
     # pipe and spins until the result thread has read it (~0.4 s of the parent's CPU on the
-    # 1,792-file fleet). The executor's map is ordered too: outputs stay in input order.
+    # 1,792-file fleet).
     try:
-        with ProcessPoolExecutor(min(opts.jobs, len(items)),
+        with ProcessPoolExecutor(workers,
                                  mp_context=multiprocessing.get_context("fork")) as pool:
-            # a few tasks per message: one per file costs the parent a pipe round trip each
-            chunk = max(1, min(32, len(items) // (8 * opts.jobs)))
             try:
-                yield from pool.map(_read_index, range(len(items)), chunksize=chunk)
+                futures = [pool.submit(_read_indices, task) for task in tasks]
+                task_of = {i: t for t, task in enumerate(tasks) for i in task}
+                own = deque(sorted(mine))
+                ready: dict[int, FileResult] = {}
+                for i in range(len(items)):
+                    while i not in ready:
+                        t = task_of.get(i)
+                        if t is not None and (futures[t].done() or not own):
+                            ready.update(zip(tasks[t], futures[t].result()))
+                        else:  # the parent's own input, or one of its own while it waits
+                            j = own.popleft()
+                            ready[j] = read_item(items[j], opts.parser, opts.product,
+                                                 opts.hash_inputs, opts)
+                    yield ready.pop(i)
             except BaseException:  # the run stops here (an error, ^C): drop the inputs not
                 pool.shutdown(wait=True, cancel_futures=True)  # started, not read them all
                 raise
     finally:
         _JOB = None
+        if opts.work_dir is not None and opts.work_dir in _PIECE:  # the parent's own piece
+            _PIECE.pop(opts.work_dir)[1].close()
+
+
+def _parent_share(items: Sequence[InputItem], workers: int) -> set[int]:
+    """Indices of the inputs the parent reads: taken in order whenever the parent is behind
+    an equal share of the bytes (an archive member counts as 1 MiB, its size unknown here)."""
+    mine: set[int] = set()
+    own = others = 0
+    for i, item in enumerate(items):
+        try:
+            size = os.path.getsize(item.path) if not item.member else 1 << 20
+        except OSError:
+            size = 1 << 20
+        if own * workers <= others:
+            mine.add(i)
+            own += size
+        else:
+            others += size
+    return mine
 
 
 # -- the whole run ------------------------------------------------------------------------------
