@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-C_SOURCES := $(wildcard csrc/pagehash/*.c csrc/pagehash/*.h csrc/evtxscan/*.c csrc/evtxscan/*.h)
+C_SOURCES := $(wildcard csrc/pagehash/*.c csrc/pagehash/*.h csrc/evtxscan/*.c csrc/evtxscan/*.h \
+	csrc/rowfmt/*.c csrc/rowfmt/*.h)
 DEMO_OUT ?= demo-out
 
 .PHONY: demo test venv build fuzz bench clean asan

@@ -46,5 +46,11 @@ setup(
             depends=glob.glob("csrc/evtxscan/*.h"),
             extra_compile_args=extra_compile_args,
         ),
+        Extension(
+            "hpforensics._rowfmt",
+            sources=sorted(glob.glob("csrc/rowfmt/*.c")),
+            depends=glob.glob("csrc/rowfmt/*.h"),
+            extra_compile_args=extra_compile_args,
+        ),
     ],
 )

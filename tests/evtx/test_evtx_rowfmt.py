@@ -1,0 +1,197 @@
+"""The C row renderers (hpforensics._rowfmt behind CsvRows / JsonRows) write exactly what the
+Python renderers write: on every event of real logs, on hostile cells, and in whole runs."""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import random
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hpforensics.evtx import rows as R
+from hpforensics.evtx.ingest import discover
+from hpforensics.evtx.outputs import CsvRows, JsonRows, json_line, render_csv, safe_cells_at
+from hpforensics.evtx.pipeline import TimelineOptions, read_item, run_timeline
+
+FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
+RENDERERS = {"event csv": R.EVENT_CSV, "event json": R.EVENT_JSON,
+             "timeline csv": R.TIMELINE_CSV, "timeline json": R.TIMELINE_JSON}
+
+
+def _real_rows(*paths: Path) -> tuple[list[list], list[list]]:
+    events, timeline = [], []
+    for item in discover(paths):
+        for ev in read_item(item, hash_inputs=False).events:
+            values = R.event_values(ev)
+            events.append(values)
+            timeline.append(R.timeline_values(ev, values[R.TIME_INDEX]))
+    return events, timeline
+
+
+def _outcome(fn, rows):
+    try:
+        return fn(rows)
+    except Exception as exc:  # the same error, raised the same way, is the same outcome
+        return type(exc), str(exc)
+
+
+def _same(renderer, rows) -> None:
+    want = _outcome(renderer.py_lines, rows)
+    assert _outcome(renderer.lines, rows) == want
+    joined = want if isinstance(want, tuple) else "".join(want)
+    assert _outcome(renderer.text, rows) == joined
+
+
+@pytest.mark.parametrize("where", ["fleet", "shared"])
+def test_every_real_event_renders_as_the_python_renderers_do(where, shared_data) -> None:
+    events, timeline = _real_rows(FLEET if where == "fleet" else shared_data / "evtx")
+    assert len(events) > (2000 if where == "fleet" else 400)
+    for rows, csv_r, json_r, text, columns in (
+            (events, R.EVENT_CSV, R.EVENT_JSON, R.EVENT_TEXT, R.EVENT_COLUMNS),
+            (timeline, R.TIMELINE_CSV, R.TIMELINE_JSON, R.TIMELINE_TEXT, R.TIMELINE_COLUMNS)):
+        _same(csv_r, rows)
+        _same(json_r, rows)
+        # and the definitions the Python renderers stand for: csv.writer after the guard, orjson
+        assert csv_r.text(rows) == render_csv(safe_cells_at(list(r), text) for r in rows)
+        assert json_r.text(rows) == "".join(json_line(columns, r) for r in rows)
+    if where == "shared":  # the real logs carry non-ASCII text, commas and quotes
+        assert any(not line.isascii() for line in R.EVENT_JSON.lines(events))
+        assert any('"' in line for line in R.EVENT_CSV.lines(events))
+
+
+class Kind(str, enum.Enum):
+    A = "update-installed"
+
+
+class Number(enum.IntEnum):
+    SEVEN = 7
+
+
+class Text(str):
+    pass
+
+
+HOSTILE = [
+    "", "plain", "KB5051987", "a,b", 'say "hi"', '"', '""', ",", "=SUM(A1)", "+1", "-2", "@x",
+    "\tt", "\rr", "\r", "\n", "\r\n", "line\nbreak", "cr\rinside", "crlf\r\nx", "=a\nb", "x\n=",
+    "'quote", " lead", "trail ", "\x00nul", "ctl\x01\x08\x0b\x0c\x1f\x7f", "back\\slash/",
+    "é,ü", "naïve", "日本語", "emoji 😀", "𝄞 astral, \"quoted\"", "\u2028\u2029\ufeff",
+    "\ud800", "lone \udfff low", "=\ud83d", "pair \ud83d\ude00", "x" * 10_000,
+    "é" * 3000 + "\n" + '"' * 50, None, 0, 1, -1, -7, 12345678901234, 2**63 - 1, 2**63,
+    2**64 - 1, 2**64, -2**63, -2**63 - 1, 10**40, -10**40, True, False, 1.5, 2.0, -0.0,
+    float("nan"), float("inf"), ["a", 1], ["x", [1]], {"k": "v", "a": [1, 2]}, ("t", 2), [],
+    {}, dt.datetime(2025, 2, 1, 7, 18, tzinfo=dt.timezone.utc), dt.date(2025, 2, 1),
+    Kind.A, Number.SEVEN, Text("sub,class"), b"bytes", object,
+]
+
+
+def _hostile_rows(width: int, n: int, seed: int) -> list[list]:
+    rnd = random.Random(seed)
+    common = [v for v in HOSTILE if type(v) in (str, int, type(None))  # and orjson takes it
+              and not isinstance(_outcome(orjson.dumps, v), tuple)]
+    rows = []
+    for k in range(n):
+        # mostly rows of the kinds rendered in C (each hostile value in turn), some of anything
+        pool = HOSTILE if k % 4 == 0 else common
+        rows.append([pool[(k + i * 7) % len(pool)] if i == k % width else rnd.choice(pool)
+                     for i in range(width)])
+    return rows
+
+
+@pytest.mark.parametrize("name", list(RENDERERS))
+def test_hostile_cells_render_as_the_python_renderers_do(name) -> None:
+    renderer = RENDERERS[name]
+    width = len(R.EVENT_COLUMNS if name.startswith("event") else R.TIMELINE_COLUMNS)
+    rows = _hostile_rows(width, 1500, seed=len(name))
+    for row in rows:  # one by one: a row the Python renderer refuses fails alone
+        _same(renderer, [row])
+    good = [r for r in rows if not isinstance(_outcome(renderer.py_lines, [r]), tuple)]
+    assert len(good) > 1000
+    _same(renderer, good)
+    _same(renderer, tuple(tuple(r) for r in good))
+
+
+def test_each_hostile_value_in_every_kind_of_position() -> None:
+    for text, columns in (((0, 2), ["a", "b", "c"]), ((), ["a", "b", "a"]), ((0, 1, 2), ["é\"k", "b", "\n"])):
+        renderers = (CsvRows(3, text, varying=(1,)), JsonRows(columns))
+        for value in HOSTILE:
+            for row in ([value, value, value], ["s", value, None], (1, "x", value)):
+                for renderer in renderers:
+                    _same(renderer, [row])
+                    _same(renderer, [row, row])  # second time from the CSV cell caches
+
+
+def test_rows_that_are_not_lists_of_the_width_go_to_python() -> None:
+    csv_r, json_r = CsvRows(3, (0,)), JsonRows(["a", "b", "c"])
+    for rows in ([["a", "b"]], [["a", "b", "c", "extra"]], [{0: "a", 1: "b", 2: "c"}],
+                 ["abc"], [range(3)], [None], []):
+        for renderer in (csv_r, json_r):
+            _same(renderer, rows)
+            assert _outcome(renderer.text, iter(rows)) == _outcome(renderer.text, rows)
+    assert JsonRows([]).lines([[], [1]]) == ["{}\n", "{}\n"]
+    assert CsvRows(0, ()).text([[], ()]) == "\n\n"
+
+
+def test_values_at_the_edges_of_the_fast_paths() -> None:
+    json_r = JsonRows(["n"])
+    assert json_r.lines([[2**64 - 1], [-2**63], [True], [None]]) == [
+        '{"n":18446744073709551615}\n', '{"n":-9223372036854775808}\n', '{"n":true}\n',
+        '{"n":null}\n']
+    with pytest.raises(orjson.JSONEncodeError, match="64-bit"):
+        json_r.text([[0], [2**64]])
+    with pytest.raises(orjson.JSONEncodeError, match="surrogates"):
+        json_r.lines([["ok"], ["\udc00"]])
+    assert json_r.lines([["\x00\x1f\x7f\"\\/é😀"]]) == ['{"n":"\\u0000\\u001f\x7f\\"\\\\/é😀"}\n']
+    csv_r = CsvRows(3, (0,))
+    assert csv_r.lines([["=1", "=1", "a\rb"], ['a"b', "x\ny", True]]) == [
+        "'=1,=1,a\rb\n", '"a""b","x\ny",True\n']
+    assert csv_r.text([["\ud800", "\udfff", 2**70]]) == "\ud800,\udfff,%d\n" % 2**70
+
+
+def test_no_reference_is_lost_or_kept() -> None:
+    csv_r, json_r = CsvRows(2, (0,), varying=(0, 1)), JsonRows(["a", "b"])  # no cell caches
+    rows = [["x" * 40, 2**64 - 1], ["é" * 5, None], ["=f", 1.5], [True, "s"], ["\ud800", 1]]
+    before = [sys.getrefcount(v) for r in rows for v in r] + [sys.getrefcount(r) for r in rows]
+    for _ in range(50):
+        for renderer in (csv_r, json_r):
+            _same(renderer, rows[:-1])
+            _same(renderer, rows)  # JSON: raises on the lone surrogate
+    after = [sys.getrefcount(v) for r in rows for v in r] + [sys.getrefcount(r) for r in rows]
+    assert after == before
+
+
+def test_renderers_share_nothing_between_threads() -> None:
+    events, timeline = _real_rows(FLEET / "HP-WS-001")
+    work = [(R.EVENT_CSV, events), (R.EVENT_JSON, events), (R.TIMELINE_CSV, timeline),
+            (R.TIMELINE_JSON, timeline)] * 4
+    want = ["".join(r.py_lines(rows)) for r, rows in work]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda w: w[0].text(w[1]), work)) == want
+
+
+def _python_renderers(monkeypatch) -> None:
+    for renderer in RENDERERS.values():
+        monkeypatch.setattr(renderer, "lines", renderer.py_lines)
+        monkeypatch.setattr(renderer, "text", lambda rows, r=renderer: "".join(r.py_lines(rows)))
+
+
+@pytest.mark.parametrize("where", ["fleet", "shared"])
+def test_whole_runs_write_the_files_the_python_renderers_write(where, shared_data, tmp_path,
+                                                               monkeypatch) -> None:
+    source = FLEET if where == "fleet" else shared_data / "evtx"
+    opts = TimelineOptions(hash_inputs=False)
+    run_timeline([source], tmp_path / "c", opts, html=False)
+    with monkeypatch.context() as m:
+        _python_renderers(m)
+        assert R.EVENT_CSV.text.__name__ == "<lambda>"
+        run_timeline([source], tmp_path / "py", opts, html=False)
+    names = sorted(p.name for p in (tmp_path / "py").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert {"events.csv", "events.jsonl", "timeline.csv", "timeline.jsonl"} <= set(names)
+    for name in names:
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
