@@ -26,7 +26,10 @@ typedef struct rf_buf {
 } rf_buf;
 
 /* Room for `extra` more bytes; -1 with MemoryError set. */
-int rf_reserve(rf_buf *b, size_t extra);
+int rf_grow(rf_buf *b, size_t extra);
+static inline int rf_reserve(rf_buf *b, size_t extra) {
+    return b->cap - b->len >= extra ? 0 : rf_grow(b, extra);
+}
 void rf_free(rf_buf *b);
 /* The bytes [start, b->len) as a str (b's flags say how to decode them). */
 PyObject *rf_str(const rf_buf *b, size_t start);
@@ -41,6 +44,7 @@ int rf_int(rf_buf *b, PyObject *v, int unsigned_too);
 int rf_text(rf_buf *b, PyObject *s);
 
 static inline int rf_put(rf_buf *b, const char *p, size_t n) {
+    if (n == 0) return 0; /* b->p may still be NULL */
     if (rf_reserve(b, n) < 0) return -1;
     memcpy(b->p + b->len, p, n);
     b->len += n;
