@@ -80,7 +80,8 @@ def best(fn, groups: list[list[list]]) -> float:
 def renderings(name: str, path: Path) -> None:
     groups = rows_of(path)
     events, timeline = [g[0] for g in groups], [g[1] for g in groups]
-    cases = [("events.csv", R.EVENT_CSV, events, True), ("events.jsonl", R.EVENT_JSON, events, True),
+    cases = [("events.csv", R.EVENT_CSV, events, True),
+             ("events.jsonl", R.EVENT_JSON, events, True),
              ("timeline.csv", R.TIMELINE_CSV, timeline, False),
              ("timeline.jsonl", R.TIMELINE_JSON, timeline, False)]
     print(f"\n{name}: {sum(map(len, events))} events in {len(groups)} inputs; us per event")

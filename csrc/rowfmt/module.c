@@ -44,9 +44,8 @@ typedef struct {
 
 /* The row's cells when it is a list or tuple wide enough; NULL when it is not. */
 static PyObject **cells_of(PyObject *row, Py_ssize_t width) {
-    if (PyList_CheckExact(row)) return PyList_GET_SIZE(row) >= width ? PySequence_Fast_ITEMS(row) : NULL;
-    if (PyTuple_CheckExact(row)) return PyTuple_GET_SIZE(row) >= width ? PySequence_Fast_ITEMS(row) : NULL;
-    return NULL;
+    if (!PyList_CheckExact(row) && !PyTuple_CheckExact(row)) return NULL;
+    return PySequence_Fast_GET_SIZE(row) >= width ? PySequence_Fast_ITEMS(row) : NULL;
 }
 
 static int csv_row(fmt *base, PyObject *row, rf_buf *b) {

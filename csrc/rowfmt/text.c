@@ -57,7 +57,9 @@ static inline uint64_t has_byte(uint64_t w, unsigned char c) {
 }
 
 /* Some byte of w is below n (n <= 0x80, w holds ASCII). */
-static inline uint64_t has_below(uint64_t w, unsigned char n) { return (w - ONES * n) & ~w & HIGHS; }
+static inline uint64_t has_below(uint64_t w, unsigned char n) {
+    return (w - ONES * n) & ~w & HIGHS;
+}
 
 /* One code point as UTF-8, lone surrogates included (their 3-byte form). */
 static inline void put_utf8(rf_buf *b, Py_UCS4 c) {

@@ -116,7 +116,8 @@ def test_hostile_cells_render_as_the_python_renderers_do(name) -> None:
 
 
 def test_each_hostile_value_in_every_kind_of_position() -> None:
-    for text, columns in (((0, 2), ["a", "b", "c"]), ((), ["a", "b", "a"]), ((0, 1, 2), ["é\"k", "b", "\n"])):
+    for text, columns in (((0, 2), ["a", "b", "c"]), ((), ["a", "b", "a"]),
+                          ((0, 1, 2), ["é\"k", "b", "\n"])):
         renderers = (CsvRows(3, text, varying=(1,)), JsonRows(columns))
         for value in HOSTILE:
             for row in ([value, value, value], ["s", value, None], (1, "x", value)):
@@ -145,7 +146,8 @@ def test_values_at_the_edges_of_the_fast_paths() -> None:
         json_r.text([[0], [2**64]])
     with pytest.raises(orjson.JSONEncodeError, match="surrogates"):
         json_r.lines([["ok"], ["\udc00"]])
-    assert json_r.lines([["\x00\x1f\x7f\"\\/é😀"]]) == ['{"n":"\\u0000\\u001f\x7f\\"\\\\/é😀"}\n']
+    assert json_r.lines([["\x00\x1f\x7f\"\\/é😀"]]) == [
+        '{"n":"\\u0000\\u001f\x7f\\"\\\\/é😀"}\n']
     csv_r = CsvRows(3, (0,))
     assert csv_r.lines([["=1", "=1", "a\rb"], ['a"b', "x\ny", True]]) == [
         "'=1,=1,a\rb\n", '"a""b","x\ny",True\n']
@@ -201,8 +203,8 @@ def test_random_text_renders_as_the_python_renderers_do() -> None:
     """Strings mixing every character class at every offset (the C scans eight bytes at a
     time), in guarded and plain positions, JSON keys included."""
     rnd = random.Random(7)
-    chars = ["a", "Z", "0", " ", "é", "日", "😀", '"', ",", "\n", "\r", "\\", "/", "\x00", "\x1f",
-             "\x7f", "=", "-", "+", "@", "\t", "'"]
+    chars = ["a", "Z", "0", " ", "é", "日", "😀", '"', ",", "\n", "\r", "\\", "/", "\x00",
+             "\x1f", "\x7f", "=", "-", "+", "@", "\t", "'"]
 
     ascii_chars = [c for c in chars if c.isascii()] + ["a"] * 20  # mostly letters, some specials
 
