@@ -263,15 +263,20 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
                 task_of = {i: t for t, task in enumerate(tasks) for i in task}
                 own = deque(sorted(mine))
                 ready: dict[int, FileResult] = {}
+                held = 0  # events of the parent's inputs read ahead and not yet handed on
                 for i in range(len(items)):
                     while i not in ready:
                         t = task_of.get(i)
-                        if t is not None and (futures[t].done() or not own):
+                        if t is not None and (futures[t].done() or not own
+                                              or held > _READ_AHEAD_EVENTS):
                             ready.update(zip(tasks[t], futures[t].result()))
                         else:  # the parent's own input, or one of its own while it waits
                             j = own.popleft()
                             ready[j] = read_item(items[j], opts.parser, opts.product,
                                                  opts.hash_inputs, opts)
+                            held += len(ready[j].events)
+                    if i in mine:
+                        held -= len(ready[i].events)
                     yield ready.pop(i)
             except BaseException:  # the run stops here (an error, ^C): drop the inputs not
                 pool.shutdown(wait=True, cancel_futures=True)  # started, not read them all
@@ -280,6 +285,11 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         _JOB = None
         if opts.work_dir is not None and opts.work_dir in _PIECE:  # the parent's own piece
             _PIECE.pop(opts.work_dir)[1].close()
+
+
+# Results read ahead wait outside the run's bounded structures (the timeline rows' spill to
+# disk): past this many events the parent waits for the worker instead of reading on.
+_READ_AHEAD_EVENTS = 20_000
 
 
 def _parent_share(items: Sequence[InputItem], workers: int) -> set[int]:

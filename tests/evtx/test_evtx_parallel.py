@@ -46,3 +46,14 @@ def test_parent_reads_ahead_and_leaves_no_piece_open(tmp_path: Path, shared_data
     assert outs[1].keys() == outs[2].keys() == outs[3].keys()
     for name in outs[1]:
         assert outs[1][name] == outs[2][name] == outs[3][name], name
+
+
+def test_read_ahead_cap_waits_for_the_worker(tmp_path: Path, monkeypatch) -> None:
+    """With no read-ahead allowed the parent waits for each worker result in turn, and the
+    run still gives one process's outputs."""
+    monkeypatch.setattr(pipeline, "_READ_AHEAD_EVENTS", 0)
+    for jobs in (1, 2):
+        run_timeline([FLEET / "HP-WS-001", FLEET / "HP-WS-003"], tmp_path / f"j{jobs}",
+                     TimelineOptions(hash_inputs=False, jobs=jobs), html=False)
+    for name in ("events.csv", "timeline.jsonl", "compliance.csv", "devices.csv"):
+        assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes()
