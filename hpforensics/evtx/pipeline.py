@@ -259,7 +259,16 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         with ProcessPoolExecutor(workers,
                                  mp_context=multiprocessing.get_context("fork")) as pool:
             try:
-                futures = [pool.submit(_read_indices, task) for task in tasks]
+                # Tasks are handed out a few at a time, not all at once: results a worker
+                # finished early wait in the parent's memory until their turn.
+                futures: list[Any] = []
+                taken = 0  # tasks whose results the parent has taken
+
+                def submit_more() -> None:
+                    while len(futures) < min(taken + 4 * workers, len(tasks)):
+                        futures.append(pool.submit(_read_indices, tasks[len(futures)]))
+
+                submit_more()
                 task_of = {i: t for t, task in enumerate(tasks) for i in task}
                 own = deque(sorted(mine))
                 ready: dict[int, FileResult] = {}
@@ -270,6 +279,9 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
                         if t is not None and (futures[t].done() or not own
                                               or held > _READ_AHEAD_EVENTS):
                             ready.update(zip(tasks[t], futures[t].result()))
+                            futures[t] = None  # its results are in `ready`
+                            taken += 1
+                            submit_more()
                         else:  # the parent's own input, or one of its own while it waits
                             j = own.popleft()
                             ready[j] = read_item(items[j], opts.parser, opts.product,
