@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
+from hpforensics.evtx.hive import is_hive, is_hive_path
 from hpforensics.evtx.registry import ARTIFACT, is_results_file
 from hpforensics.outpaths import safe_join
 
@@ -42,7 +43,7 @@ class InputItem:
     source: str  # what reports call it: a path, or "archive.zip!member/path"
     path: str  # file on disk (the archive, for a member)
     member: str  # member inside the archive, '' for plain files
-    kind: str  # evtx / xml / json / etl
+    kind: str  # evtx / xml / json / etl / registry (results, .reg, hives)
     device_hint: str  # collection-derived device name ('' when not a collection)
 
 
@@ -68,9 +69,13 @@ def clean_collection_name(name: str) -> str:
 
 def kind_of(name: str) -> str | None:
     """The input kind of a file or member name (a path: Velociraptor's registry result sets,
-    `<Artifact>%2F<Source>.json` or `<Artifact>/<Source>.json`, are told by the last two parts)."""
-    kind = KINDS.get(PurePosixPath(name.lower()).suffix)
+    `<Artifact>%2F<Source>.json` or `<Artifact>/<Source>.json`, are told by the last two parts;
+    the SOFTWARE and SYSTEM hives by their place, `.../System32/config/SOFTWARE`)."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    kind = KINDS.get(path.suffix.lower())
     if kind == "json" and is_results_file(name):
+        return "registry"
+    if kind is None and not path.suffix and is_hive_path(path.parts):
         return "registry"
     return kind
 
@@ -90,7 +95,10 @@ def registry_device(parts: Sequence[str], fallback: str = "") -> str:
 
 def _sniff(path: Path) -> str | None:
     with open(path, "rb") as fh:
-        head = fh.read(64).lstrip(b"\xef\xbb\xbf \r\n\t")
+        head = fh.read(64)
+    if is_hive(head) or is_hive_path(path.absolute().parts):
+        return "registry"  # a hive given by itself (a damaged one where Windows keeps it)
+    head = head.lstrip(b"\xef\xbb\xbf \r\n\t")
     if head.startswith(b"ElfFile"):
         return "evtx"
     if head.startswith(b"PK\x03\x04"):
@@ -118,7 +126,7 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
             kind = "zip" if p.suffix.lower() == ".zip" else (kind_of(p.name) or _sniff(p))
             if kind is None:
                 raise InputError(p, "not an event log (.evtx), export (.xml/.json), trace (.etl), "
-                                    "registry export (.reg) or zip archive")
+                                    "registry export (.reg), registry hive or zip archive")
             items.extend(_items_for(p, kind))
     return items
 

@@ -8,6 +8,7 @@ Two forms reach the timeline:
   with its values as columns (read_reg_key).
 - a `reg export` file ("Windows Registry Editor Version 5.00", UTF-16LE with a BOM; REGEDIT4 in
   ANSI too). It holds no times: its records have none.
+- a hive file (SOFTWARE, SYSTEM from a triage collection): read by hive.py into the same records.
 
 Each key or value becomes a RawRecord (provider and channel "Registry", event ID 0, record ID
 the line number, time the key's last write, no Computer: the collection's name is the device)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 from typing import Any, Iterator
 
@@ -48,12 +50,16 @@ def is_results_file(path: str) -> bool:
 
 
 def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
-    """The records of a result set or a `.reg` export; a bad line is one warning naming the
-    first bad line (and how many more), the good lines are kept."""
+    """The records of a result set, a `.reg` export or a hive; a bad line is one warning naming
+    the first bad line (and how many more), the good lines are kept."""
     from hpforensics.evidence import open_evidence  # when a registry input is read
+    from hpforensics.evtx.hive import HIVE_NAMES, read_hive
 
     with open_evidence(path) as fh:
         head = fh.read(64)
+    # a hive file (hive.py): by its signature, or by its name when the base block is damaged
+    if head.startswith(b"regf") or os.path.basename(path).lower() in HIVE_NAMES:
+        return read_hive(path, stats)
     text = head.lstrip(b"\xef\xbb\xbf")
     if (path.lower().endswith(".reg") or head.startswith((b"\xff\xfe", b"\xfe\xff"))
             or text.startswith((b"Windows Registry", b"REGEDIT4"))):
@@ -111,22 +117,23 @@ def _row_records(row: dict[str, Any], n: int) -> Iterator[RawRecord]:
     if "IsDir" in row:  # an Enrolment row: one key or one value
         name = text_value(row.get("Name"))
         if row.get("IsDir"):
-            yield _record(n, time, path, "", "key", "")
+            yield record(n, time, path, "", "key", "")
             return
         key, _, last = path.rpartition("\\")
         if last.lower() == name.lower() and key:  # OSPath.Path names the value too
             path = key
-        yield _record(n, time, path, name, text_value(row.get("Type")), _value(row.get("Value")))
+        yield record(n, time, path, name, text_value(row.get("Type")), _value(row.get("Value")))
         return
     # a HotpatchKeys (read_reg_key) row: the key, then each value column
-    yield _record(n, time, path, "", "key", "")
+    yield record(n, time, path, "", "key", "")
     for name, value in row.items():
         if name not in _ROW_COLUMNS and not name.startswith("_"):
-            yield _record(n, time, path, name, "", _value(value))
+            yield record(n, time, path, name, "", _value(value))
 
 
-def _record(n: int, time: dt.datetime | None, path: str, name: str, kind: str,
-            value: str) -> RawRecord:
+def record(n: int, time: dt.datetime | None, path: str, name: str, kind: str,
+           value: str) -> RawRecord:
+    """One key (name '') or value as a record: provider and channel Registry, record ID `n`."""
     data = {"path": path, "name": name, "type": kind, "value": value}
     return RawRecord(PROVIDER, 0, n, time, CHANNEL, "", data, _describe(data))
 
@@ -188,7 +195,7 @@ def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
             key = "" if m.group(1) else _clean_path(m.group(2))  # [-KEY] deletes it
             if key:
                 stats.records += 1
-                yield _record(n, None, key, "", "key", "")
+                yield record(n, None, key, "", "key", "")
             continue
         m = _VALUE.match(line)
         if not m or not key:
@@ -202,7 +209,7 @@ def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
             continue
         if kind:  # "name"=- deletes the value
             stats.records += 1
-            yield _record(n, None, key, name, kind, value)
+            yield record(n, None, key, name, kind, value)
     bad.warn(stats)
 
 
