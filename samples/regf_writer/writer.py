@@ -74,6 +74,7 @@ class Written:
     keys: dict[str, int]  # key path (below the root, '' for the root) -> its nk cell
     values: dict[tuple[str, str], int]  # (key path, value name) -> its vk cell
     bins: list[tuple[int, int]]  # (file offset, size) of each hive bin
+    root: Key  # what was written
 
 
 def _name(text: str) -> tuple[bytes, bool]:
@@ -184,7 +185,8 @@ def _leaf(kind: str, path: str, subs: list[Key], o: dict) -> bytes:
         if kind == "lh":
             out += S.LH_ELEMENT.pack(cell, S.name_hash(sub.name))
         else:
-            out += S.LF_ELEMENT.pack(cell, sub.name.encode("latin-1", "replace")[:4].ljust(4, b"\0"))
+            hint = sub.name.encode("latin-1", "replace")[:4]
+            out += S.LF_ELEMENT.pack(cell, hint.ljust(4, b"\0"))
     return out
 
 
@@ -239,7 +241,7 @@ def _render(lay: _Layout, offsets: dict, bins: list[tuple[int, int]], root: Key,
                    {path: base + offsets[("nk", path)] for path, _ in keys},
                    {(path, v.name): base + offsets[("vk", path, v.name)]
                     for path, key in keys for v in key.values},
-                   [(base + start, size) for start, size in bins])
+                   [(base + start, size) for start, size in bins], root)
 
 
 def log_file(file_name: str, time: dt.datetime, sequence: int) -> bytes:
