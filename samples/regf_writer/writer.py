@@ -8,6 +8,7 @@ offsets, so offsets are assigned first and the cells rendered after.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import struct
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ def _render(lay: _Layout, offsets: dict, bins: list[tuple[int, int]], root: Key,
         assert len(body) == data_size, ident
         cell = _align(4 + data_size)
         data[at:at + cell] = struct.pack("<i", -cell) + body.ljust(cell - 4, b"\0")
-        home = max(b for b in bin_of if b <= at)
+        home = bin_of[bisect.bisect_right(bin_of, at) - 1]
         filled[home] = at + cell
     for start in bin_of:  # the rest of each bin is one free cell
         end, last = ends[start], filled.get(start, start + S.HBIN.size)
