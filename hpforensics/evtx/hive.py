@@ -141,6 +141,7 @@ def _control_set(root: Any, problems: Problems) -> tuple[str, str] | None:
         except Exception:  # noqa: BLE001 - absent or unreadable: try the next
             continue
         if isinstance(number, int) and 0 < number < 1000:
+            log.debug("current control set: ControlSet%03d (Select\\%s)", number, name)
             return f"ControlSet{number:03d}", name
     problems.add(BASE, "Select has no usable Current or Default value: the current control "
                        "set is unknown")

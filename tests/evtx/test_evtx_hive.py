@@ -190,6 +190,22 @@ def test_timeline_on_the_kape_sample(cli, tmp_path: Path) -> None:
         ("SOFTWARE", "1", ""), ("SYSTEM", "1", "")]
     assert {r["sha256"] for r in inputs} == {
         hashlib.sha256((CONFIG / n).read_bytes()).hexdigest() for n in ("SOFTWARE", "SYSTEM")}
+    # the same collection zipped (a hive with a zeroed base block is still told by its name)
+    archive = tmp_path / "HP-WS-001.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(KAPE.rglob("*")):
+            if f.is_file():
+                data = f.read_bytes()
+                zf.writestr(f.relative_to(KAPE).as_posix(),
+                            bytes(4096) + data[4096:] if f.name == "SYSTEM" else data)
+    zipped = cli("timeline", archive, "-o", tmp_path / "zip", "--no-html", "--no-hash")
+    assert zipped.returncode == 3, zipped.stderr
+    assert (f"{archive}!HP-WS-001/C/Windows/System32/config/SYSTEM at offset 0x0: no regf "
+            "signature") in zipped.stderr
+    assert [(r["time"], r["record_id"], r["source"].rsplit("!", 1)[1], r["detail"])
+            for r in _rows(tmp_path / "zip" / "events.csv")] == [
+        (t, rid, f"HP-WS-001/C/Windows/System32/config/{name}", detail)
+        for t, _, rid, name, detail in events]
     # beside the device's event logs: one device, its log evidence and the hives' together
     both = cli("timeline", KAPE, SAMPLES / "evtx" / "HP-WS-001", "-o", tmp_path / "both",
                "--no-html", "--no-hash")
