@@ -80,10 +80,11 @@ def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.
                       sequence=sequence, leaf=leaf)
 
 
-def system(current: int = 2, table_size: int = 0x1000, *, when: dt.datetime = TABLE,
-           select: bool = True, sequence: tuple[int, int] = (88, 88)) -> Written:
+def system(current: int = 2, table_size: int = 0x1000, *, other: int = 0,
+           when: dt.datetime = TABLE, select: bool = True,
+           sequence: tuple[int, int] = (88, 88)) -> Written:
     """The SYSTEM hive: Select\\Current = `current`; that ControlSet00N holds HotPatchTableSize
-    = `table_size` (written at `when`), the other set an older copy with 0."""
+    = `table_size` (written at `when`), the other set an older copy with `other`."""
     root = Key("ROOT", INSTALLED)
     if select:
         root.add("Select", INSTALLED, [Value.dword("Current", current),
@@ -97,7 +98,7 @@ def system(current: int = 2, table_size: int = 0x1000, *, when: dt.datetime = TA
         mm.time = when if chosen else INSTALLED
         mm.values += [Value.dword("ClearPageFileAtShutdown", 0),
                       Value.multi_sz("PagingFiles", [r"?:\pagefile.sys"]),
-                      Value.dword("HotPatchTableSize", table_size if chosen else 0)]
+                      Value.dword("HotPatchTableSize", table_size if chosen else other)]
         root.add(f"{cs}\\Control\\ComputerName\\ComputerName", INSTALLED,
                  [Value.sz("ComputerName", DEVICE)])
     return write_hive(root, file_name=r"\SystemRoot\System32\Config\SYSTEM", time=COLLECTED,

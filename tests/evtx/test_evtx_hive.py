@@ -231,7 +231,8 @@ def test_policy_off_server_package_and_control_sets(cli, tmp_path: Path) -> None
     values; Select\\Current = 1 reads ControlSet001 (the other set's value never shows)."""
     _device(tmp_path, "OFF-01", B.software(allow=0).data, B.system(table_size=0).data)
     srv = B.software(allow=None, hotpatch_package=True)
-    _device(tmp_path, "SRV-01", srv.data, B.system(current=1, table_size=0x2000).data)
+    _device(tmp_path, "SRV-01", srv.data, B.system(current=1, table_size=0x2000,
+                                                   other=0x800).data)
     out = tmp_path / "out"
     proc = cli("timeline", tmp_path, "-o", out, "--no-html", "--no-hash")
     assert proc.returncode == 0, proc.stderr
