@@ -15,16 +15,19 @@ change flushed). The event logs of the device are in samples/evtx/HP-WS-001: poi
 at both folders. Deterministic: the same bytes on every run (regf_writer/).
 
     python samples/build_hive.py [OUTDIR]
+    python samples/build_hive.py --dirty OUTDIR   # HP-WS-002: SOFTWARE dirty, .LOG1/.LOG2 hold
+                                                  # the policy (dirty_software), not committed
 """
 from __future__ import annotations
 
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from regf_writer import Key, Value, Written, log_file, write_hive  # noqa: E402
+from regf_writer import Key, LogEntry, Value, Written, log_file, write_hive  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEVICE = "HP-WS-001"
@@ -37,13 +40,16 @@ COLLECTED = dt.datetime(2026, 5, 20, 9, 0, tzinfo=UTC)
 UPDATE = r"Microsoft\PolicyManager\current\device\Update"
 DYNAMIC = UPDATE + r"\TargetingInfo\DynamicInstalled"
 MEMORY = r"Control\Session Manager\Memory Management"
+UPDATES = (2033, 2314, 2605, 2894, 3037, 3194, 3323, 3476, 3624, 3775, 3915, 4061)
 PROVIDER = "{A5C5E8B2-6F1E-4C47-9C3C-2B5E1C0D7F10}"  # an MDM enrolment's ID (sample)
 
 
 def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.datetime = ENROLLED,
-             leaf: str = "lh", sequence: tuple[int, int] = (41, 41)) -> Written:
+             leaf: str = "lh", sequence: tuple[int, int] = (41, 41),
+             updates: tuple[int, ...] = UPDATES, deadline: int = 7) -> Written:
     """The SOFTWARE hive: `allow` the AllowRebootlessUpdates policy (None: not set),
-    `hotpatch_package` a server's Hotpatch Enrollment Package key under DynamicInstalled."""
+    `hotpatch_package` a server's Hotpatch Enrollment Package key under DynamicInstalled,
+    `updates` the build revisions of the cumulative updates installed."""
     root = Key("ROOT", INSTALLED)
     update = root.add(UPDATE, INSTALLED)
     update.time = when
@@ -51,7 +57,7 @@ def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.
         update.values += [Value.dword("AllowRebootlessUpdates", allow),
                           Value.dword("AllowRebootlessUpdates_ProviderSet", 1),
                           Value.sz("AllowRebootlessUpdates_WinningProvider", PROVIDER)]
-    update.values.append(Value.dword("ConfigureDeadlineForQualityUpdates", 7))
+    update.values.append(Value.dword("ConfigureDeadlineForQualityUpdates", deadline))
     dynamic = root.add(DYNAMIC, INSTALLED)
     dynamic.add("Client.OS.rs2.amd64", INSTALLED, [Value.sz("Version", "10.0.26100.1")])
     if hotpatch_package:
@@ -71,7 +77,7 @@ def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.
     # makes the hive span several bins, as real ones do)
     cbs = root.add(r"Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages",
                    INSTALLED)
-    for ubr in (2033, 2314, 2605, 2894, 3037, 3194, 3323, 3476, 3624, 3775, 3915, 4061):
+    for ubr in updates:
         cbs.add(f"Package_for_RollupFix~31bf3856ad364e35~amd64~~26100.{ubr}.1.7", INSTALLED, [
             Value.dword("CurrentState", 0x70), Value.dword("Visibility", 1),
             Value.sz("InstallLocation", rf"\\?\C:\Windows\SoftwareDistribution\Download\{ubr}"),
@@ -105,6 +111,64 @@ def system(current: int = 2, table_size: int = 0x1000, *, other: int = 0,
                       sequence=sequence)
 
 
+REPLAYED = dt.datetime(2026, 5, 20, 8, 40, tzinfo=UTC)  # the change only the logs hold
+NEWER_UPDATES = UPDATES + (4202, 4349, 4484, 4652, 4770, 4946)
+
+
+class Dirty(NamedTuple):
+    """A dirty SOFTWARE hive copied from a running system, and its two transaction logs."""
+
+    disk: Written  # what the hive file holds (sequence numbers 42 and 41)
+    middle: Written  # after the first log entry (41, in .LOG2)
+    final: Written  # after the second (42, in .LOG1): what Windows would read
+    log1: bytes
+    log2: bytes
+
+
+def _pages(old: bytes, new: bytes) -> list[tuple[int, bytes]]:
+    """The 4 KiB pages of the hive bins data that differ (the new hive may be longer)."""
+    return [(at - 4096, new[at:at + 4096]) for at in range(4096, len(new), 4096)
+            if old[at:at + 4096] != new[at:at + 4096]]
+
+
+def dirty_software() -> Dirty:
+    """On disk AllowRebootlessUpdates = 0 (Update key written at ENROLLED), sequence numbers 42
+    and 41. .LOG2 (sequence 41) holds entry 41: ConfigureDeadlineForQualityUpdates 7 -> 3, then a
+    stale entry 39; .LOG1 (sequence 42) holds entry 42: AllowRebootlessUpdates = 1 written at
+    REPLAYED, the Hotpatch.amd64 package key and six more updates (the hive grows a bin), then a
+    stale entry 40 that would put the disk's pages back. Replayed by the rules, the hive reads
+    as `final`; the stale entries change nothing."""
+    disk = software(allow=0, sequence=(42, 41))
+    middle = software(allow=0, sequence=(42, 41), deadline=3)
+    final = software(allow=1, hotpatch_package=True, when=REPLAYED, sequence=(42, 41),
+                     updates=NEWER_UPDATES, deadline=3)
+    size = len(final.data) - 4096
+    name = r"\SystemRoot\System32\Config\SOFTWARE"
+    stale = LogEntry(size, _pages(final.data, disk.data) + [(size - 4096, bytes(4096))])
+    log2 = log_file(name, COLLECTED, 41, (
+        LogEntry(len(middle.data) - 4096, _pages(disk.data, middle.data)),
+        LogEntry(stale.bins_size, stale.pages, sequence=39)), root=disk.keys[""] - 4096,
+        bins_size=len(disk.data) - 4096)
+    log1 = log_file(name, COLLECTED, 42, (
+        LogEntry(size, _pages(middle.data, final.data)),
+        LogEntry(stale.bins_size, stale.pages, sequence=40)), root=final.keys[""] - 4096,
+        bins_size=size)
+    return Dirty(disk, middle, final, log1, log2)
+
+
+def build_dirty(out: Path, device: str = "HP-WS-002") -> Path:
+    """A device whose SOFTWARE hive is dirty with valid logs (dirty_software), SYSTEM clean;
+    returns its config folder."""
+    config = out / device / CONFIG
+    config.mkdir(parents=True, exist_ok=True)
+    dirty = dirty_software()
+    (config / "SOFTWARE").write_bytes(dirty.disk.data)
+    (config / "SOFTWARE.LOG1").write_bytes(dirty.log1)
+    (config / "SOFTWARE.LOG2").write_bytes(dirty.log2)
+    (config / "SYSTEM").write_bytes(system().data)
+    return config
+
+
 def build(out: Path, device: str = DEVICE, **software_args: object) -> Path:
     """The collection of one device under `out`; returns its config folder."""
     config = out / device / CONFIG
@@ -119,8 +183,10 @@ def build(out: Path, device: str = DEVICE, **software_args: object) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[1]) if len(argv) > 1 else HERE / "kape"
-    config = build(out)
+    dirty = argv[1:2] == ["--dirty"]  # HP-WS-002 with a dirty SOFTWARE hive and its logs
+    args = argv[2:] if dirty else argv[1:]
+    out = Path(args[0]) if args else HERE / "kape"
+    config = build_dirty(out) if dirty else build(out)
     for f in sorted(config.iterdir()):
         print(f"{f.relative_to(out)}  {f.stat().st_size} bytes")
     return 0

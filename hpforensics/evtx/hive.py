@@ -17,8 +17,9 @@ and `HKLM\\SYSTEM\\CurrentControlSet\\...`, so `registry.enrolment()` applies un
 the key's last write, its record ID the file offset of the value's (or key's) cell.
 
 The file is checked before it is read (hive_file.py): base block signature and XOR-32 checksum,
-sequence numbers (differing: a dirty hive, whose transaction logs are not replayed here:
-dissect.regf 3.14 cannot), every hive bin's header, the end of the file. A damaged base block is
+sequence numbers (differing: a dirty hive, whose transaction logs beside it are replayed first
+into a copy in memory by hive_log.py, as dissect.regf 3.14 cannot; the records then say how many
+log entries were applied), every hive bin's header, the end of the file. A damaged base block is
 rebuilt from the first bin (the root key is the cell flagged KEY_HIVE_ENTRY); a damaged cell
 costs the keys or values behind it. All problems of a file are one warning naming the first
 one's offset; every value that could be read is kept. The file is mapped read-only.
@@ -27,9 +28,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from typing import Any, Iterator
 
 from hpforensics.evtx.hive_file import BASE, SIGNATURE, Problems, Reader, check
+from hpforensics.evtx.hive_log import is_dirty, logs_beside, replay
 from hpforensics.evtx.records import RawRecord, ReadStats
 from hpforensics.evtx.registry import record
 
@@ -62,9 +65,10 @@ def read_hive(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     from hpforensics.evidence import map_evidence
 
     problems = Problems()
-    view = map_evidence(path)
+    mapped = map_evidence(path)
     try:
-        head = check(view, problems)
+        view, not_replayed, note = _replay(path, mapped, stats.source, problems)
+        head = check(view, problems, not_replayed)
         if head is not None:
             try:
                 hive = RegistryHive(Reader(view, head))
@@ -73,11 +77,43 @@ def read_hive(path: str, stats: ReadStats) -> Iterator[RawRecord]:
             else:
                 for rec in _enrolment(hive, problems):
                     stats.records += 1
+                    if note:
+                        rec.message += f" [{note}]"
                     yield rec
     finally:
-        if not isinstance(view, bytes):
-            view.close()
+        if not isinstance(mapped, bytes):
+            mapped.close()
         problems.warn(stats)
+
+
+def _replay(path: str, mapped: Any, source: str, problems: Problems) -> tuple[Any, str, str]:
+    """(what to read: the file, or the image its logs recovered; why logs beside a dirty hive
+    were not replayed; the note for its records, '2 log entries applied from SOFTWARE.LOG1')."""
+    from hpforensics.evidence import map_evidence
+
+    paths = logs_beside(path) if is_dirty(mapped) else []
+    if not paths:
+        return mapped, "", ""
+    logs: list[tuple[str, Any]] = []
+    try:
+        for log_path in paths:
+            try:
+                logs.append((os.path.basename(log_path), map_evidence(log_path)))
+            except OSError as exc:
+                log.debug("log %s unreadable: %s", log_path, exc)
+        result = replay(mapped, logs)
+    finally:
+        for _, data in logs:
+            if not isinstance(data, bytes):
+                data.close()
+    hive_name = os.path.basename(path)
+    if result.problem:
+        name, offset, reason = result.problem
+        problems.add(offset, reason, source + name[len(hive_name):])
+    if result.image is None:
+        return mapped, result.why, ""
+    log.info("%s: %s", source, result.note())
+    return result.image, "", result.note()
 
 
 def _why(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 SIGNATURE = b"regf"
 BASE = 4096  # the base block; cell offsets count from its end
-_HEAD = struct.Struct("<4sIIqIIIIIII")  # the base block's fields up to the clustering factor
+HEAD = struct.Struct("<4sIIqIIIIIII")  # the base block's fields up to the clustering factor
 _BIN = struct.Struct("<4sII")  # a hive bin header's signature, offset and size
 _CHECKSUM_AT = 508
 _KEY_HIVE_ENTRY = 0x0004
@@ -26,45 +26,49 @@ class Problems:
     """A file's problems, reported as one warning (the first, and how many more)."""
 
     def __init__(self) -> None:
-        self.found: list[tuple[int, str]] = []
+        self.found: list[tuple[int, str, str]] = []
 
-    def add(self, offset: int, reason: str) -> None:
-        log.debug("hive problem at %#x: %s", offset, reason)
-        self.found.append((offset, reason))
+    def add(self, offset: int, reason: str, source: str = "") -> None:
+        """A problem at `offset` of the hive, or of `source` (a transaction log) when given."""
+        log.debug("hive problem at %s %#x: %s", source, offset, reason)
+        self.found.append((offset, reason, source))
 
     def warn(self, stats: ReadStats) -> None:
         if not self.found:
             return
-        offset, reason = self.found[0]
+        offset, reason, source = self.found[0]
         n = len(self.found) - 1
         more = f" ({n} more problem{'s' if n > 1 else ''})" if n else ""
         kept = "the values that could be read were kept" if stats.records else "nothing was read"
-        stats.warnings.append(f"{stats.source} at offset {offset:#x}: {reason}{more}; {kept}")
+        stats.warnings.append(f"{source or stats.source} at offset {offset:#x}: {reason}{more}; "
+                              f"{kept}")
 
-def check(view: Any, problems: Problems) -> bytes | None:
+def check(view: Any, problems: Problems, not_replayed: str = "") -> bytes | None:
     """The base block to read the hive with (rebuilt when damaged), after checking it and the
-    hive bins; None when nothing can be read."""
+    hive bins; None when nothing can be read. `not_replayed`: why a dirty hive's logs (found
+    beside it) were not replayed (hive_log.py)."""
     size = len(view)
     if size < BASE + _BIN.size:
         problems.add(size, f"the file ends at {size:#x}, before the first hive bin: "
                            "not enough of a hive to read")
         return None
     head = bytes(view[:BASE])
-    (sig, seq1, seq2, _, _, minor, _, _, root, length, _) = _HEAD.unpack_from(head)
+    (sig, seq1, seq2, _, _, minor, _, _, root, length, _) = HEAD.unpack_from(head)
     ok = sig == SIGNATURE
     if not ok:
         problems.add(0, f"no regf signature ({sig!r}): base block damaged, rebuilt from the "
                         "first hive bin")
     else:
         stored = struct.unpack_from("<I", head, _CHECKSUM_AT)[0]
-        want = _xor32(head)
+        want = xor32(head)
         if stored != want:
             problems.add(_CHECKSUM_AT, f"base block checksum {stored:#010x} does not match its "
                                        f"contents ({want:#010x}); read as is")
         if seq1 != seq2:
+            why = f" ({not_replayed})" if not_replayed else ""
             problems.add(4, f"dirty hive (sequence numbers {seq1} and {seq2} differ): its "
-                            "transaction logs (.LOG1/.LOG2) were not replayed, changes not yet "
-                            "written to the file are missing")
+                            f"transaction logs (.LOG1/.LOG2) were not replayed{why}, changes not "
+                            "yet written to the file are missing")
     if not ok or length == 0 or length % 4096:
         length = (size - BASE) // 4096 * 4096
     _check_bins(view, size, length, problems)
@@ -76,11 +80,12 @@ def check(view: Any, problems: Problems) -> bytes | None:
         return None
     if ok:
         problems.add(0x24, f"root cell offset {root:#x} is not a key node; using {found:#x}")
-    return _HEAD.pack(SIGNATURE, 1, 1, 0, 1, minor if ok else 5, 0, 1, found, length, 1) + \
-        bytes(BASE - _HEAD.size)
+    return HEAD.pack(SIGNATURE, 1, 1, 0, 1, minor if ok else 5, 0, 1, found, length, 1) + \
+        bytes(BASE - HEAD.size)
 
 
-def _xor32(head: bytes) -> int:
+def xor32(head: bytes | bytearray | memoryview) -> int:
+    """The base block checksum: XOR of the first 508 bytes as 32-bit words."""
     value = 0
     for (word,) in struct.iter_unpack("<I", head[:_CHECKSUM_AT]):
         value ^= word

@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
 from hpforensics.evtx.hive import is_hive, is_hive_path
+from hpforensics.evtx.hive_log import LOG_SUFFIXES
 from hpforensics.evtx.registry import ARTIFACT, is_results_file
 from hpforensics.outpaths import safe_join
 
@@ -178,4 +179,23 @@ def local_path(item: InputItem) -> Iterator[str]:
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise InputError(item.source, f"cannot extract from the archive ({exc})") from None
         os.chmod(target, 0o400)
+        if item.kind == "registry":
+            _extract_logs(zf, item, str(target))
         yield str(target)
+
+
+def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str) -> None:
+    """A hive's transaction logs (member + .LOG1/.LOG2/.LOG, any case) copied beside its
+    temporary copy, under the same suffixes, so hive_log.py finds them there."""
+    want = {item.member.lower() + s for s in LOG_SUFFIXES}
+    for name in zf.namelist():
+        if name.lower() not in want:
+            continue
+        dest = target + name[len(item.member):]
+        try:
+            with zf.open(name) as src, open(dest, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            log.debug("%s!%s not extracted: %s", item.path, name, exc)  # read as not there
+            continue
+        os.chmod(dest, 0o400)

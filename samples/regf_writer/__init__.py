@@ -6,6 +6,8 @@
              [Value.dword("AllowRebootlessUpdates", 1)])
     open("SOFTWARE", "wb").write(write_hive(root, file_name=..., time=when).data)
 """
-from .writer import Key, Value, Written, filetime, log_file, write_hive
+from .writer import (Key, LogEntry, Value, Written, filetime, log_entry, log_file, old_log_file,
+                     write_hive)
 
-__all__ = ["Key", "Value", "Written", "filetime", "log_file", "write_hive"]
+__all__ = ["Key", "LogEntry", "Value", "Written", "filetime", "log_entry", "log_file",
+           "old_log_file", "write_hive"]

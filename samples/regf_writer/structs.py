@@ -16,12 +16,17 @@ CELL_ALIGN = 8
 NO_CELL = 0xFFFFFFFF  # an absent list / class name
 
 # Base block, first 512 bytes: Signature "regf", primary and secondary sequence numbers, last
-# written FILETIME, major, minor, file type (0 primary, 6 new-format log), file format (1),
-# root cell offset, hive bins data size, clustering factor, file name (64 bytes UTF-16LE),
-# reserved up to the XOR-32 checksum at 508.
+# written FILETIME, major, minor, file type (0 primary, 1 old-format log, 6 new-format log),
+# file format (1), root cell offset, hive bins data size, clustering factor, file name (64 bytes
+# UTF-16LE), reserved up to the XOR-32 checksum at 508.
 BASE_BLOCK = struct.Struct("<4sIIqIIIIIII64s")
 CHECKSUM_AT = 508
-FILE_TYPE_PRIMARY, FILE_TYPE_LOG = 0, 6
+FILE_TYPE_PRIMARY, FILE_TYPE_OLD_LOG, FILE_TYPE_LOG = 0, 1, 6
+
+# New-format log entry header, 40 bytes: "HvLE", size (512 multiple), flags (base block flag bit
+# 0), sequence number, hive bins data size, dirty pages count, hash-1, hash-2 (Marvin32); then
+# (offset, size) per dirty page, then the pages ("Format of transaction log files", new format).
+LOG_ENTRY = struct.Struct("<4sIIIIIQQ")
 
 # Hive bin header, 32 bytes: "hbin", offset (from the hive bins data), size, reserved (8),
 # timestamp (first bin only), spare.

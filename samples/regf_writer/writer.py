@@ -245,12 +245,67 @@ def _render(lay: _Layout, offsets: dict, bins: list[tuple[int, int]], root: Key,
                    [(base + start, size) for start, size in bins], root)
 
 
-def log_file(file_name: str, time: dt.datetime, sequence: int) -> bytes:
-    """A new-format transaction log (.LOG1/.LOG2) holding no log entries: the base block only,
-    file type 6 (what a hive whose changes were all flushed leaves beside it)."""
+@dataclass
+class LogEntry:
+    """One new-format log entry (HvLE): the hive bins data size after it and the dirty pages
+    (offset from the hive bins data, bytes) it writes; its sequence number comes from its place."""
+
+    bins_size: int
+    pages: list[tuple[int, bytes]]
+    sequence: int | None = None  # None: the log's next number (set one to write a stale entry)
+    flags: int = 0
+
+
+def log_entry(sequence: int, entry: LogEntry) -> bytes:
+    """An HvLE log entry: header, page references, pages, padded to 512 bytes; hash-1 is the
+    Marvin32 of everything after the header, hash-2 of the first 32 bytes (seed 0x82EF4D887A4E55C5,
+    hpforensics.evtx.marvin32, itself checked against published vectors)."""
+    from hpforensics.evtx.marvin32 import marvin32
+
+    body = b"".join(struct.pack("<II", off, len(page)) for off, page in entry.pages)
+    body += b"".join(page for _, page in entry.pages)
+    size = -(-(S.LOG_ENTRY.size + len(body)) // 512) * 512
+    body = body.ljust(size - S.LOG_ENTRY.size, b"\0")
+    head = S.LOG_ENTRY.pack(b"HvLE", size, entry.flags, sequence, entry.bins_size,
+                            len(entry.pages), marvin32(body), 0)
+    return head[:32] + struct.pack("<Q", marvin32(head[:32])) + body
+
+
+def _log_head(file_name: str, time: dt.datetime, sequence: int, kind: int, root: int,
+              bins_size: int) -> bytes:
     head = bytearray(S.BASE_BLOCK_SIZE)
-    S.BASE_BLOCK.pack_into(head, 0, b"regf", sequence, sequence, filetime(time), 1, 5,
-                           S.FILE_TYPE_LOG, 1, 0x20, 0, 1,
+    S.BASE_BLOCK.pack_into(head, 0, b"regf", sequence, sequence, filetime(time), 1, 5, kind, 1,
+                           root, bins_size, 1,
                            file_name[-31:].encode("utf-16-le").ljust(64, b"\0"))
     struct.pack_into("<I", head, S.CHECKSUM_AT, S.xor32(bytes(head)))
     return bytes(head)
+
+
+def log_file(file_name: str, time: dt.datetime, sequence: int, entries: tuple[LogEntry, ...] = (),
+             *, root: int = 0x20, bins_size: int = 0) -> bytes:
+    """A new-format transaction log (.LOG1/.LOG2), file type 6: the first sector of the base
+    block (its sequence numbers = the first entry's), then `entries` numbered on from
+    `sequence`; none: the base block only (what a hive whose changes were all flushed leaves
+    beside it, 4096 bytes)."""
+    head = _log_head(file_name, time, sequence, S.FILE_TYPE_LOG, root, bins_size)
+    if not entries:
+        return head
+    out = head[:512]
+    for n, entry in enumerate(entries):
+        out += log_entry(sequence + n if entry.sequence is None else entry.sequence, entry)
+    return out
+
+
+def old_log_file(file_name: str, time: dt.datetime, sequence: int, bins_size: int,
+                 pages: list[tuple[int, bytes]], *, root: int = 0x20) -> bytes:
+    """An old-format transaction log (Windows XP-8), file type 1: the base block's first sector,
+    the dirty vector ('DIRT', one bit per 512-byte page of the hive bins data, padded to a
+    sector), then the dirty pages (offset, 512 bytes each) in bit order."""
+    bitmap = bytearray(bins_size // 512 // 8)
+    for offset, page in pages:
+        assert offset % 512 == 0 and len(page) == 512
+        bitmap[offset // 512 // 8] |= 1 << (offset // 512 % 8)
+    vector = b"DIRT" + bytes(bitmap)
+    vector = vector.ljust(-(-len(vector) // 512) * 512, b"\0")
+    return (_log_head(file_name, time, sequence, S.FILE_TYPE_OLD_LOG, root, bins_size)[:512]
+            + vector + b"".join(page for _, page in sorted(pages)))
