@@ -4,7 +4,7 @@ Python renderers it replaced (`py_lines`, still the reference for rows it hands 
 by side on the same rows, then whole `hpforensics timeline --jobs 1` runs with each.
 
 Rows: every relevant event of the sample fleet (samples/evtx) and of the real logs in
-../shared/data/evtx, as pipeline._rendered sees them; each rendering is timed as _rendered
+../shared/data/evtx, as reading._rendered sees them; each rendering is timed as _rendered
 calls it (the events joined into one text, the timeline as one line per event), best of
 REPEAT. Whole runs: CPU seconds of the CLI process, best of HPF_BENCH_REPEAT (default 3), on
 samples/evtx and on a corpus of copies of it of about HPF_BENCH_MB megabytes (default 100;
@@ -28,7 +28,7 @@ from timeline import build_corpus  # noqa: E402
 
 from hpforensics.evtx import rows as R  # noqa: E402
 from hpforensics.evtx.ingest import discover  # noqa: E402
-from hpforensics.evtx.pipeline import read_item  # noqa: E402
+from hpforensics.evtx.reading import read_item  # noqa: E402
 
 SHARED = Path(os.environ.get("HPF_SHARED_DATA", REPO.parent / "shared" / "data")) / "evtx"
 FLEET = REPO / "samples" / "evtx"

@@ -106,11 +106,11 @@ def test_real_windows10_log_is_not_judged_for_hotpatching(shared_data: Path,
 def test_timeline_sorted_through_spilled_runs(monkeypatch, tmp_path: Path) -> None:
     """Large inputs leave sorted runs on disk and the parent merges them: same output."""
     import hpforensics.evtx.outputs as outputs
-    import hpforensics.evtx.pipeline as pipeline
+    import hpforensics.evtx.reading as reading
 
     opts = TimelineOptions(hash_inputs=False, jobs=2)
     run_timeline([FLEET], tmp_path / "plain", opts, html=False)
-    monkeypatch.setattr(pipeline, "_RUN_ROWS", 10)
+    monkeypatch.setattr(reading, "_RUN_ROWS", 10)
     monkeypatch.setattr(outputs.SpillSorter, "MAX_OPEN", 3)
     run_timeline([FLEET], tmp_path / "spilled", opts, html=False)
     plain = (tmp_path / "plain" / "timeline.csv").read_text().splitlines()

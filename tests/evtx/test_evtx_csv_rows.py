@@ -64,11 +64,11 @@ def test_workers_rotating_piece_files_give_the_same_files(tmp_path, monkeypatch)
     every input, the outputs are still those of one process."""
     from pathlib import Path
 
-    from hpforensics.evtx import pipeline
+    from hpforensics.evtx import reading
     from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
 
     fleet = Path(__file__).resolve().parents[2] / "samples" / "evtx" / "HP-WS-001"
-    monkeypatch.setattr(pipeline, "_PIECE_LIMIT", 0)  # forked workers inherit it
+    monkeypatch.setattr(reading, "_PIECE_LIMIT", 0)  # forked workers inherit it
     for jobs in (1, 2):
         run_timeline([fleet], tmp_path / f"j{jobs}", TimelineOptions(hash_inputs=False, jobs=jobs),
                      html=False)

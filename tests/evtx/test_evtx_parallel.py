@@ -5,7 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hpforensics.evtx import pipeline
+from hpforensics.evtx import reading
 from hpforensics.evtx.ingest import discover
 from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
 
@@ -16,7 +16,7 @@ def test_parent_share_is_an_equal_part_of_the_bytes(shared_data: Path) -> None:
     items = discover([FLEET, shared_data / "evtx"])
     sizes = [os.path.getsize(i.path) for i in items]
     for workers in (1, 2, 3):
-        mine = pipeline._parent_share(items, workers)
+        mine = reading._parent_share(items, workers)
         own = sum(s for i, s in enumerate(sizes) if i in mine)
         # within one input of an equal share among workers + 1 readers
         assert abs(own - sum(sizes) / (workers + 1)) <= max(sizes), workers
@@ -40,7 +40,7 @@ def test_parent_reads_ahead_and_leaves_no_piece_open(tmp_path: Path, shared_data
         out = tmp_path / f"j{jobs}"
         result = run_timeline([logs], out, TimelineOptions(hash_inputs=False, jobs=jobs),
                               html=False)
-        assert not pipeline._PIECE, "the parent kept a piece file open"
+        assert not reading._PIECE, "the parent kept a piece file open"
         outs[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
         assert result.events > 1500
     assert outs[1].keys() == outs[2].keys() == outs[3].keys()
@@ -51,7 +51,7 @@ def test_parent_reads_ahead_and_leaves_no_piece_open(tmp_path: Path, shared_data
 def test_read_ahead_cap_waits_for_the_worker(tmp_path: Path, monkeypatch) -> None:
     """With no read-ahead allowed the parent waits for each worker result in turn, and the
     run still gives one process's outputs."""
-    monkeypatch.setattr(pipeline, "_READ_AHEAD_EVENTS", 0)
+    monkeypatch.setattr(reading, "_READ_AHEAD_EVENTS", 0)
     for jobs in (1, 2):
         run_timeline([FLEET / "HP-WS-001", FLEET / "HP-WS-003"], tmp_path / f"j{jobs}",
                      TimelineOptions(hash_inputs=False, jobs=jobs), html=False)

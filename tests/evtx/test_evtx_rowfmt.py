@@ -15,7 +15,8 @@ import pytest
 from hpforensics.evtx import rows as R
 from hpforensics.evtx.ingest import discover
 from hpforensics.evtx.outputs import CsvRows, JsonRows, json_line, render_csv, safe_cells_at
-from hpforensics.evtx.pipeline import TimelineOptions, read_item, run_timeline
+from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+from hpforensics.evtx.reading import read_item
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
 RENDERERS = {"event csv": R.EVENT_CSV, "event json": R.EVENT_JSON,
