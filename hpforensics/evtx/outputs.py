@@ -66,17 +66,6 @@ def json_line(columns: Sequence[str], values: Sequence[Any]) -> str:
                         option=orjson.OPT_APPEND_NEWLINE).decode()
 
 
-def json_lines(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """"".join(json_line(columns, v) for v in rows).
-
-    Each line is decoded as soon as it is dumped: keeping orjson's bytes objects alive in a
-    list until one join costs ~10x more (each is allocated large and shrunk in place, so
-    malloc hands out fresh memory for every line instead of reusing the last one)."""
-    dumps, opt = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    return "".join([dumps(dict(zip(columns, v)), default=str, option=opt).decode()
-                    for v in rows])
-
-
 def _quoted(text: str) -> str:
     # csv.writer's QUOTE_MINIMAL with "\n" line ends: a comma, a quote or a newline
     if '"' in text or "," in text or "\n" in text:
@@ -165,7 +154,9 @@ class JsonRows:
     `lines(rows)` / `text(rows)` run in C (`hpforensics._rowfmt`) for rows of str, int, bool
     and None (what orjson writes for those, byte for byte); every other row is written by
     `line`, the Python renderer: a generated dict literal (about twice as fast to build as
-    dict(zip(...))) dumped by orjson and decoded at once (see json_lines)."""
+    dict(zip(...))) dumped by orjson and decoded at once: keeping orjson's bytes objects alive
+    in a list until one join costs ~10x more (each is allocated large and shrunk in place, so
+    malloc hands out fresh memory for every line instead of reusing the last one)."""
 
     def __init__(self, columns: Sequence[str]) -> None:
         body = ", ".join(f"{c!r}: r[{i}]" for i, c in enumerate(columns))
@@ -226,12 +217,6 @@ class RowSink:
         self._writer.writerow(safe_cells(values))
         self._jsonl_fh.write(json_line(self.columns, values))
         self.count += 1
-
-    def write_cells(self, cells: Iterable[list[Any]], jsonl_text: str, rows: int) -> None:
-        """Rows already made safe (safe_cells) and their JSON lines."""
-        self._writer.writerows(cells)
-        self._jsonl_fh.write(jsonl_text)
-        self.count += rows
 
     def write_lines(self, lines: Iterable[tuple[str, str]], batch: int = 8192) -> None:
         """(csv line, json line) pairs, written in batches (two writes per batch, not per row)."""
