@@ -314,10 +314,6 @@ class SpillSorter:
         self._rows.sort(key=_first)
         return heapq.merge(iter(self._rows), *map(_read_run, self._runs), key=_first)
 
-    def cleanup(self) -> None:
-        for p in self._runs:
-            p.unlink(missing_ok=True)
-
 
 def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:
     """Rows sorted by their first item, in a new file of work_dir: marshalled batches of

@@ -76,10 +76,6 @@ assert TIMELINE_COLUMNS[:5] == ["message", "datetime", "timestamp_desc", "timest
 assert TIMELINE_COLUMNS[11] == "record_id"
 
 
-def event_row(ev: Event) -> dict[str, Any]:
-    return {f: getattr(ev, f) for f in EVENT_COLUMNS}
-
-
 def event_tuple(ev: Event) -> tuple[Any, ...]:
     """The event's fields in order: Event(*event_tuple(ev)) == ev."""
     return _EVENT_FIELDS(ev)
@@ -105,10 +101,6 @@ def _iso(stamp: dt.datetime | None) -> str:
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
         stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second,
         stamp.microsecond)
-
-
-def timeline_row(ev: Event) -> dict[str, Any]:
-    return dict(zip(TIMELINE_COLUMNS, timeline_values(ev, _iso(ev.time))))
 
 
 def timeline_values(ev: Event, iso: str) -> list[Any]:
