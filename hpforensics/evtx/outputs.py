@@ -97,40 +97,18 @@ def _plain_cell(value: Any) -> str:
     return _quoted(repr(value) if type(value) is float else str(value))
 
 
-class _CellCache(dict):
-    """str (or None) -> cell text, for a column whose values repeat (device, channel,
-    provider, source, titles): a dict hit instead of the csv module copying every character.
-    Only str and None are stored, so True, 1 and 1.0 (equal as keys) never share a cell."""
-
-    def __init__(self, render: Any) -> None:
-        super().__init__()
-        self.render = render
-
-    def __missing__(self, value: Any) -> str:
-        cell = self.render(value)
-        if value is None or type(value) is str:
-            if len(self) >= 65_536:  # bounded
-                self.clear()
-            self[value] = cell
-        return cell
-
-
 class CsvRows:
     """Rows of plain values -> CSV lines: the very text of
     render_csv(safe_cells_at(list(row), text) for row in rows). `text`: the positions guarded
-    against formulas; `varying`: positions whose values rarely repeat (times, record ids,
-    numbers, free text), rendered without a cache.
+    against formulas.
 
     `lines(rows)` / `text(rows)` run in C (`hpforensics._rowfmt`, ~10x faster) for rows of
     str, int and None whose guarded cells the guard leaves alone; every other row is written by
     `line`, the Python renderer, which defines the text (`py_lines` is it for many rows)."""
 
-    def __init__(self, width: int, text: Iterable[int], varying: Iterable[int] = ()) -> None:
-        text, varying = set(text), set(varying)
-        self._cells = [
-            (_guarded_cell if i in text else _plain_cell) if i in varying
-            else _CellCache(_guarded_cell if i in text else _plain_cell).__getitem__
-            for i in range(width)]
+    def __init__(self, width: int, text: Iterable[int]) -> None:
+        text = set(text)
+        self._cells = [_guarded_cell if i in text else _plain_cell for i in range(width)]
         # The row unrolled into one f-string (generated, as dataclasses and namedtuple make
         # their methods): no per-cell loop and join, ~25 % faster on 16-20 columns.
         names = {f"c{i}": cell for i, cell in enumerate(self._cells)}

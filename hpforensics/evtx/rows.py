@@ -27,12 +27,9 @@ EVENT_TEXT = [i for i, c in enumerate(EVENT_COLUMNS) if c in (
     "package_state", "detail", "reboot_required")]
 TIMELINE_TEXT = [i for i, c in enumerate(TIMELINE_COLUMNS) if c in (
     "message", "device", "provider", "channel", "error_code", "source", "detail")]
-# CSV renderers of those rows (outputs.CsvRows); the varying positions are not cached.
-EVENT_CSV = CsvRows(len(EVENT_COLUMNS), EVENT_TEXT, [i for i, c in enumerate(EVENT_COLUMNS) if c in (
-    "time", "event_id", "record_id", "revision", "reboot_required", "detail")])
-TIMELINE_CSV = CsvRows(len(TIMELINE_COLUMNS), TIMELINE_TEXT, [
-    i for i, c in enumerate(TIMELINE_COLUMNS) if c in (
-        "message", "datetime", "timestamp", "event_id", "record_id", "detail")])
+# CSV renderers of those rows (outputs.CsvRows)
+EVENT_CSV = CsvRows(len(EVENT_COLUMNS), EVENT_TEXT)
+TIMELINE_CSV = CsvRows(len(TIMELINE_COLUMNS), TIMELINE_TEXT)
 EVENT_JSON, TIMELINE_JSON = JsonRows(EVENT_COLUMNS), JsonRows(TIMELINE_COLUMNS)
 DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
                   "os_build", "hotpatch_enrolment", "updates_installed", "update_failures",

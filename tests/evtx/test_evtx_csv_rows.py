@@ -15,12 +15,10 @@ def test_csv_rows_equal_the_csv_module_on_tricky_cells() -> None:
     width = 6
     rows = [list(c) for c in itertools.islice(itertools.product(TRICKY, repeat=2), 0, None, 7)]
     rows = [(r * 3)[:width] for r in rows]
-    for text, varying in (((), ()), (range(width), ()), ((0, 2, 4), (1, 2)),
-                          ((1, 3), range(width))):
-        renderer = CsvRows(width, text, varying)
-        for _ in range(2):  # second pass: every cell from the caches
-            got = "".join(renderer.lines(rows))
-            assert got == render_csv(safe_cells_at(list(r), sorted(text)) for r in rows)
+    for text in ((), range(width), (0, 2, 4), (1, 3)):
+        renderer = CsvRows(width, text)
+        got = "".join(renderer.lines(rows))
+        assert got == render_csv(safe_cells_at(list(r), sorted(text)) for r in rows)
 
 
 def test_event_and_timeline_renderers_cover_their_tables() -> None:
