@@ -271,14 +271,15 @@ def table_loop(chunk: bytes) -> int | None:
     return None
 
 
-def read_python_evtx(path: str, stats: ReadStats, *,
-                     relevant_only: bool = True) -> Iterator[RawRecord]:
-    """Records through python-evtx; records it cannot reach are counted and reported."""
+def read_python_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
+                     hash_input: bool = False) -> Iterator[RawRecord]:
+    """Records through python-evtx; records it cannot reach are counted and reported.
+    `hash_input`: fill stats.sha256 from the integrity scan's read of the file."""
     import xml.etree.ElementTree as ET  # only this reader renders XML
 
     import Evtx.Evtx as pyevtx
 
-    scan = check_chunks(path, stats)
+    scan = check_chunks(path, stats, hash_input=hash_input)
     if scan.header_problem.startswith("not an EVTX"):
         return
     stats.expected_records = scan.records_in_intact_chunks

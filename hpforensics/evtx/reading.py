@@ -70,8 +70,8 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
     try:
         with local_path(item) as path:
             stats.size = os.path.getsize(path)
-            # the Rust path hashes the file on its integrity scan's read (no second pass)
-            scan_hashes = item.kind == "evtx" and parser == "evtx"
+            # both EVTX readers hash the file on their integrity scan's read (no second pass)
+            scan_hashes = item.kind == "evtx"
             if hash_inputs and not scan_hashes:
                 stats.sha256 = describe_input(path).sha256
             for raw in _records(item.kind, path, stats, parser, hash_inputs):
@@ -137,7 +137,7 @@ def _records(kind: str, path: str, stats: ReadStats, parser: str,
     if kind == "evtx":
         if parser == "evtx":
             return read_evtx(path, stats, hash_input=hash_input)
-        return read_python_evtx(path, stats)
+        return read_python_evtx(path, stats, hash_input=hash_input)
     from hpforensics.evtx import exports  # imported when an export is read, not at start-up
 
     if kind == "xml":
