@@ -14,7 +14,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Union
 
-from hpforensics.evtx.select import RecordPick, apply_patches
 
 try:  # every byte of every log is CRC-checked: zlib-ng folds with PCLMUL, ~5x zlib's speed
     from zlib_ng.zlib_ng import crc32
@@ -41,6 +40,7 @@ _CHUNK_CRC = struct.Struct("<I")
 # Record header: magic b"**\0\0", size (the size is repeated at the record's end), record id,
 # FILETIME.
 _RECORD_HEAD = struct.Struct("<4sI")
+RECORD_SIZE = struct.Struct("<I")  # at +4, repeated in the record's last four bytes
 RECORD_MAGIC = b"**\x00\x00"
 
 
@@ -73,6 +73,23 @@ class ChunkScan:
     @property
     def damaged(self) -> bool:
         return bool(self.problems or self.header_problem)
+
+
+@dataclass(frozen=True)
+class RecordPick:
+    """What the selector made of one intact chunk."""
+
+    records: int  # records the parser would walk in the whole chunk
+    parsed: int  # records the parser will still read (the kept ones, plus the first one)
+    patches: tuple[tuple[int, int], ...]  # (record offset, size the parser is to see)
+
+
+def apply_patches(chunk: bytearray, patches: tuple[tuple[int, int], ...]) -> None:
+    """Write the patched size fields of a chunk's records: the size in the record header and
+    its copy in the record's last four bytes."""
+    for start, size in patches:
+        RECORD_SIZE.pack_into(chunk, start + 4, size)
+        RECORD_SIZE.pack_into(chunk, start + size - 4, size)
 
 
 Wanted = Callable[[bytearray], Union[bool, RecordPick]]

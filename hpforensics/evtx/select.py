@@ -11,23 +11,10 @@ changed: `SelectedChunks` applies these size patches to the bytes it hands the p
 """
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
 from typing import Mapping
 
 from hpforensics import _evtxscan
-
-CHUNK_HEADER_SIZE = 0x200
-_SIZE = struct.Struct("<I")
-
-
-@dataclass(frozen=True)
-class RecordPick:
-    """What the selector made of one intact chunk."""
-
-    records: int  # records the parser would walk in the whole chunk
-    parsed: int  # records the parser will still read (the kept ones, plus the first one)
-    patches: tuple[tuple[int, int], ...]  # (record offset, size the parser is to see)
+from hpforensics.evtx.chunks import CHUNK_HEADER_SIZE, RECORD_SIZE, RecordPick
 
 
 class RecordSelector:
@@ -59,14 +46,6 @@ def pick(chunk: bytes | bytearray, records: int, end: int, kept: tuple[int, ...]
     patches = []
     for i, start in enumerate(starts):
         stop = starts[i + 1] if i + 1 < len(starts) else end
-        if _SIZE.unpack_from(chunk, start + 4)[0] != stop - start:
+        if RECORD_SIZE.unpack_from(chunk, start + 4)[0] != stop - start:
             patches.append((start, stop - start))
     return RecordPick(records, len(starts), tuple(patches))
-
-
-def apply_patches(chunk: bytearray, patches: tuple[tuple[int, int], ...]) -> None:
-    """Write the patched size fields of a chunk's records: the size in the record header and
-    its copy in the record's last four bytes."""
-    for start, size in patches:
-        _SIZE.pack_into(chunk, start + 4, size)
-        _SIZE.pack_into(chunk, start + size - 4, size)
