@@ -5,10 +5,9 @@ same as the plain per-device folders, single-process and on the cluster."""
 from __future__ import annotations
 
 import csv
-import json
+import importlib.util
 import re
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,11 @@ from hpforensics.fleet.timeline import partitions, run_fleet_timeline
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "contrib" / "velociraptor" / "Windows.Hotpatch.Collect.yaml"
 SAMPLE_FLEET = REPO / "samples" / "evtx"
+# the collection zips are built by the sample builder (one copy of Velociraptor's layout)
+_spec = importlib.util.spec_from_file_location("build_velociraptor",
+                                               REPO / "samples" / "build_velociraptor.py")
+VR = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(VR)  # type: ignore[union-attr]
 LOGS = ["System.evtx", "Setup.evtx", "Microsoft-Windows-WindowsUpdateClient%4Operational.evtx",
         "Microsoft-Windows-WaaSMedic%4Operational.evtx"]
 # VQL plugins and functions the artifact may call: all are Velociraptor built-ins.
@@ -81,47 +85,21 @@ def test_artifact_gathers_what_the_ingester_needs(artifact):
     assert params["MemoryManagementKey"].endswith(r"Session Manager\Memory Management")
 
 
-def _escape(component: str) -> str:
-    """Velociraptor's path component escaping in collection zips (C: -> C%3A, % -> %25)."""
-    return re.sub(r"[^A-Za-z0-9 ._\-]", lambda m: "".join(f"%{b:02X}" for b in m.group().encode()),
-                  component)
-
-
-def velociraptor_collection(device: Path, out: Path) -> Path:
-    """An offline-collector zip of one device, laid out as Velociraptor writes it."""
-    name = f"Collection-{device.name}-2026-05-20T10_00_00Z.zip"
-    zpath = out / name
-    logs = device / "C" / "Windows" / "System32" / "winevt" / "Logs"
-    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
-        uploads = []
-        for log in LOGS:
-            member = "/".join(["uploads", "auto", _escape("C:"), "Windows", "System32", "winevt",
-                               "Logs", _escape(log)])
-            zf.write(logs / log, member)
-            uploads.append({"Type": "auto", "Components": ["C:", "Windows", "System32",
-                                                           "winevt", "Logs", log]})
-        zf.writestr("uploads.json", "\n".join(json.dumps(u) for u in uploads) + "\n")
-        rows = [{"Path": r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\PolicyManager\current\device"
-                         r"\Update", "Name": "AllowRebootlessUpdates", "IsDir": False,
-                 "Type": "REG_DWORD", "Value": 1, "Mtime": "2025-02-01T07:18:00Z"},
-                {"Path": r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\Session Manager"
-                         r"\Memory Management", "Name": "HotPatchTableSize", "IsDir": False,
-                 "Type": "REG_DWORD", "Value": 4096, "Mtime": "2025-02-01T07:18:00Z"}]
-        zf.writestr(_escape_results("Enrolment"), "".join(json.dumps(r) + "\n" for r in rows))
-        zf.writestr("log.json", json.dumps({"_ts": 1779271200, "level": "DEFAULT",
-                                            "message": "Starting collection"}) + "\n")
-    return zpath
-
-
-def _escape_results(source: str) -> str:
-    return "results/" + _escape(f"Windows.Hotpatch.Collect/{source}") + ".json"
+# What each collection's Enrolment source returns (two registry events per device).
+ENROLMENT_ROWS = [
+    {"Path": r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\PolicyManager\current\device\Update",
+     "Name": "AllowRebootlessUpdates", "IsDir": False, "Type": "REG_DWORD", "Value": 1,
+     "Mtime": "2025-02-01T07:18:00Z"},
+    {"Path": r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\Session Manager"
+             r"\Memory Management", "Name": "HotPatchTableSize", "IsDir": False,
+     "Type": "REG_DWORD", "Value": 4096, "Mtime": "2025-02-01T07:18:00Z"}]
 
 
 @pytest.fixture(scope="module")
 def collections(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("velociraptor")
     for name in ("HP-WS-001", "HP-WS-004", "HP-WS-006"):
-        velociraptor_collection(SAMPLE_FLEET / name, out)
+        VR.build(out, SAMPLE_FLEET / name, logs=LOGS, rows=ENROLMENT_ROWS)
     return out
 
 
