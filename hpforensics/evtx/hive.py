@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from hpforensics.evtx.hive_file import BASE, SIGNATURE, Problems, Reader, check
 from hpforensics.evtx.hive_log import is_dirty, logs_beside, replay
 from hpforensics.evtx.records import RawRecord, ReadStats
-from hpforensics.evtx.registry import record
+from hpforensics.evtx.registry import HOTPATCH_KEY, enrolment_values, record
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,11 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
     update = _open(root, UPDATE, problems)
     if update is not None:
         where = "HKLM\\SOFTWARE\\" + "\\".join(UPDATE)
-        yield from _values(hive, update, where, {"allowrebootlessupdates"}, problems)
+        yield from _values(hive, update, where, enrolment_values(where), problems)
         dynamic = _open(update, DYNAMIC, problems)
         if dynamic is not None:
             for offset, key in _subkeys(hive, dynamic, "\\".join((where, *DYNAMIC)), problems):
-                if key.name.lower().startswith("hotpatch."):
+                if key.name.lower().startswith(HOTPATCH_KEY):
                     path = "\\".join((where, *DYNAMIC, key.name))
                     yield record(BASE + offset, _time(key), path, "", "key", "")
                     yield from _values(hive, key, path, None, problems)
@@ -142,7 +142,7 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
         memory = _open(root, (control_set, *MEMORY), problems)
         if memory is not None:
             where = "HKLM\\SYSTEM\\CurrentControlSet\\" + "\\".join(MEMORY)
-            yield from _values(hive, memory, where, {"hotpatchtablesize"}, problems,
+            yield from _values(hive, memory, where, enrolment_values(where), problems,
                                note=f" [{control_set} = Select\\{chosen_by}]")
 
 
@@ -214,8 +214,8 @@ def _subkeys(hive: Any, key: Any, where: str, problems: Problems) -> Iterator[tu
                 problems.add(BASE + entry, f"a subkey of {where} unreadable ({_why(exc)})")
 
 
-def _values(hive: Any, key: Any, path: str, names: set[str] | None, problems: Problems,
-            note: str = "") -> Iterator[RawRecord]:
+def _values(hive: Any, key: Any, path: str, names: frozenset[str] | None,
+            problems: Problems, note: str = "") -> Iterator[RawRecord]:
     """The key's values (those named in `names`, lower case; all for None) as records."""
     from dissect.regf.c_regf import c_regf
     from dissect.regf.regf import KeyValue

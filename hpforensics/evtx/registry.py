@@ -265,6 +265,30 @@ def _reg_data(text: str) -> tuple[str, str]:
 # -- what a record says ------------------------------------------------------------------------
 
 ENROLLED, NOT_ENROLLED = "enrolled", "not-enrolled"
+HOTPATCH_KEY = "hotpatch."  # a key under ...\\DynamicInstalled named Hotpatch.<arch>
+
+
+def _rebootless(number: int | None) -> str | None:
+    return {1: ENROLLED, 0: NOT_ENROLLED}.get(number)  # type: ignore[arg-type]
+
+
+def _table_size(number: int | None) -> str | None:
+    return ENROLLED if number is not None and number > 0 else None
+
+
+# The values that say something about enrolment (lower case): the key each counts in (the end
+# of its path: a PolicyManager export has look-alikes elsewhere) and what its number says.
+# hive.py reads just these from a hive.
+ENROLMENT_VALUES = {
+    "allowrebootlessupdates": ("\\update", _rebootless),
+    "hotpatchtablesize": ("\\memory management", _table_size),
+}
+
+
+def enrolment_values(key_path: str) -> frozenset[str]:
+    """The names (lower case) of the ENROLMENT_VALUES that count in the key at `key_path`."""
+    path = key_path.lower()
+    return frozenset(name for name, (key, _) in ENROLMENT_VALUES.items() if path.endswith(key))
 
 
 def enrolment(data: dict[str, str]) -> str | None:
@@ -277,15 +301,12 @@ def enrolment(data: dict[str, str]) -> str | None:
     path = data.get("path", "").lower()
     if not name:
         parent, _, last = path.rpartition("\\")
-        return ENROLLED if last.startswith("hotpatch.") and parent.endswith(
+        return ENROLLED if last.startswith(HOTPATCH_KEY) and parent.endswith(
             "\\dynamicinstalled") else None
-    # the values count only in their own keys (a PolicyManager export has look-alikes)
-    if name == "allowrebootlessupdates" and path.endswith("\\update"):
-        return {1: ENROLLED, 0: NOT_ENROLLED}.get(_int(data.get("value", "")))  # type: ignore
-    if name == "hotpatchtablesize" and path.endswith("\\memory management"):
-        number = _int(data.get("value", ""))
-        return ENROLLED if number is not None and number > 0 else None
-    return None
+    key, says = ENROLMENT_VALUES.get(name, ("", None))
+    if says is None or not path.endswith(key):
+        return None
+    return says(_int(data.get("value", "")))
 
 
 def _int(text: str) -> int | None:
