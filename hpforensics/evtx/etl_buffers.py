@@ -17,8 +17,10 @@ starts.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import BinaryIO, Callable, Iterator
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,7 @@ class Layout:
         if offset + HEADER_SIZE > self.file_size:
             return None
         self.fh.seek(offset)
-        (size, saved, _cur, _ref, _ts, _seq, _clock, _cpu, _logger, state, used, flags,
-         kind) = _HEADER.unpack(self.fh.read(_HEADER.size))
-        return BufferHeader(offset, size, saved, used, state, flags, kind)
+        return _parse(self.fh.read(_HEADER.size), 0, offset)
 
     def problem(self, h: BufferHeader) -> str:
         """Why a buffer header cannot be trusted ('' when it can). A file cut inside the
@@ -132,21 +132,56 @@ class Layout:
         if self.compression == 0 or self._plausible(nxt):
             return nxt if nxt + HEADER_SIZE <= self.file_size else None
         # compressed buffers vary in size and need not be aligned: look for the next header
-        # within a few buffers' length, byte by byte
+        # within a few buffers' length, at the places the size fields allow (a regex does
+        # the byte-by-byte part), then check each as any header is checked
         start = h.offset + 1
         self.fh.seek(start)
         window = self.fh.read(min(self.file_size - start, 4 * self.nominal + HEADER_SIZE))
-        for pos in range(len(window) - HEADER_SIZE + 1):
-            size, saved = struct.unpack_from("<II", window, pos)
-            flags, kind = struct.unpack_from("<HH", window, pos + 0x34)
-            if (HEADER_SIZE <= saved <= self.nominal and kind <= _MAX_BUFFER_TYPE
-                    and HEADER_SIZE < size <= 2 * self.nominal and self._plausible(start + pos)):
+        for match in _candidates(self.nominal).finditer(window):
+            pos = match.start()
+            c = _parse(window, pos, start + pos)
+            # problem() bounds BufferSize; SavedOffset is bounded here too because an
+            # uncompressed header may fall back to Offset for its bytes in use
+            if (HEADER_SIZE <= c.saved <= self.nominal and c.kind <= _MAX_BUFFER_TYPE
+                    and not self.problem(c)):
                 return start + pos
         return None
 
     def _plausible(self, offset: int) -> bool:
         h = self.header(offset)
         return h is not None and h.kind <= _MAX_BUFFER_TYPE and not self.problem(h)
+
+
+def _parse(data: bytes, pos: int, offset: int) -> BufferHeader:
+    (size, saved, _cur, _ref, _ts, _seq, _clock, _cpu, _logger, state, used, flags,
+     kind) = _HEADER.unpack_from(data, pos)
+    return BufferHeader(offset, size, saved, used, state, flags, kind)
+
+
+@lru_cache(maxsize=8)
+def _candidates(nominal: int) -> re.Pattern[bytes]:
+    """Where a header may start, as the checks in resume() allow: BufferSize in
+    (HEADER_SIZE, 2 * nominal], SavedOffset in [HEADER_SIZE, nominal], BufferType at most
+    _MAX_BUFFER_TYPE, the whole header inside the window. Bounds only on whole bytes, so
+    every place the checks accept matches (and a few more, which the checks then refuse)."""
+    # BufferType first: in compressed (high-entropy) bytes it rules out nearly every place
+    return re.compile(b"(?=.{54}[\\x00-\\x%02x]\\x00.{16})(?=%s%s)" % (
+        _MAX_BUFFER_TYPE, _uint32_in(HEADER_SIZE + 1, 2 * nominal),
+        _uint32_in(HEADER_SIZE, nominal)), re.DOTALL)
+
+
+def _uint32_in(low: int, limit: int) -> bytes:
+    """A regex for a little-endian uint32 at least `low` (< 0x100) and at most about `limit`
+    (its two high bytes bounded): the low byte >= low, or any higher byte not zero."""
+    hi = limit >> 16
+    if hi < 0x100:
+        high, above = b"[\\x00-\\x%02x]\\x00" % hi, b"[\\x01-\\x%02x]\\x00" % hi
+    else:
+        high = b".[\\x00-\\x%02x]" % (hi >> 8)
+        above = b"(?:[\\x01-\\xff][\\x00-\\x%02x]|.[\\x01-\\x%02x])" % (hi >> 8, hi >> 8)
+    if not hi:
+        return b"(?:[\\x%02x-\\xff].|.[\\x01-\\xff])%s" % (low, high)
+    return b"(?:[\\x%02x-\\xff].%s|.[\\x01-\\xff]%s|..%s)" % (low, high, high, above)
 
 
 def buffers(layout: Layout, warn: Callable[[int, str], None]) -> Iterator[Buffer]:
