@@ -23,25 +23,36 @@ _KEY_HIVE_ENTRY = 0x0004
 
 
 class Problems:
-    """A file's problems, reported as one warning (the first, and how many more)."""
+    """A file's problems, reported as one warning (the first, and how many more): a hive's by
+    offset, a text file's (registry.py) by line. `more` words the count ({n}, plural {s});
+    `kept` the end of the warning ('' for what a hive kept: its values, or nothing)."""
 
-    def __init__(self) -> None:
-        self.found: list[tuple[int, str, str]] = []
+    def __init__(self, more: str = "{n} more problem{s}", kept: str = "") -> None:
+        self.more, self.kept = more, kept
+        self.found: list[tuple[str, str, str]] = []
 
     def add(self, offset: int, reason: str, source: str = "") -> None:
         """A problem at `offset` of the hive, or of `source` (a transaction log) when given."""
-        log.debug("hive problem at %s %#x: %s", source, offset, reason)
-        self.found.append((offset, reason, source))
+        self._add(f" at offset {offset:#x}", reason, source)
+
+    def at_line(self, line: int, reason: str) -> None:
+        """A problem on line `line` of the file."""
+        self._add(f": line {line}", reason, "")
+
+    def _add(self, where: str, reason: str, source: str) -> None:
+        log.debug("problem in %s%s: %s", source, where, reason)
+        self.found.append((where, reason, source))
 
     def warn(self, stats: ReadStats) -> None:
         if not self.found:
             return
-        offset, reason, source = self.found[0]
+        where, reason, source = self.found[0]
         n = len(self.found) - 1
-        more = f" ({n} more problem{'s' if n > 1 else ''})" if n else ""
-        kept = "the values that could be read were kept" if stats.records else "nothing was read"
-        stats.warnings.append(f"{source or stats.source} at offset {offset:#x}: {reason}{more}; "
-                              f"{kept}")
+        more = f" ({self.more.format(n=n, s='s' if n > 1 else '')})" if n else ""
+        kept = self.kept or ("the values that could be read were kept" if stats.records
+                             else "nothing was read")
+        stats.warnings.append(f"{source or stats.source}{where}: {reason}{more}; {kept}")
+
 
 def check(view: Any, problems: Problems, not_replayed: str = "") -> bytes | None:
     """The base block to read the hive with (rebuilt when damaged), after checking it and the

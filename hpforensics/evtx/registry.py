@@ -24,6 +24,7 @@ import os
 import re
 from typing import Any, Iterator
 
+from hpforensics.evtx.hive_file import Problems
 from hpforensics.evtx.records import RawRecord, ReadStats, parse_time, text_value
 
 log = logging.getLogger(__name__)
@@ -67,23 +68,9 @@ def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     return _read_results(path, stats)
 
 
-class _Bad:
+def _bad_lines() -> Problems:
     """The first bad line of a file and how many followed (one warning per file)."""
-
-    def __init__(self) -> None:
-        self.first = ""
-        self.more = 0
-
-    def add(self, line: int, reason: str) -> None:
-        if self.first:
-            self.more += 1
-        else:
-            self.first = f"line {line}: {reason}"
-
-    def warn(self, stats: ReadStats) -> None:
-        if self.first:
-            more = f" ({self.more} more bad lines)" if self.more else ""
-            stats.warnings.append(f"{stats.source}: {self.first}{more}; the other rows were kept")
+    return Problems(more="{n} more bad lines", kept="the other rows were kept")
 
 
 # -- Velociraptor result rows (JSON Lines) ------------------------------------------------------
@@ -91,7 +78,7 @@ class _Bad:
 def _read_results(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     from hpforensics.evidence import open_evidence
 
-    bad = _Bad()
+    bad = _bad_lines()
     with open_evidence(path) as raw:
         for n, line in enumerate(raw, 1):
             line = line.strip()
@@ -100,10 +87,10 @@ def _read_results(path: str, stats: ReadStats) -> Iterator[RawRecord]:
             try:
                 row = json.loads(line.decode("utf-8-sig"))
             except (UnicodeDecodeError, ValueError) as exc:
-                bad.add(n, f"not a JSON row ({exc})")
+                bad.at_line(n, f"not a JSON row ({exc})")
                 continue
             if not isinstance(row, dict) or not isinstance(row.get("Path"), str):
-                bad.add(n, "not a registry row (no Path)")
+                bad.at_line(n, "not a registry row (no Path)")
                 continue
             for rec in _row_records(row, n):
                 stats.records += 1
@@ -176,7 +163,7 @@ def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
     from hpforensics.evidence import open_evidence
 
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
-    bad = _Bad()
+    bad = _bad_lines()
     key = ""
     with open_evidence(path) as raw:
         try:
@@ -187,7 +174,7 @@ def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
             return
     for n, line in _logical_lines(text):
         if n == 1 and not line.startswith(("Windows Registry Editor", "REGEDIT4")):
-            bad.add(n, "not a registry export (no 'Windows Registry Editor' line)")
+            bad.at_line(n, "not a registry export (no 'Windows Registry Editor' line)")
         if n == 1 or not line or line.startswith(";"):
             continue  # the editor's version line, blanks, comments
         m = _KEY.match(line)
@@ -199,13 +186,13 @@ def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
             continue
         m = _VALUE.match(line)
         if not m or not key:
-            bad.add(n, "not a key or value line" if key or not m else "value outside a key")
+            bad.at_line(n, "not a key or value line" if key or not m else "value outside a key")
             continue
         name = "" if m.group(1) == "@" else _unescape(m.group(1)[1:-1])
         try:
             kind, value = _reg_data(m.group(2).strip())
         except ValueError as exc:
-            bad.add(n, str(exc))
+            bad.at_line(n, str(exc))
             continue
         if kind:  # "name"=- deletes the value
             stats.records += 1
