@@ -90,7 +90,7 @@ class Layout:
         """Why a buffer header cannot be trusted ('' when it can). A file cut inside the
         buffer is not a header problem: its complete records are still read."""
         if h.compressed:
-            if self.decompress is None or not self.compression:
+            if self.decompress is None:
                 return "is compressed in a trace that does not say how"
             if not HEADER_SIZE < h.size <= 2 * self.nominal:
                 return f"has a bad header: stored size {h.size:#x} of a compressed buffer"
@@ -116,7 +116,6 @@ class Layout:
         stored = self.fh.read(h.size - HEADER_SIZE)
         if len(stored) < h.size - HEADER_SIZE:  # a cut stream cannot be decompressed
             return Buffer(index, h, b"", h.offset + HEADER_SIZE + len(stored))
-        assert self.decompress is not None
         try:
             data = self.decompress(stored, h.saved - HEADER_SIZE)
         except Exception as exc:  # noqa: BLE001 - damaged compressed data, any failure
@@ -241,9 +240,8 @@ def _nominal(fh: BinaryIO, file_size: int, first: int, logged: int) -> int:
 def _decompressor(fmt: int) -> Callable[[bytes, int], bytes] | None:
     """LZNT1 only: its 4 KiB chunks let the output be bounded by the size the header states.
     The Xpress formats (3, 4) have no such bound in dissect.util's decompressors (a crafted
-    match length can ask for gigabytes), so a trace in them is reported, not read."""
-    if fmt == 0:
-        return lambda b, _limit: b
+    match length can ask for gigabytes), so a trace in them is reported, not read. None for
+    an uncompressed trace too: problem() refuses its compressed buffers."""
     return _lznt1 if fmt == _LZNT1 else None
 
 
