@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from hpforensics.evtx.records import ReadStats
@@ -18,8 +19,32 @@ SIGNATURE = b"regf"
 BASE = 4096  # the base block; cell offsets count from its end
 HEAD = struct.Struct("<4sIIqIIIIIII")  # the base block's fields up to the clustering factor
 _BIN = struct.Struct("<4sII")  # a hive bin header's signature, offset and size
-_CHECKSUM_AT = 508
+CHECKSUM_AT = 508  # the base block's XOR-32 checksum, of the bytes before it
 _KEY_HIVE_ENTRY = 0x0004
+
+
+@dataclass(frozen=True)
+class BaseBlock:
+    """A base block's fields (HEAD: signature, sequence numbers, ...) and its checksum as stored
+    and as its bytes give it; a primary file's and a transaction log's alike."""
+
+    fields: tuple[Any, ...]
+    stored: int
+    computed: int
+
+    @property
+    def signed(self) -> bool:
+        return self.fields[0] == SIGNATURE
+
+    @property
+    def checksum_ok(self) -> bool:
+        return self.stored == self.computed
+
+
+def base_block(data: Any) -> BaseBlock:
+    """The base block at the start of `data` (at least CHECKSUM_AT + 4 bytes)."""
+    return BaseBlock(HEAD.unpack_from(data), struct.unpack_from("<I", data, CHECKSUM_AT)[0],
+                     xor32(data[:CHECKSUM_AT]))
 
 
 class Problems:
@@ -64,17 +89,16 @@ def check(view: Any, problems: Problems, not_replayed: str = "") -> bytes | None
                            "not enough of a hive to read")
         return None
     head = bytes(view[:BASE])
-    (sig, seq1, seq2, _, _, minor, _, _, root, length, _) = HEAD.unpack_from(head)
-    ok = sig == SIGNATURE
+    block = base_block(head)
+    (sig, seq1, seq2, _, _, minor, _, _, root, length, _) = block.fields
+    ok = block.signed
     if not ok:
         problems.add(0, f"no regf signature ({sig!r}): base block damaged, rebuilt from the "
                         "first hive bin")
     else:
-        stored = struct.unpack_from("<I", head, _CHECKSUM_AT)[0]
-        want = xor32(head)
-        if stored != want:
-            problems.add(_CHECKSUM_AT, f"base block checksum {stored:#010x} does not match its "
-                                       f"contents ({want:#010x}); read as is")
+        if not block.checksum_ok:
+            problems.add(CHECKSUM_AT, f"base block checksum {block.stored:#010x} does not match "
+                                      f"its contents ({block.computed:#010x}); read as is")
         if seq1 != seq2:
             why = f" ({not_replayed})" if not_replayed else ""
             problems.add(4, f"dirty hive (sequence numbers {seq1} and {seq2} differ): its "
@@ -98,7 +122,7 @@ def check(view: Any, problems: Problems, not_replayed: str = "") -> bytes | None
 def xor32(head: bytes | bytearray | memoryview) -> int:
     """The base block checksum: XOR of the first 508 bytes as 32-bit words."""
     value = 0
-    for (word,) in struct.iter_unpack("<I", head[:_CHECKSUM_AT]):
+    for (word,) in struct.iter_unpack("<I", head[:CHECKSUM_AT]):
         value ^= word
     return {0: 1, 0xFFFFFFFF: 0xFFFFFFFE}.get(value, value)  # as Windows stores it
 

@@ -31,7 +31,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from hpforensics.evtx.hive_file import BASE, HEAD, xor32
+from hpforensics.evtx.hive_file import BASE, CHECKSUM_AT, HEAD, base_block, xor32
 from hpforensics.evtx.marvin32 import marvin32
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ LOG_HEAD = 512  # a log's copy of the base block (first sector)
 LOG_SUFFIXES = (".log1", ".log2", ".log")
 _ENTRY = struct.Struct("<4sIIIIIQQ")  # HvLE, size, flags, sequence, bins size, pages, hash-1, -2
 _REF = struct.Struct("<II")  # a dirty page's offset (from the hive bins data) and size
-_CHECKSUM_AT, _FLAGS_AT = 508, 144
+_FLAGS_AT = 144
 FILE_TYPE_NEW_LOG, OLD_LOG_TYPES = 6, (1, 2)
 
 
@@ -68,9 +68,8 @@ def is_dirty(primary: Any) -> bool:
     """A valid base block whose sequence numbers differ (what replay applies to)."""
     if len(primary) < BASE:
         return False
-    sig, seq1, seq2 = HEAD.unpack_from(primary)[:3]
-    stored = struct.unpack_from("<I", primary, _CHECKSUM_AT)[0]
-    return sig == b"regf" and seq1 != seq2 and stored == xor32(primary[:_CHECKSUM_AT])
+    block = base_block(primary)
+    return block.signed and block.fields[1] != block.fields[2] and block.checksum_ok
 
 
 def logs_beside(path: str) -> list[str]:
@@ -142,10 +141,11 @@ def _log_state(data: Any) -> tuple[str, int] | str:
     cannot be used."""
     if len(data) < LOG_HEAD:
         return "empty" if not len(data) else f"{len(data)} bytes, shorter than a base block"
-    sig, seq1, seq2, written, _, _, kind = HEAD.unpack_from(data)[:7]
-    if sig != b"regf":
+    block = base_block(data)
+    _, seq1, seq2, written, _, _, kind = block.fields[:7]
+    if not block.signed:
         return "not a transaction log (no regf signature)"
-    if struct.unpack_from("<I", data, _CHECKSUM_AT)[0] != xor32(data[:_CHECKSUM_AT]):
+    if not block.checksum_ok:
         return "its base block checksum is wrong"
     if kind != FILE_TYPE_NEW_LOG and kind not in OLD_LOG_TYPES:
         return f"file type {kind} is not a transaction log"
@@ -216,7 +216,7 @@ def _clean(image: bytearray, head: tuple[int, int, int], root: int) -> None:
     struct.pack_into("<I", image, 40, bins)
     old = struct.unpack_from("<I", image, _FLAGS_AT)[0]
     struct.pack_into("<I", image, _FLAGS_AT, (old & ~1) | (flags & 1))
-    struct.pack_into("<I", image, _CHECKSUM_AT, xor32(image[:_CHECKSUM_AT]))
+    struct.pack_into("<I", image, CHECKSUM_AT, xor32(image[:CHECKSUM_AT]))
 
 
 def _replay_old(primary: Any, logs: list[tuple[int, str, Any]], states: list[str]) -> Replay:
