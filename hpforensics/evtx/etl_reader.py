@@ -31,12 +31,11 @@ from hpforensics.evtx.etw_schema import WELL_KNOWN_CHANNELS, decode, provider
 from hpforensics.evtx.etw_tracelogging import (EXT_PROV_TRAITS, EXT_SCHEMA_TL, decode_event,
                                                parse_schema, provider_name)
 from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
-from hpforensics.evtx.records import RawRecord, ReadStats
+from hpforensics.evtx.records import RawRecord, ReadStats, filetime_datetime
 
 log = logging.getLogger(__name__)
 
 _MARKER_END = 0xFFFFFFFF  # filler after the last record of a buffer
-_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 _DAY = 864_000_000_000  # FILETIME units
 # The Setup log renders the servicing stack's events with other names than the ETW template
 # (as bundled with dissect.etl) gives their fields: renamed so both read the same way.
@@ -188,7 +187,7 @@ class _Walk:
 
 def _time(filetime: int) -> dt.datetime | None:
     try:
-        return _EPOCH + dt.timedelta(microseconds=filetime // 10)
+        return filetime_datetime(filetime)
     except OverflowError:  # a damaged timestamp: no time rather than a wrong one
         return None
 

@@ -12,7 +12,6 @@ with the field list their own schema gives (etw_tracelogging.py), hence the Coun
 """
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import logging
 import struct
@@ -22,10 +21,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from hpforensics.evtx.records import filetime_datetime
+
 log = logging.getLogger(__name__)
 
 _NS = "{http://schemas.microsoft.com/win/2004/08/events}"
-_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 # Channel ids every manifest shares (winmeta.xml): the admin logs an .evtx would hold.
 WELL_KNOWN_CHANNELS = {8: "System", 9: "Application", 10: "Security"}
 
@@ -185,7 +185,7 @@ def _render(spec: FieldSpec, value: object) -> str:
         return "{" + str(uuid.UUID(bytes_le=bytes(value))).upper() + "}"  # type: ignore[arg-type]
     if t == "FILETIME":
         try:
-            stamp = _EPOCH + dt.timedelta(microseconds=int(value) // 10)  # type: ignore
+            stamp = filetime_datetime(int(value))  # type: ignore[call-overload]
         except OverflowError:  # past year 9999: not a time, show the number
             return f"0x{value:x}"
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}{int(value) % 10}Z"

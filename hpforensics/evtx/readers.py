@@ -21,8 +21,8 @@ import orjson
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.chunks import (CHUNK_SIZE, FILE_HEADER_SIZE, ChunkScan, SelectedChunks,
                                      Wanted, scan_chunks)
-from hpforensics.evtx.records import (RawRecord, ReadStats, flatten_json_data, parse_time,
-                                      raw_from_xml, text_value)
+from hpforensics.evtx.records import (RawRecord, ReadStats, filetime_datetime, flatten_json_data,
+                                      parse_time, raw_from_xml, text_value)
 from hpforensics.evtx.select import RecordSelector
 
 log = logging.getLogger(__name__)
@@ -246,12 +246,7 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
 
 def _filetime(value: int) -> dt.datetime | None:
     """FILETIME (100 ns since 1601) to an aware datetime, truncated to microseconds."""
-    if not value:
-        return None
-    return _EPOCH_1601 + dt.timedelta(microseconds=value // 10)
-
-
-_EPOCH_1601 = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+    return filetime_datetime(value) if value else None
 
 
 def table_loop(chunk: bytes) -> int | None:

@@ -17,6 +17,14 @@ if TYPE_CHECKING:  # only named in annotations: the XML readers import it themse
 
 _STRING_LIST = re.compile(r"<string>(.*?)</string>", re.DOTALL)
 
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def filetime_datetime(value: int) -> dt.datetime:
+    """FILETIME (100 ns since 1601, UTC) to an aware datetime, truncated to microseconds;
+    OverflowError past year 9999 (each caller says what a damaged time becomes)."""
+    return _FILETIME_EPOCH + dt.timedelta(microseconds=value // 10)
+
 
 @dataclass(slots=True)
 class RawRecord:
