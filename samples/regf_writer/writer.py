@@ -14,14 +14,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
+# samples/ is on the path (regf_writer is imported from there): one FILETIME conversion
+from evtx_writer.values import to_filetime as filetime
+
 from . import structs as S
-
-_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def filetime(when: dt.datetime) -> int:
-    delta = when - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
 
 
 @dataclass
@@ -232,13 +228,10 @@ def _render(lay: _Layout, offsets: dict, bins: list[tuple[int, int]], root: Key,
         end, last = ends[start], filled.get(start, start + S.HBIN.size)
         if end > last:
             data[last:last + 4] = struct.pack("<i", end - last)
-    name = file_name[-31:].encode("utf-16-le").ljust(64, b"\0")
-    head = bytearray(S.BASE_BLOCK_SIZE)
-    S.BASE_BLOCK.pack_into(head, 0, b"regf", sequence[0], sequence[1], filetime(time), 1, minor,
-                           S.FILE_TYPE_PRIMARY, 1, offsets[("nk", "")], total, 1, name)
-    struct.pack_into("<I", head, S.CHECKSUM_AT, S.xor32(bytes(head)))
+    head = _base_block(file_name, time, sequence, minor, S.FILE_TYPE_PRIMARY,
+                       offsets[("nk", "")], total)
     base = S.BASE_BLOCK_SIZE
-    return Written(bytes(head) + bytes(data),
+    return Written(head + bytes(data),
                    {path: base + offsets[("nk", path)] for path, _ in keys},
                    {(path, v.name): base + offsets[("vk", path, v.name)]
                     for path, key in keys for v in key.values},
@@ -271,11 +264,13 @@ def log_entry(sequence: int, entry: LogEntry) -> bytes:
     return head[:32] + struct.pack("<Q", marvin32(head[:32])) + body
 
 
-def _log_head(file_name: str, time: dt.datetime, sequence: int, kind: int, root: int,
-              bins_size: int) -> bytes:
+def _base_block(file_name: str, time: dt.datetime, sequence: tuple[int, int], minor: int,
+                kind: int, root: int, bins_size: int) -> bytes:
+    """A base block (a primary file's, or a log's copy of it): the last 31 characters of the
+    file name, the XOR-32 checksum."""
     head = bytearray(S.BASE_BLOCK_SIZE)
-    S.BASE_BLOCK.pack_into(head, 0, b"regf", sequence, sequence, filetime(time), 1, 5, kind, 1,
-                           root, bins_size, 1,
+    S.BASE_BLOCK.pack_into(head, 0, b"regf", sequence[0], sequence[1], filetime(time), 1, minor,
+                           kind, 1, root, bins_size, 1,
                            file_name[-31:].encode("utf-16-le").ljust(64, b"\0"))
     struct.pack_into("<I", head, S.CHECKSUM_AT, S.xor32(bytes(head)))
     return bytes(head)
@@ -287,7 +282,8 @@ def log_file(file_name: str, time: dt.datetime, sequence: int, entries: tuple[Lo
     block (its sequence numbers = the first entry's), then `entries` numbered on from
     `sequence`; none: the base block only (what a hive whose changes were all flushed leaves
     beside it, 4096 bytes)."""
-    head = _log_head(file_name, time, sequence, S.FILE_TYPE_LOG, root, bins_size)
+    head = _base_block(file_name, time, (sequence, sequence), 5, S.FILE_TYPE_LOG, root,
+                       bins_size)
     if not entries:
         return head
     out = head[:512]
@@ -307,5 +303,6 @@ def old_log_file(file_name: str, time: dt.datetime, sequence: int, bins_size: in
         bitmap[offset // 512 // 8] |= 1 << (offset // 512 % 8)
     vector = b"DIRT" + bytes(bitmap)
     vector = vector.ljust(-(-len(vector) // 512) * 512, b"\0")
-    return (_log_head(file_name, time, sequence, S.FILE_TYPE_OLD_LOG, root, bins_size)[:512]
+    return (_base_block(file_name, time, (sequence, sequence), 5, S.FILE_TYPE_OLD_LOG, root,
+                        bins_size)[:512]
             + vector + b"".join(page for _, page in sorted(pages)))
