@@ -171,17 +171,26 @@ def local_path(item: InputItem) -> Iterator[str]:
         yield item.path
         return
     with zipfile.ZipFile(item.path) as zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
+        member = PurePosixPath(item.member.replace("\\", "/"))
         # the member name is evidence: one safe component inside the scratch folder
-        target = safe_join(tmp, PurePosixPath(item.member.replace("\\", "/")).name)
+        target = safe_join(tmp, member.name)
         try:
-            with zf.open(item.member) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            _copy_member(zf, item.member, str(target))
+        except _MEMBER_ERRORS as exc:
             raise InputError(item.source, f"cannot extract from the archive ({exc})") from None
-        os.chmod(target, 0o400)
-        if item.kind == "registry":
+        if item.kind == "registry" and is_hive_path(member.parts):  # not a .reg or result set
             _extract_logs(zf, item, str(target))
         yield str(target)
+
+
+_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError)
+
+
+def _copy_member(zf: zipfile.ZipFile, name: str, dest: str) -> None:
+    """Copy one member to `dest`, read-only (the copy stands for the evidence)."""
+    with zf.open(name) as src, open(dest, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.chmod(dest, 0o400)
 
 
 def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str) -> None:
@@ -191,11 +200,7 @@ def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str) -> None:
     for name in zf.namelist():
         if name.lower() not in want:
             continue
-        dest = target + name[len(item.member):]
         try:
-            with zf.open(name) as src, open(dest, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            _copy_member(zf, name, target + name[len(item.member):])
+        except _MEMBER_ERRORS as exc:
             log.debug("%s!%s not extracted: %s", item.path, name, exc)  # read as not there
-            continue
-        os.chmod(dest, 0o400)
