@@ -117,7 +117,7 @@ class _Walk:
             self.number += 1
             self.stats.records += 1
             if isinstance(header, EventHeader):
-                rec = self._raw(header, bytes(data[pos:pos + size]))
+                rec = self._raw(header, data[pos:pos + size])
                 if rec is not None:
                     yield rec
             pos += (size + 7) & ~7
@@ -151,13 +151,16 @@ class _Walk:
         filetime = self.etl.get_filetime_for_event(stamp)
         return lf.start_time <= filetime <= max(lf.end_time, lf.start_time) + _DAY
 
-    def _raw(self, header, record: bytes) -> RawRecord | None:
+    def _raw(self, header, view: memoryview) -> RawRecord | None:
         h = header.header
         guid = uuid.UUID(bytes_le=bytes(h.ProviderId))  # a GUID: Data1..Data3 little-endian
         prov = provider(guid)
-        if self.relevant_only and not _MENTION.search(record) and not (
-                prov and _wanted(prov.name, h.Id)):
+        # the provider/ID test first, the scan of the bytes only for records it does not keep,
+        # the copy only for records kept
+        if self.relevant_only and not (prov and _wanted(prov.name, h.Id)) \
+                and not _MENTION.search(view):
             return None  # decoding it could not make it matter
+        record = bytes(view)
         filetime = self.etl.get_filetime_for_event(header.time_delta)
         rec = RawRecord(
             provider=(prov.name if prov and prov.name else f"{{{guid}}}"),
