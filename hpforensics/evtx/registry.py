@@ -54,12 +54,12 @@ def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     """The records of a result set, a `.reg` export or a hive; a bad line is one warning naming
     the first bad line (and how many more), the good lines are kept."""
     from hpforensics.evidence import open_evidence  # when a registry input is read
-    from hpforensics.evtx.hive import HIVE_NAMES, read_hive
+    from hpforensics.evtx.hive import HIVE_NAMES, is_hive, read_hive
 
     with open_evidence(path) as fh:
         head = fh.read(64)
     # a hive file (hive.py): by its signature, or by its name when the base block is damaged
-    if head.startswith(b"regf") or os.path.basename(path).lower() in HIVE_NAMES:
+    if is_hive(head) or os.path.basename(path).lower() in HIVE_NAMES:
         return read_hive(path, stats)
     text = head.lstrip(b"\xef\xbb\xbf")
     if (path.lower().endswith(".reg") or head.startswith((b"\xff\xfe", b"\xfe\xff"))
