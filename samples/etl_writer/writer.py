@@ -83,11 +83,13 @@ class EtlWriter:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.events: list[EtwEvent] = []
+        self._buffers: list[_Buffer] | None = None  # layout() until the next add()
 
     def add(self, event: EtwEvent) -> None:
         if self.events and event.time < self.events[-1].time:
             raise ValueError("events must be added in time order")
         self.events.append(event)
+        self._buffers = None
 
     def _header_record(self, buffers_written: int) -> bytes:
         s = self.session
@@ -109,7 +111,10 @@ class EtlWriter:
     def layout(self) -> list[_Buffer]:
         """Records into buffers: the first (header) buffer holds the logfile header alone, as
         a session writes it when it creates the file; a record that does not fit in the
-        current buffer starts the next one."""
+        current buffer starts the next one. Worked out once: to_bytes() and placements()
+        use it too."""
+        if self._buffers is not None:
+            return self._buffers
         s = self.session
         first = _Buffer()
         header = self._header_record(0)  # same size whatever the count
@@ -129,6 +134,7 @@ class EtlWriter:
             buf.first_time = buf.first_time or ev.time
             buf.last_time = ev.time
         first.records[0] = self._header_record(len(buffers))
+        self._buffers = buffers
         return buffers
 
     def placements(self) -> list[tuple[int, int, int]]:
