@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Optional, Sequence
 
+from hpforensics.classify.extension import ExtensionVerifier
 from hpforensics.classify.owners import AddressMap
 from hpforensics.classify.patches import PatchImage, collect_patches
 from hpforensics.classify.verdicts import Context, ModuleClassifier
@@ -22,6 +23,16 @@ log = logging.getLogger(__name__)
 
 KbLookup = Callable[[str], Optional[str]]  # patch image path -> "KB5052105" or None
 Progress = Callable[[MappedImage, int, int], None]  # (image, index, total)
+
+
+def _machine(space: AddressSpace, image: MappedImage) -> int:
+    """The image's Machine from its mapped header; AMD64 when unreadable."""
+    head = space.read_exact(image.base, 0x200)
+    if head and head[:2] == b"MZ":
+        lf = int.from_bytes(head[0x3C:0x40], "little")
+        if lf + 6 <= len(head) and head[lf : lf + 4] == b"PE\0\0":
+            return int.from_bytes(head[lf + 4 : lf + 6], "little")
+    return 0x8664
 
 
 def _context(space: AddressSpace, images: Sequence[MappedImage], patches: Sequence[PatchImage],
@@ -95,10 +106,15 @@ def verify_space(
             progress(m, i, len(todo))
         exp = expected.get(m.base)
         if exp is None:
+            # No reference for the image itself; its extension pages need none.
+            ext = ExtensionVerifier(ctx, m, m.timestamp, m.checksum, _machine(space, m), set()).run()
+            result.findings.extend(ext.findings)
             result.modules.append(ModuleSummary(
                 source=space.source, pid=space.pid, process=space.process, module=m.name,
                 module_path=m.path, module_base=m.base, size=m.size, reference="none",
-                status="no-reference"))
+                status="no-reference", extension_pages=ext.pages,
+                extension_unexplained=ext.unexplained_pages, hpat_stubs_used=ext.stubs_used,
+                hpat_stubs_free=ext.stubs_free, extension_content=ext.content))
             continue
         try:
             findings, summary = verify_image(space, m, exp, patches, context=ctx,

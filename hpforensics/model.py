@@ -17,6 +17,7 @@ class Verdict(str, enum.Enum):
     HOTPATCH = "hotpatch"  # redirect written by the hotpatch engine for a matching patch image
     UNEXPLAINED = "unexplained"  # anything else: the analyst's lead
     UNAVAILABLE = "unavailable"  # page not present in the source; never counted as modified
+    UNVERIFIED = "unverified"  # a loader-written slot whose value nothing could check
 
     def __str__(self) -> str:  # so f-strings and CSV show "hotpatch", not "Verdict.HOTPATCH"
         return self.value
@@ -69,6 +70,12 @@ class ModuleSummary:
     pages_unexplained: int = 0
     pages_unavailable: int = 0
     pages_skipped: int = 0  # not read: known shared with the on-disk section (live, Windows)
+    # Hotpatch extension pages mapped past SizeOfImage (24H2+): counted apart from the image.
+    extension_pages: int = 0  # pages of the mapping past SizeOfImage
+    extension_unexplained: int = 0  # of those, pages holding something no rule explains
+    hpat_stubs_used: int = 0  # HPAT stubs whose pointer leads into a patch image (or back)
+    hpat_stubs_free: int = 0  # HPAT stubs written but with an empty pointer slot
+    extension_content: str = ""  # what the pages held, e.g. "SCPCFGES page; HPAT 2 pages"
     status: str = "ok"  # ok / no-reference / error: <reason>
 
 

@@ -230,7 +230,7 @@ def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scen
     for name, seqs in (("hp1", ["hpbase_hp1.dll"]), ("hp2", ["hpbase_hp1.dll", "hpbase_hp2.dll"])):
         s = Scenario(name, "hpbase.dll with " + " then ".join(seqs) + " applied by the hotpatch engine")
         base = user_base(files)
-        hpat = Hpat(base, base.base + base_size(base))
+        hpat = user_hpat(base)
         s.modules, s.hpats = [base], [hpat]
         for p in seqs:
             m = user_module(files, p)
@@ -241,7 +241,7 @@ def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scen
     s = Scenario("attacked", "hp1 state plus an inline hook, a fake EB F9 redirect, a redirect into a "
                              "forged patch image and an IAT hook")
     base = user_base(files)
-    hpat = Hpat(base, base.base + base_size(base))
+    hpat = user_hpat(base)
     hp1 = user_module(files, "hpbase_hp1.dll")
     apply_patch(base, hp1, hpat, specs["hpbase_hp1.dll"])
     forged = user_module(files, "forged_hp.dll")
@@ -280,8 +280,19 @@ def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scen
 
 
 def base_size(ld: Loaded) -> int:
-    """The HPAT follows the image in its mapping, page aligned (inference: see docs)."""
+    """End of the image proper, page aligned: the extension pages start here."""
     return (len(ld.mem) + 0xFFF) & ~0xFFF
+
+
+# On 24H2 the first extension page of a user-mode image is the SCP CFG page (ynwarcs, "CFG in
+# Windows 11 24H2": MiGetImageExtensionBaseAddress = base + image size); the HPAT follows it
+# (inference from MiInitializeImageHotPatchContext: image size + a system-wide value). Kernel
+# images get no SCP page: their HPAT starts at the image end. See docs/hotpatch-format.md.
+SCP_PAGE = 0x1000
+
+
+def user_hpat(ld: Loaded) -> "Hpat":
+    return Hpat(ld, ld.base + base_size(ld) + SCP_PAGE)
 
 
 def build_files() -> tuple[dict[str, Built], dict[str, PatchSpec]]:

@@ -40,6 +40,7 @@ class Redirect:
     patch: PatchImage | None = None
     sequence: int | None = None
     unavailable: bool = False  # the chain leads into memory the source could not read
+    hpat_where: str = ""  # where the HPAT stub lies, as seen
 
 
 @lru_cache(maxsize=4)
@@ -170,6 +171,14 @@ def check_redirect(
         holder = amap.owner(target)
         if holder is not None and holder.base not in patch_bases:
             return bad(f"HPAT-like stub at {target:#x} lies inside {holder.name}, not in an HPAT")
+        # On 24H2 the HPAT is in the base image's own extension pages; a stub in another
+        # image's extension is not this image's HPAT.
+        ext = amap.extension_owner(target)
+        if ext is not None and ext.base != base:
+            return bad(f"HPAT stub at {target:#x} lies in the extension pages of {ext.name}, "
+                       "not of this image")
+        win.hpat_where = ("the image's extension pages" if ext is not None
+                          else "private memory after the image")
         slot = (target + HPAT_SLOT_DISTANCE) & MASK64
     else:
         if actual[f_off - 6 : f_off - 4] != b"\xff\x25":
@@ -203,5 +212,6 @@ def check_redirect(
     rivals = [p for p, b in patches_for(patches, timestamp, checksum)
               if (b.sequence_number or p.sequence) > win.sequence and p.function_entry(b, f_off) is not None]
     win.reason = (f"hotpatch redirect into {patch.image.name} (sequence {win.sequence})"
+                  + (f" through an HPAT stub in {win.hpat_where}" if win.hpat_where else "")
                   + (f"; a higher sequence patch {rivals[0].image.name} also names it" if rivals else ""))
     return win

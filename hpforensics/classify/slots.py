@@ -62,7 +62,9 @@ def check_slots(
             if g.kind in POINTER_VALUE and w == ps:
                 raw = _gather(A, s, w).copy()
                 values = raw.view("<u8" if ps == 8 else "<u4")[:, 0].astype(np.uint64)
-                owners = amap.owner_index(values)
+                # On 24H2 the loader points CFG slots at the SCP CFG functions in ntdll's
+                # extension page (ntdll base + SizeOfImage + 0x40 ...; docs/hotpatch-format.md).
+                owners = amap.owner_index(values, extensions=g.kind == MaskKind.CFG_POINTER)
                 if not others_known:
                     ok = np.ones(len(s), bool)
                 elif g.kind == MaskKind.DELAY_IAT:
@@ -70,7 +72,8 @@ def check_slots(
                 else:
                     ok = (owners >= 0) & (owners != self_index)
                 for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(), owners.tolist()):
-                    owner = amap.images[o].name if o >= 0 else amap.describe(v)
+                    owner = amap.describe(v) if o < 0 or not amap.images[o].contains(v) \
+                        else amap.images[o].name
                     out.append(SlotResult(g.kind, rva, w, good, v, owner, "" if good else dll_of(rva)))
             else:
                 out.extend(SlotResult(g.kind, rva, w, True) for rva in s.tolist())

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from hpforensics.classify.compare import compare
+from hpforensics.classify.extension import ExtensionResult, ExtensionVerifier
 from hpforensics.classify.owners import AddressMap
 from hpforensics.classify.patches import PatchImage
 from hpforensics.classify.patchwrites import PatchWrites
@@ -42,6 +43,7 @@ class Context:
     others_known: bool  # the space lists modules besides the one verified and its patches
     include_loader: bool = False
     by_identity: dict[tuple[int, int], MappedImage] = field(default_factory=dict)
+    scp: dict | None = None  # ntdll's SCPCFG* sections in this space, once looked up
 
 
 def _merge(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
@@ -82,6 +84,7 @@ class ModuleClassifier(PatchWrites):
         self.n_pages = (expected.size + PAGE_SIZE - 1) // PAGE_SIZE
         self.state = np.zeros(self.n_pages, np.int8)
         self.machine = expected.headers.machine
+        self.redirect_stubs: set[int] = set()  # HPAT stubs this module's redirects lead to
 
     # ------------------------------------------------------------------ findings
     def _mark(self, start: int, end: int, verdict: Verdict) -> None:
@@ -145,8 +148,11 @@ class ModuleClassifier(PatchWrites):
         self._ranges(_merge(diff.ranges, MERGE_GAP), holes)
         self._unmatched(present, holes)
         self._unavailable(scope & ~present)
+        ext = ExtensionVerifier(self.ctx, im, exp.timestamp, exp.checksum, self.machine,
+                                self.redirect_stubs).run()
+        self.findings.extend(ext.findings)
         return sorted(self.findings, key=lambda f: (f.address, f.size, f.verdict.value)), \
-            self._summary(scope, present)
+            self._summary(scope, present, ext)
 
     def _compare(self, present: np.ndarray):
         mask = self.exp.compare_mask
@@ -245,6 +251,8 @@ class ModuleClassifier(PatchWrites):
             if any(a < we and ws < b for a, b in windows + self.windows):
                 continue
             windows.append((ws, we))
+            if r.target is not None:
+                self.redirect_stubs.add(r.target)
             kw = dict(branch_target=r.target, function_rva=f_off,
                       extra={"chain_end": f"{r.function_target:#x}"} if r.function_target else {})
             if r.patch is not None:
@@ -315,7 +323,7 @@ class ModuleClassifier(PatchWrites):
                 module_base=im.base, address=im.base + start, rva=start, size=end - start,
                 verdict=Verdict.UNAVAILABLE, reason=self.absent_why.get(a, NOT_PRESENT)))
 
-    def _summary(self, scope: np.ndarray, present: np.ndarray) -> ModuleSummary:
+    def _summary(self, scope: np.ndarray, present: np.ndarray, ext: ExtensionResult) -> ModuleSummary:
         sp, im = self.ctx.space, self.image
         live = scope & present
         st = self.state
@@ -328,4 +336,7 @@ class ModuleClassifier(PatchWrites):
             pages_hotpatched=int((live & (st == 2)).sum()),
             pages_unexplained=int((live & (st == 3)).sum()),
             pages_unavailable=int((scope & ~present).sum()),
+            extension_pages=ext.pages, extension_unexplained=ext.unexplained_pages,
+            hpat_stubs_used=ext.stubs_used, hpat_stubs_free=ext.stubs_free,
+            extension_content=ext.content,
         )

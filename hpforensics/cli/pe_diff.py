@@ -19,6 +19,8 @@ FINDING_COLUMNS = ["address", "rva", "size", "verdict", "reason", "function_rva"
                    "target_owner", "patch_image", "sequence", "kb", "disassembly", "expected", "actual"]
 MODULE_COLUMNS = ["module", "module_base", "reference", "pages_total", "pages_verified",
                   "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unavailable", "status"]
+EXTENSION_COLUMNS = ["extension_pages", "extension_unexplained", "hpat_stubs_used",
+                     "hpat_stubs_free", "extension_content"]
 _NAME_BASE = re.compile(r"@(?:0x)?([0-9a-fA-F]+)\.bin$")
 
 
@@ -62,11 +64,14 @@ def run_diff(disk: Path, memory: Path, base: int, patches: list[str], regions: l
 
     expected = build_expected(disk, base)
     data = map_evidence(memory)
-    if len(data) != expected.size:
+    image_end = (expected.size + 0xFFF) & ~0xFFF
+    # A carved mapping may run past SizeOfImage in whole pages: 24H2's extension pages.
+    if len(data) != expected.size and (len(data) < image_end or len(data) % 0x1000):
         raise InputError(memory, f"memory image is {len(data):#x} bytes but {disk.name} has "
-                         f"SizeOfImage {expected.size:#x}", min(len(data), expected.size))
+                         f"SizeOfImage {expected.size:#x} (a mapping with extension pages runs "
+                         "past it in whole pages)", min(len(data), expected.size))
     me = MappedImage(base, expected.size, str(disk), disk.name, timestamp=expected.timestamp,
-                     checksum=expected.checksum)
+                     checksum=expected.checksum, mapped_size=len(data))
     images = [(me, bytes(data))]
     files = {base: str(disk)}
     for spec in patches:
@@ -132,7 +137,10 @@ def register_diff(pe_app: typer.Typer) -> None:
             buf = io.StringIO()
             from hpforensics.report import render
 
-            render(result.modules, "table", buf, columns=MODULE_COLUMNS, title="Module")
+            extended = any(m.extension_pages for m in result.modules)
+            render(result.modules, "table", buf, title="Module",
+                   columns=MODULE_COLUMNS[:-1] + EXTENSION_COLUMNS[:4] + ["status"] if extended
+                   else MODULE_COLUMNS)
             render(result.findings, "table", buf, columns=FINDING_COLUMNS[:12], title="Changes")
             if out is None:
                 typer.echo(buf.getvalue(), nl=False)

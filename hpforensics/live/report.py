@@ -19,7 +19,8 @@ FINDING_COLUMNS = ["pid", "process", "module", "address", "size", "verdict", "re
                    "disassembly", "branch_target", "target_owner", "patch_image"]
 MODULE_COLUMNS = ["pid", "process", "module", "module_base", "reference", "pages_total",
                   "pages_verified", "pages_skipped", "pages_hotpatched", "pages_unexplained",
-                  "pages_unavailable", "status"]
+                  "pages_unavailable",
+                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free", "extension_content", "status"]
 YARA_COLUMNS = ["pid", "process", "module", "address", "rule", "tags", "matched", "verdict"]
 PROCESS_COLUMNS = ["pid", "process", "status", "modules", "pages_total", "pages_read",
                    "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained"]

@@ -17,7 +17,8 @@ FINDING_COLUMNS = ["pid", "process", "module", "address", "rva", "size", "verdic
                    "branch_target", "target_owner", "patch_image", "sequence", "kb", "reason"]
 MODULE_COLUMNS = ["pid", "process", "module", "module_base", "size", "reference", "pages_total",
                   "pages_verified", "pages_loader", "pages_hotpatched", "pages_unexplained",
-                  "pages_unavailable", "status"]
+                  "pages_unavailable",
+                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free", "extension_content", "status"]
 IMAGE_COLUMNS = ["pid", "process", "base_module", "base_address", "patch_path",
                  "patch_address", "sequence", "functions_patched", "functions_total", "kb",
                  "loader_state", "peb_images_hotpatched", "status", "flagged"]

@@ -9,7 +9,7 @@ with a warning, never raised.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from hpforensics.sources.source import MappedImage
@@ -123,15 +123,19 @@ def process_images(proc, fast: "FastWalker | None" = None) -> list[MappedImage]:
     if loaded is None:
         loaded = list(loader_images(proc))
     listed = {i.base: i for i in loaded}
-    images = list(listed.values())
     vads = fast.vad_images(proc) if fast else None
     if vads is None:
         vads = list(vad_images(proc))
+    for start, size, _ in vads:
+        # The image VAD is the whole mapping: on 24H2 it runs past SizeOfImage (extension).
+        if start in listed:
+            listed[start] = replace(listed[start], mapped_size=size)
+    images = list(listed.values())
     for start, size, name in vads:
         if start in listed:
             continue
         images.append(MappedImage(start, size, name, _file_name(name) or f"{start:#x}",
-                                  in_loader_list=False))
+                                  in_loader_list=False, mapped_size=size))
     return sorted(images, key=lambda i: i.base)
 
 
@@ -176,8 +180,22 @@ def processes(context, kernel_name: str, pids: list[int] | None = None) -> Itera
             yield rec
             continue
         rec.images_hotpatched = images_hotpatched(proc)
-        rec.images = process_images(proc, fast)
+        rec.images = [_image_size_from_header(context, layer, m)
+                      for m in process_images(proc, fast)]
         yield rec
+
+
+def _image_size_from_header(context, layer: str, image: MappedImage) -> MappedImage:
+    """An image only the VAD tree lists has the VAD's size; its SizeOfImage comes from the
+    mapped header, so the extension pages past it are told apart from the image."""
+    if image.in_loader_list:
+        return image
+    from hpforensics.sources.volatility import header_size_of_image
+
+    size = header_size_of_image(context.layers[layer], image.base)
+    if size is None or not 0 < size < image.size:
+        return image
+    return replace(image, size=size, mapped_size=image.size)
 
 
 def kernel_modules(context, kernel_name: str) -> ProcessRecord:

@@ -91,8 +91,9 @@ def _u(fmt: str, data: bytes | memoryview, offset: int, path: str, what: str) ->
     return struct.unpack_from(fmt, data, offset)
 
 
-def parse_headers(data: bytes | memoryview, path: str) -> Headers:
-    """Parse DOS, NT, optional and section headers of a file-layout PE."""
+def parse_headers(data: bytes | memoryview, path: str, mapped: bool = False) -> Headers:
+    """Parse DOS, NT, optional and section headers of a file-layout PE; with `mapped`, the
+    header page of an image as mapped (section raw data is not in `data` then)."""
     if len(data) < 0x40 or bytes(data[:2]) != b"MZ":
         raise InputError(path, "not a PE file: no MZ signature", 0)
     (e_lfanew,) = _u("<I", data, 0x3C, path, "e_lfanew")
@@ -140,7 +141,7 @@ def parse_headers(data: bytes | memoryview, path: str) -> Headers:
                 path, f"section {i} [{va:#x}, +{vsize:#x}) lies beyond SizeOfImage "
                 f"{size_of_image:#x}", off
             )
-        if raw_size and raw_ptr + raw_size > len(data):
+        if raw_size and raw_ptr + raw_size > len(data) and not mapped:
             raise InputError(path, f"truncated: section {i} raw data [{raw_ptr:#x}, "
                              f"+{raw_size:#x}) runs past the end of the file "
                              f"({len(data):#x} bytes)", off)

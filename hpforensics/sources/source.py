@@ -29,10 +29,22 @@ class MappedImage:
     is_patch_image: bool = False  # loaded with LoadReasonPatchImage, where known
     timestamp: int | None = None  # TimeDateStamp from the loader entry or mapped header
     checksum: int | None = None
+    # The whole image mapping as the source sees it (VAD, /proc maps run, VirtualQuery
+    # allocation); on 24H2 a hotpatchable image's mapping runs past SizeOfImage. None: unknown.
+    mapped_size: int | None = None
 
     @property
     def end(self) -> int:
         return self.base + self.size
+
+    @property
+    def extension(self) -> tuple[int, int] | None:
+        """[start, end) of the mapping past SizeOfImage (hotpatch extension pages), if any."""
+        if self.mapped_size is None:
+            return None
+        start = self.base + ((self.size + 0xFFF) & ~0xFFF)
+        end = self.base + self.mapped_size
+        return (start, end) if end > start else None
 
     def contains(self, address: int) -> bool:
         return self.base <= address < self.end

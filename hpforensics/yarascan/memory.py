@@ -28,7 +28,9 @@ def scan_changed(rules: RuleSet, space: AddressSpace, findings: Iterable[Finding
     hits: list[YaraMatch] = []
     for (base, module), group in sorted(by_module.items()):
         image = space.image_at(base)
-        hi = image.end if image else max(f.address + f.size for f in group) + 64
+        hi = max(f.address + f.size for f in group) + 64
+        if image is not None:  # the mapping's end: extension pages lie past SizeOfImage
+            hi = max(image.base + (image.mapped_size or image.size), image.end)
         for start, end in changed_windows(((f.address, f.address + f.size) for f in group), base, hi):
             data = space.read(start, end - start).data
             for h in scan_region(rules, data, start, source=space.source, module=module,

@@ -17,7 +17,7 @@ def _attacked_args():
             "--memory", SAMPLES / "mem" / "attacked.hpbase.dll@7ffb12340000.bin", "--base", BASE,
             "--patch", f"{SAMPLES / 'hpbase_hp1.dll'}@0x7ffb12400000",
             "--patch", f"{SAMPLES / 'forged_hp.dll'}@0x7ffb12500000",
-            "--region", SAMPLES / "mem" / "attacked.hpat@7ffb12345000.bin",
+            "--region", SAMPLES / "mem" / "attacked.hpat@7ffb12346000.bin",
             "--region", SAMPLES / "mem" / "attacked.private@7ffb12600000.bin", *mods]
 
 

@@ -93,7 +93,7 @@ def test_raw_walk_equals_the_object_model_walk(library_analysis):
         assert fast.vad_images(proc) == sorted(walk.vad_images(proc))
         assert walk.process_images(proc, fast) == walk.process_images(proc, None)
         compared += 1
-    assert compared == 10
+    assert compared == 12
 
 
 def test_zeroed_pages_are_named_as_lost_not_as_unknown_format(cli, tmp_path):

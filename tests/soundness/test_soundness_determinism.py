@@ -43,7 +43,7 @@ def test_pe_diff_same_bytes(cli, tmp_path, fmt):
         cli("pe", "diff", "--disk", SAMPLES / "pe" / "hpbase.dll",
             "--memory", mem / "attacked.hpbase.dll@7ffb12340000.bin", "--base", "0x7ffb12340000",
             "--patch", f"{SAMPLES / 'pe' / 'forged_hp.dll'}@0x7ffb12500000",
-            "--region", mem / "attacked.hpat@7ffb12345000.bin", "-f", fmt, "-o", out / f"d.{fmt}",
+            "--region", mem / "attacked.hpat@7ffb12346000.bin", "-f", fmt, "-o", out / f"d.{fmt}",
             check=True)
     _same(tmp_path / "0", tmp_path / "1")
 

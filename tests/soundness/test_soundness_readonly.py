@@ -42,7 +42,7 @@ def _evidence(tmp_path: Path) -> Path:
     for name in ("hpbase.dll", "hpbase_hp1.dll", "hpkern.sys"):
         shutil.copy2(SAMPLES / "pe" / name, ev / name)
     shutil.copy2(SAMPLES / "pe" / "mem" / "hp1.hpbase.dll@7ffb12340000.bin", ev / "mem.bin")
-    shutil.copy2(SAMPLES / "pe" / "mem" / "hp1.hpat@7ffb12345000.bin", ev / "hpat.bin")
+    shutil.copy2(SAMPLES / "pe" / "mem" / "hp1.hpat@7ffb12346000.bin", ev / "hpat.bin")
     shutil.copytree(SAMPLES / "evtx" / "HP-WS-001", ev / "HP-WS-001", copy_function=shutil.copy2)
     with zipfile.ZipFile(ev / "HP-WS-002.zip", "w") as zf:
         for f in sorted((SAMPLES / "evtx" / "HP-WS-002").rglob("*.evtx")):
@@ -60,7 +60,7 @@ COMMANDS = {
     "pe-info": lambda ev, out: ("pe", "info", "-f", "json", ev / "hpbase.dll", ev / "hpbase_hp1.dll"),
     "pe-diff": lambda ev, out: ("pe", "diff", "--disk", ev / "hpbase.dll", "--memory", ev / "mem.bin",
                                 "--base", "0x7ffb12340000", "--patch", f"{ev / 'hpbase_hp1.dll'}@0x7ffb12400000",
-                                "--region", f"{ev / 'hpat.bin'}@0x7ffb12345000", "-f", "csv", "-o", out / "d.csv"),
+                                "--region", f"{ev / 'hpat.bin'}@0x7ffb12346000", "-f", "csv", "-o", out / "d.csv"),
     "timeline": lambda ev, out: ("timeline", ev / "HP-WS-001", ev / "HP-WS-002.zip", "-o", out / "tl", "-j", "1"),
     "manifest-import": lambda ev, out: ("manifest", "import", ev / "KB5052105.csv", "-o", out / "m.json"),
     "store-build": lambda ev, out: ("store", "build", ev, "--db", out / "s.db", "--kb", "KB5052105", "-j", "1"),

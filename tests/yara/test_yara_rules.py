@@ -19,7 +19,7 @@ SAMPLES_PE = REPO / "samples" / "pe"
 POSITIVES: dict[str, list[Path]] = {
     "hotpatch_image_load_config": [SAMPLES_PE / "hpbase_hp1.dll", SAMPLES_PE / "hpbase_hp2.dll"],
     # the HPAT lives in memory after the base image (docs/hotpatch-format.md), not in the file
-    "hotpatch_hpat_stubs": [SAMPLES_PE / "mem" / "hp1.hpat@7ffb12345000.bin",
+    "hotpatch_hpat_stubs": [SAMPLES_PE / "mem" / "hp1.hpat@7ffb12346000.bin",
                             SAMPLES_PE / "mem" / "kernel_hp1.hpat@fffff80612345000.bin"],
     "hotpatch_redirect_e9_ebf9": [POSITIVE / "hotpatch_redirect_e9_ebf9.bin",
                                   SAMPLES_PE / "mem" / "hp1.hpbase.dll@7ffb12340000.bin"],
