@@ -154,13 +154,17 @@ class ExtensionVerifier:
             self.out.parts.append("SCP CFG page (not verified: no ntdll)")
             return True
         ntdll = next(m for m in self.ctx.amap.images if m.name.lower() == "ntdll.dll")
-        best: tuple[int, str, list[tuple[int, int]]] | None = None
-        for name, (_, sec) in sections.items():
-            bad = self._scp_diff(page, sec, ntdll, name)
-            if best is None or sum(b - a for a, b in bad) < sum(b - a for a, b in best[2]):
-                best = (0, name, bad)
-        assert best is not None
-        _, name, bad = best
+        # Every hotpatchable image of a process gets the same page: judge it once.
+        memo = self.ctx.scp_results.get(page)
+        if memo is None:
+            best: tuple[str, list[tuple[int, int]]] | None = None
+            for name, (_, sec) in sections.items():
+                bad = self._scp_diff(page, sec, ntdll, name)
+                if best is None or sum(b - a for a, b in bad) < sum(b - a for a, b in best[1]):
+                    best = (name, bad)
+            assert best is not None
+            memo = self.ctx.scp_results[page] = best
+        name, bad = memo
         if not bad:
             self.out.parts.append(f"{name} page")
             return True
@@ -207,16 +211,15 @@ class ExtensionVerifier:
                 runs.append([i, i + 1])
         return [(a, b) for a, b in runs]
 
-    def _stub_page(self, page: bytes) -> list[int] | None:
-        """Stub entry offsets when `page` is an HPAT stub page, else None."""
-        stubs = []
-        for off in range(0, PAGE_SIZE, HPAT_ENTRY_SIZE):
-            e = page[off : off + HPAT_ENTRY_SIZE]
-            if e == HPAT_STUB_X64:
-                stubs.append(off)
-            elif any(e):
-                return None
-        return stubs or None
+    @staticmethod
+    def _stubs(page: bytes) -> list[int]:
+        """Offsets of the HPAT stub entries in `page` (a stub page has at least one)."""
+        out, at = [], page.find(HPAT_STUB_X64)
+        while at >= 0:
+            if at % HPAT_ENTRY_SIZE == 0:
+                out.append(at)
+            at = page.find(HPAT_STUB_X64, at + 1)
+        return out
 
     def _hpat(self, addr: int, stubs: list[int], slots: bytes | None) -> bool:
         clean = True
@@ -281,13 +284,17 @@ class ExtensionVerifier:
                 continue
             if _is_scp_shaped(page):
                 ok = self._scp(addr, page)
-            elif (stubs := self._stub_page(page)) is not None:
+            elif stubs := self._stubs(page):
                 j = i + 1
                 slots = None
                 if j < n and j < len(read.present) and read.present[j]:
                     slots = read.data[j * PAGE_SIZE : (j + 1) * PAGE_SIZE]
                     skip.add(j)
-                ok = self._hpat(addr, stubs, slots)
+                rest = bytearray(page)  # what lies between the stubs must be zero
+                for off in stubs:
+                    rest[off : off + HPAT_ENTRY_SIZE] = bytes(HPAT_ENTRY_SIZE)
+                stray = self._stray(addr, bytes(rest), 0, PAGE_SIZE, "code or data between HPAT stubs")
+                ok = self._hpat(addr, stubs, slots) and not stray
             else:
                 ok = not self._stray(addr, page, 0, PAGE_SIZE, "code or data")
             if not ok:

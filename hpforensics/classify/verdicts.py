@@ -44,6 +44,7 @@ class Context:
     include_loader: bool = False
     by_identity: dict[tuple[int, int], MappedImage] = field(default_factory=dict)
     scp: dict | None = None  # ntdll's SCPCFG* sections in this space, once looked up
+    scp_results: dict = field(default_factory=dict)  # SCP page bytes -> (section, bad runs)
 
 
 def _merge(ranges: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:

@@ -249,6 +249,12 @@ def group_images(infos: Sequence[BasicInfo]) -> list[tuple[int, int, list[BasicI
     return out
 
 
+def allocation_end(infos: Sequence[BasicInfo], base: int) -> int:
+    """End of the allocation at `base`: every region VirtualQueryEx gives with that
+    AllocationBase, committed or reserved (24H2 extension pages need not be committed)."""
+    return max((i.base + i.size for i in infos if i.allocation_base == base), default=base)
+
+
 def nt_to_dos_path(path: str, devices: dict[str, str]) -> str:
     """\\Device\\HarddiskVolume3\\Windows\\x.dll -> C:\\Windows\\x.dll, given QueryDosDevice's
     {device: drive} map; unknown devices are left as they are."""

@@ -17,6 +17,8 @@ import struct
 import time
 from typing import Sequence
 
+from hpforensics.reference.headers import mapped_size_of_image
+
 from hpforensics.live.procfs import (
     PE_SUFFIXES,
     PROC,
@@ -309,18 +311,36 @@ class LinuxProcessSpace(LiveSpace):
             name = path.rsplit("/", 1)[-1]
             extent = self._pe_extent(first) if name.lower().endswith(PE_SUFFIXES) else None
             base = first.start
+            mapped = None
             if extent is not None:
                 # A PE image mapped the way Wine does: the header from the file, sections
                 # either from the file or read into anonymous memory. Every mapping inside
                 # SizeOfImage belongs to it.
                 end = base + extent
                 regs = self._pe_regions(first, end)
+                mapped = self._pe_extension(end)
+                mapped = None if mapped is None else mapped - base
             else:
                 regs = [first] + [r for r in code if r is not first]
             if not any("x" in r.perms for r in regs):
                 continue  # data only (a PE file a program mmapped to read): not code
-            out.append((MappedImage(base=base, size=end - base, path=path, name=name), regs))
+            out.append((MappedImage(base=base, size=end - base, path=path, name=name,
+                                    mapped_size=mapped), regs))
         return out
+
+    def _pe_extension(self, end: int) -> int | None:
+        """End of the image's extension pages: anonymous execute-read memory that starts
+        exactly at SizeOfImage, as 24H2 maps PAGE_EXECUTE_READ extension pages after every
+        hotpatchable image (docs/hotpatch-format.md); None when nothing adjoins the image."""
+        stop = None
+        for r in self.regions():
+            if r.start == (stop or end) and not r.path and "x" in r.perms and "w" not in r.perms:
+                stop = r.end
+                if stop - end >= MAX_EXTENSION:
+                    return end + MAX_EXTENSION
+            elif r.start > (stop or end):
+                break
+        return stop
 
     def _pe_regions(self, first: Region, end: int) -> list[Region]:
         """The mappings of a Wine-style PE image: from its header up to SizeOfImage, stopping
@@ -343,13 +363,11 @@ class LinuxProcessSpace(LiveSpace):
             head = os.pread(self._mem, 0x400, first.start)
         except OSError:
             return None
-        if len(head) < 0x40 or head[:2] != b"MZ":
-            return None
-        lfanew = struct.unpack_from("<I", head, 0x3C)[0]
-        if lfanew + 24 + 60 > len(head) or head[lfanew : lfanew + 4] != b"PE\0\0":
-            return None
-        size = struct.unpack_from("<I", head, lfanew + 24 + 56)[0]  # OptionalHeader.SizeOfImage
-        return (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) if 0 < size < 1 << 31 else None
+        size = mapped_size_of_image(head)
+        return (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) if size else None
+
+
+MAX_EXTENSION = 0x100000  # far above the SCP page + HPAT pages seen; bounds a runaway read
 
 
 class LinuxBackend(LiveBackend):

@@ -24,6 +24,7 @@ from hpforensics.live.winstructs import (
     MEM_MAPPED,
     BasicInfo,
     LoaderEntry,
+    allocation_end,
     group_images,
     nt_to_dos_path,
     parse_working_set,
@@ -31,6 +32,7 @@ from hpforensics.live.winstructs import (
     unchanged_from_working_set,
     walk_loader,
 )
+from hpforensics.reference.headers import mapped_size_of_image
 from hpforensics.sources.live import (
     AccessDenied,
     LiveBackend,
@@ -213,8 +215,14 @@ class WindowsProcessSpace(LiveSpace):
         for base, size, runs in group_images(self._infos):
             entry = by_base.get(base)
             path = entry.full_name if entry and entry.full_name else self._mapped_name(base)
+            # On 24H2 the image allocation runs past SizeOfImage (extension pages): the image
+            # is what the header says, the rest of the allocation is its extension.
+            mapped = allocation_end(self._infos, base) - base
+            header_size = mapped_size_of_image(self.read(base, 0x400).data)
+            if header_size is not None and header_size < mapped:
+                size = (header_size + 0xFFF) & ~0xFFF
             image = MappedImage(
-                base=base, size=size, path=path, name=path.replace("/", "\\").rsplit("\\", 1)[-1],
+                base=base, size=size, path=path, mapped_size=mapped, name=path.replace("/", "\\").rsplit("\\", 1)[-1],
                 in_loader_list=entry is not None or base in self._listed,
                 hotpatch_state=entry.hotpatch_state if entry else None,
                 active_patch_base=(entry.active_patch_base or None) if entry else None,

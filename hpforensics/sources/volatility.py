@@ -62,19 +62,15 @@ class VolatilityAddressSpace(AddressSpace):
         return ReadResult(address, bytes(out), tuple(present))
 
 
+
 def header_size_of_image(layer, base: int) -> int | None:
     """SizeOfImage from the PE header mapped at `base`, or None if it cannot be read."""
     from volatility3.framework import exceptions
 
+    from hpforensics.reference.headers import mapped_size_of_image
+
     mask = getattr(layer, "address_mask", (1 << 64) - 1)
     try:
-        head = layer.read(base & mask, 0x400)
+        return mapped_size_of_image(bytes(layer.read(base & mask, 0x400)))
     except exceptions.InvalidAddressException:
         return None
-    if head[:2] != b"MZ":
-        return None
-    lf = int.from_bytes(head[0x3C:0x40], "little")
-    at = lf + 24 + 56  # OptionalHeader.SizeOfImage (same offset in PE32 and PE32+)
-    if lf <= 0 or at + 4 > len(head) or head[lf : lf + 4] != b"PE\0\0":
-        return None
-    return int.from_bytes(head[at : at + 4], "little")

@@ -1,11 +1,14 @@
 /* Maps a PE image the way Wine does when its sections are not page-aligned in the file: the
  * header page mapped from the file, every section read into anonymous memory at its RVA, code
- * made read+execute. At the preferred ImageBase, so no relocation is needed. Then waits on
- * stdin ("p" prints "pid base", "q" exits). A test helper: the scanner never talks to it. */
+ * made read+execute. At the preferred ImageBase, so no relocation is needed. With a second
+ * argument N, N zeroed execute-read pages follow SizeOfImage, as 24H2 maps hotpatch extension
+ * pages after a hotpatchable image. Then waits on stdin ("p" prints "pid base", "q" exits).
+ * A test helper: the scanner never talks to it. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -41,6 +44,12 @@ int main(int argc, char **argv) {
         uint32_t span = (vsize + 4095) & ~4095u;
         int prot = PROT_READ | (chars & 0x20000000 ? PROT_EXEC : 0) | (chars & 0x80000000 ? PROT_WRITE : 0);
         mprotect(img + rva, span, prot);
+    }
+    if (argc > 2) {
+        size_t ext = (size_t)atoi(argv[2]) * 4096;
+        unsigned char *at = img + ((size_of_image + 4095) & ~4095u);
+        if (ext && mmap(at, ext, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                        -1, 0) != at) return 7;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("ready\n");
