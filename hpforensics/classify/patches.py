@@ -7,6 +7,7 @@ says which.
 from __future__ import annotations
 
 import logging
+import re
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +21,19 @@ from hpforensics.sources.source import AddressSpace, MappedImage
 log = logging.getLogger(__name__)
 
 MAX_PATCH_IMAGE = 64 << 20  # read a patch image from memory only up to this size
+# Windows names a patch image after the module it patches and loads it from WinSxS:
+# appinfo.dll + KB5072014 -> C:\Windows\WinSxS\...\appinfo_hotpatch.dll (microsoft/Detours #367).
+PATCH_IMAGE_NAME = re.compile(r"^(?P<stem>.+)_hotpatch(?P<ext>\.(?:dll|sys|exe))$", re.IGNORECASE)
+
+
+def patched_module_name(name: str) -> str | None:
+    """"appinfo_hotpatch.dll" -> "appinfo.dll": the module a patch image is named for."""
+    m = PATCH_IMAGE_NAME.match(name)
+    return f"{m['stem']}{m['ext']}" if m else None
+
+
+def from_winsxs(path: str) -> bool:
+    return "\\winsxs\\" in path.replace("/", "\\").lower()
 
 
 @dataclass
@@ -35,6 +49,17 @@ class PatchImage:
     @property
     def sequence(self) -> int:
         return self.info.sequence_number
+
+    @property
+    def recognised_by(self) -> str:
+        """Which signals name this image a patch image: its records always, the loader's
+        LoadReason and the Windows file name where they agree."""
+        signals = ["hot patch records"]
+        if self.image.is_patch_image:
+            signals.append("LoadReasonPatchImage")
+        if patched_module_name(self.image.name):
+            signals.append("name")
+        return ", ".join(signals)
 
     def base_for(self, timestamp: int, checksum: int) -> HotPatchBase | None:
         return self.info.base_for(timestamp, checksum)
@@ -123,7 +148,7 @@ def collect_patches(
             if info is None:
                 info = patch_info_from_memory(space, im)
                 source = "memory"
-        elif info is None and im.is_patch_image:
+        elif info is None and (im.is_patch_image or patched_module_name(im.name)):
             info = patch_info_from_memory(space, im)
             source = "memory"
         if info is None:

@@ -19,6 +19,9 @@ from hpforensics.kb.normalize import DEFAULT_ALGO, NormalizedImage, hotpatch_jso
 log = logging.getLogger(__name__)
 
 MAX_FILE = 512 << 20  # larger files are not images we can use
+# Forward/reverse differentials in WinSxS component folders (f\, r\): PA30 (and the older
+# PA19) delta files under the image's own name, not images (docs/kb-manifest.md).
+DELTA_MAGICS = (b"PA30", b"PA19")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def scan_file(
     except OSError as exc:
         return Skip(path, f"unreadable: {exc.strerror or exc}", True)
     if data[:2] != b"MZ":
+        if data[:4] in DELTA_MAGICS:  # WinSxS component folders keep f\ and r\ deltas
+            return Skip(path, f"a servicing delta ({data[:4].decode()}), not an image", False)
         return Skip(path, "not a PE file (no MZ header)", False)
     try:
         norm = normalize(data, os.path.basename(path), path=path, algo=algo)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 from hpforensics.classify.owners import AddressMap
-from hpforensics.classify.patches import PatchImage, collect_patches
+from hpforensics.classify.patches import PatchImage, collect_patches, from_winsxs, patched_module_name
 from hpforensics.classify.redirect import check_redirect
 from hpforensics.sources.source import AddressSpace, MappedImage
 
@@ -34,6 +34,7 @@ UNCLAIMED = "code redirected, loader claims none"
 PARTIAL = "partially applied"
 CLAIMED_NOT_MAPPED = "loader claims patch image that is not mapped"
 RECORDS_UNAVAILABLE = "patch image records unavailable"
+NAMED_NO_RECORDS = "named like a patch image, carries no hot patch records"
 
 
 @dataclass
@@ -58,6 +59,7 @@ class HotpatchImageRecord:
     status: str
     flagged: bool
     note: str = ""
+    recognised_by: str = ""  # the signals that name the image a patch image
 
 
 @contextlib.contextmanager
@@ -91,6 +93,19 @@ def _identity(space: AddressSpace, image: MappedImage) -> tuple[int | None, int 
     if ident is None:
         return ts, cs
     return ts or ident.timestamp, cs if cs is not None else ident.checksum
+
+
+def _naming_note(patch: PatchImage | None, base: MappedImage | None) -> str:
+    """Where the patch image's name or folder departs from how Windows names and loads them."""
+    if patch is None:
+        return ""
+    notes = []
+    named = patched_module_name(patch.image.name)
+    if named and base is not None and named.lower() != base.name.lower():
+        notes.append(f"named for {named} but patches {base.name}")
+    if ":\\" in patch.image.path and not from_winsxs(patch.image.path):
+        notes.append("not loaded from C:\\Windows\\WinSxS, where Windows keeps patch images")
+    return "; ".join(notes)
 
 
 def _count_redirects(space: AddressSpace, amap: AddressMap, base: MappedImage, ts: int, cs: int,
@@ -157,7 +172,9 @@ def hotpatch_images(
             loader_state=("n/a" if space.pid is None else _state_name(base.hotpatch_state))
             if base else "",
             patch_in_loader_list=patch.image.in_loader_list if patch else None,
-            peb_images_hotpatched=peb_flag, status=status, flagged=flagged, note=note))
+            peb_images_hotpatched=peb_flag, status=status, flagged=flagged,
+            note="; ".join(n for n in (note, _naming_note(patch, base)) if n),
+            recognised_by=patch.recognised_by if patch else ""))
 
     for patch in patches:
         matched = False
@@ -200,6 +217,17 @@ def hotpatch_images(
                 functions_total=0, kb="", loader_state="", patch_in_loader_list=im.in_loader_list,
                 peb_images_hotpatched=peb_flag, status=RECORDS_UNAVAILABLE, flagged=False,
                 note="LoadReasonPatchImage, but the mapped header / load config is not readable"))
+    for im in images:  # a Windows patch image's name on an image with no hot patch records
+        named = patched_module_name(im.name)
+        if named and im.base not in patch_bases and not im.is_patch_image:
+            rows.append(HotpatchImageRecord(
+                source=space.source, pid=space.pid, process=space.process, base_module=named,
+                base_path="", base_address=None, base_timestamp=None, base_checksum=None,
+                patch_path=im.path, patch_address=im.base, sequence=None, functions_patched=0,
+                functions_total=0, kb="", loader_state="", patch_in_loader_list=im.in_loader_list,
+                peb_images_hotpatched=peb_flag, status=NAMED_NO_RECORDS, flagged=True,
+                note=f"named as the patch image of {named}, but its mapped header holds no "
+                     "hot patch records", recognised_by="name"))
     for base in images:
         if base.hotpatch_state == APPLIED_FORWARD and base.active_patch_base:
             if (base.base, base.active_patch_base) in covered:

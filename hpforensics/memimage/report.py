@@ -21,7 +21,7 @@ MODULE_COLUMNS = ["pid", "process", "module", "module_base", "size", "reference"
                   "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free", "extension_content", "status"]
 IMAGE_COLUMNS = ["pid", "process", "base_module", "base_address", "patch_path",
                  "patch_address", "sequence", "functions_patched", "functions_total", "kb",
-                 "loader_state", "peb_images_hotpatched", "status", "flagged"]
+                 "loader_state", "peb_images_hotpatched", "status", "flagged", "recognised_by"]
 
 
 YARA_COLUMNS = ["pid", "process", "module", "address", "namespace", "rule", "string_id",

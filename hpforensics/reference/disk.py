@@ -44,6 +44,15 @@ def identity_of(header: bytes) -> Identity | None:
         return None
 
 
+def _same_component(candidate: str, mapped_path: str) -> bool:
+    """Whether `candidate` lies in the folder the module was mapped from, by that folder's
+    name: in a WinSxS tree the component folder (amd64_microsoft-windows-..._10.0.26100.x_...)
+    names the version, so the copy from that component is tried first."""
+    folder = mapped_path.replace("\\", "/").rsplit("/", 2)
+    return len(folder) >= 2 and bool(folder[-2]) and \
+        os.path.basename(os.path.dirname(candidate)).lower() == folder[-2].lower()
+
+
 class DiskReferences:
     """Finds the on-disk file of a mapped module in `dirs` (searched recursively)."""
 
@@ -89,7 +98,7 @@ class DiskReferences:
             ident = identity_of(head) if head else None
             if ident is not None:
                 want_ts, want_size = ident.timestamp, ident.size_of_image
-        for path in sorted(candidates):
+        for path in sorted(candidates, key=lambda c: (not _same_component(c, image.path), c)):
             ident = self._identity(path)
             if ident is None:
                 continue

@@ -105,7 +105,8 @@ class Images(_HotpatchBase, interfaces.plugins.PluginInterface):
                       _hex(r.patch_address), _int(r.sequence), r.functions_patched,
                       r.functions_total, r.kb, r.loader_state,
                       renderers.NotAvailableValue() if r.peb_images_hotpatched is None
-                      else bool(r.peb_images_hotpatched), r.status, r.flagged, r.note)
+                      else bool(r.peb_images_hotpatched), r.status, r.flagged, r.note,
+                      r.recognised_by)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid([
@@ -114,6 +115,7 @@ class Images(_HotpatchBase, interfaces.plugins.PluginInterface):
             ("Patch image", str), ("Patch address", format_hints.Hex), ("Sequence", int),
             ("Patched functions", int), ("Functions", int), ("KB", str), ("Loader state", str),
             ("PEB hotpatched", bool), ("Status", str), ("Flagged", bool), ("Note", str),
+            ("Recognised by", str),
         ], self._generator())
 
 
