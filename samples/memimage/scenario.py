@@ -24,6 +24,8 @@ SIZE = 16 << 20
 COPY_PID_STRIDE = 10000  # PIDs of further copies of the plants (multiples of 4)
 T0 = 1_778_745_600  # 2026-05-14 08:00:00 UTC, after the May 2026 hotpatch
 SYS32 = "C:\\Windows\\System32\\"
+WINSXS = ("C:\\Windows\\WinSxS\\amd64_hpforensics-sample-hpbase-hotpatch_31bf3856ad364e35_"
+          "10.0.26100.4061_none_5f0c2a1b3d4e6f70\\")
 REASON_STATIC, REASON_DYNAMIC, REASON_PATCH = 0, 4, 9
 STATE_BASE, STATE_APPLIED_FORWARD = 0, 3
 
@@ -199,7 +201,8 @@ class Scenario:
             if r.kind == "private":
                 self.b.map_private(p, r.base, r.data, PROT_EXECUTE_READWRITE)
                 continue
-            path = SYS32 + r.module
+            # Windows loads patch images from a WinSxS component folder (Detours issue 367)
+            path = (WINSXS + r.module) if r.is_patch_image else SYS32 + r.module
             ldr = None
             if listed is None or r.module in listed:
                 ldr = LdrEntry(r.base, r.size, path, r.base + r.entry_rva, r.timestamp,
