@@ -35,6 +35,14 @@ def test_verify_plugin_csv_accounts_pages_with_references():
     assert hp[("3128", "hpbase.dll")]["Unexplained"] != "0"
     assert hp[("604", "hpbase.dll")]["Unexplained"] == "0"
     assert hp[("604", "ntdll.dll")]["Status"] == "no-reference"
+    # 24H2 extension pages: SCP CFG page + HPAT, verified with or without an image reference
+    clean, code, slot = hp[("604", "hpbase.dll")], hp[("7208", "hpbase.dll")], hp[("7316", "hpbase.dll")]
+    assert clean["Extension pages"] == "3" and clean["Extension unexplained"] == "0"
+    assert clean["Extension"].startswith("SCPCFGES page")
+    assert code["Extension unexplained"] == "1" and slot["Extension unexplained"] == "1"
+    assert (slot["HPAT stubs used"], hp[("1024", "hpbase.dll")]["HPAT stubs used"]) == ("2", "2")
+    ntdll = hp[("604", "ntdll.dll")]
+    assert ntdll["Extension pages"] == "1" and ntdll["Extension"] == "SCPCFGES page"
 
 
 def test_pid_filter_limits_the_spaces():
