@@ -162,3 +162,38 @@ def test_stub_in_another_images_extension_is_not_this_images_hpat():
     bad = [f for f in verify(space, hpbase, refs).findings if f.verdict is Verdict.UNEXPLAINED
            and f.function_rva is not None]
     assert len(bad) == 1 and "extension pages of ntdll.dll, not of this image" in bad[0].reason
+
+
+def _verifier(machine: int, ext: bytes):
+    from hpforensics.classify.extension import ExtensionVerifier
+    from hpforensics.classify.owners import AddressMap
+    from hpforensics.classify.verdicts import Context
+
+    base = 0x1000_0000
+    im = MappedImage(base, 0x1000, "C:\\x.dll", "x.dll", mapped_size=0x1000 + len(ext))
+    space = BytesAddressSpace([(im, bytes(0x1000) + ext)], source="file:x")
+    ctx = Context(space, AddressMap([im], space), [], others_known=False)
+    return base, ExtensionVerifier(ctx, im, 1, 2, machine, set()).run()
+
+
+def test_i386_stubs_carry_the_absolute_slot_address():
+    base = 0x1000_0000
+    ext = bytearray(0x2000)
+    stub = base + 0x1000 + 0x18
+    ext[0x18:0x20] = b"\xff\x25" + struct.pack("<I", stub + 0x1000) + b"\xcc\xcc"
+    struct.pack_into("<I", ext, 0x1018, base + 0x10)  # back into the image
+    _, out = _verifier(0x14C, bytes(ext))
+    assert out.findings == [] and out.stubs_used == 1
+    # the AMD64 stub form in a 32-bit image is not an i386 stub
+    ext[0x18:0x20] = bytes.fromhex("FF25FA0F0000CCCC")
+    _, out = _verifier(0x14C, bytes(ext))
+    assert [(f.rva, f.verdict) for f in out.findings] == [(0x1018, Verdict.UNEXPLAINED),
+                                                          (0x2018, Verdict.UNEXPLAINED)]
+
+
+def test_arm64_extension_bytes_are_unverified_not_unexplained():
+    ext = bytearray(0x1000)
+    ext[0x10:0x14] = struct.pack("<I", 0x14000010)
+    _, out = _verifier(0xAA64, bytes(ext))
+    (f,) = out.findings
+    assert f.verdict is Verdict.UNVERIFIED and "not known" in f.reason
