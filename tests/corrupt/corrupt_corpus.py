@@ -248,8 +248,8 @@ def mem_cut(data: bytes, at: int = 0x400000) -> bytes:
 
 
 def mem_holes(data: bytes, start: int = 0x420000, end: int = 0x428000) -> bytes:
-    """32 KiB zeroed (pages lost in acquisition): in the sample, the EPROCESS pages of the last
-    two processes listed; the other processes' records lie outside it."""
+    """[start, end) zeroed (pages lost in acquisition); by default 32 KiB of the sample's
+    kernel pool. The hole test zeroes the pages of two EPROCESS records it looks up itself."""
     return data[:start] + bytes(end - start) + data[end:]
 
 
