@@ -162,6 +162,22 @@ def test_image_allocations_are_grouped_by_allocation_base():
     assert [(b, s, len(r)) for b, s, r in groups] == [(0x10000, 0x5000, 3), (0x30000, 0x2000, 1)]
 
 
+def test_image_allocation_end_covers_24h2_extension_pages():
+    """On 24H2 the image allocation runs past SizeOfImage (extension pages, committed as
+    VirtualQuery reports them or merely reserved): the allocation end counts them all."""
+    from hpforensics.live.winstructs import allocation_end
+
+    infos = [
+        BasicInfo(0x10000, 0x10000, 0x5000, MEM_COMMIT, 0x20, MEM_IMAGE),  # the image
+        BasicInfo(0x15000, 0x10000, 0x1000, MEM_COMMIT, 0x20, MEM_IMAGE),  # SCP CFG page
+        BasicInfo(0x16000, 0x10000, 0x2000, 0x2000, 0, MEM_IMAGE),  # reserved HPAT pages
+        BasicInfo(0x18000, 0x18000, 0x1000, MEM_COMMIT, 0x04, 0x20000),  # private after it
+    ]
+    assert allocation_end(infos, 0x10000) == 0x18000
+    assert group_images(infos)[0][1] == 0x6000  # committed runs only
+    assert allocation_end(infos, 0x99000) == 0x99000
+
+
 def test_windows_backend_is_import_safe_on_linux():
     code = ("import ctypes, hpforensics.sources.live_windows as w; "
             "from hpforensics.sources.live import select_backend; "
