@@ -71,7 +71,8 @@ def check_slots(
                     ok = (owners >= 0) & (owners != self_index)
                 for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(), owners.tolist()):
                     owner = amap.images[o].name if o >= 0 else amap.describe(v)
-                    out.append(SlotResult(g.kind, rva, w, good, v, owner, "" if good else dll_of(rva)))
+                    out.append(SlotResult(g.kind, rva, w, good, v, owner,
+                                          "" if good and others_known else dll_of(rva)))
             else:
                 out.extend(SlotResult(g.kind, rva, w, True) for rva in s.tolist())
     return out

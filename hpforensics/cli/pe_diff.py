@@ -16,9 +16,11 @@ from hpforensics.errors import InputError, UsageError
 
 FORMATS = ("table", "json", "csv")
 FINDING_COLUMNS = ["address", "rva", "size", "verdict", "reason", "function_rva", "branch_target",
-                   "target_owner", "patch_image", "sequence", "kb", "disassembly", "expected", "actual"]
+                   "target_owner", "patch_image", "sequence", "kb", "disassembly", "original_disassembly",
+                   "expected", "actual"]
 MODULE_COLUMNS = ["module", "module_base", "reference", "pages_total", "pages_verified",
-                  "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unavailable", "status"]
+                  "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unverified",
+                  "pages_unavailable", "status", "section_tails"]
 _NAME_BASE = re.compile(r"@(?:0x)?([0-9a-fA-F]+)\.bin$")
 
 
@@ -133,7 +135,7 @@ def register_diff(pe_app: typer.Typer) -> None:
             from hpforensics.report import render
 
             render(result.modules, "table", buf, columns=MODULE_COLUMNS, title="Module")
-            render(result.findings, "table", buf, columns=FINDING_COLUMNS[:12], title="Changes")
+            render(result.findings, "table", buf, columns=FINDING_COLUMNS[:13], title="Changes")
             if out is None:
                 typer.echo(buf.getvalue(), nl=False)
             else:

@@ -113,6 +113,7 @@ class ProcessSummary:
     loader: int = 0
     hotpatch: int = 0
     unexplained: int = 0
+    unverified: int = 0
 
 
 @dataclass
