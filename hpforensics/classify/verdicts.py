@@ -262,26 +262,31 @@ class ModuleClassifier(PatchWrites):
         neither is compared against the closer one, so only the bytes that differ from both
         readings are findings."""
         data = self.exp.data
-        chosen: list[tuple[int, bytes]] = []
-        for rva, pad in self.exp.template.tails:
+        chosen: list[tuple[int, bytes, str]] = []
+        for rva, pad, n_falign in self.exp.template.tails:
             if rva + len(pad) > len(self.actual) or not present[rva >> 12]:
                 continue
             got = np.frombuffer(self.actual, np.uint8, len(pad), rva)
-            off_file = int((got != np.frombuffer(pad, np.uint8)).sum())
-            off_zero = int(np.count_nonzero(got))
-            if off_file < off_zero:
-                chosen.append((rva, pad, off_file == 0))
-            self.tails_seen.append("file padding" if off_file == 0 else
-                                   "zero-filled" if off_zero == 0 else "neither")
+            readings = [("zero-filled", bytes(len(pad))), ("file padding", pad)]
+            if 0 < n_falign < len(pad):  # mapped up to VirtualSize rounded to FileAlignment
+                readings.insert(1, ("file padding to FileAlignment",
+                                    pad[:n_falign] + bytes(len(pad) - n_falign)))
+            off = [int((got != np.frombuffer(r, np.uint8)).sum()) for _, r in readings]
+            best = off.index(min(off))
+            self.tails_seen.append(readings[best][0] if off[best] == 0 else "neither")
+            if best:
+                chosen.append((rva, readings[best][1], readings[best][0] if off[best] == 0 else ""))
         if not chosen:
             return data
         buf = bytearray(data)
-        for rva, pad, exact in chosen:
+        for rva, pad, seen in chosen:
             buf[rva : rva + len(pad)] = pad
-            if exact:
-                self.finding(Verdict.LOADER, rva, rva + len(pad), TAIL_FILE,
+            if seen:
+                self.finding(Verdict.LOADER, rva, rva + len(pad),
+                             TAIL_FILE if seen == "file padding" else
+                             "section tail holds the file's padding up to FileAlignment, zeros after",
                              expected=bytes(min(len(pad), MAX_BYTES)),
-                             extra={"kind": "section-tail", "section_tail": "file padding"})
+                             extra={"kind": "section-tail", "section_tail": seen})
         return bytes(buf)
 
     def _ranges(self, ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> None:

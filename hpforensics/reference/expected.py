@@ -61,9 +61,10 @@ class Template:
     functions: np.ndarray  # (n, 2) int64 [begin, end) RVAs from .pdata (or exports), sorted
     exports: dict[int, str]
     # Non-zero file bytes between a section's VirtualSize and SizeOfRawData that fall inside
-    # its last mapped page: [(rva, bytes)]. `layout` zero-fills them; whether the loader maps
-    # them is disputed (docs/engine.md), so the classifier accepts either.
-    tails: list[tuple[int, bytes]] = field(default_factory=list)
+    # its last mapped page: [(rva, bytes, n)], n of them up to VirtualSize rounded to
+    # FileAlignment. `layout` zero-fills them; what the loader maps there is disputed
+    # (docs/engine.md), so the classifier accepts zeros, the first n bytes, or all of them.
+    tails: list[tuple[int, bytes, int]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -154,7 +155,7 @@ class ExpectedImage:
         return any(a <= rva < b for a, b in self.template.exec_ranges)
 
 
-def section_tails(data: Any, hdr: Headers) -> list[tuple[int, bytes]]:
+def section_tails(data: Any, hdr: Headers) -> list[tuple[int, bytes, int]]:
     """File padding past VirtualSize inside each section's last page, where it is not zero."""
     out = []
     for s in hdr.sections:
@@ -165,7 +166,8 @@ def section_tails(data: Any, hdr: Headers) -> list[tuple[int, bytes]]:
         if s.vsize and end > start:
             pad = bytes(data[raw + s.vsize : raw + (end - s.va)])
             if any(pad):
-                out.append((start, pad))
+                to_falign = _align(s.vsize, max(hdr.file_alignment, 1)) - s.vsize
+                out.append((start, pad, min(to_falign, len(pad))))
     return out
 
 
