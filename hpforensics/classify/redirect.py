@@ -69,11 +69,11 @@ def disassemble(code: bytes, address: int, machine: int = 0x8664, limit: int = 4
 def instruction_start(original: bytes, at: int, machine: int, function: int | None = None,
                       window: int = 48) -> int:
     """Offset of the instruction of `original` (the file's bytes, x86/x64) that holds byte
-    `at`: decoded from the function start when it is near, else from each of 16 offsets a
+    `at`: decoded from the function start when it is within 1 KiB, else from each of 16 offsets a
     window back, taking the boundary most decodes agree on (x86 decoding resynchronises
     within a few instructions)."""
     md = _cs(machine)
-    if function is not None and 0 <= at - function <= 0x2000:
+    if function is not None and 0 <= at - function <= 0x400:
         starts: Sequence[int] = [function]
     else:
         lo = max(at - window, 0)

@@ -149,7 +149,7 @@ class ModuleClassifier(PatchWrites):
         present = np.ones(self.n_pages, bool)
         present[: len(read.present)] = np.asarray(read.present, bool)
         self.tails_seen: list[str] = []
-        self.expdata = exp.data  # with section tails as seen, once _section_tails chose
+        self.expdata = exp.data  # finding() reads it while _section_tails picks the tails
         self.expdata = self._section_tails(present)
         scope = np.zeros(self.n_pages, bool)
         for a, b in exp.scope_ranges:
@@ -171,7 +171,7 @@ class ModuleClassifier(PatchWrites):
         self._entries(spans, present)
         holes = [(a, b) for a, b, *_ in spans]
         self.windows: list[tuple[int, int]] = []
-        self.done: list[tuple[int, int]] = []  # unexplained runs already reported
+        self.done_end = 0  # end of the last unexplained run reported
         self._ranges(_merge(diff.ranges, MERGE_GAP), holes)
         self._unmatched(present, holes)
         self._unavailable(scope & ~present)
@@ -372,11 +372,13 @@ class ModuleClassifier(PatchWrites):
         if self.machine in (0x8664, 0x14C) and self.exp.is_executable(s):
             # Start at the original instruction holding the first changed byte, so a hook that
             # keeps the old first byte (48 B8 imm64 over 48 8B C4) still decodes as written.
-            lo = max((b for a, b in self.windows + self.done if b <= s), default=0)
+            # never back into the run reported before (runs come in address order)
+            lo = max((b for a, b in self.windows if b <= s), default=self.done_end)
+            lo = max(lo, self.done_end)
             start = instruction_start(self.expdata, s, self.machine, self.exp.function_at(s))
             if lo <= start < s and self.exp.is_executable(start):
                 s = start
-        self.done.append((s, e))
+        self.done_end = e
         kinds = self.exp.masks.kinds_in(s, e)
         if self.exp.is_executable(s):
             why = "code differs from the file and no loader or hotpatch rule explains it"
