@@ -29,6 +29,7 @@ def _p(img: bytearray, at: int, n: int, v: int) -> None:
 
 
 TAILS = ("zero", "file")  # what lies past VirtualSize in a section's last page
+FALIGN = "falign"  # the file's bytes up to VirtualSize rounded to FileAlignment, zeros after
 
 
 def simulate(path: Path, base: int, seed: int = 1, tails: str = "zero",
@@ -36,8 +37,9 @@ def simulate(path: Path, base: int, seed: int = 1, tails: str = "zero",
     """(memory image of `path` loaded at `base`, fake DLL regions, facts for planting).
 
     `tails`: "zero" zero-fills each section past VirtualSize, "file" maps the file's raw data
-    there up to the end of the section's last page (sources disagree on which Windows does)."""
-    assert tails in TAILS
+    there up to the end of the section's last page, "falign" only up to VirtualSize rounded to
+    FileAlignment (sources disagree on which Windows does)."""
+    assert tails in (*TAILS, FALIGN)
     rng = random.Random(seed)
     b = lief.PE.parse(str(path))
     raw = path.read_bytes()
@@ -51,8 +53,10 @@ def simulate(path: Path, base: int, seed: int = 1, tails: str = "zero",
     for s in b.sections:
         c = bytes(s.content)  # LIEF gives VirtualSize bytes
         img[s.virtual_address : s.virtual_address + len(c)] = c
-        if tails == "file" and s.sizeof_raw_data > s.virtual_size:
-            last = min(s.sizeof_raw_data, -(-s.virtual_size // page) * page)
+        if tails in ("file", FALIGN) and s.sizeof_raw_data > s.virtual_size:
+            step = oh.file_alignment if tails == FALIGN else page
+            last = min(s.sizeof_raw_data, -(-s.virtual_size // step) * step,
+                       -(-s.virtual_size // page) * page)
             pad = raw[s.pointerto_raw_data + s.virtual_size : s.pointerto_raw_data + last]
             img[s.virtual_address + s.virtual_size : s.virtual_address + s.virtual_size + len(pad)] = pad
             if any(pad):

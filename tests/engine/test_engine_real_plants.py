@@ -216,3 +216,39 @@ def test_pe_diff_cli_on_emulated_memory(cli, tmp_path, real_pe_files, tails):
     table = cli(*args, check=True).stdout
     assert "│ unverified" in table and "│ unexplained" in table and "original_disassembly" not in table \
         or "movabs" in table
+
+
+def test_tail_mapped_to_file_alignment(tmp_path, real_pe_files):
+    """No public file has SizeOfRawData beyond VirtualSize rounded to FileAlignment, so t64.exe
+    with its .rsrc VirtualSize cut by 0x200 stands in: all three readings are told apart."""
+    import lief
+    from loader_sim import FALIGN
+
+    src = next(p for p in real_pe_files if p.name == "t64.exe")
+    data = bytearray(src.read_bytes())
+    b = lief.PE.parse(str(src))
+    index = [s.name for s in b.sections].index(".rsrc")
+    header = b.dos_header.addressof_new_exeheader + 24 + b.header.sizeof_optional_header + 40 * index
+    vsize = struct.unpack_from("<I", data, header + 8)[0] - 0x200
+    struct.pack_into("<I", data, header + 8, vsize)
+    path = tmp_path / "t64.exe"
+    path.write_bytes(bytes(data))
+    seen = {}
+    for mode in (*TAILS, FALIGN):
+        img, fakes, _ = simulate(path, BASE, tails=mode)
+        result = _verify(path, img, fakes, BASE, include_loader=True)
+        (m,) = result.modules
+        assert [f for f in result.findings if f.verdict != Verdict.LOADER] == [], mode
+        seen[mode] = m.section_tails
+        tail = [f for f in result.findings if f.extra.get("kind") == "section-tail"]
+        assert len(tail) == (mode != "zero")
+    assert seen == {"zero": "zero-filled", "file": "file padding",
+                    FALIGN: "file padding to FileAlignment"}
+    # a byte planted in the part only the page-wide reading maps is still a finding
+    img, fakes, _ = simulate(path, BASE, tails=FALIGN)
+    mem = bytearray(img)
+    rsrc = b.sections[index].virtual_address
+    at = rsrc + ((vsize + 0x1FF) & ~0x1FF) + 2
+    mem[at] = 0xCC
+    shown = [f for f in _verify(path, mem, fakes, BASE).findings if f.verdict != Verdict.LOADER]
+    assert [(f.rva, f.verdict) for f in shown] == [(at, Verdict.UNEXPLAINED)]
