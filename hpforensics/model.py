@@ -15,9 +15,9 @@ class Verdict(str, enum.Enum):
 
     LOADER = "loader"  # relocation, import binding, CFG pointer or dynamic relocation
     HOTPATCH = "hotpatch"  # redirect written by the hotpatch engine for a matching patch image
+    UNVERIFIED = "unverified"  # bytes a rule covers whose value nothing here could check
     UNEXPLAINED = "unexplained"  # anything else: the analyst's lead
     UNAVAILABLE = "unavailable"  # page not present in the source; never counted as modified
-    UNVERIFIED = "unverified"  # a loader-written slot whose value nothing could check
 
     def __str__(self) -> str:  # so f-strings and CSV show "hotpatch", not "Verdict.HOTPATCH"
         return self.value
@@ -41,6 +41,7 @@ class Finding:
     expected: bytes = b""  # what the loader would have produced
     actual: bytes = b""  # what memory holds
     disassembly: str = ""  # of `actual`, when it decodes
+    original_disassembly: str = ""  # of `expected` from the same instruction boundary
     branch_target: int | None = None  # where the redirect at `address` leads, if it is one
     target_owner: str = ""  # module or region that holds branch_target
     patch_image: str = ""  # path of the hotpatch image for HOTPATCH verdicts
@@ -68,6 +69,7 @@ class ModuleSummary:
     pages_loader: int = 0  # differ only where the loader legitimately writes
     pages_hotpatched: int = 0
     pages_unexplained: int = 0
+    pages_unverified: int = 0  # loader-written slots whose value nothing could check
     pages_unavailable: int = 0
     pages_skipped: int = 0  # not read: known shared with the on-disk section (live, Windows)
     # Hotpatch extension pages mapped past SizeOfImage (24H2+): counted apart from the image.
@@ -77,6 +79,9 @@ class ModuleSummary:
     hpat_stubs_free: int = 0  # HPAT stubs written but with an empty pointer slot
     extension_content: str = ""  # what the pages held, e.g. "SCPCFGES page; HPAT 2 pages"
     status: str = "ok"  # ok / no-reference / error: <reason>
+    # What the loader put past VirtualSize where the file holds padding there (sources
+    # disagree, docs/engine.md): "zero-filled", "file padding", "mixed" or "" (nothing to see).
+    section_tails: str = ""
 
 
 @dataclass(frozen=True)

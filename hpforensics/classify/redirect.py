@@ -67,6 +67,30 @@ def disassemble(code: bytes, address: int, machine: int = 0x8664, limit: int = 4
     return "; ".join(out)
 
 
+def instruction_start(original: bytes, at: int, machine: int, function: int | None = None,
+                      window: int = 48) -> int:
+    """Offset of the instruction of `original` (the file's bytes, x86/x64) that holds byte
+    `at`: decoded from the function start when it is within 1 KiB, else from each of 16 offsets a
+    window back, taking the boundary most decodes agree on (x86 decoding resynchronises
+    within a few instructions)."""
+    md = _cs(machine)
+    if function is not None and 0 <= at - function <= 0x400:
+        starts: Sequence[int] = [function]
+    else:
+        lo = max(at - window, 0)
+        starts = range(lo, min(lo + 16, at + 1))
+    votes: dict[int, int] = {}
+    for first in starts:
+        for address, size, _, _ in md.disasm_lite(bytes(original[first : at + 16]), first):
+            if address + size > at:
+                if address <= at:
+                    votes[address] = votes.get(address, 0) + 1
+                break
+    if not votes and len(starts) == 1:  # data inside the function stopped the decode
+        return instruction_start(original, at, machine, None, window)
+    return max(votes, key=lambda a: (votes[a], -a)) if votes else at
+
+
 def _u64(space: AddressSpace, address: int) -> int | None:
     raw = space.read_exact(address, 8)
     return struct.unpack("<Q", raw)[0] if raw else None

@@ -74,7 +74,8 @@ def check_slots(
                 for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(), owners.tolist()):
                     owner = amap.describe(v) if o < 0 or not amap.images[o].contains(v) \
                         else amap.images[o].name
-                    out.append(SlotResult(g.kind, rva, w, good, v, owner, "" if good else dll_of(rva)))
+                    out.append(SlotResult(g.kind, rva, w, good, v, owner,
+                                          "" if good and others_known else dll_of(rva)))
             else:
                 out.extend(SlotResult(g.kind, rva, w, True) for rva in s.tolist())
     return out

@@ -1,4 +1,5 @@
-"""Classify every differing range of one module: loader / hotpatch / unexplained / unavailable.
+"""Classify every differing range of one module: loader / hotpatch / unverified / unexplained /
+unavailable.
 
 Input: the expected image, what the space holds, and the patch images mapped beside it.
 Output: sorted findings (one per redirect or changed run, not per byte) and the module's page
@@ -17,7 +18,8 @@ from hpforensics.classify.extension import ExtensionResult, ExtensionVerifier
 from hpforensics.classify.owners import AddressMap
 from hpforensics.classify.patches import PatchImage
 from hpforensics.classify.patchwrites import PatchWrites
-from hpforensics.classify.redirect import branch_target, check_redirect, disassemble, find_redirects
+from hpforensics.classify.redirect import (branch_target, check_redirect, disassemble, find_redirects,
+                                           instruction_start)
 from hpforensics.classify.slots import check_slots
 from hpforensics.model import Finding, ModuleSummary, Verdict
 from hpforensics.reference.expected import ExpectedImage
@@ -29,10 +31,11 @@ log = logging.getLogger(__name__)
 
 MERGE_GAP = 8  # equal bytes allowed inside one changed run before it is split
 MAX_BYTES = 64  # expected/actual bytes kept per finding
-RANK = {Verdict.LOADER: 1, Verdict.HOTPATCH: 2, Verdict.UNEXPLAINED: 3}
+RANK = {Verdict.LOADER: 1, Verdict.HOTPATCH: 2, Verdict.UNVERIFIED: 3, Verdict.UNEXPLAINED: 4}
 MAX_RANGES = 4096  # changed runs classified one by one per module
 NOT_PRESENT = "pages not present in the source"
 ZERO_PAGE = "page reads as all zeros (likely not acquired)"
+TAIL_FILE = "section tail holds the file's padding (mapped as in the file)"
 
 
 @dataclass
@@ -102,15 +105,38 @@ class ModuleClassifier(PatchWrites):
             return
         im, sp = self.image, self.ctx.space
         actual = self.actual[start:end]
-        expected = kw.pop("expected", self.exp.data[start : min(end, start + MAX_BYTES)])
+        expected = kw.pop("expected", self.expdata[start : min(end, start + MAX_BYTES)])
+        changed = kw.pop("first_changed", start)  # > start when the lead was moved back
         if verdict in (Verdict.UNEXPLAINED, Verdict.HOTPATCH) and self.exp.is_executable(start):
             code = self.actual[start : min(end + 16, len(self.actual))]
+            if changed > start and "branch_target" not in kw and \
+                    branch_target(sp, code, im.base + start, self.machine) is None:
+                # Written over the middle of an instruction: the new code starts at the
+                # first changed byte, the original one at the boundary before it.
+                tail = self.actual[changed : min(end + 16, len(self.actual))]
+                target = branch_target(sp, tail, im.base + changed, self.machine)
+                if target is not None:
+                    kw["branch_target"] = target
+                    kw.setdefault("disassembly", disassemble(tail, im.base + changed, self.machine,
+                                                             stop=im.base + end))
+            if changed > start:
+                kw["extra"] = {**kw.get("extra", {}), "first_changed": f"{im.base + changed:#x}"}
             kw.setdefault("disassembly", disassemble(code, im.base + start, self.machine,
                                                      stop=im.base + end))
+            if expected:  # the original instructions beside the new ones
+                kw.setdefault("original_disassembly", disassemble(
+                    self.expdata[start : min(end + 16, len(self.expdata))], im.base + start,
+                    self.machine, stop=im.base + end))
             if "branch_target" not in kw:
                 kw["branch_target"] = branch_target(sp, code, im.base + start, self.machine)
-        if kw.get("branch_target") is not None and "target_owner" not in kw:
-            kw["target_owner"] = self.ctx.amap.describe(kw["branch_target"])
+        target = kw.get("branch_target")
+        if target is not None and "target_owner" not in kw:
+            kw["target_owner"] = self.ctx.amap.describe(target)
+        if target is not None and verdict in (Verdict.UNEXPLAINED, Verdict.UNVERIFIED):
+            there = sp.read_exact(target, 16)  # what the lead leads to, when the source has it
+            if there:
+                kw["extra"] = {**kw.get("extra", {}),
+                               "target_disassembly": disassemble(there, target, self.machine, limit=3)}
         self.findings.append(Finding(
             source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
             module_path=im.path or self.exp.path,
@@ -126,6 +152,9 @@ class ModuleClassifier(PatchWrites):
         self.actual = read.data
         present = np.ones(self.n_pages, bool)
         present[: len(read.present)] = np.asarray(read.present, bool)
+        self.tails_seen: list[str] = []
+        self.expdata = exp.data  # finding() reads it while _section_tails picks the tails
+        self.expdata = self._section_tails(present)
         scope = np.zeros(self.n_pages, bool)
         for a, b in exp.scope_ranges:
             scope[a >> 12 : (b + PAGE_SIZE - 1) >> 12] = True
@@ -146,6 +175,7 @@ class ModuleClassifier(PatchWrites):
         self._entries(spans, present)
         holes = [(a, b) for a, b, *_ in spans]
         self.windows: list[tuple[int, int]] = []
+        self.done_end = 0  # end of the last unexplained run reported
         self._ranges(_merge(diff.ranges, MERGE_GAP), holes)
         self._unmatched(present, holes)
         self._unavailable(scope & ~present)
@@ -162,13 +192,13 @@ class ModuleClassifier(PatchWrites):
             for p in np.flatnonzero(~present).tolist():
                 bm[p * 512 : (p + 1) * 512] = 0xFF
             mask = bm.tobytes()
-        return compare(self.exp.data, self.actual, mask)
+        return compare(self.expdata, self.actual, mask)
 
     def _zero_pages(self, changed: list[int], candidates: np.ndarray) -> list[int]:
         """Changed in-scope pages that read as all zeros while the reference page is not."""
         out = []
         act = np.frombuffer(self.actual, np.uint8)
-        exp = np.frombuffer(self.exp.data, np.uint8)
+        exp = np.frombuffer(self.expdata, np.uint8)
         for p in changed:
             if p >= self.n_pages or not candidates[p]:
                 continue
@@ -181,10 +211,17 @@ class ModuleClassifier(PatchWrites):
         self_index = next((i for i, m in enumerate(self.ctx.amap.images) if m.base == self.image.base), -1)
         for r in check_slots(self.exp, self.actual, present, self.ctx.amap, self_index,
                              self.ctx.others_known):
-            if r.ok:
+            if r.ok and r.value is not None and not self.ctx.others_known:
+                # Nothing to check the pointer against: never "loader", shown by default.
+                slot = f"{r.kind} slot" + (f" for {r.dll}" if r.dll else "")
+                self.finding(Verdict.UNVERIFIED, r.rva, r.rva + r.size,
+                             f"{slot} points to {r.value:#x} ({r.owner}); not verified: the space "
+                             "lists no other mapped modules to check it against (pe diff: --module)",
+                             branch_target=r.value, target_owner=r.owner, extra={"kind": str(r.kind)})
+            elif r.ok:
                 why = f"{r.kind} written by the loader"
                 if r.value is not None:
-                    why += f" ({r.owner})" if self.ctx.others_known else " (target not checkable: no module list)"
+                    why += f" ({r.owner})"
                 self.finding(Verdict.LOADER, r.rva, r.rva + r.size, why,
                              branch_target=r.value, extra={"kind": str(r.kind)})
             else:
@@ -208,9 +245,56 @@ class ModuleClassifier(PatchWrites):
             np.maximum.at(self.state, pages, RANK[Verdict.LOADER])
             if self.ctx.include_loader:
                 for a, b, _ in MaskSet(self.exp.size, [g]).ranges():
-                    if present[a >> 12]:
-                        self.finding(Verdict.LOADER, a, b, f"{kind} written by the loader",
-                                     extra={"kind": str(kind)})
+                    if not present[a >> 12]:
+                        continue
+                    same = self.actual[a:b] == self.expdata[a:b]
+                    if self._in_scope(a):
+                        if same:  # a changed one in scope is an unexplained finding already
+                            self.finding(Verdict.LOADER, a, b, f"{kind} written by the loader",
+                                         extra={"kind": str(kind)})
+                        continue
+                    why = (f"{kind} in writable data as the loader writes it; writable data is "
+                           "not verified" if same else
+                           f"{kind} in writable data no longer holds the loader's value; writable "
+                           "data is not verified (the program may change it)")
+                    self.finding(Verdict.LOADER, a, b, why,
+                                 extra={"kind": str(kind), "scope": "writable, not verified"})
+
+    def _in_scope(self, rva: int) -> bool:
+        return any(a <= rva < b for a, b in self.exp.scope_ranges)
+
+    def _section_tails(self, present: np.ndarray) -> bytes:
+        """The expected bytes with each section tail as memory shows it: the file's padding or
+        zeros (sources disagree on which the loader maps, docs/engine.md). A tail holding
+        neither is compared against the closer one, so only the bytes that differ from both
+        readings are findings."""
+        data = self.exp.data
+        chosen: list[tuple[int, bytes, str]] = []
+        for rva, pad, n_falign in self.exp.template.tails:
+            if rva + len(pad) > len(self.actual) or not present[rva >> 12]:
+                continue
+            got = np.frombuffer(self.actual, np.uint8, len(pad), rva)
+            readings = [("zero-filled", bytes(len(pad))), ("file padding", pad)]
+            if 0 < n_falign < len(pad):  # mapped up to VirtualSize rounded to FileAlignment
+                readings.insert(1, ("file padding to FileAlignment",
+                                    pad[:n_falign] + bytes(len(pad) - n_falign)))
+            off = [int((got != np.frombuffer(r, np.uint8)).sum()) for _, r in readings]
+            best = off.index(min(off))
+            self.tails_seen.append(readings[best][0] if off[best] == 0 else "neither")
+            if best:
+                chosen.append((rva, readings[best][1], readings[best][0] if off[best] == 0 else ""))
+        if not chosen:
+            return data
+        buf = bytearray(data)
+        for rva, pad, seen in chosen:
+            buf[rva : rva + len(pad)] = pad
+            if seen:
+                self.finding(Verdict.LOADER, rva, rva + len(pad),
+                             TAIL_FILE if seen == "file padding" else
+                             "section tail holds the file's padding up to FileAlignment, zeros after",
+                             expected=bytes(min(len(pad), MAX_BYTES)),
+                             extra={"kind": "section-tail", "section_tail": seen})
+        return bytes(buf)
 
     def _ranges(self, ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> None:
         if len(ranges) > MAX_RANGES:
@@ -247,7 +331,7 @@ class ModuleClassifier(PatchWrites):
             if shaped and not (near or far):
                 continue
             r = check_redirect(self.ctx.space, self.ctx.amap, self.image.base, exp.timestamp,
-                               exp.checksum, act, exp.data, f_off, self.ctx.patches)
+                               exp.checksum, act, self.expdata, f_off, self.ctx.patches)
             ws, we = r.start - self.image.base, r.end - self.image.base
             if any(a < we and ws < b for a, b in windows + self.windows):
                 continue
@@ -293,6 +377,17 @@ class ModuleClassifier(PatchWrites):
     def _unexplained(self, s: int, e: int) -> None:
         if self.machine == 0xAA64 and self.exp.is_executable(s):
             s, e = s & ~3, (e + 3) & ~3  # whole instructions: ARM64 code is 4-byte words
+        first = s
+        if self.machine in (0x8664, 0x14C) and self.exp.is_executable(s):
+            # Start at the original instruction holding the first changed byte, so a hook that
+            # keeps the old first byte (48 B8 imm64 over 48 8B C4) still decodes as written.
+            # never back into the run reported before (runs come in address order)
+            lo = max((b for a, b in self.windows if b <= s), default=self.done_end)
+            lo = max(lo, self.done_end)
+            start = instruction_start(self.expdata, s, self.machine, self.exp.function_at(s))
+            if lo <= start < s and self.exp.is_executable(start):
+                s = start
+        self.done_end = e
         kinds = self.exp.masks.kinds_in(s, e)
         if self.exp.is_executable(s):
             why = "code differs from the file and no loader or hotpatch rule explains it"
@@ -307,7 +402,7 @@ class ModuleClassifier(PatchWrites):
         name = self.exp.template.exports.get(fn, "") if fn is not None else ""
         if name:
             why += f" (in {name})"
-        self.finding(Verdict.UNEXPLAINED, s, e, why, function_rva=fn)
+        self.finding(Verdict.UNEXPLAINED, s, e, why, function_rva=fn, first_changed=first)
 
     def _unavailable(self, absent: np.ndarray) -> None:
         idx = np.flatnonzero(absent)
@@ -335,9 +430,16 @@ class ModuleClassifier(PatchWrites):
             pages_verified=int((live & (st == 0)).sum()),
             pages_loader=int((live & (st == 1)).sum()),
             pages_hotpatched=int((live & (st == 2)).sum()),
-            pages_unexplained=int((live & (st == 3)).sum()),
+            pages_unverified=int((live & (st == 3)).sum()),
+            pages_unexplained=int((live & (st == 4)).sum()),
             pages_unavailable=int((scope & ~present).sum()),
             extension_pages=ext.pages, extension_unexplained=ext.unexplained_pages,
             hpat_stubs_used=ext.stubs_used, hpat_stubs_free=ext.stubs_free,
             extension_content=ext.content,
+            section_tails=_tails_note(self.tails_seen),
         )
+
+
+def _tails_note(seen: list[str]) -> str:
+    kinds = sorted(set(seen))
+    return "" if not kinds else kinds[0] if len(kinds) == 1 else "mixed (" + ", ".join(kinds) + ")"

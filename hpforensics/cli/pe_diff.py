@@ -16,9 +16,11 @@ from hpforensics.errors import InputError, UsageError
 
 FORMATS = ("table", "json", "csv")
 FINDING_COLUMNS = ["address", "rva", "size", "verdict", "reason", "function_rva", "branch_target",
-                   "target_owner", "patch_image", "sequence", "kb", "disassembly", "expected", "actual"]
+                   "target_owner", "patch_image", "sequence", "kb", "disassembly", "original_disassembly",
+                   "expected", "actual"]
 MODULE_COLUMNS = ["module", "module_base", "reference", "pages_total", "pages_verified",
-                  "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unavailable", "status"]
+                  "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unverified",
+                  "pages_unavailable", "status", "section_tails"]
 EXTENSION_COLUMNS = ["extension_pages", "extension_unexplained", "hpat_stubs_used",
                      "hpat_stubs_free", "extension_content"]
 _NAME_BASE = re.compile(r"@(?:0x)?([0-9a-fA-F]+)\.bin$")
@@ -138,10 +140,11 @@ def register_diff(pe_app: typer.Typer) -> None:
             from hpforensics.report import render
 
             extended = any(m.extension_pages for m in result.modules)
+            at = MODULE_COLUMNS.index("status")
             render(result.modules, "table", buf, title="Module",
-                   columns=MODULE_COLUMNS[:-1] + EXTENSION_COLUMNS[:4] + ["status"] if extended
-                   else MODULE_COLUMNS)
-            render(result.findings, "table", buf, columns=FINDING_COLUMNS[:12], title="Changes")
+                   columns=MODULE_COLUMNS[:at] + EXTENSION_COLUMNS[:4] + MODULE_COLUMNS[at:]
+                   if extended else MODULE_COLUMNS)
+            render(result.findings, "table", buf, columns=FINDING_COLUMNS[:13], title="Changes")
             if out is None:
                 typer.echo(buf.getvalue(), nl=False)
             else:

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 TABLES = ("findings", "modules", "hotpatch-images")
 DUMP_COLUMNS = ["dump", "image", "output", "exit", "spaces", "modules", "findings", "loader",
-                "hotpatch", "unexplained", "unavailable", "hotpatch_images", "yara", "warnings"]
+                "hotpatch", "unexplained", "unverified", "unavailable", "hotpatch_images", "yara",
+                "warnings"]
 FAILURE_COLUMNS = ["task", "kind", "attempts", "error", "detail"]
 
 
@@ -97,7 +98,8 @@ def dump_task(image: str, dump: str, outdir: str, args: dict[str, Any]) -> DumpS
     verdicts = Counter(f.get("verdict") for f in doc.get("findings", []))
     counts = {"spaces": len(doc.get("processes", [])), "modules": len(doc.get("modules", [])),
               "findings": len(doc.get("findings", [])),
-              **{v: verdicts.get(v, 0) for v in ("loader", "hotpatch", "unexplained", "unavailable")},
+              **{v: verdicts.get(v, 0) for v in ("loader", "hotpatch", "unexplained", "unverified",
+                                                    "unavailable")},
               "hotpatch_images": len(doc.get("hotpatch_images", [])),
               "yara": len(doc.get("yara", []))}
     for table in TABLES:

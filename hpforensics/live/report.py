@@ -16,14 +16,17 @@ from hpforensics.report.rows import to_row
 from hpforensics.sources.live import LiveScanResult
 
 FINDING_COLUMNS = ["pid", "process", "module", "address", "size", "verdict", "reason", "actual",
-                   "disassembly", "branch_target", "target_owner", "patch_image"]
+                   "disassembly", "original_disassembly", "branch_target", "target_owner",
+                   "patch_image"]
 MODULE_COLUMNS = ["pid", "process", "module", "module_base", "reference", "pages_total",
                   "pages_verified", "pages_skipped", "pages_hotpatched", "pages_unexplained",
-                  "pages_unavailable",
-                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free", "extension_content", "status"]
+                  "pages_unverified", "pages_unavailable",
+                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free",
+                  "extension_content", "status"]
 YARA_COLUMNS = ["pid", "process", "module", "address", "rule", "tags", "matched", "verdict"]
 PROCESS_COLUMNS = ["pid", "process", "status", "modules", "pages_total", "pages_read",
-                   "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained"]
+                   "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained",
+                   "unverified"]
 
 
 def as_document(result: LiveScanResult, inputs: dict | None = None) -> dict:
@@ -71,7 +74,7 @@ def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | No
     shown = [f for f in result.findings if f.verdict is not Verdict.UNAVAILABLE]
     render(shown, "table", out, columns=FINDING_COLUMNS, title=f"Differences ({len(shown)})")
     changed = [m for m in result.modules
-               if m.pages_unexplained or m.pages_hotpatched or m.pages_unavailable
+               if m.pages_unexplained or m.pages_hotpatched or m.pages_unavailable or m.pages_unverified
                or (m.status != "ok" and not m.status.startswith("skipped"))]
     render(changed, "table", out, columns=MODULE_COLUMNS,
            title=f"Modules with differences or without reference ({len(changed)} of "

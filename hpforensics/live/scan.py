@@ -108,6 +108,8 @@ def scan_process(
             summary.unexplained += 1
         elif f.verdict is Verdict.LOADER:
             summary.loader += 1
+        elif f.verdict is Verdict.UNVERIFIED:
+            summary.unverified += 1
     result.findings += findings
 
 

@@ -17,8 +17,9 @@ FINDING_COLUMNS = ["pid", "process", "module", "address", "rva", "size", "verdic
                    "branch_target", "target_owner", "patch_image", "sequence", "kb", "reason"]
 MODULE_COLUMNS = ["pid", "process", "module", "module_base", "size", "reference", "pages_total",
                   "pages_verified", "pages_loader", "pages_hotpatched", "pages_unexplained",
-                  "pages_unavailable",
-                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free", "extension_content", "status"]
+                  "pages_unverified", "pages_unavailable",
+                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free",
+                  "extension_content", "status", "section_tails"]
 IMAGE_COLUMNS = ["pid", "process", "base_module", "base_address", "patch_path",
                  "patch_address", "sequence", "functions_patched", "functions_total", "kb",
                  "loader_state", "peb_images_hotpatched", "status", "flagged", "recognised_by"]
@@ -53,7 +54,8 @@ def write_outputs(analysis: Analysis, outdir: Path, inputs: dict,
     written = []
     for name, records, columns in (
         ("findings.csv", analysis.findings, FINDING_COLUMNS + ["function_rva", "actual",
-                                                                "expected", "disassembly"]),
+                                                                "expected", "disassembly",
+                                                                "original_disassembly"]),
         ("modules.csv", analysis.modules, MODULE_COLUMNS),
         ("hotpatch-images.csv", analysis.hotpatch_images, IMAGE_COLUMNS + ["note"]),
         ("yara.csv", analysis.yara, YARA_COLUMNS),
@@ -84,7 +86,7 @@ def print_tables(analysis: Analysis, out: IO[str]) -> None:
                 "size": f.size, "verdict": f.verdict.value, "patch": _leaf(f.patch_image),
                 "reason": f.reason}
                for f in analysis.findings if f.verdict.value != "loader"]
-    render(changed, "table", out, title="Changed code and data (hotpatch / unexplained / unavailable)")
+    render(changed, "table", out, title="Changed code and data (hotpatch / unverified / unexplained / unavailable)")
     if analysis.yara:
         hits = [{"pid": y.pid, "module": y.module, "address": f"{y.address:#x}",
                  "rule": f"{y.namespace}.{y.rule}", "verdict": y.verdict} for y in analysis.yara]

@@ -60,6 +60,11 @@ class Template:
     file_data: Any  # the file bytes (mmap), kept for PE-model parsing on demand
     functions: np.ndarray  # (n, 2) int64 [begin, end) RVAs from .pdata (or exports), sorted
     exports: dict[int, str]
+    # Non-zero file bytes between a section's VirtualSize and SizeOfRawData that fall inside
+    # its last mapped page: [(rva, bytes, n)], n of them up to VirtualSize rounded to
+    # FileAlignment. `layout` zero-fills them; what the loader maps there is disputed
+    # (docs/engine.md), so the classifier accepts zeros, the first n bytes, or all of them.
+    tails: list[tuple[int, bytes, int]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -150,14 +155,30 @@ class ExpectedImage:
         return any(a <= rva < b for a, b in self.template.exec_ranges)
 
 
+def section_tails(data: Any, hdr: Headers) -> list[tuple[int, bytes, int]]:
+    """File padding past VirtualSize inside each section's last page, where it is not zero."""
+    out = []
+    for s in hdr.sections:
+        raw = s.raw_offset & ~0x1FF if hdr.file_alignment >= 0x200 else s.raw_offset
+        start = s.va + s.vsize
+        end = min(s.va + s.raw_size, s.va + _align(s.vsize, PAGE), hdr.size_of_image,
+                  s.va + len(data) - raw)
+        if s.vsize and end > start:
+            pad = bytes(data[raw + s.vsize : raw + (end - s.va)])
+            if any(pad):
+                to_falign = _align(s.vsize, max(hdr.file_alignment, 1)) - s.vsize
+                out.append((start, pad, min(to_falign, len(pad))))
+    return out
+
+
 def _layout(data: Any, hdr: Headers) -> bytearray:
     img = bytearray(hdr.size_of_image)
     n = min(hdr.size_of_headers, len(data), hdr.size_of_image)
     img[:n] = data[:n]
     for s in hdr.sections:
         raw = s.raw_offset & ~0x1FF if hdr.file_alignment >= 0x200 else s.raw_offset
-        # The loader copies min(VirtualSize, SizeOfRawData): file padding past VirtualSize
-        # (linkers leave "PADDINGXXPADDING" there) is not mapped, the rest is zero-filled.
+        # Copied: min(VirtualSize, SizeOfRawData), the rest zero-filled. File padding past
+        # VirtualSize ("PADDINGXXPADDING") may or may not be mapped: see `section_tails`.
         n = min(s.raw_size, s.vsize, hdr.size_of_image - s.va, len(data) - raw)
         if n > 0:
             img[s.va : s.va + n] = data[raw : raw + n]
@@ -223,7 +244,7 @@ def build_template(data: Any, path: str, name: str | None = None) -> Template:
         reloc_rvas=rvas, reloc_types=types, iat=iat, delay_iat=delay, scope_ranges=scope,
         exec_ranges=execs, compare_bitmap=compare.tobytes(), load_config=load_config,
         hotpatch=hotpatch, functions=functions, exports=names, warnings=warnings,
-        file_data=data,
+        file_data=data, tails=section_tails(data, hdr),
     )
 
 

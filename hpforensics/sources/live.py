@@ -64,10 +64,17 @@ class Region(NamedTuple):
         return "x" in self.perms
 
     @property
+    def shared_anonymous(self) -> bool:
+        """MAP_SHARED|MAP_ANONYMOUS memory (and SysV shm): Linux names it after the shmem
+        inode behind it, "/dev/zero (deleted)" / "/SYSV<key> (deleted)", yet no file holds it."""
+        return self.deleted and (self.path == "/dev/zero" or self.path.startswith("/SYSV"))
+
+    @property
     def file_backed(self) -> bool:
         """Maps a file: an absolute POSIX path, or a Windows drive / device path."""
         p = self.path
-        return p.startswith(("/", "\\")) or (len(p) > 2 and p[1] == ":")
+        return (p.startswith(("/", "\\")) or (len(p) > 2 and p[1] == ":")) \
+            and not self.shared_anonymous
 
     @property
     def size(self) -> int:
@@ -75,8 +82,11 @@ class Region(NamedTuple):
 
     def describe(self) -> str:
         """How a branch target's region is named in a finding."""
-        name = self.path.rsplit("/", 1)[-1] if self.path.startswith("/") else self.path
-        kind = name or "anonymous"
+        if self.shared_anonymous:
+            kind = f"shared anonymous memory ({self.path}, deleted)"
+        else:
+            name = self.path.rsplit("/", 1)[-1] if self.path.startswith("/") else self.path
+            kind = name or "anonymous"
         return f"{kind} {self.perms} {self.start:#x}-{self.end:#x}"
 
 
@@ -113,6 +123,7 @@ class ProcessSummary:
     loader: int = 0
     hotpatch: int = 0
     unexplained: int = 0
+    unverified: int = 0
 
 
 @dataclass

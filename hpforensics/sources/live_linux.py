@@ -289,7 +289,9 @@ class LinuxProcessSpace(LiveSpace):
             if len(parts) < 6:
                 continue
             path, perms = parts[5], parts[1]
-            if path[0] != "/":
+            if path[0] != "/" or path == "/dev/zero (deleted)" or (
+                    path.startswith("/SYSV") and path.endswith(" (deleted)")):
+                # not a file: shared anonymous memory is named after its shmem inode
                 if path[0] == "[" and "x" in perms:
                     kernel.append(parse_maps(line)[0])
                 continue

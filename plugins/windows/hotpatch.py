@@ -166,15 +166,16 @@ class Verify(_HotpatchBase, interfaces.plugins.PluginInterface):
         for m in self._analysis().modules:
             yield 0, (_pid(m.pid), m.process, m.module, format_hints.Hex(m.module_base), m.size,
                       m.reference, m.pages_total, m.pages_verified, m.pages_loader,
-                      m.pages_hotpatched, m.pages_unexplained, m.pages_unavailable,
-                      m.extension_pages, m.extension_unexplained, m.hpat_stubs_used,
-                      m.hpat_stubs_free, m.extension_content, m.status)
+                      m.pages_hotpatched, m.pages_unexplained, m.pages_unverified,
+                      m.pages_unavailable, m.extension_pages, m.extension_unexplained,
+                      m.hpat_stubs_used, m.hpat_stubs_free, m.extension_content, m.status)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid([
             ("PID", int), ("Process", str), ("Module", str), ("Base", format_hints.Hex),
             ("Size", int), ("Reference", str), ("Pages", int), ("Verified", int),
-            ("Loader", int), ("Hotpatched", int), ("Unexplained", int), ("Unavailable", int),
-            ("Extension pages", int), ("Extension unexplained", int), ("HPAT stubs used", int),
-            ("HPAT stubs free", int), ("Extension", str), ("Status", str),
+            ("Loader", int), ("Hotpatched", int), ("Unexplained", int), ("Unverified", int),
+            ("Unavailable", int), ("Extension pages", int), ("Extension unexplained", int),
+            ("HPAT stubs used", int), ("HPAT stubs free", int), ("Extension", str),
+            ("Status", str),
         ], self._generator())

@@ -8,6 +8,7 @@ against.
 from __future__ import annotations
 
 import random
+import struct
 from pathlib import Path
 
 import lief
@@ -27,8 +28,18 @@ def _p(img: bytearray, at: int, n: int, v: int) -> None:
     img[at : at + n] = (v & ((1 << (8 * n)) - 1)).to_bytes(n, "little")
 
 
-def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[MappedImage, bytes]], dict]:
-    """(memory image of `path` loaded at `base`, fake DLL regions, facts for planting)."""
+TAILS = ("zero", "file")  # what lies past VirtualSize in a section's last page
+FALIGN = "falign"  # the file's bytes up to VirtualSize rounded to FileAlignment, zeros after
+
+
+def simulate(path: Path, base: int, seed: int = 1, tails: str = "zero",
+             ) -> tuple[bytes, list[tuple[MappedImage, bytes]], dict]:
+    """(memory image of `path` loaded at `base`, fake DLL regions, facts for planting).
+
+    `tails`: "zero" zero-fills each section past VirtualSize, "file" maps the file's raw data
+    there up to the end of the section's last page, "falign" only up to VirtualSize rounded to
+    FileAlignment (sources disagree on which Windows does)."""
+    assert tails in (*TAILS, FALIGN)
     rng = random.Random(seed)
     b = lief.PE.parse(str(path))
     raw = path.read_bytes()
@@ -37,9 +48,19 @@ def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[Ma
     ps = 8 if is64 else 4
     img = bytearray(oh.sizeof_image)
     img[: oh.sizeof_headers] = raw[: oh.sizeof_headers]
+    page = 0x1000
+    padded = []
     for s in b.sections:
-        c = bytes(s.content)
+        c = bytes(s.content)  # LIEF gives VirtualSize bytes
         img[s.virtual_address : s.virtual_address + len(c)] = c
+        if tails in ("file", FALIGN) and s.sizeof_raw_data > s.virtual_size:
+            step = oh.file_alignment if tails == FALIGN else page
+            last = min(s.sizeof_raw_data, -(-s.virtual_size // step) * step,
+                       -(-s.virtual_size // page) * page)
+            pad = raw[s.pointerto_raw_data + s.virtual_size : s.pointerto_raw_data + last]
+            img[s.virtual_address + s.virtual_size : s.virtual_address + s.virtual_size + len(pad)] = pad
+            if any(pad):
+                padded.append(s.virtual_address + s.virtual_size)
     delta = base - oh.imagebase
     # The memory manager records the load address in the mapped header's ImageBase.
     opt = b.dos_header.addressof_new_exeheader + 24
@@ -66,7 +87,7 @@ def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[Ma
     ntdll = area + 0x100 * FAKE_SIZE
     fakes.append((MappedImage(ntdll, FAKE_SIZE, "C:\\Windows\\System32\\ntdll.dll", "ntdll.dll"),
                   bytes(FAKE_SIZE)))
-    facts: dict = {"iat": [], "cfg": [], "text": None}
+    facts: dict = {"iat": [], "cfg": [], "text": None, "padded_tails": padded}
     for imp in b.imports:
         facts["iat"] += [e.iat_address for e in imp.entries]
     if b.has_configuration:
@@ -96,6 +117,15 @@ def simulate(path: Path, base: int, seed: int = 1) -> tuple[bytes, list[tuple[Ma
     facts["relocs"] = [r.virtual_address + e.position for r in b.relocations for e in r.entries
                        if str(e.type).endswith("DIR64")
                        and any(a <= r.virtual_address + e.position < z for a, z in ro)]
+    facts["sections"] = {s.name: (s.virtual_address, s.virtual_size, s.characteristics)
+                         for s in b.sections}
+    # Function starts from .pdata (x64: RUNTIME_FUNCTION, 12 bytes), read off the header
+    # directly rather than through anything the engine uses.
+    facts["functions"] = []
+    if is64:
+        exc_rva, exc_size = struct.unpack_from("<II", img, opt + 112 + 3 * 8)
+        facts["functions"] = sorted(struct.unpack_from("<I", img, exc_rva + 12 * i)[0]
+                                    for i in range(exc_size // 12))
     return bytes(img), fakes, facts
 
 

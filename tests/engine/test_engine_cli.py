@@ -52,7 +52,26 @@ def test_pe_diff_table_clean(cli):
                "--memory", SAMPLES / "mem" / "clean.hpbase.dll@7ffb12340000.bin", "--base", BASE,
                check=True)
     assert "hpbase.dll" in proc.stdout and "│ unexplained" not in proc.stdout
-    assert "│ 4           │ 2              │ 2            │ 0                │ 0  " in proc.stdout
+    # no --module: the IAT and CFG slots cannot be checked, so they are shown as unverified
+    assert "│ 4           │ 2              │ 1            │ 0                │ 0                 │ 1  " in proc.stdout
+    assert "│ unverified" in proc.stdout and "not verified" in proc.stdout
+
+
+def test_pe_diff_slots_unverified_without_module_list(cli):
+    """The same clean memory with and without --module: loader only when checked."""
+    args = ["pe", "diff", "--disk", SAMPLES / "hpbase.dll", "--memory",
+            SAMPLES / "mem" / "clean.hpbase.dll@7ffb12340000.bin", "--base", BASE, "-f", "json"]
+    bare = json.loads(cli(*args, check=True).stdout)
+    (m,) = bare["modules"]
+    assert {f["verdict"] for f in bare["findings"]} == {"unverified"}
+    assert m["pages_unverified"] == 1 and m["pages_loader"] == 1
+    assert m["pages_total"] == (m["pages_verified"] + m["pages_loader"] + m["pages_hotpatched"]
+                                + m["pages_unexplained"] + m["pages_unverified"] + m["pages_unavailable"])
+    for f in bare["findings"]:
+        assert f["extra"]["kind"] in ("iat", "cfg-pointer") and "not verified" in f["reason"]
+    mods = [f"--module={n}@{v['base']}:{v['size']}" for n, v in PLAN["import_targets"].items()]
+    checked = json.loads(cli(*args, *mods, check=True).stdout)
+    assert checked["findings"] == [] and checked["modules"][0]["pages_unverified"] == 0
 
 
 def test_pe_diff_errors_are_one_line(cli, tmp_path):

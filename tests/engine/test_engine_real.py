@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import struct
 
-from loader_sim import simulate, space_for
+import pytest
+from loader_sim import TAILS, simulate, space_for
 
 from hpforensics.engine import verify_space
 from hpforensics.model import Verdict
@@ -19,9 +20,16 @@ def _verify(path, img, fakes, **kw):
     return verify_space(space, FileReferences({BASE: str(path)}), images=[space.images()[0]])
 
 
-def test_clean_images_only_loader_differences(real_pe_files):
+# What each real file's tails were seen as, per loader-emulation mode: files whose padding
+# past VirtualSize is all zero have nothing to see ("").
+PADDED = {"t64.exe", "w64.exe", "t32.exe", "w32.exe"}
+SEEN = {"zero": "zero-filled", "file": "file padding"}
+
+
+@pytest.mark.parametrize("tails", TAILS)
+def test_clean_images_only_loader_differences(real_pe_files, tails):
     for path in real_pe_files:
-        img, fakes, _ = simulate(path, BASE)
+        img, fakes, facts = simulate(path, BASE, tails=tails)
         result = _verify(path, img, fakes)
         assert [f for f in result.findings if f.verdict != Verdict.LOADER] == [], path
         (m,) = result.modules
@@ -29,6 +37,9 @@ def test_clean_images_only_loader_differences(real_pe_files):
         assert m.pages_total > 0 and m.pages_loader > 0, (path, m)
         assert m.pages_verified + m.pages_loader == m.pages_total, (path, m)
         assert m.pages_unexplained == m.pages_hotpatched == m.pages_unavailable == 0
+        assert m.pages_unverified == 0
+        assert m.section_tails == (SEEN[tails] if path.name in PADDED else ""), (path, m)
+        assert bool(facts["padded_tails"]) == (path.name in PADDED and tails == "file")
 
 
 def test_loader_findings_name_their_kind(real_pe_files):
@@ -47,9 +58,10 @@ def test_loader_findings_name_their_kind(real_pe_files):
     assert [f.rva for f in fo] == [0x13011]
 
 
-def test_planted_changes_are_unexplained(real_pe_files):
+@pytest.mark.parametrize("tails", TAILS)
+def test_planted_changes_are_unexplained(real_pe_files, tails):
     for path in real_pe_files:
-        img, fakes, facts = simulate(path, BASE)
+        img, fakes, facts = simulate(path, BASE, tails=tails)
         mem = bytearray(img)
         text_rva, text_size = facts["text"]
         hook = text_rva + 0x40
@@ -61,10 +73,12 @@ def test_planted_changes_are_unexplained(real_pe_files):
         result = _verify(path, bytes(mem), fakes)
         bad = [f for f in result.findings if f.verdict == Verdict.UNEXPLAINED]
         by_rva = {f.rva: f for f in bad}
-        assert hook in by_rva, (path, bad)
-        assert by_rva[hook].branch_target == BASE + hook + 5 + 0x10_0000
-        assert by_rva[hook].disassembly.startswith("jmp")
-        assert by_rva[hook].target_owner == "unmapped"
+        # the lead starts at the original instruction holding the first changed byte
+        (lead,) = [f for f in bad if f.rva <= hook < f.rva + f.size]
+        assert hook - lead.rva < 16 and (lead.rva == hook or lead.extra["first_changed"] == hex(BASE + hook))
+        assert lead.branch_target == BASE + hook + 5 + 0x10_0000, (path, lead)
+        assert "jmp" in lead.disassembly and lead.original_disassembly
+        assert lead.target_owner == "unmapped"
         assert iat in by_rva and "IAT hook" in by_rva[iat].reason
         assert by_rva[iat].target_owner == "unmapped"
         assert reloc in by_rva and "relocated" in by_rva[reloc].reason, (path, bad)
@@ -98,16 +112,18 @@ def test_findings_are_deterministic(real_pe_files):
     assert a == b and [f.address for f in a] == sorted(f.address for f in a)
 
 
-def test_pe32_images(real_pe_files):
+@pytest.mark.parametrize("tails", TAILS)
+def test_pe32_images(real_pe_files, tails):
     """32-bit launchers beside the 64-bit ones: HIGHLOW relocations, 4-byte IAT slots."""
     folder = next(p for p in real_pe_files if p.name == "t64.exe").parent
     base = 0x1234_0000
     for path in (folder / "t32.exe", folder / "w32.exe"):
-        img, fakes, facts = simulate(path, base)
+        img, fakes, facts = simulate(path, base, tails=tails)
         space = space_for(path, base, img, fakes)
         result = verify_space(space, FileReferences({base: str(path)}), images=[space.images()[0]])
         assert [f for f in result.findings if f.verdict != Verdict.LOADER] == [], path
         assert result.modules[0].pages_loader > 0
+        assert result.modules[0].section_tails == SEEN[tails]
         mem = bytearray(img)
         iat = facts["iat"][3]
         mem[iat : iat + 4] = struct.pack("<I", 0x0BAD_0000)

@@ -4,6 +4,8 @@
  *   c            call target_func(20) and print the result
  *   l LIB SYM    dlopen LIB and redirect target_func's entry to SYM in it
  *                (mprotect + memcpy, the way an in-process live patcher does)
+ *   s            map shared anonymous RWX memory (/dev/zero (deleted) in maps), put a ret
+ *                there and redirect target_func's entry to it; print its address
  *   q            exit */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -56,6 +58,13 @@ int main(void) {
             if (!f) { printf("error %s\n", dlerror()); continue; }
             redirect((void *)&target_func, f);
             printf("%lx\n", (unsigned long)(uintptr_t)f);
+        } else if (line[0] == 's') {
+            unsigned char *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+                                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+            if (shared == MAP_FAILED) { printf("error mmap\n"); continue; }
+            memset(shared, 0xc3, 4096);
+            redirect((void *)&target_func, shared + 0x80);
+            printf("%lx\n", (unsigned long)(uintptr_t)(shared + 0x80));
         } else if (line[0] == 'q') {
             break;
         }

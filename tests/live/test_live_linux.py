@@ -332,3 +332,18 @@ def test_cli_yara_all_scans_every_executable_mapping(target, cli, tmp_path):
     assert all(h["verdict"] == "" and h["pid"] == target.pid for h in hits)
     alone = cli("live", "--pid", str(target.pid), "--yara-all", "-q")
     assert alone.returncode == 2 and "--yara-all needs --yara" in alone.stderr
+
+
+def test_target_in_shared_anonymous_memory_is_named_so(target):
+    """MAP_SHARED|MAP_ANONYMOUS shows in maps as "/dev/zero (deleted)": no file, no module
+    "zero", no "written in place" warning for it, and the branch target is named for what it is."""
+    stub = int(target.ask("s"), 16)
+    with open(f"/proc/{target.pid}/maps") as fh:
+        assert any(line.rstrip().endswith("/dev/zero (deleted)") and "rwxs" in line for line in fh)
+    result = scan_live(select_backend(), pids=[target.pid])
+    assert not [w for w in result.warnings if "written in place" in w], result.warnings
+    assert not [m for m in result.modules if m.module == "zero"]
+    (f,) = [f for f in result.findings if f.verdict is Verdict.UNEXPLAINED]
+    assert f.address == target.func and f.branch_target == stub
+    assert f.target_owner.startswith("shared anonymous memory (/dev/zero, deleted) rwxs")
+    assert "shared anonymous memory" in f.reason

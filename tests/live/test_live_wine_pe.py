@@ -104,8 +104,15 @@ def test_wine_style_pe_is_verified_against_its_file(pe_process):
     result = scan_live(select_backend(), pids=[proc.pid], options=ScanOptions())
     changed = [f for f in result.findings if f.module == "vcruntime140.dll"
                and f.verdict is not Verdict.UNAVAILABLE]
-    assert [(f.address, f.size, f.verdict) for f in changed] == [(address, 5, Verdict.UNEXPLAINED)]
-    assert changed[0].actual == new and changed[0].expected == before
+    # the lead starts at the original instruction holding the first changed byte
+    (f,) = changed
+    assert f.verdict is Verdict.UNEXPLAINED and f.address + f.size == address + 5
+    assert 0 <= address - f.address < 16
+    if f.address < address:
+        assert f.extra["first_changed"] == hex(address)
+    lead = address - f.address
+    assert f.actual[lead:] == new and f.expected[lead:] == before
+    assert f.original_disassembly and f.disassembly
 
 
 def test_pe_file_mapped_as_data_is_not_an_image(shared_data: Path):
