@@ -148,14 +148,15 @@ class Regions(_HotpatchBase, interfaces.plugins.PluginInterface):
             yield 0, (_pid(f.pid), f.process, f.module, format_hints.Hex(f.address),
                       format_hints.Hex(f.rva), f.size, f.verdict.value, _hex(f.branch_target),
                       f.target_owner, f.patch_image, _int(f.sequence), f.kb, ", ".join(rules),
-                      f.reason)
+                      f.original_disassembly, f.disassembly, f.reason)
 
     def run(self) -> renderers.TreeGrid:
         return renderers.TreeGrid([
             ("PID", int), ("Process", str), ("Module", str), ("Address", format_hints.Hex),
             ("RVA", format_hints.Hex), ("Size", int), ("Verdict", str),
             ("Branch target", format_hints.Hex), ("Target owner", str), ("Patch image", str),
-            ("Sequence", int), ("KB", str), ("YARA", str), ("Reason", str),
+            ("Sequence", int), ("KB", str), ("YARA", str), ("Original code", str),
+            ("Code now", str), ("Reason", str),
         ], self._generator())
 
 

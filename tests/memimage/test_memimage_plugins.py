@@ -23,6 +23,9 @@ def test_regions_plugin_gives_every_planted_verdict(expected_findings):
     assert got == expected_findings
     forged = [r for r in rows if r["PID"] == 3128 and r["RVA"] == 0x107B]
     assert forged[0]["Verdict"] == "unexplained" and leaf(forged[0]["Patch image"]) == "forged_hp.dll"
+    hook = next(r for r in rows if r["PID"] == 3128 and r["RVA"] == 0x1040)  # the inline hook
+    assert hook["Code now"].startswith("jmp ") and hook["Original code"]
+    assert hook["Original code"] != hook["Code now"]
 
 
 def test_verify_plugin_csv_accounts_pages_with_references():
