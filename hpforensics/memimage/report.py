@@ -98,3 +98,10 @@ def print_tables(analysis: Analysis, out: IO[str]) -> None:
     out.write(f"{len(analysis.spaces)} address spaces, {len(analysis.modules)} modules "
               f"({len(checked)} with a reference), findings: "
               + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none") + "\n")
+    extended = [m for m in analysis.modules if m.extension_pages]
+    if extended:
+        out.write(f"hotpatch extension pages: {len(extended)} modules, "
+                  f"{sum(m.extension_pages for m in extended)} pages, "
+                  f"{sum(m.hpat_stubs_used for m in extended)} HPAT stubs in use, "
+                  f"{sum(1 for m in extended if m.extension_unexplained)} modules with "
+                  "unexplained bytes there\n")
