@@ -16,16 +16,21 @@ from typing import Sequence
 
 from hpforensics.classify.owners import AddressMap
 from hpforensics.classify.patches import PatchImage, patches_for
-from hpforensics.pe.structures import HPAT_SLOT_DISTANCE, HPAT_STUB_X64
+from hpforensics.pe.structures import (
+    HPAT_SLOT_DISTANCE,
+    HPAT_STUB_X64,
+    REDIRECT_FAR,
+    REDIRECT_FORMS,
+    REDIRECT_NEAR,
+    REDIRECT_WINDOW,
+)
 from hpforensics.sources.source import AddressSpace
 
 log = logging.getLogger(__name__)
 
-NEAR_FORM = b"\xeb\xf9"  # jmp short F-5 (E9 rel32 there)
-FAR_FORM = b"\xeb\xf8"  # jmp short F-6 (FF 25 disp32 there)
-WINDOW_BEFORE = 6  # the kernel writes [F-6, F+2)
-WINDOW_AFTER = 2
+WINDOW_BEFORE, WINDOW_AFTER = -REDIRECT_WINDOW[0], REDIRECT_WINDOW[1]  # [F-6, F+2)
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+ENTRIES = tuple(f.entry for f in REDIRECT_FORMS)
 
 
 @dataclass
@@ -136,7 +141,7 @@ def find_redirects(actual: bytes, start: int, end: int, lo: int) -> list[int]:
         p = actual.find(b"\xeb", p, stop)
         if p < 0:
             break
-        if actual[p + 1 : p + 2] in (b"\xf9", b"\xf8") and p - WINDOW_BEFORE < end and p + 2 > start:
+        if actual[p : p + 2] in ENTRIES and p - WINDOW_BEFORE < end and p + 2 > start:
             out.append(p)
         p += 1
     return out
@@ -155,10 +160,11 @@ def check_redirect(
 ) -> Redirect:
     """Check the whole chain for the redirect at `base + f_off`; never raises."""
     F = base + f_off
-    near = actual[f_off : f_off + 2] == NEAR_FORM
+    near = actual[f_off : f_off + 2] == REDIRECT_NEAR.entry
     # The kernel writes [F-6, F+2); in the E9 form F-6 keeps its byte, so the finding starts
     # at the E9.
-    win = Redirect(F, F - (5 if near else WINDOW_BEFORE), F + WINDOW_AFTER, False, "")
+    form = REDIRECT_NEAR if near else REDIRECT_FAR
+    win = Redirect(F, F + form.jump_at, F + WINDOW_AFTER, False, "")
     patch_bases = {p.image.base for p in patches}
 
     def bad(reason: str) -> Redirect:
@@ -179,7 +185,7 @@ def check_redirect(
     if f_off < WINDOW_BEFORE:
         return bad("short jump at the very start of the image")
     if near:
-        if actual[f_off - 5] != 0xE9:
+        if actual[f_off - 5 : f_off - 4] != REDIRECT_NEAR.jump_opcode:
             return bad("EB F9 at the function entry without an E9 jmp at F-5")
         if actual[f_off - 6] != expected[f_off - 6]:
             win.start = F - WINDOW_BEFORE
@@ -205,7 +211,7 @@ def check_redirect(
                           else "private memory after the image")
         slot = (target + HPAT_SLOT_DISTANCE) & MASK64
     else:
-        if actual[f_off - 6 : f_off - 4] != b"\xff\x25":
+        if actual[f_off - 6 : f_off - 4] != REDIRECT_FAR.jump_opcode:
             return bad("EB F8 at the function entry without an FF 25 jmp at F-6")
         slot = (F + struct.unpack_from("<i", actual, f_off - 4)[0]) & MASK64
         win.target = slot

@@ -22,6 +22,7 @@ from hpforensics.classify.redirect import (branch_target, check_redirect, disass
                                            instruction_start)
 from hpforensics.classify.slots import check_slots
 from hpforensics.model import Finding, ModuleSummary, Verdict
+from hpforensics.pe.structures import redirect_form_at
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.reference.kinds import MaskKind
 from hpforensics.reference.maskset import MaskSet
@@ -326,9 +327,7 @@ class ModuleClassifier(PatchWrites):
         exp, act = self.exp, self.actual
         windows: list[tuple[int, int]] = []
         for f_off in find_redirects(act, s, e, 0):
-            near = act[f_off + 1] == 0xF9 and f_off >= 5 and act[f_off - 5] == 0xE9
-            far = act[f_off + 1] == 0xF8 and act[f_off - 6 : f_off - 4] == b"\xff\x25"
-            if shaped and not (near or far):
+            if shaped and redirect_form_at(act, f_off) is None:
                 continue
             r = check_redirect(self.ctx.space, self.ctx.amap, self.image.base, exp.timestamp,
                                exp.checksum, act, self.expdata, f_off, self.ctx.patches)

@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from hpforensics.classify.owners import AddressMap
 from hpforensics.classify.patches import PatchImage, collect_patches, from_winsxs, patched_module_name
 from hpforensics.classify.redirect import check_redirect
+from hpforensics.pe.structures import redirect_entry_form
 from hpforensics.sources.source import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def _count_redirects(space: AddressSpace, amap: AddressMap, base: MappedImage, t
         if not all(data.present[page : (f_off + 2) // 0x1000 + 1]):
             first_bad = first_bad or f"function at RVA {f_off:#x} is paged out"
             continue
-        if data.data[f_off : f_off + 2] not in (b"\xeb\xf9", b"\xeb\xf8"):
+        if redirect_entry_form(data.data, f_off) is None:
             first_bad = first_bad or f"function at RVA {f_off:#x} is not redirected"
             continue
         r = check_redirect(space, amap, base.base, ts, cs, data.data, bytes(before), f_off,

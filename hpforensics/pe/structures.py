@@ -7,6 +7,8 @@ place. Sources for each layout are in docs/hotpatch-format.md.
 from __future__ import annotations
 
 import enum
+import struct
+from dataclasses import dataclass
 
 from dissect.cstruct import cstruct
 
@@ -270,6 +272,47 @@ CHUNK_EXTENT_X64 = {
     ChunkType.INDIRECT: (0, 8),
     ChunkType.DYNAMIC_VALUE: (0, 8),
 }
+
+# --- hotpatch redirect forms (docs/hotpatch-format.md, "Redirect and HPAT") ---
+@dataclass(frozen=True)
+class RedirectForm:
+    """What the kernel writes for a redirected function F: `entry` at F (a short jmp back)
+    and a jump of `jump_opcode` + rel32/disp32 at F + `jump_at` (in the padding)."""
+
+    name: str
+    entry: bytes
+    jump_opcode: bytes
+    jump_at: int
+
+    @property
+    def jump_size(self) -> int:
+        return len(self.jump_opcode) + 4
+
+    def encode(self, rel: int) -> bytes:
+        """The whole window [F + jump_at, F + 2) for a rel32/disp32 `rel`."""
+        return self.jump_opcode + struct.pack("<i", rel) + self.entry
+
+
+REDIRECT_NEAR = RedirectForm("E9 rel32 + EB F9", b"\xeb\xf9", b"\xe9", -5)  # newer builds
+REDIRECT_FAR = RedirectForm("FF 25 disp32 + EB F8", b"\xeb\xf8", b"\xff\x25", -6)  # older
+REDIRECT_FORMS = (REDIRECT_NEAR, REDIRECT_FAR)
+REDIRECT_WINDOW = (-6, 2)  # the kernel writes [F-6, F+2) (RtlpDetermineHotPatchExtent)
+
+
+def redirect_entry_form(buf: bytes, f_off: int) -> RedirectForm | None:
+    """The form whose entry bytes stand at `f_off` (the jump before it is not checked)."""
+    entry = bytes(buf[f_off : f_off + 2])
+    return next((f for f in REDIRECT_FORMS if f.entry == entry), None)
+
+
+def redirect_form_at(buf: bytes, f_off: int) -> RedirectForm | None:
+    """The form whose entry bytes and matching jump both stand at `f_off`."""
+    form = redirect_entry_form(buf, f_off)
+    if form is None or f_off + form.jump_at < 0:
+        return None
+    at = f_off + form.jump_at
+    return form if bytes(buf[at : at + len(form.jump_opcode)]) == form.jump_opcode else None
+
 
 # --- HPAT (hot patch address table) ---
 HPAT_STUB_X64 = bytes.fromhex("FF25FA0F0000CCCC")  # jmp qword ptr [rip+0xFFA]; int3; int3

@@ -9,10 +9,10 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
+from hpforensics.pe.structures import redirect_entry_form
 from hpforensics.reference.digests import page_digests
 
 PAGE = 0x1000
-REDIRECT_FORMS = (b"\xeb\xf9", b"\xeb\xf8")  # with E9 rel32 at F-5 / FF 25 disp32 at F-6
 PAD_BYTES = (0xCC, 0x90)  # hot-patchable padding: int3 or nop, tried after the byte left at F-6
 VARIANTS = 1 + len(PAD_BYTES)
 MACHINE_ARM64 = 0xAA64
@@ -76,10 +76,10 @@ def _redirect(work: bytearray, f: int, first: int, machine: int) -> Edit | None:
     original = struct.pack("<I", first)  # the function's first DWORD, as the table keeps it
     if machine == MACHINE_ARM64:  # the branch replaces the first instruction word
         return Edit(f, [original] * VARIANTS) if f + 4 <= len(work) else None
-    form = bytes(work[f : f + 2])
-    if form not in REDIRECT_FORMS:
+    form = redirect_entry_form(work, f)
+    if form is None:
         return None
-    n = 5 if form == REDIRECT_FORMS[0] else 6  # the jump written before F
+    n = -form.jump_at  # the jump written before F
     if f < n + 1:
         return None
     left = work[f - n - 1]  # padding the kernel did not touch

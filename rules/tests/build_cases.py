@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+from hpforensics.pe.structures import REDIRECT_FAR, REDIRECT_NEAR  # the one table of forms
+
 HERE = Path(__file__).resolve().parent
 PAD = b"\xcc" * 16
 USER_TARGET = 0x00007FFB_4321_1000
@@ -31,9 +33,9 @@ def cases() -> dict[str, bytes]:
         # EtwEventWrite: xor rax, rax; ret
         "hook_etw_eventwrite_patch": b"\x48\x33\xc0\xc3",
         # older hotpatch redirect: jmp [rip+disp32] in the padding, jmp short -8 at the entry
-        "hotpatch_redirect_ff25_ebf8": b"\xff\x25\x10\x20\x00\x00\xeb\xf8",
+        "hotpatch_redirect_ff25_ebf8": REDIRECT_FAR.encode(0x2010),
         # current hotpatch redirect: jmp rel32 in the padding, jmp short -7 at the entry
-        "hotpatch_redirect_e9_ebf9": b"\xe9\xf0\x0f\x00\x00\xeb\xf9",
+        "hotpatch_redirect_e9_ebf9": REDIRECT_NEAR.encode(0xFF0),
     }
     # every case sits at a function entry after int3 padding and is followed by the rest of a
     # plausible prologue, as in a memory region read with context

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpforensics.errors import UsageError
+from hpforensics.pe.structures import REDIRECT_NEAR
 from hpforensics.yarascan import load_rules, scan_paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,7 +145,7 @@ def test_hit_takes_the_verdict_of_its_own_range_not_its_neighbours(ruleset):
 
     base = 0x7FF6_0000_0000
     image = bytearray(b"\xcc" * 0x2000)
-    redirect = b"\xe9\xf0\x0f\x00\x00\xeb\xf9"
+    redirect = REDIRECT_NEAR.encode(0xFF0)
     amsi = b"\xb8\x57\x00\x07\x80\xc3"
     image[0x100B:0x1012] = redirect  # a genuine hotpatch
     image[0x1020:0x1026] = amsi  # an attacker's patch 14 bytes later: windows merge
