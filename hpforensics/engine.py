@@ -15,6 +15,7 @@ from hpforensics.classify.patches import PatchImage, collect_patches
 from hpforensics.classify.verdicts import Context, ModuleClassifier
 from hpforensics.errors import InputError
 from hpforensics.model import Finding, ModuleSummary, ScanResult
+from hpforensics.pe.peek import peek
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.reference.provider import ReferenceProvider
 from hpforensics.sources.source import AddressSpace, BytesAddressSpace, MappedImage
@@ -27,11 +28,9 @@ Progress = Callable[[MappedImage, int, int], None]  # (image, index, total)
 
 def _machine(space: AddressSpace, image: MappedImage) -> int:
     """The image's Machine from its mapped header; AMD64 when unreadable."""
-    head = space.read_exact(image.base, 0x200)
-    if head and head[:2] == b"MZ":
-        lf = int.from_bytes(head[0x3C:0x40], "little")
-        if lf + 6 <= len(head) and head[lf : lf + 4] == b"PE\0\0":
-            return int.from_bytes(head[lf + 4 : lf + 6], "little")
+    h = peek(space.read_exact(image.base, 0x400) or b"")
+    if h is not None:
+        return h.machine
     return 0x8664
 
 

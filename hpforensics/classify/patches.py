@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from hpforensics.errors import InputError
 from hpforensics.pe.hotpatch import HotPatchBase, HotPatchInfo, PatchEntry
+from hpforensics.pe.peek import peek
 from hpforensics.pe.structures import ChunkType, c_pe
 from hpforensics.sources.source import AddressSpace, MappedImage
 
@@ -91,18 +92,11 @@ def _hotpatch_field(is64: bool) -> int:
 
 def may_be_patch_image(space: AddressSpace, image: MappedImage) -> bool:
     """Cheap look at the mapped header and load config: does it carry hot patch records?"""
-    head = space.read_exact(image.base, 0x400)
-    if head is None or head[:2] != b"MZ":
+    h = peek(space.read_exact(image.base, 0x400) or b"")
+    load_config = h.directory(10) if h is not None else None  # IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG
+    if load_config is None or not load_config[0]:
         return False
-    try:
-        lf = struct.unpack_from("<I", head, 0x3C)[0]
-        opt = lf + 24
-        is64 = struct.unpack_from("<H", head, opt)[0] == 0x20B
-        rva = struct.unpack_from("<I", head, opt + (112 if is64 else 96) + 10 * 8)[0]
-    except struct.error:
-        return False
-    if not rva:
-        return False
+    rva, is64 = load_config[0], h.is64
     off = _hotpatch_field(is64)
     raw = space.read_exact(image.base + rva, off + 4)
     if raw is None:

@@ -171,19 +171,14 @@ class BaseFinder:
 
 def _header_key(path: Path) -> tuple[int, int] | None:
     """(TimeDateStamp, CheckSum) from the first page, without parsing the whole file."""
-    import struct
+    from hpforensics.pe.peek import peek
 
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4096)
-        lfanew = struct.unpack_from("<I", head, 0x3C)[0]
-        if head[:2] != b"MZ" or head[lfanew:lfanew + 4] != b"PE\0\0":
-            return None
-        ts = struct.unpack_from("<I", head, lfanew + 8)[0]
-        cs = struct.unpack_from("<I", head, lfanew + 24 + 64)[0]
-        return ts, cs
-    except (OSError, struct.error):
+            h = peek(fh.read(4096))
+    except OSError:
         return None
+    return None if h is None else (h.timestamp, h.checksum)
 
 
 def name_functions(info: ImageInfo, image: PEImage, finder: BaseFinder) -> None:

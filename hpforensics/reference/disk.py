@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from hpforensics.errors import InputError
+from hpforensics.pe.peek import peek
 from hpforensics.reference.expected import ExpectedImage, expected_for_template, template_for_file
 from hpforensics.sources.source import AddressSpace, MappedImage
 
@@ -30,18 +30,8 @@ class Identity:
 
 def identity_of(header: bytes) -> Identity | None:
     """TimeDateStamp, SizeOfImage, CheckSum from the first bytes of a PE (file or mapped)."""
-    try:
-        if header[:2] != b"MZ":
-            return None
-        (lfanew,) = struct.unpack_from("<I", header, 0x3C)
-        if header[lfanew : lfanew + 4] != b"PE\0\0":
-            return None
-        (ts,) = struct.unpack_from("<I", header, lfanew + 8)
-        opt = lfanew + 24
-        size, _, checksum = struct.unpack_from("<III", header, opt + 56)
-        return Identity(ts, size, checksum)
-    except struct.error:
-        return None
+    h = peek(header)
+    return None if h is None else Identity(h.timestamp, h.size_of_image, h.checksum)
 
 
 def _same_component(candidate: str, mapped_path: str) -> bool:

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass
 
 from hpforensics.errors import InputError
+from hpforensics.pe.peek import peek
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,5 @@ def parse_headers(data: bytes | memoryview, path: str, mapped: bool = False) -> 
 def mapped_size_of_image(head: bytes) -> int | None:
     """SizeOfImage from the first bytes of a mapped image, or None when they hold no PE
     header (never raises: the caller is sizing a mapping, not parsing evidence)."""
-    if len(head) < 0x40 or head[:2] != b"MZ":
-        return None
-    (lfanew,) = struct.unpack_from("<I", head, 0x3C)
-    at = lfanew + 24 + 56  # OptionalHeader.SizeOfImage, the same offset in PE32 and PE32+
-    if at + 4 > len(head) or head[lfanew : lfanew + 4] != b"PE\0\0":
-        return None
-    (size,) = struct.unpack_from("<I", head, at)
-    return size if 0 < size <= MAX_IMAGE_SIZE else None
+    h = peek(head)
+    return h.size_of_image if h is not None and 0 < h.size_of_image <= MAX_IMAGE_SIZE else None
