@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pefile  # noqa: E402
 
-from hpforensics.engine import FilesSpace, verify_space  # noqa: E402
+from hpforensics.engine import verify_space
+from hpforensics.sources.files import FilesSpace  # noqa: E402
 from hpforensics.model import Verdict  # noqa: E402
 from hpforensics.reference import FileReferences  # noqa: E402
 from hpforensics.reference.expected import EXPECTED, TEMPLATES, build_expected  # noqa: E402

@@ -18,7 +18,7 @@ from hpforensics.model import Finding, ModuleSummary, ScanResult
 from hpforensics.pe.peek import peek
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.reference.provider import ReferenceProvider
-from hpforensics.sources.source import AddressSpace, BytesAddressSpace, MappedImage
+from hpforensics.sources.source import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +133,3 @@ def verify_space(
         result.warnings.extend(f"{m.name} at {m.base:#x}: {w}" for w in exp.warnings)
     result.findings.sort(key=lambda f: (f.pid if f.pid is not None else -1, f.address, f.size, f.verdict.value))
     return result
-
-
-class FilesSpace(BytesAddressSpace):
-    """A space assembled from files: mapped images plus raw regions (an HPAT, private memory)
-    that are readable but are not images. What `pe diff` and the sample tests verify."""
-
-    def __init__(self, images: Sequence[tuple[MappedImage, bytes]],
-                 regions: Sequence[tuple[int, bytes]] = (), source: str = "file", **kw) -> None:
-        raw = [(MappedImage(base, len(data), "", ""), data) for base, data in regions]
-        super().__init__([*images, *raw], source=source, **kw)
-        self._image_bases = frozenset(im.base for im, _ in images)
-
-    def images(self) -> Sequence[MappedImage]:
-        return [im for im in super().images() if im.base in self._image_bases]

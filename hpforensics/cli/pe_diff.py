@@ -1,7 +1,7 @@
 """`hpforensics pe diff`: the whole engine on files, for a module carved from memory by hand.
 
-Thin: parses the options into a `FilesSpace` (the carved module, patch images laid out at their
-bases, optional raw regions such as an HPAT) and renders what `verify_space` returns.
+Thin: parses the options into a `CarvedModule` (hpforensics.sources.carved: the carved module,
+patch images laid out at their bases, raw regions such as an HPAT) and renders the result.
 """
 from __future__ import annotations
 
@@ -57,42 +57,14 @@ def _module_spec(spec: str) -> tuple[str, int, int]:
 
 def run_diff(disk: Path, memory: Path, base: int, patches: list[str], regions: list[str],
              modules: list[str], include_loader: bool):
-    """Build the space and verify the carved module; returns the ScanResult."""
-    from hpforensics.engine import FilesSpace, verify_space
-    from hpforensics.evidence import map_evidence
-    from hpforensics.reference import FileReferences, build_expected
-    from hpforensics.reference.expected import template_for_file
-    from hpforensics.sources.source import MappedImage
+    """Parse the option specs and verify the carved module (hpforensics.sources.carved)."""
+    from hpforensics.sources.carved import CarvedModule, diff_carved
 
-    expected = build_expected(disk, base)
-    data = map_evidence(memory)
-    image_end = (expected.size + 0xFFF) & ~0xFFF
-    # A carved mapping may run past SizeOfImage in whole pages: 24H2's extension pages.
-    if len(data) != expected.size and (len(data) < image_end or len(data) % 0x1000):
-        raise InputError(memory, f"memory image is {len(data):#x} bytes but {disk.name} has "
-                         f"SizeOfImage {expected.size:#x} (a mapping with extension pages runs "
-                         "past it in whole pages)", min(len(data), expected.size))
-    me = MappedImage(base, expected.size, str(disk), disk.name, timestamp=expected.timestamp,
-                     checksum=expected.checksum, mapped_size=len(data))
-    images = [(me, bytes(data))]
-    files = {base: str(disk)}
-    for spec in patches:
-        path, pbase = split_at(spec, "--patch", need_base=False)
-        if pbase is None:  # no base given: where the file asks to be loaded
-            pbase = template_for_file(path).headers.image_base
-        laid = build_expected(path, pbase)
-        images.append((MappedImage(pbase, laid.size, str(path), path.name, is_patch_image=True,
-                                   timestamp=laid.timestamp, checksum=laid.checksum), laid.data))
-        files[pbase] = str(path)
-    for spec in modules:
-        name, mbase, size = _module_spec(spec)
-        images.append((MappedImage(mbase, size, name, name), b""))
-    raw = []
-    for spec in regions:
-        path, rbase = split_at(spec, "--region", need_base=True)
-        raw.append((rbase, bytes(map_evidence(path))))
-    space = FilesSpace(images, raw, source=f"file:{memory}")
-    return verify_space(space, FileReferences(files), images=[me], include_loader=include_loader)
+    return diff_carved(CarvedModule(
+        disk=disk, memory=memory, base=base,
+        patches=[split_at(spec, "--patch", need_base=False) for spec in patches],
+        regions=[split_at(spec, "--region", need_base=True) for spec in regions],  # type: ignore[misc]
+        modules=[_module_spec(spec) for spec in modules]), include_loader=include_loader)
 
 
 def register_diff(pe_app: typer.Typer) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from loader_sim import TAILS, simulate, space_for
 
-from hpforensics.engine import FilesSpace, verify_space
+from hpforensics.engine import verify_space
+from hpforensics.sources.files import FilesSpace
 from hpforensics.model import Verdict
 from hpforensics.reference.provider import FileReferences
 from hpforensics.sources.source import MappedImage

@@ -6,7 +6,8 @@ import struct
 
 from test_engine_samples import PLAN, _int, build
 
-from hpforensics.engine import FilesSpace, verify_space
+from hpforensics.engine import verify_space
+from hpforensics.sources.files import FilesSpace
 from hpforensics.model import Verdict
 
 SCENARIO = next(s for s in PLAN["scenarios"] if s["name"] == "hp1")

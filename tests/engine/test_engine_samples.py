@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hpforensics.engine import FilesSpace, verify_space
+from hpforensics.engine import verify_space
+from hpforensics.sources.files import FilesSpace
 from hpforensics.model import Verdict
 from hpforensics.reference.provider import FileReferences
 from hpforensics.sources.source import MappedImage

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpforensics.engine import FilesSpace
+from hpforensics.sources.files import FilesSpace
 from hpforensics.live.scan import ScanOptions
 from hpforensics.model import Verdict
 from hpforensics.sources.live import LiveBackend, LiveSpace, ProcessInfo, Region, scan_live

@@ -20,7 +20,7 @@ from memimage_helpers import IMAGE, SYMBOLS  # noqa: E402
 from test_engine_samples import PLAN, build  # noqa: E402
 
 from hpforensics.memimage.patchstate import NAMED_NO_RECORDS, hotpatch_images  # noqa: E402
-from hpforensics.engine import FilesSpace  # noqa: E402
+from hpforensics.sources.files import FilesSpace  # noqa: E402
 from hpforensics.sources.source import MappedImage  # noqa: E402
 
 REPO = TESTS.parent
