@@ -1,6 +1,6 @@
 """`hpforensics dump analyze` over many memory images: one task per dump.
 
-A task runs the single-image command itself (`analyze_cmd`, quiet) into `<out>/<dump>/`, so
+A task runs the single-image analysis (`memimage.run.run_dump`) into `<out>/<dump>/`, so
 each dump's findings.csv / modules.csv / hotpatch-images.csv / yara.csv / report.json are what
 a single run writes. The worker then puts the three tables into Parquet partitions
 (`<out>/parquet/<table>/device=<dump>/`) and returns counts read back from report.json; the
@@ -11,7 +11,6 @@ on storage the workers share.
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import logging
 import re
@@ -19,7 +18,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from hpforensics.evtx.outputs import RowSink
 from hpforensics.fleet import parquet
@@ -66,34 +65,16 @@ def dump_names(images: Sequence[Path]) -> list[str]:
     return out
 
 
-def _call_command(command: Callable[..., Any], **given: Any) -> int:
-    """Call a typer command function in-process with typer's defaults for what is not given;
-    returns its exit code."""
-    import typer
-
-    kwargs = {}
-    for name, param in inspect.signature(command).parameters.items():
-        if name in given:
-            kwargs[name] = given[name]
-        elif hasattr(param.default, "default"):  # typer.Option / typer.Argument
-            kwargs[name] = param.default.default
-        else:
-            kwargs[name] = param.default
-    try:
-        command(**kwargs)
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    return 0
-
-
 def dump_task(image: str, dump: str, outdir: str, args: dict[str, Any]) -> DumpSummary:
     """Analyse one memory image as `dump analyze IMAGE -o <out>/<dump>` does (on a worker)."""
-    from hpforensics.cli.commands.dump import analyze_cmd
+    from hpforensics.errors import ExitCode
+    from hpforensics.memimage.run import DumpOptions, run_dump
 
     target = Path(outdir) / dump
     if target.exists():  # a retry after a worker died half-way
         shutil.rmtree(target)
-    code = _call_command(analyze_cmd, images=[Path(image)], outdir=target, quiet=True, **args)
+    run = run_dump(Path(image), target, DumpOptions(**args))
+    code = int(ExitCode.PARTIAL) if run.damaged else 0
     doc = json.loads((target / "report.json").read_text(encoding="utf-8"))
     verdicts = Counter(f.get("verdict") for f in doc.get("findings", []))
     counts = {"spaces": len(doc.get("processes", [])), "modules": len(doc.get("modules", [])),

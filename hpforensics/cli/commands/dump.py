@@ -47,46 +47,29 @@ def analyze_cmd(
             symbols=symbols, reference=reference, manifest=manifest, store=store, pid=pid,
             yara=yara, yara_all=yara_all))
         return
-    image = images[0]
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hpforensics.memimage import options
-    from hpforensics.memimage.analyze import analyze
-    from hpforensics.memimage.report import print_tables, write_outputs
-    from hpforensics.memimage.session import check_truncation, open_image
+    from hpforensics.memimage.report import print_tables
+    from hpforensics.memimage.run import DumpOptions, run_dump
 
-    refs = options.references(reference, store, manifest)
-    kb = options.kb_lookup(manifest, store)
-    rules = options.yara_rules(yara)
+    opts = DumpOptions(symbols, reference, manifest, store, pid, yara, yara_all)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     with Progress(*columns, transient=True, disable=quiet, console=None) as bar:
         task = bar.add_task("opening image (Volatility automagic)", total=100)
-        session = open_image(image, symbols, progress=lambda pct, what: bar.update(
-            task, completed=min(pct, 100) * 0.3, description=what or "automagic"))
 
         def step(what: str, done: int, total: int) -> None:
             bar.update(task, completed=30 + 70 * done / max(total, 1), description=what)
 
-        result = analyze(session.context, session.kernel, source=f"dump:{image.name}",
-                         references=refs, kb_lookup=kb, pids=pid or None, progress=step,
-                         check_tables=lambda dtb: check_truncation(session, dtb, user=True),
-                         yara=rules, yara_all=yara_all)
-    inputs = {"image": str(image), "symbols": [str(s) for s in symbols],
-              "reference": [str(r) for r in reference],
-              "manifest": str(manifest) if manifest else None, "store": str(store) if store else None,
-              "yara": str(yara) if yara else None, "yara_all": yara_all}
-    from hpforensics.custody import custody_block
-
-    custody = custody_block("dump analyze", [image, manifest, store, yara], {"pid": sorted(pid)},
-                            references=[*symbols, *reference])
-    written = write_outputs(result, outdir, inputs, custody)
+        run = run_dump(images[0], outdir, opts, step=step,
+                       open_progress=lambda pct, what: bar.update(
+                           task, completed=min(pct, 100) * 0.3, description=what or "automagic"))
     if not quiet:
-        print_tables(result, sys.stdout)
-    for w in result.warnings:
+        print_tables(run.analysis, sys.stdout)
+    for w in run.analysis.warnings:
         typer.echo(f"hpforensics: warning: {w}", err=True)
-    typer.echo("wrote " + ", ".join(str(p) for p in written), err=True)
-    if result.damaged:
+    typer.echo("wrote " + ", ".join(str(p) for p in run.written), err=True)
+    if run.damaged:
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
