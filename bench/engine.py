@@ -35,7 +35,7 @@ from hpforensics.sources.files import FilesSpace  # noqa: E402
 from hpforensics.model import Verdict  # noqa: E402
 from hpforensics.reference import FileReferences  # noqa: E402
 from hpforensics.reference.expected import EXPECTED, TEMPLATES, build_expected  # noqa: E402
-from hpforensics.sources.source import MappedImage  # noqa: E402
+from hpforensics.space import MappedImage  # noqa: E402
 
 SHARED = Path(os.environ.get("HPF_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SOURCE = SHARED / "pe" / "msvcp140.dll"

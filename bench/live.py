@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hpforensics.live.scan import ScanOptions  # noqa: E402
 from hpforensics.model import Verdict  # noqa: E402
-from hpforensics.sources.live import scan_live, select_backend  # noqa: E402
+from hpforensics.live.space import scan_live, select_backend  # noqa: E402
 
 PAGE = 4096
 

@@ -32,9 +32,9 @@ from hpforensics.kb.normalize import normalize  # noqa: E402
 from hpforensics.kb.store import PageStore  # noqa: E402
 from hpforensics.model import Verdict  # noqa: E402
 from hpforensics.reference import FileReferences  # noqa: E402
-from hpforensics.reference import store as store_ref  # noqa: E402
+from hpforensics.kb import store_references as store_ref  # noqa: E402
 from hpforensics.reference.expected import EXPECTED, TEMPLATES  # noqa: E402
-from hpforensics.sources.source import MappedImage  # noqa: E402
+from hpforensics.space import MappedImage  # noqa: E402
 
 
 def clear() -> None:

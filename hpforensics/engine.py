@@ -11,14 +11,14 @@ from typing import Callable, Optional, Sequence
 
 from hpforensics.classify.extension import ExtensionVerifier
 from hpforensics.classify.owners import AddressMap
-from hpforensics.classify.patches import PatchImage, collect_patches
+from hpforensics.reference.patches import PatchImage, collect_patches
 from hpforensics.classify.verdicts import Context, ModuleClassifier
 from hpforensics.errors import InputError
 from hpforensics.model import Finding, ModuleSummary, ScanResult
 from hpforensics.pe.peek import peek
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.reference.provider import ReferenceProvider
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 

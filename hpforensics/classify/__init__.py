@@ -1,5 +1,5 @@
 """Verdicts for changed bytes: loader / hotpatch / unexplained / unavailable."""
-from hpforensics.classify.patches import PatchImage
+from hpforensics.reference.patches import PatchImage
 from hpforensics.classify.verdicts import Context, ModuleClassifier
 
 __all__ = ["Context", "ModuleClassifier", "PatchImage"]

@@ -23,13 +23,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-from hpforensics.classify.patches import PatchImage, patches_for
+from hpforensics.reference.patches import PatchImage, patches_for
 from hpforensics.classify.redirect import branch_target, disassemble
 from hpforensics.errors import InputError
 from hpforensics.model import Finding, Verdict
 from hpforensics.pe.structures import HPAT_ENTRY_SIZE, HPAT_SLOT_DISTANCE, HPAT_STUB_X64
 from hpforensics.reference.headers import parse_headers
-from hpforensics.sources.source import PAGE_SIZE, MappedImage
+from hpforensics.space import PAGE_SIZE, MappedImage
 
 if TYPE_CHECKING:
     from hpforensics.classify.verdicts import Context

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 
 
 class AddressMap:

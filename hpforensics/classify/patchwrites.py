@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from hpforensics.classify.patches import PatchImage, patches_for
+from hpforensics.reference.patches import PatchImage, patches_for
 from hpforensics.model import Verdict
 from hpforensics.pe.structures import HPAT_SLOT_DISTANCE, HPAT_STUB_X64, ChunkType
 

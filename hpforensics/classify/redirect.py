@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from hpforensics.classify.owners import AddressMap
-from hpforensics.classify.patches import PatchImage, patches_for
+from hpforensics.reference.patches import PatchImage, patches_for
 from hpforensics.pe.structures import (
     HPAT_SLOT_DISTANCE,
     HPAT_STUB_X64,
@@ -24,7 +24,7 @@ from hpforensics.pe.structures import (
     REDIRECT_NEAR,
     REDIRECT_WINDOW,
 )
-from hpforensics.sources.source import AddressSpace
+from hpforensics.space import AddressSpace
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 from hpforensics.classify.compare import compare
 from hpforensics.classify.extension import ExtensionResult, ExtensionVerifier
 from hpforensics.classify.owners import AddressMap
-from hpforensics.classify.patches import PatchImage
+from hpforensics.reference.patches import PatchImage
 from hpforensics.classify.patchwrites import PatchWrites
 from hpforensics.classify.redirect import (branch_target, check_redirect, disassemble, find_redirects,
                                            instruction_start)
@@ -26,7 +26,7 @@ from hpforensics.pe.structures import redirect_form_at
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.reference.kinds import MaskKind
 from hpforensics.reference.maskset import MaskSet
-from hpforensics.sources.source import PAGE_SIZE, AddressSpace, MappedImage
+from hpforensics.space import PAGE_SIZE, AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 

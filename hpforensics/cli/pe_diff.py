@@ -83,7 +83,7 @@ def register_diff(pe_app: typer.Typer) -> None:
     ) -> None:
         """Verify a carved module against its file: loader / hotpatch / unexplained per change."""
         from hpforensics.report.render import render_to
-        from hpforensics.report.rows import to_row
+        from hpforensics.cells import to_row
 
         if fmt not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}")

@@ -20,8 +20,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import orjson
 
 from hpforensics import _rowfmt
-from hpforensics.report.csvsafe import safe_cell
-from hpforensics.report.rows import plain
+from hpforensics.csvsafe import safe_cell
+from hpforensics.cells import plain
 
 _RISKY = frozenset("=+-@\t\r")
 

@@ -85,8 +85,9 @@ class TimelineResult:
 
 # -- the whole run ------------------------------------------------------------------------------
 
-def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOptions,
-                 *, html: bool = True) -> TimelineResult:
+def build_timeline(paths: Sequence[str | Path], outdir: Path,
+                   opts: TimelineOptions) -> TimelineResult:
+    """Every output but report.html (hpforensics.runs.timeline adds that)."""
     items = discover(paths)
     if not items:
         raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
@@ -98,10 +99,6 @@ def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOption
             _run(items, outdir, dataclasses.replace(opts, work_dir=work), result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if html:
-        from hpforensics.report.html import write_report
-
-        result.outputs["report"] = write_report(outdir / "report.html", result)
     return result
 
 

@@ -68,7 +68,7 @@ def dump_names(images: Sequence[Path]) -> list[str]:
 def dump_task(image: str, dump: str, outdir: str, args: dict[str, Any]) -> DumpSummary:
     """Analyse one memory image as `dump analyze IMAGE -o <out>/<dump>` does (on a worker)."""
     from hpforensics.errors import ExitCode
-    from hpforensics.memimage.run import DumpOptions, run_dump
+    from hpforensics.runs.dump import DumpOptions, run_dump
 
     target = Path(outdir) / dump
     if target.exists():  # a retry after a worker died half-way

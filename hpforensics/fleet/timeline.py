@@ -109,7 +109,7 @@ def partitions(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 def timeline_task(parts: Sequence[str], outdir: str, opts: P.TimelineOptions,
                   part_id: str) -> PartSummary:
     """Read, judge and write a batch of partitions (devices); returns its summary (runs on a
-    worker). The batch goes through the single-process pipeline itself (`run_timeline` into a
+    worker). The batch goes through the single-process pipeline itself (`build_timeline` into a
     piece folder), so a fleet run writes the very lines a single run does; devices never mix
     (events are grouped by device), so batching changes nothing but the overhead per task."""
     work = Path(outdir) / PARTS_DIR / part_id
@@ -120,7 +120,7 @@ def timeline_task(parts: Sequence[str], outdir: str, opts: P.TimelineOptions,
     # one process per task: Dask's worker processes are daemons and cannot fork a pool
     opts = dataclasses.replace(opts, jobs=1, work_dir=None)
     try:
-        result = P.run_timeline(parts, work, opts, html=False)
+        result = P.build_timeline(parts, work, opts)
     except InputError as exc:  # nothing readable in this batch: reported, not fatal
         stats = ReadStats(", ".join(parts), warnings=[str(exc)])
         P._write_inputs(work, [stats])

@@ -251,7 +251,7 @@ class PageStore:
 
     def pages_of(self, version: ImageVersion) -> dict[int, tuple[bytes, bool]]:
         """Every stored page of one image version: RVA -> (normalised digest, all zero after
-        masking). What the store reference (hpforensics.reference.store) verifies against."""
+        masking). What the store reference (hpforensics.kb.store_references) verifies against."""
         rows = self.db.execute("SELECT rva, digest, zero FROM pages WHERE image_id=?",
                                (version.id,))
         return {int(rva): (bytes(d), bool(z)) for rva, d, z in rows}

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import capstone
 
 from hpforensics.live.elf import EM_386, EM_AARCH64, EM_X86_64
-from hpforensics.sources.live import Region
+from hpforensics.live.space import Region
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from hpforensics.pagehash import compare_pages
-from hpforensics.sources.live import LiveSpace, Region
-from hpforensics.sources.source import PAGE_SIZE
+from hpforensics.live.space import LiveSpace, Region
+from hpforensics.space import PAGE_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Command-line choices turned into ScanOptions: reference folders, KB lookup, YARA rules.
 
-The KB lookup and rule loading are the memory-image path's own (hpforensics.memimage.options),
+The KB lookup and rule loading are the memory-image path's own (hpforensics.scan_inputs),
 so `--manifest`, `--store` and `--yara` mean the same in `live` and `dump analyze`: the store
 (and manifests with page hashes) also verify PE images no file on disk matches.
 """
@@ -12,7 +12,7 @@ from typing import Sequence
 
 from hpforensics.errors import UsageError
 from hpforensics.live.scan import ScanOptions
-from hpforensics.memimage.options import kb_lookup, references, yara_rules
+from hpforensics.scan_inputs import kb_lookup, references, yara_rules
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import os
 from typing import Any, Sequence
 
 from hpforensics.model import Finding, ModuleSummary
-from hpforensics.sources.live import LiveSpace
-from hpforensics.sources.source import PAGE_SIZE, MappedImage
+from hpforensics.live.space import LiveSpace
+from hpforensics.space import PAGE_SIZE, MappedImage
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from hpforensics.sources.live import Region
+from hpforensics.live.space import Region
 
 log = logging.getLogger(__name__)
 

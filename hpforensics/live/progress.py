@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from hpforensics.sources.live import Progress, ProcessInfo
+from hpforensics.live.space import Progress, ProcessInfo
 
 
 @contextlib.contextmanager

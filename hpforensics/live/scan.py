@@ -15,8 +15,8 @@ from hpforensics.live.classify import follow_branch, region_of
 from hpforensics.live.elf import ElfInfo, is_elf, read_elf
 from hpforensics.live.native import Diff, RegionCompare, comparable_length, compare_region
 from hpforensics.model import Finding, ModuleSummary, Verdict
-from hpforensics.sources.live import LiveScanResult, LiveSpace, ProcessSummary, Region
-from hpforensics.sources.source import PAGE_SIZE, MappedImage
+from hpforensics.live.space import LiveScanResult, LiveSpace, ProcessSummary, Region
+from hpforensics.space import PAGE_SIZE, MappedImage
 
 log = logging.getLogger(__name__)
 

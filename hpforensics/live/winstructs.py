@@ -2,7 +2,7 @@
 
 Declared once as ctypes structures for both pointer sizes (x64 and WoW64/x86), parsed from bytes
 read through any reader, so everything here runs and is tested on Linux; only
-sources/live_windows.py calls Windows. Layouts: phnt (winsiderss/phnt 7e097448 ntldr.h,
+live/windows.py calls Windows. Layouts: phnt (winsiderss/phnt 7e097448 ntldr.h,
 ntpebteb.h, ntpsapi.h, ntexapi.h) and the public symbols of 24H2 ntdll (LDR_DATA_TABLE_ENTRY
 0x138 bytes on x64, CheckSum 0x120, ActivePatchImageBase 0x128, HotPatchState 0x130).
 """

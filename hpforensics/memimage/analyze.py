@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from hpforensics.memimage import walk
 from hpforensics.memimage.patchstate import HotpatchImageRecord, hotpatch_images, quiet_pe_parsing
 from hpforensics.model import ModuleSummary, ScanResult, YaraMatch
-from hpforensics.sources.source import MappedImage
+from hpforensics.space import MappedImage
 from hpforensics.sources.volatility import VolatilityAddressSpace
 
 log = logging.getLogger(__name__)

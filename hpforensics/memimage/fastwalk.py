@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from hpforensics.memimage.rawstruct import Layout, read, try_layout, unicode
-from hpforensics.sources.source import MappedImage
+from hpforensics.space import MappedImage
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from hpforensics.sources.source import MappedImage
+from hpforensics.space import MappedImage
 
 if TYPE_CHECKING:
     from hpforensics.memimage.fastwalk import FastWalker

@@ -14,7 +14,7 @@ from typing import Iterable
 from hpforensics.errors import InputError
 from hpforensics.pe.peek import peek
 from hpforensics.reference.expected import ExpectedImage, expected_for_template, template_for_file
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 

@@ -84,7 +84,7 @@ class ExpectedImage:
     base: int
     data: bytes
     warnings: list[str] = field(default_factory=list)
-    # Set by providers that verify by page digest (hpforensics.reference.store) rather than
+    # Set by providers that verify by page digest (hpforensics.kb.store_references) rather than
     # bytes: how summaries name the reference, pages whose digest matches no known version
     # (page RVA -> reason; whole page unexplained, redirects in it still classified), pages
     # counted unavailable although read (page RVA -> reason), and patch-table slots whose

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from hpforensics.reference.expected import ExpectedImage
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 
 
 @runtime_checkable

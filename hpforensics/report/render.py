@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any, Iterable, Sequence
 
-from hpforensics.report.csvsafe import write_csv
-from hpforensics.report.rows import to_row
+from hpforensics.csvsafe import write_csv
+from hpforensics.cells import to_row
 
 FORMATS = ("table", "json", "jsonl", "csv")
 

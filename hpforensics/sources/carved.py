@@ -28,7 +28,7 @@ def diff_carved(carved: CarvedModule, include_loader: bool = False) -> ScanResul
     from hpforensics.reference import FileReferences, build_expected
     from hpforensics.reference.expected import template_for_file
     from hpforensics.sources.files import FilesSpace
-    from hpforensics.sources.source import MappedImage
+    from hpforensics.space import MappedImage
 
     disk, memory, base = carved.disk, carved.memory, carved.base
     expected = build_expected(disk, base)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from hpforensics.sources.source import BytesAddressSpace, MappedImage
+from hpforensics.space import BytesAddressSpace, MappedImage
 
 
 class FilesSpace(BytesAddressSpace):

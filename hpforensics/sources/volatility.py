@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from hpforensics.sources.source import PAGE_SIZE, AddressSpace, MappedImage, ReadResult
+from hpforensics.space import PAGE_SIZE, AddressSpace, MappedImage, ReadResult
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Iterable, Sequence
 
 from hpforensics.model import Finding, Verdict, YaraMatch
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 from hpforensics.yarascan.compile import RuleSet
 from hpforensics.yarascan.scan import changed_windows, scan_region
 

@@ -74,7 +74,7 @@ class _HotpatchBase:
 
     def _run_analysis(self):
         # imported here: `vol -p plugins` imports this file for every plugin it runs
-        from hpforensics.memimage import options
+        from hpforensics import scan_inputs as options
         from hpforensics.memimage.analyze import analyze
 
         cfg = self.config  # type: ignore[attr-defined]

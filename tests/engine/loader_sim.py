@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lief
 
-from hpforensics.sources.source import BytesAddressSpace, MappedImage
+from hpforensics.space import BytesAddressSpace, MappedImage
 
 FAKE_SIZE = 0x20000
 FAKE_AREA = 0x7FFA_0000_0000

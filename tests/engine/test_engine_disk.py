@@ -9,7 +9,7 @@ from hpforensics.errors import InputError
 from hpforensics.model import Verdict
 from hpforensics.reference import DiskReferences, ReferenceProvider
 from hpforensics.reference.disk import identity_of
-from hpforensics.sources.source import MappedImage
+from hpforensics.space import MappedImage
 
 BASE = 0x7FF8_5550_0000
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from hpforensics.engine import verify_space
 from hpforensics.model import Verdict
 from hpforensics.reference.provider import FileReferences
-from hpforensics.sources.source import BytesAddressSpace, MappedImage
+from hpforensics.space import BytesAddressSpace, MappedImage
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "pe"

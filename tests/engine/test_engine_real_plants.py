@@ -14,7 +14,7 @@ from hpforensics.engine import verify_space
 from hpforensics.sources.files import FilesSpace
 from hpforensics.model import Verdict
 from hpforensics.reference.provider import FileReferences
-from hpforensics.sources.source import MappedImage
+from hpforensics.space import MappedImage
 
 BASE = 0x7FF8_1234_0000
 BASE32 = 0x1234_0000

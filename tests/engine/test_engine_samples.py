@@ -12,7 +12,7 @@ from hpforensics.engine import verify_space
 from hpforensics.sources.files import FilesSpace
 from hpforensics.model import Verdict
 from hpforensics.reference.provider import FileReferences
-from hpforensics.sources.source import MappedImage
+from hpforensics.space import MappedImage
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "pe"
 PLAN = json.loads((SAMPLES / "plan.json").read_text())

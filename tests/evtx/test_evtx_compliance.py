@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hpforensics.evtx.classify import Classifier
-from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.runs.timeline import run_timeline
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
 

@@ -42,7 +42,9 @@ def test_workers_pieces_give_the_single_process_files(tmp_path) -> None:
     every output is byte-identical to one process, and no piece is left behind."""
     from pathlib import Path
 
-    from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+    from hpforensics.evtx.pipeline import TimelineOptions
+
+    from hpforensics.runs.timeline import run_timeline
 
     fleet = Path(__file__).resolve().parents[2] / "samples" / "evtx"
     for jobs in (1, 2):
@@ -63,7 +65,8 @@ def test_workers_rotating_piece_files_give_the_same_files(tmp_path, monkeypatch)
     from pathlib import Path
 
     from hpforensics.evtx import reading
-    from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.runs.timeline import run_timeline
 
     fleet = Path(__file__).resolve().parents[2] / "samples" / "evtx" / "HP-WS-001"
     monkeypatch.setattr(reading, "_PIECE_LIMIT", 0)  # forked workers inherit it

@@ -6,7 +6,9 @@ import gc
 import threading
 from pathlib import Path
 
-from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+from hpforensics.evtx.pipeline import TimelineOptions
+
+from hpforensics.runs.timeline import run_timeline
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "evtx" / "HP-WS-001"
 

@@ -15,7 +15,8 @@ import pytest
 from hpforensics.evtx import rows as R
 from hpforensics.evtx.ingest import discover
 from hpforensics.evtx.outputs import CsvRows, JsonRows, json_line, render_csv, safe_cells_at
-from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.runs.timeline import run_timeline
 from hpforensics.evtx.reading import read_item
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"

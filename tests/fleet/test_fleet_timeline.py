@@ -145,7 +145,7 @@ def test_failed_devices_are_retried_once_and_listed(fleet_client, small_fleet, t
     shutil.copytree(small_fleet, good)
     for name in by_task:
         shutil.rmtree(good / name)
-    from hpforensics.evtx.pipeline import run_timeline
+    from hpforensics.runs.timeline import run_timeline
 
     ref = tmp_path / "ref"
     run_timeline([good], ref, TimelineOptions(), html=False)

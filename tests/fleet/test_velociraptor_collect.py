@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+from hpforensics.evtx.pipeline import TimelineOptions
+
+from hpforensics.runs.timeline import run_timeline
 from hpforensics.fleet.cluster import ClusterSpec
 from hpforensics.fleet.timeline import partitions, run_fleet_timeline
 

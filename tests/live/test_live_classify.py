@@ -6,7 +6,7 @@ import struct
 
 from hpforensics.live.classify import follow_branch, region_of
 from hpforensics.live.elf import EM_AARCH64, EM_X86_64
-from hpforensics.sources.live import Region
+from hpforensics.live.space import Region
 
 F = 0x40_1000  # a function entry
 

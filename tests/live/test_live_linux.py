@@ -10,8 +10,8 @@ import pytest
 
 from hpforensics.live.scan import ScanOptions
 from hpforensics.model import Finding, Verdict
-from hpforensics.sources.live import ProcessInfo, scan_live, select_backend
-from hpforensics.sources.live_linux import LinuxBackend
+from hpforensics.live.space import ProcessInfo, scan_live, select_backend
+from hpforensics.live.linux import LinuxBackend
 
 
 def _scan(pid: int, **kw) -> list[Finding]:
@@ -143,8 +143,8 @@ def test_cli_rejects_unknown_format(cli):
 def test_reads_are_page_chunked_and_bounded():
     """Even reading every page, no read is larger than one chunk: no whole-image copies."""
     from hpforensics.live.native import CHUNK_PAGES
-    from hpforensics.sources.live_linux import LinuxProcessSpace
-    from hpforensics.sources.source import PAGE_SIZE
+    from hpforensics.live.linux import LinuxProcessSpace
+    from hpforensics.space import PAGE_SIZE
 
     sizes: list[int] = []
 
@@ -305,7 +305,7 @@ def test_process_that_execs_mid_scan_is_not_compared_across_programs(tmp_path):
 
 
 def test_still_mapped_checks_the_live_maps(target):
-    from hpforensics.sources.live_linux import LinuxProcessSpace
+    from hpforensics.live.linux import LinuxProcessSpace
 
     with LinuxBackend().open(ProcessInfo(target.pid, "hpf_target")) as space:
         assert isinstance(space, LinuxProcessSpace)

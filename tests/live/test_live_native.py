@@ -7,9 +7,9 @@ import struct
 from pathlib import Path
 
 from hpforensics.live.native import MERGE_GAP, compare_region, comparable_length, merge_ranges
-from hpforensics.sources.live import LiveSpace, Region
+from hpforensics.live.space import LiveSpace, Region
 from hpforensics.live.procfs import PM_FILE, PM_PRESENT, PM_SWAPPED, classify_pagemap
-from hpforensics.sources.source import PAGE_SIZE, BytesAddressSpace, MappedImage
+from hpforensics.space import PAGE_SIZE, BytesAddressSpace, MappedImage
 
 BASE = 0x7000_0000
 

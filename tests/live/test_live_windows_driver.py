@@ -13,8 +13,8 @@ import pytest
 from hpforensics.sources.files import FilesSpace
 from hpforensics.live.scan import ScanOptions
 from hpforensics.model import Verdict
-from hpforensics.sources.live import LiveBackend, LiveSpace, ProcessInfo, Region, scan_live
-from hpforensics.sources.source import PAGE_SIZE, MappedImage
+from hpforensics.live.space import LiveBackend, LiveSpace, ProcessInfo, Region, scan_live
+from hpforensics.space import PAGE_SIZE, MappedImage
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "pe"
 PLAN = json.loads((SAMPLES / "plan.json").read_text())

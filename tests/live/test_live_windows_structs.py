@@ -179,8 +179,8 @@ def test_image_allocation_end_covers_24h2_extension_pages():
 
 
 def test_windows_backend_is_import_safe_on_linux():
-    code = ("import ctypes, hpforensics.sources.live_windows as w; "
-            "from hpforensics.sources.live import select_backend; "
+    code = ("import ctypes, hpforensics.live.windows as w; "
+            "from hpforensics.live.space import select_backend; "
             "b = select_backend('win32'); print(type(b).__name__, hasattr(ctypes, 'windll'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["WindowsBackend", "False"]

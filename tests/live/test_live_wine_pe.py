@@ -10,7 +10,7 @@ import pytest
 
 from hpforensics.live.scan import ScanOptions
 from hpforensics.model import Verdict
-from hpforensics.sources.live import scan_live, select_backend
+from hpforensics.live.space import scan_live, select_backend
 
 HERE = Path(__file__).resolve().parent
 

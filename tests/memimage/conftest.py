@@ -28,7 +28,7 @@ def expected_images(plan) -> set[tuple]:
 @pytest.fixture(scope="module")
 def library_analysis():
     """The library path: open the image with the Volatility API and analyse it once."""
-    from hpforensics.memimage import options
+    from hpforensics import scan_inputs as options
     from hpforensics.memimage.analyze import analyze
     from hpforensics.memimage.session import open_image
 

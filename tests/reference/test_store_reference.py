@@ -25,8 +25,8 @@ from hpforensics.engine import verify_space  # noqa: E402
 from hpforensics.model import Verdict  # noqa: E402
 from hpforensics.reference import ChainReferences, DiskReferences  # noqa: E402
 from hpforensics.reference.provider import FileReferences  # noqa: E402
-from hpforensics.reference.digests import page_digests  # noqa: E402
-from hpforensics.reference.store import open_references  # noqa: E402
+from hpforensics.kb.known_pages import page_digests  # noqa: E402
+from hpforensics.kb.store_references import open_references  # noqa: E402
 
 REPO = TESTS.parent
 SAMPLES = REPO / "samples" / "pe"
@@ -190,7 +190,7 @@ def test_live_driver_uses_the_store_when_the_file_is_gone(sample_store):
     from test_live_windows_driver import OneProcess
 
     from hpforensics.live.options import build_options
-    from hpforensics.sources.live import scan_live
+    from hpforensics.live.space import scan_live
 
     scenario = next(s for s in PLAN["scenarios"] if s["name"] == "attacked")
     backend = OneProcess(scenario)
@@ -288,7 +288,7 @@ def test_next_process_copy_is_built_once(real_pe_files, real_store):
     reused; a copy whose code differs is not, and gets its own verdict."""
     import lief
 
-    from hpforensics.reference.store import PageReferences
+    from hpforensics.kb.store_references import PageReferences
 
     path = next(p for p in real_pe_files if p.name == "vcruntime140.dll")
     img, fakes, facts = simulate(path, BASE)

@@ -21,7 +21,7 @@ from test_engine_samples import PLAN, build  # noqa: E402
 
 from hpforensics.memimage.patchstate import NAMED_NO_RECORDS, hotpatch_images  # noqa: E402
 from hpforensics.sources.files import FilesSpace  # noqa: E402
-from hpforensics.sources.source import MappedImage  # noqa: E402
+from hpforensics.space import MappedImage  # noqa: E402
 
 REPO = TESTS.parent
 SAMPLES = REPO / "samples" / "pe"

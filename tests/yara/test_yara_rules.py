@@ -120,7 +120,7 @@ def test_cli_bad_rules_exit_2_one_line(cli, tmp_path, shared_data):
 
 def test_scan_changed_reads_only_changed_ranges_with_context(ruleset):
     from hpforensics.model import Finding, Verdict
-    from hpforensics.sources.source import BytesAddressSpace, MappedImage
+    from hpforensics.space import BytesAddressSpace, MappedImage
     from hpforensics.yarascan import scan_changed
 
     base = 0x7FF6_0000_0000
@@ -140,7 +140,7 @@ def test_scan_changed_reads_only_changed_ranges_with_context(ruleset):
 
 def test_hit_takes_the_verdict_of_its_own_range_not_its_neighbours(ruleset):
     from hpforensics.model import Finding, Verdict
-    from hpforensics.sources.source import BytesAddressSpace, MappedImage
+    from hpforensics.space import BytesAddressSpace, MappedImage
     from hpforensics.yarascan import scan_changed
 
     base = 0x7FF6_0000_0000

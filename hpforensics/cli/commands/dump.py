@@ -49,8 +49,8 @@ def analyze_cmd(
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hpforensics.memimage.report import print_tables
-    from hpforensics.memimage.run import DumpOptions, run_dump
+    from hpforensics.report.memory import print_tables
+    from hpforensics.runs.dump import DumpOptions, run_dump
 
     opts = DumpOptions(symbols, reference, manifest, store, pid, yara, yara_all)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),

@@ -33,9 +33,9 @@ def live_cmd(
     """Scan running processes: every changed code byte of every mapped image, with a verdict."""
     from hpforensics.live.options import build_options
     from hpforensics.live.progress import progress_bar
-    from hpforensics.live.report import write_report
+    from hpforensics.report.live import write_report
     from hpforensics.model import Verdict
-    from hpforensics.sources.live import scan_live, select_backend
+    from hpforensics.live.space import scan_live, select_backend
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

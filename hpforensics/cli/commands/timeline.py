@@ -46,7 +46,8 @@ def timeline(
 ) -> None:
     """Write events, timeline (Timesketch CSV), updates, compliance and devices as CSV and
     JSONL, plus a self-contained report.html. Exit 3 when some input was damaged."""
-    from hpforensics.evtx.pipeline import TimelineOptions, run_timeline
+    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.runs.timeline import run_timeline
     from hpforensics.kb.calendar import PRODUCTS
 
     if product and product not in PRODUCTS:

@@ -11,7 +11,7 @@ from typing import IO
 
 from hpforensics.memimage.analyze import Analysis
 from hpforensics.report.render import render, render_to
-from hpforensics.report.rows import to_row
+from hpforensics.cells import to_row
 
 FINDING_COLUMNS = ["pid", "process", "module", "address", "rva", "size", "verdict",
                    "branch_target", "target_owner", "patch_image", "sequence", "kb", "reason"]

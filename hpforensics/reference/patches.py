@@ -17,7 +17,7 @@ from hpforensics.errors import InputError
 from hpforensics.pe.hotpatch import HotPatchBase, HotPatchInfo, PatchEntry
 from hpforensics.pe.peek import peek
 from hpforensics.pe.structures import ChunkType, c_pe
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 

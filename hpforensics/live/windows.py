@@ -33,7 +33,7 @@ from hpforensics.live.winstructs import (
     walk_loader,
 )
 from hpforensics.reference.headers import mapped_size_of_image
-from hpforensics.sources.live import (
+from hpforensics.live.space import (
     AccessDenied,
     LiveBackend,
     LiveSpace,
@@ -42,7 +42,7 @@ from hpforensics.sources.live import (
     ProcessInfo,
     Region,
 )
-from hpforensics.sources.source import PAGE_SIZE, MappedImage, ReadResult
+from hpforensics.space import PAGE_SIZE, MappedImage, ReadResult
 
 log = logging.getLogger(__name__)
 

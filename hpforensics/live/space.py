@@ -1,6 +1,6 @@
 """Live scanning: the backend contract, backend selection, and the one scan driver they share.
 
-A backend (live_linux.py, live_windows.py) does the platform calls only: list processes, list
+A backend (linux.py, windows.py) does the platform calls only: list processes, list
 the regions and images of one process, read its memory (read-only), and say which pages the
 kernel guarantees are still the original file's. Everything else — which pages to read, the
 comparison, the verdicts, the summaries — is here and in `hpforensics.live`, and is tested on
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence
 
 from hpforensics.model import ScanResult
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.space import AddressSpace, MappedImage
 
 if TYPE_CHECKING:
     from hpforensics.live.scan import ScanOptions
@@ -221,11 +221,11 @@ def select_backend(platform: str | None = None) -> LiveBackend:
     """The backend for this OS, imported only when chosen (so Windows code never loads here)."""
     platform = platform or sys.platform
     if platform.startswith("linux"):
-        from hpforensics.sources.live_linux import LinuxBackend
+        from hpforensics.live.linux import LinuxBackend
 
         return LinuxBackend()
     if platform in ("win32", "cygwin"):
-        from hpforensics.sources.live_windows import WindowsBackend
+        from hpforensics.live.windows import WindowsBackend
 
         return WindowsBackend()
     from hpforensics.errors import UsageError

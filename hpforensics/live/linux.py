@@ -26,7 +26,7 @@ from hpforensics.live.procfs import (
     classify_pagemap,
     parse_maps,
 )
-from hpforensics.sources.live import (
+from hpforensics.live.space import (
     AccessDenied,
     LiveBackend,
     LiveSpace,
@@ -35,7 +35,7 @@ from hpforensics.sources.live import (
     ProcessInfo,
     Region,
 )
-from hpforensics.sources.source import PAGE_SIZE, MappedImage, ReadResult
+from hpforensics.space import PAGE_SIZE, MappedImage, ReadResult
 
 log = logging.getLogger(__name__)
 

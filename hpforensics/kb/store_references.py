@@ -27,12 +27,12 @@ from typing import Sequence
 import numpy as np
 
 from hpforensics.errors import InputError
-from hpforensics.reference.digests import KnownPages, PageSource, page_digests
+from hpforensics.kb.known_pages import KnownPages, PageSource, page_digests
 from hpforensics.reference.disk import identity_of
 from hpforensics.reference.expected import PAGE, ExpectedImage, Template, _Cache, build_template
 from hpforensics.reference.kinds import POINTER_VALUE, MaskKind
-from hpforensics.reference.unpatch import redirect_edits, restore_page, slot_edits
-from hpforensics.sources.source import AddressSpace, MappedImage
+from hpforensics.kb.unpatch import redirect_edits, restore_page, slot_edits
+from hpforensics.space import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class PageReferences:
 
     # -- the patch images mapped in a space, from their own headers ---------------------------
     def _patches(self, space: AddressSpace) -> list:
-        from hpforensics.classify.patches import collect_patches
+        from hpforensics.reference.patches import collect_patches
 
         with self._lock:
             hit = self._spaces.get(id(space))
@@ -285,7 +285,7 @@ def open_references(dirs: Sequence = (), store=None, manifest=None):
     Missing paths and unreadable stores or manifests are user errors, raised here."""
     from pathlib import Path
 
-    from hpforensics.reference.digests import ManifestPages, StorePages
+    from hpforensics.kb.known_pages import ManifestPages, StorePages
     from hpforensics.reference.disk import DiskReferences
     from hpforensics.reference.provider import ChainReferences
 

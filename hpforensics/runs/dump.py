@@ -41,9 +41,9 @@ def run_dump(image: Path, outdir: Path, opts: DumpOptions, *,
              open_progress: OpenProgress | None = None,
              step: StepProgress | None = None) -> DumpRun:
     from hpforensics.custody import custody_block
-    from hpforensics.memimage import options
+    from hpforensics import scan_inputs as options
     from hpforensics.memimage.analyze import analyze
-    from hpforensics.memimage.report import write_outputs
+    from hpforensics.report.memory import write_outputs
     from hpforensics.memimage.session import check_truncation, open_image
 
     refs = options.references(opts.reference, opts.store, opts.manifest)

@@ -12,8 +12,8 @@ from typing import IO
 
 from hpforensics.model import Verdict
 from hpforensics.report.render import render
-from hpforensics.report.rows import to_row
-from hpforensics.sources.live import LiveScanResult
+from hpforensics.cells import to_row
+from hpforensics.live.space import LiveScanResult
 
 FINDING_COLUMNS = ["pid", "process", "module", "address", "size", "verdict", "reason", "actual",
                    "disassembly", "original_disassembly", "branch_target", "target_owner",
@@ -99,7 +99,7 @@ def _all_columns(kind: str, result: LiveScanResult) -> list[str] | None:
     import dataclasses
 
     from hpforensics.model import Finding, ModuleSummary
-    from hpforensics.sources.live import ProcessSummary
+    from hpforensics.live.space import ProcessSummary
 
     cls = {"findings": Finding, "modules": ModuleSummary, "processes": ProcessSummary}[kind]
     return [f.name for f in dataclasses.fields(cls)]

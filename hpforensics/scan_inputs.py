@@ -30,13 +30,13 @@ def kb_lookup(manifest: Path | None, store: Path | None) -> KbLookup | None:
 
 def references(dirs: Sequence[Path], store: Path | None = None, manifest: Path | None = None):
     """A reference provider over on-disk folders, then the page-hash store and KB manifests
-    with page hashes (hpforensics.reference.store), or None when nothing is given."""
+    with page hashes (hpforensics.kb.store_references), or None when nothing is given."""
     if not dirs and store is None and manifest is None:
         return None
     for p in (manifest, store):
         if p is not None and not Path(p).exists():
             raise UsageError(f"{p}: no such file")
-    from hpforensics.reference.store import open_references
+    from hpforensics.kb.store_references import open_references
 
     return open_references([Path(d) for d in dirs], store, manifest)
 

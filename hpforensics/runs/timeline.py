@@ -1,0 +1,17 @@
+"""One timeline run end to end, as `hpforensics timeline` does: the evtx pipeline's outputs,
+then report.html from the same result."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hpforensics.evtx.pipeline import TimelineOptions, TimelineResult, build_timeline
+from hpforensics.report.html import write_report
+
+
+def run_timeline(paths: Sequence[str | Path], outdir: Path, opts: TimelineOptions,
+                 *, html: bool = True) -> TimelineResult:
+    result = build_timeline(paths, outdir, opts)
+    if html:
+        result.outputs["report"] = write_report(outdir / "report.html", result)
+    return result
