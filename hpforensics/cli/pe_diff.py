@@ -15,14 +15,6 @@ import typer
 from hpforensics.errors import InputError, UsageError
 
 FORMATS = ("table", "json", "csv")
-FINDING_COLUMNS = ["address", "rva", "size", "verdict", "reason", "function_rva", "branch_target",
-                   "target_owner", "patch_image", "sequence", "kb", "disassembly", "original_disassembly",
-                   "expected", "actual"]
-MODULE_COLUMNS = ["module", "module_base", "reference", "pages_total", "pages_verified",
-                  "pages_loader", "pages_hotpatched", "pages_unexplained", "pages_unverified",
-                  "pages_unavailable", "status", "section_tails"]
-EXTENSION_COLUMNS = ["extension_pages", "extension_unexplained", "hpat_stubs_used",
-                     "hpat_stubs_free", "extension_content"]
 _NAME_BASE = re.compile(r"@(?:0x)?([0-9a-fA-F]+)\.bin$")
 
 
@@ -82,8 +74,9 @@ def register_diff(pe_app: typer.Typer) -> None:
         show_loader: bool = typer.Option(False, "--all", help="Also list loader-written differences."),
     ) -> None:
         """Verify a carved module against its file: loader / hotpatch / unexplained per change."""
-        from hpforensics.report.render import render_to
         from hpforensics.cells import to_row
+        from hpforensics.report import schema
+        from hpforensics.report.render import render_to
 
         if fmt not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
@@ -99,7 +92,7 @@ def register_diff(pe_app: typer.Typer) -> None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(text, encoding="utf-8")
         elif fmt == "csv":
-            render_to(out, result.findings, "csv", columns=FINDING_COLUMNS)
+            render_to(out, result.findings, "csv", columns=schema.FINDING)
             if out is not None:
                 from hpforensics.custody import sidecar_path, write_custody
 
@@ -112,11 +105,12 @@ def register_diff(pe_app: typer.Typer) -> None:
             from hpforensics.report import render
 
             extended = any(m.extension_pages for m in result.modules)
-            at = MODULE_COLUMNS.index("status")
+            modules = [c for c in schema.MODULE_TABLE if c not in ("pid", "process")]
             render(result.modules, "table", buf, title="Module",
-                   columns=MODULE_COLUMNS[:at] + EXTENSION_COLUMNS[:4] + MODULE_COLUMNS[at:]
-                   if extended else MODULE_COLUMNS)
-            render(result.findings, "table", buf, columns=FINDING_COLUMNS[:13], title="Changes")
+                   columns=[*modules[:-1], *schema.EXTENSION_TABLE, *modules[-1:], "section_tails"]
+                   if extended else [*modules, "section_tails"])
+            render(result.findings, "table", buf, title="Changes",
+                   columns=[c for c in schema.FINDING_TABLE if c not in ("pid", "process", "module")])
             if out is None:
                 typer.echo(buf.getvalue(), nl=False)
             else:

@@ -11,22 +11,12 @@ from pathlib import Path
 from typing import IO
 
 from hpforensics.model import Verdict
+from hpforensics.report import schema
 from hpforensics.report.render import render
 from hpforensics.cells import to_row
 from hpforensics.live.space import LiveScanResult
 
-FINDING_COLUMNS = ["pid", "process", "module", "address", "size", "verdict", "reason", "actual",
-                   "disassembly", "original_disassembly", "branch_target", "target_owner",
-                   "patch_image"]
-MODULE_COLUMNS = ["pid", "process", "module", "module_base", "reference", "pages_total",
-                  "pages_verified", "pages_skipped", "pages_hotpatched", "pages_unexplained",
-                  "pages_unverified", "pages_unavailable",
-                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free",
-                  "extension_content", "status"]
-YARA_COLUMNS = ["pid", "process", "module", "address", "rule", "tags", "matched", "verdict"]
-PROCESS_COLUMNS = ["pid", "process", "status", "modules", "pages_total", "pages_read",
-                   "pages_skipped", "pages_unavailable", "loader", "hotpatch", "unexplained",
-                   "unverified"]
+_CSV = {"modules": schema.MODULE, "processes": schema.PROCESS}
 
 
 def as_document(result: LiveScanResult, inputs: dict | None = None) -> dict:
@@ -61,28 +51,29 @@ def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | No
                                      else {"record": kind, "value": row}, default=str) + "\n")
         return
     if fmt == "csv":
-        render(result.findings, "csv", out, columns=_all_columns("findings", result))
+        render(result.findings, "csv", out, columns=schema.FINDING)
         for kind, records in (("modules", result.modules), ("processes", result.processes)):
             if path is not None:
                 with open(path.with_name(f"{path.stem}.{kind}.csv"), "w", encoding="utf-8",
                           newline="") as fh:
-                    render(records, "csv", fh, columns=_all_columns(kind, result))
+                    render(records, "csv", fh, columns=_CSV[kind])
             else:
                 out.write("\n")
-                render(records, "csv", out, columns=_all_columns(kind, result))
+                render(records, "csv", out, columns=_CSV[kind])
         return
     shown = [f for f in result.findings if f.verdict is not Verdict.UNAVAILABLE]
-    render(shown, "table", out, columns=FINDING_COLUMNS, title=f"Differences ({len(shown)})")
+    render(shown, "table", out, columns=schema.FINDING_TABLE, title=f"Differences ({len(shown)})")
     changed = [m for m in result.modules
                if m.pages_unexplained or m.pages_hotpatched or m.pages_unavailable or m.pages_unverified
                or (m.status != "ok" and not m.status.startswith("skipped"))]
-    render(changed, "table", out, columns=MODULE_COLUMNS,
+    render(changed, "table", out,
+           columns=[*schema.MODULE_TABLE[:-1], *schema.EXTENSION_TABLE, "status"],
            title=f"Modules with differences or without reference ({len(changed)} of "
                  f"{len(result.modules)})")
-    render(result.processes, "table", out, columns=PROCESS_COLUMNS,
+    render(result.processes, "table", out, columns=schema.PROCESS_TABLE,
            title=f"Processes ({len(result.processes)})")
     if result.yara:
-        render(result.yara, "table", out, columns=YARA_COLUMNS,
+        render(result.yara, "table", out, columns=schema.YARA_TABLE,
                title=f"YARA hits in changed code ({len(result.yara)})")
     if result.os_patches:
         render(result.os_patches, "table", out,
@@ -92,17 +83,6 @@ def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | No
     if result.kernel_modules:
         out.write(f"{len(result.kernel_modules)} kernel modules loaded: out of reach of a "
                   "user-mode scan (use a memory image)\n")
-
-
-def _all_columns(kind: str, result: LiveScanResult) -> list[str] | None:
-    """Every field, even when there are no rows (a CSV with a header is still a CSV)."""
-    import dataclasses
-
-    from hpforensics.model import Finding, ModuleSummary
-    from hpforensics.live.space import ProcessSummary
-
-    cls = {"findings": Finding, "modules": ModuleSummary, "processes": ProcessSummary}[kind]
-    return [f.name for f in dataclasses.fields(cls)]
 
 
 def render_text(result: LiveScanResult, fmt: str) -> str:

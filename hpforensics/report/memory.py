@@ -10,24 +10,9 @@ from pathlib import Path
 from typing import IO
 
 from hpforensics.memimage.analyze import Analysis
+from hpforensics.report import schema
 from hpforensics.report.render import render, render_to
 from hpforensics.cells import to_row
-
-FINDING_COLUMNS = ["pid", "process", "module", "address", "rva", "size", "verdict",
-                   "branch_target", "target_owner", "patch_image", "sequence", "kb", "reason"]
-MODULE_COLUMNS = ["pid", "process", "module", "module_base", "size", "reference", "pages_total",
-                  "pages_verified", "pages_loader", "pages_hotpatched", "pages_unexplained",
-                  "pages_unverified", "pages_unavailable",
-                  "extension_pages", "extension_unexplained", "hpat_stubs_used", "hpat_stubs_free",
-                  "extension_content", "status", "section_tails"]
-IMAGE_COLUMNS = ["pid", "process", "base_module", "base_address", "patch_path",
-                 "patch_address", "sequence", "functions_patched", "functions_total", "kb",
-                 "loader_state", "peb_images_hotpatched", "status", "flagged", "recognised_by"]
-
-
-YARA_COLUMNS = ["pid", "process", "module", "address", "namespace", "rule", "string_id",
-                "verdict", "matched"]
-
 
 def document(analysis: Analysis, inputs: dict, custody: dict | None = None) -> dict:
     return {
@@ -53,12 +38,10 @@ def write_outputs(analysis: Analysis, outdir: Path, inputs: dict,
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, records, columns in (
-        ("findings.csv", analysis.findings, FINDING_COLUMNS + ["function_rva", "actual",
-                                                                "expected", "disassembly",
-                                                                "original_disassembly"]),
-        ("modules.csv", analysis.modules, MODULE_COLUMNS),
-        ("hotpatch-images.csv", analysis.hotpatch_images, IMAGE_COLUMNS + ["note"]),
-        ("yara.csv", analysis.yara, YARA_COLUMNS),
+        ("findings.csv", analysis.findings, schema.FINDING),
+        ("modules.csv", analysis.modules, schema.MODULE),
+        ("hotpatch-images.csv", analysis.hotpatch_images, schema.HOTPATCH_IMAGE),
+        ("yara.csv", analysis.yara, schema.YARA),
     ):
         render_to(outdir / name, records, "csv", columns=columns)
         written.append(outdir / name)

@@ -24,9 +24,11 @@ def _table(out: IO[str], title: str, columns: Sequence[str], rows: list[dict[str
     from rich.console import Console
     from rich.table import Table
 
+    from hpforensics.report.schema import title as heading
+
     table = Table(title=title or None, show_lines=False)
     for c in columns:
-        table.add_column(c, overflow="fold")
+        table.add_column(heading(c), overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     Console(file=out, width=None if out.isatty() else 200).print(table)

@@ -17,16 +17,52 @@ from volatility3.plugins.windows import modules, pslist
 vollog = logging.getLogger(__name__)
 
 
-def _hex(value: int | None):
-    return format_hints.Hex(value) if value is not None else renderers.NotAvailableValue()
-
-
-def _int(value: int | None):
-    return int(value) if value is not None else renderers.NotAvailableValue()
-
-
 def _pid(value: int | None):
     return int(value) if value is not None else renderers.NotApplicableValue()
+
+
+_TYPES = {"hex": format_hints.Hex, "int": int, "bool": bool, "str": str}
+
+
+def _grids() -> dict[str, tuple[type, tuple[str, ...]]]:
+    # imported when a plugin runs: `vol -p plugins` imports this file for every plugin it runs
+    from hpforensics.memimage.patchstate import HotpatchImageRecord
+    from hpforensics.model import Finding, ModuleSummary
+    from hpforensics.report import schema
+
+    return {"images": (HotpatchImageRecord, schema.IMAGES_GRID),
+            "regions": (Finding, schema.REGIONS_GRID),
+            "verify": (ModuleSummary, schema.VERIFY_GRID)}
+
+
+def _grid(which: str, extra: dict[int, tuple[str, type]] | None = None) -> list[tuple[str, type]]:
+    """TreeGrid columns of one record kind, titled and typed by hpforensics.report.schema;
+    `extra` puts a plugin's own columns (not record fields) at the given positions."""
+    from hpforensics.report.schema import kind, title
+
+    cls, names = _grids()[which]
+    cols = [(title(n), _TYPES[kind(cls, n)]) for n in names]
+    for at, col in sorted((extra or {}).items()):
+        cols.insert(at, col)
+    return cols
+
+
+def _row(which: str, record: Any) -> list[Any]:
+    from hpforensics.report.schema import kind
+
+    cls, names = _grids()[which]
+    cells = []
+    for n in names:
+        value = getattr(record, n)
+        if n == "pid":
+            cells.append(_pid(value))
+        elif value is None:
+            cells.append(renderers.NotAvailableValue())
+        elif kind(cls, n) == "str":
+            cells.append(value if isinstance(value, str) else str(getattr(value, "value", value)))
+        else:
+            cells.append(_TYPES[kind(cls, n)](value))
+    return cells
 
 
 class _HotpatchBase:
@@ -100,23 +136,13 @@ class Images(_HotpatchBase, interfaces.plugins.PluginInterface):
 
     def _generator(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
         for r in self._analysis().hotpatch_images:
-            yield 0, (_pid(r.pid), r.process, r.base_path or r.base_module, _hex(r.base_address),
-                      _hex(r.base_timestamp), _hex(r.base_checksum), r.patch_path,
-                      _hex(r.patch_address), _int(r.sequence), r.functions_patched,
-                      r.functions_total, r.kb, r.loader_state,
-                      renderers.NotAvailableValue() if r.peb_images_hotpatched is None
-                      else bool(r.peb_images_hotpatched), r.status, r.flagged, r.note,
-                      r.recognised_by)
+            yield 0, tuple(_row("images", r))
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid([
-            ("PID", int), ("Process", str), ("Base module", str), ("Base", format_hints.Hex),
-            ("TimeDateStamp", format_hints.Hex), ("CheckSum", format_hints.Hex),
-            ("Patch image", str), ("Patch address", format_hints.Hex), ("Sequence", int),
-            ("Patched functions", int), ("Functions", int), ("KB", str), ("Loader state", str),
-            ("PEB hotpatched", bool), ("Status", str), ("Flagged", bool), ("Note", str),
-            ("Recognised by", str),
-        ], self._generator())
+        return renderers.TreeGrid(_grid("images"), self._generator())
+
+
+_YARA_AT = 12  # the YARA rules hitting a range, after its KB column
 
 
 class Regions(_HotpatchBase, interfaces.plugins.PluginInterface):
@@ -145,19 +171,13 @@ class Regions(_HotpatchBase, interfaces.plugins.PluginInterface):
                     # module names come from the image: never let one name a path
                     with self.open(safe_component(f"{stem}.{kind}.bin")) as fh:
                         fh.write(data)
-            yield 0, (_pid(f.pid), f.process, f.module, format_hints.Hex(f.address),
-                      format_hints.Hex(f.rva), f.size, f.verdict.value, _hex(f.branch_target),
-                      f.target_owner, f.patch_image, _int(f.sequence), f.kb, ", ".join(rules),
-                      f.original_disassembly, f.disassembly, f.reason)
+            row = _row("regions", f)
+            row.insert(_YARA_AT, ", ".join(rules))
+            yield 0, tuple(row)
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid([
-            ("PID", int), ("Process", str), ("Module", str), ("Address", format_hints.Hex),
-            ("RVA", format_hints.Hex), ("Size", int), ("Verdict", str),
-            ("Branch target", format_hints.Hex), ("Target owner", str), ("Patch image", str),
-            ("Sequence", int), ("KB", str), ("YARA", str), ("Original code", str),
-            ("Code now", str), ("Reason", str),
-        ], self._generator())
+        return renderers.TreeGrid(_grid("regions", {_YARA_AT: ("YARA", str)}),
+                                  self._generator())
 
 
 class Verify(_HotpatchBase, interfaces.plugins.PluginInterface):
@@ -165,18 +185,7 @@ class Verify(_HotpatchBase, interfaces.plugins.PluginInterface):
 
     def _generator(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
         for m in self._analysis().modules:
-            yield 0, (_pid(m.pid), m.process, m.module, format_hints.Hex(m.module_base), m.size,
-                      m.reference, m.pages_total, m.pages_verified, m.pages_loader,
-                      m.pages_hotpatched, m.pages_unexplained, m.pages_unverified,
-                      m.pages_unavailable, m.extension_pages, m.extension_unexplained,
-                      m.hpat_stubs_used, m.hpat_stubs_free, m.extension_content, m.status)
+            yield 0, tuple(_row("verify", m))
 
     def run(self) -> renderers.TreeGrid:
-        return renderers.TreeGrid([
-            ("PID", int), ("Process", str), ("Module", str), ("Base", format_hints.Hex),
-            ("Size", int), ("Reference", str), ("Pages", int), ("Verified", int),
-            ("Loader", int), ("Hotpatched", int), ("Unexplained", int), ("Unverified", int),
-            ("Unavailable", int), ("Extension pages", int), ("Extension unexplained", int),
-            ("HPAT stubs used", int), ("HPAT stubs free", int), ("Extension", str),
-            ("Status", str),
-        ], self._generator())
+        return renderers.TreeGrid(_grid("verify"), self._generator())

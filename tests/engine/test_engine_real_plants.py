@@ -216,8 +216,8 @@ def test_pe_diff_cli_on_emulated_memory(cli, tmp_path, real_pe_files, tails):
     assert all(f["reason"] == "section tail holds the file's padding (mapped as in the file)" for f in tail)
     table = cli(*args, check=True).stdout  # the default view shows both, side by side
     assert "│ unverified" in table and "│ unexplained" in table
-    assert "original_disassembly" in table and "movabs rax" in table
-    assert "section_tails" in table
+    assert "Original code" in table and "Code now" in table and "movabs rax" in table
+    assert "Section tails" in table
 
 
 def test_tail_mapped_to_file_alignment(tmp_path, real_pe_files):

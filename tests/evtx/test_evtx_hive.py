@@ -354,4 +354,4 @@ def test_random_damage_never_raises(tmp_path: Path) -> None:
         start = time.perf_counter()
         list(read_hive(str(path), ReadStats("h")))
         worst = max(worst, time.perf_counter() - start)
-    assert worst < 0.5
+    assert worst < 5.0  # a hang or a runaway loop, not speed (bench/ measures speed)

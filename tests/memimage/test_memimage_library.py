@@ -1,6 +1,7 @@
 """The library path and `hpforensics dump analyze` on the sample image; error handling."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import subprocess
@@ -35,8 +36,12 @@ def test_dump_analyze_writes_csv_and_json(cli, tmp_path, expected_findings):
     assert got == expected_findings
     unlisted = {p["pid"]: p["images_not_in_loader_list"] for p in doc["processes"]}
     assert unlisted[4404] == ["\\Windows\\System32\\hpbase.dll"]
-    header = (out / "findings.csv").read_text().splitlines()[0]
-    assert header.startswith("pid,process,module,address,rva,size,verdict")
+    rows = list(csv.DictReader((out / "findings.csv").open(encoding="utf-8")))
+    # every field of a finding, the JSON's keys in the same order (one schema)
+    assert list(rows[0]) == list(doc["findings"][0]) and "sequence" in rows[0]
+    assert {(r["pid"], r["module"], r["rva"], r["verdict"]) for r in rows} == {
+        ("" if f["pid"] is None else str(f["pid"]), f["module"], f["rva"], f["verdict"])
+        for f in doc["findings"]}
 
 
 def test_truncated_image_is_one_line_exit_2(cli, tmp_path):
