@@ -251,7 +251,7 @@ fail:
 
 static const char *const XXH_NAMES[] = {"scalar", "sse2", "avx2", "avx512"};
 static const char *const SHA_NAMES[] = {"portable", "shani"};
-static const char *const CMP_NAMES[] = {"scalar", "sse2", "avx2"};
+static const char *const CMP_NAMES[] = {"scalar", "sse2", "avx2", "avx512"};
 
 static int lookup(const char *name, const char *const *names, int n) {
     if (!strcmp(name, "auto")) return -1;
@@ -271,7 +271,7 @@ static PyObject *py_set_impl(PyObject *self, PyObject *args) {
     } else if (!strcmp(kind, "sha256")) {
         if ((id = lookup(name, SHA_NAMES, 2)) != -2) rc = ph_sha256_set_impl(id);
     } else if (!strcmp(kind, "compare")) {
-        if ((id = lookup(name, CMP_NAMES, 3)) != -2) rc = ph_compare_set_impl(id);
+        if ((id = lookup(name, CMP_NAMES, 4)) != -2) rc = ph_compare_set_impl(id);
     } else {
         PyErr_Format(PyExc_ValueError, "unknown kind %s", kind);
         return NULL;
@@ -287,11 +287,13 @@ static PyObject *py_implementations(PyObject *self, PyObject *unused) {
     const ph_cpu *cpu = ph_cpu_features();
     (void)self;
     (void)unused;
-    return Py_BuildValue("{s:s,s:s,s:s,s:{s:O,s:O,s:O,s:O}}", "xxh128", XXH_NAMES[ph_xxh3_get_impl()],
-                         "sha256", SHA_NAMES[ph_sha256_get_impl()], "compare",
-                         CMP_NAMES[ph_compare_get_impl()], "cpu", "sse2", cpu->sse2 ? Py_True : Py_False,
+    return Py_BuildValue("{s:s,s:s,s:s,s:{s:O,s:O,s:O,s:O,s:O,s:O}}", "xxh128",
+                         XXH_NAMES[ph_xxh3_get_impl()], "sha256", SHA_NAMES[ph_sha256_get_impl()],
+                         "compare", CMP_NAMES[ph_compare_get_impl()], "cpu",
+                         "sse2", cpu->sse2 ? Py_True : Py_False, "avx2", cpu->avx2 ? Py_True : Py_False,
                          "avx512", cpu->avx512 ? Py_True : Py_False,
-                         "avx2", cpu->avx2 ? Py_True : Py_False, "sha", cpu->sha ? Py_True : Py_False);
+                         "avx512bw", cpu->avx512bw ? Py_True : Py_False,
+                         "sha", cpu->sha ? Py_True : Py_False, "neon", cpu->neon ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {

@@ -28,7 +28,7 @@ enum { PH_OK = 0, PH_ENOMEM = -1 };
 /* Implementation choices, exposed so tests can run every path the CPU supports. */
 enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AVX512 = 3, PH_XXH_AUTO = -1 };
 enum { PH_SHA_PORTABLE = 0, PH_SHA_SHANI = 1, PH_SHA_AUTO = -1 };
-enum { PH_CMP_SCALAR = 0, PH_CMP_SSE2 = 1, PH_CMP_AVX2 = 2, PH_CMP_AUTO = -1 };
+enum { PH_CMP_SCALAR = 0, PH_CMP_SSE2 = 1, PH_CMP_AVX2 = 2, PH_CMP_AVX512 = 3, PH_CMP_AUTO = -1 };
 
 /* little-endian loads; memcpy keeps them legal at any alignment */
 static inline uint64_t ph_read64(const uint8_t *p) {
@@ -51,7 +51,7 @@ static inline uint32_t ph_read32(const uint8_t *p) {
 
 /* cpu.c */
 typedef struct {
-    int sse2, ssse3, sse41, avx2, avx512, sha;
+    int sse2, ssse3, sse41, avx2, avx512, avx512bw, sha, neon;
 } ph_cpu;
 const ph_cpu *ph_cpu_features(void);
 

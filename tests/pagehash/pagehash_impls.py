@@ -7,7 +7,7 @@ from hpforensics import _pagehash
 IMPLS = {
     "xxh128": ["scalar", "sse2", "avx2", "avx512"],
     "sha256": ["portable", "shani"],
-    "compare": ["scalar", "sse2", "avx2"],
+    "compare": ["scalar", "sse2", "avx2", "avx512"],
 }
 
 

@@ -238,7 +238,7 @@ int main(void) {
                 check_pages(buf, sizes[s], pss[k], NULL, algo);
                 check_pages(buf, sizes[s], pss[k], mask, algo);
             }
-            for (int impl = PH_CMP_SCALAR; impl <= PH_CMP_AVX2; impl++) {
+            for (int impl = PH_CMP_SCALAR; impl <= PH_CMP_AVX512; impl++) {
                 if (ph_compare_set_impl(impl)) continue;
                 check_compare(buf, sizes[s], pss[k], NULL);
                 check_compare(buf, sizes[s], pss[k], mask);
