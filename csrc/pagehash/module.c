@@ -249,38 +249,18 @@ fail:
     return NULL;
 }
 
-static const char *const XXH_NAMES[] = {"scalar", "sse2", "avx2", "avx512"};
-static const char *const SHA_NAMES[] = {"portable", "shani"};
-static const char *const CMP_NAMES[] = {"scalar", "sse2", "avx2", "avx512"};
-
-static int lookup(const char *name, const char *const *names, int n) {
-    if (!strcmp(name, "auto")) return -1;
-    for (int i = 0; i < n; i++)
-        if (!strcmp(name, names[i])) return i;
-    return -2;
-}
-
 /* _set_impl(kind, name): tests force each code path; not safe while a call is running */
 static PyObject *py_set_impl(PyObject *self, PyObject *args) {
     const char *kind, *name;
-    int rc = -1, id;
     (void)self;
     if (!PyArg_ParseTuple(args, "ss:_set_impl", &kind, &name)) return NULL;
-    if (!strcmp(kind, "xxh128")) {
-        if ((id = lookup(name, XXH_NAMES, 4)) != -2) rc = ph_xxh3_set_impl(id);
-    } else if (!strcmp(kind, "sha256")) {
-        if ((id = lookup(name, SHA_NAMES, 2)) != -2) rc = ph_sha256_set_impl(id);
-    } else if (!strcmp(kind, "compare")) {
-        if ((id = lookup(name, CMP_NAMES, 4)) != -2) rc = ph_compare_set_impl(id);
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown kind %s", kind);
-        return NULL;
-    }
-    if (rc != 0) {
+    switch (ph_set_impl_by_name(kind, name)) {
+    case PH_OK: Py_RETURN_NONE;
+    case PH_IMPL_UNKNOWN_KIND: PyErr_Format(PyExc_ValueError, "unknown kind %s", kind); return NULL;
+    default:
         PyErr_Format(PyExc_ValueError, "%s implementation %s is not available here", kind, name);
         return NULL;
     }
-    Py_RETURN_NONE;
 }
 
 static PyObject *py_implementations(PyObject *self, PyObject *unused) {
@@ -288,8 +268,8 @@ static PyObject *py_implementations(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
     return Py_BuildValue("{s:s,s:s,s:s,s:{s:O,s:O,s:O,s:O,s:O,s:O}}", "xxh128",
-                         XXH_NAMES[ph_xxh3_get_impl()], "sha256", SHA_NAMES[ph_sha256_get_impl()],
-                         "compare", CMP_NAMES[ph_compare_get_impl()], "cpu",
+                         ph_impl_name("xxh128"), "sha256", ph_impl_name("sha256"),
+                         "compare", ph_impl_name("compare"), "cpu",
                          "sse2", cpu->sse2 ? Py_True : Py_False, "avx2", cpu->avx2 ? Py_True : Py_False,
                          "avx512", cpu->avx512 ? Py_True : Py_False,
                          "avx512bw", cpu->avx512bw ? Py_True : Py_False,
@@ -312,7 +292,12 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_pagehash",
                                        NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__pagehash(void) {
+    char err[160];
     ph_init();
+    if (ph_apply_impl_spec(getenv(PH_IMPL_ENV), err, sizeof err) != PH_OK) {
+        PyErr_Format(PyExc_ImportError, "%s=%s: %s", PH_IMPL_ENV, getenv(PH_IMPL_ENV), err);
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ALGO_XXH128", PH_ALGO_XXH128) < 0 ||

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hpforensics import _pagehash
 
 IMPLS = {
-    "xxh128": ["scalar", "sse2", "avx2", "avx512"],
+    "xxh128": ["scalar", "sse2", "avx2", "avx512", "neon"],
     "sha256": ["portable", "shani"],
     "compare": ["scalar", "sse2", "avx2", "avx512"],
 }

@@ -203,11 +203,40 @@ static void check_compare(const uint8_t *a, size_t n, size_t ps, const uint8_t *
     free(r), free(pg), free(b);
 }
 
+/* HPF_PAGEHASH_IMPL specs, parsed from exact-length copies so a read past the end is caught */
+static void impl_specs(void) {
+    static const struct {
+        const char *spec;
+        int rc;
+    } v[] = {
+        {"", PH_OK}, {",,", PH_OK}, {"xxh128=scalar", PH_OK}, {"scalar,sha256=portable", PH_OK},
+        {"auto", PH_OK}, {"xxh128=", PH_IMPL_UNKNOWN_NAME}, {"=scalar", PH_IMPL_UNKNOWN_KIND},
+        {"xxh128=scalarx", PH_IMPL_UNKNOWN_NAME}, {"xxh12=scalar", PH_IMPL_UNKNOWN_KIND},
+        {"nope", PH_IMPL_UNKNOWN_NAME}, {"compare=scalar,xxh128=avx9", PH_IMPL_UNKNOWN_NAME},
+    };
+    char err[160];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        size_t n = strlen(v[i].spec);
+        char *spec = (char *)exact_copy((const uint8_t *)v[i].spec, n + 1);
+        err[0] = 0;
+        int rc = ph_apply_impl_spec(spec, err, sizeof err);
+        CHECK(rc == v[i].rc, "spec '%s': rc %d want %d (%s)", v[i].spec, rc, v[i].rc, err);
+        CHECK((rc == PH_OK) == (err[0] == 0), "spec '%s': error text '%s'", v[i].spec, err);
+        free(spec);
+    }
+    ph_apply_impl_spec("xxh128=scalar,compare=scalar", err, sizeof err);
+    CHECK(ph_xxh3_get_impl() == PH_XXH_SCALAR && ph_compare_get_impl() == PH_CMP_SCALAR, "spec not applied");
+    CHECK(!strcmp(ph_impl_name("xxh128"), "scalar") && !ph_impl_name("xx"), "impl names");
+    ph_init();
+}
+
 int main(void) {
     const ph_cpu *cpu;
     ph_init();
     cpu = ph_cpu_features();
-    printf("cpu: sse2=%d avx2=%d avx512=%d sha=%d\n", cpu->sse2, cpu->avx2, cpu->avx512, cpu->sha);
+    printf("cpu: sse2=%d avx2=%d avx512=%d avx512bw=%d sha=%d neon=%d\n", cpu->sse2, cpu->avx2,
+           cpu->avx512, cpu->avx512bw, cpu->sha, cpu->neon);
+    impl_specs();
 
     size_t big = (9u << 20) + 4321; /* several threads' worth, odd tail */
     uint8_t *data = (uint8_t *)malloc(big);
@@ -220,7 +249,7 @@ int main(void) {
         cross_check(data, PH_ALGO_SHA256, impl, ph_sha256_set_impl, PH_SHA_PORTABLE);
     }
     ph_sha256_set_impl(PH_SHA_AUTO);
-    for (int impl = PH_XXH_SCALAR; impl <= PH_XXH_AVX512; impl++) {
+    for (int impl = PH_XXH_SCALAR; impl <= PH_XXH_NEON; impl++) {
         if (ph_xxh3_set_impl(impl)) continue;
         xxh3_vectors();
         cross_check(data, PH_ALGO_XXH128, impl, ph_xxh3_set_impl, PH_XXH_SCALAR);
