@@ -50,6 +50,9 @@ const ph_cpu *ph_cpu_features(void) {
         g_cpu.sha = ((r[1] >> 29) & 1) && g_cpu.ssse3 && g_cpu.sse41;
     }
 #endif
+#if PH_ARM64
+    g_cpu.neon = 1;
+#endif
     g_cpu_done = 1;
     return &g_cpu;
 }

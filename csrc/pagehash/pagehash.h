@@ -12,6 +12,12 @@
 #else
 #define PH_X86 0
 #endif
+/* Advanced SIMD is part of every AArch64 CPU; the NEON body assumes little-endian lanes. */
+#if (defined(__aarch64__) || defined(_M_ARM64)) && !defined(__ARM_BIG_ENDIAN)
+#define PH_ARM64 1
+#else
+#define PH_ARM64 0
+#endif
 
 /* GCC/Clang compile the SIMD paths with per-function target attributes (no -march), so one
  * binary runs everywhere and picks a path at run time. MSVC exposes every intrinsic anyway. */

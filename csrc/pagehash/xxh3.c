@@ -9,6 +9,9 @@
 #if PH_X86
 #include <immintrin.h>
 #endif
+#if PH_ARM64
+#include <arm_neon.h>
+#endif
 #if defined(_MSC_VER)
 #include <intrin.h>
 #endif
@@ -224,7 +227,7 @@ static inline u128 finish_long(const uint64_t acc[8], size_t len) {
 static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P64_5, P32_1};
 
 /* Each SIMD body defines ACC_DECL, ACC_LOAD, ACC512(p, s), SCRAMBLE(s) and ACC_STORE over its
- * own register state; XXH3_BODIES(sfx, attr) then makes two functions of it: long_<sfx>
+ * own register state; xxh3_body.h then makes two functions of it: long_<sfx>
  * for any length above 240 and page4k_<sfx> for exactly 4096 bytes, the page size nearly
  * every caller hashes. A 4096-byte input is 3 blocks of 16 stripes, then 15 stripes, then the
  * last stripe at offset 4032; with the length fixed every address and secret offset is a
@@ -270,19 +273,6 @@ static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P
         ACC512(p + PAGE4K_BLOCKS * BLOCK_LEN + s * STRIPE_LEN, ksecret + s * 8);           \
     ACC512(p + PAGE4K - STRIPE_LEN, ksecret + SECRET_SIZE - STRIPE_LEN - LASTACC_START);
 
-#define XXH3_BODIES(sfx, attr)                                                             \
-    attr static void long_##sfx(const uint8_t *p, size_t len, uint64_t out[8]) {           \
-        ACC_DECL;                                                                          \
-        XXH3_LONG_LOOP                                                                     \
-    }                                                                                      \
-    attr static void page4k_##sfx(const uint8_t *p, uint8_t digest[16]) {                  \
-        uint64_t lanes[8];                                                                 \
-        ACC_DECL;                                                                          \
-        XXH3_4K_LOOP                                                                       \
-        ACC_LANES(lanes);                                                                  \
-        put_canonical(finish_long(lanes, PAGE4K), digest);                                 \
-    }
-
 #define ACC_DECL                                             \
     uint64_t acc[8];                                         \
     int i
@@ -303,13 +293,9 @@ static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P
     }
 #define ACC_STORE memcpy(out, acc, sizeof acc)
 #define ACC_LANES(l) memcpy(l, acc, sizeof acc)
-XXH3_BODIES(scalar, /* portable */)
-#undef ACC_DECL
-#undef ACC_LOAD
-#undef ACC512
-#undef SCRAMBLE
-#undef ACC_STORE
-#undef ACC_LANES
+#define XXH3_SFX scalar
+#define XXH3_ATTR /* portable */
+#include "xxh3_body.h"
 
 #if PH_X86
 /* SSE2 is part of x86-64, so this body's target attribute changes nothing there. */
@@ -341,13 +327,9 @@ XXH3_BODIES(scalar, /* portable */)
         (l)[2 * i] = (uint64_t)_mm_cvtsi128_si64(acc[i]);                           \
         (l)[2 * i + 1] = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(acc[i], acc[i])); \
     }
-XXH3_BODIES(sse2, PH_TARGET("sse2"))
-#undef ACC_DECL
-#undef ACC_LOAD
-#undef ACC512
-#undef SCRAMBLE
-#undef ACC_STORE
-#undef ACC_LANES
+#define XXH3_SFX sse2
+#define XXH3_ATTR PH_TARGET("sse2")
+#include "xxh3_body.h"
 
 /* accumulator lanes to general registers without a store: a wide store read back as 64-bit
  * loads cost ~25 ns a page (the page loop ran at 47 instead of 65 GB/s in L2) */
@@ -399,15 +381,9 @@ PH_TARGET("avx2") static inline void lanes256(uint64_t l[4], __m256i v) {
         lanes256((l), acc0);                        \
         lanes256((l) + 4, acc1);                    \
     }
-XXH3_BODIES(avx2, PH_TARGET("avx2"))
-#undef ACC_DECL
-#undef ACC_LOAD
-#undef ACC1
-#undef ACC512
-#undef SCR1
-#undef SCRAMBLE
-#undef ACC_STORE
-#undef ACC_LANES
+#define XXH3_SFX avx2
+#define XXH3_ATTR PH_TARGET("avx2")
+#include "xxh3_body.h"
 
 #define ACC_DECL                                                                  \
     __m512i acc;                                                                  \
@@ -435,13 +411,41 @@ XXH3_BODIES(avx2, PH_TARGET("avx2"))
         lanes256((l), _mm512_castsi512_si256(acc));               \
         lanes256((l) + 4, _mm512_extracti64x4_epi64(acc, 1));     \
     }
-XXH3_BODIES(avx512, PH_TARGET("avx512f"))
-#undef ACC_DECL
-#undef ACC_LOAD
-#undef ACC512
-#undef SCRAMBLE
-#undef ACC_STORE
-#undef ACC_LANES
+#define XXH3_SFX avx512
+#define XXH3_ATTR PH_TARGET("avx512f")
+#include "xxh3_body.h"
+#endif
+
+#if PH_ARM64
+/* NEON: four 2-lane accumulators; vmull_u32 is the 32x32->64 multiply, vextq swaps lanes. */
+#define ACC_DECL                                                                    \
+    uint64x2_t acc[4];                                                              \
+    const uint32x2_t prime = vdup_n_u32(P32_1);                                     \
+    int i
+#define ACC_LOAD for (i = 0; i < 4; i++) acc[i] = vld1q_u64(acc_init + 2 * i)
+#define ACC512(d, k)                                                                \
+    for (i = 0; i < 4; i++) {                                                       \
+        uint64x2_t v = vreinterpretq_u64_u8(vld1q_u8((d) + 16 * i));               \
+        uint64x2_t dk = veorq_u64(v, vreinterpretq_u64_u8(vld1q_u8((k) + 16 * i))); \
+        uint64x2_t prod = vmull_u32(vmovn_u64(dk), vshrn_n_u64(dk, 32));            \
+        acc[i] = vaddq_u64(acc[i], vaddq_u64(vextq_u64(v, v, 1), prod));            \
+    }
+#define SCRAMBLE(k)                                                                 \
+    for (i = 0; i < 4; i++) {                                                       \
+        uint64x2_t a = veorq_u64(acc[i], vshrq_n_u64(acc[i], 47));                  \
+        a = veorq_u64(a, vreinterpretq_u64_u8(vld1q_u8((k) + 16 * i)));             \
+        uint64x2_t hi = vshlq_n_u64(vmull_u32(vshrn_n_u64(a, 32), prime), 32);      \
+        acc[i] = vmlal_u32(hi, vmovn_u64(a), prime);                                \
+    }
+#define ACC_STORE for (i = 0; i < 4; i++) vst1q_u64(out + 2 * i, acc[i])
+#define ACC_LANES(l)                                                                \
+    for (i = 0; i < 4; i++) {                                                       \
+        (l)[2 * i] = vgetq_lane_u64(acc[i], 0);                                     \
+        (l)[2 * i + 1] = vgetq_lane_u64(acc[i], 1);                                 \
+    }
+#define XXH3_SFX neon
+#define XXH3_ATTR /* baseline on AArch64 */
+#include "xxh3_body.h"
 #endif
 
 typedef void (*long_fn)(const uint8_t *, size_t, uint64_t[8]);
@@ -453,7 +457,11 @@ static int g_impl = PH_XXH_SCALAR;
 int ph_xxh3_set_impl(int impl) {
     const ph_cpu *cpu = ph_cpu_features();
     if (impl == PH_XXH_AUTO)
-        impl = cpu->avx512 ? PH_XXH_AVX512 : cpu->avx2 ? PH_XXH_AVX2 : cpu->sse2 ? PH_XXH_SSE2 : PH_XXH_SCALAR;
+        impl = cpu->avx512 ? PH_XXH_AVX512
+               : cpu->avx2 ? PH_XXH_AVX2
+               : cpu->sse2 ? PH_XXH_SSE2
+               : cpu->neon ? PH_XXH_NEON
+                           : PH_XXH_SCALAR;
     switch (impl) {
     case PH_XXH_SCALAR:
         g_long = long_scalar;
@@ -474,6 +482,12 @@ int ph_xxh3_set_impl(int impl) {
         if (!cpu->avx512) return -1;
         g_long = long_avx512;
         g_page4k = page4k_avx512;
+        break;
+#endif
+#if PH_ARM64
+    case PH_XXH_NEON:
+        g_long = long_neon;
+        g_page4k = page4k_neon;
         break;
 #endif
     default: return -1;
