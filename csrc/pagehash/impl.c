@@ -38,6 +38,12 @@ static int find_name(const impl_kind *k, const char *name, size_t len) {
     return -2;
 }
 
+const char *const *ph_impl_names(const char *kind, int *count) {
+    const impl_kind *k = find_kind(kind, strlen(kind));
+    *count = k ? k->count : 0;
+    return k ? k->names : NULL;
+}
+
 const char *ph_impl_name(const char *kind) {
     const impl_kind *k = find_kind(kind, strlen(kind));
     return k ? k->names[k->get()] : NULL;

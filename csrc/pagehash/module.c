@@ -249,6 +249,23 @@ fail:
     return NULL;
 }
 
+/* _read_floor(buf, threads) -> int: the benchmark's memory floor (see floor.c) */
+static PyObject *py_read_floor(PyObject *self, PyObject *args) {
+    PyObject *buf;
+    int threads, rc;
+    uint64_t fold;
+    Py_buffer view;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oi:_read_floor", &buf, &threads)) return NULL;
+    if (check_threads(threads) < 0 || get_view(buf, &view, "buf") < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ph_read_floor((const uint8_t *)view.buf, (size_t)view.len, threads, &fold);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc != PH_OK) return raise_rc(rc);
+    return PyLong_FromUnsignedLongLong((unsigned long long)fold);
+}
+
 /* _set_impl(kind, name): tests force each code path; not safe while a call is running */
 static PyObject *py_set_impl(PyObject *self, PyObject *args) {
     const char *kind, *name;
@@ -261,6 +278,29 @@ static PyObject *py_set_impl(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "%s implementation %s is not available here", kind, name);
         return NULL;
     }
+}
+
+/* _available(kind) -> the implementations of kind this CPU can run, in the order of the table */
+static PyObject *py_available(PyObject *self, PyObject *arg) {
+    int count;
+    (void)self;
+    const char *kind = PyUnicode_AsUTF8(arg);
+    if (!kind) return NULL;
+    const char *const *names = ph_impl_names(kind, &count);
+    if (!names) {
+        PyErr_Format(PyExc_ValueError, "unknown kind %s", kind);
+        return NULL;
+    }
+    const char *was = ph_impl_name(kind);
+    PyObject *out = PyList_New(0);
+    for (int i = 0; out && i < count; i++) {
+        if (ph_set_impl_by_name(kind, names[i]) != PH_OK) continue;
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s || PyList_Append(out, s) < 0) Py_CLEAR(out);
+        Py_XDECREF(s);
+    }
+    ph_set_impl_by_name(kind, was); /* probing leaves the choice as it was */
+    return out;
 }
 
 static PyObject *py_implementations(PyObject *self, PyObject *unused) {
@@ -282,6 +322,8 @@ static PyMethodDef methods[] = {
     {"ranges_to_bitmap", py_ranges_to_bitmap, METH_VARARGS, "ranges_to_bitmap(ranges, n) -> bitmap bytes"},
     {"xxh3_128", py_xxh3_128, METH_O, "XXH3-128 digest (canonical, 16 bytes) of a buffer"},
     {"sha256", py_sha256, METH_O, "SHA-256 digest of a buffer"},
+    {"_read_floor", py_read_floor, METH_VARARGS, "_read_floor(buf, threads) -> XOR of every 64-bit word (benchmark floor)"},
+    {"_available", py_available, METH_O, "_available(kind) -> implementations of kind this CPU runs"},
     {"_set_impl", py_set_impl, METH_VARARGS, "_set_impl(kind, name): force an implementation (tests)"},
     {"implementations", py_implementations, METH_NOARGS, "the implementation in use for each primitive"},
     {NULL, NULL, 0, NULL},

@@ -115,6 +115,10 @@ int ph_compare_get_impl(void);
 typedef void (*ph_task_fn)(void *arg);
 int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
 
+/* floor.c: load every byte once with the widest loads, on `threads` threads; *fold is the XOR
+ * of it all (so nothing is skipped) */
+int ph_read_floor(const uint8_t *p, size_t len, int threads, uint64_t *fold);
+
 /* once at start-up: pick the fastest implementation of each primitive */
 void ph_init(void);
 
@@ -122,6 +126,7 @@ void ph_init(void);
 enum { PH_IMPL_UNKNOWN_KIND = -10, PH_IMPL_UNKNOWN_NAME = -11, PH_IMPL_UNAVAILABLE = -12 };
 #define PH_IMPL_ENV "HPF_PAGEHASH_IMPL"
 const char *ph_impl_name(const char *kind); /* the one in use, NULL for an unknown kind */
+const char *const *ph_impl_names(const char *kind, int *count); /* every one this build knows */
 int ph_set_impl_by_name(const char *kind, const char *name);
 /* spec: comma-separated "kind=name" items, or bare names applied to every kind that has them
  * ("sse2" = xxh128 and compare on SSE2); on failure err says why in one line */

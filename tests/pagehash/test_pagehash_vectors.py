@@ -111,3 +111,16 @@ def test_page_digests_are_plain_digests(algo, data):
     # the final partial page is hashed as its own length
     assert ph.page_length(len(ph) - 1) == len(data) % 4096
     assert ph.digest(-1) == ref(data[(len(ph) - 1) * 4096 :])
+
+
+def test_available_implementations_follow_the_cpu_and_leave_the_choice(use_impl):
+    cpu = pagehash.implementations()["cpu"]
+    use_impl("xxh128", "scalar")
+    xxh = pagehash.available_implementations("xxh128")
+    assert pagehash.implementations()["xxh128"] == "scalar"  # probing changed nothing
+    assert xxh[0] == "scalar"
+    for isa in ("sse2", "avx2", "avx512", "neon"):
+        assert (isa in xxh) == cpu[isa], isa
+    assert ("avx512" in pagehash.available_implementations("compare")) == cpu["avx512bw"]
+    with pytest.raises(ValueError, match="unknown kind"):
+        pagehash.available_implementations("md5")
