@@ -7,7 +7,7 @@ C_SOURCES := $(wildcard csrc/pagehash/*.c csrc/pagehash/*.h csrc/evtxscan/*.c cs
 	csrc/rowfmt/*.c csrc/rowfmt/*.h)
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test venv build fuzz bench clean asan
+.PHONY: demo test venv build fuzz bench clean asan arm64-check
 
 $(STAMP): pyproject.toml setup.py $(C_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ asan:
 	$(CC) -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
 		-Wall -Wextra -o build/pagehash_test csrc/pagehash/tests/test_core.c $(PAGEHASH_CORE)
 	./build/pagehash_test
+
+# The same driver cross-built for Arm64 (the NEON XXH3 body), run under qemu-aarch64 when that
+# is installed (Debian: gcc-aarch64-linux-gnu, qemu-user); otherwise only built.
+ARM64_CC ?= aarch64-linux-gnu-gcc
+QEMU_ARM64 ?= qemu-aarch64
+arm64-check:
+	mkdir -p build
+	$(ARM64_CC) -std=c11 -O2 -static -pthread -Wall -Wextra -Werror \
+		-o build/pagehash_test_arm64 csrc/pagehash/tests/test_core.c $(PAGEHASH_CORE)
+	if command -v $(QEMU_ARM64) >/dev/null; then $(QEMU_ARM64) build/pagehash_test_arm64; \
+	else echo "$(QEMU_ARM64) not found: built build/pagehash_test_arm64, not run"; fi
 
 # Coverage-guided fuzzing (atheris for the Python parsers, libFuzzer + ASan/UBSan for the C core):
 # each harness runs FUZZ_SECONDS; see fuzz/README.md. Needs the `fuzz` extra and clang.

@@ -27,8 +27,8 @@ from hpforensics import _pagehash
 
 __all__ = [
     "ALGORITHMS", "DEFAULT_PAGE_SIZE", "FLAG_MASKED", "FLAG_ZERO", "Comparison", "PageHashes",
-    "PageRecord", "compare_pages", "hash_file", "hash_pages", "implementations", "page_records",
-    "ranges_to_bitmap",
+    "PageRecord", "available_implementations", "compare_pages", "hash_file", "hash_pages",
+    "implementations", "page_records", "ranges_to_bitmap",
 ]
 
 log = logging.getLogger(__name__)
@@ -258,3 +258,9 @@ def page_records(name: str, hashes: PageHashes) -> Iterator[PageRecord]:
 def implementations() -> dict[str, Any]:
     """Which code path each primitive uses on this CPU (for logs and benchmarks)."""
     return _pagehash.implementations()
+
+
+def available_implementations(kind: str) -> list[str]:
+    """The code paths of `kind` ("xxh128", "sha256" or "compare") this CPU can run; any of
+    them can be forced for a process with HPF_PAGEHASH_IMPL=kind=name (see docs/pagehash.md)."""
+    return _pagehash._available(kind)

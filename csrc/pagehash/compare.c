@@ -66,18 +66,70 @@ static size_t scan_sse2(const uint8_t *a, const uint8_t *b, const uint8_t *mask,
     return end;
 }
 
+/* AVX2 and AVX-512BW look at 256 bytes at a time. The 64-byte scan above pays a compare, a
+ * movemask, a mask test and a branch per 64 bytes (5.3-6.9 GB/s a thread). AVX2: where the
+ * images agree, a group is one OR tree of XORs and one test, and only a group that differs is
+ * looked at 64 bytes at a time with the mask applied. AVX-512BW: the mask bits are the
+ * compare's write mask, so a group whose only differences are masked (every relocated slot of
+ * an image) is as cheap as an equal one. */
+#define GROUP 256
+
+PH_TARGET("avx2")
+static inline int group_equal_avx2(const uint8_t *a, const uint8_t *b) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int k = 0; k < GROUP / 32; k++)
+        acc = _mm256_or_si256(acc, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a + k),
+                                                    _mm256_loadu_si256((const __m256i *)b + k)));
+    return _mm256_testz_si256(acc, acc);
+}
+
 PH_TARGET("avx2")
 static size_t scan_avx2(const uint8_t *a, const uint8_t *b, const uint8_t *mask, size_t off,
                         size_t end, uint64_t *bits) {
+    while (off < end) {
+        if (end - off >= GROUP && group_equal_avx2(a + off, b + off)) {
+            off += GROUP;
+            continue;
+        }
+        size_t stop = end - off > GROUP ? off + GROUP : end;
+        for (; off < stop; off += 64) {
+            const __m256i *x = (const __m256i *)(a + off), *y = (const __m256i *)(b + off);
+            uint64_t eq = (uint64_t)(unsigned)_mm256_movemask_epi8(
+                              _mm256_cmpeq_epi8(_mm256_loadu_si256(x), _mm256_loadu_si256(y))) |
+                          (uint64_t)(unsigned)_mm256_movemask_epi8(
+                              _mm256_cmpeq_epi8(_mm256_loadu_si256(x + 1), _mm256_loadu_si256(y + 1)))
+                              << 32;
+            uint64_t d = ~eq;
+            if (d && mask) d &= ~ph_read64(mask + off / 8);
+            if (d) {
+                *bits = d;
+                return off;
+            }
+        }
+    }
+    return end;
+}
+
+PH_TARGET("avx512f,avx512bw")
+static inline uint64_t diff64_avx512(const uint8_t *a, const uint8_t *b, const uint8_t *mask,
+                                     size_t off) {
+    __mmask64 keep = mask ? (__mmask64)~ph_read64(mask + off / 8) : ~(__mmask64)0;
+    return (uint64_t)_mm512_mask_cmpneq_epu8_mask(keep, _mm512_loadu_si512((const void *)(a + off)),
+                                                  _mm512_loadu_si512((const void *)(b + off)));
+}
+
+PH_TARGET("avx512f,avx512bw")
+static size_t scan_avx512(const uint8_t *a, const uint8_t *b, const uint8_t *mask, size_t off,
+                          size_t end, uint64_t *bits) {
+    for (; end - off >= GROUP; off += GROUP) {
+        uint64_t d0 = diff64_avx512(a, b, mask, off), d1 = diff64_avx512(a, b, mask, off + 64);
+        uint64_t d2 = diff64_avx512(a, b, mask, off + 128), d3 = diff64_avx512(a, b, mask, off + 192);
+        if (!(d0 | d1 | d2 | d3)) continue;
+        *bits = d0 ? d0 : d1 ? d1 : d2 ? d2 : d3;
+        return off + (d0 ? 0 : d1 ? 64 : d2 ? 128 : 192);
+    }
     for (; off < end; off += 64) {
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(a + off));
-        __m256i x1 = _mm256_loadu_si256((const __m256i *)(a + off) + 1);
-        __m256i y0 = _mm256_loadu_si256((const __m256i *)(b + off));
-        __m256i y1 = _mm256_loadu_si256((const __m256i *)(b + off) + 1);
-        uint64_t eq = (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x0, y0)) |
-                      (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x1, y1)) << 32;
-        uint64_t d = ~eq;
-        if (d && mask) d &= ~ph_read64(mask + off / 8);
+        uint64_t d = diff64_avx512(a, b, mask, off);
         if (d) {
             *bits = d;
             return off;
@@ -92,7 +144,8 @@ static int g_impl = PH_CMP_SCALAR;
 
 int ph_compare_set_impl(int impl) {
     const ph_cpu *cpu = ph_cpu_features();
-    if (impl == PH_CMP_AUTO) impl = cpu->avx2 ? PH_CMP_AVX2 : cpu->sse2 ? PH_CMP_SSE2 : PH_CMP_SCALAR;
+    if (impl == PH_CMP_AUTO)
+        impl = cpu->avx512bw ? PH_CMP_AVX512 : cpu->avx2 ? PH_CMP_AVX2 : cpu->sse2 ? PH_CMP_SSE2 : PH_CMP_SCALAR;
     switch (impl) {
     case PH_CMP_SCALAR: g_scan = scan_scalar; break;
 #if PH_X86
@@ -103,6 +156,10 @@ int ph_compare_set_impl(int impl) {
     case PH_CMP_AVX2:
         if (!cpu->avx2) return -1;
         g_scan = scan_avx2;
+        break;
+    case PH_CMP_AVX512:
+        if (!cpu->avx512bw) return -1;
+        g_scan = scan_avx512;
         break;
 #endif
     default: return -1;

@@ -46,8 +46,12 @@ const ph_cpu *ph_cpu_features(void) {
         cpuid(7, 0, r);
         g_cpu.avx2 = ymm_ok && ((r[1] >> 5) & 1);
         g_cpu.avx512 = zmm_ok && g_cpu.avx2 && ((r[1] >> 16) & 1);
+        g_cpu.avx512bw = g_cpu.avx512 && ((r[1] >> 30) & 1);
         g_cpu.sha = ((r[1] >> 29) & 1) && g_cpu.ssse3 && g_cpu.sse41;
     }
+#endif
+#if PH_ARM64
+    g_cpu.neon = 1;
 #endif
     g_cpu_done = 1;
     return &g_cpu;

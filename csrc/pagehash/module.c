@@ -249,49 +249,71 @@ fail:
     return NULL;
 }
 
-static const char *const XXH_NAMES[] = {"scalar", "sse2", "avx2", "avx512"};
-static const char *const SHA_NAMES[] = {"portable", "shani"};
-static const char *const CMP_NAMES[] = {"scalar", "sse2", "avx2"};
-
-static int lookup(const char *name, const char *const *names, int n) {
-    if (!strcmp(name, "auto")) return -1;
-    for (int i = 0; i < n; i++)
-        if (!strcmp(name, names[i])) return i;
-    return -2;
+/* _read_floor(buf, threads) -> int: the benchmark's memory floor (see floor.c) */
+static PyObject *py_read_floor(PyObject *self, PyObject *args) {
+    PyObject *buf;
+    int threads, rc;
+    uint64_t fold;
+    Py_buffer view;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oi:_read_floor", &buf, &threads)) return NULL;
+    if (check_threads(threads) < 0 || get_view(buf, &view, "buf") < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ph_read_floor((const uint8_t *)view.buf, (size_t)view.len, threads, &fold);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc != PH_OK) return raise_rc(rc);
+    return PyLong_FromUnsignedLongLong((unsigned long long)fold);
 }
 
 /* _set_impl(kind, name): tests force each code path; not safe while a call is running */
 static PyObject *py_set_impl(PyObject *self, PyObject *args) {
     const char *kind, *name;
-    int rc = -1, id;
     (void)self;
     if (!PyArg_ParseTuple(args, "ss:_set_impl", &kind, &name)) return NULL;
-    if (!strcmp(kind, "xxh128")) {
-        if ((id = lookup(name, XXH_NAMES, 4)) != -2) rc = ph_xxh3_set_impl(id);
-    } else if (!strcmp(kind, "sha256")) {
-        if ((id = lookup(name, SHA_NAMES, 2)) != -2) rc = ph_sha256_set_impl(id);
-    } else if (!strcmp(kind, "compare")) {
-        if ((id = lookup(name, CMP_NAMES, 3)) != -2) rc = ph_compare_set_impl(id);
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown kind %s", kind);
-        return NULL;
-    }
-    if (rc != 0) {
+    switch (ph_set_impl_by_name(kind, name)) {
+    case PH_OK: Py_RETURN_NONE;
+    case PH_IMPL_UNKNOWN_KIND: PyErr_Format(PyExc_ValueError, "unknown kind %s", kind); return NULL;
+    default:
         PyErr_Format(PyExc_ValueError, "%s implementation %s is not available here", kind, name);
         return NULL;
     }
-    Py_RETURN_NONE;
+}
+
+/* _available(kind) -> the implementations of kind this CPU can run, in the order of the table */
+static PyObject *py_available(PyObject *self, PyObject *arg) {
+    int count;
+    (void)self;
+    const char *kind = PyUnicode_AsUTF8(arg);
+    if (!kind) return NULL;
+    const char *const *names = ph_impl_names(kind, &count);
+    if (!names) {
+        PyErr_Format(PyExc_ValueError, "unknown kind %s", kind);
+        return NULL;
+    }
+    const char *was = ph_impl_name(kind);
+    PyObject *out = PyList_New(0);
+    for (int i = 0; out && i < count; i++) {
+        if (ph_set_impl_by_name(kind, names[i]) != PH_OK) continue;
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s || PyList_Append(out, s) < 0) Py_CLEAR(out);
+        Py_XDECREF(s);
+    }
+    ph_set_impl_by_name(kind, was); /* probing leaves the choice as it was */
+    return out;
 }
 
 static PyObject *py_implementations(PyObject *self, PyObject *unused) {
     const ph_cpu *cpu = ph_cpu_features();
     (void)self;
     (void)unused;
-    return Py_BuildValue("{s:s,s:s,s:s,s:{s:O,s:O,s:O,s:O}}", "xxh128", XXH_NAMES[ph_xxh3_get_impl()],
-                         "sha256", SHA_NAMES[ph_sha256_get_impl()], "compare",
-                         CMP_NAMES[ph_compare_get_impl()], "cpu", "sse2", cpu->sse2 ? Py_True : Py_False,
+    return Py_BuildValue("{s:s,s:s,s:s,s:{s:O,s:O,s:O,s:O,s:O,s:O}}", "xxh128",
+                         ph_impl_name("xxh128"), "sha256", ph_impl_name("sha256"),
+                         "compare", ph_impl_name("compare"), "cpu",
+                         "sse2", cpu->sse2 ? Py_True : Py_False, "avx2", cpu->avx2 ? Py_True : Py_False,
                          "avx512", cpu->avx512 ? Py_True : Py_False,
-                         "avx2", cpu->avx2 ? Py_True : Py_False, "sha", cpu->sha ? Py_True : Py_False);
+                         "avx512bw", cpu->avx512bw ? Py_True : Py_False,
+                         "sha", cpu->sha ? Py_True : Py_False, "neon", cpu->neon ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {
@@ -300,6 +322,8 @@ static PyMethodDef methods[] = {
     {"ranges_to_bitmap", py_ranges_to_bitmap, METH_VARARGS, "ranges_to_bitmap(ranges, n) -> bitmap bytes"},
     {"xxh3_128", py_xxh3_128, METH_O, "XXH3-128 digest (canonical, 16 bytes) of a buffer"},
     {"sha256", py_sha256, METH_O, "SHA-256 digest of a buffer"},
+    {"_read_floor", py_read_floor, METH_VARARGS, "_read_floor(buf, threads) -> XOR of every 64-bit word (benchmark floor)"},
+    {"_available", py_available, METH_O, "_available(kind) -> implementations of kind this CPU runs"},
     {"_set_impl", py_set_impl, METH_VARARGS, "_set_impl(kind, name): force an implementation (tests)"},
     {"implementations", py_implementations, METH_NOARGS, "the implementation in use for each primitive"},
     {NULL, NULL, 0, NULL},
@@ -310,7 +334,12 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_pagehash",
                                        NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__pagehash(void) {
+    char err[160];
     ph_init();
+    if (ph_apply_impl_spec(getenv(PH_IMPL_ENV), err, sizeof err) != PH_OK) {
+        PyErr_Format(PyExc_ImportError, "%s=%s: %s", PH_IMPL_ENV, getenv(PH_IMPL_ENV), err);
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&moduledef);
     if (!m) return NULL;
     if (PyModule_AddIntConstant(m, "ALGO_XXH128", PH_ALGO_XXH128) < 0 ||

@@ -12,6 +12,12 @@
 #else
 #define PH_X86 0
 #endif
+/* Advanced SIMD is part of every AArch64 CPU; the NEON body assumes little-endian lanes. */
+#if (defined(__aarch64__) || defined(_M_ARM64)) && !defined(__ARM_BIG_ENDIAN)
+#define PH_ARM64 1
+#else
+#define PH_ARM64 0
+#endif
 
 /* GCC/Clang compile the SIMD paths with per-function target attributes (no -march), so one
  * binary runs everywhere and picks a path at run time. MSVC exposes every intrinsic anyway. */
@@ -26,9 +32,9 @@ enum { PH_FLAG_ZERO = 1, PH_FLAG_MASKED = 2 };
 enum { PH_OK = 0, PH_ENOMEM = -1 };
 
 /* Implementation choices, exposed so tests can run every path the CPU supports. */
-enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AVX512 = 3, PH_XXH_AUTO = -1 };
+enum { PH_XXH_SCALAR = 0, PH_XXH_SSE2 = 1, PH_XXH_AVX2 = 2, PH_XXH_AVX512 = 3, PH_XXH_NEON = 4, PH_XXH_AUTO = -1 };
 enum { PH_SHA_PORTABLE = 0, PH_SHA_SHANI = 1, PH_SHA_AUTO = -1 };
-enum { PH_CMP_SCALAR = 0, PH_CMP_SSE2 = 1, PH_CMP_AVX2 = 2, PH_CMP_AUTO = -1 };
+enum { PH_CMP_SCALAR = 0, PH_CMP_SSE2 = 1, PH_CMP_AVX2 = 2, PH_CMP_AVX512 = 3, PH_CMP_AUTO = -1 };
 
 /* little-endian loads; memcpy keeps them legal at any alignment */
 static inline uint64_t ph_read64(const uint8_t *p) {
@@ -51,7 +57,7 @@ static inline uint32_t ph_read32(const uint8_t *p) {
 
 /* cpu.c */
 typedef struct {
-    int sse2, ssse3, sse41, avx2, avx512, sha;
+    int sse2, ssse3, sse41, avx2, avx512, avx512bw, sha, neon;
 } ph_cpu;
 const ph_cpu *ph_cpu_features(void);
 
@@ -109,8 +115,22 @@ int ph_compare_get_impl(void);
 typedef void (*ph_task_fn)(void *arg);
 int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
 
+/* floor.c: load every byte once with the widest loads, on `threads` threads; *fold is the XOR
+ * of it all (so nothing is skipped) */
+int ph_read_floor(const uint8_t *p, size_t len, int threads, uint64_t *fold);
+
 /* once at start-up: pick the fastest implementation of each primitive */
 void ph_init(void);
+
+/* impl.c: implementations by name ("xxh128" / "sha256" / "compare"; "auto" picks the fastest) */
+enum { PH_IMPL_UNKNOWN_KIND = -10, PH_IMPL_UNKNOWN_NAME = -11, PH_IMPL_UNAVAILABLE = -12 };
+#define PH_IMPL_ENV "HPF_PAGEHASH_IMPL"
+const char *ph_impl_name(const char *kind); /* the one in use, NULL for an unknown kind */
+const char *const *ph_impl_names(const char *kind, int *count); /* every one this build knows */
+int ph_set_impl_by_name(const char *kind, const char *name);
+/* spec: comma-separated "kind=name" items, or bare names applied to every kind that has them
+ * ("sse2" = xxh128 and compare on SSE2); on failure err says why in one line */
+int ph_apply_impl_spec(const char *spec, char *err, size_t errlen);
 
 /* spread the 8 bits of b to the 8 bytes of a word: bit i set -> byte i = 0xff */
 static inline uint64_t ph_expand_bits(unsigned b) {

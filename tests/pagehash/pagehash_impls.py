@@ -2,22 +2,13 @@
 import` would resolve to another folder's conftest when several test folders run together)."""
 from __future__ import annotations
 
-from hpforensics import _pagehash
+from hpforensics.pagehash import available_implementations as available
 
+# every name the binding knows, available here or not
 IMPLS = {
-    "xxh128": ["scalar", "sse2", "avx2", "avx512"],
+    "xxh128": ["scalar", "sse2", "avx2", "avx512", "neon"],
     "sha256": ["portable", "shani"],
-    "compare": ["scalar", "sse2", "avx2"],
+    "compare": ["scalar", "sse2", "avx2", "avx512"],
 }
 
-
-def available(kind: str) -> list[str]:
-    names = []
-    for name in IMPLS[kind]:
-        try:
-            _pagehash._set_impl(kind, name)
-        except ValueError:
-            continue
-        names.append(name)
-    _pagehash._set_impl(kind, "auto")
-    return names
+__all__ = ["IMPLS", "available"]

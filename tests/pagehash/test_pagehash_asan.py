@@ -19,6 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "csrc" / "pagehash"
 
 
+def driver_sources() -> list[str]:
+    """The driver and every core file except the Python binding."""
+    return [str(CORE / "tests" / "test_core.c")] + sorted(
+        str(p) for p in CORE.glob("*.c") if p.name != "module.c")
+
+
 def compiler() -> str:
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     assert cc, "a C compiler is needed to build the extension and this test"
@@ -28,9 +34,7 @@ def compiler() -> str:
 @pytest.mark.parametrize("sanitizers", ["address,undefined", "thread"])
 def test_core_driver_under_sanitizers(tmp_path, sanitizers):
     exe = tmp_path / "pagehash_test"
-    sources = [str(CORE / "tests" / "test_core.c")] + sorted(
-        str(p) for p in CORE.glob("*.c") if p.name != "module.c"
-    )
+    sources = driver_sources()
     build = subprocess.run(
         [compiler(), "-std=c11", "-O1", "-g", f"-fsanitize={sanitizers}",
          "-fno-sanitize-recover=all", "-pthread", "-Wall", "-Wextra", "-Werror",
@@ -45,3 +49,21 @@ def test_core_driver_under_sanitizers(tmp_path, sanitizers):
     assert " 0 failures" in run.stdout
     checks = int(run.stdout.split(" checks")[0].split()[-1])
     assert checks > 30_000
+
+
+ARM64_CC = os.environ.get("ARM64_CC", "aarch64-linux-gnu-gcc")
+
+
+@pytest.mark.skipif(not (shutil.which(ARM64_CC) and shutil.which("qemu-aarch64")),
+                    reason="needs an aarch64 cross compiler and qemu-aarch64 (make arm64-check)")
+def test_core_driver_on_arm64_neon(tmp_path):
+    """The NEON XXH3 body, cross-built and run under qemu: published vectors and every length
+    against the portable body (the driver reports neon=1 and runs it)."""
+    exe = tmp_path / "pagehash_test_arm64"
+    sources = driver_sources()
+    build = subprocess.run([ARM64_CC, "-std=c11", "-O2", "-static", "-pthread", "-Wall", "-Wextra",
+                            "-Werror", "-o", str(exe), *sources], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "neon=1" in run.stdout and " 0 failures" in run.stdout

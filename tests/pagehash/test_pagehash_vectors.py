@@ -91,8 +91,10 @@ def test_sha256_matches_hashlib(impl, use_impl, data):
 def test_simd_paths_exist_on_x86_with_avx2():
     """On this CI hardware the fast paths must actually be chosen, not silently skipped."""
     info = pagehash.implementations()
-    if info["cpu"]["avx2"]:
-        assert info["xxh128"] in ("avx2", "avx512") and info["compare"] == "avx2"
+    cpu = info["cpu"]
+    if cpu["avx2"]:
+        assert info["xxh128"] == ("avx512" if cpu["avx512"] else "avx2")
+        assert info["compare"] == ("avx512" if cpu["avx512bw"] else "avx2")
     if info["cpu"]["sha"]:
         assert info["sha256"] == "shani"
     assert set(available("xxh128")) >= {"scalar"}
@@ -109,3 +111,16 @@ def test_page_digests_are_plain_digests(algo, data):
     # the final partial page is hashed as its own length
     assert ph.page_length(len(ph) - 1) == len(data) % 4096
     assert ph.digest(-1) == ref(data[(len(ph) - 1) * 4096 :])
+
+
+def test_available_implementations_follow_the_cpu_and_leave_the_choice(use_impl):
+    cpu = pagehash.implementations()["cpu"]
+    use_impl("xxh128", "scalar")
+    xxh = pagehash.available_implementations("xxh128")
+    assert pagehash.implementations()["xxh128"] == "scalar"  # probing changed nothing
+    assert xxh[0] == "scalar"
+    for isa in ("sse2", "avx2", "avx512", "neon"):
+        assert (isa in xxh) == cpu[isa], isa
+    assert ("avx512" in pagehash.available_implementations("compare")) == cpu["avx512bw"]
+    with pytest.raises(ValueError, match="unknown kind"):
+        pagehash.available_implementations("md5")

@@ -203,16 +203,62 @@ static void check_compare(const uint8_t *a, size_t n, size_t ps, const uint8_t *
     free(r), free(pg), free(b);
 }
 
+/* HPF_PAGEHASH_IMPL specs, parsed from exact-length copies so a read past the end is caught */
+static void impl_specs(void) {
+    static const struct {
+        const char *spec;
+        int rc;
+    } v[] = {
+        {"", PH_OK}, {",,", PH_OK}, {"xxh128=scalar", PH_OK}, {"scalar,sha256=portable", PH_OK},
+        {"auto", PH_OK}, {"xxh128=", PH_IMPL_UNKNOWN_NAME}, {"=scalar", PH_IMPL_UNKNOWN_KIND},
+        {"xxh128=scalarx", PH_IMPL_UNKNOWN_NAME}, {"xxh12=scalar", PH_IMPL_UNKNOWN_KIND},
+        {"nope", PH_IMPL_UNKNOWN_NAME}, {"compare=scalar,xxh128=avx9", PH_IMPL_UNKNOWN_NAME},
+    };
+    char err[160];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        size_t n = strlen(v[i].spec);
+        char *spec = (char *)exact_copy((const uint8_t *)v[i].spec, n + 1);
+        err[0] = 0;
+        int rc = ph_apply_impl_spec(spec, err, sizeof err);
+        CHECK(rc == v[i].rc, "spec '%s': rc %d want %d (%s)", v[i].spec, rc, v[i].rc, err);
+        CHECK((rc == PH_OK) == (err[0] == 0), "spec '%s': error text '%s'", v[i].spec, err);
+        free(spec);
+    }
+    ph_apply_impl_spec("xxh128=scalar,compare=scalar", err, sizeof err);
+    CHECK(ph_xxh3_get_impl() == PH_XXH_SCALAR && ph_compare_get_impl() == PH_CMP_SCALAR, "spec not applied");
+    CHECK(!strcmp(ph_impl_name("xxh128"), "scalar") && !ph_impl_name("xx"), "impl names");
+    ph_init();
+}
+
+/* the read floor folds every byte whatever the path, length or thread count */
+static void read_floor(const uint8_t *data, size_t big) {
+    size_t lens[] = {0, 1, 7, 8, 255, 256, 4095, 4096, 4097, 3 * 4096 + 100, big};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t n = lens[k], i;
+        uint8_t *m = exact_copy(data, n);
+        uint64_t want = 0, got;
+        for (i = 0; i + 8 <= n; i += 8) want ^= ph_read64(m + i);
+        for (; i < n; i++) want ^= m[i];
+        for (int t = 1; t <= 3; t++) {
+            CHECK(ph_read_floor(m, n, t, &got) == PH_OK && got == want, "read floor len %zu threads %d", n, t);
+        }
+        free(m);
+    }
+}
+
 int main(void) {
     const ph_cpu *cpu;
     ph_init();
     cpu = ph_cpu_features();
-    printf("cpu: sse2=%d avx2=%d avx512=%d sha=%d\n", cpu->sse2, cpu->avx2, cpu->avx512, cpu->sha);
+    printf("cpu: sse2=%d avx2=%d avx512=%d avx512bw=%d sha=%d neon=%d\n", cpu->sse2, cpu->avx2,
+           cpu->avx512, cpu->avx512bw, cpu->sha, cpu->neon);
+    impl_specs();
 
     size_t big = (9u << 20) + 4321; /* several threads' worth, odd tail */
     uint8_t *data = (uint8_t *)malloc(big);
     for (size_t i = 0; i < big; i++) data[i] = (uint8_t)(rnd() >> 56);
     memset(data + 8192, 0, 3 * 4096); /* zero pages */
+    read_floor(data, big);
 
     for (int impl = PH_SHA_PORTABLE; impl <= PH_SHA_SHANI; impl++) {
         if (ph_sha256_set_impl(impl)) continue;
@@ -220,7 +266,7 @@ int main(void) {
         cross_check(data, PH_ALGO_SHA256, impl, ph_sha256_set_impl, PH_SHA_PORTABLE);
     }
     ph_sha256_set_impl(PH_SHA_AUTO);
-    for (int impl = PH_XXH_SCALAR; impl <= PH_XXH_AVX512; impl++) {
+    for (int impl = PH_XXH_SCALAR; impl <= PH_XXH_NEON; impl++) {
         if (ph_xxh3_set_impl(impl)) continue;
         xxh3_vectors();
         cross_check(data, PH_ALGO_XXH128, impl, ph_xxh3_set_impl, PH_XXH_SCALAR);
@@ -238,7 +284,7 @@ int main(void) {
                 check_pages(buf, sizes[s], pss[k], NULL, algo);
                 check_pages(buf, sizes[s], pss[k], mask, algo);
             }
-            for (int impl = PH_CMP_SCALAR; impl <= PH_CMP_AVX2; impl++) {
+            for (int impl = PH_CMP_SCALAR; impl <= PH_CMP_AVX512; impl++) {
                 if (ph_compare_set_impl(impl)) continue;
                 check_compare(buf, sizes[s], pss[k], NULL);
                 check_compare(buf, sizes[s], pss[k], mask);
