@@ -85,7 +85,7 @@ def test_report_renders_in_chromium(cli, tmp_path: Path) -> None:
     page = (out / "report.html").read_text()
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "<script" not in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "chromium is needed (see .ci/run)"
+    assert chromium, "chromium is needed: `make test` installs it (make test-tools)"
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
             f"--user-data-dir={tmp_path / 'p'}"]
     dom = subprocess.run([*base, "--dump-dom", (out / "report.html").as_uri()],
