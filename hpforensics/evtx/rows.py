@@ -32,7 +32,7 @@ EVENT_CSV = CsvRows(len(EVENT_COLUMNS), EVENT_TEXT)
 TIMELINE_CSV = CsvRows(len(TIMELINE_COLUMNS), TIMELINE_TEXT)
 EVENT_JSON, TIMELINE_JSON = JsonRows(EVENT_COLUMNS), JsonRows(TIMELINE_COLUMNS)
 DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
-                  "os_build", "hotpatch_enrolment", "updates_installed", "update_failures",
+                  "os_build", "booted_build", "hotpatch_enrolment", "updates_installed", "update_failures",
                   "last_installed_kb", "months", "months_compliant", "months_noncompliant",
                   "months_off_track", "months_baseline_missing", "months_unjudged",
                   "compliance_rate", "status"]
@@ -152,7 +152,8 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "first_event": min(times) if times else None, "last_event": max(times) if times else None,
         "events": len(events),
         "boots": sum(1 for e in events if e.category == boot),
-        "os_build": builds[-1].os_build if builds else "",
+        "os_build": running_build(builds[-1].os_build if builds else "", lifecycles),
+        "booted_build": builds[-1].os_build if builds else "",
         "hotpatch_enrolment": any(e.category == enrolment for e in events),
         "updates_installed": len(installed),
         "update_failures": sum(lc.failures for lc in lifecycles),
@@ -165,6 +166,22 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "compliance_rate": round(good / len(judged), 3) if judged else None,
         "status": worst,
     }
+
+
+def running_build(booted: str, lifecycles: Iterable[UpdateLifecycle]) -> str:
+    """The build the device runs: a hotpatch does not restart the device, so no boot reports
+    the build it brings; the newest of the last booted build and the builds of the OS updates
+    that took effect (a hotpatch's is its own: 26100.4851 for KB5064010)."""
+    from hpforensics.evtx.lifecycle import OS_CLASSES
+
+    builds = [lc.os_build for lc in lifecycles
+              if lc.os_build and lc.effective_at is not None and lc.update_class in OS_CLASSES]
+    return max([booted, *builds], key=_build_key) if booted or builds else ""
+
+
+def _build_key(build: str) -> tuple[int, ...]:
+    parts = build.split(".")[-2:]
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (-1,)
 
 
 MONTH_COLUMNS = ["month", "month_kind", "expected_kb", "devices", "compliant", "noncompliant",
