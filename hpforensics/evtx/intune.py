@@ -114,10 +114,11 @@ DEVICE_HEADINGS = {
 
 def device_status(d: DeviceEvidence, ring: str = ALL_DEVICES,
                   memory: list[KbCorrelation] | None = None,
-                  paused_until: dt.datetime | None = None) -> DeviceUpdateStatus:
+                  paused_until: dt.datetime | None = None,
+                  paused_from: dt.datetime | None = None) -> DeviceUpdateStatus:
     """The device's update status as of its last event. `memory`: its rows of
-    correlate.correlate (None: no findings for it); `paused_until`: the end of a quality
-    update pause the evidence shows (Paused while it lasts past the last event)."""
+    correlate.correlate (None: no findings for it); `paused_from` / `paused_until`: a quality
+    update pause the evidence shows (Paused when the last event falls inside it)."""
     as_of = d.summary.get("last_event")
     off = ";".join(m.month for m in d.months if m.off_track)
     base = ";".join(m.month for m in d.months if m.baseline_missing)
@@ -130,7 +131,9 @@ def device_status(d: DeviceEvidence, ring: str = ALL_DEVICES,
     cur = d.months[-1]
     prev = d.months[-2] if len(d.months) > 1 else None
     row.latest_quality_update, row.installed_update = cur.expected_kb, cur.installed_kb
-    row.update_status, row.reason = _status(cur, prev, as_of, paused_until)
+    paused = paused_until is not None and (as_of is None or (
+        paused_until > as_of and (paused_from is None or paused_from <= as_of)))
+    row.update_status, row.reason = _status(cur, prev, paused_until if paused else None)
     if row.update_status == UP_TO_DATE:
         if cur.release_date and cur.effective_at:
             row.days_to_compliance = (cur.effective_at.date() - cur.release_date).days
@@ -138,11 +141,11 @@ def device_status(d: DeviceEvidence, ring: str = ALL_DEVICES,
     return row
 
 
-def _status(cur: MonthCompliance, prev: MonthCompliance | None, as_of: dt.datetime | None,
+def _status(cur: MonthCompliance, prev: MonthCompliance | None,
             paused_until: dt.datetime | None) -> tuple[str, str]:
     if cur.status == "not-applicable":
         return NOT_READY, cur.reason
-    if paused_until is not None and (as_of is None or paused_until > as_of):
+    if paused_until is not None:
         return PAUSED, f"quality updates paused until {paused_until:%Y-%m-%d}"
     if cur.status in _HAS_UPDATE:
         return UP_TO_DATE, cur.reason
@@ -242,5 +245,7 @@ def fleet_statuses(devices: Iterable[DeviceEvidence], rings: dict[str, str] | No
         mem = memory.correlate(d.device, d.lifecycles) if memory is not None else None
         if mem is not None:
             live[d.device] = mem
-        rows.append(device_status(d, rings.get(d.device.lower(), ALL_DEVICES), mem))
+        rows.append(device_status(d, rings.get(d.device.lower(), ALL_DEVICES), mem,
+                                  d.summary.get("quality_paused_until"),
+                                  d.summary.get("quality_paused_from")))
     return rows, live

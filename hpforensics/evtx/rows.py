@@ -11,6 +11,7 @@ from hpforensics.evtx.compliance import MonthCompliance
 from hpforensics.evtx.lifecycle import UpdateLifecycle
 from hpforensics.evtx.normalise import Category, Event
 from hpforensics.evtx.outputs import CsvRows, JsonRows
+from hpforensics.evtx.records import parse_time
 
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
 LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle)
@@ -35,7 +36,7 @@ DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "b
                   "os_build", "booted_build", "hotpatch_enrolment", "updates_installed", "update_failures",
                   "last_installed_kb", "months", "months_compliant", "months_noncompliant",
                   "months_off_track", "months_baseline_missing", "months_unjudged",
-                  "compliance_rate", "status"]
+                  "compliance_rate", "status", "quality_paused_from", "quality_paused_until"]
 
 _DESC = {
     Category.DOWNLOAD: "Update Download Started",
@@ -60,6 +61,7 @@ _DESC = {
     Category.RESTART_INITIATED: "Restart Initiated",
     Category.UPTIME: "Uptime Report",
     Category.HOTPATCH_MENTION: "Hotpatch Mention",
+    Category.QUALITY_PAUSED: "Quality Updates Paused",
 }
 
 
@@ -165,7 +167,16 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "months_unjudged": len(months) - len(judged),
         "compliance_rate": round(good / len(judged), 3) if judged else None,
         "status": worst,
+        # a quality-update pause the registry shows (normalise: 'from|until <time>')
+        "quality_paused_from": _pause(events, "from "),
+        "quality_paused_until": _pause(events, "until "),
     }
+
+
+def _pause(events: list[Event], which: str) -> dt.datetime | None:
+    paused = Category.QUALITY_PAUSED
+    return max((t for e in events if e.category == paused and e.detail.startswith(which)
+                if (t := parse_time(e.detail[len(which):])) is not None), default=None)
 
 
 def running_build(booted: str, lifecycles: Iterable[UpdateLifecycle]) -> str:

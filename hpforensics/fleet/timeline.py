@@ -154,6 +154,8 @@ def _types(table: str) -> dict[str, str]:
         _TYPES["devices"] = {c: parquet.INT if c in counts else parquet.STRING
                              for c in R.DEVICE_COLUMNS}
         _TYPES["devices"].update(first_event=parquet.TIMESTAMP, last_event=parquet.TIMESTAMP,
+                                 quality_paused_from=parquet.TIMESTAMP,
+                                 quality_paused_until=parquet.TIMESTAMP,
                                  hotpatch_enrolment=parquet.BOOL, compliance_rate=parquet.FLOAT)
     return _TYPES[table]
 

@@ -209,3 +209,67 @@ def test_memory_findings_in_the_report(cli, tmp_path: Path) -> None:
                "--findings", stale)
     assert proc.returncode == 0, proc.stderr
     assert _by_device(tmp_path / "one")["HP-WS-004"]["Live in memory"] == "NO (KB5089466 not live)"
+
+
+def _hive_builder():
+    import importlib.util
+    import sys as _sys
+
+    samples = FLEET.parent
+    _sys.path.insert(0, str(samples))
+    spec = importlib.util.spec_from_file_location("build_hive", samples / "build_hive.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_paused_from_registry_evidence(cli, tmp_path: Path) -> None:
+    """A quality-update pause in a `reg export` (UX\\Settings, as the Settings app writes it)
+    and in the SOFTWARE hive of a triage collection: Paused while the last event falls in it."""
+    import shutil
+
+    device = tmp_path / "HP-WS-001"
+    shutil.copytree(FLEET / "HP-WS-001", device)
+    (device / "pause.reg").write_text(
+        "Windows Registry Editor Version 5.00\r\n\r\n"
+        "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\WindowsUpdate\\UX\\Settings]\r\n"
+        '"PauseQualityUpdatesStartTime"="2026-05-12T08:00:00Z"\r\n'
+        '"PauseQualityUpdatesEndTime"="2026-06-16T08:00:00Z"\r\n', encoding="utf-16")
+    before, during = tmp_path / "before", tmp_path / "during"
+    cli("timeline", device, "-o", before, "--no-hash", "--to", "2026-05-11")
+    cli("timeline", device, "-o", during, "--no-hash")
+    assert _by_device(before)["HP-WS-001"]["Update status"] == "Up to date"  # not paused yet
+    row = _by_device(during)["HP-WS-001"]
+    assert row["Update status"] == "Paused" and "2026-06-16" in row["Reason"]
+    assert _rows(during / "summary.csv")[0]["Paused"] == "1"
+    (dev,) = _rows(during / "devices.csv")
+    assert (dev["quality_paused_from"], dev["quality_paused_until"]) == (
+        "2026-05-12T08:00:00Z", "2026-06-16T08:00:00Z")
+    # the same pause read from a SOFTWARE hive
+    B = _hive_builder()
+    utc = dt.timezone.utc
+    (device / "pause.reg").unlink()
+    config = device / "C" / "Windows" / "System32" / "config"
+    config.mkdir(parents=True)
+    hive = B.software(pause=(dt.datetime(2026, 5, 12, 8, tzinfo=utc),
+                             dt.datetime(2026, 6, 16, 8, tzinfo=utc)))
+    (config / "SOFTWARE").write_bytes(hive.data)
+    hived = tmp_path / "hive"
+    proc = cli("timeline", device, "-o", hived, "--no-hash")
+    assert proc.returncode == 0, proc.stderr
+    assert _by_device(hived)["HP-WS-001"]["Update status"] == "Paused"
+    # and from the Velociraptor artifact's Enrolment rows (contrib/velociraptor)
+    shutil.rmtree(config)
+    results = device / "results"
+    results.mkdir()
+    key = r"HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\WindowsUpdate\UpdatePolicy\PolicyState"
+    rows = [{"Path": f"{key}\\{name}", "Name": name, "IsDir": False, "Type": "REG_SZ",
+             "Value": value, "Mtime": "2026-05-12T08:00:01Z"}
+            for name, value in (("PauseQualityUpdatesStartTime", "2026-05-12T08:00:00Z"),
+                                ("PauseQualityUpdatesEndTime", "2026-06-16T08:00:00Z"))]
+    (results / "Windows.Hotpatch.Collect%2FEnrolment.json").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows))
+    velo = tmp_path / "velo"
+    proc = cli("timeline", device, "-o", velo, "--no-hash")
+    assert proc.returncode == 0, proc.stderr
+    assert _by_device(velo)["HP-WS-001"]["Update status"] == "Paused"
