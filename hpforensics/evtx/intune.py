@@ -164,7 +164,8 @@ def _status(cur: MonthCompliance, prev: MonthCompliance | None,
         return IN_PROGRESS, (f"{cur.expected_kb or cur.month} not installed yet, deadline "
                              f"{cur.deadline:%Y-%m-%d}; on {prev.installed_kb} "  # type: ignore[union-attr]
                              f"({prev.month}){tried}")  # type: ignore[union-attr]
-    older = f"; the month before: {prev.status}" if prev is not None else ""
+    older = (f"; the month before: {prev.status}" if prev is not None
+             else "; the logs hold no earlier month")
     return NOT_UP_TO_DATE, f"{cur.expected_kb or cur.month} not installed ({cur.reason}){older}{tried}"
 
 

@@ -22,7 +22,7 @@ _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:8px 0;max-width:100%}td,th{border:1px solid #ddd;
-padding:3px 6px;font-size:12px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+padding:3px 5px;font-size:12px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 td:first-child{white-space:nowrap}td.brk{white-space:normal;overflow-wrap:anywhere}
 th{background:#f4f4f4}.status-up{color:#2e7d32}.status-not{color:#b71c1c;font-weight:bold}
 .grid td.cell{width:26px;height:20px;padding:0;text-align:center;color:#fff;font-size:10px}
@@ -147,6 +147,9 @@ def _autopatch(result: Any) -> list[str]:
     devices = []
     for r in rows:
         row = dataclasses.asdict(r)
+        row["as_of"] = _day(r.as_of)
+        for months in ("fell_off_track", "baseline_missing"):  # wrap between months
+            row[months] = row[months].replace(";", ", ")
         row["update_status"] = _Raw(f"<span class='status-{_status_class(r.update_status)}'>"
                                     f"{_e(r.update_status)}</span>")
         devices.append(row)
@@ -162,7 +165,7 @@ def _autopatch(result: Any) -> list[str]:
         _table(["ring", *(c for c in SUMMARY_HEADINGS if c not in INTUNE_RING_COLUMNS)], rings,
                headings=SUMMARY_HEADINGS, table_id="autopatch-rings-ours"),
         _table(list(DEVICE_HEADINGS), devices, headings=DEVICE_HEADINGS,
-               table_id="autopatch-devices", breakable=("fell_off_track", "baseline_missing")),
+               table_id="autopatch-devices"),
     ]
 
 
