@@ -95,11 +95,14 @@ def test_statuses_as_of_a_cut_with_rings(cli, tmp_path: Path) -> None:
     assert rows["Ring1"]["% with the latest quality update"] == "33.3"
     assert rows["Ring2"]["Fell off the track"] == "1"  # HP-WS-005 in August (004: not yet)
     nov = tmp_path / "nov"
-    cli("timeline", FLEET, "-o", nov, "--no-hash", "--to", "2025-11-14", "--rings", rings)
+    cli("timeline", FLEET, "-o", nov, "--to", "2025-11-14", "--rings", rings)
     six = _by_device(nov)["HP-WS-006"]
     assert six["Update status"] == "Not up to date" and "the month before: failed" in six["Reason"]
     assert six["OS build"] == "26100.6508"  # still on September's hotpatch: the baseline failed
     assert _rows(nov / "summary.csv")[1]["Not up to date"] == "1"  # Ring2
+    custody = json.loads((nov / "custody.json").read_text())
+    assert custody["options"]["rings"] == str(rings)
+    assert any(i["path"].endswith("rings.csv") and i["sha256"] for i in custody["inputs"])
 
 
 @dataclasses.dataclass

@@ -73,12 +73,13 @@ def timeline(
     )
     if scheduler or workers:
         partial = _fleet(logs, output, opts, html, scheduler, workers)
-        _custody(logs, output, opts, html)
+        _custody(logs, output, opts, html, rings=rings)
         if partial:
             raise typer.Exit(int(ExitCode.PARTIAL))
         return
     result = run_timeline(logs, output, opts, html=html)
-    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256})
+    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256},
+             rings=rings)
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
@@ -103,7 +104,7 @@ def _findings_spec(spec: str) -> tuple[str, Path]:
 
 
 def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
-             hashed: Optional[dict] = None) -> None:  # noqa: UP007
+             hashed: Optional[dict] = None, rings: Optional[Path] = None) -> None:  # noqa: UP007
     """custody.json beside the outputs: the tool, the options that shape the results (not
     --jobs/--workers) and every input; with --no-hash the inputs are named, not hashed.
     `hashed`: the SHA-256 the reader took of each log it read (not read again)."""
@@ -111,9 +112,10 @@ def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
 
     options = {"parser": opts.parser, "devices": opts.devices, "from": opts.start, "to": opts.end,
                "product": opts.product, "grace_days": opts.grace_days, "html": html,
-               "rings": opts.rings, "findings": [f"{d}={p}" if d else str(p)
-                                                 for d, p in opts.findings]}
-    given = [*logs, *(p for _, p in opts.findings)]  # memory findings are evidence too
+               "rings": str(rings) if rings else None,
+               "findings": [f"{d}={p}" if d else str(p) for d, p in opts.findings]}
+    # memory findings are evidence too; the rings file shapes the summary
+    given = [*logs, *(p for _, p in opts.findings), *([rings] if rings else [])]
     block = custody_block("timeline", given if opts.hash_inputs else [], options,
                           references=[] if opts.hash_inputs else given, hashed=hashed)
     write_custody(output / "custody.json", block)
