@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 from hpforensics.errors import InputError
-from hpforensics.evtx.compliance import MonthCompliance
+from hpforensics.evtx.compliance import RELEASE_HOUR_UTC, MonthCompliance
 from hpforensics.evtx.correlate import KbCorrelation
 from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES, UpdateLifecycle
 
@@ -128,8 +128,13 @@ def device_status(d: DeviceEvidence, ring: str = ALL_DEVICES,
     if not d.months:
         row.reason = "no dated events in the logs"
         return row
-    cur = d.months[-1]
-    prev = d.months[-2] if len(d.months) > 1 else None
+    # the latest release out by the last event (a log ending before Patch Tuesday is judged
+    # on the month before)
+    months = d.months
+    if len(months) > 1 and as_of is not None and _released(months[-1]) > as_of:
+        months = months[:-1]
+    cur = months[-1]
+    prev = months[-2] if len(months) > 1 else None
     row.latest_quality_update, row.installed_update = cur.expected_kb, cur.installed_kb
     paused = paused_until is not None and (as_of is None or (
         paused_until > as_of and (paused_from is None or paused_from <= as_of)))
@@ -139,6 +144,11 @@ def device_status(d: DeviceEvidence, ring: str = ALL_DEVICES,
             row.days_to_compliance = (cur.effective_at.date() - cur.release_date).days
         row.hotpatched = cur.installed_class in HOTPATCH_CLASSES
     return row
+
+
+def _released(m: MonthCompliance) -> dt.datetime:
+    day = m.release_date or dt.date.fromisoformat(m.month + "-01")
+    return dt.datetime.combine(day, dt.time(RELEASE_HOUR_UTC), tzinfo=dt.timezone.utc)
 
 
 def _status(cur: MonthCompliance, prev: MonthCompliance | None,

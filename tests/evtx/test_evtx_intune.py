@@ -94,6 +94,11 @@ def test_statuses_as_of_a_cut_with_rings(cli, tmp_path: Path) -> None:
     assert (rows["Ring1"]["Up to date"], rows["Ring1"]["In progress"]) == ("1", "2")
     assert rows["Ring1"]["% with the latest quality update"] == "33.3"
     assert rows["Ring2"]["Fell off the track"] == "1"  # HP-WS-005 in August (004: not yet)
+    # logs that end before the September release (09-09 17:00 UTC) are judged on August's
+    early = tmp_path / "early"
+    cli("timeline", FLEET, "-o", early, "--no-hash", "--to", "2025-09-08")
+    first = _by_device(early)["HP-WS-001"]
+    assert (first["Update status"], first["Latest quality update"]) == ("Up to date", "KB5064010")
     nov = tmp_path / "nov"
     cli("timeline", FLEET, "-o", nov, "--to", "2025-11-14", "--rings", rings)
     six = _by_device(nov)["HP-WS-006"]
