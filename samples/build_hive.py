@@ -46,10 +46,12 @@ PROVIDER = "{A5C5E8B2-6F1E-4C47-9C3C-2B5E1C0D7F10}"  # an MDM enrolment's ID (sa
 
 def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.datetime = ENROLLED,
              leaf: str = "lh", sequence: tuple[int, int] = (41, 41),
-             updates: tuple[int, ...] = UPDATES, deadline: int = 7) -> Written:
+             updates: tuple[int, ...] = UPDATES, deadline: int = 7,
+             pause: tuple[dt.datetime, dt.datetime] | None = None) -> Written:
     """The SOFTWARE hive: `allow` the AllowRebootlessUpdates policy (None: not set),
     `hotpatch_package` a server's Hotpatch Enrollment Package key under DynamicInstalled,
-    `updates` the build revisions of the cumulative updates installed."""
+    `updates` the build revisions of the cumulative updates installed, `pause` a quality-update
+    pause (start, end) as the Settings app writes it (WindowsUpdate\\UX\\Settings)."""
     root = Key("ROOT", INSTALLED)
     update = root.add(UPDATE, INSTALLED)
     update.time = when
@@ -65,6 +67,11 @@ def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.
             Value.sz("Name", "Hotpatch Enrollment Package"),
             Value.sz("Version", "10.0.26100.1742"),
             Value.multi_sz("Owners", ["Hotpatch"])])
+    if pause is not None:
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        root.add(r"Microsoft\WindowsUpdate\UX\Settings", pause[0], [
+            Value.sz("PauseQualityUpdatesStartTime", pause[0].strftime(stamp)),
+            Value.sz("PauseQualityUpdatesEndTime", pause[1].strftime(stamp))])
     # PolicyManager\default describes each policy (a key per policy, not the setting)
     root.add(r"Microsoft\PolicyManager\default\Update\AllowRebootlessUpdates", INSTALLED,
              [Value.dword("value", 0), Value.dword("Behavior", 32)])

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from hpforensics.errors import InputError, UsageError
 from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES
@@ -135,3 +135,61 @@ def correlate_dir(timeline_dir: Path, findings_path: Path,
                   device: str | None = None) -> list[KbCorrelation]:
     updates = load_jsonl(timeline_dir / "updates.jsonl")
     return correlate(updates, load_findings(findings_path), device)
+
+
+def lifecycle_rows(lifecycles: Iterable[Any]) -> list[dict[str, Any]]:
+    """Update lifecycles as the plain rows of updates.jsonl (what correlate() reads)."""
+    from hpforensics.evtx.rows import lifecycle_row
+    from hpforensics.cells import plain
+
+    return [{c: plain(c, v) for c, v in lifecycle_row(lc).items()} for lc in lifecycles]
+
+
+@dataclass
+class MemoryFindings:
+    """Memory findings given to `timeline --findings [DEVICE=]FILE`, by device. A file named
+    without a device belongs to the device its `live:<host>` findings name, or to the only
+    device of the timeline (bind())."""
+
+    by_device: dict[str, list[dict[str, Any]]]
+    unbound: list[tuple[Path, list[dict[str, Any]]]]
+
+    @classmethod
+    def load(cls, specs: Iterable[tuple[str, Path]]) -> "MemoryFindings":
+        by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        unbound = []
+        for device, path in specs:
+            findings = load_findings(path)
+            hosts = {str(f.get("source", ""))[5:].lower() for f in findings
+                     if str(f.get("source", "")).startswith("live:")}
+            if not device and len(hosts) == 1:
+                device = hosts.pop()
+            if device:
+                by_device[device.lower()].extend(findings)
+            else:
+                unbound.append((path, findings))
+        return cls(dict(by_device), unbound)
+
+    def bind(self, devices: Iterable[str]) -> None:
+        """Give unbound files to the only device; UsageError for files or devices that do not
+        fit the timeline."""
+        names = {d.lower(): d for d in devices}
+        for device in self.by_device:
+            if device not in names:
+                raise UsageError(f"--findings names device {device!r}, which is not in the "
+                                 "timeline (" + ", ".join(sorted(names.values())[:5]) + ")")
+        if self.unbound:
+            if len(names) != 1:
+                raise UsageError(f"--findings {self.unbound[0][0]}: no device named and the "
+                                 "timeline holds several: give it as DEVICE=FILE")
+            only = next(iter(names))
+            for _, findings in self.unbound:
+                self.by_device.setdefault(only, []).extend(findings)
+            self.unbound = []
+
+    def correlate(self, device: str, lifecycles: Iterable[Any]) -> list[KbCorrelation] | None:
+        """The device's rows of correlate(), None when no findings are given for it."""
+        findings = self.by_device.get(device.lower())
+        if findings is None:
+            return None
+        return correlate(lifecycle_rows(lifecycles), findings, device)

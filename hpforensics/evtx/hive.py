@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from hpforensics.evtx.hive_file import BASE, SIGNATURE, Problems, Reader, check
 from hpforensics.evtx.hive_log import is_dirty, logs_beside, replay
 from hpforensics.evtx.records import RawRecord, ReadStats
-from hpforensics.evtx.registry import HOTPATCH_KEY, enrolment_values, record
+from hpforensics.evtx.registry import HOTPATCH_KEY, enrolment_values, pause_values, record
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ _TYPES = {0: "REG_NONE", 1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY", 4: "R
 UPDATE = ("Microsoft", "PolicyManager", "current", "device", "Update")
 DYNAMIC = ("TargetingInfo", "DynamicInstalled")
 MEMORY = ("Control", "Session Manager", "Memory Management")
+PAUSES = (("Microsoft", "WindowsUpdate", "UX", "Settings"),
+          ("Microsoft", "WindowsUpdate", "UpdatePolicy", "PolicyState"))
 
 
 def is_hive_path(parts: list[str] | tuple[str, ...]) -> bool:
@@ -136,6 +138,11 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
                     path = "\\".join((where, *DYNAMIC, key.name))
                     yield record(BASE + offset, _time(key), path, "", "key", "")
                     yield from _values(hive, key, path, None, problems)
+    for parts in PAUSES:  # a quality-update pause (registry.PAUSE_KEYS)
+        key = _open(root, parts, problems)
+        if key is not None:
+            where = "HKLM\\SOFTWARE\\" + "\\".join(parts)
+            yield from _values(hive, key, where, pause_values(where), problems)
     found = _control_set(root, problems)
     if found is not None:
         control_set, chosen_by = found

@@ -9,7 +9,8 @@ Which records matter, and what each says:
 - Microsoft-Windows-WaaSMedic*: enrolment evidence when it mentions AllowRebootlessUpdates.
 - Registry values (registry.py: Velociraptor rows, .reg exports): AllowRebootlessUpdates = 1,
   a Hotpatch.* enrolment package key or HotPatchTableSize > 0 is enrolment evidence;
-  AllowRebootlessUpdates = 0 says the device is not enrolled.
+  AllowRebootlessUpdates = 0 says the device is not enrolled; PauseQualityUpdatesStart/EndTime under
+  WindowsUpdate\\UX\\Settings or UpdatePolicy\\PolicyState says quality updates are paused.
 - Boot / shutdown evidence: Kernel-General 12 (boot, with the OS build) / 13 (shutdown),
   EventLog 6005 / 6009 (event log started at boot), 6006 (clean shutdown), 6008 (previous
   shutdown unexpected), 6013 (uptime), USER32 1074 (restart/shutdown initiated), Kernel-Power 41
@@ -58,6 +59,7 @@ class Category(str, enum.Enum):
     RESTART_INITIATED = "restart-initiated"
     UPTIME = "uptime"
     HOTPATCH_MENTION = "hotpatch-mention"
+    QUALITY_PAUSED = "quality-updates-paused"
 
     def __str__(self) -> str:
         return self.value
@@ -132,7 +134,10 @@ def categorise(raw: RawRecord) -> Category | None:
     if found is not None:
         return found
     if provider == registry.PROVIDER and raw.channel == registry.CHANNEL:  # not an event log
-        return _REGISTRY.get(registry.enrolment(raw.data))  # type: ignore[arg-type]
+        found = _REGISTRY.get(registry.enrolment(raw.data))  # type: ignore[arg-type]
+        if found is None and registry.quality_pause(raw.data) is not None:
+            return Category.QUALITY_PAUSED
+        return found
     if provider in ALL_EVENTS:  # WaaSMedic
         text = " ".join(raw.data.values()) + " " + raw.message
         return Category.ENROLMENT if "rebootless" in text.lower() else Category.WAASMEDIC
@@ -160,11 +165,11 @@ def _shared(text: str) -> str:
 
 # What normalise() does beyond the common fields, per category (one dict lookup per record
 # instead of a chain of enum comparisons: an enum member lookup costs ~70 ns each).
-_UPDATE, _MENTION, _DETAIL, _BOOT, _RESTART = range(1, 6)
+_UPDATE, _MENTION, _DETAIL, _BOOT, _RESTART, _PAUSE = range(1, 7)
 _STEPS = {c: _UPDATE for c in UPDATE_CATEGORIES}
 _STEPS.update({Category.HOTPATCH_MENTION: _MENTION, Category.ENROLMENT: _DETAIL,
                Category.NOT_ENROLLED: _DETAIL, Category.WAASMEDIC: _DETAIL, Category.BOOT: _BOOT,
-               Category.RESTART_INITIATED: _RESTART})
+               Category.RESTART_INITIATED: _RESTART, Category.QUALITY_PAUSED: _PAUSE})
 _VALUES = {c: c.value for c in Category}
 
 
@@ -190,6 +195,9 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
     elif step == _BOOT and raw.provider == "Microsoft-Windows-Kernel-General":
         if data.get("BuildVersion"):
             ev.os_build = f"{data['BuildVersion']}.{data.get('QfeVersion', '0')}"
+    elif step == _PAUSE:  # 'from|until <time>', as rows.device_row reads it back
+        which, when = registry.quality_pause(data)  # type: ignore[misc]
+        ev.detail = f"{which} {when:%Y-%m-%dT%H:%M:%SZ}"
     elif step == _RESTART:
         # param1 process, param3 reason, param5 shutdown type (positional in older logs)
         reason = data.get("param3") or data.get("Data3", "")

@@ -1,6 +1,6 @@
 """Incremental writers: each output goes to NAME.csv and NAME.jsonl row by row.
 
-CSV cells go through `report.csvsafe.safe_cell` (no formula starts, no raw newlines), so the
+CSV cells go through `csvsafe.safe_cell` (no formula starts, no raw newlines), so the
 files open safely in Excel and Timeline Explorer; JSONL keeps the plain values. Rows can be
 rendered to text where they are produced (a worker process) and written here as text.
 """

@@ -17,11 +17,13 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
 from hpforensics.evtx.compliance import ComplianceRules, MonthCompliance
+from hpforensics.evtx.correlate import KbCorrelation, MemoryFindings
 from hpforensics.evtx.ingest import InputItem, discover
+from hpforensics.evtx.intune import DeviceUpdateStatus, fleet_statuses
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.evtx.normalise import Event
 from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
@@ -47,6 +49,8 @@ class TimelineOptions:
     jobs: int = 1
     grace_days: int | None = None  # None: the deadline is the next month's release
     hash_inputs: bool = True
+    rings: dict[str, str] = field(default_factory=dict)  # device (lower case) -> ring
+    findings: tuple[tuple[str, Path], ...] = ()  # (device or '', memory findings JSON)
     work_dir: Path | None = None  # where workers leave sorted timeline runs (set by the run)
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class TimelineResult:
     events: int = 0
     records: int = 0
     outputs: dict[str, Path] = field(default_factory=dict)
+    autopatch: list[DeviceUpdateStatus] = field(default_factory=list)
+    memory: dict[str, list[KbCorrelation]] = field(default_factory=dict)  # device -> its KBs
 
     @property
     def warnings(self) -> list[str]:
@@ -91,6 +97,7 @@ def build_timeline(paths: Sequence[str | Path], outdir: Path,
     items = discover(paths)
     if not items:
         raise UsageError("no event logs found under " + ", ".join(map(str, paths)))
+    memory = MemoryFindings.load(opts.findings) if opts.findings else None  # bad file: early
     result = TimelineResult()
     outdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".hpf-sort-", dir=outdir))
@@ -99,6 +106,10 @@ def build_timeline(paths: Sequence[str | Path], outdir: Path,
             _run(items, outdir, dataclasses.replace(opts, work_dir=work), result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if memory is not None:
+        memory.bind(d.device for d in result.devices)
+    result.autopatch, result.memory = fleet_statuses(result.devices, opts.rings, memory)
+    write_autopatch(outdir, result)
     return result
 
 
@@ -203,6 +214,27 @@ def _device(device: str, events: list[Event], rules: ComplianceRules,
                                      start, end)
     summary = R.device_row(device, product, events, lifecycles, months)
     return DeviceResult(device, product, events, lifecycles, months, summary)
+
+
+def write_autopatch(outdir: Path, result: TimelineResult | Any) -> None:
+    """summary.csv (per ring) and summary-devices.csv in the Intune report's terms; memory.csv
+    (installed per the logs vs live in memory) when findings were given."""
+    from hpforensics.evtx.intune import DEVICE_HEADINGS, SUMMARY_HEADINGS, ring_summaries
+
+    for name, headings, rows in (
+            ("summary", SUMMARY_HEADINGS, ring_summaries(result.autopatch)),
+            ("summary-devices", DEVICE_HEADINGS, result.autopatch)):
+        with RowSink(outdir, name, list(headings.values())) as out:
+            for row in rows:
+                out.write({h: getattr(row, f) for f, h in headings.items()})
+        result.outputs[name] = out.csv_path
+    if result.memory:
+        columns = [f.name for f in dataclasses.fields(KbCorrelation)]
+        with RowSink(outdir, "memory", columns) as out:
+            for device in sorted(result.memory):
+                for row in result.memory[device]:
+                    out.write(dataclasses.asdict(row))
+        result.outputs["memory"] = out.csv_path
 
 
 def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:

@@ -302,3 +302,25 @@ def _int(text: str) -> int | None:
         return int(text, 16) if text.startswith("0x") else int(text)
     except ValueError:
         return None
+
+
+# A quality-update pause: the values holding its start and end, and the keys they count in
+# (lower case): the Settings app's UX\\Settings and Windows Update's effective
+# UpdatePolicy\\PolicyState (docs/timeline.md, "Paused"). hive.py reads just these.
+PAUSE_VALUES = {"pausequalityupdatesstarttime": "from", "pausequalityupdatesendtime": "until"}
+PAUSE_KEYS = ("\\windowsupdate\\ux\\settings", "\\windowsupdate\\updatepolicy\\policystate")
+
+
+def pause_values(key_path: str) -> frozenset[str]:
+    """The pause value names (lower case) that count in the key at `key_path`."""
+    return frozenset(PAUSE_VALUES) if key_path.lower().endswith(PAUSE_KEYS) else frozenset()
+
+
+def quality_pause(data: dict[str, str]) -> tuple[str, dt.datetime] | None:
+    """('from' | 'until', time) for a PauseQualityUpdatesStartTime / EndTime value in one of
+    PAUSE_KEYS ('2025-09-30T08:00:00Z'); None for anything else."""
+    which = PAUSE_VALUES.get(data.get("name", "").lower())
+    if which is None or not pause_values(data.get("path", "")):
+        return None
+    when = parse_time(data.get("value", "").strip())
+    return (which, when) if when is not None else None

@@ -11,6 +11,7 @@ from hpforensics.evtx.compliance import MonthCompliance
 from hpforensics.evtx.lifecycle import UpdateLifecycle
 from hpforensics.evtx.normalise import Category, Event
 from hpforensics.evtx.outputs import CsvRows, JsonRows
+from hpforensics.evtx.records import parse_time
 
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
 LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle)
@@ -32,10 +33,10 @@ EVENT_CSV = CsvRows(len(EVENT_COLUMNS), EVENT_TEXT)
 TIMELINE_CSV = CsvRows(len(TIMELINE_COLUMNS), TIMELINE_TEXT)
 EVENT_JSON, TIMELINE_JSON = JsonRows(EVENT_COLUMNS), JsonRows(TIMELINE_COLUMNS)
 DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
-                  "os_build", "hotpatch_enrolment", "updates_installed", "update_failures",
+                  "os_build", "booted_build", "hotpatch_enrolment", "updates_installed", "update_failures",
                   "last_installed_kb", "months", "months_compliant", "months_noncompliant",
                   "months_off_track", "months_baseline_missing", "months_unjudged",
-                  "compliance_rate", "status"]
+                  "compliance_rate", "status", "quality_paused_from", "quality_paused_until"]
 
 _DESC = {
     Category.DOWNLOAD: "Update Download Started",
@@ -60,6 +61,7 @@ _DESC = {
     Category.RESTART_INITIATED: "Restart Initiated",
     Category.UPTIME: "Uptime Report",
     Category.HOTPATCH_MENTION: "Hotpatch Mention",
+    Category.QUALITY_PAUSED: "Quality Updates Paused",
 }
 
 
@@ -152,7 +154,8 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "first_event": min(times) if times else None, "last_event": max(times) if times else None,
         "events": len(events),
         "boots": sum(1 for e in events if e.category == boot),
-        "os_build": builds[-1].os_build if builds else "",
+        "os_build": running_build(builds[-1].os_build if builds else "", lifecycles),
+        "booted_build": builds[-1].os_build if builds else "",
         "hotpatch_enrolment": any(e.category == enrolment for e in events),
         "updates_installed": len(installed),
         "update_failures": sum(lc.failures for lc in lifecycles),
@@ -164,7 +167,32 @@ def device_row(device: str, product: str, events: list[Event], lifecycles: list[
         "months_unjudged": len(months) - len(judged),
         "compliance_rate": round(good / len(judged), 3) if judged else None,
         "status": worst,
+        # a quality-update pause the registry shows (normalise: 'from|until <time>')
+        "quality_paused_from": _pause(events, "from "),
+        "quality_paused_until": _pause(events, "until "),
     }
+
+
+def _pause(events: list[Event], which: str) -> dt.datetime | None:
+    paused = Category.QUALITY_PAUSED
+    return max((t for e in events if e.category == paused and e.detail.startswith(which)
+                if (t := parse_time(e.detail[len(which):])) is not None), default=None)
+
+
+def running_build(booted: str, lifecycles: Iterable[UpdateLifecycle]) -> str:
+    """The build the device runs: a hotpatch does not restart the device, so no boot reports
+    the build it brings; the newest of the last booted build and the builds of the OS updates
+    that took effect (a hotpatch's is its own: 26100.4851 for KB5064010)."""
+    from hpforensics.evtx.lifecycle import OS_CLASSES
+
+    builds = [lc.os_build for lc in lifecycles
+              if lc.os_build and lc.effective_at is not None and lc.update_class in OS_CLASSES]
+    return max([booted, *builds], key=_build_key) if booted or builds else ""
+
+
+def _build_key(build: str) -> tuple[int, ...]:
+    parts = build.split(".")[-2:]
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (-1,)
 
 
 MONTH_COLUMNS = ["month", "month_kind", "expected_kb", "devices", "compliant", "noncompliant",

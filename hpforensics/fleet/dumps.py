@@ -1,6 +1,6 @@
 """`hpforensics dump analyze` over many memory images: one task per dump.
 
-A task runs the single-image analysis (`memimage.run.run_dump`) into `<out>/<dump>/`, so
+A task runs the single-image analysis (`runs.dump.run_dump`) into `<out>/<dump>/`, so
 each dump's findings.csv / modules.csv / hotpatch-images.csv / yara.csv / report.json are what
 a single run writes. The worker then puts the three tables into Parquet partitions
 (`<out>/parquet/<table>/device=<dump>/`) and returns counts read back from report.json; the

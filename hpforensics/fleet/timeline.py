@@ -26,6 +26,8 @@ from typing import Any, Callable, Sequence
 from hpforensics.errors import InputError, UsageError
 from hpforensics.evtx import pipeline as P
 from hpforensics.evtx import rows as R
+from hpforensics.evtx.correlate import KbCorrelation, MemoryFindings
+from hpforensics.evtx.intune import DeviceUpdateStatus, fleet_statuses
 from hpforensics.evtx.ingest import _DRIVE, _WRAPPERS, kind_of
 from hpforensics.evtx.outputs import RowSink
 from hpforensics.evtx.records import ReadStats
@@ -118,7 +120,8 @@ def timeline_task(parts: Sequence[str], outdir: str, opts: P.TimelineOptions,
     parts = list(parts)
     summary = PartSummary(parts, str(work))
     # one process per task: Dask's worker processes are daemons and cannot fork a pool
-    opts = dataclasses.replace(opts, jobs=1, work_dir=None)
+    # memory findings are joined by the driver (it holds every device's lifecycles)
+    opts = dataclasses.replace(opts, jobs=1, work_dir=None, findings=())
     try:
         result = P.build_timeline(parts, work, opts)
     except InputError as exc:  # nothing readable in this batch: reported, not fatal
@@ -151,6 +154,8 @@ def _types(table: str) -> dict[str, str]:
         _TYPES["devices"] = {c: parquet.INT if c in counts else parquet.STRING
                              for c in R.DEVICE_COLUMNS}
         _TYPES["devices"].update(first_event=parquet.TIMESTAMP, last_event=parquet.TIMESTAMP,
+                                 quality_paused_from=parquet.TIMESTAMP,
+                                 quality_paused_until=parquet.TIMESTAMP,
                                  hotpatch_enrolment=parquet.BOOL, compliance_rate=parquet.FLOAT)
     return _TYPES[table]
 
@@ -169,8 +174,16 @@ def _write_parquet(root: Path, devices: list[P.DeviceResult], part_id: str) -> N
 class _Merger:
     """Appends each finished task's pieces to the roll-ups, then drops the piece."""
 
-    def __init__(self, outdir: Path, result: FleetTimelineResult, sample: int) -> None:
+    def __init__(self, outdir: Path, result: FleetTimelineResult, sample: int,
+                 opts: P.TimelineOptions | None = None) -> None:
         self.outdir, self.result = outdir, result
+        self.rings = opts.rings if opts else {}
+        self.memory = MemoryFindings.load(opts.findings) if opts and opts.findings else None
+        if self.memory is not None and self.memory.unbound:
+            raise UsageError(f"--findings {self.memory.unbound[0][0]}: no device named; on a "
+                             "fleet give it as DEVICE=FILE")
+        self.autopatch: list[DeviceUpdateStatus] = []
+        self.live: dict[str, list[KbCorrelation]] = {}
         self.sample_size = sample  # devices kept for report.html (0: no report)
         self.progress: Callable[[int, int], None] | None = None
         self.done = 0  # partitions finished, merged or finally failed
@@ -210,6 +223,9 @@ class _Merger:
                 res.warnings.append(f"device {d.device} appears in {self.seen[d.device]} and "
                                     f"{task.key}: its rows are judged separately per task")
             self.seen[d.device] = task.key
+        rows, live = fleet_statuses(got.devices, self.rings, self.memory)
+        self.autopatch += rows
+        self.live.update(live)
         if len(self.sample) < self.sample_size:
             self.sample.extend(got.devices[:self.sample_size - len(self.sample)])
             self.sample_inputs.extend(got.inputs)
@@ -234,6 +250,12 @@ class _Merger:
         for sink in [*self.sinks.values(), self.failures]:
             sink.close()
             self.result.outputs[sink.csv_path.stem] = sink.csv_path
+        if self.memory is not None:
+            self.memory.bind(self.seen)  # a device the findings name must be in the fleet
+        view = _ReportView([], [], 0, 0, [], sorted(self.autopatch, key=lambda r: r.device_name),
+                           self.live)
+        P.write_autopatch(self.outdir, view)
+        self.result.outputs.update(view.outputs)
 
 
 def _columns(table: str) -> list[str]:
@@ -270,6 +292,9 @@ class _ReportView:
     records: int
     events: int
     warnings: list[str]
+    autopatch: list[DeviceUpdateStatus] = field(default_factory=list)
+    memory: dict[str, list[KbCorrelation]] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
 
 
 def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.TimelineOptions,
@@ -285,7 +310,7 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
     outdir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(outdir / "parquet", ignore_errors=True)  # ours: a rerun must not mix runs
     result = FleetTimelineResult(partitions=len(parts))
-    merger = _Merger(outdir, result, REPORT_DEVICES if html else 0)
+    merger = _Merger(outdir, result, REPORT_DEVICES if html else 0, opts)
     try:
         with progress_bar("devices", len(parts), show_progress) as progress:
             merger.progress = progress
@@ -306,7 +331,8 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
         from hpforensics.report.html import write_report
 
         view = _ReportView(merger.sample_inputs, sorted(merger.sample, key=lambda d: d.device),
-                           result.records, result.events, list(result.warnings))
+                           result.records, result.events, list(result.warnings),
+                           sorted(merger.autopatch, key=lambda r: r.device_name), merger.live)
         if result.devices > len(view.devices):
             view.warnings.append(f"report.html shows {len(view.devices)} of {result.devices} "
                                  "devices; every device is in the CSV and Parquet outputs")

@@ -2,6 +2,7 @@
 no external assets). It reads the timeline result; it computes roll-ups, never verdicts."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 from collections import Counter
@@ -20,8 +21,10 @@ COLOURS = {
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;
-font-size:12px;text-align:left;vertical-align:top}th{background:#f4f4f4}
+table{border-collapse:collapse;margin:8px 0;max-width:100%}td,th{border:1px solid #ddd;
+padding:3px 5px;font-size:12px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td:first-child{white-space:nowrap}td.brk{white-space:normal;overflow-wrap:anywhere}
+th{background:#f4f4f4}.status-up{color:#2e7d32}.status-not{color:#b71c1c;font-weight:bold}
 .grid td.cell{width:26px;height:20px;padding:0;text-align:center;color:#fff;font-size:10px}
 .legend span{display:inline-block;margin-right:12px}.legend i{display:inline-block;width:12px;
 height:12px;margin-right:4px;vertical-align:middle}.warn{color:#b71c1c}
@@ -37,13 +40,32 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(columns: list[str], rows: Iterable[dict[str, Any]], limit: int = 2000) -> str:
-    out = ["<table><tr>", *(f"<th>{_e(c)}</th>" for c in columns), "</tr>"]
+class _Raw(str):
+    """Markup this module built (its text already escaped)."""
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, _Raw) else _e(value)
+
+
+def _table(columns: list[str], rows: Iterable[dict[str, Any]], limit: int = 2000,
+           headings: dict[str, str] | None = None, table_id: str = "",
+           breakable: Iterable[str] = ()) -> str:
+    """Rows as a table that fits the page: headings name the columns (default: the column with
+    '_' as spaces, so a long name wraps); `breakable` columns hold long tokens (paths,
+    hashes) that may break anywhere."""
+    brk = frozenset(breakable)
+    heads = headings or {}
+    ident = f" id='{_e(table_id)}'" if table_id else ""
+    out = [f"<table{ident}><tr>",
+           *(f"<th>{_e(heads.get(c, c.replace('_', ' ')))}</th>" for c in columns), "</tr>"]
     for i, row in enumerate(rows):
         if i >= limit:
             out.append(f"<tr><td colspan={len(columns)}>... more rows in the CSV files</td></tr>")
             break
-        out.append("<tr>" + "".join(f"<td>{_e(row.get(c))}</td>" for c in columns) + "</tr>")
+        out.append("<tr>" + "".join(
+            f"<td class='brk'>{_cell(row.get(c))}</td>" if c in brk else
+            f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>")
     out.append("</table>")
     return "".join(out)
 
@@ -113,6 +135,67 @@ def _failures(result: Any) -> str:
                  "#c62828")
 
 
+def _autopatch(result: Any) -> list[str]:
+    """The Windows Autopatch hotpatch quality update report's views, from our evidence."""
+    from hpforensics.evtx.intune import (DEVICE_HEADINGS, INTUNE_RING_COLUMNS, SUMMARY_HEADINGS,
+                                         ring_summaries)
+
+    rows = getattr(result, "autopatch", None) or []
+    if not rows:
+        return []
+    rings = [dataclasses.asdict(r) for r in ring_summaries(rows)]
+    devices = []
+    for r in rows:
+        row = dataclasses.asdict(r)
+        row["as_of"] = _day(r.as_of)
+        for months in ("fell_off_track", "baseline_missing"):  # wrap between months
+            row[months] = row[months].replace(";", ", ")
+        row["update_status"] = _Raw(f"<span class='status-{_status_class(r.update_status)}'>"
+                                    f"{_e(r.update_status)}</span>")
+        devices.append(row)
+    return [
+        "<h2 id='autopatch'>Windows Autopatch view: hotpatch quality updates</h2>",
+        "<p class='small'>In the terms of Intune's hotpatch quality update report (per ring: Up "
+        "to date, Hotpatched, Not up to date, In progress, % with the latest quality update, Not "
+        "ready, Paused; per device: device name, OS build, update status, ring), computed from "
+        "the devices' own logs as of each device's last event, with our columns beside. Rings "
+        "come from <code>--rings</code>. Also in summary.csv and summary-devices.csv.</p>",
+        _table(INTUNE_RING_COLUMNS, rings, headings=SUMMARY_HEADINGS, table_id="autopatch-rings"),
+        "<p class='small'>Beside it, from our evidence:</p>",
+        _table(["ring", *(c for c in SUMMARY_HEADINGS if c not in INTUNE_RING_COLUMNS)], rings,
+               headings=SUMMARY_HEADINGS, table_id="autopatch-rings-ours"),
+        _table(list(DEVICE_HEADINGS), devices, headings=DEVICE_HEADINGS,
+               table_id="autopatch-devices"),
+    ]
+
+
+def _day(value: Any) -> Any:
+    """A date-time as its day (a column that fits); anything else as it is."""
+    return value.astimezone(dt.timezone.utc).date() if isinstance(value, dt.datetime) else value
+
+
+def _status_class(status: str) -> str:
+    return {"Up to date": "up", "Not up to date": "not"}.get(status, "other")
+
+
+def _memory(result: Any) -> list[str]:
+    """Per device and KB: installed per the logs vs live in memory (timeline --findings)."""
+    from hpforensics.evtx.correlate import KbCorrelation
+
+    memory = getattr(result, "memory", None) or {}
+    if not memory:
+        return []
+    columns = [f.name for f in dataclasses.fields(KbCorrelation)]
+    rows = [dataclasses.asdict(r) for device in sorted(memory) for r in memory[device]]
+    return ["<h2 id='memory'>Installed per the logs vs live in memory</h2>",
+            "<p class='small'>Logs prove an update was installed; only memory shows its patched "
+            "code runs. The hotpatch expected live is the latest installed after the latest "
+            "baseline; earlier ones of the quarter are superseded. Also in memory.csv.</p>",
+            _table(columns, rows, headings={"logs_status": "installed per the logs",
+                                            "memory_findings": "live in memory (findings)"},
+                   table_id="memory-table", breakable=("patch_images",))]
+
+
 def render_report(result: Any) -> str:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     status = Counter(m.status for d in result.devices for m in d.months)
@@ -131,12 +214,20 @@ def render_report(result: Any) -> str:
               _bars("Device-months by status", [(s, status[s]) for s in COLOURS if status[s]]),
               "<h2>Time to compliance</h2>", _days_histogram(result),
               "<h2>Failures</h2>", _failures(result),
+              *_autopatch(result), *_memory(result),
               "<h2>Devices</h2>",
               _table(["device", "product", "status", "compliance_rate", "months_compliant",
                       "months_noncompliant", "months_off_track", "months_baseline_missing",
-                      "updates_installed", "update_failures", "last_installed_kb", "os_build",
-                      "hotpatch_enrolment", "first_event", "last_event"],
-                     (d.summary for d in result.devices)),
+                      "update_failures", "last_installed_kb", "os_build", "hotpatch_enrolment",
+                      "first_event", "last_event"],
+                     ({**d.summary, "first_event": _day(d.summary.get("first_event")),
+                       "last_event": _day(d.summary.get("last_event"))} for d in result.devices),
+                     headings={"hotpatch_enrolment": "enrolled", "compliance_rate": "rate",
+                               "months_noncompliant": "months not compliant",
+                               "update_failures": "failed installs",
+                               "last_installed_kb": "last KB installed",
+                               "first_event": "logs from", "last_event": "logs to"},
+                     table_id="devices"),
               "<h2>Fleet by month</h2>",
               _table(["month", "month_kind", "expected_kb", "devices", "compliant",
                       "noncompliant", "unjudged", "compliance_rate", "median_days_to_install",
@@ -152,11 +243,12 @@ def render_report(result: Any) -> str:
               "<h2>Inputs</h2>",
               _table(["source", "records", "relevant", "sha256"],
                      ({"source": s.source, "records": s.records, "relevant": s.relevant,
-                       "sha256": s.sha256} for s in result.inputs)),
+                       "sha256": s.sha256} for s in result.inputs),
+                     breakable=("source", "sha256")),
               "<p class='small'>Classification matches KB numbers and OS builds against the "
               "release calendar; no event log marks an update as a hotpatch. Whether patched "
-              "code is live in memory is a separate question: see <code>hpforensics correlate"
-              "</code>.</p></body></html>"]
+              "code is live in memory is a separate question: give <code>timeline --findings"
+              "</code> (or see <code>hpforensics correlate</code>).</p></body></html>"]
     return "".join(parts)
 
 

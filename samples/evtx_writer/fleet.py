@@ -282,10 +282,24 @@ class Device:
     last_boot: _dt.datetime | None = None
     reported: _dt.datetime | None = None
 
+    def _qfe_at(self, when: str) -> int:
+        """The build revision of the last update in effect at `when` (ISO times sort)."""
+        qfe = CALENDAR["2025-01"][2]
+        for row in self.months:
+            done = [(row.get("effective_at"), row["installed_build"])] + [
+                (o["at"], o["build"]) for o in row["also_installed"]]
+            for at, build in done:
+                if at and build and at <= when:
+                    qfe = int(build.split(".")[1])
+        return qfe
+
     def unexpected_reboot(self, when: _dt.datetime) -> None:
-        """A power loss at `when`: no clean shutdown events, then 41 + 6008 at the next boot."""
+        """A power loss at `when`: no clean shutdown events, then 41 + 6008 at the next boot,
+        which reports the build the device ran then (added after the months were run)."""
         up = when + _dt.timedelta(minutes=7)
+        now, self.qfe = self.qfe, self._qfe_at(iso(when))
         self.boot(up, unexpected_since=when)
+        self.qfe = now
         self.other_reboots.append({"lost_power_at": iso(when), "booted_at": iso(up),
                                    "kind": "unexpected (Kernel-Power 41, EventLog 6008)",
                                    "update_related": False})

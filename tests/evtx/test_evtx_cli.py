@@ -85,7 +85,7 @@ def test_report_renders_in_chromium(cli, tmp_path: Path) -> None:
     page = (out / "report.html").read_text()
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "<script" not in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "chromium is needed (see .ci/run)"
+    assert chromium, "chromium is needed: `make test` installs it (make test-tools)"
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu",
             f"--user-data-dir={tmp_path / 'p'}"]
     dom = subprocess.run([*base, "--dump-dom", (out / "report.html").as_uri()],
@@ -97,6 +97,57 @@ def test_report_renders_in_chromium(cli, tmp_path: Path) -> None:
                     (out / "report.html").as_uri()], capture_output=True, timeout=120)
     pixels = _png_pixels(shot.read_bytes())
     assert len(set(pixels)) > 10  # not a blank page: text and coloured cells
+    assert "id='autopatch-rings'" in page and "Hotpatched" in page  # the Autopatch view
+
+
+def test_report_tables_fit_the_page(cli, tmp_path: Path) -> None:
+    """Every table of report.html ends inside the page's text column (the right edge of the
+    heading, a block as wide as the body) at 1024 and 1280 px, and the page does not scroll
+    sideways: measured in headless Chromium through the DOM of a copy with a measuring script
+    (the report itself carries no script)."""
+    out = tmp_path / "out"
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps([{"source": "live:HP-WS-001", "verdict": "hotpatch",
+                                 "kb": "KB5089466", "patch_image": "C:\\Windows\\WinSxS\\"
+                                 "amd64_microsoft-windows-os-kernel_31bf3856ad364e35_10.0.26100."
+                                 "8390_none_0123456789abcdef\\ntoskrnl_hotpatch.exe",
+                                 "sequence": 3}]))
+    cli("timeline", FLEET, "-o", out, "--no-hash", "--findings", live)
+    page = (out / "report.html").read_text()
+    assert "id='memory-table'" in page and "id='devices'" in page
+    probe = out / "measure.html"
+    probe.write_text(page.replace("</body>", _MEASURE + "</body>"))
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is needed: `make test` installs it (make test-tools)"
+    for width in (1024, 1280):
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                              f"--user-data-dir={tmp_path / 'p'}", f"--window-size={width},900",
+                              "--dump-dom", probe.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        import html
+        import re
+
+        found = re.search(r'data-measure="([^"]*)"', dom)
+        assert found, dom[-500:]
+        m = json.loads(html.unescape(found.group(1)))
+        assert width - 40 <= m["viewport"] <= width, m  # the window size took effect
+        ids = {t[0] for t in m["tables"]}
+        assert {"devices", "autopatch-rings", "autopatch-devices", "memory-table",
+                "compliance-grid"} <= ids
+        assert m["content"] < m["viewport"], m
+        wide = [t for t in m["tables"] if t[1] > m["content"]]
+        assert not wide, (width, wide, m["content"])
+        assert m["scroll"] <= m["viewport"], m
+
+
+_MEASURE = """<script>
+const vw = document.documentElement.clientWidth;
+const content = Math.ceil(document.querySelector('h1').getBoundingClientRect().right);
+const tables = [...document.querySelectorAll('table')].map(
+  (t, i) => [t.id || 'table-' + i, Math.ceil(t.getBoundingClientRect().right)]);
+document.body.setAttribute('data-measure', JSON.stringify(
+  {viewport: vw, content, scroll: document.documentElement.scrollWidth, tables}));
+</script>"""
 
 
 def _png_pixels(png: bytes) -> bytes:

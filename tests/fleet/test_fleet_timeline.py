@@ -15,7 +15,8 @@ from hpforensics.evtx.pipeline import TimelineOptions
 from hpforensics.fleet.cluster import ClusterSpec, Task, run_tasks
 from hpforensics.fleet.timeline import partitions, run_fleet_timeline, timeline_task
 
-ROLLUPS = ["events", "timeline", "updates", "compliance", "devices", "inputs"]
+ROLLUPS = ["events", "timeline", "updates", "compliance", "devices", "inputs", "summary",
+           "summary-devices", "memory"]
 SAMPLE_FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
 
 
@@ -47,8 +48,14 @@ def test_three_modes_give_the_same_outputs(cli, fleet_client, tmp_path):
     running scheduler, so one cluster start serves every test): byte for byte after sorting."""
     assert sorted(fleet_client.nthreads().values()) == [1, 1]  # 2 processes x 1 thread
     single, fleet = tmp_path / "single", tmp_path / "fleet"
-    p1 = cli("timeline", SAMPLE_FLEET, "-o", single)
-    p2 = cli("timeline", SAMPLE_FLEET, "-o", fleet, "--scheduler", fleet_client.scheduler.address)
+    rings = tmp_path / "rings.csv"
+    rings.write_text("device,ring\nHP-WS-001,Ring1\nHP-WS-005,Ring2\n")
+    findings = tmp_path / "f.json"
+    findings.write_text('[{"source": "dump:x", "verdict": "hotpatch", "kb": "KB5089466"}]')
+    extra = ["--rings", rings, "--findings", f"HP-WS-003={findings}"]
+    p1 = cli("timeline", SAMPLE_FLEET, "-o", single, *extra)
+    p2 = cli("timeline", SAMPLE_FLEET, "-o", fleet, "--scheduler", fleet_client.scheduler.address,
+             *extra)
     # HP-WS-007's System.evtx has a broken chunk header: partial (3) in both modes
     assert (p1.returncode, p2.returncode) == (3, 3), p2.stderr
     assert "8 partition(s), 29 input(s), 2797 records" in p2.stdout and "7 device(s)" in p2.stdout
@@ -59,6 +66,7 @@ def test_three_modes_give_the_same_outputs(cli, fleet_client, tmp_path):
     assert (fleet / "custody.json").is_file()
     report = (fleet / "report.html").read_text()
     assert report.count("<tr><th>HP-WS-") == 7  # one compliance-grid row per device
+    assert "Ring2" in (fleet / "summary.csv").read_text() and "id='memory-table'" in report
 
 
 def test_parquet_partitions_hold_every_row(fleet_client, small_fleet, tmp_path):

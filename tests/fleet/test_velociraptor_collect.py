@@ -85,6 +85,9 @@ def test_artifact_gathers_what_the_ingester_needs(artifact):
         assert tail in keys, value
     assert params["UpdatePolicyKey"].endswith(r"PolicyManager\current\device\Update")
     assert params["MemoryManagementKey"].endswith(r"Session Manager\Memory Management")
+    for key in ("UX/Settings/", "UpdatePolicy/PolicyState/"):  # a quality-update pause
+        assert f"WindowsUpdateKey + '/{key}PauseQualityUpdates*Time'" in text, key
+    assert params["WindowsUpdateKey"].endswith(r"SOFTWARE\Microsoft\WindowsUpdate")
 
 
 # What each collection's Enrolment source returns (two registry events per device).

@@ -43,9 +43,18 @@ def timeline(
                                   "workers need hpforensics and the logs/output on shared storage."),
     workers: Optional[int] = typer.Option(  # noqa: UP007
         None, "--workers", help="Run per device on a local Dask cluster of N worker processes."),
+    rings: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--rings", help="CSV of device -> Autopatch ring / quality update policy (columns "
+                              "device and ring, or Intune's 'Device name' and 'Deployment "
+                              "ring'); summary.csv is per ring."),
+    findings: Optional[List[str]] = typer.Option(  # noqa: UP006,UP007
+        None, "--findings", help="[DEVICE=]FILE: findings JSON of dump analyze / live for a "
+                                 "device; report.html then shows installed per the logs vs live "
+                                 "in memory. Repeatable."),
 ) -> None:
     """Write events, timeline (Timesketch CSV), updates, compliance and devices as CSV and
     JSONL, plus a self-contained report.html. Exit 3 when some input was damaged."""
+    from hpforensics.evtx.intune import load_rings
     from hpforensics.evtx.pipeline import TimelineOptions
     from hpforensics.runs.timeline import run_timeline
     from hpforensics.kb.calendar import PRODUCTS
@@ -56,6 +65,8 @@ def timeline(
     if first and last and first > last:
         raise UsageError("--from is after --to")
     opts = TimelineOptions(
+        rings=load_rings(rings) if rings else {},
+        findings=tuple(_findings_spec(s) for s in findings or ()),
         parser=parser,
         devices=frozenset(d.strip().lower() for d in (devices or "").split(",") if d.strip()),
         start=first, end=last, product=product, jobs=jobs, grace_days=grace_days,
@@ -63,12 +74,13 @@ def timeline(
     )
     if scheduler or workers:
         partial = _fleet(logs, output, opts, html, scheduler, workers)
-        _custody(logs, output, opts, html)
+        _custody(logs, output, opts, html, rings=rings)
         if partial:
             raise typer.Exit(int(ExitCode.PARTIAL))
         return
     result = run_timeline(logs, output, opts, html=html)
-    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256})
+    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256},
+             rings=rings)
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
@@ -84,17 +96,29 @@ def timeline(
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
+def _findings_spec(spec: str) -> tuple[str, Path]:
+    """'DEVICE=FILE' or 'FILE' (a file whose name holds '=' is taken whole)."""
+    device, sep, file = spec.partition("=")
+    if not sep or Path(spec).exists() or not device.strip():
+        return "", Path(spec)
+    return device.strip(), Path(file)
+
+
 def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
-             hashed: Optional[dict] = None) -> None:  # noqa: UP007
+             hashed: Optional[dict] = None, rings: Optional[Path] = None) -> None:  # noqa: UP007
     """custody.json beside the outputs: the tool, the options that shape the results (not
     --jobs/--workers) and every input; with --no-hash the inputs are named, not hashed.
     `hashed`: the SHA-256 the reader took of each log it read (not read again)."""
     from hpforensics.custody import custody_block, write_custody
 
     options = {"parser": opts.parser, "devices": opts.devices, "from": opts.start, "to": opts.end,
-               "product": opts.product, "grace_days": opts.grace_days, "html": html}
-    block = custody_block("timeline", logs if opts.hash_inputs else [], options,
-                          references=[] if opts.hash_inputs else logs, hashed=hashed)
+               "product": opts.product, "grace_days": opts.grace_days, "html": html,
+               "rings": str(rings) if rings else None,
+               "findings": [f"{d}={p}" if d else str(p) for d, p in opts.findings]}
+    # memory findings are evidence too; the rings file shapes the summary
+    given = [*logs, *(p for _, p in opts.findings), *([rings] if rings else [])]
+    block = custody_block("timeline", given if opts.hash_inputs else [], options,
+                          references=[] if opts.hash_inputs else given, hashed=hashed)
     write_custody(output / "custody.json", block)
 
 
