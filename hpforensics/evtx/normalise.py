@@ -9,7 +9,8 @@ Which records matter, and what each says:
 - Microsoft-Windows-WaaSMedic*: enrolment evidence when it mentions AllowRebootlessUpdates.
 - Registry values (registry.py: Velociraptor rows, .reg exports): AllowRebootlessUpdates = 1,
   a Hotpatch.* enrolment package key or HotPatchTableSize > 0 is enrolment evidence;
-  AllowRebootlessUpdates = 0 says the device is not enrolled.
+  AllowRebootlessUpdates = 0 says the device is not enrolled; HotPatchRestrictions / the
+  DisableCHPE policy say whether CHPE is off, PROCESSOR_ARCHITECTURE whether it is Arm64.
 - Boot / shutdown evidence: Kernel-General 12 (boot, with the OS build) / 13 (shutdown),
   EventLog 6005 / 6009 (event log started at boot), 6006 (clean shutdown), 6008 (previous
   shutdown unexpected), 6013 (uptime), USER32 1074 (restart/shutdown initiated), Kernel-Power 41
@@ -51,6 +52,10 @@ class Category(str, enum.Enum):
     SERVICING_OTHER = "servicing-other"
     ENROLMENT = "hotpatch-enrolment"
     NOT_ENROLLED = "hotpatch-not-enrolled"
+    CHPE_DISABLED = "chpe-disabled"
+    CHPE_ENABLED = "chpe-enabled"
+    ARCH_ARM64 = "architecture-arm64"
+    ARCH_X64 = "architecture-x64"
     WAASMEDIC = "waasmedic"
     BOOT = "boot"
     UNEXPECTED_REBOOT = "unexpected-reboot"
@@ -93,7 +98,10 @@ _FAILURES = frozenset({Category.FAILED, Category.UNINSTALL_FAILED, Category.REVE
 _SUCCESSES = frozenset({Category.INSTALLED, Category.SERVICING_SUCCESS})
 _SERVICING_REBOOT = Category.SERVICING_REBOOT
 _TRUE = frozenset({"true", "1", "yes"})
-_REGISTRY = {registry.ENROLLED: Category.ENROLMENT, registry.NOT_ENROLLED: Category.NOT_ENROLLED}
+_REGISTRY = {registry.ENROLLED: Category.ENROLMENT, registry.NOT_ENROLLED: Category.NOT_ENROLLED,
+             registry.CHPE_DISABLED: Category.CHPE_DISABLED,
+             registry.CHPE_ENABLED: Category.CHPE_ENABLED,
+             registry.ARM64: Category.ARCH_ARM64, registry.X64: Category.ARCH_X64}
 
 
 @dataclass(slots=True)
@@ -132,7 +140,7 @@ def categorise(raw: RawRecord) -> Category | None:
     if found is not None:
         return found
     if provider == registry.PROVIDER and raw.channel == registry.CHANNEL:  # not an event log
-        return _REGISTRY.get(registry.enrolment(raw.data))  # type: ignore[arg-type]
+        return _REGISTRY.get(registry.evidence(raw.data))  # type: ignore[arg-type]
     if provider in ALL_EVENTS:  # WaaSMedic
         text = " ".join(raw.data.values()) + " " + raw.message
         return Category.ENROLMENT if "rebootless" in text.lower() else Category.WAASMEDIC
@@ -164,6 +172,8 @@ _UPDATE, _MENTION, _DETAIL, _BOOT, _RESTART = range(1, 6)
 _STEPS = {c: _UPDATE for c in UPDATE_CATEGORIES}
 _STEPS.update({Category.HOTPATCH_MENTION: _MENTION, Category.ENROLMENT: _DETAIL,
                Category.NOT_ENROLLED: _DETAIL, Category.WAASMEDIC: _DETAIL, Category.BOOT: _BOOT,
+               Category.CHPE_DISABLED: _DETAIL, Category.CHPE_ENABLED: _DETAIL,
+               Category.ARCH_ARM64: _DETAIL, Category.ARCH_X64: _DETAIL,
                Category.RESTART_INITIATED: _RESTART})
 _VALUES = {c: c.value for c in Category}
 

@@ -68,7 +68,7 @@ def timeline(
         return
     result = run_timeline(logs, output, opts, html=html)
     _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256})
-    for warning in result.warnings:
+    for warning in [*result.warnings, *result.notices]:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
     good = sum(1 for m in judged if m.compliant)
