@@ -179,7 +179,11 @@ def write_csv(path: Path, releases: list[Release]) -> None:
 def update_user_calendar(source: Path) -> tuple[Path, int, int]:
     """Validate `source` and merge it into the user calendar (new rows win).
     Returns (stored path, rows added, rows replaced)."""
-    new = read_csv(source)
+    return store_user_rows(read_csv(source))
+
+
+def store_user_rows(new: list[Release]) -> tuple[Path, int, int]:
+    """Merge rows into the user calendar (new rows win): (stored path, added, replaced)."""
     path = user_calendar_path()
     old = read_user()
     old_keys = {row_key(r) for r in old}
