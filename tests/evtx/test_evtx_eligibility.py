@@ -172,3 +172,17 @@ def test_opt_out_after_the_default_is_not_applicable(tmp_path: Path) -> None:
 def _next(month: str) -> str:
     y, m = map(int, month.split("-"))
     return f"{y + m // 12}-{m % 12 + 1:02d}"
+
+
+def test_timeline_cli_warns_once_past_the_calendar(cli, tmp_path: Path) -> None:
+    for name in ("HP-WS-121", "HP-WS-122"):
+        device_logs(tmp_path / "logs", name, ["2026-07", "2026-08"], until="2026-09", qfe=8655)
+    proc = cli("timeline", tmp_path / "logs", "-o", tmp_path / "out", "--no-html", "--no-hash")
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "calendar:" in line]
+    assert len(warned) == 1 and warned[0].startswith("hpforensics: warning: calendar: ")
+    assert "windows11-24h2 to 2026-09 (last confirmed 2026-05, 2 device(s))" in warned[0]
+    proc = cli("timeline", tmp_path / "logs", "-o", tmp_path / "fleet", "--no-html", "--no-hash",
+               "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "calendar:" in line]) == 1

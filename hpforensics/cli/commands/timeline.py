@@ -105,7 +105,7 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
     from hpforensics.fleet.timeline import run_fleet_timeline
 
     result = run_fleet_timeline(logs, output, opts, ClusterSpec(scheduler, workers), html=html)
-    for warning in result.warnings:
+    for warning in [*result.warnings, *result.notices]:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     if result.failures:
         typer.echo(failures_warning(result.failures, output / "failures.csv", "task"), err=True)
