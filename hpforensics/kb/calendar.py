@@ -265,15 +265,19 @@ class Calendar:
         for r in self._by_month.get((product, month_str(year, month)), []):
             if r.kind in _MONTH_DEFINING:
                 return r
+        kind = self.month_kind(product, year, month)
+        start = HOTPATCH_START.get(product)
+        before = kind is ReleaseKind.STANDARD and start and month_str(year, month) < start
         return Release(
             product=product,
             month=month_str(year, month),
             kb="",
             build="",
-            kind=self.month_kind(product, year, month),
+            kind=kind,
             date=patch_tuesday(year, month),
             source="cadence rule",
-            note="no data for this month; kind from the cadence rule",
+            note=(f"before {product}'s first hotpatch month ({start})" if before else
+                  "no data for this month; kind from the cadence rule"),
             verified=False,
         )
 

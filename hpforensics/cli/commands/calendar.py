@@ -35,7 +35,8 @@ calendar_app = typer.Typer(
 def show(
     ctx: typer.Context,
     product: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--product", "-p", help="windows11-24h2, windows11-25h2 or windows-server-2025."
+        None, "--product", "-p",
+        help="windows11-24h2, windows11-25h2, windows11-26h2 or windows-server-2025."
     ),
     start: Optional[str] = typer.Option(  # noqa: UP007
         None, "--from", help="First month, YYYY-MM."),

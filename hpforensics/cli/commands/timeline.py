@@ -31,7 +31,8 @@ def timeline(
     end: Optional[str] = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),  # noqa: UP007
     parser: str = typer.Option("evtx", "--parser", help="evtx (Rust, default) or python-evtx."),
     product: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--product", help="windows11-24h2 or windows-server-2025 (default: inferred)."),
+        None, "--product", help="windows11-24h2, windows11-25h2, windows11-26h2 or "
+                               "windows-server-2025 (default: inferred from the builds booted)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Processes reading files in parallel."),
     grace_days: Optional[int] = typer.Option(  # noqa: UP007
         None, "--grace-days", help="Days after release to comply (default: by the next "
