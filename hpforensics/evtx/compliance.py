@@ -147,6 +147,9 @@ class ComplianceRules:
                 row.baseline_missing = self._baseline_missing(product, y, m, installed, boot_builds,
                                                               first, deadline)
             self._judge(row, chosen, released, deadline, first, last, why)
+            basis = eligibility.basis(month) if eligibility is not None and not why else ""
+            if basis and row.status not in ("not-applicable", "not-covered", "not-due"):
+                row.reason = f"{row.reason}; {basis}"
             rows.append(row)
         return rows
 

@@ -110,6 +110,14 @@ class Eligibility:
                     "quality update policy")
         return ""  # Windows Autopatch: hotpatch on by default from May 2026
 
+    def basis(self, month: str) -> str:
+        """What an eligible month's judgement rests on when the logs show no enrolment: the
+        Autopatch default ('' when there is evidence, or for a server)."""
+        if self.enrolled or self.product == WINDOWS_SERVER_2025 or month < AUTOPATCH_DEFAULT_FROM:
+            return ""
+        return ("judged as enrolled by default: no enrolment evidence, and Windows Autopatch "
+                "turns hotpatch on from the May 2026 update")
+
     def _build_at(self, deadline: dt.datetime) -> str:
         before = [b for t, b in self.builds if t <= deadline]
         if before:

@@ -153,6 +153,8 @@ def test_enrolment_before_and_after_autopatch_default(tmp_path: Path, months: li
     got, _ = months_of(tmp_path / "logs", tmp_path)
     row = got[months[0]]
     assert row.status == status, row.reason
+    assert ("judged as enrolled by default" in row.reason) is (not enrolled and status !=
+                                                               "not-applicable")
     if status == "not-applicable":
         assert "no hotpatch enrolment evidence" in row.reason and "May 2026" in row.reason
         assert got[months[1]].status == "not-applicable"  # a standard update: not off-track
