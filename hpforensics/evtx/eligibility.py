@@ -47,6 +47,8 @@ class Eligibility:
     def of(cls, product: str, events: list[Event],
            lifecycles: list[UpdateLifecycle]) -> "Eligibility":
         e = cls(product)
+        titled = ""  # what update titles say; the registry's PROCESSOR_ARCHITECTURE wins
+        chpe: dict[str, str] = {}
         for ev in sorted(events, key=lambda x: x.time or _NO_TIME):
             when = ev.time or _NO_TIME
             cat = ev.category
@@ -55,16 +57,18 @@ class Eligibility:
             elif cat == Category.NOT_ENROLLED:
                 e.opted_out.append((when, ev.detail))
             elif cat in (Category.CHPE_DISABLED, Category.CHPE_ENABLED):
-                e.chpe = "disabled" if cat == Category.CHPE_DISABLED else "enabled"
-                e.chpe_detail = ev.detail
+                chpe["disabled" if cat == Category.CHPE_DISABLED else "enabled"] = ev.detail
             elif cat in (Category.ARCH_ARM64, Category.ARCH_X64):
                 e.architecture = "arm64" if cat == Category.ARCH_ARM64 else "x64"
             elif cat == Category.BOOT and ev.os_build and ev.time:
                 e.builds.append((ev.time, ev.os_build))
-            if not e.architecture and ev.title:
+            if not titled and ev.title:
                 m = _TITLE_ARCH.search(ev.title)
-                if m:
-                    e.architecture = m.group(1).lower()
+                titled = m.group(1).lower() if m else ""
+        e.architecture = e.architecture or titled
+        # either switch (HotPatchRestrictions = 1, the DisableCHPE policy) turns CHPE off
+        e.chpe = "disabled" if "disabled" in chpe else "enabled" if chpe else ""
+        e.chpe_detail = chpe.get(e.chpe, "")
         e.enrolled += [lc.installed_at for lc in lifecycles
                        if lc.installed_at and lc.update_class in HOTPATCH_CLASSES]
         return e
@@ -127,7 +131,8 @@ class Eligibility:
 
 def _tail(detail: str) -> str:
     """'HKLM\\...\\Memory Management\\HotPatchRestrictions = 0 (REG_DWORD)' -> the value part."""
-    return detail.rpartition("\\")[2][:160]
+    head, sep, rest = detail.partition(" = ")
+    return (head.rpartition("\\")[2] + sep + rest)[:160]
 
 
 def _revision(build: str) -> int | None:

@@ -188,3 +188,30 @@ def test_timeline_cli_warns_once_past_the_calendar(cli, tmp_path: Path) -> None:
                "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     assert len([line for line in proc.stderr.splitlines() if "calendar:" in line]) == 1
+
+
+@pytest.mark.parametrize("restrictions,policy,status", [
+    (0, None, "not-applicable"),  # CHPE on: not eligible
+    (0, 1, "compliant"),  # the DisableCHPE policy turns it off
+    (1, None, "compliant"),
+])
+def test_arm64_chpe_from_the_hives(tmp_path: Path, restrictions: int, policy: int | None,
+                                   status: str) -> None:
+    """The same evidence in a triage collection's SOFTWARE and SYSTEM hives; the architecture
+    comes from PROCESSOR_ARCHITECTURE even where the update titles say nothing of it."""
+    import build_hive as B
+
+    root = tmp_path / "kape"
+    device_logs(root, "HP-ARM-010", ["2026-07", "2026-08"], until="2026-09", qfe=8655,
+                version="24H2")
+    config = root / "HP-ARM-010" / B.CONFIG
+    config.mkdir(parents=True)
+    (config / "SOFTWARE").write_bytes(B.software(disable_chpe=policy).data)
+    (config / "SYSTEM").write_bytes(B.system(arm64_restrictions=restrictions).data)
+    months, result = months_of(root, tmp_path)
+    aug = months["2026-08"]
+    assert aug.status == status, aug.reason
+    if status == "not-applicable":
+        assert "Arm64" in aug.reason and "HotPatchRestrictions = 0" in aug.reason
+    cats = {e.category for e in result.devices[0].events}
+    assert "architecture-arm64" in cats
