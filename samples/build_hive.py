@@ -40,6 +40,8 @@ COLLECTED = dt.datetime(2026, 5, 20, 9, 0, tzinfo=UTC)
 UPDATE = r"Microsoft\PolicyManager\current\device\Update"
 DYNAMIC = UPDATE + r"\TargetingInfo\DynamicInstalled"
 MEMORY = r"Control\Session Manager\Memory Management"
+ENVIRONMENT = r"Control\Session Manager\Environment"
+SYSTEM_POLICY = r"Microsoft\PolicyManager\current\device\System"
 UPDATES = (2033, 2314, 2605, 2894, 3037, 3194, 3323, 3476, 3624, 3775, 3915, 4061)
 PROVIDER = "{A5C5E8B2-6F1E-4C47-9C3C-2B5E1C0D7F10}"  # an MDM enrolment's ID (sample)
 
@@ -47,11 +49,13 @@ PROVIDER = "{A5C5E8B2-6F1E-4C47-9C3C-2B5E1C0D7F10}"  # an MDM enrolment's ID (sa
 def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.datetime = ENROLLED,
              leaf: str = "lh", sequence: tuple[int, int] = (41, 41),
              updates: tuple[int, ...] = UPDATES, deadline: int = 7,
-             pause: tuple[dt.datetime, dt.datetime] | None = None) -> Written:
+             pause: tuple[dt.datetime, dt.datetime] | None = None,
+             disable_chpe: int | None = None) -> Written:
     """The SOFTWARE hive: `allow` the AllowRebootlessUpdates policy (None: not set),
     `hotpatch_package` a server's Hotpatch Enrollment Package key under DynamicInstalled,
     `updates` the build revisions of the cumulative updates installed, `pause` a quality-update
-    pause (start, end) as the Settings app writes it (WindowsUpdate\\UX\\Settings)."""
+    pause (start, end) as the Settings app writes it (WindowsUpdate\\UX\\Settings),
+    `disable_chpe` the System/DisableCHPE policy (Arm64; None: not set)."""
     root = Key("ROOT", INSTALLED)
     update = root.add(UPDATE, INSTALLED)
     update.time = when
@@ -60,6 +64,9 @@ def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.
                           Value.dword("AllowRebootlessUpdates_ProviderSet", 1),
                           Value.sz("AllowRebootlessUpdates_WinningProvider", PROVIDER)]
     update.values.append(Value.dword("ConfigureDeadlineForQualityUpdates", deadline))
+    if disable_chpe is not None:
+        root.add(SYSTEM_POLICY, when, [Value.dword("DisableCHPE", disable_chpe),
+                                       Value.dword("DisableCHPE_ProviderSet", 1)])
     dynamic = root.add(DYNAMIC, INSTALLED)
     dynamic.add("Client.OS.rs2.amd64", INSTALLED, [Value.sz("Version", "10.0.26100.1")])
     if hotpatch_package:
@@ -95,9 +102,11 @@ def software(allow: int | None = 1, hotpatch_package: bool = False, *, when: dt.
 
 def system(current: int = 2, table_size: int = 0x1000, *, other: int = 0,
            when: dt.datetime = TABLE, select: bool = True,
-           sequence: tuple[int, int] = (88, 88)) -> Written:
+           sequence: tuple[int, int] = (88, 88), arm64_restrictions: int | None = None) -> Written:
     """The SYSTEM hive: Select\\Current = `current`; that ControlSet00N holds HotPatchTableSize
-    = `table_size` (written at `when`), the other set an older copy with `other`."""
+    = `table_size` (written at `when`), the other set an older copy with `other`. With
+    `arm64_restrictions` an Arm64 device's: PROCESSOR_ARCHITECTURE = ARM64 and
+    HotPatchRestrictions = that value (1: CHPE off) in the chosen set."""
     root = Key("ROOT", INSTALLED)
     if select:
         root.add("Select", INSTALLED, [Value.dword("Current", current),
@@ -112,6 +121,11 @@ def system(current: int = 2, table_size: int = 0x1000, *, other: int = 0,
         mm.values += [Value.dword("ClearPageFileAtShutdown", 0),
                       Value.multi_sz("PagingFiles", [r"?:\pagefile.sys"]),
                       Value.dword("HotPatchTableSize", table_size if chosen else other)]
+        if arm64_restrictions is not None and chosen:
+            mm.values.append(Value.dword("HotPatchRestrictions", arm64_restrictions))
+            root.add(f"{cs}\\{ENVIRONMENT}", INSTALLED,
+                     [Value.sz("PROCESSOR_ARCHITECTURE", "ARM64"),
+                      Value.sz("NUMBER_OF_PROCESSORS", "8")])
         root.add(f"{cs}\\Control\\ComputerName\\ComputerName", INSTALLED,
                  [Value.sz("ComputerName", DEVICE)])
     return write_hive(root, file_name=r"\SystemRoot\System32\Config\SYSTEM", time=COLLECTED,

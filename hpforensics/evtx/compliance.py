@@ -17,6 +17,9 @@ otherwise). Rules, in the order they are applied:
   month's release by default, or `grace_days` after release when given. A standard update in a
   hotpatch month is `security_current` but not hotpatch-compliant. Months the logs do not cover
   (they start after the release, or end before the deadline) are not judged.
+- A month the device could not be on the hotpatch track (eligibility.py: not enrolled, or
+  Arm64 with CHPE on or below 26100.4929) is `not-applicable` with the reason; only
+  `security_current` is judged, and it does not take the device off track.
 Releases are taken to land at 17:00 UTC on their day (Patch Tuesday, 10:00 Pacific).
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from hpforensics.evtx.eligibility import Eligibility
 from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES, OS_CLASSES, UpdateLifecycle
 from hpforensics.evtx.normalise import Event
 from hpforensics.kb.calendar import Calendar, ReleaseKind, iter_months, month_str, parse_month
@@ -95,6 +99,7 @@ class ComplianceRules:
     def device_months(
         self, device: str, product: str, lifecycles: list[UpdateLifecycle], boots: list[Event],
         first: dt.datetime, last: dt.datetime, start: str | None = None, end: str | None = None,
+        eligibility: Eligibility | None = None,
     ) -> list[MonthCompliance]:
         months = list(iter_months(max(start or "0000-01", month_of(first)),
                                   min(end or "9999-12", month_of(last))))
@@ -107,7 +112,10 @@ class ComplianceRules:
             y, m = parse_month(month)
             release = self.calendar.month_release(product, y, m)
             kind = release.kind if capable else ReleaseKind.STANDARD
-            if kind == ReleaseKind.BASELINE:
+            deadline = self.deadline(product, y, m)
+            why = (eligibility.reason(month, deadline)
+                   if eligibility is not None and kind != ReleaseKind.STANDARD else "")
+            if kind == ReleaseKind.BASELINE or why:
                 off_track = False
             row = MonthCompliance(device, product, month, kind.value, release.kb, release.build,
                                   release.date)
@@ -116,7 +124,7 @@ class ComplianceRules:
             row.retries = sum(max(lc.attempts - 1, 0) for lc in tried)
             chosen = self._chosen(release.kb, month, installed)
             released = self.released(product, y, m)
-            deadline = row.deadline = self.deadline(product, y, m)
+            row.deadline = deadline
             row.also_installed = ";".join(
                 lc.kb or lc.key for lc in installed
                 if lc.release_month == month and lc is not chosen
@@ -131,13 +139,17 @@ class ComplianceRules:
                 row.security_current = at <= deadline and (
                     chosen.effective_at is not None and chosen.effective_at <= deadline)
                 row.how = _how(chosen)
-                if kind == ReleaseKind.HOTPATCH and chosen.update_class not in HOTPATCH_CLASSES:
+                if (kind == ReleaseKind.HOTPATCH and chosen.update_class not in HOTPATCH_CLASSES
+                        and not why):
                     off_track = True
             row.off_track = off_track and kind == ReleaseKind.HOTPATCH
-            if chosen is None and kind == ReleaseKind.HOTPATCH:
+            if chosen is None and kind == ReleaseKind.HOTPATCH and not why:
                 row.baseline_missing = self._baseline_missing(product, y, m, installed, boot_builds,
                                                               first, deadline)
-            self._judge(row, chosen, released, deadline, first, last)
+            self._judge(row, chosen, released, deadline, first, last, why)
+            basis = eligibility.basis(month) if eligibility is not None and not why else ""
+            if basis and row.status not in ("not-applicable", "not-covered", "not-due"):
+                row.reason = f"{row.reason}; {basis}"
             rows.append(row)
         return rows
 
@@ -180,13 +192,15 @@ class ComplianceRules:
         return not any(month >= base_month and t <= deadline for t, month in boot_builds)
 
     def _judge(self, row: MonthCompliance, chosen: UpdateLifecycle | None, released: dt.datetime,
-               deadline: dt.datetime, first: dt.datetime, last: dt.datetime) -> None:
+               deadline: dt.datetime, first: dt.datetime, last: dt.datetime,
+               ineligible: str = "") -> None:
         expected = row.expected_kb or f"the {row.month} {row.month_kind} update"
-        if row.month_kind == ReleaseKind.STANDARD.value:
-            # no hotpatch programme: before the product's first hotpatch month, or a device
-            # whose build is not a hotpatch-capable release; only security_current is judged
+        if row.month_kind == ReleaseKind.STANDARD.value or ineligible:
+            # no hotpatch programme: before the product's first hotpatch month, a device
+            # whose build is not a hotpatch-capable release, or one not eligible this month;
+            # only security_current is judged
             row.status = "not-applicable"
-            row.reason = (f"no hotpatch programme for {row.product} in {row.month}"
+            row.reason = ((ineligible or f"no hotpatch programme for {row.product} in {row.month}")
                           + (f"; {row.installed_kb} installed" if chosen else ""))
             if chosen is None and first <= released and last >= deadline:
                 row.security_current = False

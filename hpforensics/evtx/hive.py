@@ -9,11 +9,14 @@ Collect.yaml, source Enrolment), whatever the file is called:
 
 - `Microsoft\\PolicyManager\\current\\device\\Update\\AllowRebootlessUpdates`, and each
   `Update\\TargetingInfo\\DynamicInstalled\\Hotpatch.*` key with its values (SOFTWARE);
-- `HotPatchTableSize` in `Control\\Session Manager\\Memory Management` of the control set that
-  `Select\\Current` names (SYSTEM; CurrentControlSet exists only in a running system).
+- `HotPatchTableSize` and `HotPatchRestrictions` in `Control\\Session Manager\\Memory
+  Management` and `PROCESSOR_ARCHITECTURE` in `Control\\Session Manager\\Environment` of the
+  control set that `Select\\Current` names (SYSTEM; CurrentControlSet exists only in a running
+  system), and the `PolicyManager\\current\\device\\System\\DisableCHPE` policy (SOFTWARE): what
+  Arm64 hotpatch eligibility turns on.
 
 Each becomes the record registry.py makes of a Velociraptor row (paths written `HKLM\\SOFTWARE\\...`
-and `HKLM\\SYSTEM\\CurrentControlSet\\...`, so `registry.enrolment()` applies unchanged), its time
+and `HKLM\\SYSTEM\\CurrentControlSet\\...`, so `registry.evidence()` applies unchanged), its time
 the key's last write, its record ID the file offset of the value's (or key's) cell.
 
 The file is checked before it is read (hive_file.py): base block signature and XOR-32 checksum,
@@ -34,7 +37,7 @@ from typing import Any, Iterator
 from hpforensics.evtx.hive_file import BASE, SIGNATURE, Problems, Reader, check
 from hpforensics.evtx.hive_log import is_dirty, logs_beside, replay
 from hpforensics.evtx.records import RawRecord, ReadStats
-from hpforensics.evtx.registry import HOTPATCH_KEY, enrolment_values, pause_values, record
+from hpforensics.evtx.registry import HOTPATCH_KEY, device_values, pause_values, record
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ DYNAMIC = ("TargetingInfo", "DynamicInstalled")
 MEMORY = ("Control", "Session Manager", "Memory Management")
 PAUSES = (("Microsoft", "WindowsUpdate", "UX", "Settings"),
           ("Microsoft", "WindowsUpdate", "UpdatePolicy", "PolicyState"))
+ENVIRONMENT = ("Control", "Session Manager", "Environment")
+SYSTEM_POLICY = ("Microsoft", "PolicyManager", "current", "device", "System")
 
 
 def is_hive_path(parts: list[str] | tuple[str, ...]) -> bool:
@@ -130,7 +135,7 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
     update = _open(root, UPDATE, problems)
     if update is not None:
         where = "HKLM\\SOFTWARE\\" + "\\".join(UPDATE)
-        yield from _values(hive, update, where, enrolment_values(where), problems)
+        yield from _values(hive, update, where, device_values(where), problems)
         dynamic = _open(update, DYNAMIC, problems)
         if dynamic is not None:
             for offset, key in _subkeys(hive, dynamic, "\\".join((where, *DYNAMIC)), problems):
@@ -143,14 +148,19 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
         if key is not None:
             where = "HKLM\\SOFTWARE\\" + "\\".join(parts)
             yield from _values(hive, key, where, pause_values(where), problems)
+    policy = _open(root, SYSTEM_POLICY, problems)  # the DisableCHPE policy (Arm64)
+    if policy is not None:
+        where = "HKLM\\SOFTWARE\\" + "\\".join(SYSTEM_POLICY)
+        yield from _values(hive, policy, where, device_values(where), problems)
     found = _control_set(root, problems)
     if found is not None:
         control_set, chosen_by = found
-        memory = _open(root, (control_set, *MEMORY), problems)
-        if memory is not None:
-            where = "HKLM\\SYSTEM\\CurrentControlSet\\" + "\\".join(MEMORY)
-            yield from _values(hive, memory, where, enrolment_values(where), problems,
-                               note=f" [{control_set} = Select\\{chosen_by}]")
+        for parts in (MEMORY, ENVIRONMENT):
+            key = _open(root, (control_set, *parts), problems)
+            if key is not None:
+                where = "HKLM\\SYSTEM\\CurrentControlSet\\" + "\\".join(parts)
+                yield from _values(hive, key, where, device_values(where), problems,
+                                   note=f" [{control_set} = Select\\{chosen_by}]")
 
 
 def _open(key: Any, parts: tuple[str, ...], problems: Problems) -> Any | None:

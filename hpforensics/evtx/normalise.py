@@ -10,7 +10,9 @@ Which records matter, and what each says:
 - Registry values (registry.py: Velociraptor rows, .reg exports): AllowRebootlessUpdates = 1,
   a Hotpatch.* enrolment package key or HotPatchTableSize > 0 is enrolment evidence;
   AllowRebootlessUpdates = 0 says the device is not enrolled; PauseQualityUpdatesStart/EndTime under
-  WindowsUpdate\\UX\\Settings or UpdatePolicy\\PolicyState says quality updates are paused.
+  WindowsUpdate\\UX\\Settings or UpdatePolicy\\PolicyState says quality updates are paused;
+  HotPatchRestrictions / the DisableCHPE policy say whether CHPE is off, PROCESSOR_ARCHITECTURE
+  whether it is Arm64.
 - Boot / shutdown evidence: Kernel-General 12 (boot, with the OS build) / 13 (shutdown),
   EventLog 6005 / 6009 (event log started at boot), 6006 (clean shutdown), 6008 (previous
   shutdown unexpected), 6013 (uptime), USER32 1074 (restart/shutdown initiated), Kernel-Power 41
@@ -52,6 +54,10 @@ class Category(str, enum.Enum):
     SERVICING_OTHER = "servicing-other"
     ENROLMENT = "hotpatch-enrolment"
     NOT_ENROLLED = "hotpatch-not-enrolled"
+    CHPE_DISABLED = "chpe-disabled"
+    CHPE_ENABLED = "chpe-enabled"
+    ARCH_ARM64 = "architecture-arm64"
+    ARCH_X64 = "architecture-x64"
     WAASMEDIC = "waasmedic"
     BOOT = "boot"
     UNEXPECTED_REBOOT = "unexpected-reboot"
@@ -95,7 +101,10 @@ _FAILURES = frozenset({Category.FAILED, Category.UNINSTALL_FAILED, Category.REVE
 _SUCCESSES = frozenset({Category.INSTALLED, Category.SERVICING_SUCCESS})
 _SERVICING_REBOOT = Category.SERVICING_REBOOT
 _TRUE = frozenset({"true", "1", "yes"})
-_REGISTRY = {registry.ENROLLED: Category.ENROLMENT, registry.NOT_ENROLLED: Category.NOT_ENROLLED}
+_REGISTRY = {registry.ENROLLED: Category.ENROLMENT, registry.NOT_ENROLLED: Category.NOT_ENROLLED,
+             registry.CHPE_DISABLED: Category.CHPE_DISABLED,
+             registry.CHPE_ENABLED: Category.CHPE_ENABLED,
+             registry.ARM64: Category.ARCH_ARM64, registry.X64: Category.ARCH_X64}
 
 
 @dataclass(slots=True)
@@ -134,7 +143,7 @@ def categorise(raw: RawRecord) -> Category | None:
     if found is not None:
         return found
     if provider == registry.PROVIDER and raw.channel == registry.CHANNEL:  # not an event log
-        found = _REGISTRY.get(registry.enrolment(raw.data))  # type: ignore[arg-type]
+        found = _REGISTRY.get(registry.evidence(raw.data))  # type: ignore[arg-type]
         if found is None and registry.quality_pause(raw.data) is not None:
             return Category.QUALITY_PAUSED
         return found
@@ -169,6 +178,8 @@ _UPDATE, _MENTION, _DETAIL, _BOOT, _RESTART, _PAUSE = range(1, 7)
 _STEPS = {c: _UPDATE for c in UPDATE_CATEGORIES}
 _STEPS.update({Category.HOTPATCH_MENTION: _MENTION, Category.ENROLMENT: _DETAIL,
                Category.NOT_ENROLLED: _DETAIL, Category.WAASMEDIC: _DETAIL, Category.BOOT: _BOOT,
+               Category.CHPE_DISABLED: _DETAIL, Category.CHPE_ENABLED: _DETAIL,
+               Category.ARCH_ARM64: _DETAIL, Category.ARCH_X64: _DETAIL,
                Category.RESTART_INITIATED: _RESTART, Category.QUALITY_PAUSED: _PAUSE})
 _VALUES = {c: c.value for c in Category}
 

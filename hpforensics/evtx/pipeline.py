@@ -22,6 +22,7 @@ from typing import Any, Iterator, Sequence
 from hpforensics.errors import InputError, UsageError
 from hpforensics.evtx.compliance import ComplianceRules, MonthCompliance
 from hpforensics.evtx.correlate import KbCorrelation, MemoryFindings
+from hpforensics.evtx.eligibility import Eligibility
 from hpforensics.evtx.ingest import InputItem, discover
 from hpforensics.evtx.intune import DeviceUpdateStatus, fleet_statuses
 from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
@@ -79,6 +80,8 @@ class TimelineResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     autopatch: list[DeviceUpdateStatus] = field(default_factory=list)
     memory: dict[str, list[KbCorrelation]] = field(default_factory=dict)  # device -> its KBs
+    # said once per run, not about damaged input (no exit 3): e.g. the calendar running out
+    notices: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -172,29 +175,61 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
     rules = ComplianceRules(shared_classifier(opts.product).calendar, opts.grace_days)
     for device in sorted(by_device):
         result.devices.append(_device(device, by_device[device], rules, opts))
+    notice = calendar_notice([(d.product, d.months[-1].month) for d in result.devices if d.months],
+                             rules.calendar)
+    if notice:
+        result.notices.append(notice)
     _write_rest(outdir, result, timeline)
+
+
+def calendar_notice(reach: Sequence[tuple[str, str]], calendar) -> str:
+    """One line when devices' logs reach months past their product's last confirmed calendar
+    month ('' otherwise): those months are judged on unconfirmed or unknown rows.
+    `reach`: (product, last month judged) per device."""
+    late: dict[str, list] = {}
+    for product, month in reach:
+        if product not in calendar.products:
+            continue  # no hotpatch programme: nothing is judged against the calendar
+        last = calendar.last_confirmed_month(product)
+        if last is None or month > last:
+            entry = late.setdefault(product, [last, month, 0])
+            entry[1], entry[2] = max(entry[1], month), entry[2] + 1
+    if not late:
+        return ""
+    parts = [f"{p} to {reach_} (last confirmed {last or 'none'}, {n} device(s))"
+             for p, (last, reach_, n) in sorted(late.items())]
+    return ("calendar: the logs reach past the calendar's last confirmed month: "
+            + "; ".join(parts) + "; those months are judged on unconfirmed or unknown rows "
+            "(hpforensics calendar check lists them; calendar update adds Microsoft's pages)")
 
 
 def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], default: str) -> str:
     """Windows Server 2025 when the device booted a 26100.32xxx build (its own branch from
     2026) or installed a KB the calendar lists only for the server; `windows-build-N` when it
-    only ever booted builds that are not 26100/26200 (no hotpatching); else the default."""
-    from hpforensics.kb.calendar import WINDOWS_SERVER_2025
+    only ever booted builds that are not 26100/26200/26300 (no hotpatching); Windows 11 25H2 or
+    26H2 when its last boot was a 26200 / 26300 build (each judged by its own rows); else the
+    default."""
+    from hpforensics.kb.calendar import (BUILD_MAJOR, SERVER_REVISION_FLOOR, WINDOWS11_24H2,
+                                         WINDOWS_SERVER_2025)
 
     calendar = shared_classifier(None).calendar
+    client = {str(major): p for p, major in BUILD_MAJOR.items() if p != WINDOWS_SERVER_2025}
+    client["26100"] = WINDOWS11_24H2
     majors = []
     for ev in sorted((e for e in events if e.os_build and e.category == "boot" and e.time),
                      key=lambda e: e.time):  # type: ignore[arg-type,return-value]
         major, _, qfe = ev.os_build.partition(".")
         majors.append(major)
-        if major == "26100" and qfe.isdigit() and int(qfe) >= 32000:
+        if major == "26100" and qfe.isdigit() and int(qfe) >= SERVER_REVISION_FLOOR:
             return WINDOWS_SERVER_2025
-    if majors and not {"26100", "26200"} & set(majors):
+    if majors and not set(client) & set(majors):
         return f"windows-build-{majors[-1]}"  # not a hotpatch-capable release
     for lc in lifecycles:
         products = {r.product for r in calendar.lookup_kb_all(lc.kb)} if lc.kb else set()
         if products == {WINDOWS_SERVER_2025}:
             return WINDOWS_SERVER_2025
+    if majors and majors[-1] != "26100" and majors[-1] in client:
+        return client[majors[-1]]
     return default
 
 
@@ -205,13 +240,14 @@ def _device(device: str, events: list[Event], rules: ComplianceRules,
     boots = boot_events(events)
     lifecycles = build_lifecycles(events, boots)
     product = opts.product or infer_product(events, lifecycles, WINDOWS11_24H2)
+    eligibility = Eligibility.of(product, events, lifecycles)
     times = [e.time for e in events if e.time]
     months: list[MonthCompliance] = []
     if times:
         start = opts.start.strftime("%Y-%m") if opts.start else None
         end = opts.end.strftime("%Y-%m") if opts.end else None
         months = rules.device_months(device, product, lifecycles, boots, min(times), max(times),
-                                     start, end)
+                                     start, end, eligibility)
     summary = R.device_row(device, product, events, lifecycles, months)
     return DeviceResult(device, product, events, lifecycles, months, summary)
 

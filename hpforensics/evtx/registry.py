@@ -252,36 +252,57 @@ def _reg_data(text: str) -> tuple[str, str]:
 # -- what a record says ------------------------------------------------------------------------
 
 ENROLLED, NOT_ENROLLED = "enrolled", "not-enrolled"
+# Hotpatch eligibility on Arm64 (docs/calendar.md, "Facts that change how a device is judged")
+CHPE_DISABLED, CHPE_ENABLED = "chpe-disabled", "chpe-enabled"
+ARM64, X64 = "arm64", "x64"
 HOTPATCH_KEY = "hotpatch."  # a key under ...\\DynamicInstalled named Hotpatch.<arch>
 
 
-def _rebootless(number: int | None) -> str | None:
-    return {1: ENROLLED, 0: NOT_ENROLLED}.get(number)  # type: ignore[arg-type]
+def _rebootless(value: str) -> str | None:
+    return {1: ENROLLED, 0: NOT_ENROLLED}.get(_int(value))  # type: ignore[arg-type]
 
 
-def _table_size(number: int | None) -> str | None:
+def _table_size(value: str) -> str | None:
+    number = _int(value)
     return ENROLLED if number is not None and number > 0 else None
 
 
-# The values that say something about enrolment (lower case): the key each counts in (the end
-# of its path: a PolicyManager export has look-alikes elsewhere) and what its number says.
-# hive.py reads just these from a hive.
-ENROLMENT_VALUES = {
+def _chpe_off(value: str) -> str | None:
+    """HotPatchRestrictions / DisableCHPE = 1 turns CHPE off (what Arm64 hotpatching needs);
+    0 leaves it on."""
+    return {1: CHPE_DISABLED, 0: CHPE_ENABLED}.get(_int(value))  # type: ignore[arg-type]
+
+
+def _architecture(value: str) -> str | None:
+    return {"arm64": ARM64, "amd64": X64}.get(value.strip().lower())
+
+
+# The values that say something about enrolment or eligibility (lower case): the key each
+# counts in (the end of its path: a PolicyManager export has look-alikes elsewhere) and what
+# its data says. hive.py reads just these from a hive.
+DEVICE_VALUES = {
     "allowrebootlessupdates": ("\\update", _rebootless),
     "hotpatchtablesize": ("\\memory management", _table_size),
+    "hotpatchrestrictions": ("\\memory management", _chpe_off),
+    "disablechpe": ("\\device\\system", _chpe_off),  # Policy CSP System/DisableCHPE
+    "processor_architecture": ("\\session manager\\environment", _architecture),
 }
 
 
-def enrolment_values(key_path: str) -> frozenset[str]:
-    """The names (lower case) of the ENROLMENT_VALUES that count in the key at `key_path`."""
+def device_values(key_path: str) -> frozenset[str]:
+    """The names (lower case) of the DEVICE_VALUES that count in the key at `key_path`."""
     path = key_path.lower()
-    return frozenset(name for name, (key, _) in ENROLMENT_VALUES.items() if path.endswith(key))
+    return frozenset(name for name, (key, _) in DEVICE_VALUES.items() if path.endswith(key))
 
 
-def enrolment(data: dict[str, str]) -> str | None:
-    """ENROLLED for AllowRebootlessUpdates = 1, a Hotpatch.* key under DynamicInstalled (the
+def evidence(data: dict[str, str]) -> str | None:
+    """What a registry record says of the device:
+    ENROLLED for AllowRebootlessUpdates = 1, a Hotpatch.* key under DynamicInstalled (the
     server's "Hotpatch Enrollment Package") or HotPatchTableSize > 0; NOT_ENROLLED for
-    AllowRebootlessUpdates = 0; None for anything else (hotpatch-internals.md, Event logs).
+    AllowRebootlessUpdates = 0 (hotpatch-internals.md, Event logs); CHPE_DISABLED /
+    CHPE_ENABLED for HotPatchRestrictions (Memory Management) or the DisableCHPE policy
+    (PolicyManager\\current\\device\\System) = 1 / 0; ARM64 / X64 for PROCESSOR_ARCHITECTURE
+    (Session Manager\\Environment); None for anything else.
     AllowRebootlessUpdates counts in a key named Update (PolicyManager\\current\\device\\Update),
     HotPatchTableSize in Session Manager\\Memory Management."""
     name = data.get("name", "").lower()
@@ -290,10 +311,10 @@ def enrolment(data: dict[str, str]) -> str | None:
         parent, _, last = path.rpartition("\\")
         return ENROLLED if last.startswith(HOTPATCH_KEY) and parent.endswith(
             "\\dynamicinstalled") else None
-    key, says = ENROLMENT_VALUES.get(name, ("", None))
+    key, says = DEVICE_VALUES.get(name, ("", None))
     if says is None or not path.endswith(key):
         return None
-    return says(_int(data.get("value", "")))
+    return says(data.get("value", ""))
 
 
 def _int(text: str) -> int | None:

@@ -67,6 +67,8 @@ class FleetTimelineResult:
     warnings: list[str] = field(default_factory=list)
     failures: list[TaskFailure] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # said once, not partial (the calendar)
+    reach: list[tuple[str, str]] = field(default_factory=list)  # (product, last month) per device
 
     @property
     def partial(self) -> bool:
@@ -216,6 +218,8 @@ class _Merger:
             res.warnings.extend(stats.warnings)
             self.all_inputs_warned &= bool(stats.warnings)
         for d in got.devices:
+            if d.months:
+                res.reach.append((d.product, d.months[-1].month))
             judged = [m for m in d.months if m.compliant is not None]
             res.months_judged += len(judged)
             res.months_compliant += sum(1 for m in judged if m.compliant)
@@ -323,6 +327,11 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
         merger.close()
         # merged pieces are gone already; what is left belongs to failed tasks
         shutil.rmtree(outdir / PARTS_DIR, ignore_errors=True)
+    from hpforensics.evtx.reading import shared_classifier
+
+    notice = P.calendar_notice(result.reach, shared_classifier(opts.product).calendar)
+    if notice:
+        result.notices.append(notice)
     if not result.records and merger.all_inputs_warned:
         first = result.warnings[0] if result.warnings else (
             result.failures[0].error if result.failures else "nothing readable")

@@ -22,13 +22,22 @@ log = logging.getLogger(__name__)
 
 WINDOWS11_24H2 = "windows11-24h2"
 WINDOWS11_25H2 = "windows11-25h2"
+WINDOWS11_26H2 = "windows11-26h2"
 WINDOWS_SERVER_2025 = "windows-server-2025"
 # Order matters: when one KB is shared by several products, lookups return the first.
-PRODUCTS = (WINDOWS11_24H2, WINDOWS_SERVER_2025, WINDOWS11_25H2)
+PRODUCTS = (WINDOWS11_24H2, WINDOWS_SERVER_2025, WINDOWS11_25H2, WINDOWS11_26H2)
 # First month each product received hotpatches; earlier months are plain standard updates.
+# 26H2 (released 2026-09-29) is eligible as "Windows 11, version 24H2 or later"; its first
+# baseline month, October 2026, is inferred (docs/calendar.md).
 HOTPATCH_START = {
-    WINDOWS11_24H2: "2024-11", WINDOWS_SERVER_2025: "2024-11", WINDOWS11_25H2: "2025-10"
+    WINDOWS11_24H2: "2024-11", WINDOWS_SERVER_2025: "2024-11", WINDOWS11_25H2: "2025-10",
+    WINDOWS11_26H2: "2026-10",
 }
+# The OS build line of each product (Server 2025 shares 26100 with 24H2; its 2026 builds are
+# 26100.32xxx and up, see SERVER_REVISION_FLOOR).
+BUILD_MAJOR = {WINDOWS11_24H2: 26100, WINDOWS_SERVER_2025: 26100, WINDOWS11_25H2: 26200,
+               WINDOWS11_26H2: 26300}
+SERVER_REVISION_FLOOR = 32000
 BASELINE_MONTHS = frozenset({1, 4, 7, 10})
 
 _KB_RE = re.compile(r"^(?:KB)?(\d{6,8})$", re.IGNORECASE)
@@ -59,13 +68,18 @@ class ReleaseKind(str, enum.Enum):
 class Release:
     product: str
     month: str  # 'YYYY-MM' of the servicing month the update belongs to
-    kb: str  # 'KB5052105'
+    kb: str  # 'KB5052105'; '' for a month whose KB is not known (a marker row)
     build: str  # '26100.3107' ('' when not known)
     kind: ReleaseKind
     date: dt.date | None  # release date; Patch Tuesday for scheduled updates
     source: str  # id in calendar_sources.csv, 'user:<file>' or 'cadence rule'
     note: str = ""
     verified: bool = True  # False: secondary source or inferred, see note
+
+    @property
+    def is_marker(self) -> bool:
+        """A baseline/hotpatch month the data knows of but whose KB is not known."""
+        return not self.kb
 
     @property
     def year(self) -> int:
@@ -147,7 +161,8 @@ class Calendar:
         self._by_build: dict[str, list[Release]] = {}
         self._by_month: dict[tuple[str, str], list[Release]] = {}
         for r in self._releases:
-            self._by_kb.setdefault(r.kb, []).append(r)
+            if r.kb:
+                self._by_kb.setdefault(r.kb, []).append(r)
             if r.build:
                 self._by_build.setdefault(r.build, []).append(r)
             self._by_month.setdefault((r.product, r.month), []).append(r)
@@ -250,15 +265,19 @@ class Calendar:
         for r in self._by_month.get((product, month_str(year, month)), []):
             if r.kind in _MONTH_DEFINING:
                 return r
+        kind = self.month_kind(product, year, month)
+        start = HOTPATCH_START.get(product)
+        before = kind is ReleaseKind.STANDARD and start and month_str(year, month) < start
         return Release(
             product=product,
             month=month_str(year, month),
             kb="",
             build="",
-            kind=self.month_kind(product, year, month),
+            kind=kind,
             date=patch_tuesday(year, month),
             source="cadence rule",
-            note="no data for this month; kind from the cadence rule",
+            note=(f"before {product}'s first hotpatch month ({start})" if before else
+                  "no data for this month; kind from the cadence rule"),
             verified=False,
         )
 
@@ -273,6 +292,58 @@ class Calendar:
                 out.append(self.month_release(product, y, m))
             out.extend(rows)
         return out
+
+
+    # what the data says of each month
+    def month_state(self, product: str, year: int, month: int) -> "MonthState":
+        """confirmed (a baseline/hotpatch row from Microsoft's pages), unconfirmed (one from a
+        secondary source or inferred), unknown (the month is listed but its KB is not known) or
+        missing (no row: only the cadence rule speaks for it)."""
+        for r in self._by_month.get((product, month_str(year, month)), []):
+            if r.kind in _MONTH_DEFINING:
+                if r.is_marker:
+                    return MonthState.UNKNOWN
+                return MonthState.CONFIRMED if r.verified else MonthState.UNCONFIRMED
+        return MonthState.MISSING
+
+    def last_confirmed_month(self, product: str) -> str | None:
+        """The latest month whose defining row is confirmed, or None."""
+        months = [r.month for r in self._releases if r.product == product and not r.is_marker
+                  and r.verified and r.kind in _MONTH_DEFINING]
+        return max(months) if months else None
+
+    def check(self, today: dt.date, products: Iterable[str] | None = None) -> list["MonthCheck"]:
+        """Every month from each product's first hotpatch month to the last one released by
+        `today` (its Patch Tuesday on or before it) whose row is not confirmed."""
+        out: list[MonthCheck] = []
+        for product in products or self.products:
+            start = HOTPATCH_START.get(product) or min(r.month for r in self.releases(product))
+            for month in iter_months(start, month_str(today.year, today.month)):
+                y, m = parse_month(month)
+                if patch_tuesday(y, m) > today:
+                    continue
+                state = self.month_state(product, y, m)
+                if state is not MonthState.CONFIRMED:
+                    out.append(MonthCheck(product, month, state, self.month_release(product, y, m)))
+        return out
+
+
+class MonthState(str, enum.Enum):
+    CONFIRMED = "confirmed"
+    UNCONFIRMED = "unconfirmed"
+    UNKNOWN = "unknown"
+    MISSING = "missing"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class MonthCheck:
+    product: str
+    month: str
+    state: MonthState
+    release: Release  # the defining row, the marker, or the cadence placeholder
 
 
 @dataclass(frozen=True)
@@ -305,7 +376,7 @@ def classify(cal: "Calendar", value: str, product: str | None = None) -> Classif
         if r.build and (product is None or r.product == product)
         and int(r.build.split(".")[0]) == major and int(r.build.split(".")[1]) < rev
         # Server 2025's own 2026 branch (26100.32xxx) is not the client's 26100 line
-        and (int(r.build.split(".")[1]) >= 32000) == (rev >= 32000)
+        and (int(r.build.split(".")[1]) >= SERVER_REVISION_FLOOR) == (rev >= SERVER_REVISION_FLOOR)
     ]
     if not earlier:
         return Classification(value, None, False, "build not in the calendar, nothing earlier")
@@ -315,14 +386,22 @@ def classify(cal: "Calendar", value: str, product: str | None = None) -> Classif
                           f"{near.month} {near.kind.value})")
 
 
+def row_key(r: Release) -> tuple[str, str]:
+    """What makes a row the same row: its product and KB; a marker, its product and month."""
+    return (r.product, r.kb or "month:" + r.month)
+
+
 def merge(base: Iterable[Release], overrides: Iterable[Release]) -> list[Release]:
-    """Overrides replace rows with the same (product, KB) and add the rest."""
-    merged = {(r.product, r.kb): r for r in base}
+    """Overrides replace rows with the same (product, KB) (markers: product and month) and add
+    the rest; a marker gives way to a baseline/hotpatch row with a KB for its month."""
+    merged = {row_key(r): r for r in base}
     for r in overrides:
-        if (r.product, r.kb) in merged:
+        if row_key(r) in merged:
             log.debug("calendar row %s %s overridden from %s", r.product, r.kb, r.source)
-        merged[(r.product, r.kb)] = r
-    return list(merged.values())
+        merged[row_key(r)] = r
+    known = {(r.product, r.month) for r in merged.values()
+             if not r.is_marker and r.kind in _MONTH_DEFINING}
+    return [r for r in merged.values() if not (r.is_marker and (r.product, r.month) in known)]
 
 
 def _product_rank(product: str) -> tuple[int, str]:

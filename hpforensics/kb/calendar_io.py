@@ -20,6 +20,7 @@ from hpforensics.kb.calendar import (
     ReleaseKind,
     merge,
     normalize_build,
+    row_key,
     normalize_kb,
     parse_month,
 )
@@ -117,9 +118,13 @@ def _release(row: dict[str, str], default_source: str) -> Release:
         raise ValueError(f"bad product {row['product']!r}")
     month = row["month"]
     year, mon = parse_month(month)
-    kb = normalize_kb(row["kb"])
-    if not kb:
-        raise ValueError(f"bad KB {row['kb']!r} (expected e.g. KB5052105)")
+    kb = normalize_kb(row["kb"]) or ""
+    marker = not row["kb"] and row["kind"].lower() in (ReleaseKind.BASELINE, ReleaseKind.HOTPATCH)
+    if not kb and not marker:
+        raise ValueError(f"bad KB {row['kb']!r} (expected e.g. KB5052105; empty only for a "
+                         "baseline or hotpatch month whose KB is not known)")
+    if marker and row.get("build"):
+        raise ValueError("a build without a KB (leave both empty for a month whose KB is unknown)")
     build = ""
     if row.get("build"):
         build = normalize_build(row["build"]) or ""
@@ -174,11 +179,15 @@ def write_csv(path: Path, releases: list[Release]) -> None:
 def update_user_calendar(source: Path) -> tuple[Path, int, int]:
     """Validate `source` and merge it into the user calendar (new rows win).
     Returns (stored path, rows added, rows replaced)."""
-    new = read_csv(source)
+    return store_user_rows(read_csv(source))
+
+
+def store_user_rows(new: list[Release]) -> tuple[Path, int, int]:
+    """Merge rows into the user calendar (new rows win): (stored path, added, replaced)."""
     path = user_calendar_path()
     old = read_user()
-    old_keys = {(r.product, r.kb) for r in old}
-    replaced = sum((r.product, r.kb) in old_keys for r in new)
+    old_keys = {row_key(r) for r in old}
+    replaced = sum(row_key(r) in old_keys for r in new)
     write_csv(path, sorted(merge(old, new), key=lambda r: (r.product, r.month, r.kb)))
     log.info("user calendar %s: %d added, %d replaced", path, len(new) - replaced, replaced)
     return path, len(new) - replaced, replaced

@@ -57,6 +57,9 @@ class Device:
     months: list[dict] = field(default_factory=list)
     qfe: int = CALENDAR["2025-01"][2]
     other_reboots: list[dict] = field(default_factory=list)
+    os_build: int = OS_BUILD  # 26100 (24H2), 26200 (25H2), 26300 (26H2)
+    version: str = "24H2"
+    arch: str = "x64"  # or "arm64": what the update titles say
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -66,6 +69,10 @@ class Device:
             self.logs[ch] = []
 
     # -- primitives ---------------------------------------------------------------------
+    def title(self, month: str, kb: str, build: int, hotpatch: bool) -> str:
+        return update_title(month, kb, build, hotpatch, version=self.version,
+                            os_build=self.os_build, arch=self.arch)
+
     def _emit(self, ev: Event) -> None:
         self.logs[ev.channel].append(ev)
         if self._evidence is not None and (ev.provider, ev.event_id) in EVIDENCE \
@@ -89,8 +96,8 @@ class Device:
         if unexpected_since is not None:
             self._emit(W.kernel_power_41(t + _dt.timedelta(seconds=2), self.name))
         self.last_boot = t
-        self._emit(W.kernel_boot(t, self.name, OS_BUILD, self.qfe))
-        self._emit(W.eventlog_os_version(t + _dt.timedelta(seconds=9), self.name, OS_BUILD, self.qfe))
+        self._emit(W.kernel_boot(t, self.name, self.os_build, self.qfe))
+        self._emit(W.eventlog_os_version(t + _dt.timedelta(seconds=9), self.name, self.os_build, self.qfe))
         self._emit(W.eventlog_started(t + _dt.timedelta(seconds=9), self.name))
         if unexpected_since is not None:
             self._emit(W.eventlog_unexpected(t + _dt.timedelta(seconds=10), self.name, unexpected_since))
@@ -215,23 +222,23 @@ class Device:
         pt = patch_tuesday(month)
         t = pt + _dt.timedelta(days=self.rng.randrange(0, 3), hours=self.rng.randrange(0, 5),
                                minutes=self.rng.randrange(60), seconds=self.rng.randrange(60))
-        row = {"month": month, "kind": kind, "expected_kb": kb, "expected_build": f"{OS_BUILD}.{build}",
+        row = {"month": month, "kind": kind, "expected_kb": kb, "expected_build": f"{self.os_build}.{build}",
                "release": iso(pt), "deadline": iso(patch_tuesday(next_month(month))),
                "action": action, "installed_kb": None, "installed_build": None,
                "installed_at": None, "how": "none", "reboot": False, "also_installed": []}
         hot = kind == "hotpatch"
         if action in ("hotpatch", "baseline", "hotpatch+oob"):
-            done = self.install(t, kb, update_title(month, kb, build, hot), build, reboot=not hot)
-            row.update(installed_kb=kb, installed_build=f"{OS_BUILD}.{build}", installed_at=iso(done),
+            done = self.install(t, kb, self.title(month, kb, build, hot), build, reboot=not hot)
+            row.update(installed_kb=kb, installed_build=f"{self.os_build}.{build}", installed_at=iso(done),
                        how=kind, reboot=not hot, compliant=True, security_current=True,
                        why=f"{kind} {kb} installed {'with' if not hot else 'without'} a restart")
             if action == "hotpatch+oob":
                 okb, obuild = OUT_OF_BAND_HOTPATCH[month]
                 t2 = t + _dt.timedelta(days=9, hours=2)
                 main_report = self.reported
-                d2 = self.install(t2, okb, update_title(month, okb, obuild, True), obuild, reboot=False)
+                d2 = self.install(t2, okb, self.title(month, okb, obuild, True), obuild, reboot=False)
                 self.reported = main_report
-                row["also_installed"].append({"kb": okb, "build": f"{OS_BUILD}.{obuild}",
+                row["also_installed"].append({"kb": okb, "build": f"{self.os_build}.{obuild}",
                                               "at": iso(d2), "how": "out-of-band-hotpatch"})
                 row["why"] += f"; out-of-band hotpatch {okb} also installed without a restart"
             if kind == "baseline":
@@ -239,9 +246,9 @@ class Device:
         elif action in ("standard", "manual-standard"):
             skb, sbuild = STANDARD[month]
             manual = action == "manual-standard"
-            done = self.install(t, skb, update_title(month, skb, sbuild, False), sbuild,
+            done = self.install(t, skb, self.title(month, skb, sbuild, False), sbuild,
                                 reboot=True, manual=manual)
-            row.update(installed_kb=skb, installed_build=f"{OS_BUILD}.{sbuild}", installed_at=iso(done),
+            row.update(installed_kb=skb, installed_build=f"{self.os_build}.{sbuild}", installed_at=iso(done),
                        how="manual-standard" if manual else "standard", reboot=True,
                        compliant=False, security_current=True)
             row["why"] = (f"standard cumulative update {skb} installed by hand in a hotpatch month; "
@@ -253,28 +260,28 @@ class Device:
                                "hotpatch offers paused until the next baseline.")
         elif action == "hotpatch-fail-fallback":
             code = 0x800F0922
-            self.install(t, kb, update_title(month, kb, build, True), build, reboot=False, fail=code)
+            self.install(t, kb, self.title(month, kb, build, True), build, reboot=False, fail=code)
             skb, sbuild = STANDARD[month]
             t2 = t + _dt.timedelta(hours=3, minutes=self.rng.randrange(60))
-            done = self.install(t2, skb, update_title(month, skb, sbuild, False), sbuild, reboot=True)
-            row.update(installed_kb=skb, installed_build=f"{OS_BUILD}.{sbuild}", installed_at=iso(done),
+            done = self.install(t2, skb, self.title(month, skb, sbuild, False), sbuild, reboot=True)
+            row.update(installed_kb=skb, installed_build=f"{self.os_build}.{sbuild}", installed_at=iso(done),
                        how="standard-fallback", reboot=True, compliant=False, security_current=True,
                        failed=[{"kb": kb, "error_code": f"0x{code:08x}"}],
                        why=f"hotpatch {kb} failed (0x{code:08x}); fell back to standard {skb} with a restart")
         elif action == "baseline-fail":
             code = 0x800F0922
             for k in range(2):
-                self.install(t + _dt.timedelta(days=3 * k), kb, update_title(month, kb, build, False),
+                self.install(t + _dt.timedelta(days=3 * k), kb, self.title(month, kb, build, False),
                              build, reboot=True, fail=code)
             row.update(how="failed", compliant=False, security_current=False,
                        failed=[{"kb": kb, "error_code": f"0x{code:08x}"}],
-                       why=f"baseline {kb} failed twice (0x{code:08x}); device stays on {OS_BUILD}.{self.qfe}")
+                       why=f"baseline {kb} failed twice (0x{code:08x}); device stays on {self.os_build}.{self.qfe}")
         elif action == "none":
             row.update(how="not-offered", compliant=False, security_current=False,
                        why=f"no update installed: device not on the current baseline "
-                           f"(still {OS_BUILD}.{self.qfe}), so hotpatch {kb} was not offered")
+                           f"(still {self.os_build}.{self.qfe}), so hotpatch {kb} was not offered")
             self.enrolment(pt + _dt.timedelta(days=1, hours=2), f"Hotpatch offer skipped: device build "
-                           f"{OS_BUILD}.{self.qfe} is not on the current baseline.")
+                           f"{self.os_build}.{self.qfe} is not on the current baseline.")
         else:
             raise ValueError(f"{self.name}: unknown action {action!r} for {month}")
         return row

@@ -18,6 +18,9 @@ CALENDAR: dict[str, tuple[str, str, int]] = {
     "2026-01": ("baseline", "KB5074109", 7623), "2026-02": ("hotpatch", "KB5077212", 7781),
     "2026-03": ("hotpatch", "KB5079420", 7979), "2026-04": ("baseline", "KB5083769", 8246),
     "2026-05": ("hotpatch", "KB5089466", 8390),
+    # later months, for tests of the calendar past May 2026 (hpforensics/data/calendar.csv)
+    "2026-06": ("baseline", "KB5094126", 8655), "2026-07": ("baseline", "KB5101650", 8875),
+    "2026-08": ("hotpatch", "KB5120994", 9106),
 }
 # Standard cumulative updates of hotpatch months (what non-hotpatch devices get); only months
 # whose KB/build we confirmed in Microsoft's release notes as quoted by public write-ups.
@@ -38,9 +41,11 @@ def next_month(month: str) -> str:
     return f"{y + m // 12}-{m % 12 + 1:02d}"
 
 
-def update_title(month: str, kb: str, build: int, hotpatch: bool) -> str:
+def update_title(month: str, kb: str, build: int, hotpatch: bool, *, version: str = "24H2",
+                 os_build: int = OS_BUILD, arch: str = "x64") -> str:
     kind = "Security Hotpatch Update" if hotpatch else "Cumulative Update"
-    return f"{month} {kind} for Windows 11 Version 24H2 for x64-based Systems ({kb}) ({OS_BUILD}.{build})"
+    return (f"{month} {kind} for Windows 11 Version {version} for {arch}-based Systems ({kb}) "
+            f"({os_build}.{build})")
 
 
 def update_guid(kb: str) -> uuid.UUID:

@@ -35,6 +35,11 @@ def test_every_builtin_row_classifies_by_kb_and_build(cal: Calendar) -> None:
     assert len(rows) >= 40
     for r in rows:
         assert r.source in sources, f"{r.kb}: source {r.source!r} not in calendar_sources.csv"
+        if r.is_marker:  # a month whose KB is not known: no KB, no build, no date
+            assert not r.build and r.date is None and r.kind in (ReleaseKind.BASELINE,
+                                                                 ReleaseKind.HOTPATCH)
+            assert cal.month_release(r.product, r.year, r.month_number) == r
+            continue
         assert cal.lookup_kb(r.kb, r.product) == r
         assert cal.lookup_kb(r.kb.lower().removeprefix("kb"), r.product) == r
         if r.build:
@@ -70,8 +75,15 @@ def test_june_2026_hotpatch_month_turned_baseline(cal: Calendar) -> None:
     assert cal.month_kind("windows11-24h2", 2026, 6) is ReleaseKind.BASELINE
     r = cal.month_release("windows11-24h2", 2026, 6)
     assert r.kb == "KB5094126" and r.off_cadence
-    # Server 2025 kept the planned hotpatch month.
-    assert cal.month_kind("windows-server-2025", 2026, 6) is ReleaseKind.HOTPATCH
+    # Server 2025's June turned baseline too (Microsoft's hotpatch calendar, August 2026);
+    # its July is a hotpatch month whose hotpatch KB the calendar does not list.
+    s = cal.month_release("windows-server-2025", 2026, 6)
+    assert (s.kb, s.build, s.kind, s.verified) == ("KB5094125", "26100.32995",
+                                                   ReleaseKind.BASELINE, True)
+    july = cal.month_release("windows-server-2025", 2026, 7)
+    assert (july.kb, july.kind, july.source) == ("", ReleaseKind.HOTPATCH,
+                                                 "ms-server-release-info-2026-08")
+    assert cal.lookup_kb("KB5099536", "windows-server-2025").kind is ReleaseKind.STANDARD
 
 
 def test_out_of_band(cal: Calendar) -> None:
@@ -140,9 +152,16 @@ def test_cli_show_filters_and_fills_gaps(cli) -> None:
             if r["kind"] in ("baseline", "hotpatch")]
     assert [r["month"] for r in rows] == ["2026-04", "2026-05", "2026-06", "2026-07", "2026-08"]
     assert rows[0]["kb"] == "KB5082063" and rows[0]["kind"] == "baseline"
-    # June 2026 has no Server row: the cadence rule fills it in
-    assert (rows[2]["kb"], rows[2]["kind"], rows[2]["source"]) == ("", "hotpatch", "cadence rule")
-    assert rows[3]["kb"] == "KB5099536" and rows[3]["kind"] == "baseline"
+    assert (rows[2]["kb"], rows[2]["kind"]) == ("KB5094125", "baseline")
+    # July 2026: a hotpatch month whose KB is unknown is a row saying so, not a guess
+    assert (rows[3]["kb"], rows[3]["kind"], rows[3]["source"]) == (
+        "", "hotpatch", "ms-server-release-info-2026-08")
+    proc = cli("calendar", "--product", "windows-server-2025", "--from", "2027-01",
+               "--to", "2027-02", "--format", "csv", check=True)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    # months past the data: the cadence rule fills them in
+    assert [(r["kb"], r["kind"], r["source"]) for r in rows] == [
+        ("", "baseline", "cadence rule"), ("", "hotpatch", "cadence rule")]
     proc = cli("calendar", "--format", "json", check=True)
     data = json.loads(proc.stdout)
     assert {"windows11-24h2", "windows-server-2025"} <= {r["product"] for r in data}
@@ -211,3 +230,77 @@ def test_cli_classify(cli) -> None:
     assert [(r["kind"], r["product"]) for r in rows] == [
         ("baseline", "windows11-24h2"), ("hotpatch", "windows11-25h2"),
         ("standard", "windows11-24h2")]
+
+
+def test_august_2026_client_hotpatch_and_server_line(cal: Calendar) -> None:
+    hot = cal.lookup_kb_all("KB5120994")
+    assert {(r.product, r.build, r.kind, r.month) for r in hot} == {
+        ("windows11-24h2", "26100.9106", ReleaseKind.HOTPATCH, "2026-08"),
+        ("windows11-25h2", "26200.9106", ReleaseKind.HOTPATCH, "2026-08")}
+    assert cal.month_release("windows11-24h2", 2026, 8).kb == "KB5120994"
+    assert cal.lookup_kb("KB5121003").kind is ReleaseKind.STANDARD  # the month's LCU
+    # Server 2025's own line: a server build never matches a client row, nor the reverse
+    assert cal.lookup_build("26100.33222").product == "windows-server-2025"
+    assert cal.lookup_build("26100.9106", "windows-server-2025") is None
+    near = cal.classify("26100.33250")
+    assert (near.release.product, near.release.kb, near.exact) == (
+        "windows-server-2025", "KB5120228", False)
+    near = cal.classify("26100.9120")
+    assert (near.release.product, near.release.kb) == ("windows11-24h2", "KB5120994")
+
+
+def test_26h2_has_its_own_rows(cal: Calendar) -> None:
+    ga = cal.lookup_kb("KB5129195", "windows11-26h2")
+    assert (ga.build, ga.kind, ga.date) == ("26300.9457", ReleaseKind.OUT_OF_BAND,
+                                            dt.date(2026, 9, 29))
+    assert cal.lookup_build("26300.9457").product == "windows11-26h2"
+    # before its first baseline month 26H2 has no hotpatch programme
+    assert cal.month_kind("windows11-26h2", 2026, 9) is ReleaseKind.STANDARD
+    oct_ = cal.month_release("windows11-26h2", 2026, 10)
+    assert (oct_.kb, oct_.kind, oct_.source) == ("", ReleaseKind.BASELINE, "no-public-kb")
+
+
+def test_every_month_to_december_2026_has_a_row(cal: Calendar) -> None:
+    """Current to December 2026: each month of each product is a row, a KB or an explicit
+    unknown, never only the cadence rule."""
+    from hpforensics.kb.calendar import HOTPATCH_START, MonthState, iter_months, parse_month
+
+    for product in PRODUCTS:
+        for month in iter_months(HOTPATCH_START[product], "2026-12"):
+            y, m = parse_month(month)
+            assert cal.month_state(product, y, m) is not MonthState.MISSING, (product, month)
+
+
+def test_check_lists_months_not_confirmed_up_to_today(cal: Calendar) -> None:
+    from hpforensics.kb.calendar import MonthState
+
+    found = {(c.product, c.month): c.state for c in cal.check(dt.date(2026, 12, 7))}
+    assert found[("windows11-24h2", "2026-09")] is MonthState.UNKNOWN
+    assert found[("windows11-24h2", "2026-08")] is MonthState.UNCONFIRMED
+    assert ("windows11-24h2", "2026-05") not in found  # confirmed on Microsoft's notes
+    assert ("windows11-24h2", "2026-12") not in found  # Patch Tuesday is 2026-12-08
+    assert ("windows11-24h2", "2026-12") in {
+        (c.product, c.month) for c in cal.check(dt.date(2026, 12, 8))}
+    assert cal.last_confirmed_month("windows11-24h2") == "2026-05"
+    assert cal.last_confirmed_month("windows-server-2025") == "2026-06"
+
+
+def test_marker_rows_in_a_user_csv(tmp_path) -> None:
+    """An empty KB is allowed for a baseline/hotpatch month only; a KB row for the month
+    replaces the marker."""
+    user = tmp_path / "u.csv"
+    user.write_text("product,month,kb,build,kind,date\n"
+                    "windows11-24h2,2027-01,,,baseline,\n")
+    cal = Calendar.from_csv(user)
+    assert cal.month_release("windows11-24h2", 2027, 1).source == "user:u.csv"
+    bad = "product,month,kb,build,kind,date\nwindows11-24h2,2027-01,,,standard,\n"
+    with pytest.raises(InputError, match="line 2: bad KB"):
+        parse_rows(bad, "u.csv")
+    with pytest.raises(InputError, match="a build without a KB"):
+        parse_rows("product,month,kb,build,kind\nwindows11-24h2,2027-01,,26100.9999,baseline\n",
+                   "u.csv")
+    (tmp_path / "k.csv").write_text("product,month,kb,build,kind,date\n"
+                                    "windows11-24h2,2026-10,KB5999999,26100.9999,baseline,"
+                                    "2026-10-13\n")
+    cal = Calendar.from_csv(tmp_path / "k.csv")
+    assert [r.kb for r in cal.month_releases("windows11-24h2", 2026, 10)] == ["KB5999999"]

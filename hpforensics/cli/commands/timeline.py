@@ -31,7 +31,8 @@ def timeline(
     end: Optional[str] = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),  # noqa: UP007
     parser: str = typer.Option("evtx", "--parser", help="evtx (Rust, default) or python-evtx."),
     product: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--product", help="windows11-24h2 or windows-server-2025 (default: inferred)."),
+        None, "--product", help="windows11-24h2, windows11-25h2, windows11-26h2 or "
+                               "windows-server-2025 (default: inferred from the builds booted)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Processes reading files in parallel."),
     grace_days: Optional[int] = typer.Option(  # noqa: UP007
         None, "--grace-days", help="Days after release to comply (default: by the next "
@@ -81,7 +82,7 @@ def timeline(
     result = run_timeline(logs, output, opts, html=html)
     _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256},
              rings=rings)
-    for warning in result.warnings:
+    for warning in [*result.warnings, *result.notices]:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
     good = sum(1 for m in judged if m.compliant)
@@ -130,7 +131,7 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
     from hpforensics.fleet.timeline import run_fleet_timeline
 
     result = run_fleet_timeline(logs, output, opts, ClusterSpec(scheduler, workers), html=html)
-    for warning in result.warnings:
+    for warning in [*result.warnings, *result.notices]:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     if result.failures:
         typer.echo(failures_warning(result.failures, output / "failures.csv", "task"), err=True)
