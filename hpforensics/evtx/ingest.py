@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -123,6 +124,10 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
                 kind = "zip" if file.suffix.lower() == ".zip" else kind_of(str(file))
                 if kind:
                     items.extend(_items_for(file, kind))
+        elif not stat.S_ISREG(p.stat().st_mode):
+            # a FIFO, device or socket (or a symlink to one) is never opened (a FIFO blocks the
+            # open, /dev/zero never ends): an input that read_item refuses with one warning
+            items.append(InputItem(str(p), str(p), "", kind_of(p.name) or "special", ""))
         else:
             kind = "zip" if p.suffix.lower() == ".zip" else (kind_of(p.name) or _sniff(p))
             if kind is None:
@@ -134,12 +139,18 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
 
 def _files_under(root: Path) -> list[Path]:
     """Every file under `root`, sorted: sorted(f for f in root.rglob("*") if f.is_file())
-    (symlinked folders are not entered either) through os.walk, ~5x faster on 1,800 logs."""
+    (symlinked folders are not entered either) through os.walk, ~5x faster on 1,800 logs.
+    FIFOs, devices and sockets (and symlinks to them) are listed too, not skipped unseen:
+    one named as a log is refused by read_item with a warning, never opened."""
     found = []
     for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)
-            if os.path.isfile(path):
+            try:
+                mode = os.stat(path).st_mode  # stat, not open: never blocks
+            except OSError:  # a dangling symlink
+                continue
+            if not stat.S_ISDIR(mode):
                 found.append(Path(path))
     return sorted(found)
 
@@ -149,6 +160,8 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
         parts = file.absolute().parts  # no resolve(): one lstat per part
         hint = registry_device(parts) if kind == "registry" else device_from_parts(parts)
         return [InputItem(str(file), str(file), "", kind, hint)]
+    if not stat.S_ISREG(file.stat().st_mode):  # refused by read_item; ZipFile would block on it
+        return [InputItem(str(file), str(file), "", kind, "")]
     try:
         with zipfile.ZipFile(file) as zf:
             names = sorted(n for n in zf.namelist() if not n.endswith("/") and kind_of(n))

@@ -158,8 +158,10 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
         result.events = events_out.count
     result.outputs["events"] = events_out.csv_path
     if not result.records and all(s.warnings for s in result.inputs):
-        raise InputError(items[0].source,
-                         "no records could be read: " + result.inputs[0].warnings[0])
+        first = result.inputs[0].warnings[0]
+        prefix = items[0].source + ": "  # the warning names the input already: once is enough
+        raise InputError(items[0].source, "no records could be read: "
+                         + (first[len(prefix):] if first.startswith(prefix) else first))
     _write_inputs(outdir, result.inputs)
     rules = ComplianceRules(shared_classifier(opts.product).calendar, opts.grace_days)
     for device in sorted(by_device):

@@ -62,12 +62,13 @@ class FileResult:
 def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
               hash_inputs: bool = False, opts: TimelineOptions | None = None) -> FileResult:
     """Normalised events of one input, and what reading it gave (never raises on bad data)."""
-    from hpforensics.evidence import describe_input
+    from hpforensics.evidence import check_regular, describe_input
 
     stats = ReadStats(item.source, device_hint=item.device_hint)
     classifier = shared_classifier(product)
     events: list[Event] = []
     try:
+        check_regular(item.path)  # a FIFO or device named as a log: one warning, never opened
         with local_path(item) as path:
             stats.size = os.path.getsize(path)
             # both EVTX readers hash the file on their integrity scan's read (no second pass)
