@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from hpforensics import __version__
 from hpforensics.evidence import InputRecord, describe_input, hashed_input
+from hpforensics.textsafe import shown
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def input_records(paths: Iterable[str | os.PathLike[str] | None],
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file())[:MAX_FILES_PER_FOLDER]
         for f in files:
-            key = str(f)
+            key = shown(f)  # as the command named it in its own results
             if key in seen or _special(f):
                 continue
             seen.add(key)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from hpforensics.errors import InputError
+from hpforensics.textsafe import shown
 
 
 @dataclass(frozen=True)
@@ -112,4 +113,4 @@ def hashed_input(path: str | os.PathLike[str], sha256: str) -> InputRecord:
 
 def _record(p: Path, st: os.stat_result, sha256: str) -> InputRecord:
     mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc).isoformat()
-    return InputRecord(str(p), st.st_size, sha256, mtime.replace("+00:00", "Z"))
+    return InputRecord(shown(p), st.st_size, sha256, mtime.replace("+00:00", "Z"))

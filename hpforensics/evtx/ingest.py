@@ -24,6 +24,7 @@ from hpforensics.evtx.hive import is_hive, is_hive_path
 from hpforensics.evtx.hive_log import LOG_SUFFIXES
 from hpforensics.evtx.registry import ARTIFACT, is_results_file
 from hpforensics.outpaths import safe_join
+from hpforensics.textsafe import clean, shown
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
         elif not stat.S_ISREG(p.stat().st_mode):
             # a FIFO, device or socket (or a symlink to one) is never opened (a FIFO blocks the
             # open, /dev/zero never ends): an input that read_item refuses with one warning
-            items.append(InputItem(str(p), str(p), "", kind_of(p.name) or "special", ""))
+            items.append(InputItem(shown(p), str(p), "", kind_of(p.name) or "special", ""))
         else:
             kind = "zip" if p.suffix.lower() == ".zip" else (kind_of(p.name) or _sniff(p))
             if kind is None:
@@ -159,21 +160,23 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
     if kind != "zip":
         parts = file.absolute().parts  # no resolve(): one lstat per part
         hint = registry_device(parts) if kind == "registry" else device_from_parts(parts)
-        return [InputItem(str(file), str(file), "", kind, hint)]
+        # `source` and the device are shown in every output: a name that is not UTF-8 is
+        # shown with its undecodable bytes escaped; `path` keeps the bytes to open
+        return [InputItem(shown(file), str(file), "", kind, clean(hint))]
     if not stat.S_ISREG(file.stat().st_mode):  # refused by read_item; ZipFile would block on it
-        return [InputItem(str(file), str(file), "", kind, "")]
+        return [InputItem(shown(file), str(file), "", kind, "")]
     try:
         with zipfile.ZipFile(file) as zf:
             names = sorted(n for n in zf.namelist() if not n.endswith("/") and kind_of(n))
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InputError(file, f"not a readable zip archive ({exc})") from None
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:  # a member name flagged
+        raise InputError(file, f"not a readable zip archive ({exc})") from None  # UTF-8, is not
     out = []
     for name in names:
         parts = [file.name] + list(PurePosixPath(name.replace("\\", "/")).parts)
         kind = kind_of(name) or ""
         hint = (registry_device(parts, file.name) if kind == "registry"
                 else device_from_parts(parts, fallback=file.name))
-        out.append(InputItem(f"{file}!{name}", str(file), name, kind, hint))
+        out.append(InputItem(f"{shown(file)}!{clean(name)}", str(file), name, kind, clean(hint)))
     return out
 
 

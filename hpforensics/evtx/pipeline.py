@@ -30,6 +30,7 @@ from hpforensics.evtx.readers import PARSERS
 from hpforensics.evtx.reading import iter_read, shared_classifier
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
+from hpforensics.textsafe import clean
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class TimelineResult:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for s in self.inputs for w in s.warnings]
+        return [clean(w) for s in self.inputs for w in s.warnings]  # parsers' text, any bytes
 
     @property
     def partial(self) -> bool:
@@ -216,7 +217,7 @@ def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
             out.write({"source": s.source, "device_hint": s.device_hint, "records": s.records,
                        "relevant": s.relevant, "expected_records": s.expected_records,
                        "sha256": s.sha256, "size": s.size,
-                       "warnings": " | ".join(s.warnings)})
+                       "warnings": clean(" | ".join(s.warnings))})
 
 
 def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> None:

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
-
 TIMEOUT = 60  # the real runs take a few seconds; the hang this guards against was forever
 NOT_READ = "not a regular file: not read"
 
 
-def _cli(*args):
-    proc = run_cli(*args, timeout=TIMEOUT)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+@pytest.fixture
+def run(cli):
+    """The CLI under a timeout, never a traceback."""
+    def _run(*args):
+        proc = cli(*args, timeout=TIMEOUT)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+    return _run
 
 
 def _refusals(stderr: str) -> list[str]:
@@ -43,28 +45,28 @@ def _socket(path: Path) -> socket.socket:
     return s
 
 
-def test_fifo_named_system_evtx(tmp_path):
+def test_fifo_named_system_evtx(run, tmp_path):
     fifo = tmp_path / "System.evtx"
     os.mkfifo(fifo)
-    proc = _cli("timeline", fifo, "-o", tmp_path / "out", "--no-html")
+    proc = run("timeline", fifo, "-o", tmp_path / "out", "--no-html")
     assert proc.returncode == 2
     assert f"{fifo}: no records could be read: is a FIFO (named pipe), {NOT_READ}" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 @pytest.mark.parametrize("target", ["/dev/zero", "/dev/null"])
-def test_symlink_to_a_character_device(tmp_path, target):
+def test_symlink_to_a_character_device(run, tmp_path, target):
     for name in (".evtx", "Security.evtx"):  # the issue's dotfile name, and a plain one
         link = tmp_path / name
         link.symlink_to(target)
-        proc = _cli("timeline", link, "-o", tmp_path / f"out{name}", "--no-html")
+        proc = run("timeline", link, "-o", tmp_path / f"out{name}", "--no-html")
         assert proc.returncode == 2, proc.stderr
         assert (f"is a symbolic link to a character device ({target}), {NOT_READ}"
                 in proc.stderr)
         link.unlink()
 
 
-def test_folder_and_collection_keep_the_good_logs(tmp_path, shared_data, sock_dir):
+def test_folder_and_collection_keep_the_good_logs(run, tmp_path, shared_data, sock_dir):
     """A triage collection (KAPE layout) whose Logs folder holds one real log beside a FIFO,
     a /dev/zero symlink, a socket and a FIFO named as a zip: each refused with one warning,
     the real log read in full, exit 3 (partial)."""
@@ -78,7 +80,7 @@ def test_folder_and_collection_keep_the_good_logs(tmp_path, shared_data, sock_di
     try:
         (logs / "Setup.evtx").symlink_to(sock_dir / "Setup.evtx")
         out = tmp_path / "out"
-        proc = _cli("timeline", tmp_path / "HOST1", "-o", out, "--no-html")
+        proc = run("timeline", tmp_path / "HOST1", "-o", out, "--no-html")
     finally:
         sock.close()
     assert proc.returncode == 3, proc.stderr
@@ -94,18 +96,18 @@ def test_folder_and_collection_keep_the_good_logs(tmp_path, shared_data, sock_di
     assert int(rows["System.evtx"]["records"]) > 1000 and not rows["System.evtx"]["warnings"]
     assert rows["Security.evtx"]["records"] == "0" and NOT_READ in rows["Security.evtx"]["warnings"]
     # the same log alone gives the same records: nothing of the good one was lost
-    alone = _cli("timeline", logs / "System.evtx", "-o", tmp_path / "alone", "--no-html")
+    alone = run("timeline", logs / "System.evtx", "-o", tmp_path / "alone", "--no-html")
     assert alone.returncode == 0, alone.stderr
     with open(tmp_path / "alone" / "events.csv", encoding="utf-8") as a, \
             open(out / "events.csv", encoding="utf-8") as b:
         assert a.read() == b.read()
 
 
-def test_socket_given_directly(tmp_path, sock_dir):
+def test_socket_given_directly(run, tmp_path, sock_dir):
     path = sock_dir / "System.evtx"
     sock = _socket(path)
     try:
-        proc = _cli("timeline", path, "-o", tmp_path / "out", "--no-html")
+        proc = run("timeline", path, "-o", tmp_path / "out", "--no-html")
     finally:
         sock.close()
     assert proc.returncode == 2
@@ -125,17 +127,17 @@ def specials(tmp_path):
 
 
 @pytest.mark.parametrize("which", ["fifo", "device"])
-def test_dump_analyze_refuses(tmp_path, specials, which):
+def test_dump_analyze_refuses(run, tmp_path, specials, which):
     path, what = specials[which]
-    proc = _cli("dump", "analyze", path, "-o", tmp_path / "out", "-q")
+    proc = run("dump", "analyze", path, "-o", tmp_path / "out", "-q")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"hpforensics: error: {path}: is {what}, {NOT_READ}"
 
 
 @pytest.mark.parametrize("which", ["fifo", "device"])
-def test_pe_info_refuses_and_keeps_the_good_file(specials, real_pe_files, which):
+def test_pe_info_refuses_and_keeps_the_good_file(run, specials, real_pe_files, which):
     path, what = specials[which]
-    proc = _cli("pe", "info", path, real_pe_files[0], "-f", "json")
+    proc = run("pe", "info", path, real_pe_files[0], "-f", "json")
     assert proc.returncode == 3, proc.stderr  # partial: the real DLL is described
     assert f"{path}: is {what}, {NOT_READ}" in proc.stderr
     assert real_pe_files[0].name in proc.stdout
@@ -143,9 +145,9 @@ def test_pe_info_refuses_and_keeps_the_good_file(specials, real_pe_files, which)
 
 @pytest.mark.parametrize("which", ["fifo", "device"])
 @pytest.mark.parametrize("side", ["--disk", "--memory"])
-def test_pe_diff_refuses(specials, real_pe_files, which, side):
+def test_pe_diff_refuses(run, specials, real_pe_files, which, side):
     path, what = specials[which]
     disk, memory = (path, real_pe_files[0]) if side == "--disk" else (real_pe_files[0], path)
-    proc = _cli("pe", "diff", "--disk", disk, "--memory", memory, "--base", "0x180000000")
+    proc = run("pe", "diff", "--disk", disk, "--memory", memory, "--base", "0x180000000")
     assert proc.returncode == 2
     assert f"is {what}, {NOT_READ}" in proc.stderr and path.name in proc.stderr

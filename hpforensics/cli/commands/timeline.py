@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from hpforensics.errors import ExitCode, UsageError
+from hpforensics.textsafe import shown
 
 
 def _date(value: Optional[str], opt: str) -> Optional[dt.date]:  # noqa: UP007
@@ -75,7 +76,7 @@ def timeline(
     typer.echo(
         f"{len(result.inputs)} input(s), {result.records} records, {result.events} events, "
         f"{len(result.devices)} device(s); {good}/{len(judged)} device-months compliant; "
-        f"outputs in {output}"
+        f"outputs in {shown(output)}"
     )
     if result.partial:
         typer.echo("hpforensics: some input was damaged or only partly readable: every intact "
