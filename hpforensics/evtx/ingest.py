@@ -3,7 +3,9 @@
 A triage collection (KAPE, Velociraptor, CyLR) keeps a device's logs under
 `<collection>/<drive>/Windows/System32/winevt/Logs/`; the collection's folder or archive name
 is the device name to use when a record has no Computer field. Zip members are copied to a
-temporary file one at a time (the parsers want a seekable file; memory stays flat).
+temporary file one at a time (the parsers want a seekable file; memory stays flat), and only
+when what they expand to is bounded (`member_refusal`): a 1 GiB member of zeros packs into
+1 MiB, and a larger one would fill the disk.
 """
 from __future__ import annotations
 
@@ -181,8 +183,9 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
 
 
 @contextlib.contextmanager
-def local_path(item: InputItem) -> Iterator[str]:
-    """A path the parsers can open: the file itself, or a temporary copy of a zip member."""
+def local_path(item: InputItem, warnings: list[str] | None = None) -> Iterator[str]:
+    """A path the parsers can open: the file itself, or a temporary copy of a zip member.
+    `warnings` gets a line for each companion member (a hive's logs) refused."""
     if not item.member:
         yield item.path
         return
@@ -190,16 +193,44 @@ def local_path(item: InputItem) -> Iterator[str]:
         member = PurePosixPath(item.member.replace("\\", "/"))
         # the member name is evidence: one safe component inside the scratch folder
         target = safe_join(tmp, member.name)
+        info = zf.getinfo(item.member)
+        why = member_refusal(info, tmp)
+        if why:
+            raise InputError(item.source, why, offset=info.header_offset)
         try:
             _copy_member(zf, item.member, str(target))
         except _MEMBER_ERRORS as exc:
             raise InputError(item.source, f"cannot extract from the archive ({exc})") from None
         if item.kind == "registry" and is_hive_path(member.parts):  # not a .reg or result set
-            _extract_logs(zf, item, str(target))
+            _extract_logs(zf, item, str(target), warnings)
         yield str(target)
 
 
 _MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError)
+
+# A member bigger than RATIO_FLOOR that packs more than MAX_RATIO:1 is not extracted. Real
+# event logs pack 8:1 to 60:1 (the shared and sample logs); 1 GiB of zeros packs 1000:1. A
+# log that large and that empty holds almost nothing; the warning names it. 100:1 is also
+# Apache POI's default bound (ZipSecureFile.MIN_INFLATE_RATIO 0.01).
+MAX_RATIO = 100
+RATIO_FLOOR = 64 << 20
+FREE_RESERVE = 256 << 20  # left free in the scratch folder after a member is copied there
+
+
+def member_refusal(info: zipfile.ZipInfo, scratch: str, free: int | None = None) -> str:
+    """Why an archive member must not be copied out ('' when it may). The declared size is
+    what zipfile will write at most (it stops reading there), so it bounds the copy."""
+    size, packed = info.file_size, max(info.compress_size, 1)
+    if size > RATIO_FLOOR and size > MAX_RATIO * packed:
+        return (f"expands to {size:,} bytes from {packed:,} ({size // packed}:1, more than "
+                f"{MAX_RATIO}:1): not extracted (a decompression bomb, or a log that is "
+                "nearly empty)")
+    if free is None:
+        free = shutil.disk_usage(scratch).free
+    if size > free - FREE_RESERVE:
+        return (f"expands to {size:,} bytes, more than the scratch folder can hold "
+                f"({free:,} bytes free, {FREE_RESERVE >> 20} MiB kept free): not extracted")
+    return ""
 
 
 def _copy_member(zf: zipfile.ZipFile, name: str, dest: str) -> None:
@@ -209,12 +240,19 @@ def _copy_member(zf: zipfile.ZipFile, name: str, dest: str) -> None:
     os.chmod(dest, 0o400)
 
 
-def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str) -> None:
+def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str,
+                  warnings: list[str] | None) -> None:
     """A hive's transaction logs (member + .LOG1/.LOG2/.LOG, any case) copied beside its
     temporary copy, under the same suffixes, so hive_log.py finds them there."""
     want = {item.member.lower() + s for s in LOG_SUFFIXES}
     for name in zf.namelist():
         if name.lower() not in want:
+            continue
+        info = zf.getinfo(name)
+        why = member_refusal(info, os.path.dirname(target))
+        if why:  # the hive is read without this log
+            if warnings is not None:
+                warnings.append(str(InputError(f"{item.path}!{name}", why, info.header_offset)))
             continue
         try:
             _copy_member(zf, name, target + name[len(item.member):])

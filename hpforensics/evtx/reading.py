@@ -69,7 +69,7 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
     events: list[Event] = []
     try:
         check_regular(item.path)  # a FIFO or device named as a log: one warning, never opened
-        with local_path(item) as path:
+        with local_path(item, stats.warnings) as path:
             stats.size = os.path.getsize(path)
             # both EVTX readers hash the file on their integrity scan's read (no second pass)
             scan_hashes = item.kind == "evtx"
