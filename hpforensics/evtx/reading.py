@@ -194,8 +194,8 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
     # pipe and spins until the result thread has read it (~0.4 s of the parent's CPU on the
     # 1,792-file fleet).
     try:
-        with ProcessPoolExecutor(workers,
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_signals) as pool:
             try:
                 # Tasks are handed out a few at a time, not all at once: results a worker
                 # finished early wait in the parent's memory until their turn.
@@ -235,6 +235,15 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         _JOB = None
         if opts.work_dir is not None and opts.work_dir in _PIECE:  # the parent's own piece
             _PIECE.pop(opts.work_dir)[1].close()
+
+
+def _worker_signals() -> None:
+    """A ^C reaches the whole process group: the parent stops the run and the pool; a worker
+    ends with its task instead of printing its own KeyboardInterrupt traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 # Results read ahead wait outside the run's bounded structures (the timeline rows' spill to

@@ -61,14 +61,19 @@ def timeline(
         start=first, end=last, product=product, jobs=jobs, grace_days=grace_days,
         hash_inputs=hash_inputs,
     )
+    from hpforensics.staging import staged_outputs
+
+    # written in a staging folder, put in place when complete (interrupted: nothing is)
     if scheduler or workers:
-        partial = _fleet(logs, output, opts, html, scheduler, workers)
-        _custody(logs, output, opts, html)
+        with staged_outputs(output) as stage:
+            partial = _fleet(logs, stage, opts, html, scheduler, workers, shown_as=output)
+            _custody(logs, stage, opts, html)
         if partial:
             raise typer.Exit(int(ExitCode.PARTIAL))
         return
-    result = run_timeline(logs, output, opts, html=html)
-    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256})
+    with staged_outputs(output) as stage:
+        result = run_timeline(logs, stage, opts, html=html)
+        _custody(logs, stage, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256})
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
@@ -99,9 +104,10 @@ def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
 
 
 def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional[str],  # noqa: UP006,UP007
-           workers: Optional[int]) -> bool:  # noqa: UP007
+           workers: Optional[int], shown_as: Path) -> bool:  # noqa: UP007
     """The same outputs, devices as tasks on Dask (hpforensics.fleet), plus Parquet
-    partitions and failures.csv; True when partial."""
+    partitions and failures.csv; True when partial. `output`: the staging folder; the
+    messages name `shown_as`, where the outputs end up."""
     from hpforensics.fleet.cluster import ClusterSpec, failures_warning
     from hpforensics.fleet.timeline import run_fleet_timeline
 
@@ -109,11 +115,12 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
     for warning in result.warnings:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     if result.failures:
-        typer.echo(failures_warning(result.failures, output / "failures.csv", "task"), err=True)
+        typer.echo(failures_warning(result.failures, shown_as / "failures.csv", "task"),
+                   err=True)
     typer.echo(
         f"{result.partitions} partition(s), {result.inputs} input(s), {result.records} records, "
         f"{result.events} events, {result.devices} device(s); {result.months_compliant}/"
-        f"{result.months_judged} device-months compliant; outputs in {output}"
+        f"{result.months_judged} device-months compliant; outputs in {shown(shown_as)}"
     )
     if result.partial:
         typer.echo("hpforensics: some input was damaged or some task failed: every other "
