@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import lzma
 import os
 import re
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
@@ -170,8 +172,8 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
     try:
         with zipfile.ZipFile(file) as zf:
             names = sorted(n for n in zf.namelist() if not n.endswith("/") and kind_of(n))
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:  # a member name flagged
-        raise InputError(file, f"not a readable zip archive ({exc})") from None  # UTF-8, is not
+    except _ARCHIVE_ERRORS as exc:
+        raise InputError(file, f"not a readable zip archive ({exc})") from None
     out = []
     for name in names:
         parts = [file.name] + list(PurePosixPath(name.replace("\\", "/")).parts)
@@ -189,7 +191,11 @@ def local_path(item: InputItem, warnings: list[str] | None = None) -> Iterator[s
     if not item.member:
         yield item.path
         return
-    with zipfile.ZipFile(item.path) as zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
+    try:
+        zf = zipfile.ZipFile(item.path)  # read again: the archive may differ from discover's
+    except _ARCHIVE_ERRORS as exc:
+        raise InputError(item.source, f"not a readable zip archive ({exc})") from None
+    with zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
         member = PurePosixPath(item.member.replace("\\", "/"))
         # the member name is evidence: one safe component inside the scratch folder
         target = safe_join(tmp, member.name)
@@ -206,7 +212,14 @@ def local_path(item: InputItem, warnings: list[str] | None = None) -> Iterator[s
         yield str(target)
 
 
-_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError)
+# What a damaged member raises as it is read: a bad CRC or header (BadZipFile), a corrupt
+# deflate / lzma stream (zlib.error, LZMAError; bzip2's is an OSError), a compression method
+# zipfile does not know (NotImplementedError), an encrypted member (RuntimeError).
+_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError,
+                  NotImplementedError, RuntimeError)
+# ... and opening the archive: a "zip file version" it does not know (NotImplementedError,
+# fuzz_archive's second find), a name flagged UTF-8 that is not (UnicodeDecodeError)
+_ARCHIVE_ERRORS = _MEMBER_ERRORS + (UnicodeDecodeError, ValueError)
 
 # A member bigger than RATIO_FLOOR that packs more than MAX_RATIO:1 is not extracted. Real
 # event logs pack 8:1 to 60:1 (the shared and sample logs); 1 GiB of zeros packs 1000:1. A

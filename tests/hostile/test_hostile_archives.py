@@ -77,3 +77,31 @@ def test_member_refusal_rules(tmp_path, shared_data):
         for i in zf.infolist():
             assert i.file_size < 60 * i.compress_size
             assert member_refusal(i, str(tmp_path)) == ""
+
+
+def test_corrupt_deflate_member_found_by_the_fuzzer(cli, tmp_path):
+    """fuzz_archive's first find: a member whose deflate stream is corrupt raised zlib.error
+    out of the copy (a traceback from timeline). Now one warning naming the member; the
+    other members are read."""
+    archive = Path(__file__).resolve().parents[1] / "corrupt" / "regressions" / \
+        "archive-corrupt-deflate.zip"
+    proc = cli("timeline", archive, "-o", tmp_path / "out", "--no-html", timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    assert (f"hpforensics: warning: {archive}!uploads/auto/C%3A/Windows/System32/winevt/Logs/"
+            "Setup.evtx: cannot extract from the archive (Error -3 while decompressing data"
+            in proc.stderr)
+    with open(tmp_path / "out" / "inputs.csv", newline="", encoding="utf-8") as fh:
+        rows = {r["source"].rpartition("!")[2]: r for r in csv.DictReader(fh)}
+    assert rows["/abs/C/Windows/System32/winevt/Logs/x.json"]["records"] == "1"
+
+
+def test_unknown_zip_version_found_by_the_fuzzer(cli, tmp_path):
+    """fuzz_archive's second find: a central directory naming a zip version zipfile does not
+    know raised NotImplementedError out of discover (a traceback). Now one error line."""
+    archive = Path(__file__).resolve().parents[1] / "corrupt" / "regressions" / \
+        "archive-unknown-version.zip"
+    proc = cli("timeline", archive, "-o", tmp_path / "out", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"hpforensics: error: {archive}: not a readable zip archive "
+                           "(zip file version 23.6)\n")
