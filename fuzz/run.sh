@@ -7,13 +7,14 @@ set -u
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-${FUZZ_SECONDS:-60}}
 shift || true
-HARNESSES=${*:-"pagehash evtxscan pe evtx kb memimage"}
+HARNESSES=${*:-"pagehash evtxscan pe evtx kb memimage rowfmt registry etl archive"}
 PY=${PY:-.venv/bin/python}
 CC_FUZZ=${CC_FUZZ:-clang}
 OUT=build/fuzz
 mkdir -p "$OUT/artifacts"
 # max input length, per harness: EVTX needs a 4 KiB header plus a 64 KiB chunk
-declare -A MAXLEN=([pagehash]=65536 [evtxscan]=65536 [pe]=65536 [evtx]=140000 [kb]=16384 [memimage]=8192)
+declare -A MAXLEN=([pagehash]=65536 [evtxscan]=65536 [pe]=65536 [evtx]=140000 [kb]=16384 [memimage]=8192
+                  [rowfmt]=4096 [registry]=40000 [etl]=32768 [archive]=65536)
 status=0
 for h in $HARNESSES; do
     mkdir -p "$OUT/$h"

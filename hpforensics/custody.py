@@ -14,11 +14,13 @@ import json
 import logging
 import os
 import platform
+import stat
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hpforensics import __version__
 from hpforensics.evidence import InputRecord, describe_input, hashed_input
+from hpforensics.textsafe import shown
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,21 @@ def input_records(paths: Iterable[str | os.PathLike[str] | None],
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file())[:MAX_FILES_PER_FOLDER]
         for f in files:
-            key = str(f)
-            if key in seen:
+            key = shown(f)  # as the command named it in its own results
+            if key in seen or _special(f):
                 continue
             seen.add(key)
             out.append(hashed_input(f, hashed[key]) if hashed.get(key) else describe_input(f))
     return out
+
+
+def _special(path: Path) -> bool:
+    """A FIFO, device or socket (or a symlink to one): the command refused it with a warning
+    and read nothing of it, so there is nothing to hash (opening a FIFO would block)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # missing: describe_input says so
 
 
 def _plain(value: Any) -> Any:

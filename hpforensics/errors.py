@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 
+from hpforensics.textsafe import clean, shown
+
 
 class ExitCode(enum.IntEnum):
     OK = 0
@@ -29,9 +31,10 @@ class InputError(HPFError):
     """Evidence that cannot be read as what it claims to be."""
 
     def __init__(self, path: object, message: str, offset: int | None = None) -> None:
-        self.path = str(path) if path is not None else None
+        # the path and the message reach every output: undecodable bytes escaped once, here
+        self.path = shown(path) if path is not None else None
         self.offset = offset
-        self.message = message
+        self.message = clean(message)
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

@@ -5,11 +5,13 @@ import datetime as dt
 import hashlib
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from hpforensics.errors import InputError
+from hpforensics.textsafe import shown
 
 
 @dataclass(frozen=True)
@@ -22,10 +24,48 @@ class InputRecord:
     mtime: str  # UTC ISO 8601
 
 
-def open_evidence(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open a file for reading only; a missing or unreadable file is a one-line InputError."""
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a directory"))
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is ('' for a regular file): reading a FIFO or a terminal blocks,
+    /dev/zero never ends, so evidence is only ever read from regular files."""
+    if stat.S_ISREG(mode):
+        return ""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def refusal(path: str | os.PathLike[str], mode: int) -> str:
+    """The one-line reason a non-regular file is not read; a symlink names its target."""
+    what = special_kind(mode)
+    if os.path.islink(path):
+        what = f"a symbolic link to {what} ({os.readlink(path)})"
+    return f"is {what}, not a regular file: not read"
+
+
+def check_regular(path: str | os.PathLike[str]) -> os.stat_result:
+    """stat() the file (never blocks, unlike open() on a FIFO) and refuse anything but a
+    regular file with an InputError naming what it is."""
     try:
-        return open(path, "rb")  # noqa: SIM115 - caller owns the handle
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except OSError as exc:
+        raise InputError(path, exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(path, refusal(path, st.st_mode))
+    return st
+
+
+def open_evidence(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a regular file for reading only; a missing, unreadable or non-regular file (FIFO,
+    device, socket, a symlink to one) is a one-line InputError. The open is O_NONBLOCK, so a
+    FIFO swapped in after any earlier check still cannot block it; fstat() then decides."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise InputError(path, "no such file") from None
     except IsADirectoryError:
@@ -34,6 +74,17 @@ def open_evidence(path: str | os.PathLike[str]) -> IO[bytes]:
         raise InputError(path, "permission denied") from None
     except OSError as exc:
         raise InputError(path, exc.strerror or str(exc)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise InputError(path, "is a directory, expected a file")
+        raise InputError(path, refusal(path, mode))
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)  # a regular file: reads as usual
+    fh = open(fd, "rb")  # noqa: SIM115 - caller owns the handle
+    fh.raw.name = os.fspath(path)  # messages name the file, not the descriptor
+    return fh
 
 
 def map_evidence(path: str | os.PathLike[str]) -> mmap.mmap | bytes:
@@ -62,4 +113,4 @@ def hashed_input(path: str | os.PathLike[str], sha256: str) -> InputRecord:
 
 def _record(p: Path, st: os.stat_result, sha256: str) -> InputRecord:
     mtime = dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc).isoformat()
-    return InputRecord(str(p), st.st_size, sha256, mtime.replace("+00:00", "Z"))
+    return InputRecord(shown(p), st.st_size, sha256, mtime.replace("+00:00", "Z"))

@@ -13,6 +13,7 @@ import typer
 
 from hpforensics import __version__
 from hpforensics.errors import ExitCode, HPFError
+from hpforensics.textsafe import clean
 
 app = typer.Typer(
     name="hpforensics",
@@ -53,7 +54,7 @@ _load_commands()
 
 def error(message: str) -> None:
     """One line on stderr, the way every command reports a user error."""
-    typer.echo(f"hpforensics: error: {message}", err=True)
+    typer.echo(f"hpforensics: error: {clean(message)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -77,6 +77,7 @@ def register_diff(pe_app: typer.Typer) -> None:
         from hpforensics.cells import to_row
         from hpforensics.report import schema
         from hpforensics.report.render import render_to
+        from hpforensics.staging import staged_file
 
         if fmt not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
@@ -89,15 +90,18 @@ def register_diff(pe_app: typer.Typer) -> None:
             if out is None:
                 typer.echo(text, nl=False)
             else:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(text, encoding="utf-8")
+                with staged_file(out) as tmp:  # in place only when whole
+                    tmp.write_text(text, encoding="utf-8")
+        elif fmt == "csv" and out is None:
+            render_to(None, result.findings, "csv", columns=schema.FINDING)
         elif fmt == "csv":
-            render_to(out, result.findings, "csv", columns=schema.FINDING)
-            if out is not None:
-                from hpforensics.custody import sidecar_path, write_custody
+            from hpforensics.custody import sidecar_path, write_custody
 
-                write_custody(sidecar_path(out),
-                              _custody(disk, memory, base, patch, region, module, show_loader))
+            with staged_file(out) as tmp:
+                render_to(tmp, result.findings, "csv", columns=schema.FINDING)
+            with staged_file(sidecar_path(out)) as tmp:
+                write_custody(tmp, _custody(disk, memory, base, patch, region, module,
+                                            show_loader))
         else:
             import io
 
@@ -114,8 +118,8 @@ def register_diff(pe_app: typer.Typer) -> None:
             if out is None:
                 typer.echo(buf.getvalue(), nl=False)
             else:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(buf.getvalue(), encoding="utf-8")
+                with staged_file(out) as tmp:
+                    tmp.write_text(buf.getvalue(), encoding="utf-8")
         for w in result.warnings:
             typer.echo(f"hpforensics: warning: {w}", err=True)
 

@@ -3,17 +3,22 @@
 A triage collection (KAPE, Velociraptor, CyLR) keeps a device's logs under
 `<collection>/<drive>/Windows/System32/winevt/Logs/`; the collection's folder or archive name
 is the device name to use when a record has no Computer field. Zip members are copied to a
-temporary file one at a time (the parsers want a seekable file; memory stays flat).
+temporary file one at a time (the parsers want a seekable file; memory stays flat), and only
+when what they expand to is bounded (`member_refusal`): a 1 GiB member of zeros packs into
+1 MiB, and a larger one would fill the disk.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import lzma
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
@@ -23,6 +28,7 @@ from hpforensics.evtx.hive import is_hive, is_hive_path
 from hpforensics.evtx.hive_log import LOG_SUFFIXES
 from hpforensics.evtx.registry import ARTIFACT, is_results_file
 from hpforensics.outpaths import safe_join
+from hpforensics.textsafe import clean, shown
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +129,10 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
                 kind = "zip" if file.suffix.lower() == ".zip" else kind_of(str(file))
                 if kind:
                     items.extend(_items_for(file, kind))
+        elif not stat.S_ISREG(p.stat().st_mode):
+            # a FIFO, device or socket (or a symlink to one) is never opened (a FIFO blocks the
+            # open, /dev/zero never ends): an input that read_item refuses with one warning
+            items.append(InputItem(shown(p), str(p), "", kind_of(p.name) or "special", ""))
         else:
             kind = "zip" if p.suffix.lower() == ".zip" else (kind_of(p.name) or _sniff(p))
             if kind is None:
@@ -134,12 +144,18 @@ def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:
 
 def _files_under(root: Path) -> list[Path]:
     """Every file under `root`, sorted: sorted(f for f in root.rglob("*") if f.is_file())
-    (symlinked folders are not entered either) through os.walk, ~5x faster on 1,800 logs."""
+    (symlinked folders are not entered either) through os.walk, ~5x faster on 1,800 logs.
+    FIFOs, devices and sockets (and symlinks to them) are listed too, not skipped unseen:
+    one named as a log is refused by read_item with a warning, never opened."""
     found = []
     for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)
-            if os.path.isfile(path):
+            try:
+                mode = os.stat(path).st_mode  # stat, not open: never blocks
+            except OSError:  # a dangling symlink
+                continue
+            if not stat.S_ISDIR(mode):
                 found.append(Path(path))
     return sorted(found)
 
@@ -148,11 +164,15 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
     if kind != "zip":
         parts = file.absolute().parts  # no resolve(): one lstat per part
         hint = registry_device(parts) if kind == "registry" else device_from_parts(parts)
-        return [InputItem(str(file), str(file), "", kind, hint)]
+        # `source` and the device are shown in every output: a name that is not UTF-8 is
+        # shown with its undecodable bytes escaped; `path` keeps the bytes to open
+        return [InputItem(shown(file), str(file), "", kind, clean(hint))]
+    if not stat.S_ISREG(file.stat().st_mode):  # refused by read_item; ZipFile would block on it
+        return [InputItem(shown(file), str(file), "", kind, "")]
     try:
         with zipfile.ZipFile(file) as zf:
             names = sorted(n for n in zf.namelist() if not n.endswith("/") and kind_of(n))
-    except (zipfile.BadZipFile, OSError) as exc:
+    except _ARCHIVE_ERRORS as exc:
         raise InputError(file, f"not a readable zip archive ({exc})") from None
     out = []
     for name in names:
@@ -160,30 +180,70 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
         kind = kind_of(name) or ""
         hint = (registry_device(parts, file.name) if kind == "registry"
                 else device_from_parts(parts, fallback=file.name))
-        out.append(InputItem(f"{file}!{name}", str(file), name, kind, hint))
+        out.append(InputItem(f"{shown(file)}!{clean(name)}", str(file), name, kind, clean(hint)))
     return out
 
 
 @contextlib.contextmanager
-def local_path(item: InputItem) -> Iterator[str]:
-    """A path the parsers can open: the file itself, or a temporary copy of a zip member."""
+def local_path(item: InputItem, warnings: list[str] | None = None) -> Iterator[str]:
+    """A path the parsers can open: the file itself, or a temporary copy of a zip member.
+    `warnings` gets a line for each companion member (a hive's logs) refused."""
     if not item.member:
         yield item.path
         return
-    with zipfile.ZipFile(item.path) as zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
+    try:
+        zf = zipfile.ZipFile(item.path)  # read again: the archive may differ from discover's
+    except _ARCHIVE_ERRORS as exc:
+        raise InputError(item.source, f"not a readable zip archive ({exc})") from None
+    with zf, tempfile.TemporaryDirectory(prefix="hpf-") as tmp:
         member = PurePosixPath(item.member.replace("\\", "/"))
         # the member name is evidence: one safe component inside the scratch folder
         target = safe_join(tmp, member.name)
+        info = zf.getinfo(item.member)
+        why = member_refusal(info, tmp)
+        if why:
+            raise InputError(item.source, why, offset=info.header_offset)
         try:
             _copy_member(zf, item.member, str(target))
         except _MEMBER_ERRORS as exc:
             raise InputError(item.source, f"cannot extract from the archive ({exc})") from None
         if item.kind == "registry" and is_hive_path(member.parts):  # not a .reg or result set
-            _extract_logs(zf, item, str(target))
+            _extract_logs(zf, item, str(target), warnings)
         yield str(target)
 
 
-_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError)
+# What a damaged member raises as it is read: a bad CRC or header (BadZipFile), a corrupt
+# deflate / lzma stream (zlib.error, LZMAError; bzip2's is an OSError), a compression method
+# zipfile does not know (NotImplementedError), an encrypted member (RuntimeError).
+_MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError,
+                  NotImplementedError, RuntimeError)
+# ... and opening the archive: a "zip file version" it does not know (NotImplementedError,
+# fuzz_archive's second find), a name flagged UTF-8 that is not (UnicodeDecodeError)
+_ARCHIVE_ERRORS = _MEMBER_ERRORS + (UnicodeDecodeError, ValueError)
+
+# A member bigger than RATIO_FLOOR that packs more than MAX_RATIO:1 is not extracted. Real
+# event logs pack 8:1 to 60:1 (the shared and sample logs); 1 GiB of zeros packs 1000:1. A
+# log that large and that empty holds almost nothing; the warning names it. 100:1 is also
+# Apache POI's default bound (ZipSecureFile.MIN_INFLATE_RATIO 0.01).
+MAX_RATIO = 100
+RATIO_FLOOR = 64 << 20
+FREE_RESERVE = 256 << 20  # left free in the scratch folder after a member is copied there
+
+
+def member_refusal(info: zipfile.ZipInfo, scratch: str, free: int | None = None) -> str:
+    """Why an archive member must not be copied out ('' when it may). The declared size is
+    what zipfile will write at most (it stops reading there), so it bounds the copy."""
+    size, packed = info.file_size, max(info.compress_size, 1)
+    if size > RATIO_FLOOR and size > MAX_RATIO * packed:
+        return (f"expands to {size:,} bytes from {packed:,} ({size // packed}:1, more than "
+                f"{MAX_RATIO}:1): not extracted (a decompression bomb, or a log that is "
+                "nearly empty)")
+    if free is None:
+        free = shutil.disk_usage(scratch).free
+    if size > free - FREE_RESERVE:
+        return (f"expands to {size:,} bytes, more than the scratch folder can hold "
+                f"({free:,} bytes free, {FREE_RESERVE >> 20} MiB kept free): not extracted")
+    return ""
 
 
 def _copy_member(zf: zipfile.ZipFile, name: str, dest: str) -> None:
@@ -193,12 +253,19 @@ def _copy_member(zf: zipfile.ZipFile, name: str, dest: str) -> None:
     os.chmod(dest, 0o400)
 
 
-def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str) -> None:
+def _extract_logs(zf: zipfile.ZipFile, item: InputItem, target: str,
+                  warnings: list[str] | None) -> None:
     """A hive's transaction logs (member + .LOG1/.LOG2/.LOG, any case) copied beside its
     temporary copy, under the same suffixes, so hive_log.py finds them there."""
     want = {item.member.lower() + s for s in LOG_SUFFIXES}
     for name in zf.namelist():
         if name.lower() not in want:
+            continue
+        info = zf.getinfo(name)
+        why = member_refusal(info, os.path.dirname(target))
+        if why:  # the hive is read without this log
+            if warnings is not None:
+                warnings.append(str(InputError(f"{item.path}!{name}", why, info.header_offset)))
             continue
         try:
             _copy_member(zf, name, target + name[len(item.member):])

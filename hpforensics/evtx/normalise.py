@@ -31,6 +31,7 @@ from hpforensics.evtx.classify import Classifier, find_build, find_kb
 from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
 from hpforensics.evtx.records import RawRecord
 from hpforensics.evtx import registry
+from hpforensics.textsafe import clean
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,9 @@ def _shared(text: str) -> str:
     if found is None:
         if len(_SHARED) > 100_000:
             _SHARED.clear()
-        found = _SHARED[text] = text
+        # record text is the attacker's: a lone surrogate (a JSON export's "\ud800") would
+        # stop every UTF-8 output; escaped here, once per distinct string
+        found = _SHARED[text] = clean(text)
     return found
 
 
@@ -202,10 +205,10 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
             ev.update_class, ev.release_month = c.update_class, c.release_month
     if step == _MENTION or step == _DETAIL:
         text = raw.message or " ".join(v for v in data.values() if v)
-        ev.detail = text[:300]
+        ev.detail = clean(text[:300])
     elif step == _BOOT and raw.provider == "Microsoft-Windows-Kernel-General":
         if data.get("BuildVersion"):
-            ev.os_build = f"{data['BuildVersion']}.{data.get('QfeVersion', '0')}"
+            ev.os_build = clean(f"{data['BuildVersion']}.{data.get('QfeVersion', '0')}")
     elif step == _PAUSE:  # 'from|until <time>', as rows.device_row reads it back
         which, when = registry.quality_pause(data)  # type: ignore[misc]
         ev.detail = f"{which} {when:%Y-%m-%dT%H:%M:%SZ}"
@@ -213,7 +216,7 @@ def normalise(raw: RawRecord, source: str, device_hint: str,
         # param1 process, param3 reason, param5 shutdown type (positional in older logs)
         reason = data.get("param3") or data.get("Data3", "")
         kind = data.get("param5") or data.get("Data5", "")
-        ev.detail = f"{kind}: {reason}".strip(": ")
+        ev.detail = clean(f"{kind}: {reason}".strip(": "))
     return ev
 
 
@@ -249,8 +252,8 @@ def _update_info(title: str, package: str, guid: str, rev: str, code: str, initi
         _shared(find_build(title, package)),
         _shared(guid.strip("{}").upper()),
         int(rev) if rev.strip().isdigit() else None,
-        _hex_code(code),
-        f"{initial}->{intended}" if initial and intended else (intended or initial),
+        clean(_hex_code(code)),
+        clean(f"{initial}->{intended}" if initial and intended else (intended or initial)),
         True if reboot in _TRUE else False if reboot in ("false", "0", "no") else None,
     )
 

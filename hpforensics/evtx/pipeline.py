@@ -33,6 +33,7 @@ from hpforensics.evtx.readers import PARSERS
 from hpforensics.evtx.reading import iter_read, shared_classifier
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx import rows as R
+from hpforensics.textsafe import clean
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class TimelineResult:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for s in self.inputs for w in s.warnings]
+        return [clean(w) for s in self.inputs for w in s.warnings]  # parsers' text, any bytes
 
     @property
     def partial(self) -> bool:
@@ -169,8 +170,10 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
         result.events = events_out.count
     result.outputs["events"] = events_out.csv_path
     if not result.records and all(s.warnings for s in result.inputs):
-        raise InputError(items[0].source,
-                         "no records could be read: " + result.inputs[0].warnings[0])
+        first = result.inputs[0].warnings[0]
+        prefix = items[0].source + ": "  # the warning names the input already: once is enough
+        raise InputError(items[0].source, "no records could be read: "
+                         + (first[len(prefix):] if first.startswith(prefix) else first))
     _write_inputs(outdir, result.inputs)
     rules = ComplianceRules(shared_classifier(opts.product).calendar, opts.grace_days)
     for device in sorted(by_device):
@@ -279,7 +282,7 @@ def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
             out.write({"source": s.source, "device_hint": s.device_hint, "records": s.records,
                        "relevant": s.relevant, "expected_records": s.expected_records,
                        "sha256": s.sha256, "size": s.size,
-                       "warnings": " | ".join(s.warnings)})
+                       "warnings": clean(" | ".join(s.warnings))})
 
 
 def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> None:

@@ -62,13 +62,14 @@ class FileResult:
 def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
               hash_inputs: bool = False, opts: TimelineOptions | None = None) -> FileResult:
     """Normalised events of one input, and what reading it gave (never raises on bad data)."""
-    from hpforensics.evidence import describe_input
+    from hpforensics.evidence import check_regular, describe_input
 
     stats = ReadStats(item.source, device_hint=item.device_hint)
     classifier = shared_classifier(product)
     events: list[Event] = []
     try:
-        with local_path(item) as path:
+        check_regular(item.path)  # a FIFO or device named as a log: one warning, never opened
+        with local_path(item, stats.warnings) as path:
             stats.size = os.path.getsize(path)
             # both EVTX readers hash the file on their integrity scan's read (no second pass)
             scan_hashes = item.kind == "evtx"
@@ -193,8 +194,8 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
     # pipe and spins until the result thread has read it (~0.4 s of the parent's CPU on the
     # 1,792-file fleet).
     try:
-        with ProcessPoolExecutor(workers,
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_signals) as pool:
             try:
                 # Tasks are handed out a few at a time, not all at once: results a worker
                 # finished early wait in the parent's memory until their turn.
@@ -234,6 +235,15 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         _JOB = None
         if opts.work_dir is not None and opts.work_dir in _PIECE:  # the parent's own piece
             _PIECE.pop(opts.work_dir)[1].close()
+
+
+def _worker_signals() -> None:
+    """A ^C reaches the whole process group: the parent stops the run and the pool; a worker
+    ends with its task instead of printing its own KeyboardInterrupt traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 # Results read ahead wait outside the run's bounded structures (the timeline rows' spill to

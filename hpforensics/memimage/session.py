@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from hpforensics.errors import InputError
+from hpforensics.evidence import check_regular
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,9 @@ def open_image(
     from volatility3.plugins.windows import pslist
 
     image = Path(path)
-    if not image.is_file():
+    if not image.exists():
         raise InputError(image, "no such memory image")
+    check_regular(image)  # a FIFO or device: refused before Volatility opens it (would block)
     symbol_dirs = [Path(s) for s in symbols]
     for d in symbol_dirs:
         if not d.is_dir():

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hpforensics.errors import InputError
-from hpforensics.evidence import map_evidence
+from hpforensics.evidence import check_regular, map_evidence
 from hpforensics.reference.functions import exports, pdata_functions
 from hpforensics.reference.headers import Headers, parse_headers
 from hpforensics.reference.imports import ImportSlots, import_slots
@@ -300,6 +300,7 @@ EXPECTED = _Cache(int(os.environ.get("HPF_EXPECTED_CACHE_MB", "256")) << 20)
 
 
 def template_for_file(path: str | os.PathLike[str]) -> Template:
+    check_regular(path)  # a FIFO or device is refused under the name it was given
     p = os.path.realpath(path)
     try:
         st = os.stat(p)

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "hpforensics.model", "hpforensics.space", "hpforensics.pagehash",
               "hpforensics.pagehash_ref", "hpforensics.outpaths", "hpforensics.custody",
               "hpforensics.cells", "hpforensics.csvsafe", "hpforensics.textsafe",
-              "hpforensics.data")),
+              "hpforensics.staging", "hpforensics.data")),
     ("pe", ("hpforensics.pe",)),
     ("reference", ("hpforensics.reference",)),
     ("kb", ("hpforensics.kb",)),
@@ -40,7 +40,9 @@ def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None  # (prefix length, layer index): the longest prefix wins
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if module == prefix or module.startswith(prefix + "."):
+            # the package itself names only its __init__, not everything below it
+            below = prefix != "hpforensics" and module.startswith(prefix + ".")
+            if module == prefix or below:
                 if best is None or len(prefix) > best[0]:
                     best = (len(prefix), index)
     return None if best is None else best[1]
@@ -171,7 +173,14 @@ def test_package_never_imports_plugins_or_tests() -> None:
      ["hpforensics.reference.b:2 imports hpforensics.kb.c (reference -> kb)"],
      [["kb", "reference"]]),
     ([("hpforensics.cli.app", "hpforensics.pe.image", 3)], [], []),
+    # a module the table does not place is no layer at all (the every-module test catches it)
+    ([("hpforensics.newthing", "hpforensics.report.render", 4)], [], []),
 ])
 def test_the_checker_sees_what_it_should(edges, upward, cycles) -> None:
     assert upward_imports(edges) == upward
     assert subpackage_cycles(edges) == cycles
+
+
+def test_an_unplaced_module_has_no_layer() -> None:
+    assert layer_of("hpforensics.newthing") is None and layer_of("hpforensics") == 0
+    assert layer_of("hpforensics.report.schema") == layer_of("hpforensics.report")

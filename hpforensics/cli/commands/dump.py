@@ -51,24 +51,27 @@ def analyze_cmd(
 
     from hpforensics.report.memory import print_tables
     from hpforensics.runs.dump import DumpOptions, run_dump
+    from hpforensics.staging import staged_outputs
 
     opts = DumpOptions(symbols, reference, manifest, store, pid, yara, yara_all)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
-    with Progress(*columns, transient=True, disable=quiet, console=None) as bar:
+    # outputs written in a staging folder, put in place when complete (interrupted: none is)
+    with staged_outputs(outdir) as stage, \
+            Progress(*columns, transient=True, disable=quiet, console=None) as bar:
         task = bar.add_task("opening image (Volatility automagic)", total=100)
 
         def step(what: str, done: int, total: int) -> None:
             bar.update(task, completed=30 + 70 * done / max(total, 1), description=what)
 
-        run = run_dump(images[0], outdir, opts, step=step,
+        run = run_dump(images[0], stage, opts, step=step,
                        open_progress=lambda pct, what: bar.update(
                            task, completed=min(pct, 100) * 0.3, description=what or "automagic"))
     if not quiet:
         print_tables(run.analysis, sys.stdout)
     for w in run.analysis.warnings:
         typer.echo(f"hpforensics: warning: {w}", err=True)
-    typer.echo("wrote " + ", ".join(str(p) for p in run.written), err=True)
+    typer.echo("wrote " + ", ".join(str(outdir / p.name) for p in run.written), err=True)
     if run.damaged:
         raise typer.Exit(int(ExitCode.PARTIAL))
 

@@ -63,10 +63,13 @@ def info(
         infos.append(i)
     if fmt == "json" and out is not None:
         from hpforensics.custody import custody_block, sidecar_path, write_custody
+        from hpforensics.staging import staged_file
 
-        out.write_text(json.dumps([_hexify(dataclasses.asdict(i)) for i in infos], indent=2) + "\n",
-                       encoding="utf-8")
-        write_custody(sidecar_path(out), custody_block("pe info", files, {"format": fmt}))
+        with staged_file(out) as tmp:  # in place only when whole
+            tmp.write_text(json.dumps([_hexify(dataclasses.asdict(i)) for i in infos],
+                                      indent=2) + "\n", encoding="utf-8")
+        with staged_file(sidecar_path(out)) as tmp:
+            write_custody(tmp, custody_block("pe info", files, {"format": fmt}))
     elif fmt == "json":
         json.dump([_hexify(dataclasses.asdict(i)) for i in infos], sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from hpforensics.errors import ExitCode, UsageError
+from hpforensics.textsafe import shown
 
 
 def _date(value: Optional[str], opt: str) -> Optional[dt.date]:  # noqa: UP007
@@ -73,15 +74,20 @@ def timeline(
         start=first, end=last, product=product, jobs=jobs, grace_days=grace_days,
         hash_inputs=hash_inputs,
     )
+    from hpforensics.staging import staged_outputs
+
+    # written in a staging folder, put in place when complete (interrupted: nothing is)
     if scheduler or workers:
-        partial = _fleet(logs, output, opts, html, scheduler, workers)
-        _custody(logs, output, opts, html, rings=rings)
+        with staged_outputs(output) as stage:
+            partial = _fleet(logs, stage, opts, html, scheduler, workers, shown_as=output)
+            _custody(logs, stage, opts, html, rings=rings)
         if partial:
             raise typer.Exit(int(ExitCode.PARTIAL))
         return
-    result = run_timeline(logs, output, opts, html=html)
-    _custody(logs, output, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256},
-             rings=rings)
+    with staged_outputs(output) as stage:
+        result = run_timeline(logs, stage, opts, html=html)
+        _custody(logs, stage, opts, html, {s.source: s.sha256 for s in result.inputs if s.sha256},
+                 rings=rings)
     for warning in [*result.warnings, *result.notices]:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     judged = [m for d in result.devices for m in d.months if m.compliant is not None]
@@ -89,7 +95,7 @@ def timeline(
     typer.echo(
         f"{len(result.inputs)} input(s), {result.records} records, {result.events} events, "
         f"{len(result.devices)} device(s); {good}/{len(judged)} device-months compliant; "
-        f"outputs in {output}"
+        f"outputs in {shown(output)}"
     )
     if result.partial:
         typer.echo("hpforensics: some input was damaged or only partly readable: every intact "
@@ -124,9 +130,10 @@ def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
 
 
 def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional[str],  # noqa: UP006,UP007
-           workers: Optional[int]) -> bool:  # noqa: UP007
+           workers: Optional[int], shown_as: Path) -> bool:  # noqa: UP007
     """The same outputs, devices as tasks on Dask (hpforensics.fleet), plus Parquet
-    partitions and failures.csv; True when partial."""
+    partitions and failures.csv; True when partial. `output`: the staging folder; the
+    messages name `shown_as`, where the outputs end up."""
     from hpforensics.fleet.cluster import ClusterSpec, failures_warning
     from hpforensics.fleet.timeline import run_fleet_timeline
 
@@ -134,11 +141,12 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
     for warning in [*result.warnings, *result.notices]:
         typer.echo(f"hpforensics: warning: {warning}", err=True)
     if result.failures:
-        typer.echo(failures_warning(result.failures, output / "failures.csv", "task"), err=True)
+        typer.echo(failures_warning(result.failures, shown_as / "failures.csv", "task"),
+                   err=True)
     typer.echo(
         f"{result.partitions} partition(s), {result.inputs} input(s), {result.records} records, "
         f"{result.events} events, {result.devices} device(s); {result.months_compliant}/"
-        f"{result.months_judged} device-months compliant; outputs in {output}"
+        f"{result.months_judged} device-months compliant; outputs in {shown(shown_as)}"
     )
     if result.partial:
         typer.echo("hpforensics: some input was damaged or some task failed: every other "
