@@ -50,7 +50,7 @@ def _cpu_seconds() -> float:
 
 def one(mode: str, fleet: Path) -> dict:
     """Runs in a child process: one measurement, printed as JSON."""
-    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.timeline.pipeline import TimelineOptions
     from hpforensics.runs.timeline import run_timeline
 
     opts = TimelineOptions(hash_inputs=False)

@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO / "bench"))
 import timeline as timeline_bench  # noqa: E402 - its corpus of copies
 from timeline import build_corpus  # noqa: E402
 
-from hpforensics.evtx import rows as R  # noqa: E402
+from hpforensics.timeline import rows as R  # noqa: E402
 from hpforensics.evtx.ingest import discover  # noqa: E402
-from hpforensics.evtx.reading import read_item  # noqa: E402
+from hpforensics.timeline.reading import read_item  # noqa: E402
 
 SHARED = Path(os.environ.get("HPF_SHARED_DATA", REPO.parent / "shared" / "data")) / "evtx"
 FLEET = REPO / "samples" / "evtx"
@@ -39,7 +39,7 @@ CORPUS_MB = int(os.environ.get("HPF_BENCH_MB", "100"))
 # The CLI with the Python renderers, as it was before the C one.
 _PYTHON_CLI = """
 import sys
-from hpforensics.evtx import rows as R
+from hpforensics.timeline import rows as R
 for r in (R.EVENT_CSV, R.EVENT_JSON, R.TIMELINE_CSV, R.TIMELINE_JSON):
     r.lines = r.py_lines
     r.text = lambda rows, r=r: "".join(r.py_lines(rows))

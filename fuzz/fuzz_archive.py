@@ -16,7 +16,7 @@ import _harness
 with _harness.instrumented():
     from hpforensics.errors import InputError
     from hpforensics.evtx.ingest import discover
-    from hpforensics.evtx.reading import read_item
+    from hpforensics.timeline.reading import read_item
 
 _DIR = tempfile.mkdtemp(prefix="hpf-fuzz-zip-")
 ZIP = os.path.join(_DIR, "Collection-FUZZ.zip")

@@ -9,7 +9,7 @@ import _harness
 
 with _harness.instrumented():
     from hpforensics.evtx.etl_reader import read_etl
-    from hpforensics.evtx.normalise import normalise
+    from hpforensics.timeline.normalise import normalise
     from hpforensics.evtx.records import ReadStats
 
 FILE = _harness.ScratchFile(".etl")

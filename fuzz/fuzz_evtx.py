@@ -9,9 +9,9 @@ from __future__ import annotations
 import _harness
 
 with _harness.instrumented():
-    from hpforensics.evtx.classify import Classifier
+    from hpforensics.timeline.classify import Classifier
     from hpforensics.evtx.exports import read_json, read_xml
-    from hpforensics.evtx.normalise import normalise
+    from hpforensics.timeline.normalise import normalise
     from hpforensics.evtx.readers import read_evtx, read_python_evtx
     from hpforensics.evtx.records import ReadStats
 

@@ -13,7 +13,7 @@ import tempfile
 import _harness
 
 with _harness.instrumented():
-    from hpforensics.evtx.normalise import normalise
+    from hpforensics.timeline.normalise import normalise
     from hpforensics.evtx.records import ReadStats
     from hpforensics.evtx.registry import read_registry
 

@@ -14,7 +14,7 @@ import atheris
 import _harness
 
 with _harness.instrumented():
-    from hpforensics.evtx.outputs import CsvRows, JsonRows
+    from hpforensics.timeline.outputs import CsvRows, JsonRows
 
 _CACHE: dict[tuple, tuple[CsvRows, JsonRows]] = {}
 

@@ -24,16 +24,15 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
-from hpforensics.evtx.hive import is_hive, is_hive_path
+from hpforensics.evtx.formats import kind_of, sniff
+from hpforensics.evtx.hive import is_hive_path
 from hpforensics.evtx.hive_log import LOG_SUFFIXES
-from hpforensics.evtx.registry import ARTIFACT, is_results_file
+from hpforensics.evtx.registry import ARTIFACT
 from hpforensics.outpaths import safe_join
 from hpforensics.textsafe import clean, shown
 
 log = logging.getLogger(__name__)
 
-KINDS = {".evtx": "evtx", ".xml": "xml", ".json": "json", ".jsonl": "json", ".etl": "etl",
-         ".reg": "registry"}
 # Folder names collectors put between the collection root and the drive.
 _WRAPPERS = {"uploads", "auto", "ntfs", "mft", "file", "lazy_ntfs", "vss", "files", "collection",
              "triage", "evidence", "kape", "output", "tout", "target"}
@@ -74,19 +73,6 @@ def clean_collection_name(name: str) -> str:
     return m.group("host") if m else stem
 
 
-def kind_of(name: str) -> str | None:
-    """The input kind of a file or member name (a path: Velociraptor's registry result sets,
-    `<Artifact>%2F<Source>.json` or `<Artifact>/<Source>.json`, are told by the last two parts;
-    the SOFTWARE and SYSTEM hives by their place, `.../System32/config/SOFTWARE`)."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    kind = KINDS.get(path.suffix.lower())
-    if kind == "json" and is_results_file(name):
-        return "registry"
-    if kind is None and not path.suffix and is_hive_path(path.parts):
-        return "registry"
-    return kind
-
-
 def registry_device(parts: Sequence[str], fallback: str = "") -> str:
     """The device of a registry input: its collection's name, found above the result folders
     ('Collection-HOST-<time>/results/...', '<zip>!results/...', 'HOST/registry/x.reg')."""
@@ -103,18 +89,9 @@ def registry_device(parts: Sequence[str], fallback: str = "") -> str:
 def _sniff(path: Path) -> str | None:
     with open(path, "rb") as fh:
         head = fh.read(64)
-    if is_hive(head) or is_hive_path(path.absolute().parts):
-        return "registry"  # a hive given by itself (a damaged one where Windows keeps it)
-    head = head.lstrip(b"\xef\xbb\xbf \r\n\t")
-    if head.startswith(b"ElfFile"):
-        return "evtx"
-    if head.startswith(b"PK\x03\x04"):
+    if head.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"PK\x03\x04"):
         return "zip"
-    if head.startswith(b"<"):
-        return "xml"
-    if head[:1] in (b"[", b"{"):
-        return "json"
-    return None
+    return sniff(path, head)
 
 
 def discover(paths: Sequence[str | os.PathLike[str]]) -> list[InputItem]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from hpforensics.evtx.outputs import RowSink
+from hpforensics.timeline.outputs import RowSink
 from hpforensics.fleet import parquet
 from hpforensics.fleet.cluster import ClusterSpec, Task, TaskFailure, open_client, progress_bar, run_tasks
 

@@ -1,7 +1,7 @@
 """`hpforensics timeline` over a fleet: one task per device folder (or per loose file / zip).
 
 Each task runs where Dask puts it: it discovers its own files, reads and judges them with the
-same code as the single-process pipeline (`hpforensics.evtx.pipeline`), writes its rows as CSV
+same code as the single-process pipeline (`hpforensics.timeline.pipeline`), writes its rows as CSV
 and JSONL pieces plus Parquet partitions under `<out>/.fleet-parts/<task>/`, and returns a small
 summary (counts, warnings, the device's months and update lifecycles; never its events). The
 driver appends each piece to the roll-ups (events, timeline, updates, compliance, devices,
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hpforensics.errors import InputError, UsageError
-from hpforensics.evtx import pipeline as P
-from hpforensics.evtx import rows as R
-from hpforensics.evtx.correlate import KbCorrelation, MemoryFindings
-from hpforensics.evtx.intune import DeviceUpdateStatus, fleet_statuses
-from hpforensics.evtx.ingest import _DRIVE, _WRAPPERS, kind_of
-from hpforensics.evtx.outputs import RowSink
+from hpforensics.timeline import pipeline as P
+from hpforensics.timeline import rows as R
+from hpforensics.timeline.correlate import KbCorrelation, MemoryFindings
+from hpforensics.timeline.intune import DeviceUpdateStatus, fleet_statuses
+from hpforensics.evtx.formats import kind_of
+from hpforensics.evtx.ingest import _DRIVE, _WRAPPERS
+from hpforensics.timeline.outputs import RowSink
 from hpforensics.evtx.records import ReadStats
 from hpforensics.fleet import parquet
 from hpforensics.fleet.cluster import ClusterSpec, Task, TaskFailure, open_client, progress_bar, run_tasks
@@ -143,9 +144,9 @@ _TYPES: dict[str, dict[str, str]] = {}
 
 def _types(table: str) -> dict[str, str]:
     if not _TYPES:
-        from hpforensics.evtx.compliance import MonthCompliance
-        from hpforensics.evtx.lifecycle import UpdateLifecycle
-        from hpforensics.evtx.normalise import Event
+        from hpforensics.timeline.compliance import MonthCompliance
+        from hpforensics.timeline.lifecycle import UpdateLifecycle
+        from hpforensics.timeline.normalise import Event
 
         _TYPES["events"] = parquet.dataclass_types(Event, R.EVENT_COLUMNS)
         _TYPES["updates"] = parquet.dataclass_types(UpdateLifecycle, R.LIFECYCLE_COLUMNS)
@@ -327,7 +328,7 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
         merger.close()
         # merged pieces are gone already; what is left belongs to failed tasks
         shutil.rmtree(outdir / PARTS_DIR, ignore_errors=True)
-    from hpforensics.evtx.reading import shared_classifier
+    from hpforensics.timeline.reading import shared_classifier
 
     notice = P.calendar_notice(result.reach, shared_classifier(opts.product).calendar)
     if notice:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hpforensics import __version__
-from hpforensics.evtx.rows import month_rows
+from hpforensics.timeline.rows import month_rows
 
 COLOURS = {
     "compliant": "#2e7d32", "off-track": "#f9a825", "late": "#ef6c00",
@@ -137,7 +137,7 @@ def _failures(result: Any) -> str:
 
 def _autopatch(result: Any) -> list[str]:
     """The Windows Autopatch hotpatch quality update report's views, from our evidence."""
-    from hpforensics.evtx.intune import (DEVICE_HEADINGS, INTUNE_RING_COLUMNS, SUMMARY_HEADINGS,
+    from hpforensics.timeline.intune import (DEVICE_HEADINGS, INTUNE_RING_COLUMNS, SUMMARY_HEADINGS,
                                          ring_summaries)
 
     rows = getattr(result, "autopatch", None) or []
@@ -180,7 +180,7 @@ def _status_class(status: str) -> str:
 
 def _memory(result: Any) -> list[str]:
     """Per device and KB: installed per the logs vs live in memory (timeline --findings)."""
-    from hpforensics.evtx.correlate import KbCorrelation
+    from hpforensics.timeline.correlate import KbCorrelation
 
     memory = getattr(result, "memory", None) or {}
     if not memory:

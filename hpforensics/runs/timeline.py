@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from hpforensics.evtx.pipeline import TimelineOptions, TimelineResult, build_timeline
+from hpforensics.timeline.pipeline import TimelineOptions, TimelineResult, build_timeline
 from hpforensics.report.html import write_report
 
 

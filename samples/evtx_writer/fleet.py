@@ -27,7 +27,7 @@ EVIDENCE = {(W.WUC, 19), (W.WUC, 20), (W.SERVICING, 2), (W.SERVICING, 3), ("User
 
 
 def _status(row: dict) -> str:
-    """The verdict in the vocabulary of hpforensics.evtx.compliance.STATUSES."""
+    """The verdict in the vocabulary of hpforensics.timeline.compliance.STATUSES."""
     if row["compliant"]:
         return "compliant"
     return {"standard": "off-track", "manual-standard": "off-track",

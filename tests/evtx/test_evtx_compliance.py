@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hpforensics.evtx.classify import Classifier
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.classify import Classifier
+from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.runs.timeline import run_timeline
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
@@ -106,8 +106,8 @@ def test_real_windows10_log_is_not_judged_for_hotpatching(shared_data: Path,
 
 def test_timeline_sorted_through_spilled_runs(monkeypatch, tmp_path: Path) -> None:
     """Large inputs leave sorted runs on disk and the parent merges them: same output."""
-    import hpforensics.evtx.outputs as outputs
-    import hpforensics.evtx.reading as reading
+    import hpforensics.timeline.outputs as outputs
+    import hpforensics.timeline.reading as reading
 
     opts = TimelineOptions(hash_inputs=False, jobs=2)
     run_timeline([FLEET], tmp_path / "plain", opts, html=False)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import itertools
 
-from hpforensics.evtx import rows as R
-from hpforensics.evtx.outputs import CsvRows, render_csv, safe_cells_at
+from hpforensics.timeline import rows as R
+from hpforensics.timeline.outputs import CsvRows, render_csv, safe_cells_at
 
 TRICKY = ["plain", "a,b", 'say "hi"', "=SUM(A1)", "+1", "-2", "@x", "\tt", "\rr", "line\nbreak",
           "cr\rinside", "", " lead", "é,ü", None, 0, -7, 12345678901234, 1.5, 2.0, True, False,
@@ -29,7 +29,7 @@ def test_event_and_timeline_renderers_cover_their_tables() -> None:
 
 
 def test_json_rows_equal_json_line_on_tricky_values() -> None:
-    from hpforensics.evtx.outputs import JsonRows, json_line
+    from hpforensics.timeline.outputs import JsonRows, json_line
 
     for columns in (R.EVENT_COLUMNS, R.TIMELINE_COLUMNS, ["a", "b", "a"]):
         rows = [[TRICKY[(i * 7 + k) % len(TRICKY)] for i in range(len(columns))]
@@ -42,7 +42,7 @@ def test_workers_pieces_give_the_single_process_files(tmp_path) -> None:
     every output is byte-identical to one process, and no piece is left behind."""
     from pathlib import Path
 
-    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.timeline.pipeline import TimelineOptions
 
     from hpforensics.runs.timeline import run_timeline
 
@@ -64,8 +64,8 @@ def test_workers_rotating_piece_files_give_the_same_files(tmp_path, monkeypatch)
     every input, the outputs are still those of one process."""
     from pathlib import Path
 
-    from hpforensics.evtx import reading
-    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.timeline import reading
+    from hpforensics.timeline.pipeline import TimelineOptions
     from hpforensics.runs.timeline import run_timeline
 
     fleet = Path(__file__).resolve().parents[2] / "samples" / "evtx" / "HP-WS-001"

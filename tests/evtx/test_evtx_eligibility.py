@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.pipeline import TimelineOptions
 
 from hpforensics.runs.timeline import run_timeline
 

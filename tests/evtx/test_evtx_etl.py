@@ -18,7 +18,7 @@ from dissect.etl.headers.event import EventHeader
 from hpforensics.evtx.etw_schema import decode, provider
 from hpforensics.evtx.etw_tracelogging import decode_event, parse_schema
 from hpforensics.evtx.ingest import discover
-from hpforensics.evtx.reading import read_item
+from hpforensics.timeline.reading import read_item
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 ETL_DIR = SAMPLES / "etl"

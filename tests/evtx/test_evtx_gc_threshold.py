@@ -6,7 +6,7 @@ import gc
 import threading
 from pathlib import Path
 
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.pipeline import TimelineOptions
 
 from hpforensics.runs.timeline import run_timeline
 

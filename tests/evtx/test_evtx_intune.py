@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from hpforensics.errors import InputError
-from hpforensics.evtx import intune as I
-from hpforensics.evtx.compliance import MonthCompliance
+from hpforensics.timeline import intune as I
+from hpforensics.timeline.compliance import MonthCompliance
 from hpforensics.model import Finding, Verdict
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"

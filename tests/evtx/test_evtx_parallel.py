@@ -5,9 +5,9 @@ import os
 import shutil
 from pathlib import Path
 
-from hpforensics.evtx import reading
+from hpforensics.timeline import reading
 from hpforensics.evtx.ingest import discover
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.runs.timeline import run_timeline
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"

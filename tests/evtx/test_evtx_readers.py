@@ -13,8 +13,8 @@ import pytest
 from evtx import PyEvtxParser
 
 from hpforensics.evtx.ingest import device_from_parts, discover
-from hpforensics.evtx.normalise import normalise
-from hpforensics.evtx.reading import read_item
+from hpforensics.timeline.normalise import normalise
+from hpforensics.timeline.reading import read_item
 from hpforensics.evtx.readers import read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
 

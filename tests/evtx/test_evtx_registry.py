@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from hpforensics.evtx.ingest import discover
-from hpforensics.evtx.normalise import normalise
+from hpforensics.timeline.normalise import normalise
 from hpforensics.evtx.records import ReadStats
 from hpforensics.evtx.registry import is_results_file, read_registry
 

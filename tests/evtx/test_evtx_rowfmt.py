@@ -12,12 +12,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hpforensics.evtx import rows as R
+from hpforensics.timeline import rows as R
 from hpforensics.evtx.ingest import discover
-from hpforensics.evtx.outputs import CsvRows, JsonRows, json_line, render_csv, safe_cells_at
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.outputs import CsvRows, JsonRows, json_line, render_csv, safe_cells_at
+from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.runs.timeline import run_timeline
-from hpforensics.evtx.reading import read_item
+from hpforensics.timeline.reading import read_item
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
 RENDERERS = {"event csv": R.EVENT_CSV, "event json": R.EVENT_JSON,

@@ -11,7 +11,7 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.fleet.cluster import ClusterSpec, Task, run_tasks
 from hpforensics.fleet.timeline import partitions, run_fleet_timeline, timeline_task
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpforensics.evtx.pipeline import TimelineOptions
+from hpforensics.timeline.pipeline import TimelineOptions
 
 from hpforensics.runs.timeline import run_timeline
 from hpforensics.fleet.cluster import ClusterSpec

@@ -145,4 +145,5 @@ def test_second_run_on_the_same_output_refuses(tmp_path, logs):
     assert third.returncode == 0, third.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [f"{n}.{e}" for n in ("compliance", "devices", "events", "inputs", "months",
-                              "timeline", "updates") for e in ("csv", "jsonl")] + ["custody.json"])
+                              "summary", "summary-devices", "timeline", "updates")
+         for e in ("csv", "jsonl")] + ["custody.json"])

@@ -23,7 +23,7 @@ def correlate(
     """Join a device's update timeline with memory findings of the same device."""
     import dataclasses
 
-    from hpforensics.evtx.correlate import KbCorrelation, correlate_dir
+    from hpforensics.timeline.correlate import KbCorrelation, correlate_dir
     from hpforensics.report import FORMATS
     from hpforensics.report.render import render_to
 

@@ -56,8 +56,8 @@ def timeline(
 ) -> None:
     """Write events, timeline (Timesketch CSV), updates, compliance and devices as CSV and
     JSONL, plus a self-contained report.html. Exit 3 when some input was damaged."""
-    from hpforensics.evtx.intune import load_rings
-    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.timeline.intune import load_rings
+    from hpforensics.timeline.pipeline import TimelineOptions
     from hpforensics.runs.timeline import run_timeline
     from hpforensics.kb.calendar import PRODUCTS
 

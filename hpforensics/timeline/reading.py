@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from hpforensics.errors import HPFError, InputError
-from hpforensics.evtx.classify import Classifier
+from hpforensics.errors import HPFError
+from hpforensics.evtx.formats import reader_for
 from hpforensics.evtx.ingest import InputItem, local_path
-from hpforensics.evtx.normalise import Event, normalise
-from hpforensics.evtx.outputs import write_run
-from hpforensics.evtx.readers import read_evtx, read_python_evtx
 from hpforensics.evtx.records import ReadStats
-from hpforensics.evtx import rows as R
+from hpforensics.timeline import rows as R
+from hpforensics.timeline.classify import Classifier
+from hpforensics.timeline.normalise import Event, normalise
+from hpforensics.timeline.outputs import write_run
 
 if TYPE_CHECKING:  # the options are the run's (pipeline.py); read here by attribute only
-    from hpforensics.evtx.pipeline import TimelineOptions
+    from hpforensics.timeline.pipeline import TimelineOptions
 
 _CLASSIFIER: Classifier | None = None
 
@@ -71,11 +71,10 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
         check_regular(item.path)  # a FIFO or device named as a log: one warning, never opened
         with local_path(item, stats.warnings) as path:
             stats.size = os.path.getsize(path)
-            # both EVTX readers hash the file on their integrity scan's read (no second pass)
-            scan_hashes = item.kind == "evtx"
-            if hash_inputs and not scan_hashes:
+            reader = reader_for(item.kind, path)
+            if hash_inputs and not reader.hashes_on_read:  # else no second pass over the file
                 stats.sha256 = describe_input(path).sha256
-            for raw in _records(item.kind, path, stats, parser, hash_inputs):
+            for raw in reader.read(path, stats, parser=parser, hash_input=hash_inputs):
                 ev = normalise(raw, item.source, item.device_hint, classifier)
                 if ev is not None and (opts is None or _keep(ev, opts)):
                     events.append(ev)
@@ -131,27 +130,6 @@ def _piece(work_dir: Path, csv_text: str, jsonl_text: str) -> tuple[Path, int, i
     fh.write(data_jsonl)
     fh.flush()  # in the file before the parent hears of it
     return path, offset, len(data_csv), len(data_jsonl)
-
-
-def _records(kind: str, path: str, stats: ReadStats, parser: str,
-             hash_input: bool = False) -> Iterator:
-    if kind == "evtx":
-        if parser == "evtx":
-            return read_evtx(path, stats, hash_input=hash_input)
-        return read_python_evtx(path, stats, hash_input=hash_input)
-    from hpforensics.evtx import exports  # imported when an export is read, not at start-up
-
-    if kind == "xml":
-        return exports.read_xml(path, stats)
-    if kind == "json":
-        return exports.read_json(path, stats)
-    if kind == "etl":
-        return exports.read_etl(path, stats)
-    if kind == "registry":
-        from hpforensics.evtx.registry import read_registry
-
-        return read_registry(path, stats)
-    raise InputError(path, f"unsupported input kind {kind!r}")
 
 
 # The inputs and options of the run being read by a pool: forked workers inherit them, so a

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 from hpforensics.errors import InputError
-from hpforensics.evtx.compliance import RELEASE_HOUR_UTC, MonthCompliance
-from hpforensics.evtx.correlate import KbCorrelation
-from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES, UpdateLifecycle
+from hpforensics.timeline.compliance import RELEASE_HOUR_UTC, MonthCompliance
+from hpforensics.timeline.correlate import KbCorrelation
+from hpforensics.timeline.lifecycle import HOTPATCH_CLASSES, UpdateLifecycle
 
 UP_TO_DATE, IN_PROGRESS, PAUSED = "Up to date", "In progress", "Paused"
 NOT_UP_TO_DATE, NOT_READY = "Not up to date", "Not ready"

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from hpforensics.evtx.normalise import BOOT_EVIDENCE, UPDATE_CATEGORIES, Category, Event
+from hpforensics.timeline.normalise import BOOT_EVIDENCE, UPDATE_CATEGORIES, Category, Event
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
-from hpforensics.evtx.classify import Classifier, find_build, find_kb
+from hpforensics.timeline.classify import Classifier, find_build, find_kb
 from hpforensics.evtx.readers import ALL_EVENTS, SOME_EVENTS
 from hpforensics.evtx.records import RawRecord
 from hpforensics.evtx import registry

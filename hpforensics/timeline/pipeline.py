@@ -20,19 +20,19 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from hpforensics.errors import InputError, UsageError
-from hpforensics.evtx.compliance import ComplianceRules, MonthCompliance
-from hpforensics.evtx.correlate import KbCorrelation, MemoryFindings
-from hpforensics.evtx.eligibility import Eligibility
+from hpforensics.timeline.compliance import ComplianceRules, MonthCompliance
+from hpforensics.timeline.correlate import KbCorrelation, MemoryFindings
+from hpforensics.timeline.eligibility import Eligibility
 from hpforensics.evtx.ingest import InputItem, discover
-from hpforensics.evtx.intune import DeviceUpdateStatus, fleet_statuses
-from hpforensics.evtx.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
-from hpforensics.evtx.normalise import Event
-from hpforensics.evtx.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
+from hpforensics.timeline.intune import DeviceUpdateStatus, fleet_statuses
+from hpforensics.timeline.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
+from hpforensics.timeline.normalise import Event
+from hpforensics.timeline.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
                                       safe_cells)
 from hpforensics.evtx.readers import PARSERS
-from hpforensics.evtx.reading import iter_read, shared_classifier
+from hpforensics.timeline.reading import iter_read, shared_classifier
 from hpforensics.evtx.records import ReadStats
-from hpforensics.evtx import rows as R
+from hpforensics.timeline import rows as R
 from hpforensics.textsafe import clean
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def _device(device: str, events: list[Event], rules: ComplianceRules,
 def write_autopatch(outdir: Path, result: TimelineResult | Any) -> None:
     """summary.csv (per ring) and summary-devices.csv in the Intune report's terms; memory.csv
     (installed per the logs vs live in memory) when findings were given."""
-    from hpforensics.evtx.intune import DEVICE_HEADINGS, SUMMARY_HEADINGS, ring_summaries
+    from hpforensics.timeline.intune import DEVICE_HEADINGS, SUMMARY_HEADINGS, ring_summaries
 
     for name, headings, rows in (
             ("summary", SUMMARY_HEADINGS, ring_summaries(result.autopatch)),

@@ -7,10 +7,10 @@ import datetime as dt
 from collections import Counter
 from typing import Any, Iterable, Iterator
 
-from hpforensics.evtx.compliance import MonthCompliance
-from hpforensics.evtx.lifecycle import UpdateLifecycle
-from hpforensics.evtx.normalise import Category, Event
-from hpforensics.evtx.outputs import CsvRows, JsonRows
+from hpforensics.timeline.compliance import MonthCompliance
+from hpforensics.timeline.lifecycle import UpdateLifecycle
+from hpforensics.timeline.normalise import Category, Event
+from hpforensics.timeline.outputs import CsvRows, JsonRows
 from hpforensics.evtx.records import parse_time
 
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
@@ -187,7 +187,7 @@ def running_build(booted: str, lifecycles: Iterable[UpdateLifecycle]) -> str:
     """The build the device runs: a hotpatch does not restart the device, so no boot reports
     the build it brings; the newest of the last booted build and the builds of the OS updates
     that took effect (a hotpatch's is its own: 26100.4851 for KB5064010)."""
-    from hpforensics.evtx.lifecycle import OS_CLASSES
+    from hpforensics.timeline.lifecycle import OS_CLASSES
 
     builds = [lc.os_build for lc in lifecycles
               if lc.os_build and lc.effective_at is not None and lc.update_class in OS_CLASSES]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from hpforensics.errors import InputError, UsageError
-from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES
+from hpforensics.timeline.lifecycle import HOTPATCH_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def correlate_dir(timeline_dir: Path, findings_path: Path,
 
 def lifecycle_rows(lifecycles: Iterable[Any]) -> list[dict[str, Any]]:
     """Update lifecycles as the plain rows of updates.jsonl (what correlate() reads)."""
-    from hpforensics.evtx.rows import lifecycle_row
+    from hpforensics.timeline.rows import lifecycle_row
     from hpforensics.cells import plain
 
     return [{c: plain(c, v) for c, v in lifecycle_row(lc).items()} for lc in lifecycles]

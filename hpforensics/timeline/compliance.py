@@ -28,9 +28,9 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from hpforensics.evtx.eligibility import Eligibility
-from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES, OS_CLASSES, UpdateLifecycle
-from hpforensics.evtx.normalise import Event
+from hpforensics.timeline.eligibility import Eligibility
+from hpforensics.timeline.lifecycle import HOTPATCH_CLASSES, OS_CLASSES, UpdateLifecycle
+from hpforensics.timeline.normalise import Event
 from hpforensics.kb.calendar import Calendar, ReleaseKind, iter_months, month_str, parse_month
 
 log = logging.getLogger(__name__)

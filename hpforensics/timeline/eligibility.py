@@ -20,8 +20,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from hpforensics.evtx.lifecycle import HOTPATCH_CLASSES, UpdateLifecycle
-from hpforensics.evtx.normalise import Category, Event
+from hpforensics.timeline.lifecycle import HOTPATCH_CLASSES, UpdateLifecycle
+from hpforensics.timeline.normalise import Category, Event
 from hpforensics.kb.calendar import BUILD_MAJOR, WINDOWS_SERVER_2025
 
 AUTOPATCH_DEFAULT_FROM = "2026-05"  # hotpatch on by default from the May 2026 security update
