@@ -34,7 +34,10 @@ VELOCIRAPTOR_VQL = {"info", "glob", "upload", "split", "if", "read_reg_key", "ch
                     "foreach", "items", "to_dict", "format", "timestamp", "hash", "log"}
 REGISTRY = [r"PolicyManager\current\device\Update\AllowRebootlessUpdates",
             r"Update\TargetingInfo\DynamicInstalled\Hotpatch.*",
-            r"Session Manager\Memory Management\HotPatchTableSize"]
+            r"Session Manager\Memory Management\HotPatchTableSize",
+            r"Session Manager\Memory Management\HotPatchRestrictions",
+            r"PolicyManager\current\device\System\DisableCHPE",
+            r"Session Manager\Environment\PROCESSOR_ARCHITECTURE"]
 
 
 @pytest.fixture(scope="module")

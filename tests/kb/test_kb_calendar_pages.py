@@ -154,6 +154,11 @@ def test_cli_update_prints_changes_and_refuses_a_bad_page(cli, tmp_path: Path) -
     proc = cli("calendar", "classify", "KB5099536", "-p", "windows-server-2025", "-f", "csv",
                env=_env(env), check=True)
     assert next(csv.DictReader(io.StringIO(proc.stdout)))["kind"] == "standard"
+    proc = cli("calendar", "update", SERVER_MD, env=_env(env), check=True)  # the Markdown export
+    assert proc.stdout.splitlines()[0].startswith(
+        "differs  windows-server-2025 2026-06: the page lists hotpatch without a KB; the "
+        "calendar keeps baseline KB5094125")
+    assert proc.stdout.splitlines()[-1].startswith(f"{SERVER_MD}: 0 added, 4 changed, ")
     stored = (tmp_path / "data" / "calendar.csv").read_text()
     # a bad page among good ones: one line naming it, exit 2, nothing more stored
     proc = cli("calendar", "update", WIN11_HTML, PAGES / "README.md", env=_env(env))
