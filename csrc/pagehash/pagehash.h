@@ -111,6 +111,20 @@ int ph_compare_get_impl(void);
 /* more threads than this only cost stacks; callers clamp to it */
 #define PH_MAX_THREADS 256
 
+/* atomically *p += v, returning the old value (the chunk counter threads claim work from) */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static inline size_t ph_fetch_add(size_t *p, size_t v) {
+#if defined(_WIN64)
+    return (size_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
+#else
+    return (size_t)_InterlockedExchangeAdd((volatile long *)p, (long)v);
+#endif
+}
+#else
+static inline size_t ph_fetch_add(size_t *p, size_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+#endif
+
 /* threads.c: run fn(base + i * stride) for i in [0, n) on n threads (the caller is one). */
 typedef void (*ph_task_fn)(void *arg);
 int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
