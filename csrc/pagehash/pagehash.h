@@ -129,9 +129,10 @@ static inline size_t ph_fetch_add(size_t *p, size_t v) { return __atomic_fetch_a
 typedef void (*ph_task_fn)(void *arg);
 int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
 
-/* floor.c: load every byte once with the widest loads, on `threads` threads; *fold is the XOR
- * of it all (so nothing is skipped) */
-int ph_read_floor(const uint8_t *p, size_t len, int threads, uint64_t *fold);
+/* floor.c: load every byte once with `width`-byte loads (8, 16, 32, 64; 0 = the widest the CPU
+ * has; PH_IMPL_UNAVAILABLE if it lacks that one), on `threads` threads; *fold is the XOR of it
+ * all, so nothing is skipped */
+int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, uint64_t *fold);
 
 /* once at start-up: pick the fastest implementation of each primitive */
 void ph_init(void);
