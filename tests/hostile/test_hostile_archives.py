@@ -105,3 +105,15 @@ def test_unknown_zip_version_found_by_the_fuzzer(cli, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"hpforensics: error: {archive}: not a readable zip archive "
                            "(zip file version 23.6)\n")
+
+
+def test_local_header_name_not_utf8_found_by_the_fuzzer(cli, tmp_path):
+    """fuzz_archive's third find: a member whose local header name is flagged UTF-8 and is
+    not raised UnicodeDecodeError out of zipfile's open (a traceback). Now that member is one
+    warning like any damaged member; here no member holds a record, so one error line."""
+    archive = Path(__file__).resolve().parents[1] / "corrupt" / "regressions" / \
+        "archive-local-name-not-utf8.zip"
+    proc = cli("timeline", archive, "-o", tmp_path / "out", timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"hpforensics: error: {archive}!")
