@@ -117,3 +117,29 @@ def test_local_header_name_not_utf8_found_by_the_fuzzer(cli, tmp_path):
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"hpforensics: error: {archive}!")
+
+
+def test_a_hive_log_member_beyond_the_bound_is_named_and_the_hive_read(cli, tmp_path):
+    """A hive's transaction log is copied beside it only within the same bound: a 96 MiB
+    .LOG1 of zeros is one warning naming it, and the hive is read without it."""
+    config = Path(__file__).resolve().parents[2] / "samples" / "kape" / "HP-WS-001" / "C" / \
+        "Windows" / "System32" / "config"
+    archive = tmp_path / "HOST7.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.write(config / "SYSTEM", "C/Windows/System32/config/SYSTEM")
+        with zf.open("C/Windows/System32/config/SYSTEM.LOG1", "w") as member:
+            for _ in range(96):
+                member.write(bytes(1 << 20))
+    out = tmp_path / "out"
+    alone = cli("timeline", config / "SYSTEM", "-o", tmp_path / "alone", "--no-html", timeout=120)
+    proc = cli("timeline", archive, "-o", out, "--no-html", timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("hpforensics: warning:")]
+    assert any(f"{archive}!C/Windows/System32/config/SYSTEM.LOG1 at offset 0x" in ln
+               and "not extracted" in ln for ln in warnings), proc.stderr
+    with open(out / "inputs.csv", newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    with open(tmp_path / "alone" / "inputs.csv", newline="", encoding="utf-8") as fh:
+        (want,) = list(csv.DictReader(fh))
+    assert int(row["records"]) == int(want["records"]) > 0  # the hive itself was read
