@@ -64,7 +64,7 @@ def _cs(machine: int):
 def disassemble(code: bytes, address: int, machine: int = 0x8664, limit: int = 4,
                 stop: int | None = None) -> str:
     """Up to `limit` instructions, only those starting before `stop` (at least one)."""
-    out = []
+    out: list[str] = []
     for insn in _cs(machine).disasm(code, address):
         if out and (len(out) >= limit or (stop is not None and insn.address >= stop)):
             break
@@ -101,7 +101,8 @@ def _u64(space: AddressSpace, address: int) -> int | None:
     return struct.unpack("<Q", raw)[0] if raw else None
 
 
-def branch_target(space: AddressSpace, code: bytes, address: int, machine: int = 0x8664) -> int | None:
+def branch_target(space: AddressSpace, code: bytes, address: int,
+                  machine: int = 0x8664) -> int | None:
     """Where the instruction(s) at `address` transfer control, for the common hook shapes:
     jmp/call rel8/rel32, jmp/call [rip+disp32], mov rax/r11, imm64 + jmp reg, push imm + ret."""
     if machine == 0xAA64 and len(code) >= 4:
@@ -124,7 +125,8 @@ def branch_target(space: AddressSpace, code: bytes, address: int, machine: int =
         return _u64(space, slot) if machine == 0x8664 else slot
     if len(b) >= 12 and b[0] in (0x48, 0x49) and 0xB8 <= b[1] <= 0xBF:
         tail = b[10:13]
-        if tail[:1] == b"\xff" or tail[:2] == b"\x41\xff" or tail[:1] == b"\x50" or tail[:2] == b"\x41\x53":
+        if (tail[:1] == b"\xff" or tail[:2] == b"\x41\xff" or tail[:1] == b"\x50"
+                or tail[:2] == b"\x41\x53"):
             return struct.unpack_from("<Q", b, 2)[0]
     if len(b) >= 6 and b[0] == 0x68 and b[5] == 0xC3:
         return struct.unpack_from("<I", b, 1)[0]
@@ -226,11 +228,13 @@ def check_redirect(
     win.patch, win.sequence = patch, patch.sequence
     record = patch.base_for(timestamp, checksum)
     if record is None:
-        return bad(f"patch image {patch.image.name} leads the redirect but its IMAGE_HOT_PATCH_BASE "
-                   f"does not name this image (TimeDateStamp {timestamp:#x}, CheckSum {checksum:#x})")
+        return bad(f"patch image {patch.image.name} leads the redirect but its "
+                   f"IMAGE_HOT_PATCH_BASE does not name this image (TimeDateStamp "
+                   f"{timestamp:#x}, CheckSum {checksum:#x})")
     entry = patch.function_entry(record, f_off)
     if entry is None:
-        return bad(f"patch table of {patch.image.name} does not name the function at RVA {f_off:#x}")
+        return bad(f"patch table of {patch.image.name} does not name the function at RVA "
+                   f"{f_off:#x}")
     if fn - patch.image.base != entry.patch_rva:
         return bad(f"HPAT pointer leads to patch RVA {fn - patch.image.base:#x}, the patch table "
                    f"says {entry.patch_rva:#x}")
@@ -240,8 +244,10 @@ def check_redirect(
     win.hotpatch = True
     win.sequence = record.sequence_number or patch.sequence
     rivals = [p for p, b in patches_for(patches, timestamp, checksum)
-              if (b.sequence_number or p.sequence) > win.sequence and p.function_entry(b, f_off) is not None]
+              if (b.sequence_number or p.sequence) > win.sequence
+              and p.function_entry(b, f_off) is not None]
     win.reason = (f"hotpatch redirect into {patch.image.name} (sequence {win.sequence})"
                   + (f" through an HPAT stub in {win.hpat_where}" if win.hpat_where else "")
-                  + (f"; a higher sequence patch {rivals[0].image.name} also names it" if rivals else ""))
+                  + (f"; a higher sequence patch {rivals[0].image.name} also names it"
+                     if rivals else ""))
     return win
