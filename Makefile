@@ -7,7 +7,7 @@ C_SOURCES := $(wildcard csrc/pagehash/*.c csrc/pagehash/*.h csrc/evtxscan/*.c cs
 	csrc/rowfmt/*.c csrc/rowfmt/*.h)
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-tools venv build fuzz bench clean asan arm64-check
+.PHONY: demo test test-tools lint venv build fuzz bench clean asan arm64-check
 
 $(STAMP): pyproject.toml setup.py $(C_SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test-tools:
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  echo "make test: installing Debian's chromium (report.html is checked in it)"; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium >/dev/null; }
+
+# ruff at the declared line length (pyproject.toml [tool.ruff]) and mypy on the package.
+LINT_PATHS := hpforensics plugins tests bench samples fuzz
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy hpforensics
 
 test: $(STAMP) test-tools
 	$(PY) -m pytest -q $(PYTEST_ARGS)

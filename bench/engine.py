@@ -37,7 +37,8 @@ from hpforensics.reference import FileReferences  # noqa: E402
 from hpforensics.reference.expected import EXPECTED, TEMPLATES, build_expected  # noqa: E402
 from hpforensics.space import MappedImage  # noqa: E402
 
-SHARED = Path(os.environ.get("HPF_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = Path(os.environ.get("HPF_SHARED_DATA",
+                             Path(__file__).resolve().parents[2] / "shared" / "data"))
 SOURCE = SHARED / "pe" / "msvcp140.dll"
 PAGE = 0x1000
 NEW_BASE = 0x7FF6_4000_0000
@@ -73,9 +74,11 @@ def scale_pe(src: bytes, copies: int) -> bytes:
         entries = sorted(pages[page])
         if len(entries) % 2:
             entries.append(0)
-        blob += struct.pack("<II", page, 8 + 2 * len(entries)) + struct.pack(f"<{len(entries)}H", *entries)
+        blob += (struct.pack("<II", page, 8 + 2 * len(entries))
+                 + struct.pack(f"<{len(entries)}H", *entries))
     reloc_va = copies * size
-    sections.append((b".reloc2", len(blob), reloc_va, _align(len(blob), 0x200), 0x42000040, bytes(blob)))
+    sections.append((b".reloc2", len(blob), reloc_va, _align(len(blob), 0x200), 0x42000040,
+                     bytes(blob)))
     headers = bytearray(src[:PAGE].ljust(PAGE, b"\0"))
     struct.pack_into("<H", headers, lf + 6, len(sections))
     struct.pack_into("<I", headers, opt + 56, _align(reloc_va + len(blob), PAGE))  # SizeOfImage
@@ -85,7 +88,8 @@ def scale_pe(src: bytes, copies: int) -> bytes:
     body = bytearray()
     raw = PAGE
     for i, (name, vsize, va, rsize, chars, data) in enumerate(sections):
-        struct.pack_into("<8sIIIIIIHHI", headers, table + 40 * i, name, vsize, va, rsize, raw, 0, 0, 0, 0, chars)
+        struct.pack_into("<8sIIIIIIHHI", headers, table + 40 * i, name, vsize, va, rsize, raw,
+                         0, 0, 0, 0, chars)
         body += data.ljust(rsize, b"\0")
         raw += rsize
     return bytes(headers) + bytes(body)
@@ -95,7 +99,8 @@ def memory_image(path: Path) -> tuple[bytes, list[tuple[MappedImage, bytes]], li
     exp = build_expected(path, NEW_BASE)
     mem = bytearray(exp.data)
     iat = exp.template.iat
-    fakes = [(MappedImage(FAKE + i * 0x100000, 0x100000, d, d), b"") for i, d in enumerate(iat.dlls)]
+    fakes = [(MappedImage(FAKE + i * 0x100000, 0x100000, d, d), b"")
+             for i, d in enumerate(iat.dlls)]
     for k, (rva, d) in enumerate(zip(iat.rvas.tolist(), iat.dll.tolist())):
         mem[rva : rva + 8] = struct.pack("<Q", FAKE + d * 0x100000 + 0x1000 + 16 * k)
     ntdll = FAKE + 0x400_0000
@@ -123,7 +128,8 @@ def baseline(path: Path, memory: bytes, base: int) -> list[tuple[int, int]]:
     if lc is not None:  # CFG pointers and the cookie, as pe-sieve blanks them
         for f in ("GuardCFCheckFunctionPointer", "GuardCFDispatchFunctionPointer",
                   "GuardXFGCheckFunctionPointer", "GuardXFGDispatchFunctionPointer",
-                  "GuardXFGTableDispatchFunctionPointer", "GuardMemcpyFunctionPointer", "SecurityCookie"):
+                  "GuardXFGTableDispatchFunctionPointer", "GuardMemcpyFunctionPointer",
+                  "SecurityCookie"):
             va = getattr(lc.struct, f, 0)
             if va:
                 iat.update(range(va - old, va - old + 8))
@@ -175,7 +181,8 @@ def main() -> None:
         path.write_bytes(scale_pe(src, copies))
         memory, fakes, hooks = memory_image(path)
         size_mb = len(memory) / 1e6
-        t_base, ranges = timed(lambda: baseline(path, memory, NEW_BASE), 1 if mib > 5 else args.rounds)
+        t_base, ranges = timed(lambda: baseline(path, memory, NEW_BASE),
+                               1 if mib > 5 else args.rounds)
         assert [s for s, _ in ranges] == hooks, ("baseline disagrees", ranges, hooks)
 
         def cold():
@@ -189,10 +196,12 @@ def main() -> None:
         assert len(bad) == len(hooks) and all(
             f.rva <= h < f.rva + f.size for f, h in zip(bad, hooks)), (bad, hooks)
         assert res.modules[0].pages_loader > 0
-        t_warm, _ = timed(lambda: (EXPECTED.clear(), ours(path, memory, fakes, NEW_BASE)), args.rounds)
+        t_warm, _ = timed(lambda: (EXPECTED.clear(), ours(path, memory, fakes, NEW_BASE)),
+                          args.rounds)
         t_hot, _ = timed(lambda: ours(path, memory, fakes, NEW_BASE), args.rounds)
         n_rel = len(build_expected(path, NEW_BASE).template.reloc_rvas)
-        rows.append((f"{size_mb:.1f} MB ({copies}x msvcp140, {n_rel} relocs)", t_base, t_cold, t_warm, t_hot, size_mb))
+        rows.append((f"{size_mb:.1f} MB ({copies}x msvcp140, {n_rel} relocs)", t_base, t_cold,
+                     t_warm, t_hot, size_mb))
     print(f"{'module':38} {'pefile+py ms':>12} {'ours cold ms':>12} {'warm ms':>8} {'hot ms':>7} "
           f"{'cold MB/s':>9} {'x cold':>7} {'x warm':>7}")
     for name, tb, tc, tw, th, mb in rows:

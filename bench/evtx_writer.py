@@ -3,7 +3,8 @@
 Writes a synthetic fleet-like mix (WindowsUpdateClient 44/43/19, Servicing 1/2, Service
 Control Manager 7036, Kernel-General 12) to one .evtx, then reads it with the two public
 parsers on the same file in the same run: the Rust-backed evtx package and python-evtx (the
-latter on the first 5,000 records only, extrapolated: it is far slower). Ratios are against our write.
+latter on the first 5,000 records only, extrapolated: it is far slower). Ratios are against our
+write.
 
     .venv/bin/python bench/evtx_writer.py [--records N] [--rounds R]
 """
@@ -78,7 +79,8 @@ def main() -> None:
     print(f"{'step':<34}{'seconds':>10}{'records/s':>12}{'MB/s':>8}{'vs write':>10}")
     for name, sec in (("evtx_writer write", w), ("evtx crate read (1 thread)", r),
                       ("python-evtx read (extrapolated)", p)):
-        print(f"{name:<34}{sec:>10.2f}{a.records / sec:>12,.0f}{size / 1e6 / sec:>8.1f}{sec / w:>10.2f}")
+        print(f"{name:<34}{sec:>10.2f}{a.records / sec:>12,.0f}{size / 1e6 / sec:>8.1f}"
+              f"{sec / w:>10.2f}")
 
 
 if __name__ == "__main__":

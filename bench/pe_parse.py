@@ -29,14 +29,17 @@ def timed(fn, path, rounds=5) -> float:
 
 
 def main() -> None:
-    files = sorted(glob.glob(str(SHARED / "pe" / "*.dll"))) + sorted(glob.glob(str(ROOT / "samples" / "pe" / "*.dll")))
+    files = (sorted(glob.glob(str(SHARED / "pe" / "*.dll")))
+             + sorted(glob.glob(str(ROOT / "samples" / "pe" / "*.dll"))))
     lief.logging.disable()
-    print(f"{'file':24} {'size':>8} {'PEImage ms':>11} {'pefile ms':>10} {'LIEF ms':>8} {'ours/pefile':>11}")
+    print(f"{'file':24} {'size':>8} {'PEImage ms':>11} {'pefile ms':>10} {'LIEF ms':>8} "
+          f"{'ours/pefile':>11}")
     for f in files:
         ours = timed(PEImage.from_file, f)
         pf = timed(lambda p: pefile.PE(p), f)
         lf = timed(lambda p: lief.parse(p), f)
-        print(f"{Path(f).name:24} {os.path.getsize(f):>8} {ours:>11.1f} {pf:>10.1f} {lf:>8.1f} {ours / pf:>11.2f}")
+        print(f"{Path(f).name:24} {os.path.getsize(f):>8} {ours:>11.1f} {pf:>10.1f} {lf:>8.1f} "
+              f"{ours / pf:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 
 from engine import NEW_BASE, SOURCE, memory_image, scale_pe, timed  # noqa: E402
 
-from hpforensics.engine import verify_space
+from hpforensics.engine import verify_space  # noqa: E402
 from hpforensics.sources.files import FilesSpace  # noqa: E402
 from hpforensics.kb.normalize import normalize  # noqa: E402
 from hpforensics.kb.store import PageStore  # noqa: E402

@@ -73,7 +73,8 @@ def instruction_start(original: bytes, at: int, machine: int, function: int | No
     return max(votes, key=lambda a: (votes[a], -a)) if votes else at
 
 
-def branch_target(read: Reader, code: bytes, address: int, machine: int = AMD64) -> int | None:
+def branch_target(read: Reader, code: bytes, address: int,
+                  machine: int = AMD64) -> int | None:
     """Where the instruction(s) at `address` transfer control, for the common hook shapes:
     jmp/call rel8/rel32, jmp/call [rip+disp32], mov rax/r11, imm64 + jmp reg, push imm + ret."""
     if machine == 0xAA64 and len(code) >= 4:
@@ -96,7 +97,8 @@ def branch_target(read: Reader, code: bytes, address: int, machine: int = AMD64)
         return pointer(read, slot) if machine == AMD64 else slot
     if len(b) >= 12 and b[0] in (0x48, 0x49) and 0xB8 <= b[1] <= 0xBF:
         tail = b[10:13]
-        if tail[:1] == b"\xff" or tail[:2] == b"\x41\xff" or tail[:1] == b"\x50" or tail[:2] == b"\x41\x53":
+        if (tail[:1] == b"\xff" or tail[:2] == b"\x41\xff" or tail[:1] == b"\x50"
+                or tail[:2] == b"\x41\x53"):
             return struct.unpack_from("<Q", b, 2)[0]
     if len(b) >= 6 and b[0] == 0x68 and b[5] == 0xC3:
         return struct.unpack_from("<I", b, 1)[0]

@@ -106,7 +106,8 @@ def verify_space(
         exp = expected.get(m.base)
         if exp is None:
             # No reference for the image itself; its extension pages need none.
-            ext = ExtensionVerifier(ctx, m, m.timestamp, m.checksum, _machine(space, m), set()).run()
+            ext = ExtensionVerifier(ctx, m, m.timestamp, m.checksum, _machine(space, m),
+                                    set()).run()
             result.findings.extend(ext.findings)
             result.modules.append(ModuleSummary(
                 source=space.source, pid=space.pid, process=space.process, module=m.name,
@@ -125,11 +126,13 @@ def verify_space(
             result.warnings.append(f"{m.name} at {m.base:#x}: {why}")
             result.modules.append(ModuleSummary(
                 source=space.source, pid=space.pid, process=space.process, module=m.name,
-                module_path=m.path, module_base=m.base, size=m.size, reference=references.label(exp),
+                module_path=m.path, module_base=m.base, size=m.size,
+                reference=references.label(exp),
                 status=f"error: {why}"))
             continue
         result.findings.extend(findings)
         result.modules.append(summary)
         result.warnings.extend(f"{m.name} at {m.base:#x}: {w}" for w in exp.warnings)
-    result.findings.sort(key=lambda f: (f.pid if f.pid is not None else -1, f.address, f.size, f.verdict.value))
+    result.findings.sort(key=lambda f: (f.pid if f.pid is not None else -1, f.address, f.size,
+                                        f.verdict.value))
     return result

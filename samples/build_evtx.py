@@ -39,20 +39,25 @@ CORRUPT_DEVICE, CORRUPT_CHUNK = "HP-WS-007", 1
 # (name, scenario, description, month -> action); the first six cover the required cases.
 FLEET = [
     ("HP-WS-001", "compliant", "Enrolled, every baseline and hotpatch on time.", {}),
-    ("HP-WS-002", "compliant", "Enrolled, on time; one power loss in June 2025 (not update-related).", {}),
+    ("HP-WS-002", "compliant", "Enrolled, on time; one power loss in June 2025 (not "
+                               "update-related).", {}),
     ("HP-WS-003", "compliant", "Enrolled, on time; also took the March 2026 out-of-band hotpatch.",
      {"2026-03": "hotpatch+oob"}),
     ("HP-WS-004", "hotpatch-failed-fallback",
-     "September 2025 hotpatch failed (WUC 20 + Servicing 3); fell back to the standard update with a restart.",
+     "September 2025 hotpatch failed (WUC 20 + Servicing 3); fell back to the standard update with "
+     "a restart.",
      {"2025-09": "hotpatch-fail-fallback"}),
     ("HP-WS-005", "manual-standard",
-     "August 2025: standard update installed by hand; off the hotpatch track until the October baseline.",
+     "August 2025: standard update installed by hand; off the hotpatch track until the October "
+     "baseline.",
      {"2025-08": "manual-standard", "2025-09": "standard"}),
     ("HP-WS-006", "missed-baseline",
-     "October 2025 baseline failed; no hotpatches in November/December; rejoined with the January 2026 baseline.",
+     "October 2025 baseline failed; no hotpatches in November/December; rejoined with the January "
+     "2026 baseline.",
      {"2025-10": "baseline-fail", "2025-11": "none", "2025-12": "none"}),
     (CORRUPT_DEVICE, "compliant-corrupt-log",
-     f"Enrolled and on time, but chunk {CORRUPT_CHUNK} of its System.evtx has a broken header checksum.", {}),
+     f"Enrolled and on time, but chunk {CORRUPT_CHUNK} of its System.evtx has a broken header "
+     "checksum.", {}),
 ]
 
 
@@ -109,17 +114,19 @@ def break_chunk_checksum(path: Path, index: int) -> dict:
     first, last = struct.unpack_from("<QQ", data, off + 24)
     return {"file": str(path), "chunk": index, "chunk_offset": off,
             "first_record_id": first, "last_record_id": last,
-            "stored_header_crc32": f"0x{crc ^ 0xFFFFFFFF:08x}", "correct_header_crc32": f"0x{crc:08x}"}
+            "stored_header_crc32": f"0x{crc ^ 0xFFFFFFFF:08x}",
+            "correct_header_crc32": f"0x{crc:08x}"}
 
 
 def build(out: Path, n_devices: int, seed: int) -> dict:
     plan = {"generator": "samples/build_evtx.py", "seed": seed, "product": "windows11-24h2",
             "months": months(), "calendar": {m: {"kind": k, "kb": kb, "build": f"26100.{b}"}
-                                             for m, (k, kb, b) in CALENDAR.items() if m in months()},
-            "compliance_rule": ("compliant = the month's calendar KB (hotpatch KB in hotpatch months, "
-                                "baseline KB in baseline months) installed between its release and the "
-                                "next month's release; a standard update in a hotpatch month is "
-                                "security-current but not hotpatch-compliant"),
+                                             for m, (k, kb, b) in CALENDAR.items()
+                                             if m in months()},
+            "compliance_rule": ("compliant = the month's calendar KB (hotpatch KB in hotpatch "
+                                "months, baseline KB in baseline months) installed between its "
+                                "release and the next month's release; a standard update in a "
+                                "hotpatch month is security-current but not hotpatch-compliant"),
             "devices": []}
     for i, (name, scenario, desc, actions) in enumerate(fleet(n_devices, seed)):
         dev = Device(name, scenario, desc, seed * 1000 + i, plan=dict(actions))
@@ -142,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "evtx")
     ap.add_argument("--devices", type=int, default=len(FLEET),
-                    help=f"how many devices (default {len(FLEET)}; beyond that, scenarios drawn with the seed)")
+                    help=f"how many devices (default {len(FLEET)}; beyond that, scenarios drawn "
+                         "with the seed)")
     ap.add_argument("--seed", type=int, default=2025)
     a = ap.parse_args(argv)
     if a.devices < 1:

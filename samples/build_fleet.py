@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_evtx import LOG_DIR, LOG_FILES, write_device  # noqa: E402
+from build_evtx import LOG_DIR, write_device  # noqa: E402
 from evtx_writer.chunk import CHUNK_HEADER_SIZE, CHUNK_SIZE  # noqa: E402
 from evtx_writer.fleet import CALENDAR, Device  # noqa: E402
 
@@ -86,7 +86,8 @@ def stamp(data: bytes, old: str, new: str) -> bytes:
     for off in range(4096, len(buf), CHUNK_SIZE):
         free = struct.unpack_from("<I", buf, off + 0x30)[0]
         struct.pack_into("<I", buf, off + 0x34, zlib.crc32(buf[off + CHUNK_HEADER_SIZE:off + free]))
-        crc = zlib.crc32(bytes(buf[off:off + 0x78]) + bytes(buf[off + 0x80:off + CHUNK_HEADER_SIZE]))
+        crc = zlib.crc32(bytes(buf[off:off + 0x78])
+                         + bytes(buf[off + 0x80:off + CHUNK_HEADER_SIZE]))
         struct.pack_into("<I", buf, off + 0x7C, crc)
     return bytes(buf)
 
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--months", type=int, default=12, help="months up to %s (default 12)" % LAST_MONTH)
+    ap.add_argument("--months", type=int, default=12,
+                    help="months up to %s (default 12)" % LAST_MONTH)
     ap.add_argument("--seed", type=int, default=2025)
     ap.add_argument("--variants", type=int, default=8, help="simulated devices per scenario")
     a = ap.parse_args(argv)

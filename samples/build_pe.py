@@ -51,7 +51,8 @@ IMPORT_TARGETS = {
                   "exports": {"LdrpValidateUserCallTarget": 0x7FFB2C5A1230,
                               "LdrpDispatchUserCallTarget": 0x7FFB2C5A1300}},
     "ntoskrnl.exe": {"base": 0xFFFFF80610000000, "size": 0x1046000,
-                     "exports": {"KeQueryTimeIncrement": 0xFFFFF806102A0C40, "ExFreePool": 0xFFFFF806104B1010,
+                     "exports": {"KeQueryTimeIncrement": 0xFFFFF806102A0C40,
+                                 "ExFreePool": 0xFFFFF806104B1010,
                                  "guard_check_icall": 0xFFFFF80610420AD0,
                                  "guard_dispatch_icall": 0xFFFFF80610420B40}},
 }
@@ -76,7 +77,8 @@ class Change:
     branch_target: int | None = None
 
     def row(self) -> dict:
-        d = {"module": self.module, "address": hx(self.address), "rva": hx(self.address - self.module_base),
+        d = {"module": self.module, "address": hx(self.address),
+             "rva": hx(self.address - self.module_base),
              "size": self.size, "verdict": self.verdict, "kind": self.kind, "reason": self.reason}
         if self.patch_image:
             d["patch_image"] = self.patch_image
@@ -107,7 +109,8 @@ class Loaded:
         addr = self.base + rva
         # a later write to the same bytes (CFG over reloc, sequence 2 over 1) replaces the record
         self.changes = [c for c in self.changes if not (c.address == addr and c.size == len(data))]
-        self.changes.append(Change(self.name, addr, len(data), verdict, kind, reason, self.base, **kw))
+        self.changes.append(Change(self.name, addr, len(data), verdict, kind, reason, self.base,
+                                   **kw))
 
     def u64(self, rva: int) -> int:
         return struct.unpack_from("<Q", self.mem, rva)[0]
@@ -128,15 +131,19 @@ def load(built: Built, base: int, cfg: tuple[int, int]) -> Loaded:
     for entry in getattr(pe, "DIRECTORY_ENTRY_IMPORT", []):
         target = IMPORT_TARGETS[entry.dll.decode().lower()]["exports"]
         for imp in entry.imports:
-            ld.write(imp.address - pe.OPTIONAL_HEADER.ImageBase, struct.pack("<Q", target[imp.name.decode()]),
+            ld.write(imp.address - pe.OPTIONAL_HEADER.ImageBase,
+                     struct.pack("<Q", target[imp.name.decode()]),
                      "loader", "iat", f"import {entry.dll.decode()}!{imp.name.decode()} bound")
     lc = pe.DIRECTORY_ENTRY_LOAD_CONFIG.struct
     ib = pe.OPTIONAL_HEADER.ImageBase
-    ld.write(lc.GuardCFCheckFunctionPointer - ib, struct.pack("<Q", cfg[0]), "loader", "cfg_pointer",
+    ld.write(lc.GuardCFCheckFunctionPointer - ib, struct.pack("<Q", cfg[0]), "loader",
+             "cfg_pointer",
              "CFG check function pointer set by the loader")
-    ld.write(lc.GuardCFDispatchFunctionPointer - ib, struct.pack("<Q", cfg[1]), "loader", "cfg_pointer",
+    ld.write(lc.GuardCFDispatchFunctionPointer - ib, struct.pack("<Q", cfg[1]), "loader",
+             "cfg_pointer",
              "CFG dispatch function pointer set by the loader")
-    ld.write(pe.OPTIONAL_HEADER.get_file_offset() + 24, struct.pack("<Q", base), "loader", "header_image_base",
+    ld.write(pe.OPTIONAL_HEADER.get_file_offset() + 24, struct.pack("<Q", base), "loader",
+             "header_image_base",
              "memory manager wrote the load address into OptionalHeader.ImageBase")
     ld.write(lc.SecurityCookie - ib, struct.pack("<Q", NEW_COOKIE), "loader", "security_cookie",
              "default /GS cookie replaced by the loader")
@@ -150,20 +157,25 @@ class Hpat:
     mem: bytearray = field(default_factory=lambda: bytearray(HPAT_SIZE))
     entries: list[dict] = field(default_factory=list)
 
-    def populate(self, index: int, target: int, patch: str, function_rva: int, sequence: int) -> int:
+    def populate(self, index: int, target: int, patch: str, function_rva: int,
+                 sequence: int) -> int:
         off = hpat_entry_offset(index)
         self.mem[off:off + 8] = HPAT_STUB_X64
         struct.pack_into("<Q", self.mem, off + HPAT_SLOT_DISTANCE, target)
-        row = {"index": index, "stub": hx(self.address + off), "slot": hx(self.address + off + HPAT_SLOT_DISTANCE),
-               "target": hx(target), "patch_image": patch, "function_rva": hx(function_rva), "sequence": sequence}
+        row = {"index": index, "stub": hx(self.address + off),
+               "slot": hx(self.address + off + HPAT_SLOT_DISTANCE),
+               "target": hx(target), "patch_image": patch, "function_rva": hx(function_rva),
+               "sequence": sequence}
         self.entries = [e for e in self.entries if e["index"] != index] + [row]
         return self.address + off
 
     def index_of(self, function_rva: int) -> int | None:
-        return next((e["index"] for e in self.entries if e["function_rva"] == hx(function_rva)), None)
+        return next((e["index"] for e in self.entries if e["function_rva"] == hx(function_rva)),
+                    None)
 
 
-def apply_patch(base: Loaded, patch: Loaded, hpat: Hpat, spec: PatchSpec, *, verdict: str = "hotpatch",
+def apply_patch(base: Loaded, patch: Loaded, hpat: Hpat, spec: PatchSpec, *,
+                verdict: str = "hotpatch",
                 reason: str = "") -> None:
     """What RtlApplyHotPatch does for one patch image (x64, newer E9/EB F9 form)."""
     from hpforensics.pe import PEImage
@@ -180,24 +192,29 @@ def apply_patch(base: Loaded, patch: Loaded, hpat: Hpat, spec: PatchSpec, *, ver
             if fresh:
                 index = len(hpat.entries)
             stub = hpat.populate(index, patch.base + e.patch_rva, patch.name, f, spec.sequence)
-            why = reason or f"hotpatch redirect to {patch.name} (sequence {spec.sequence}) through HPAT entry {index}"
+            why = reason or (f"hotpatch redirect to {patch.name} (sequence {spec.sequence}) "
+                             f"through HPAT entry {index}")
             # already redirected: the kernel only rewrites the pointer slot; the base bytes stay
             base.changes = [c for c in base.changes if c.address != base.base + f - 5]
             rel = stub - (base.base + f)
             if fresh:
                 base.mem[f - 5:f + 2] = b"\xE9" + struct.pack("<i", rel) + b"\xEB\xF9"
-            base.changes.append(Change(base.name, base.base + f - 5, 7, verdict, "hotpatch_redirect", why,
+            base.changes.append(Change(base.name, base.base + f - 5, 7, verdict,
+                                       "hotpatch_redirect", why,
                                        base.base, function_rva=f, branch_target=stub, **kw))
         elif e.chunk_type == ChunkType.ABSOLUTE:
-            patch.write(e.patch_rva, struct.pack("<Q", base.base + e.base_rva), verdict, "hotpatch_absolute",
+            patch.write(e.patch_rva, struct.pack("<Q", base.base + e.base_rva), verdict,
+                        "hotpatch_absolute",
                         f"__ref_ pointer to {base.name}+{e.base_rva:#x} (ABSOLUTE entry)", **kw)
         elif e.chunk_type == ChunkType.INDIRECT:
-            patch.write(e.patch_rva, struct.pack("<Q", base.u64(e.base_rva)), verdict, "hotpatch_indirect",
+            patch.write(e.patch_rva, struct.pack("<Q", base.u64(e.base_rva)), verdict,
+                        "hotpatch_indirect",
                         f"copy of {base.name}+{e.base_rva:#x} (INDIRECT entry)", **kw)
         elif e.chunk_type == ChunkType.REL32:
             field_va = patch.base + e.patch_rva
-            patch.write(e.patch_rva, struct.pack("<i", base.base + e.base_rva - (field_va + 4)), verdict,
-                        "hotpatch_rel32", f"rel32 to {base.name}+{e.base_rva:#x} (REL32 entry)", **kw)
+            rel = base.base + e.base_rva - (field_va + 4)
+            patch.write(e.patch_rva, struct.pack("<i", rel), verdict, "hotpatch_rel32",
+                        f"rel32 to {base.name}+{e.base_rva:#x} (REL32 entry)", **kw)
     assert CHUNK_EXTENT_X64[ChunkType.FUNCTION] == (-6, 8)  # the window the redirect lives in
 
 
@@ -213,12 +230,14 @@ class Scenario:
 
 def user_base(files: dict[str, Built]) -> Loaded:
     t = IMPORT_TARGETS["ntdll.dll"]["exports"]
-    return load(files["hpbase.dll"], USER["hpbase.dll"], (t["LdrpValidateUserCallTarget"], t["LdrpDispatchUserCallTarget"]))
+    return load(files["hpbase.dll"], USER["hpbase.dll"],
+                (t["LdrpValidateUserCallTarget"], t["LdrpDispatchUserCallTarget"]))
 
 
 def user_module(files, name) -> Loaded:
     t = IMPORT_TARGETS["ntdll.dll"]["exports"]
-    return load(files[name], USER[name], (t["LdrpValidateUserCallTarget"], t["LdrpDispatchUserCallTarget"]))
+    return load(files[name], USER[name],
+                (t["LdrpValidateUserCallTarget"], t["LdrpDispatchUserCallTarget"]))
 
 
 def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scenario]:
@@ -228,7 +247,8 @@ def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scen
     out.append(s)
 
     for name, seqs in (("hp1", ["hpbase_hp1.dll"]), ("hp2", ["hpbase_hp1.dll", "hpbase_hp2.dll"])):
-        s = Scenario(name, "hpbase.dll with " + " then ".join(seqs) + " applied by the hotpatch engine")
+        s = Scenario(name, "hpbase.dll with " + " then ".join(seqs)
+                     + " applied by the hotpatch engine")
         base = user_base(files)
         hpat = user_hpat(base)
         s.modules, s.hpats = [base], [hpat]
@@ -238,28 +258,32 @@ def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scen
             s.modules.append(m)
         out.append(s)
 
-    s = Scenario("attacked", "hp1 state plus an inline hook, a fake EB F9 redirect, a redirect into a "
-                             "forged patch image and an IAT hook")
+    s = Scenario("attacked", "hp1 state plus an inline hook, a fake EB F9 redirect, a redirect "
+                             "into a forged patch image and an IAT hook")
     base = user_base(files)
     hpat = user_hpat(base)
     hp1 = user_module(files, "hpbase_hp1.dll")
     apply_patch(base, hp1, hpat, specs["hpbase_hp1.dll"])
     forged = user_module(files, "forged_hp.dll")
     apply_patch(base, forged, hpat, specs["forged_hp.dll"], verdict="unexplained",
-                reason="HPAT slot points into forged_hp.dll, whose IMAGE_HOT_PATCH_BASE does not match hpbase.dll")
+                reason="HPAT slot points into forged_hp.dll, whose IMAGE_HOT_PATCH_BASE does not "
+                       "match hpbase.dll")
     sc = USER["shellcode"]
-    s.private = [(sc, bytes.fromhex("4831C0C3") + bytes(0xFC) + bytes.fromhex("CCCCC3") + bytes(0xFD)
-                  + bytes.fromhex("FF2500000000") + struct.pack("<Q", IMPORT_TARGETS["kernel32.dll"]["exports"]["Sleep"])
+    s.private = [(sc, bytes.fromhex("4831C0C3") + bytes(0xFC) + bytes.fromhex("CCCCC3")
+                  + bytes(0xFD) + bytes.fromhex("FF2500000000")
+                  + struct.pack("<Q", IMPORT_TARGETS["kernel32.dll"]["exports"]["Sleep"])
                   + bytes(0x1000 - 0x20E), "private RWX region (attacker shellcode)")]
     f = files["hpbase.dll"].functions["HpGetCount"]
     rel = sc - (base.base + f + 5)
     base.write(f, b"\xE9" + struct.pack("<i", rel), "unexplained", "inline_hook",
-               "jmp at function entry to a private region (inline hook)", function_rva=f, branch_target=sc)
+               "jmp at function entry to a private region (inline hook)", function_rva=f,
+               branch_target=sc)
     f = files["hpbase.dll"].functions["HpCallImport"]
     rel = (sc + 0x100) - (base.base + f)
     base.mem[f - 5:f + 2] = b"\xE9" + struct.pack("<i", rel) + b"\xEB\xF9"
-    base.changes.append(Change(base.name, base.base + f - 5, 7, "unexplained", "fake_hotpatch_redirect",
-                               "EB F9 + E9 in the padding like a hotpatch, but the target is not an HPAT stub",
+    base.changes.append(Change(base.name, base.base + f - 5, 7, "unexplained",
+                               "fake_hotpatch_redirect", "EB F9 + E9 in the padding like a "
+                               "hotpatch, but the target is not an HPAT stub",
                                base.base, function_rva=f, branch_target=sc + 0x100))
     iat1 = files["hpbase.dll"].rva("iat1")
     base.write(iat1, struct.pack("<Q", sc + 0x200), "unexplained", "iat_hook",
@@ -270,8 +294,10 @@ def scenarios(files: dict[str, Built], specs: dict[str, PatchSpec]) -> list[Scen
 
     s = Scenario("kernel_hp1", "hpkern.sys (driver) with hpkern_hp1.sys applied")
     t = IMPORT_TARGETS["ntoskrnl.exe"]["exports"]
-    kb = load(files["hpkern.sys"], KERNEL["hpkern.sys"], (t["guard_check_icall"], t["guard_dispatch_icall"]))
-    kp = load(files["hpkern_hp1.sys"], KERNEL["hpkern_hp1.sys"], (t["guard_check_icall"], t["guard_dispatch_icall"]))
+    kb = load(files["hpkern.sys"], KERNEL["hpkern.sys"],
+              (t["guard_check_icall"], t["guard_dispatch_icall"]))
+    kp = load(files["hpkern_hp1.sys"], KERNEL["hpkern_hp1.sys"],
+              (t["guard_check_icall"], t["guard_dispatch_icall"]))
     hpat = Hpat(kb, kb.base + base_size(kb))
     apply_patch(kb, kp, hpat, specs["hpkern_hp1.sys"])
     s.modules, s.hpats = [kb, kp], [hpat]
@@ -302,11 +328,15 @@ def build_files() -> tuple[dict[str, Built], dict[str, PatchSpec]]:
     kbase = build_base("hpkern.sys", kernel=True, timestamp=TS_KBASE)
     files[kbase.name] = kbase
     specs = {
-        "hpbase_hp1.dll": PatchSpec("hpbase_hp1.dll", 1, base, ["HpCheckToken", "HpAdd"], "Dispatch", TS_HP1),
-        "hpbase_hp2.dll": PatchSpec("hpbase_hp2.dll", 2, base, ["HpCheckToken", "HpAdd", "HpGetCount"],
+        "hpbase_hp1.dll": PatchSpec("hpbase_hp1.dll", 1, base, ["HpCheckToken", "HpAdd"],
+                                    "Dispatch", TS_HP1),
+        "hpbase_hp2.dll": PatchSpec("hpbase_hp2.dll", 2, base,
+                                    ["HpCheckToken", "HpAdd", "HpGetCount"],
                                     "Dispatch", TS_HP2),
-        "forged_hp.dll": PatchSpec("forged_hp.dll", 1, base, ["HpDispatch"], "Dispatch", TS_FORGED, forge=True),
-        "hpkern_hp1.sys": PatchSpec("hpkern_hp1.sys", 1, kbase, ["KpCheckToken", "KpAdd"], "Dispatch", TS_KHP1),
+        "forged_hp.dll": PatchSpec("forged_hp.dll", 1, base, ["HpDispatch"], "Dispatch", TS_FORGED,
+                                   forge=True),
+        "hpkern_hp1.sys": PatchSpec("hpkern_hp1.sys", 1, kbase, ["KpCheckToken", "KpAdd"],
+                                    "Dispatch", TS_KHP1),
     }
     for name, spec in specs.items():
         files[name] = build_patch(spec, kernel=name.endswith(".sys"))
@@ -324,7 +354,8 @@ def main(outdir: Path) -> None:
                   "scenarios": []}
     for name, b in files.items():
         (outdir / name).write_bytes(b.data)
-        plan["files"][name] = {"sha256": hashlib.sha256(b.data).hexdigest(), "timestamp": hx(b.timestamp),
+        plan["files"][name] = {"sha256": hashlib.sha256(b.data).hexdigest(),
+                               "timestamp": hx(b.timestamp),
                                "checksum": hx(b.checksum), "image_base": hx(b.image.image_base),
                                "functions": {n: hx(r) for n, r in b.functions.items()}}
     written: set[str] = set()
@@ -334,14 +365,16 @@ def main(outdir: Path) -> None:
             blob = bytes(m.mem)
             fname = _write_once(outdir / f"mem/{sc.name}.{m.name}@{m.base:x}.bin", blob, written)
             regions.append({"file": fname, "kind": "image", "module": m.name, "path": m.name,
-                            "base": hx(m.base), "size": hx(len(blob)), "timestamp": hx(m.built.timestamp),
-                            "checksum": hx(m.built.checksum),
-                            "is_patch_image": m.name in specs})
+                            "base": hx(m.base), "size": hx(len(blob)),
+                            "timestamp": hx(m.built.timestamp),
+                            "checksum": hx(m.built.checksum), "is_patch_image": m.name in specs})
             changes += [c.row() for c in sorted(m.changes, key=lambda c: c.address)]
         hpats = []
         for h in sc.hpats:
-            fname = _write_once(outdir / f"mem/{sc.name}.hpat@{h.address:x}.bin", bytes(h.mem), written)
-            regions.append({"file": fname, "kind": "hpat", "module": h.owner.name, "base": hx(h.address),
+            fname = _write_once(outdir / f"mem/{sc.name}.hpat@{h.address:x}.bin", bytes(h.mem),
+                                written)
+            regions.append({"file": fname, "kind": "hpat", "module": h.owner.name,
+                            "base": hx(h.address),
                             "size": hx(HPAT_SIZE)})
             hpats.append({"module": h.owner.name, "address": hx(h.address), "size": hx(HPAT_SIZE),
                           "entries": sorted(h.entries, key=lambda e: e["index"])})

@@ -61,7 +61,8 @@ def _base_functions(p: str) -> list[tuple[str, list]]:
         # import control transfer site: rex call [rip+IAT] (7 bytes) + 5-byte nop
         (f"{p}CallImport", [b"\x48\x83\xEC\x28", b"\x48\xFF\x15", ("rel32", "iat0"),
                             b"\x0F\x1F\x44\x00\x00", b"\x48\x83\xC4\x28\xC3"]),
-        (f"{p}Dispatch", [b"\x48\x83\xEC\x28\x48\x8B\xC1\xFF\x15", ("rel32", "__guard_dispatch_icall_fptr"),
+        (f"{p}Dispatch", [b"\x48\x83\xEC\x28\x48\x8B\xC1\xFF\x15",
+                          ("rel32", "__guard_dispatch_icall_fptr"),
                           b"\x48\x83\xC4\x28\xC3"]),
         # indirect control transfer site: jmp rax padded to 5 bytes
         (f"{p}Indirect", [b"\x48\x8B\xC1", b"\xFF\xE0\xCC\xCC\xCC"]),
@@ -128,10 +129,12 @@ def _debug(img: Image, pdb: str, guid: bytes, hotpatch_compatible: bool) -> None
     cv = c_pe.CV_INFO_PDB70(Signature=b"RSDS", Guid=list(guid), Age=1)
     img.emit(".rdata", cv.dumps() + pdb.encode() + b"\0")
     cv_size = img.here(".rdata") - img.labels["cv"]
-    ex = 0x01 | (IMAGE_DLLCHARACTERISTICS_EX_HOTPATCH_COMPATIBLE if hotpatch_compatible else 0)  # CET compat
+    ex = 0x01 | (IMAGE_DLLCHARACTERISTICS_EX_HOTPATCH_COMPATIBLE  # 0x01: CET compat
+                 if hotpatch_compatible else 0)
     img.emit(".rdata", struct.pack("<I", ex), label="exdll", align_to=4)
     img.emit(".rdata", b"", label="debug_dir", align_to=4)
-    for typ, lab, size in ((IMAGE_DEBUG_TYPE_CODEVIEW, "cv", cv_size), (IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS, "exdll", 4)):
+    for typ, lab, size in ((IMAGE_DEBUG_TYPE_CODEVIEW, "cv", cv_size),
+                           (IMAGE_DEBUG_TYPE_EX_DLLCHARACTERISTICS, "exdll", 4)):
         img.emit(".rdata", struct.pack("<IIHHII", 0, img.timestamp, 0, 0, typ, size))
         img.ref(".rdata", "rva32", lab)
         img.ref(".rdata", "rva32", lab)  # PointerToRawData: patched to the file offset in _finish
@@ -172,14 +175,18 @@ def _finish(img: Image, cfg_functions: list[str], dvrt: list[tuple[int, list[int
                 pages.setdefault(s & ~0xFFF, []).append(s & 0xFFF)
             for page, items in sorted(pages.items()):
                 if symbol == DynRelocSymbol.GUARD_IMPORT_CONTROL_TRANSFER:
-                    payload = b"".join(struct.pack("<I", o | (1 << 12)) for o in items)  # IATIndex 0, call
+                    # IATIndex 0, call
+                    payload = b"".join(struct.pack("<I", o | (1 << 12)) for o in items)
                 else:
-                    payload = b"".join(struct.pack("<H", o) for o in items)  # jmp, no REX, no CFG check
+                    # jmp, no REX, no CFG check
+                    payload = b"".join(struct.pack("<H", o) for o in items)
                     if len(payload) % 4:
                         payload += b"\0\0"
-                recs += c_pe.IMAGE_BASE_RELOCATION(VirtualAddress=page, SizeOfBlock=8 + len(payload)).dumps()
+                recs += c_pe.IMAGE_BASE_RELOCATION(VirtualAddress=page,
+                                                   SizeOfBlock=8 + len(payload)).dumps()
                 recs += payload
-            body += c_pe.IMAGE_DYNAMIC_RELOCATION64(Symbol=symbol, BaseRelocSize=len(recs)).dumps() + recs
+            body += c_pe.IMAGE_DYNAMIC_RELOCATION64(Symbol=symbol,
+                                                    BaseRelocSize=len(recs)).dumps() + recs
         reloc.data += c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE(Version=1, Size=len(body)).dumps() + body
     # CFG function table (RVA + 1 metadata byte each), sorted as the loader requires.
     rdata = img.sections[".rdata"]
@@ -199,14 +206,16 @@ def _finish(img: Image, cfg_functions: list[str], dvrt: list[tuple[int, list[int
         DynamicValueRelocTableSection=list(img.sections).index(".reloc") + 1 if dvrt else 0,
         HotPatchTableOffset=hot_patch_rva,
     )
-    rdata.data[lc_rva - rdata.rva : lc_rva - rdata.rva + LOAD_CONFIG_SIZE] = lc.dumps()[:LOAD_CONFIG_SIZE]
+    at = lc_rva - rdata.rva
+    rdata.data[at : at + LOAD_CONFIG_SIZE] = lc.dumps()[:LOAD_CONFIG_SIZE]
     img.directory(10, "load_config", LOAD_CONFIG_SIZE)
     data = bytearray(img.write(dll_characteristics=0x4160))
     # Debug entries' PointerToRawData are file offsets: the writer knows them only now.
     dbg = img.labels["debug_dir"] - rdata.rva + _raw_offset(data, ".rdata")
     for i in range(2):
         rva = struct.unpack_from("<I", data, dbg + 28 * i + 20)[0]
-        struct.pack_into("<I", data, dbg + 28 * i + 24, rva - rdata.rva + _raw_offset(data, ".rdata"))
+        struct.pack_into("<I", data, dbg + 28 * i + 24,
+                         rva - rdata.rva + _raw_offset(data, ".rdata"))
     return _rechecksum(bytes(data))
 
 
@@ -229,7 +238,8 @@ def _rechecksum(data: bytes) -> bytes:
 
 
 def _common_layout(img: Image) -> None:
-    for name, flags in ((".text", SCN_CODE), (".rdata", SCN_RDATA), (".data", SCN_DATA), (".reloc", SCN_RELOC)):
+    for name, flags in ((".text", SCN_CODE), (".rdata", SCN_RDATA), (".data", SCN_DATA),
+                        (".reloc", SCN_RELOC)):
         img.section(name, flags)
     img.emit(".data", struct.pack("<Q", DEFAULT_COOKIE), label="__security_cookie")
     img.emit(".rdata", b"", label="__guard_check_icall_fptr", align_to=8)
@@ -291,12 +301,12 @@ class PatchSpec:
 
 
 def build_patch(spec: PatchSpec, *, kernel: bool) -> Built:
-    base = spec.base
     img = Image(IMAGE_BASE_SYS if kernel else IMAGE_BASE_DLL, spec.timestamp, dll=not kernel,
                 subsystem=1 if kernel else 2)
     _common_layout(img)
     img.emit(".data", struct.pack("<I", 7), label="g_counter", align_to=8)
-    img.emit(".data", b"", label="__ref_g_counter", align_to=8)  # __ref_ pointer, as LLVM's pass emits
+    # __ref_ pointer, as LLVM's pass emits
+    img.emit(".data", b"", label="__ref_g_counter", align_to=8)
     img.ref(".data", "va64", "g_counter")
     img.emit(".data", bytes(8), label="__imp_copy", align_to=8)  # filled by an INDIRECT entry
     built = Built(spec.name, b"", img)
@@ -324,7 +334,8 @@ def build_patch(spec: PatchSpec, *, kernel: bool) -> Built:
     img.emit(".rdata", bytes(5 * len(cfg)))
     img.emit(".rdata", b"", label="load_config", align_to=8)
     img.emit(".rdata", bytes(LOAD_CONFIG_SIZE))
-    _debug(img, f"{spec.name.rsplit('.', 1)[0]}.pdb", hashlib.md5(spec.name.encode()).digest(), False)
+    _debug(img, f"{spec.name.rsplit('.', 1)[0]}.pdb", hashlib.md5(spec.name.encode()).digest(),
+           False)
     hp_rva = _hot_patch_records(img, spec, built)
     built.data = _finish(img, cfg, [], hot_patch_rva=hp_rva)
     return built
@@ -343,7 +354,8 @@ def _hot_patch_records(img: Image, spec: PatchSpec, built: Built) -> int:
     table_off = hashes_off + hashes_size + 4 - (hashes_off + hashes_size) % 4
     p = "Kp" if spec.name.endswith(".sys") else "Hp"
     sep = "_f" if spec.forge else f"_{spec.sequence}"
-    fn = [(base.rva(f), built.rva(f + sep), struct.unpack("<I", base.first_bytes[f])[0]) for f in spec.functions]
+    fn = [(base.rva(f), built.rva(f + sep), struct.unpack("<I", base.first_bytes[f])[0])
+          for f in spec.functions]
     add = next(f for f in spec.functions if f.endswith("Add")) + sep if not spec.forge else None
     table = bytearray()
     table += struct.pack("<I", ChunkType.FUNCTION | len(fn))
@@ -358,15 +370,20 @@ def _hot_patch_records(img: Image, spec: PatchSpec, built: Built) -> int:
         table += struct.pack("<III", img.labels[add] + 9, base.rva(f"{p}{spec.rel32_target}"), 0)
     table += struct.pack("<I", 0)
     checksum = base.checksum ^ (0x5A5A if spec.forge else 0)
-    info = c_pe.IMAGE_HOT_PATCH_INFO(Version=3, Size=table_off + len(table), SequenceNumber=spec.sequence,
-                                     BaseImageList=list_off, BaseImageCount=1, BufferOffset=0, ExtraPatchSize=1)
+    info = c_pe.IMAGE_HOT_PATCH_INFO(Version=3, Size=table_off + len(table),
+                                     SequenceNumber=spec.sequence,
+                                     BaseImageList=list_off, BaseImageCount=1, BufferOffset=0,
+                                     ExtraPatchSize=1)
     hpbase = c_pe.IMAGE_HOT_PATCH_BASE(
-        SequenceNumber=spec.sequence, Flags=HOT_PATCH_BASE_MACHINE_AMD64 | HOT_PATCH_BASE_CAN_ROLL_BACK,
+        SequenceNumber=spec.sequence,
+        Flags=HOT_PATCH_BASE_MACHINE_AMD64 | HOT_PATCH_BASE_CAN_ROLL_BACK,
         OriginalTimeDateStamp=base.timestamp, OriginalCheckSum=checksum,
-        CodeIntegrityInfo=hashes_off, CodeIntegritySize=hashes_size, PatchTable=table_off, BufferOffset=0)
+        CodeIntegrityInfo=hashes_off, CodeIntegritySize=hashes_size, PatchTable=table_off,
+        BufferOffset=0)
     hashes = c_pe.IMAGE_HOT_PATCH_HASHES(SHA256=list(hashlib.sha256(base.data).digest()),
                                          SHA1=list(hashlib.sha1(base.data).digest()))
-    blob = bytearray(info.dumps() + bytes(4) + struct.pack("<I", base_off) + hpbase.dumps() + hashes.dumps())
+    blob = bytearray(info.dumps() + bytes(4) + struct.pack("<I", base_off) + hpbase.dumps()
+                     + hashes.dumps())
     blob += bytes(table_off - len(blob)) + table
     img.emit(".rdata", bytes(blob))
     return info_rva

@@ -49,7 +49,8 @@ class Sec:
 class Image:
     """Sections + labels + fixups; `write()` returns the finished file bytes."""
 
-    def __init__(self, image_base: int, timestamp: int, *, dll: bool = True, subsystem: int = 2) -> None:
+    def __init__(self, image_base: int, timestamp: int, *, dll: bool = True,
+                 subsystem: int = 2) -> None:
         self.image_base = image_base
         self.timestamp = timestamp
         self.dll = dll
@@ -164,7 +165,8 @@ class Image:
         at = 0x80
         out[at:at + 4] = b"PE\0\0"
         chars = characteristics_dll if self.dll else 0x0022
-        struct.pack_into("<HHIIIHH", out, at + 4, 0x8664, len(secs), self.timestamp, 0, 0, 240, chars)
+        struct.pack_into("<HHIIIHH", out, at + 4, 0x8664, len(secs), self.timestamp, 0, 0, 240,
+                         chars)
         opt = at + 24
         entry = self.labels[self.entry_label] if self.entry_label else 0
         struct.pack_into(

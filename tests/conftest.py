@@ -42,7 +42,8 @@ def run_cli(*args: str, check: bool = False, **kw) -> subprocess.CompletedProces
         **kw,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                             f"stderr:\n{proc.stderr}")
     return proc
 
 

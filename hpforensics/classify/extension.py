@@ -176,7 +176,8 @@ class ExtensionVerifier:
         self.out.parts.append(f"{name} page, {len(bad)} changed runs")
         return False
 
-    def _scp_diff(self, page: bytes, sec: bytes, ntdll: MappedImage, name: str) -> list[tuple[int, int]]:
+    def _scp_diff(self, page: bytes, sec: bytes, ntdll: MappedImage,
+                  name: str) -> list[tuple[int, int]]:
         """Changed runs of `page` against section `sec`, the kernel's fix-ups allowed."""
         allowed: list[tuple[int, int]] = []
         try:
@@ -252,8 +253,8 @@ class ExtensionVerifier:
                 free += 1
                 continue
             stub = addr + off
-            used_by = " (a redirect in this image leads through it)" if stub in self.redirect_stubs \
-                else " (no redirect in this image uses it)"
+            used_by = (" (a redirect in this image leads through it)"
+                       if stub in self.redirect_stubs else " (no redirect in this image uses it)")
             patch = next((p for p in self.patches if p.image.contains(value)), None)
             if patch is not None or self.image.contains(value):
                 used += 1
@@ -266,7 +267,8 @@ class ExtensionVerifier:
                           extra={"hpat_stub": f"{stub:#x}"})
         self.out.stubs_used += used
         self.out.stubs_free += free
-        self.out.parts.append(f"HPAT at +{addr - self.image.base:#x}: {used} stubs used, {free} free")
+        self.out.parts.append(f"HPAT at +{addr - self.image.base:#x}: {used} stubs used, "
+                              f"{free} free")
         return clean
 
     # ---------------------------------------------------------------- main pass
@@ -310,7 +312,8 @@ class ExtensionVerifier:
                 rest = bytearray(page)  # what lies between the stubs must be zero
                 for off in stubs:
                     rest[off : off + HPAT_ENTRY_SIZE] = bytes(HPAT_ENTRY_SIZE)
-                stray = self._stray(addr, bytes(rest), 0, PAGE_SIZE, "code or data between HPAT stubs")
+                stray = self._stray(addr, bytes(rest), 0, PAGE_SIZE,
+                                    "code or data between HPAT stubs")
                 ok = self._hpat(addr, stubs, slots) and not stray
             else:
                 ok = not self._stray(addr, page, 0, PAGE_SIZE, "code or data")

@@ -7,6 +7,7 @@ inside a patch image the HPAT stubs and pointer slots are accepted as the kernel
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,11 +15,27 @@ from hpforensics.reference.patches import PatchImage, patches_for
 from hpforensics.model import Verdict
 from hpforensics.pe.structures import HPAT_SLOT_DISTANCE, HPAT_STUB_X64, ChunkType
 
+if TYPE_CHECKING:
+    from hpforensics.classify.verdicts import Context
+    from hpforensics.reference.expected import ExpectedImage
+    from hpforensics.space import MappedImage
+
 MAX_HPAT_CHUNKS = 1 << 16
 
 
 class PatchWrites:
     """Needs from its host: ctx, image, exp, actual, own_patch, finding(), _unexplained()."""
+
+    if TYPE_CHECKING:  # what ModuleClassifier, the host, provides
+        ctx: Context
+        image: MappedImage
+        exp: ExpectedImage
+        actual: bytes
+        own_patch: PatchImage | None
+
+        def finding(self, verdict: Verdict, start: int, end: int, reason: str, **kw) -> None: ...
+
+        def _unexplained(self, s: int, e: int) -> None: ...
 
     def _data_entry_spans(self) -> list[tuple[int, int, object, PatchImage, bool]]:
         """(start, end, entry, patch, inverse) of patch-table writes into this module."""
@@ -73,10 +90,11 @@ class PatchWrites:
         while a < e and chunks < MAX_HPAT_CHUNKS:
             chunks += 1
             cur = self.actual[a : a + 8]
+            stub = a - HPAT_SLOT_DISTANCE  # where the stub of a pointer slot at `a` would be
             kind = None
             if cur == HPAT_STUB_X64:
                 kind = "stub"
-            elif a >= HPAT_SLOT_DISTANCE and self.actual[a - HPAT_SLOT_DISTANCE : a - HPAT_SLOT_DISTANCE + 8] == HPAT_STUB_X64:
+            elif stub >= 0 and self.actual[stub : stub + 8] == HPAT_STUB_X64:
                 v = struct.unpack("<Q", cur)[0] if len(cur) == 8 else 0
                 kind = "pointer" if self.image.contains(v) else None
             elif cur == self.exp.data[a : a + 8]:
@@ -100,8 +118,9 @@ class PatchWrites:
         else:
             p = self.own_patch
             assert p is not None
-            self.finding(Verdict.HOTPATCH, start, end, f"HPAT {kind}s written by the hotpatch engine",
-                         patch_image=p.path, patch_base=p.image.base, sequence=p.sequence, kb=p.kb)
+            self.finding(Verdict.HOTPATCH, start, end, f"HPAT {kind}s written by the hotpatch "
+                         "engine", patch_image=p.path, patch_base=p.image.base,
+                         sequence=p.sequence, kb=p.kb)
 
     def _entries(self, spans, present: np.ndarray) -> None:
         """Patch-table writes into this module are checked where they are, whatever the

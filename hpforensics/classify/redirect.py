@@ -142,11 +142,13 @@ def check_redirect(
     win.patch, win.sequence = patch, patch.sequence
     record = patch.base_for(timestamp, checksum)
     if record is None:
-        return bad(f"patch image {patch.image.name} leads the redirect but its IMAGE_HOT_PATCH_BASE "
-                   f"does not name this image (TimeDateStamp {timestamp:#x}, CheckSum {checksum:#x})")
+        return bad(f"patch image {patch.image.name} leads the redirect but its "
+                   f"IMAGE_HOT_PATCH_BASE does not name this image (TimeDateStamp "
+                   f"{timestamp:#x}, CheckSum {checksum:#x})")
     entry = patch.function_entry(record, f_off)
     if entry is None:
-        return bad(f"patch table of {patch.image.name} does not name the function at RVA {f_off:#x}")
+        return bad(f"patch table of {patch.image.name} does not name the function at RVA "
+                   f"{f_off:#x}")
     if fn - patch.image.base != entry.patch_rva:
         return bad(f"HPAT pointer leads to patch RVA {fn - patch.image.base:#x}, the patch table "
                    f"says {entry.patch_rva:#x}")
@@ -156,8 +158,10 @@ def check_redirect(
     win.hotpatch = True
     win.sequence = record.sequence_number or patch.sequence
     rivals = [p for p, b in patches_for(patches, timestamp, checksum)
-              if (b.sequence_number or p.sequence) > win.sequence and p.function_entry(b, f_off) is not None]
+              if (b.sequence_number or p.sequence) > win.sequence
+              and p.function_entry(b, f_off) is not None]
     win.reason = (f"hotpatch redirect into {patch.image.name} (sequence {win.sequence})"
                   + (f" through an HPAT stub in {win.hpat_where}" if win.hpat_where else "")
-                  + (f"; a higher sequence patch {rivals[0].image.name} also names it" if rivals else ""))
+                  + (f"; a higher sequence patch {rivals[0].image.name} also names it"
+                     if rivals else ""))
     return win

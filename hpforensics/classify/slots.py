@@ -52,7 +52,8 @@ def check_slots(
             continue
         for w in np.unique(g.widths).tolist():
             s = g.starts[g.widths == w]
-            s = s[present_pages[s >> 12] & present_pages[np.minimum((s + w - 1) >> 12, len(present_pages) - 1)]]
+            last = np.minimum((s + w - 1) >> 12, len(present_pages) - 1)  # page of the last byte
+            s = s[present_pages[s >> 12] & present_pages[last]]
             if not len(s):
                 continue
             differs = np.any(_gather(E, s, w) != _gather(A, s, w), axis=1)
@@ -71,7 +72,8 @@ def check_slots(
                     ok = owners >= 0
                 else:
                     ok = (owners >= 0) & (owners != self_index)
-                for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(), owners.tolist()):
+                for rva, v, good, o in zip(s.tolist(), values.tolist(), ok.tolist(),
+                                           owners.tolist()):
                     owner = amap.describe(v) if o < 0 or not amap.images[o].contains(v) \
                         else amap.images[o].name
                     out.append(SlotResult(g.kind, rva, w, good, v, owner,

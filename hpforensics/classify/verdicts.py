@@ -136,8 +136,8 @@ class ModuleClassifier(PatchWrites):
         if target is not None and verdict in (Verdict.UNEXPLAINED, Verdict.UNVERIFIED):
             there = sp.read_exact(target, 16)  # what the lead leads to, when the source has it
             if there:
-                kw["extra"] = {**kw.get("extra", {}),
-                               "target_disassembly": disassemble(there, target, self.machine, limit=3)}
+                kw["extra"] = {**kw.get("extra", {}), "target_disassembly": disassemble(
+                    there, target, self.machine, limit=3)}
         self.findings.append(Finding(
             source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
             module_path=im.path or self.exp.path,
@@ -209,16 +209,19 @@ class ModuleClassifier(PatchWrites):
         return out
 
     def _slots(self, present: np.ndarray) -> None:
-        self_index = next((i for i, m in enumerate(self.ctx.amap.images) if m.base == self.image.base), -1)
+        self_index = next((i for i, m in enumerate(self.ctx.amap.images)
+                           if m.base == self.image.base), -1)
         for r in check_slots(self.exp, self.actual, present, self.ctx.amap, self_index,
                              self.ctx.others_known):
             if r.ok and r.value is not None and not self.ctx.others_known:
                 # Nothing to check the pointer against: never "loader", shown by default.
                 slot = f"{r.kind} slot" + (f" for {r.dll}" if r.dll else "")
                 self.finding(Verdict.UNVERIFIED, r.rva, r.rva + r.size,
-                             f"{slot} points to {r.value:#x} ({r.owner}); not verified: the space "
-                             "lists no other mapped modules to check it against (pe diff: --module)",
-                             branch_target=r.value, target_owner=r.owner, extra={"kind": str(r.kind)})
+                             f"{slot} points to {r.value:#x} ({r.owner}); not verified: the "
+                             "space lists no other mapped modules to check it against "
+                             "(pe diff: --module)",
+                             branch_target=r.value, target_owner=r.owner,
+                             extra={"kind": str(r.kind)})
             elif r.ok:
                 why = f"{r.kind} written by the loader"
                 if r.value is not None:
@@ -226,8 +229,8 @@ class ModuleClassifier(PatchWrites):
                 self.finding(Verdict.LOADER, r.rva, r.rva + r.size, why,
                              branch_target=r.value, extra={"kind": str(r.kind)})
             else:
-                what = f"IAT hook: slot for {r.dll or 'an import'}" if r.kind in (MaskKind.IAT, MaskKind.DELAY_IAT) \
-                    else f"{r.kind} slot"
+                what = (f"IAT hook: slot for {r.dll or 'an import'}"
+                        if r.kind in (MaskKind.IAT, MaskKind.DELAY_IAT) else f"{r.kind} slot")
                 self.finding(Verdict.UNEXPLAINED, r.rva, r.rva + r.size,
                              f"{what} points to {r.owner}, not into another mapped image",
                              branch_target=r.value, extra={"kind": str(r.kind)})
@@ -292,7 +295,8 @@ class ModuleClassifier(PatchWrites):
             if seen:
                 self.finding(Verdict.LOADER, rva, rva + len(pad),
                              TAIL_FILE if seen == "file padding" else
-                             "section tail holds the file's padding up to FileAlignment, zeros after",
+                             "section tail holds the file's padding up to FileAlignment, "
+                             "zeros after",
                              expected=bytes(min(len(pad), MAX_BYTES)),
                              extra={"kind": "section-tail", "section_tail": seen})
         return bytes(buf)
@@ -308,8 +312,9 @@ class ModuleClassifier(PatchWrites):
             a, b = rest[0][0], rest[-1][1]
             im, sp = self.image, self.ctx.space
             self.findings.append(Finding(
-                source=sp.source, pid=sp.pid, process=sp.process, module=im.name, module_path=im.path,
-                module_base=im.base, address=im.base + a, rva=a, size=b - a, verdict=Verdict.UNEXPLAINED,
+                source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
+                module_path=im.path, module_base=im.base, address=im.base + a, rva=a,
+                size=b - a, verdict=Verdict.UNEXPLAINED,
                 reason=f"{len(rest)} further changed ranges up to RVA {b:#x} not listed one by one",
                 extra={"ranges": str(len(rest))}))
         for s, e in ranges:
@@ -337,8 +342,9 @@ class ModuleClassifier(PatchWrites):
             windows.append((ws, we))
             if r.target is not None:
                 self.redirect_stubs.add(r.target)
-            kw = dict(branch_target=r.target, function_rva=f_off,
-                      extra={"chain_end": f"{r.function_target:#x}"} if r.function_target else {})
+            kw: dict[str, object] = dict(
+                branch_target=r.target, function_rva=f_off,
+                extra={"chain_end": f"{r.function_target:#x}"} if r.function_target else {})
             if r.patch is not None:
                 kw.update(patch_image=r.patch.path, patch_base=r.patch.image.base,
                           sequence=r.sequence, kb=r.patch.kb)
@@ -414,11 +420,13 @@ class ModuleClassifier(PatchWrites):
             start, end = a * PAGE_SIZE, min((b + 1) * PAGE_SIZE, self.exp.size)
             im, sp = self.image, self.ctx.space
             self.findings.append(Finding(
-                source=sp.source, pid=sp.pid, process=sp.process, module=im.name, module_path=im.path,
-                module_base=im.base, address=im.base + start, rva=start, size=end - start,
+                source=sp.source, pid=sp.pid, process=sp.process, module=im.name,
+                module_path=im.path, module_base=im.base, address=im.base + start, rva=start,
+                size=end - start,
                 verdict=Verdict.UNAVAILABLE, reason=self.absent_why.get(a, NOT_PRESENT)))
 
-    def _summary(self, scope: np.ndarray, present: np.ndarray, ext: ExtensionResult) -> ModuleSummary:
+    def _summary(self, scope: np.ndarray, present: np.ndarray,
+                 ext: ExtensionResult) -> ModuleSummary:
         sp, im = self.ctx.space, self.image
         live = scope & present
         st = self.state

@@ -78,7 +78,8 @@ def open_client(spec: ClusterSpec) -> Iterator[Any]:
         import dask
         from distributed import Client, LocalCluster
     except ImportError:
-        raise UsageError("--scheduler/--workers need Dask: pip install 'hpforensics[fleet]'") from None
+        raise UsageError("--scheduler/--workers need Dask: "
+                         "pip install 'hpforensics[fleet]'") from None
     if spec.workers:
         # worker-saturation 1.0: a worker holds only the task it runs, so a task that kills its
         # worker takes no queued bystander down with it
@@ -98,7 +99,8 @@ def open_client(spec: ClusterSpec) -> Iterator[Any]:
         return
     try:
         # Dask's connect timeout (distributed.comm.timeouts.connect, 30 s unless configured)
-        client = Client(spec.scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
+        client = Client(spec.scheduler,
+                        timeout=dask.config.get("distributed.comm.timeouts.connect"))
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {spec.scheduler}: {exc}") from None
     try:
@@ -189,7 +191,7 @@ def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
 
 
 def _allowed_failures(dask_scheduler: Any = None) -> int:
-    return dask_scheduler.allowed_failures  # type: ignore[union-attr]
+    return dask_scheduler.allowed_failures
 
 
 def _safe(key: str) -> str:
@@ -197,7 +199,8 @@ def _safe(key: str) -> str:
 
 
 @contextlib.contextmanager
-def progress_bar(what: str, total: int, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(what: str, total: int,
+                 enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr over work done / total (devices, dumps)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 from hpforensics.timeline.outputs import RowSink
 from hpforensics.fleet import parquet
-from hpforensics.fleet.cluster import ClusterSpec, Task, TaskFailure, open_client, progress_bar, run_tasks
+from hpforensics.fleet.cluster import (ClusterSpec, Task, TaskFailure, open_client, progress_bar,
+                                       run_tasks)
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ Partition values are URI-encoded, as pyarrow's hive partitioning decodes them.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import logging
@@ -20,7 +19,8 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 # Declared type names -> arrow types (resolved lazily: pyarrow loads only in fleet runs).
-STRING, INT, FLOAT, BOOL, TIMESTAMP, DATE = "string", "int64", "float64", "bool", "timestamp", "date"
+STRING, INT, FLOAT, BOOL = "string", "int64", "float64", "bool"
+TIMESTAMP, DATE = "timestamp", "date"
 
 
 def dataclass_types(cls: type, columns: Iterable[str]) -> dict[str, str]:
@@ -31,7 +31,7 @@ def dataclass_types(cls: type, columns: Iterable[str]) -> dict[str, str]:
         args = set(typing.get_args(hints.get(name))) - {type(None)} or {hints.get(name)}
         kind = next(iter(args)) if len(args) == 1 else str
         out[name] = {int: INT, float: FLOAT, bool: BOOL, dt.datetime: TIMESTAMP,
-                     dt.date: DATE}.get(kind, STRING)  # type: ignore[call-overload]
+                     dt.date: DATE}.get(kind, STRING)
     return out
 
 

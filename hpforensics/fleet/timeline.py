@@ -33,7 +33,8 @@ from hpforensics.evtx.ingest import _DRIVE, _WRAPPERS
 from hpforensics.timeline.outputs import RowSink
 from hpforensics.evtx.records import ReadStats
 from hpforensics.fleet import parquet
-from hpforensics.fleet.cluster import ClusterSpec, Task, TaskFailure, open_client, progress_bar, run_tasks
+from hpforensics.fleet.cluster import (ClusterSpec, Task, TaskFailure, open_client, progress_bar,
+                                       run_tasks)
 
 log = logging.getLogger(__name__)
 

@@ -97,7 +97,8 @@ def read_page(path: Path) -> Page:
         _HtmlReader(page).feed(text)
     else:
         _read_markdown(text, page)
-    if not any(_table_kind(t) for t in page.tables) and not any(_TITLE.search(x) for x in page.texts):
+    if not any(_table_kind(t) for t in page.tables) and not any(_TITLE.search(x)
+                                                                for x in page.texts):
         raise InputError(path, "not a Microsoft release-information, update-history or hotpatch "
                                "release-notes page: no release-history or hotpatch-calendar table "
                                "and no update titles found")
@@ -181,7 +182,8 @@ def _read_markdown(text: str, page: Page) -> None:
                 page.title = value
             elif key in ("updated_at", "ms.date") and not page.dated:
                 page.dated = value[:10]
-    section, labels, table = "", [], None
+    section, table = "", None
+    labels: list[str] = []
     for line in lines:
         s = line.strip()
         if s.startswith("|"):
@@ -303,7 +305,9 @@ def _calendar_rows(table: Table, page: Page, source: str, origin: str, skip) -> 
         return []
     out = []
     for cells in table.rows:
-        get = lambda name: cells[col[name]] if name in col and col[name] < len(cells) else ""  # noqa: E731
+        def get(name: str) -> str:
+            return cells[col[name]] if name in col and col[name] < len(cells) else ""
+
         m = _UPDATE_TYPE.match(get("update type"))
         kind_text = get("type").lower()
         kind = (ReleaseKind.BASELINE if "baseline" in kind_text else
@@ -371,7 +375,9 @@ def _history_rows(table: Table, page: Page, source: str, origin: str,
         return []
     out = []
     for cells in table.rows:
-        get = lambda name: cells[col[name]] if name in col and col[name] < len(cells) else ""  # noqa: E731
+        def get(name: str) -> str:
+            return cells[col[name]] if name in col and col[name] < len(cells) else ""
+
         m = _UPDATE_TYPE.match(get("update type"))
         kb_m = _KB.search(cells[kb_col]) if kb_col < len(cells) else None
         build = normalize_build(get("build")) or ""

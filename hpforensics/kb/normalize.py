@@ -267,7 +267,7 @@ def normalize(
     version) wins over both."""
     where = path or name
     pe = parse_pe(data, where, mapped) if mapped else None
-    template = engine_template(pe.__data__ if mapped else data, name)
+    template = engine_template(pe.__data__ if pe is not None else data, name)
     if template is not None:
         h = template.headers
         if mapped:

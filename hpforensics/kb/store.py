@@ -163,6 +163,7 @@ class PageStore:
                 (name, ts, size, norm.checksum, norm.machine, file_version, sha256, path,
                  len(norm.pages), pack_mask(norm.mask)),
             )
+            assert cur.lastrowid is not None  # every INSERT into a rowid table sets it
             image_id = int(cur.lastrowid)
             self._bloom_add(list(norm.pages.values()))
             self.db.executemany(
@@ -206,11 +207,14 @@ class PageStore:
 
     def _bloom_save(self) -> None:
         """Written in the pages' own transaction, so the filter always covers every page."""
-        if self._bloom_state == "stale" or (self._bloom_state == "dirty" and self._bloom.full):
-            self._bloom = Bloom.rebuild(self.db, self._pages_total())
+        bloom = self._bloom
+        if self._bloom_state == "stale" or (self._bloom_state == "dirty" and bloom is not None
+                                             and bloom.full):
+            bloom = self._bloom = Bloom.rebuild(self.db, self._pages_total())
         elif self._bloom_state != "dirty":
             return
-        self._bloom.save(self.db)
+        assert bloom is not None  # "dirty" only after _bloom_add found the filter loaded
+        bloom.save(self.db)
         self._bloom_state = "current"
 
     # -- reading ----------------------------------------------------------------------------
@@ -225,7 +229,7 @@ class PageStore:
     def version(self, image_id: int) -> ImageVersion:
         v = self._versions.get(image_id)
         if v is None:
-            row = self.db.execute(
+            row: tuple[int, str, int, int, int, int, str, str, int] = self.db.execute(
                 "SELECT id, name, timestamp, size_of_image, checksum, machine, file_version, path,"
                 " n_pages FROM images WHERE id=?", (image_id,)).fetchone()
             kbs = tuple(k for (k,) in self.db.execute(
@@ -333,7 +337,7 @@ class PageStore:
             name=name,
             pages=len(given),
             best=best,
-            exact=bool(best) and best.matched == len(given) == best.compared,
+            exact=best is not None and best.matched == len(given) == best.compared,
             candidates=scores,
             unmatched=unmatched,
             elsewhere={rva: anywhere[rva] for rva in unmatched if rva in anywhere},

@@ -48,8 +48,9 @@ def slot_edits(patches: Sequence, base: int, headers, size: int) -> list[Edit]:
 
     out: list[Edit] = []
     own = next((p for p in patches if p.image.base == base), None)
-    for rec in own.info.bases if own is not None else []:
-        out += _slots(own.data_entries(rec), True, headers.machine, size)
+    if own is not None:
+        for rec in own.info.bases:
+            out += _slots(own.data_entries(rec), True, headers.machine, size)
     for p, rec in patches_for(patches, headers.timestamp, headers.checksum):
         out += _slots(p.data_entries(rec), False, headers.machine, size)
     return out

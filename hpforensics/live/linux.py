@@ -13,7 +13,6 @@ import errno
 import logging
 import os
 import stat
-import struct
 import time
 from typing import Sequence
 
@@ -147,7 +146,7 @@ class LinuxProcessSpace(LiveSpace):
             if chunk == b"":
                 raise ProcessGone(self.pid)
             ok = chunk is not None and len(chunk) == hi - lo
-            if ok:
+            if ok and chunk is not None:
                 out[lo - address : hi - address] = chunk
             present.append(ok)
         return ReadResult(address, bytes(out), tuple(present))

@@ -129,10 +129,10 @@ def compare_region(
             pending.append((addr + lo, addr + hi))
     for lo, hi in merge_ranges(pending):
         # Re-read merged spans from both sides: the equal gap bytes belong in the finding.
-        actual = space.read(lo, hi - lo).data
+        got_bytes = space.read(lo, hi - lo).data
         exp = os.pread(fd, hi - lo, region.offset + lo - region.start)
         exp += bytes(hi - lo - len(exp))
-        out.diffs.append(Diff(lo, exp, actual))
+        out.diffs.append(Diff(lo, exp, got_bytes))
     return out
 
 

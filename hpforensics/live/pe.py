@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from hpforensics.model import Finding, ModuleSummary
 from hpforensics.live.space import LiveSpace
 from hpforensics.space import PAGE_SIZE, MappedImage
+
+if TYPE_CHECKING:
+    from hpforensics.reference import ReferenceProvider
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ def verify_pe_images(
     except ImportError as exc:
         why = f"no-reference: PE verification engine not available ({exc.name})"
         return [_unverified(space, image, why) for image in images], [], []
-    refs = DiskReferences(reference_dirs(images, options.reference_dirs))
+    refs: ReferenceProvider = DiskReferences(reference_dirs(images, options.reference_dirs))
     if getattr(options, "fallback", None) is not None:  # --store / --manifest with page hashes
         from hpforensics.reference import ChainReferences
 

@@ -24,7 +24,7 @@ PE_SUFFIXES = (".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".acm", ".ax", ".
 def parse_maps(text: str, named_only: bool = False) -> list[Region]:
     """Regions of a maps text (hot: a host has tens of thousands of lines, so it stays lean).
     `named_only`: only mappings with a name (files, [vdso], [heap]...): what images need."""
-    regions = []
+    regions: list[Region] = []
     append = regions.append
     for line in text.splitlines():
         parts = line.split(None, 5)

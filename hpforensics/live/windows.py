@@ -132,6 +132,8 @@ def api() -> _Win32:
 
 
 class WindowsProcessSpace(LiveSpace):
+    pid: int  # always a process
+
     def __init__(self, proc: ProcessInfo, source: str) -> None:
         self.pid, self.process, self.source = proc.pid, proc.name, source
         self.w = api()
@@ -189,7 +191,9 @@ class WindowsProcessSpace(LiveSpace):
                                                         None)
         if status != 0:
             return 0
-        return out.value if info_class == ProcessWow64Information else (out.PebBaseAddress or 0)
+        if isinstance(out, ctypes.c_uint64):  # ProcessWow64Information: the PEB32 address
+            return out.value
+        return out.PebBaseAddress or 0
 
     def _loader_entries(self) -> list[LoaderEntry]:
         entries = []
@@ -222,7 +226,8 @@ class WindowsProcessSpace(LiveSpace):
             if header_size is not None and header_size < mapped:
                 size = (header_size + 0xFFF) & ~0xFFF
             image = MappedImage(
-                base=base, size=size, path=path, mapped_size=mapped, name=path.replace("/", "\\").rsplit("\\", 1)[-1],
+                base=base, size=size, path=path, mapped_size=mapped,
+                name=path.replace("/", "\\").rsplit("\\", 1)[-1],
                 in_loader_list=entry is not None or base in self._listed,
                 hotpatch_state=entry.hotpatch_state if entry else None,
                 active_patch_base=(entry.active_patch_base or None) if entry else None,

@@ -35,7 +35,7 @@ LOAD_REASON_PATCH_IMAGE = 9  # LDR_DLL_LOAD_REASON.LoadReasonPatchImage
 PEB_PROCESS_IMAGES_HOTPATCHED = 1 << 7  # PEB.CrossProcessFlags bit 7
 
 
-def _layouts(ptr: type) -> dict[str, type]:
+def _layouts(ptr: type) -> dict[str, type[ctypes.Structure]]:
     """The structures for one pointer size (c_uint64 for x64, c_uint32 for x86/WoW64)."""
 
     class UnicodeString(ctypes.Structure):
@@ -146,7 +146,8 @@ class LoaderEntry:
         return self.load_reason == LOAD_REASON_PATCH_IMAGE
 
 
-def _read_struct(read: Reader, address: int, cls: type) -> ctypes.Structure | None:
+def _read_struct(read: Reader, address: int,
+                 cls: type[ctypes.Structure]) -> ctypes.Structure | None:
     raw = read(address, ctypes.sizeof(cls))
     if raw is None or len(raw) < ctypes.sizeof(cls):
         return None

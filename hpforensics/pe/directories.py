@@ -64,7 +64,8 @@ def _check_dir(image: "PEImage", index: int, what: str) -> None:
     if len(d) > index and d[index].VirtualAddress:
         rva = d[index].VirtualAddress
         # Only the first bytes must exist: the rest is bounded by each table's own counts.
-        image.reader.read(rva, min(d[index].Size, 4) or 4, f"{what} directory", image.data_directory_field(index))
+        image.reader.read(rva, min(d[index].Size, 4) or 4, f"{what} directory",
+                          image.data_directory_field(index))
 
 
 def exports(image: "PEImage") -> dict[int, str]:
@@ -94,7 +95,8 @@ def imports(image: "PEImage") -> list[ImportSlot]:
                 if imp.address is None:
                     continue
                 name = imp.name.decode("latin-1") if imp.name else f"#{imp.ordinal}"
-                out.append(ImportSlot(dll, name, imp.address - image.pe.OPTIONAL_HEADER.ImageBase, ps, delay))
+                out.append(ImportSlot(dll, name, imp.address - image.pe.OPTIONAL_HEADER.ImageBase,
+                                      ps, delay))
     return out
 
 
@@ -120,14 +122,16 @@ def base_relocations(image: "PEImage") -> list[tuple[int, int]]:
                                      f"{image.reader.size_of_image:#x}",
                          image.data_directory_field(5))
     while pos + 8 <= end:
-        page, block = pefile.struct.unpack("<II", image.reader.read(pos, 8, "base relocation block"))
+        page, block = pefile.struct.unpack("<II",
+                                           image.reader.read(pos, 8, "base relocation block"))
         if block == 0 and page == 0:
             break  # zero padding ends the table
         if block < 8 or pos + block > end or block & 1:
-            raise InputError(image.path, f"base relocation block at RVA {pos:#x} has bad SizeOfBlock "
-                                         f"{block:#x}", image.reader.where(pos))
+            raise InputError(image.path, f"base relocation block at RVA {pos:#x} has bad "
+                                         f"SizeOfBlock {block:#x}", image.reader.where(pos))
         raw = image.reader.read(pos + 8, block - 8, "base relocation entries")
-        out.extend((page + (e & 0xFFF), e >> 12) for e in pefile.struct.unpack(f"<{len(raw) // 2}H", raw))
+        out.extend((page + (e & 0xFFF), e >> 12)
+                   for e in pefile.struct.unpack(f"<{len(raw) // 2}H", raw))
         pos += block
     return out
 
@@ -139,14 +143,18 @@ def debug(image: "PEImage") -> tuple[CodeView | None, int | None]:
         return None, None
     reader = image.reader
     count = min(d[6].Size // 28, MAX_DEBUG_ENTRIES)
-    raw = reader.read(d[6].VirtualAddress, count * 28, "debug directory", image.data_directory_field(6))
+    raw = reader.read(d[6].VirtualAddress, count * 28, "debug directory",
+                      image.data_directory_field(6))
     codeview, ex = None, None
     for i in range(count):
-        (_chars, _ts, _maj, _min, typ, size, addr, _ptr) = pefile.struct.unpack_from("<IIHHIIII", raw, i * 28)
+        (_chars, _ts, _maj, _min, typ, size, addr,
+         _ptr) = pefile.struct.unpack_from("<IIHHIIII", raw, i * 28)
         if not addr or not size:
             continue
-        if typ == IMAGE_DEBUG_TYPE_CODEVIEW and codeview is None and size >= len(c_pe.CV_INFO_PDB70):
-            body = reader.read(addr, min(size, 4096), "CodeView record", d[6].VirtualAddress + 28 * i + 20)
+        if (typ == IMAGE_DEBUG_TYPE_CODEVIEW and codeview is None
+                and size >= len(c_pe.CV_INFO_PDB70)):
+            body = reader.read(addr, min(size, 4096), "CodeView record",
+                               d[6].VirtualAddress + 28 * i + 20)
             if body[:4] != b"RSDS":
                 continue
             cv = c_pe.CV_INFO_PDB70(body)

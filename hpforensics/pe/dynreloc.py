@@ -89,7 +89,8 @@ class _Budget:
     def take(self, n: int, rva: int) -> None:
         self.left -= n
         if self.left < 0:
-            raise self.reader.error("dynamic relocation table has too many records", self.reader.where(rva))
+            raise self.reader.error("dynamic relocation table has too many records",
+                                    self.reader.where(rva))
 
 
 def _blocks(reader: RvaReader, rva: int, size: int, budget: _Budget):
@@ -124,7 +125,8 @@ def _fixed_sites(reader, symbol, rva, size, budget, is64) -> list[DynamicRelocat
                 off, indirect, iat_index = rec & 0xFFF, (rec >> 12) & 1, rec >> 13
                 n = SITE_SIZE[symbol] if is64 else 6
                 out.append(DynamicRelocation(page + off, n, kind, symbol,
-                                             f"iat_index={iat_index} {'call' if indirect else 'jmp'}"))
+                                             f"iat_index={iat_index} "
+                                             f"{'call' if indirect else 'jmp'}"))
         elif symbol == DynRelocSymbol.ARM64_KERNEL_IMPORT_CALL_TRANSFER:
             for rec in struct.unpack_from(f"<{len(body) // 4}I", body):
                 off = (rec & 0x3FF) * 4
@@ -139,7 +141,8 @@ def _fixed_sites(reader, symbol, rva, size, budget, is64) -> list[DynamicRelocat
                 if symbol == DynRelocSymbol.GUARD_INDIR_CONTROL_TRANSFER:
                     rex = (rec >> 13) & 1
                     n += rex
-                    detail = f"{'call' if (rec >> 12) & 1 else 'jmp'} rex_w={rex} cfg_check={(rec >> 14) & 1}"
+                    detail = (f"{'call' if (rec >> 12) & 1 else 'jmp'} rex_w={rex} "
+                              f"cfg_check={(rec >> 14) & 1}")
                 else:
                     detail = f"register={rec >> 12}"
                 out.append(DynamicRelocation(page + off, n, kind, symbol, detail))
@@ -171,22 +174,27 @@ def _arm64x(reader, rva, size, budget) -> list[DynamicRelocation]:
     return out
 
 
-def _function_override(reader, rva, size, budget, table: DynamicRelocationTable) -> list[DynamicRelocation]:
+def _function_override(reader, rva, size, budget,
+                       table: DynamicRelocationTable) -> list[DynamicRelocation]:
     end = rva + size
     hsize = len(c_pe.IMAGE_FUNCTION_OVERRIDE_HEADER)
-    header = c_pe.IMAGE_FUNCTION_OVERRIDE_HEADER(reader.read(rva, hsize, "function override header"))
+    header = c_pe.IMAGE_FUNCTION_OVERRIDE_HEADER(reader.read(rva, hsize,
+                                                             "function override header"))
     cur = rva + hsize
     fo_end = cur + header.FuncOverrideSize
     if fo_end > end:
-        raise reader.error("FuncOverrideSize overruns its dynamic relocation entry", reader.where(rva))
+        raise reader.error("FuncOverrideSize overruns its dynamic relocation entry",
+                           reader.where(rva))
     rsize = len(c_pe.IMAGE_FUNCTION_OVERRIDE_DYNAMIC_RELOCATION)
     out: list[DynamicRelocation] = []
     overrides: list[FunctionOverride] = []
     while cur + rsize <= fo_end:
-        rec = c_pe.IMAGE_FUNCTION_OVERRIDE_DYNAMIC_RELOCATION(reader.read(cur, rsize, "function override"))
+        rec = c_pe.IMAGE_FUNCTION_OVERRIDE_DYNAMIC_RELOCATION(reader.read(cur, rsize,
+                                                                          "function override"))
         cur += rsize
         if cur + rec.RvaSize + rec.BaseRelocSize > fo_end:
-            raise reader.error("function override record overruns FuncOverrideSize", reader.where(cur - rsize))
+            raise reader.error("function override record overruns FuncOverrideSize",
+                               reader.where(cur - rsize))
         budget.take(rec.RvaSize // 4, cur)
         raw = reader.read(cur, rec.RvaSize - rec.RvaSize % 4, "function override RVAs")
         rvas = list(struct.unpack_from(f"<{len(raw) // 4}I", raw))
@@ -198,9 +206,9 @@ def _function_override(reader, rva, size, budget, table: DynamicRelocationTable)
                 if kind == FunctionOverrideKind.INVALID:
                     continue
                 sites.append((page + (w & 0xFFF), kind))
+                name = FunctionOverrideKind(kind).name if kind < 4 else kind
                 out.append(DynamicRelocation(page + (w & 0xFFF), 4, "function_override", 7,
-                                             f"{FunctionOverrideKind(kind).name if kind < 4 else kind} "
-                                             f"original={rec.OriginalRva:#x}"))
+                                             f"{name} original={rec.OriginalRva:#x}"))
         cur += rec.BaseRelocSize
         overrides.append(FunctionOverride(rec.OriginalRva, rvas, rec.BDDOffset, sites))
     # BDD (binary decision diagram) data follows the override records; BDDOffset is relative to it.
@@ -252,12 +260,16 @@ def parse_dynamic_relocations(reader: RvaReader, rva: int, is64: bool,
                               source: int | None = None) -> DynamicRelocationTable:
     """`source`: RVA of the load-config field locating the table, for errors outside the file."""
     hsize = len(c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE)
-    head = c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE(reader.read(rva, hsize, "dynamic relocation table", source))
+    head = c_pe.IMAGE_DYNAMIC_RELOCATION_TABLE(reader.read(rva, hsize, "dynamic relocation table",
+                                                           source))
     if head.Version not in (1, 2):
-        raise reader.error(f"dynamic relocation table version {head.Version} is unknown", reader.where(rva))
+        raise reader.error(f"dynamic relocation table version {head.Version} is unknown",
+                           reader.where(rva))
     if head.Size > MAX_TABLE_SIZE:
-        raise reader.error(f"dynamic relocation table Size {head.Size:#x} is implausible", reader.where(rva))
-    reader.read(rva + hsize, head.Size, "dynamic relocation table body", source)  # bounds check once
+        raise reader.error(f"dynamic relocation table Size {head.Size:#x} is implausible",
+                           reader.where(rva))
+    reader.read(rva + hsize, head.Size, "dynamic relocation table body",
+                source)  # bounds check once
     table = DynamicRelocationTable(rva, head.Version, head.Size)
     budget = _Budget(reader)
     cur, end = rva + hsize, rva + hsize + head.Size
@@ -270,7 +282,8 @@ def parse_dynamic_relocations(reader: RvaReader, rva: int, is64: bool,
             st = c_pe.IMAGE_DYNAMIC_RELOCATION64_V2 if is64 else c_pe.IMAGE_DYNAMIC_RELOCATION32_V2
             ent = st(reader.read(cur, len(st), "dynamic relocation entry"))
             if ent.HeaderSize < len(st):
-                raise reader.error(f"dynamic relocation HeaderSize {ent.HeaderSize:#x} too small", reader.where(cur))
+                raise reader.error(f"dynamic relocation HeaderSize {ent.HeaderSize:#x} too small",
+                                   reader.where(cur))
             body, body_size = cur + ent.HeaderSize, ent.FixupInfoSize
         if body + body_size > end:
             raise reader.error("dynamic relocation entry overruns the table", reader.where(cur))

@@ -58,14 +58,15 @@ class PatchEntry:
         return self.patch_rva if self.inverse else self.base_rva
 
     def write_range(self, machine: int = MACHINE_AMD64) -> tuple[int, int] | None:
-        """(rva, size) of the bytes the kernel writes for this entry, per RtlpDetermineHotPatchExtent."""
+        """(rva, size) the kernel writes for this entry, per RtlpDetermineHotPatchExtent."""
         try:
             off, size = CHUNK_EXTENT_X64[ChunkType(self.chunk_type)]
         except (KeyError, ValueError):
             return None
         if self.chunk_type == ChunkType.FUNCTION and machine == MACHINE_ARM64:
             off = 0  # ARM64: the branch is written at F itself
-        elif self.chunk_type not in (ChunkType.FUNCTION, ChunkType.REL32) and machine == MACHINE_I386:
+        elif (self.chunk_type not in (ChunkType.FUNCTION, ChunkType.REL32)
+              and machine == MACHINE_I386):
             size = 4  # pointer-sized writes
         return self.write_rva + off, size
 
@@ -126,7 +127,8 @@ def _kind(chunk_type: int) -> str:
         return f"unknown_{chunk_type:#x}"
 
 
-def parse_patch_table(reader: RvaReader, rva: int, entry_dwords: int, source: int | None = None) -> list[PatchEntry]:
+def parse_patch_table(reader: RvaReader, rva: int, entry_dwords: int,
+                      source: int | None = None) -> list[PatchEntry]:
     """`source`: RVA of the PatchTable field, named in errors when the table is not in the file."""
     entries: list[PatchEntry] = []
     cur = rva
@@ -163,18 +165,23 @@ def parse_hotpatch(reader: RvaReader, rva: int, source: int | None = None) -> Ho
     raw = reader.read(rva, known, "IMAGE_HOT_PATCH_INFO", source)
     hp = c_pe.IMAGE_HOT_PATCH_INFO(raw + bytes(full - known))
     if version > 3:
-        log.info("%s: IMAGE_HOT_PATCH_INFO version %d is newer than 3; read as 3", reader.path, version)
+        log.info("%s: IMAGE_HOT_PATCH_INFO version %d is newer than 3; read as 3", reader.path,
+                 version)
     if hp.BaseImageCount > MAX_BASES:
-        raise reader.error(f"BaseImageCount {hp.BaseImageCount} is implausible", reader.where(rva + 16))
+        raise reader.error(f"BaseImageCount {hp.BaseImageCount} is implausible",
+                           reader.where(rva + 16))
     if hp.ExtraPatchSize > MAX_EXTRA and version >= 3:
-        raise reader.error(f"ExtraPatchSize {hp.ExtraPatchSize} is implausible", reader.where(rva + 24))
+        raise reader.error(f"ExtraPatchSize {hp.ExtraPatchSize} is implausible",
+                           reader.where(rva + 24))
     info = HotPatchInfo(rva, version, hp.Size, hp.SequenceNumber, hp.BaseImageList,
                         hp.BaseImageCount, hp.BufferOffset, hp.ExtraPatchSize)
-    offsets = reader.read(rva + hp.BaseImageList, 4 * hp.BaseImageCount, "hot patch base image list", rva + 12)
+    offsets = reader.read(rva + hp.BaseImageList, 4 * hp.BaseImageCount,
+                          "hot patch base image list", rva + 12)
     bsize = len(c_pe.IMAGE_HOT_PATCH_BASE)
     for i, (boff,) in enumerate(struct.iter_unpack("<I", offsets)):
         at = rva + boff
-        b = c_pe.IMAGE_HOT_PATCH_BASE(reader.read(at, bsize, "IMAGE_HOT_PATCH_BASE", rva + hp.BaseImageList + 4 * i))
+        b = c_pe.IMAGE_HOT_PATCH_BASE(reader.read(at, bsize, "IMAGE_HOT_PATCH_BASE",
+                                                  rva + hp.BaseImageList + 4 * i))
         base = HotPatchBase(b.SequenceNumber, b.Flags, b.OriginalTimeDateStamp, b.OriginalCheckSum,
                             b.CodeIntegrityInfo, b.CodeIntegritySize, b.PatchTable, b.BufferOffset)
         if b.CodeIntegrityInfo and b.CodeIntegritySize >= len(c_pe.IMAGE_HOT_PATCH_HASHES):
@@ -183,7 +190,8 @@ def parse_hotpatch(reader: RvaReader, rva: int, source: int | None = None) -> Ho
                                                         "IMAGE_HOT_PATCH_HASHES", at + 16))
             base.sha256, base.sha1 = bytes(h.SHA256), bytes(h.SHA1)
         if b.PatchTable:
-            base.patch_table = parse_patch_table(reader, rva + b.PatchTable, info.entry_dwords, at + 24)
+            base.patch_table = parse_patch_table(reader, rva + b.PatchTable, info.entry_dwords,
+                                                 at + 24)
         info.bases.append(base)
     return info
 

@@ -8,6 +8,7 @@ layout (file offset == RVA), which is how memory-image and live sources hand us 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import warnings
@@ -20,9 +21,11 @@ from hpforensics.errors import InputError
 from hpforensics.evidence import map_evidence
 from hpforensics.pe import directories
 from hpforensics.pe.directories import CodeView, ImportSlot
-from hpforensics.pe.dynreloc import DynamicRelocation, DynamicRelocationTable, parse_dynamic_relocations, table_rva
+from hpforensics.pe.dynreloc import (DynamicRelocation, DynamicRelocationTable,
+                                     parse_dynamic_relocations, table_rva)
 from hpforensics.pe.hotpatch import HotPatchInfo, parse_hotpatch
-from hpforensics.pe.loadconfig import GuardFunction, LoadConfig, parse_guard_cf_functions, parse_load_config
+from hpforensics.pe.loadconfig import (GuardFunction, LoadConfig, parse_guard_cf_functions,
+                                       parse_load_config)
 from hpforensics.pe.reader import RvaReader, Section
 from hpforensics.pe.structures import (
     IMAGE_DLLCHARACTERISTICS_EX_HOTPATCH_COMPATIBLE,
@@ -45,7 +48,7 @@ class LoaderRange:
     kind: str  # "reloc", "iat", "delay_iat", "cfg_pointer", "security_cookie", dynamic kinds
 
 
-def _as_mapped_file(data: bytes | memoryview, path: str) -> bytearray:
+def _as_mapped_file(data: bytes | bytearray | memoryview | mmap.mmap, path: str) -> bytearray:
     """A copy whose section headers say raw data == virtual address, so pefile reads RVAs."""
     buf = bytearray(data)
     try:
@@ -67,8 +70,8 @@ def _as_mapped_file(data: bytes | memoryview, path: str) -> bytearray:
 class PEImage:
     """Metadata of one image. Construct with from_file / from_bytes."""
 
-    def __init__(self, data: bytes | bytearray | memoryview, name: str, mapped: bool, strict: bool,
-                 base: int | None = None) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview | mmap.mmap, name: str, mapped: bool,
+                 strict: bool, base: int | None = None) -> None:
         self.path = name
         self.mapped = mapped
         self.data = data
@@ -78,9 +81,11 @@ class PEImage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                self.pe = pefile.PE(data=bytes(view) if isinstance(view, memoryview) else view, fast_load=True)
+                self.pe = pefile.PE(data=bytes(view) if isinstance(view, memoryview) else view,
+                                    fast_load=True)
             except pefile.PEFormatError as exc:
-                raise InputError(name, f"not a PE image: {exc.value}", _pefile_offset(exc.value)) from None
+                raise InputError(name, f"not a PE image: {exc.value}",
+                                 _pefile_offset(exc.value)) from None
         pe = self.pe
         self.is64 = pe.PE_TYPE == pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS
         self.machine = pe.FILE_HEADER.Machine
@@ -99,13 +104,13 @@ class PEImage:
         # the header's count, not what pefile read (it stops quietly at the first bad entry)
         nsec = max(pe.FILE_HEADER.NumberOfSections, len(pe.sections))
         if nsec > MAX_SECTIONS:
-            raise InputError(name, f"NumberOfSections {nsec} exceeds the loader's limit of {MAX_SECTIONS}",
-                             pe.FILE_HEADER.get_file_offset() + 2)
+            raise InputError(name, f"NumberOfSections {nsec} exceeds the loader's limit of "
+                                   f"{MAX_SECTIONS}", pe.FILE_HEADER.get_file_offset() + 2)
         self.sections = [
             Section(s.Name.rstrip(b"\0").decode("latin-1"), s.VirtualAddress, s.Misc_VirtualSize,
                     # the loader rounds PointerToRawData down to 512 (as pefile does)
-                    s.get_PointerToRawData_adj() if not mapped else s.VirtualAddress, s.SizeOfRawData,
-                    s.Characteristics)
+                    s.get_PointerToRawData_adj() if not mapped else s.VirtualAddress,
+                    s.SizeOfRawData, s.Characteristics)
             for s in pe.sections
         ]
         self._check_layout()
@@ -120,8 +125,9 @@ class PEImage:
         return cls(data, str(path), mapped=False, strict=strict)
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview, name: str = "<bytes>", mapped: bool = False,
-                   *, strict: bool = True, base: int | None = None) -> "PEImage":
+    def from_bytes(cls, data: bytes | bytearray | memoryview, name: str = "<bytes>",
+                   mapped: bool = False, *, strict: bool = True,
+                   base: int | None = None) -> "PEImage":
         """`base`: the address the bytes were mapped at, when VAs inside must be read against it."""
         return cls(data, name, mapped=mapped, strict=strict, base=base)
 
@@ -131,13 +137,14 @@ class PEImage:
         for i, s in enumerate(self.sections):
             if self.mapped:
                 if s.rva >= size and s.virtual_size:
-                    raise InputError(self.path, f"section {s.name} starts past the end of the image",
+                    raise InputError(self.path,
+                                     f"section {s.name} starts past the end of the image",
                                      hdr_at + 40 * i)
             elif s.raw_size and s.raw_offset + s.raw_size > size:
                 raise InputError(
                     self.path,
-                    f"section {s.name} raw data ends at {s.raw_offset + s.raw_size:#x}, past the end "
-                    f"of the file ({size:#x} bytes): truncated?",
+                    f"section {s.name} raw data ends at {s.raw_offset + s.raw_size:#x}, "
+                    f"past the end of the file ({size:#x} bytes): truncated?",
                     hdr_at + 40 * i,
                 )
 
@@ -159,20 +166,24 @@ class PEImage:
         self.hotpatch: HotPatchInfo | None = None
         self.guard_functions: list[GuardFunction] = []
         if lc is not None:
-            self.dynamic_relocation_table = self._guard("dynamic relocations", self._dynamic_relocations, None)
+            self.dynamic_relocation_table = self._guard("dynamic relocations",
+                                                        self._dynamic_relocations, None)
             if lc.hot_patch_table_offset:
                 self.hotpatch = self._guard("hot patch info", lambda: parse_hotpatch(
-                    self.reader, lc.hot_patch_table_offset, lc.field_rva("HotPatchTableOffset")), None)
+                    self.reader, lc.hot_patch_table_offset,
+                    lc.field_rva("HotPatchTableOffset")), None)
             self.guard_functions = self._guard(
-                "CFG function table", lambda: parse_guard_cf_functions(self.reader, lc, self.va_base), [])
+                "CFG function table",
+                lambda: parse_guard_cf_functions(self.reader, lc, self.va_base), [])
         self.exports: dict[int, str] = self._guard("exports", lambda: directories.exports(self), {})
-        self.imports: list[ImportSlot] = self._guard("imports", lambda: directories.imports(self), [])
+        self.imports: list[ImportSlot] = self._guard("imports",
+                                                     lambda: directories.imports(self), [])
         self.base_relocations: list[tuple[int, int]] = self._guard(
             "base relocations", lambda: directories.base_relocations(self), [])
         self.codeview: CodeView | None = None
         self.ex_dll_characteristics: int | None = None
-        self.codeview, self.ex_dll_characteristics = self._guard("debug directory", lambda: directories.debug(self),
-                                                                 (None, None))
+        self.codeview, self.ex_dll_characteristics = self._guard(
+            "debug directory", lambda: directories.debug(self), (None, None))
 
     def _dynamic_relocations(self) -> DynamicRelocationTable | None:
         lc = self.load_config
@@ -182,14 +193,18 @@ class PEImage:
             field_rva = lc.field_rva("DynamicValueRelocTableSection") or lc.rva
             raise InputError(self.path, "DynamicValueRelocTableSection names no section",
                              self.reader.where(field_rva))
-        source = lc.field_rva("DynamicValueRelocTableOffset") or lc.field_rva("DynamicValueRelocTable")
-        return None if rva is None else parse_dynamic_relocations(self.reader, rva, self.is64, source)
+        source = (lc.field_rva("DynamicValueRelocTableOffset")
+                  or lc.field_rva("DynamicValueRelocTable"))
+        if rva is None:
+            return None
+        return parse_dynamic_relocations(self.reader, rva, self.is64, source)
 
     def _load_config(self) -> LoadConfig | None:
         d = self.pe.OPTIONAL_HEADER.DATA_DIRECTORY
         if len(d) <= 10 or not d[10].VirtualAddress:
             return None
-        return parse_load_config(self.reader, d[10].VirtualAddress, self.is64, self.data_directory_field(10))
+        return parse_load_config(self.reader, d[10].VirtualAddress, self.is64,
+                                 self.data_directory_field(10))
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -213,7 +228,8 @@ class PEImage:
     @property
     def hotpatch_capable(self) -> bool:
         """Built to be hot patched: EX_DLLCHARACTERISTICS carries HOTPATCH_COMPATIBLE (0x80)."""
-        return bool((self.ex_dll_characteristics or 0) & IMAGE_DLLCHARACTERISTICS_EX_HOTPATCH_COMPATIBLE)
+        flags = self.ex_dll_characteristics or 0
+        return bool(flags & IMAGE_DLLCHARACTERISTICS_EX_HOTPATCH_COMPATIBLE)
 
     @property
     def is_patch_image(self) -> bool:
@@ -227,7 +243,7 @@ class PEImage:
     def cfg_pointer_slots(self) -> list[tuple[str, int]]:
         """(field name, RVA of the pointer it holds) for CFG/XFG check and dispatch pointers."""
         lc = self.load_config
-        out = []
+        out: list[tuple[str, int]] = []
         if lc is None:
             return out
         for f in ("GuardCFCheckFunctionPointer", "GuardCFDispatchFunctionPointer",
@@ -242,7 +258,8 @@ class PEImage:
         """Every byte range the loader may write after mapping, sorted by RVA."""
         ps = self.pointer_size
         rel_size = {10: 8, 3: 4, 1: 2, 2: 2, 4: 2, 5: 4, 7: 4, 8: 4, 9: 8}
-        out = [LoaderRange(rva, rel_size.get(t, ps), "reloc") for rva, t in self.base_relocations if t]
+        out = [LoaderRange(rva, rel_size.get(t, ps), "reloc")
+               for rva, t in self.base_relocations if t]
         out += [LoaderRange(s.rva, s.size, "delay_iat" if s.delay else "iat") for s in self.imports]
         out += [LoaderRange(rva, ps, "cfg_pointer") for _, rva in self.cfg_pointer_slots()]
         lc = self.load_config

@@ -62,7 +62,8 @@ class LoadConfig:
 
     def field_rva(self, name: str) -> int | None:
         """RVA of a field of the structure itself (for pointer slots the loader rewrites)."""
-        struct = c_pe.IMAGE_LOAD_CONFIG_DIRECTORY64 if self.is64 else c_pe.IMAGE_LOAD_CONFIG_DIRECTORY32
+        struct = (c_pe.IMAGE_LOAD_CONFIG_DIRECTORY64 if self.is64
+                  else c_pe.IMAGE_LOAD_CONFIG_DIRECTORY32)
         off = 0
         for f in struct.__fields__:
             if f.name == name:
@@ -71,7 +72,8 @@ class LoadConfig:
         return None
 
 
-def parse_load_config(reader: RvaReader, rva: int, is64: bool, source: int | None = None) -> LoadConfig:
+def parse_load_config(reader: RvaReader, rva: int, is64: bool,
+                      source: int | None = None) -> LoadConfig:
     """Parse the structure at `rva`, honouring its Size whatever the SDK that built it."""
     struct = c_pe.IMAGE_LOAD_CONFIG_DIRECTORY64 if is64 else c_pe.IMAGE_LOAD_CONFIG_DIRECTORY32
     size = reader.u32(rva, "load configuration Size", source)
@@ -94,8 +96,8 @@ def parse_load_config(reader: RvaReader, rva: int, is64: bool, source: int | Non
         try:
             reader.read(rva + known, size - known, "load configuration directory tail")
         except InputError:
-            raise reader.error(f"load configuration Size {size:#x} reaches past the end of the image",
-                               reader.where(rva)) from None
+            raise reader.error(f"load configuration Size {size:#x} reaches past the end of "
+                               "the image", reader.where(rva)) from None
     return LoadConfig(rva=rva, size=size, is64=is64, fields=fields)
 
 
@@ -105,7 +107,8 @@ class GuardFunction:
     flags: int  # the per-entry metadata byte(s), 0 when the table has none
 
 
-def parse_guard_cf_functions(reader: RvaReader, lc: LoadConfig, image_base: int) -> list[GuardFunction]:
+def parse_guard_cf_functions(reader: RvaReader, lc: LoadConfig,
+                             image_base: int) -> list[GuardFunction]:
     """GuardCFFunctionTable: RVAs of valid indirect-call targets, each followed by n flag bytes."""
     table_va = lc.get("GuardCFFunctionTable")
     count = lc.get("GuardCFFunctionCount")
@@ -114,11 +117,14 @@ def parse_guard_cf_functions(reader: RvaReader, lc: LoadConfig, image_base: int)
     if count > MAX_CFG_FUNCTIONS:
         raise reader.error(f"GuardCFFunctionCount {count:#x} is implausible",
                            reader.where(lc.field_rva("GuardCFFunctionCount") or lc.rva))
-    stride = 4 + ((lc.guard_flags & IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_MASK) >> IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_SHIFT)
+    stride = 4 + ((lc.guard_flags & IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_MASK)
+                  >> IMAGE_GUARD_CF_FUNCTION_TABLE_SIZE_SHIFT)
     table_rva = table_va - image_base
-    raw = reader.read(table_rva, count * stride, "GuardCFFunctionTable", lc.field_rva("GuardCFFunctionTable"))
+    raw = reader.read(table_rva, count * stride, "GuardCFFunctionTable",
+                      lc.field_rva("GuardCFFunctionTable"))
     out = []
     for i in range(count):
         entry = raw[i * stride : (i + 1) * stride]
-        out.append(GuardFunction(int.from_bytes(entry[:4], "little"), int.from_bytes(entry[4:], "little")))
+        out.append(GuardFunction(int.from_bytes(entry[:4], "little"),
+                                 int.from_bytes(entry[4:], "little")))
     return out

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 E_LFANEW = 0x3C
 SIGNATURE = b"PE\0\0"
-_FILE_HEADER = struct.Struct("<HHIIIHH")  # Machine, NumberOfSections, TimeDateStamp, ..., Characteristics
+# Machine, NumberOfSections, TimeDateStamp, ..., Characteristics
+_FILE_HEADER = struct.Struct("<HHIIIHH")
 OPT_MAGIC_PE32_PLUS = 0x20B
 OPT_SIZE_OF_IMAGE = 56  # SizeOfImage, SizeOfHeaders, CheckSum: same offsets in PE32 and PE32+
 OPT_DIRECTORIES = {False: 96, True: 112}  # DataDirectory[0] by PE32 / PE32+

@@ -7,6 +7,7 @@ package ever indexes raw bytes itself.
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ class RvaReader:
 
     def __init__(
         self,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | mmap.mmap,
         path: str,
         sections: list[Section],
         size_of_headers: int,
@@ -94,7 +95,8 @@ class RvaReader:
             return self._read(rva, size, what)
         except InputError as exc:
             if exc.offset is None and source is not None:
-                raise self.error(exc.message + f" (pointer at RVA {source:#x})", self.where(source)) from None
+                raise self.error(exc.message + f" (pointer at RVA {source:#x})",
+                                 self.where(source)) from None
             raise
 
     def _read(self, rva: int, size: int, what: str) -> bytes:

@@ -299,13 +299,13 @@ REDIRECT_FORMS = (REDIRECT_NEAR, REDIRECT_FAR)
 REDIRECT_WINDOW = (-6, 2)  # the kernel writes [F-6, F+2) (RtlpDetermineHotPatchExtent)
 
 
-def redirect_entry_form(buf: bytes, f_off: int) -> RedirectForm | None:
+def redirect_entry_form(buf: bytes | bytearray, f_off: int) -> RedirectForm | None:
     """The form whose entry bytes stand at `f_off` (the jump before it is not checked)."""
     entry = bytes(buf[f_off : f_off + 2])
     return next((f for f in REDIRECT_FORMS if f.entry == entry), None)
 
 
-def redirect_form_at(buf: bytes, f_off: int) -> RedirectForm | None:
+def redirect_form_at(buf: bytes | bytearray, f_off: int) -> RedirectForm | None:
     """The form whose entry bytes and matching jump both stand at `f_off`."""
     form = redirect_entry_form(buf, f_off)
     if form is None or f_off + form.jump_at < 0:

@@ -68,7 +68,8 @@ class ImageInfo:
     def summary_row(self) -> dict:
         """The one-line view for tables; JSON carries every field."""
         bases = "; ".join(f"{b['timestamp']:#x}/{b['checksum']:#x} seq {b['sequence']}"
-                          + ("" if b.get("match", "").startswith("base image") else " (NO MATCHING BASE)")
+                          + ("" if b.get("match", "").startswith("base image")
+                             else " (NO MATCHING BASE)")
                           for b in self.bases)
         dyn = ", ".join(f"{k}={v}" for k, v in sorted(self.dynamic_relocations.items()))
         ok = "" if self.checksum_ok is None else " ok" if self.checksum_ok else " BAD"
@@ -79,16 +80,19 @@ class ImageInfo:
             "load_config": self.load_config_size,
             "guard_flags": None if self.guard_flags is None else f"{self.guard_flags:#x}",
             "cfg": self.cfg_functions, "dynamic_relocations": dyn,
-            "pdb": f"{self.pdb.replace(chr(92), '/').rsplit('/', 1)[-1]} age {self.pdb_age}" if self.pdb else "",
+            "pdb": (f"{self.pdb.replace(chr(92), '/').rsplit('/', 1)[-1]} age {self.pdb_age}"
+                    if self.pdb else ""),
         }
 
 
 def describe(image: PEImage, file_bytes: bytes | None = None) -> ImageInfo:
     info = ImageInfo(
         file=image.path, machine=image.machine_name,
-        kind="hotpatch image" if image.hotpatch else "hotpatch-capable base" if image.hotpatch_capable else "image",
+        kind=("hotpatch image" if image.hotpatch
+              else "hotpatch-capable base" if image.hotpatch_capable else "image"),
         timestamp=image.timestamp, checksum=image.checksum,
-        checksum_ok=None if not image.checksum or image.mapped else image.compute_checksum() == image.checksum,
+        checksum_ok=(None if not image.checksum or image.mapped
+                     else image.compute_checksum() == image.checksum),
         size_of_image=image.size_of_image, image_base=image.image_base, subsystem=image.subsystem,
         hotpatch_capable=image.hotpatch_capable,
     )
@@ -108,7 +112,8 @@ def describe(image: PEImage, file_bytes: bytes | None = None) -> ImageInfo:
     info.delay_iat_slots = sum(1 for s in image.imports if s.delay)
     info.exports = len(image.exports)
     if image.codeview:
-        info.pdb, info.pdb_guid, info.pdb_age = image.codeview.pdb_name, image.codeview.guid, image.codeview.age
+        cv = image.codeview
+        info.pdb, info.pdb_guid, info.pdb_age = cv.pdb_name, cv.guid, cv.age
     info.problems = [str(p) for p in image.problems]
     hp = image.hotpatch
     if hp is not None:
@@ -131,7 +136,8 @@ class BaseFinder:
     """
 
     def __init__(self, images: list[PEImage]) -> None:
-        self._images: dict[tuple[int, int], PEImage] = {(i.timestamp, i.checksum): i for i in images}
+        self._images: dict[tuple[int, int], PEImage] = {
+            (i.timestamp, i.checksum): i for i in images}
         self._paths: dict[tuple[int, int], str] = {k: i.path for k, i in self._images.items()}
         self._scanned: set[str] = set()
 
@@ -156,11 +162,13 @@ class BaseFinder:
     def near_miss(self, timestamp: int, checksum: int) -> tuple[str, int] | None:
         """(path, checksum) of an image with this TimeDateStamp but another CheckSum: a forged or
         stale patch, or a base from another build."""
-        return next(((p, cs) for (ts, cs), p in self._paths.items() if ts == timestamp and cs != checksum), None)
+        return next(((p, cs) for (ts, cs), p in self._paths.items()
+                     if ts == timestamp and cs != checksum), None)
 
     def _scan(self, folder: Path) -> None:
         try:
-            names = sorted(p for p in folder.iterdir() if p.suffix.lower() in PE_SUFFIXES)[:MAX_NEIGHBOURS]
+            names = sorted(p for p in folder.iterdir()
+                           if p.suffix.lower() in PE_SUFFIXES)[:MAX_NEIGHBOURS]
         except OSError:
             return
         for p in names:
@@ -197,7 +205,9 @@ def name_functions(info: ImageInfo, image: PEImage, finder: BaseFinder) -> None:
                 else "no base found among the given files and their folders")
         for e in b.functions:
             info.functions.append(PatchedFunction(
-                patch_file=image.path, base_timestamp=b.original_timestamp, base_checksum=b.original_checksum,
-                sequence=b.sequence_number, base_rva=e.base_rva, patch_rva=e.patch_rva,
-                name=base.function_name(e.base_rva) if base else "", base_file=base.path if base else "",
+                patch_file=image.path, base_timestamp=b.original_timestamp,
+                base_checksum=b.original_checksum, sequence=b.sequence_number,
+                base_rva=e.base_rva, patch_rva=e.patch_rva,
+                name=base.function_name(e.base_rva) if base else "",
+                base_file=base.path if base else "",
             ))

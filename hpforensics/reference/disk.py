@@ -18,7 +18,8 @@ from hpforensics.space import AddressSpace, MappedImage
 
 log = logging.getLogger(__name__)
 
-PE_SUFFIXES = frozenset({".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".efi", ".scr", ".tsp", ".ax", ".acm"})
+PE_SUFFIXES = frozenset({".dll", ".exe", ".sys", ".drv", ".ocx", ".cpl", ".efi", ".scr", ".tsp",
+                         ".ax", ".acm"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class DiskReferences:
                             if os.path.splitext(f)[1].lower() in PE_SUFFIXES:
                                 by_name.setdefault(f.lower(), []).append(os.path.join(root, f))
                 self._by_name = by_name
-                log.info("indexed %d file names under %s", len(by_name), ", ".join(map(str, self.dirs)))
+                log.info("indexed %d file names under %s", len(by_name),
+                         ", ".join(map(str, self.dirs)))
             return self._by_name
 
     def _identity(self, path: str) -> Identity | None:
@@ -94,7 +96,8 @@ class DiskReferences:
                 continue
             if want_ts is not None and ident.timestamp != want_ts:
                 continue
-            if want_size and ident.size_of_image != (want_size + 0xFFF) & ~0xFFF and ident.size_of_image != want_size:
+            if (want_size and ident.size_of_image != (want_size + 0xFFF) & ~0xFFF
+                    and ident.size_of_image != want_size):
                 continue
             if want_ts is None and len(candidates) > 1:
                 log.info("%s: no TimeDateStamp known; taking %s by name and size", image.name, path)

@@ -15,12 +15,14 @@ def pdata_functions(img: bytearray, hdr: Headers) -> np.ndarray:
     if not rva or hdr.machine not in (0x8664, 0xAA64) or rva + size > len(img):
         return np.zeros((0, 2), np.int64)
     if hdr.machine == 0xAA64:  # ARM64 entries: begin + packed length, 8 bytes
-        e = np.frombuffer(img, "<u4", count=size // 8 * 2, offset=rva).reshape(-1, 2).astype(np.int64)
+        e = np.frombuffer(img, "<u4", count=size // 8 * 2,
+                          offset=rva).reshape(-1, 2).astype(np.int64)
         begin = e[:, 0]
         packed = (e[:, 1] & 3) != 0
         end = np.where(packed, begin + ((e[:, 1] >> 2) & 0x7FF) * 4, begin + 4)
     else:
-        e = np.frombuffer(img, "<u4", count=size // 12 * 3, offset=rva).reshape(-1, 3).astype(np.int64)
+        e = np.frombuffer(img, "<u4", count=size // 12 * 3,
+                          offset=rva).reshape(-1, 3).astype(np.int64)
         begin, end = e[:, 0], e[:, 1]
     keep = (begin > 0) & (end > begin)
     out = np.stack([begin[keep], end[keep]], axis=1)
@@ -34,7 +36,8 @@ def exports(img: bytearray, hdr: Headers) -> dict[int, str]:
         return {}
     base, n_funcs, n_names, funcs, names, ords = struct.unpack_from("<6I", img, rva + 16)
     n_funcs, n_names = min(n_funcs, 1 << 16), min(n_names, 1 << 16)
-    if funcs + 4 * n_funcs > len(img) or names + 4 * n_names > len(img) or ords + 2 * n_names > len(img):
+    if (funcs + 4 * n_funcs > len(img) or names + 4 * n_names > len(img)
+            or ords + 2 * n_names > len(img)):
         return {}
     addrs = np.frombuffer(img, "<u4", n_funcs, funcs).tolist()
     out: dict[int, str] = {}

@@ -153,8 +153,9 @@ def parse_headers(data: bytes | memoryview, path: str, mapped: bool = False) -> 
     # byte of the file fills: refuse it rather than exhaust memory.
     end = max((s.va + s.vsize for s in sections), default=size_of_headers)
     if size_of_image > end + MAX_SLACK_BEYOND_SECTIONS:
-        raise InputError(path, f"SizeOfImage {size_of_image:#x} reaches {size_of_image - end:#x} bytes "
-                               f"past the end of the last section ({end:#x}): implausible", opt + 56)
+        raise InputError(path, f"SizeOfImage {size_of_image:#x} reaches {size_of_image - end:#x} "
+                               f"bytes past the end of the last section ({end:#x}): implausible",
+                         opt + 56)
     return Headers(
         machine, timestamp, characteristics, is64, image_base, sect_align, file_align,
         size_of_image, size_of_headers, checksum, subsystem, dll_chars, dirs,

@@ -45,7 +45,8 @@ class ImportSlots:
         thunk = int.from_bytes(layout[at : at + width], "little")
         if thunk >> (8 * width - 1):
             return f"{dll}!#{thunk & 0xFFFF}"
-        name = _cstring(bytearray(layout[thunk + 2 : thunk + 258]), 0) if 0 < thunk < len(layout) else ""
+        name = (_cstring(bytearray(layout[thunk + 2 : thunk + 258]), 0)
+                if 0 < thunk < len(layout) else "")
         return f"{dll}!{name}" if name else dll
 
 
@@ -72,7 +73,8 @@ def _thunk_count(img: bytearray, rva: int, width: int) -> int:
     return count
 
 
-def import_slots(img: bytearray, hdr: Headers, warnings: list[str]) -> tuple[ImportSlots, ImportSlots]:
+def import_slots(img: bytearray, hdr: Headers,
+                 warnings: list[str]) -> tuple[ImportSlots, ImportSlots]:
     """(IAT slots, delay-load IAT slots)."""
     width = hdr.pointer_size
     return _imports(img, hdr, width, warnings), _delay_imports(img, hdr, width, warnings)

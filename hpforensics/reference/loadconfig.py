@@ -46,7 +46,8 @@ def _rva(hdr: Headers, va: int) -> int | None:
     return rva if 0 <= rva < hdr.size_of_image else None
 
 
-def load_config_masks(reader: RvaReader, hdr: Headers, masks: MaskSet) -> tuple[LoadConfig | None, HotPatchInfo | None]:
+def load_config_masks(reader: RvaReader, hdr: Headers,
+                      masks: MaskSet) -> tuple[LoadConfig | None, HotPatchInfo | None]:
     """Add load-config slots and DVRT sites to `masks`; returns the load config and, for a
     patch image, its hot patch records. Malformed structures raise InputError."""
     rva, _ = hdr.directory(10)
@@ -70,7 +71,8 @@ def load_config_masks(reader: RvaReader, hdr: Headers, masks: MaskSet) -> tuple[
         table = parse_dynamic_relocations(reader, trva, hdr.is64)
         by_kind: dict[MaskKind, tuple[list[int], list[int]]] = {}
         for d in table.relocations:
-            starts, widths = by_kind.setdefault(DVRT_KIND.get(d.symbol, MaskKind.DYNAMIC_OTHER), ([], []))
+            starts, widths = by_kind.setdefault(DVRT_KIND.get(d.symbol, MaskKind.DYNAMIC_OTHER),
+                                                ([], []))
             starts.append(d.rva)
             widths.append(d.size)
         for kind, (starts, widths) in by_kind.items():
@@ -78,5 +80,6 @@ def load_config_masks(reader: RvaReader, hdr: Headers, masks: MaskSet) -> tuple[
         if table.function_overrides:
             # The BDD decision data the loader reads to pick an override lives in this table.
             masks.add(MaskKind.FUNCTION_OVERRIDE_BDD, [trva], table.size + 8)
-    hotpatch = parse_hotpatch(reader, lc.hot_patch_table_offset) if lc.hot_patch_table_offset else None
+    hotpatch = (parse_hotpatch(reader, lc.hot_patch_table_offset)
+                if lc.hot_patch_table_offset else None)
     return lc, hotpatch

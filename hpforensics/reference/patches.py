@@ -45,7 +45,7 @@ class PatchImage:
     expected: Any = None  # ExpectedImage of its own file, when found
     info_source: str = "file"  # "file" or "memory"
     kb: str = ""
-    functions: dict[int, dict[int, PatchEntry]] = field(default_factory=dict)  # id(base) -> {rva: e}
+    functions: dict[int, dict[int, PatchEntry]] = field(default_factory=dict)  # id(base): {rva: e}
 
     @property
     def sequence(self) -> int:
@@ -75,7 +75,8 @@ class PatchImage:
     def data_entries(self, base: HotPatchBase) -> list[PatchEntry]:
         """Entries other than FUNCTION: pointers/rel32s the kernel writes into either image."""
         return [e for e in base.patch_table
-                if e.chunk_type not in (ChunkType.FUNCTION, ChunkType.NONE, ChunkType.NO_CALL_TARGET)]
+                if e.chunk_type not in (ChunkType.FUNCTION, ChunkType.NONE,
+                                        ChunkType.NO_CALL_TARGET)]
 
 
 @lru_cache(maxsize=2)
@@ -93,7 +94,9 @@ def _hotpatch_field(is64: bool) -> int:
 def may_be_patch_image(space: AddressSpace, image: MappedImage) -> bool:
     """Cheap look at the mapped header and load config: does it carry hot patch records?"""
     h = peek(space.read_exact(image.base, 0x400) or b"")
-    load_config = h.directory(10) if h is not None else None  # IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG
+    if h is None:
+        return False
+    load_config = h.directory(10)  # IMAGE_DIRECTORY_ENTRY_LOAD_CONFIG
     if load_config is None or not load_config[0]:
         return False
     rva, is64 = load_config[0], h.is64
@@ -158,7 +161,8 @@ def collect_patches(
     return sorted(out, key=lambda p: p.image.base)
 
 
-def patches_for(patches: Sequence[PatchImage], timestamp: int, checksum: int) -> list[tuple[PatchImage, HotPatchBase]]:
+def patches_for(patches: Sequence[PatchImage], timestamp: int,
+                checksum: int) -> list[tuple[PatchImage, HotPatchBase]]:
     """Patch images naming (timestamp, checksum) as a base, highest sequence first."""
     found = []
     for p in patches:

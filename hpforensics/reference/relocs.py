@@ -73,7 +73,8 @@ def parse_relocations(img: bytearray, hdr: Headers, path: str) -> tuple[np.ndarr
     return rvas[keep], types[keep]
 
 
-def _gather(buf: np.ndarray, rvas: np.ndarray, width: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def _gather(buf: np.ndarray, rvas: np.ndarray, width: int,
+            dtype: str) -> tuple[np.ndarray, np.ndarray]:
     idx = rvas[:, None] + np.arange(width)
     return idx, buf[idx].copy().view(dtype)[:, 0]
 

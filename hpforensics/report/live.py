@@ -64,8 +64,8 @@ def write_report(result: LiveScanResult, fmt: str, out: IO[str], path: Path | No
     shown = [f for f in result.findings if f.verdict is not Verdict.UNAVAILABLE]
     render(shown, "table", out, columns=schema.FINDING_TABLE, title=f"Differences ({len(shown)})")
     changed = [m for m in result.modules
-               if m.pages_unexplained or m.pages_hotpatched or m.pages_unavailable or m.pages_unverified
-               or (m.status != "ok" and not m.status.startswith("skipped"))]
+               if m.pages_unexplained or m.pages_hotpatched or m.pages_unavailable
+               or m.pages_unverified or (m.status != "ok" and not m.status.startswith("skipped"))]
     render(changed, "table", out,
            columns=[*schema.MODULE_TABLE[:-1], *schema.EXTENSION_TABLE, "status"],
            title=f"Modules with differences or without reference ({len(changed)} of "

@@ -73,7 +73,8 @@ def print_tables(analysis: Analysis, out: IO[str]) -> None:
                 "size": f.size, "verdict": f.verdict.value, "patch": _leaf(f.patch_image),
                 "reason": f.reason}
                for f in analysis.findings if f.verdict.value != "loader"]
-    render(changed, "table", out, title="Changed code and data (hotpatch / unverified / unexplained / unavailable)")
+    render(changed, "table", out, title="Changed code and data (hotpatch / unverified / "
+                                        "unexplained / unavailable)")
     if analysis.yara:
         hits = [{"pid": y.pid, "module": y.module, "address": f"{y.address:#x}",
                  "rule": f"{y.namespace}.{y.rule}", "verdict": y.verdict} for y in analysis.yara]

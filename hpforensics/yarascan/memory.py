@@ -18,7 +18,8 @@ SLICE = 1 << 20
 OVERLAP = 64
 
 
-def scan_changed(rules: RuleSet, space: AddressSpace, findings: Iterable[Finding]) -> list[YaraMatch]:
+def scan_changed(rules: RuleSet, space: AddressSpace,
+                 findings: Iterable[Finding]) -> list[YaraMatch]:
     """Scan each changed range (with context) of each module; unavailable ranges are skipped."""
     by_module: dict[tuple[int, str], list[Finding]] = {}
     for f in findings:
@@ -31,7 +32,8 @@ def scan_changed(rules: RuleSet, space: AddressSpace, findings: Iterable[Finding
         hi = max(f.address + f.size for f in group) + 64
         if image is not None:  # the mapping's end: extension pages lie past SizeOfImage
             hi = max(image.base + (image.mapped_size or image.size), image.end)
-        for start, end in changed_windows(((f.address, f.address + f.size) for f in group), base, hi):
+        spans = ((f.address, f.address + f.size) for f in group)
+        for start, end in changed_windows(spans, base, hi):
             data = space.read(start, end - start).data
             for h in scan_region(rules, data, start, source=space.source, module=module,
                                  pid=space.pid, process=space.process):
@@ -46,14 +48,16 @@ def _verdict_at(group: list[Finding], address: int, length: int) -> str:
     an attacker's hook two functions away; the hit's own range decides.
     """
     end = address + max(length, 1)
-    own = sorted({str(f.verdict) for f in group if f.address < end and f.address + f.size > address})
+    own = sorted({str(f.verdict) for f in group
+                  if f.address < end and f.address + f.size > address})
     if own:
         return ",".join(own)
     nearest = min(group, key=lambda f: min(abs(f.address - end), abs(f.address + f.size - address)))
     return str(nearest.verdict)
 
 
-def scan_images(rules: RuleSet, space: AddressSpace, images: Sequence[MappedImage]) -> list[YaraMatch]:
+def scan_images(rules: RuleSet, space: AddressSpace,
+                images: Sequence[MappedImage]) -> list[YaraMatch]:
     """`--yara-all`: every byte of every given image, read in overlapping slices."""
     return scan_ranges(rules, space, [(i.base, i.end, i.name) for i in images])
 

@@ -18,7 +18,8 @@ from .values import _ENCODERS, Value, to_filetime
 CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_MAGIC = 0x00002A2A
-_HDR = struct.Struct("<8sQQQQIIII")  # magic, first/last number, first/last id, hdr size, last, free, crc
+# magic, first/last number, first/last id, hdr size, last, free, crc
+_HDR = struct.Struct("<8sQQQQIIII")
 _STREAM_START = b"\x0f\x01\x01\x00"
 _DESC = struct.Struct("<HBB").pack  # substitution descriptor: size, value type, padding
 

@@ -122,7 +122,8 @@ def build(event: Event, record_id: int) -> tuple[Node, list[Value]]:
     if ev.user_data is not None:
         ud = ev.user_data
         kids = tuple(_el(k, (), (b.sub(coerce(v)),)) for k, v in ud.fields.items())
-        body.append(_el("UserData", (), (_el(ud.element, (("xmlns", ("T", ud.namespace)),), kids),)))
+        body.append(_el("UserData", (),
+                        (_el(ud.element, (("xmlns", ("T", ud.namespace)),), kids),)))
     elif ev.data is not None or ev.binary is not None:
         items: list[Node] = []
         if isinstance(ev.data, Mapping):
@@ -196,7 +197,8 @@ def signature(event: Event, record_id: int) -> tuple[tuple, Node, list[Value]]:
     if shape is None:
         shape, full = build(ev, record_id)
         if [(v.vtype, v.value) for v in full] != [(v.vtype, v.value) for v in vals]:
-            raise AssertionError(f"signature() and build() disagree for {ev.provider}/{ev.event_id}")
+            raise AssertionError("signature() and build() disagree for "
+                                 f"{ev.provider}/{ev.event_id}")
         _SHAPES[key] = shape
     return key, shape, vals
 

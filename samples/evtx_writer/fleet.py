@@ -97,10 +97,12 @@ class Device:
             self._emit(W.kernel_power_41(t + _dt.timedelta(seconds=2), self.name))
         self.last_boot = t
         self._emit(W.kernel_boot(t, self.name, self.os_build, self.qfe))
-        self._emit(W.eventlog_os_version(t + _dt.timedelta(seconds=9), self.name, self.os_build, self.qfe))
+        self._emit(W.eventlog_os_version(t + _dt.timedelta(seconds=9), self.name, self.os_build,
+                                         self.qfe))
         self._emit(W.eventlog_started(t + _dt.timedelta(seconds=9), self.name))
         if unexpected_since is not None:
-            self._emit(W.eventlog_unexpected(t + _dt.timedelta(seconds=10), self.name, unexpected_since))
+            self._emit(W.eventlog_unexpected(t + _dt.timedelta(seconds=10), self.name,
+                                             unexpected_since))
 
     def restart(self, t: _dt.datetime, manual: bool = False) -> _dt.datetime:
         """A clean restart at t (by Windows Update, or by the admin); returns the boot time."""
@@ -169,7 +171,8 @@ class Device:
         return done
 
     def enrolment(self, t: _dt.datetime, detail: str, enrolled: bool = True) -> None:
-        self._emit(W.waasmedic_enrolment(t, self.name, enrolled=enrolled, vbs_state=2, detail=detail))
+        self._emit(W.waasmedic_enrolment(t, self.name, enrolled=enrolled, vbs_state=2,
+                                         detail=detail))
 
     def noise(self, month: str) -> None:
         """Defender intelligence (one a month stands for the many) and MSRT updates ("other"
@@ -190,7 +193,8 @@ class Device:
         self._wuc(44, t, title, "KB890830")
         self._wuc(43, t + _dt.timedelta(minutes=2), title, "KB890830")
         self._wuc(19, t + _dt.timedelta(minutes=3), title, "KB890830")
-        self._emit(W.scm_state(t - _dt.timedelta(seconds=30), self.name, "Windows Update", "running", "wuauserv"))
+        self._emit(W.scm_state(t - _dt.timedelta(seconds=30), self.name, "Windows Update",
+                               "running", "wuauserv"))
 
     # -- the month loop -------------------------------------------------------------------
     def run(self, months: list[str]) -> None:
@@ -222,52 +226,59 @@ class Device:
         pt = patch_tuesday(month)
         t = pt + _dt.timedelta(days=self.rng.randrange(0, 3), hours=self.rng.randrange(0, 5),
                                minutes=self.rng.randrange(60), seconds=self.rng.randrange(60))
-        row = {"month": month, "kind": kind, "expected_kb": kb, "expected_build": f"{self.os_build}.{build}",
+        row = {"month": month, "kind": kind, "expected_kb": kb,
+               "expected_build": f"{self.os_build}.{build}",
                "release": iso(pt), "deadline": iso(patch_tuesday(next_month(month))),
                "action": action, "installed_kb": None, "installed_build": None,
                "installed_at": None, "how": "none", "reboot": False, "also_installed": []}
         hot = kind == "hotpatch"
         if action in ("hotpatch", "baseline", "hotpatch+oob"):
             done = self.install(t, kb, self.title(month, kb, build, hot), build, reboot=not hot)
-            row.update(installed_kb=kb, installed_build=f"{self.os_build}.{build}", installed_at=iso(done),
+            row.update(installed_kb=kb, installed_build=f"{self.os_build}.{build}",
+                       installed_at=iso(done),
                        how=kind, reboot=not hot, compliant=True, security_current=True,
                        why=f"{kind} {kb} installed {'with' if not hot else 'without'} a restart")
             if action == "hotpatch+oob":
                 okb, obuild = OUT_OF_BAND_HOTPATCH[month]
                 t2 = t + _dt.timedelta(days=9, hours=2)
                 main_report = self.reported
-                d2 = self.install(t2, okb, self.title(month, okb, obuild, True), obuild, reboot=False)
+                d2 = self.install(t2, okb, self.title(month, okb, obuild, True), obuild,
+                                  reboot=False)
                 self.reported = main_report
                 row["also_installed"].append({"kb": okb, "build": f"{self.os_build}.{obuild}",
                                               "at": iso(d2), "how": "out-of-band-hotpatch"})
                 row["why"] += f"; out-of-band hotpatch {okb} also installed without a restart"
             if kind == "baseline":
-                self.enrolment(done + _dt.timedelta(minutes=3), "Baseline current; hotpatch offers resume.")
+                self.enrolment(done + _dt.timedelta(minutes=3),
+                               "Baseline current; hotpatch offers resume.")
         elif action in ("standard", "manual-standard"):
             skb, sbuild = STANDARD[month]
             manual = action == "manual-standard"
             done = self.install(t, skb, self.title(month, skb, sbuild, False), sbuild,
                                 reboot=True, manual=manual)
-            row.update(installed_kb=skb, installed_build=f"{self.os_build}.{sbuild}", installed_at=iso(done),
+            row.update(installed_kb=skb, installed_build=f"{self.os_build}.{sbuild}",
+                       installed_at=iso(done),
                        how="manual-standard" if manual else "standard", reboot=True,
                        compliant=False, security_current=True)
-            row["why"] = (f"standard cumulative update {skb} installed by hand in a hotpatch month; "
-                          "off the hotpatch track until the next baseline" if manual else
-                          f"off the hotpatch track (standard update earlier in the quarter): got standard "
-                          f"{skb} with a restart instead of hotpatch {kb}")
+            row["why"] = (f"standard cumulative update {skb} installed by hand in a hotpatch "
+                          "month; off the hotpatch track until the next baseline" if manual else
+                          "off the hotpatch track (standard update earlier in the quarter): got "
+                          f"standard {skb} with a restart instead of hotpatch {kb}")
             if manual:
-                self.enrolment(done + _dt.timedelta(minutes=5), "Standard quality update installed; "
-                               "hotpatch offers paused until the next baseline.")
+                self.enrolment(done + _dt.timedelta(minutes=5), "Standard quality update "
+                               "installed; hotpatch offers paused until the next baseline.")
         elif action == "hotpatch-fail-fallback":
             code = 0x800F0922
             self.install(t, kb, self.title(month, kb, build, True), build, reboot=False, fail=code)
             skb, sbuild = STANDARD[month]
             t2 = t + _dt.timedelta(hours=3, minutes=self.rng.randrange(60))
             done = self.install(t2, skb, self.title(month, skb, sbuild, False), sbuild, reboot=True)
-            row.update(installed_kb=skb, installed_build=f"{self.os_build}.{sbuild}", installed_at=iso(done),
+            row.update(installed_kb=skb, installed_build=f"{self.os_build}.{sbuild}",
+                       installed_at=iso(done),
                        how="standard-fallback", reboot=True, compliant=False, security_current=True,
                        failed=[{"kb": kb, "error_code": f"0x{code:08x}"}],
-                       why=f"hotpatch {kb} failed (0x{code:08x}); fell back to standard {skb} with a restart")
+                       why=f"hotpatch {kb} failed (0x{code:08x}); fell back to standard {skb} with "
+                           "a restart")
         elif action == "baseline-fail":
             code = 0x800F0922
             for k in range(2):
@@ -275,13 +286,14 @@ class Device:
                              build, reboot=True, fail=code)
             row.update(how="failed", compliant=False, security_current=False,
                        failed=[{"kb": kb, "error_code": f"0x{code:08x}"}],
-                       why=f"baseline {kb} failed twice (0x{code:08x}); device stays on {self.os_build}.{self.qfe}")
+                       why=f"baseline {kb} failed twice (0x{code:08x}); device stays on "
+                           f"{self.os_build}.{self.qfe}")
         elif action == "none":
             row.update(how="not-offered", compliant=False, security_current=False,
                        why=f"no update installed: device not on the current baseline "
                            f"(still {self.os_build}.{self.qfe}), so hotpatch {kb} was not offered")
-            self.enrolment(pt + _dt.timedelta(days=1, hours=2), f"Hotpatch offer skipped: device build "
-                           f"{self.os_build}.{self.qfe} is not on the current baseline.")
+            self.enrolment(pt + _dt.timedelta(days=1, hours=2), "Hotpatch offer skipped: device "
+                           f"build {self.os_build}.{self.qfe} is not on the current baseline.")
         else:
             raise ValueError(f"{self.name}: unknown action {action!r} for {month}")
         return row

@@ -24,7 +24,8 @@ CALENDAR: dict[str, tuple[str, str, int]] = {
 }
 # Standard cumulative updates of hotpatch months (what non-hotpatch devices get); only months
 # whose KB/build we confirmed in Microsoft's release notes as quoted by public write-ups.
-STANDARD: dict[str, tuple[str, int]] = {"2025-08": ("KB5063878", 4946), "2025-09": ("KB5065426", 6584)}
+STANDARD: dict[str, tuple[str, int]] = {"2025-08": ("KB5063878", 4946),
+                                        "2025-09": ("KB5065426", 6584)}
 OUT_OF_BAND_HOTPATCH: dict[str, tuple[str, int]] = {"2026-03": ("KB5084597", 7982)}
 OS_BUILD = 26100
 

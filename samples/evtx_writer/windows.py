@@ -132,7 +132,8 @@ def eventlog_os_version(when: _dt.datetime, computer: str, build: int, qfe: int)
 def eventlog_unexpected(when: _dt.datetime, computer: str, last_up: _dt.datetime) -> Event:
     """EventLog 6008: the previous system shutdown was unexpected."""
     return _eventlog(6008, when, computer, [
-        last_up.strftime("%I:%M:%S %p").lstrip("0"), f"{last_up.month}/{last_up.day}/{last_up.year}",
+        last_up.strftime("%I:%M:%S %p").lstrip("0"),
+        f"{last_up.month}/{last_up.day}/{last_up.year}",
         "", "", "1044", "", ""], _systemtime_blob(last_up) * 2, level=2)
 
 
@@ -166,7 +167,8 @@ def scm_state(when: _dt.datetime, computer: str, service: str, state: str, key: 
                  event_source_name="Service Control Manager", qualifiers=16384,
                  keywords=0x8080000000000000, process_id=1012, thread_id=2240,
                  data={"param1": service, "param2": state},
-                 binary=(key + "/" + ("4" if state == "running" else "1")).encode("utf-16-le") + b"\0\0")
+                 binary=(key + "/" + ("4" if state == "running" else "1")).encode("utf-16-le")
+                 + b"\0\0")
 
 
 def waasmedic_enrolment(when: _dt.datetime, computer: str, *, enrolled: bool, vbs_state: int,

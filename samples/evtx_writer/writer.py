@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 from typing import Iterable
 
-from .chunk import CHUNK_SIZE, Chunk
+from .chunk import Chunk
 from .event import Event, signature
 
 log = logging.getLogger(__name__)

@@ -91,11 +91,13 @@ class WindowsImageBuilder(ObjectWriter):
         self.kernel.write(KERNEL_BASE + self.symbols["NtBuildNumber"],
                           struct.pack("<I", 0xF0000000 | self.build))
         self.kernel.write(KERNEL_BASE + self.symbols["KeNumberProcessors"], struct.pack("<I", 2))
-        put_fields(self.kernel, "_DBGKD_GET_VERSION64", KERNEL_BASE + self.symbols["KdVersionBlock"], {
+        put_fields(self.kernel, "_DBGKD_GET_VERSION64",
+                   KERNEL_BASE + self.symbols["KdVersionBlock"], {
             "MajorVersion": 0xF, "MinorVersion": self.build, "ProtocolVersion": 6,
             "KdSecondaryVersion": 2, "Flags": 0x47, "MachineType": 0x8664,
             "MaxPacketType": 0x0C, "MaxStateChange": 3, "MaxManipulate": 0x33,
-            "KernBase": KERNEL_BASE, "PsLoadedModuleList": KERNEL_BASE + self.symbols["PsLoadedModuleList"]})
+            "KernBase": KERNEL_BASE,
+            "PsLoadedModuleList": KERNEL_BASE + self.symbols["PsLoadedModuleList"]})
         # x64 low stub: jmp + completion flag signature, LmTarget, Cr3
         stub = bytearray(PAGE)
         stub[0:8] = bytes.fromhex("e9f8060001000000")

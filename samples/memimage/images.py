@@ -59,7 +59,8 @@ class PeSamples:
             data = (self.dir / r["file"]).read_bytes()
             entry = 0
             if r["kind"] == "image":
-                entry = pefile.PE(data=data[:0x1000], fast_load=True).OPTIONAL_HEADER.AddressOfEntryPoint
+                entry = pefile.PE(data=data[:0x1000],
+                                  fast_load=True).OPTIONAL_HEADER.AddressOfEntryPoint
             out.append(Region(r["file"], r["kind"], r.get("module", ""), _int(r["base"]), data,
                               _int(r.get("timestamp")), _int(r.get("checksum")),
                               bool(r.get("is_patch_image")), entry))

@@ -193,7 +193,8 @@ STRUCTS: dict[str, tuple[str, int, dict[str, tuple[int, Type]]]] = {
         "Core": (0, st("_MMVAD_SHORT")), "u2": (0x40, un("__vad_u2")),
         "Subsection": (0x48, ptr(st("_SUBSECTION"))), "FirstPrototypePte": (0x50, PVOID),
         "LastContiguousPte": (0x58, PVOID), "ViewLinks": (0x60, st("_LIST_ENTRY")),
-        "VadsProcess": (0x70, ptr(st("_EPROCESS"))), "FileObject": (0x80, ptr(st("_FILE_OBJECT")))}),
+        "VadsProcess": (0x70, ptr(st("_EPROCESS"))),
+        "FileObject": (0x80, ptr(st("_FILE_OBJECT")))}),
     "_SUBSECTION": ("struct", 0x38, {
         "ControlArea": (0, ptr(st("_CONTROL_AREA"))), "SubsectionBase": (8, PVOID),
         "NextSubsection": (0x10, ptr(st("_SUBSECTION"))), "PtesInSubsection": (0x2C, U32)}),

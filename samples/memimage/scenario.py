@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from memimage.builder import KERNEL_BASE, KERNEL_SIZE, WindowsImageBuilder
-from memimage.records import PROT_EXECUTE_READ, PROT_EXECUTE_READWRITE, LdrEntry, Process
+from memimage.records import PROT_EXECUTE_READWRITE, LdrEntry, Process
 from memimage import pemini
 from memimage.images import PeSamples, Region, exe_stub, stub_image
 
@@ -45,7 +45,8 @@ class Plant:
     patch_reason: int = REASON_PATCH  # LoadReason of patch images
     unapplied: str = ""  # map this patch file beside the base without applying it
     images: tuple = ()  # expected records: (base, patch, status, flagged, patched, total)
-    ext_attack: str = ""  # "code": code in the extension pages; "slot": an unused HPAT slot repointed
+    # "code": code in the extension pages; "slot": an unused HPAT slot repointed
+    ext_attack: str = ""
 
 
 APPLIED = "applied"

@@ -65,7 +65,8 @@ class Heap:
         start = (self._next + align - 1) & ~(align - 1)
         addr = start + header
         end = addr + size
-        self.space.alloc_map(start & ~(PAGE - 1), ((end + PAGE - 1) & ~(PAGE - 1)) - (start & ~(PAGE - 1)),
+        self.space.alloc_map(start & ~(PAGE - 1),
+                             ((end + PAGE - 1) & ~(PAGE - 1)) - (start & ~(PAGE - 1)),
                              user=self.user)
         if tag is not None:
             # _POOL_HEADER: PreviousSize/PoolIndex/BlockSize/PoolType then the 4-byte tag at +4

@@ -109,7 +109,8 @@ class ObjectWriter:
             left = build(lo, mid, node)
             right = build(mid + 1, hi, node)
             put_fields(self.kernel, "_RTL_BALANCED_NODE", node,
-                       {"Left": left, "Right": right, "ParentValue": canonical(parent) if parent else 0})
+                       {"Left": left, "Right": right,
+                        "ParentValue": canonical(parent) if parent else 0})
             return node
 
         return build(0, len(nodes), 0), len(nodes)

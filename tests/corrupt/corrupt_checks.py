@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 # "hpforensics: error: FILE at offset 0x..: reason" / "hpforensics: warning: FILE at offset ..."
-ONE_LINE = re.compile(r"^hpforensics: (error|warning): (?P<file>\S.*?)(?: at offset (?P<off>0x[0-9a-f]+))?: \S")
+ONE_LINE = re.compile(r"^hpforensics: (error|warning): (?P<file>\S.*?)(?: at offset "
+                      r"(?P<off>0x[0-9a-f]+))?: \S")
 OFFSET = re.compile(r" at offset (0x[0-9a-f]+)")
 
 

@@ -35,8 +35,8 @@ def _pe(data: bytes) -> dict[str, int]:
     for i in range(nsec):
         va, raw_size, raw_off = struct.unpack_from("<I I I", data, sect + 40 * i + 12)
         sections.append((va, raw_size, raw_off, sect + 40 * i))
-    return {"lfanew": lfanew, "opt": opt, "dirs": dirs, "nsec_field": lfanew + 6, "sections": sections,
-            "size_of_image": opt + 56}
+    return {"lfanew": lfanew, "opt": opt, "dirs": dirs, "nsec_field": lfanew + 6,
+            "sections": sections, "size_of_image": opt + 56}
 
 
 def rva_to_off(data: bytes, rva: int) -> int:
@@ -166,7 +166,8 @@ def pe_million_relocs(data: bytes) -> bytes:
     pages, per_page = 2000, 500
     target = (va + (4 << 20)) & ~0xFFF  # pages past the table itself, inside the section
     block = struct.pack("<" + "H" * per_page, *(0xA000 | (8 * i) for i in range(per_page)))
-    body = b"".join(struct.pack("<II", target + 0x1000 * p, 8 + len(block)) + block for p in range(pages))
+    body = b"".join(struct.pack("<II", target + 0x1000 * p, 8 + len(block)) + block
+                    for p in range(pages))
     size = (len(body) + 0x1FF) & ~0x1FF
     out = bytearray(data[:raw_off]) + body + bytes(size - len(body))
     vsize = target + pages * 0x1000 - va
@@ -282,6 +283,7 @@ def write_corpus(outdir: Path, evtx_source: Path | None = None) -> list[Path]:
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "corrupt-corpus")
-    src = Path(sys.argv[2]) if len(sys.argv) > 2 else REPO.parent / "shared" / "data" / "evtx" / "system.evtx"
+    default = REPO.parent / "shared" / "data" / "evtx" / "system.evtx"
+    src = Path(sys.argv[2]) if len(sys.argv) > 2 else default
     for p in write_corpus(out, src if src.exists() else None):
         print(p)

@@ -58,8 +58,9 @@ def test_csv_cut_mid_row_keeps_earlier_rows(cli, tmp_path):
     assert 0 < len(kept) < len(json.loads(whole.read_text())["files"])
 
 
-@pytest.mark.parametrize("doc", [b'{"format": "hpforensics-kb-manifest", "files": [', b"\xff\xfe{not utf-8",
-                                 b'{"format": "hpforensics-kb-manifest", "version": 1, "files": 7}'])
+@pytest.mark.parametrize("doc", [
+    b'{"format": "hpforensics-kb-manifest", "files": [', b"\xff\xfe{not utf-8",
+    b'{"format": "hpforensics-kb-manifest", "version": 1, "files": 7}'])
 def test_dump_analyze_with_corrupt_manifest(cli, tmp_path, doc):
     """The last two were tracebacks (UnicodeDecodeError) or silently accepted before."""
     bad = tmp_path / "bad-manifest.json"

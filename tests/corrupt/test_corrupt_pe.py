@@ -37,12 +37,12 @@ def test_pe_info_keeps_good_files(cli, corpus):
 
 
 @pytest.mark.parametrize("case", ["pe_empty", "pe_section_outside", "pe_reloc_block_zero",
-                                  "pe_reloc_block_huge", "pe_size_of_image_huge", "pe_nsections_huge",
-                                  "pe_lfanew_outside", "pe_reloc_outside"])
+                                  "pe_reloc_block_huge", "pe_size_of_image_huge",
+                                  "pe_nsections_huge", "pe_lfanew_outside", "pe_reloc_outside"])
 def test_pe_diff_corrupt_disk_file(cli, corpus, case):
     path = corpus / f"{case}.dll"
-    proc = cli("pe", "diff", "--disk", path, "--memory", MEM, "--base", "0x7ffb12340000", "-f", "json",
-               timeout=120)
+    proc = cli("pe", "diff", "--disk", path, "--memory", MEM, "--base", "0x7ffb12340000",
+               "-f", "json", timeout=120)
     check_clean_failure(proc, path)
 
 
@@ -76,7 +76,8 @@ def test_store_build_skips_corrupt_keeps_good(cli, corpus, tmp_path):
     assert proc.returncode in (0, 3), proc.stderr
     assert "2 image version(s) added" in proc.stdout, proc.stdout
     for c in ("pe_empty", "pe_section_outside", "pe_lfanew_outside"):
-        assert any(c in ln for ln in proc.stderr.splitlines() if ln.startswith("skipped")), proc.stderr
+        assert any(c in ln for ln in proc.stderr.splitlines()
+                   if ln.startswith("skipped")), proc.stderr
 
 
 def test_manifest_import_folder_with_corrupt_binaries(cli, corpus, tmp_path):

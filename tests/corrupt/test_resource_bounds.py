@@ -63,12 +63,14 @@ def test_size_of_image_far_beyond_the_file(cli, tmp_path, command):
     src = tmp_path / "bins"
     src.mkdir()
     data = cc.PE_BASE.read_bytes()
-    (src / "claims-1g.dll").write_bytes(cc._put(data, cc._pe(data)["size_of_image"], "<I", 0x3FFF0000))
+    claims = cc._put(data, cc._pe(data)["size_of_image"], "<I", 0x3FFF0000)
+    (src / "claims-1g.dll").write_bytes(claims)
     shutil.copy(cc.PE_BASE, src / "good.dll")
     if command == "store":
         args = ("store", "build", src, "--db", tmp_path / "s.db", "-j", "1")
     else:
-        args = ("manifest", "import", src, "--kb", "KB5052105", "-o", tmp_path / "m.json", "-j", "1")
+        args = ("manifest", "import", src, "--kb", "KB5052105", "-o", tmp_path / "m.json",
+                "-j", "1")
     t = time.perf_counter()
     proc = cli(*args, preexec_fn=_limited, timeout=120)
     assert time.perf_counter() - t < 60

@@ -58,7 +58,8 @@ def simulate(path: Path, base: int, seed: int = 1, tails: str = "zero",
             last = min(s.sizeof_raw_data, -(-s.virtual_size // step) * step,
                        -(-s.virtual_size // page) * page)
             pad = raw[s.pointerto_raw_data + s.virtual_size : s.pointerto_raw_data + last]
-            img[s.virtual_address + s.virtual_size : s.virtual_address + s.virtual_size + len(pad)] = pad
+            end = s.virtual_address + s.virtual_size
+            img[end : end + len(pad)] = pad
             if any(pad):
                 padded.append(s.virtual_address + s.virtual_size)
     delta = base - oh.imagebase
@@ -80,8 +81,8 @@ def simulate(path: Path, base: int, seed: int = 1, tails: str = "zero",
         dll = imp.name.lower()
         if dll not in dll_base:
             dll_base[dll] = area + len(dll_base) * FAKE_SIZE
-            fakes.append((MappedImage(dll_base[dll], FAKE_SIZE, f"C:\\Windows\\System32\\{dll}", dll),
-                          bytes(FAKE_SIZE)))
+            fakes.append((MappedImage(dll_base[dll], FAKE_SIZE,
+                                      f"C:\\Windows\\System32\\{dll}", dll), bytes(FAKE_SIZE)))
         for j, e in enumerate(imp.entries):
             _p(img, e.iat_address, ps, dll_base[dll] + 0x1000 + 16 * j)
     ntdll = area + 0x100 * FAKE_SIZE

@@ -70,7 +70,8 @@ def test_pe_diff_slots_unverified_without_module_list(cli):
     assert {f["verdict"] for f in bare["findings"]} == {"unverified"}
     assert m["pages_unverified"] == 1 and m["pages_loader"] == 1
     assert m["pages_total"] == (m["pages_verified"] + m["pages_loader"] + m["pages_hotpatched"]
-                                + m["pages_unexplained"] + m["pages_unverified"] + m["pages_unavailable"])
+                                + m["pages_unexplained"] + m["pages_unverified"]
+                                + m["pages_unavailable"])
     for f in bare["findings"]:
         assert f["extra"]["kind"] in ("iat", "cfg-pointer") and "not verified" in f["reason"]
     mods = [f"--module={n}@{v['base']}:{v['size']}" for n, v in PLAN["import_targets"].items()]
@@ -90,7 +91,8 @@ def test_pe_diff_errors_are_one_line(cli, tmp_path):
     data = bytearray((SAMPLES / "hpbase.dll").read_bytes())
     bad.write_bytes(bytes(data[:0x300]))
     proc = cli("pe", "diff", "--disk", bad, "--memory", short, "--base", BASE)
-    assert proc.returncode == 2 and proc.stderr.startswith(f"hpforensics: error: {bad} at offset 0x")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"hpforensics: error: {bad} at offset 0x")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
     proc = cli("pe", "diff", "--disk", SAMPLES / "hpbase.dll", "--memory", short, "--base", "zz")

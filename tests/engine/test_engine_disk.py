@@ -33,7 +33,8 @@ def test_match_by_name_timestamp_and_size(tmp_path, shared_data):
     im = MappedImage(BASE, ident.size_of_image, r"C:\x\vcruntime140.dll", "vcruntime140.dll",
                      timestamp=ident.timestamp)
     assert refs.find(im).endswith("b/deep/vcruntime140.dll")
-    wrong = MappedImage(BASE, ident.size_of_image, "x", "vcruntime140.dll", timestamp=ident.timestamp + 1)
+    wrong = MappedImage(BASE, ident.size_of_image, "x", "vcruntime140.dll",
+                        timestamp=ident.timestamp + 1)
     assert refs.find(wrong) is None
     assert refs.find(MappedImage(BASE, 0x1000, "x", "kernel32.dll", timestamp=1)) is None
 

@@ -60,7 +60,8 @@ def space_of(ext_edit=None, ntdll: bool = True, scenario: str = "hp1", hpbase_ed
                                     "ntdll.dll", mapped_size=NTDLL_SIZE + 0x1000),
                         img.ljust(NTDLL_SIZE, b"\0") + scp_page(NTDLL_BASE)))
     k32 = PLAN["import_targets"]["kernel32.dll"]
-    regions.append((MappedImage(_int(k32["base"]), _int(k32["size"]), "kernel32.dll", "kernel32.dll"), b""))
+    regions.append((MappedImage(_int(k32["base"]), _int(k32["size"]), "kernel32.dll",
+                                "kernel32.dll"), b""))
     space = BytesAddressSpace(regions, source="file:test")
     return space, hpbase, FileReferences(files)
 
@@ -105,14 +106,16 @@ def test_hpat_slot_repointed_and_stub_without_slot():
         # a new stub (entry 9) aimed at kernel32.dll is not a patch image
         struct.pack_into("<Q", ext, 0x2000 + 8, 0x7FFB12341000)
         ext[0x1000 + 72 : 0x1000 + 80] = bytes.fromhex("FF25FA0F0000CCCC")
-        struct.pack_into("<Q", ext, 0x2000 + 72, int(PLAN["import_targets"]["kernel32.dll"]["base"], 16) + 0x10)
+        k32_base = int(PLAN["import_targets"]["kernel32.dll"]["base"], 16)
+        struct.pack_into("<Q", ext, 0x2000 + 72, k32_base + 0x10)
         struct.pack_into("<Q", ext, 0x2000 + 200, 0x1234)  # slot without a stub
     space, hpbase, refs = space_of(edit)
     result = verify(space, hpbase, refs)
-    bad = sorted((f for f in result.findings if f.verdict is Verdict.UNEXPLAINED and f.rva >= 0x5000),
-                 key=lambda f: f.rva)
+    bad = sorted((f for f in result.findings
+                  if f.verdict is Verdict.UNEXPLAINED and f.rva >= 0x5000), key=lambda f: f.rva)
     assert [(f.rva, f.size) for f in bad] == [(0x7000 + 72, 8), (0x7000 + 200, 8)]
-    assert "kernel32.dll+0x10" in bad[0].reason and "no redirect in this image uses it" in bad[0].reason
+    assert "kernel32.dll+0x10" in bad[0].reason
+    assert "no redirect in this image uses it" in bad[0].reason
     assert "its stub entry is empty" in bad[1].reason
     (m,) = result.modules
     assert m.hpat_stubs_used == 2 and m.extension_unexplained == 1
@@ -131,8 +134,10 @@ def test_cfg_pointer_into_ntdll_extension_page_is_loader():
     scp_fn = NTDLL_BASE + NTDLL_SIZE + SCP_OFFSETS[2]
     space, hpbase, refs = space_of(hpbase_edit=lambda d: struct.pack_into("<Q", d, 0x2000, scp_fn))
     result = verify_space(space, refs, images=[hpbase], include_loader=True)
-    (slot,) = [f for f in result.findings if f.rva == 0x2000 and f.extra.get("kind") == "cfg-pointer"]
-    assert slot.verdict is Verdict.LOADER and "ntdll.dll+0x1f8140 (hotpatch extension page)" in slot.reason
+    (slot,) = [f for f in result.findings if f.rva == 0x2000
+               and f.extra.get("kind") == "cfg-pointer"]
+    assert slot.verdict is Verdict.LOADER
+    assert "ntdll.dll+0x1f8140 (hotpatch extension page)" in slot.reason
     # ... but an IAT slot there is a hook: imports never lead into extension pages
     iat = next(_int(c["rva"]) for s in PLAN["scenarios"] if s["name"] == "hp1"
                for c in s["changes"] if c["kind"] == "iat")

@@ -75,7 +75,8 @@ def test_planted_changes_are_unexplained(real_pe_files, tails):
         by_rva = {f.rva: f for f in bad}
         # the lead starts at the original instruction holding the first changed byte
         (lead,) = [f for f in bad if f.rva <= hook < f.rva + f.size]
-        assert hook - lead.rva < 16 and (lead.rva == hook or lead.extra["first_changed"] == hex(BASE + hook))
+        assert hook - lead.rva < 16
+        assert lead.rva == hook or lead.extra["first_changed"] == hex(BASE + hook)
         assert lead.branch_target == BASE + hook + 5 + 0x10_0000, (path, lead)
         assert "jmp" in lead.disassembly and lead.original_disassembly
         assert lead.target_owner == "unmapped"
@@ -130,7 +131,8 @@ def test_pe32_images(real_pe_files, tails):
         space = space_for(path, base, bytes(mem), fakes)
         result = verify_space(space, FileReferences({base: str(path)}), images=[space.images()[0]])
         (f,) = [f for f in result.findings if f.verdict != Verdict.LOADER]
-        assert f.rva == iat and f.size == 4 and f.branch_target == 0x0BAD_0000 and "IAT hook" in f.reason
+        assert f.rva == iat and f.size == 4
+        assert f.branch_target == 0x0BAD_0000 and "IAT hook" in f.reason
 
 
 def test_wholly_different_image_is_bounded(real_pe_files):

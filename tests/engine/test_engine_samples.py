@@ -28,8 +28,9 @@ def build(scenario: dict):
         data = (SAMPLES / r["file"]).read_bytes()
         base = _int(r["base"])
         if r["kind"] == "image":
-            im = MappedImage(base, _int(r["size"]), f"C:\\Windows\\System32\\{r['path']}", r["module"],
-                             is_patch_image=r["is_patch_image"], timestamp=_int(r["timestamp"]),
+            im = MappedImage(base, _int(r["size"]), f"C:\\Windows\\System32\\{r['path']}",
+                             r["module"], is_patch_image=r["is_patch_image"],
+                             timestamp=_int(r["timestamp"]),
                              checksum=_int(r["checksum"]))
             images.append((im, data))
             files[base] = str(SAMPLES / r["path"])

@@ -65,7 +65,8 @@ def test_a_new_format_is_one_class_and_nothing_else_changes(shared_data: Path,
     formats.register(GzipEvtx)
     try:
         (item,) = discover([tmp_path])
-        assert item.kind == "evtx.gz" and formats.kind_of(str(PurePosixPath(item.path))) == "evtx.gz"
+        assert item.kind == "evtx.gz"
+        assert formats.kind_of(str(PurePosixPath(item.path))) == "evtx.gz"
         packed = read_item(item)
         (plain_item,) = discover([real])
         plain = read_item(plain_item)

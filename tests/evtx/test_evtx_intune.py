@@ -126,7 +126,8 @@ def _month(month: str, status: str, **kw) -> MonthCompliance:
 
 
 def test_status_rules_on_their_own() -> None:
-    last = {"last_event": dt.datetime(2025, 9, 20, tzinfo=dt.timezone.utc), "os_build": "26100.4652"}
+    last = {"last_event": dt.datetime(2025, 9, 20, tzinfo=dt.timezone.utc),
+            "os_build": "26100.4652"}
     ok_aug = _month("2025-08", "compliant", installed_kb="KB5064010",
                     effective_at=dt.datetime(2025, 8, 13, tzinfo=dt.timezone.utc))
     cases = {

@@ -112,7 +112,8 @@ def test_reader_hashes_the_input_on_its_integrity_read(shared_data: Path, tmp_pa
         assert stats.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
 
 
-def test_chunk_whose_last_record_id_names_a_middle_record(shared_data: Path, tmp_path: Path) -> None:
+def test_chunk_whose_last_record_id_names_a_middle_record(shared_data: Path,
+                                                          tmp_path: Path) -> None:
     """The parser stops a chunk after the record its header calls the last one, even with
     records behind it: the view must stop there too (that record is handed over, not skipped),
     so the reader gives exactly what a full parse gives."""
@@ -132,7 +133,8 @@ def test_chunk_whose_last_record_id_names_a_middle_record(shared_data: Path, tmp
     middle = starts[len(starts) // 3]
     struct.pack_into("<Q", data, chunk + 0x20, struct.unpack_from("<Q", data, middle + 8)[0])
     struct.pack_into("<I", data, chunk + 0x7C,
-                     zlib.crc32(data[chunk + 0x80:chunk + 0x200], zlib.crc32(data[chunk:chunk + 0x78])))
+                     zlib.crc32(data[chunk + 0x80:chunk + 0x200],
+                                zlib.crc32(data[chunk:chunk + 0x78])))
     path = tmp_path / "last-id.evtx"
     path.write_bytes(data)
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import cloudpickle
-import pytest
 
 from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.fleet.cluster import ClusterSpec, Task, run_tasks
@@ -35,7 +34,8 @@ def assert_same_outputs(a: Path, b: Path) -> None:
 
 def test_partitions_split_a_fleet_folder_per_device(small_fleet, tmp_path):
     parts = partitions([small_fleet])
-    assert [Path(p).name for p in parts] == sorted(p.name for p in small_fleet.iterdir() if p.is_dir())
+    assert [Path(p).name for p in parts] == sorted(p.name for p in small_fleet.iterdir()
+                                                   if p.is_dir())
     one = small_fleet / "HP-FL-00001"
     assert partitions([one]) == [str(one)]  # a device's own collection is one task
     logs = one / "C" / "Windows" / "System32" / "winevt" / "Logs"
@@ -136,7 +136,8 @@ def test_failed_devices_are_retried_once_and_listed(fleet_client, small_fleet, t
     assert by_task["HP-FL-00005"].kind == "worker-died"
     # in its batch of 4: run, retried; then alone: run, retried
     for name in by_task:
-        sizes = [line.split()[1] for line in (fleet / name / "attempts.log").read_text().splitlines()]
+        sizes = [line.split()[1]
+                 for line in (fleet / name / "attempts.log").read_text().splitlines()]
         assert sizes == ["4", "4", "1", "1"], (name, sizes)
     with open(out / "failures.csv", newline="") as fh:
         rows = {Path(r["task"]).name: r for r in csv.DictReader(fh)}
@@ -191,8 +192,10 @@ def test_run_tasks_in_process_retries_once_and_reports():
 
 
 def test_cli_rejects_both_cluster_options(cli, tmp_path):
-    proc = cli("timeline", SAMPLE_FLEET, "-o", tmp_path, "--workers", "2", "--scheduler", "tcp://x:1")
+    proc = cli("timeline", SAMPLE_FLEET, "-o", tmp_path, "--workers", "2", "--scheduler",
+               "tcp://x:1")
     assert proc.returncode == 2 and "exclusive" in proc.stderr and "Traceback" not in proc.stderr
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
-    proc = cli("timeline", SAMPLE_FLEET, "-o", tmp_path, "--scheduler", "tcp://127.0.0.1:9", env=env)
+    proc = cli("timeline", SAMPLE_FLEET, "-o", tmp_path, "--scheduler", "tcp://127.0.0.1:9",
+               env=env)
     assert proc.returncode == 2 and "cannot reach the Dask scheduler" in proc.stderr

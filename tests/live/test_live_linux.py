@@ -6,7 +6,6 @@ import os
 import struct
 from pathlib import Path
 
-import pytest
 
 from hpforensics.live.scan import ScanOptions
 from hpforensics.model import Finding, Verdict

@@ -1,4 +1,4 @@
-"""Paths and runners shared by the memory-image tests (imported by name, unique to avoid clashes)."""
+"""Paths and runners shared by the memory-image tests (imported by name: unique, not to clash)."""
 from __future__ import annotations
 
 import atexit

@@ -29,7 +29,8 @@ def test_vadinfo_shows_image_nodes_including_unlisted(plan):
     for p in plan["processes"]:
         if p["pid"] == 4:
             continue
-        files = sorted(r["File"] for r in rows if r["PID"] == p["pid"] and r["File"] not in (None, "N/A"))
+        files = sorted(r["File"] for r in rows
+                       if r["PID"] == p["pid"] and r["File"] not in (None, "N/A"))
         assert files == p["image_vads"], p["name"]
     hidden = [r for r in rows if r["PID"] == 4404 and (r["File"] or "").endswith("hpbase.dll")]
     assert len(hidden) == 1 and hidden[0]["Start VPN"] == 0x7FFB12340000

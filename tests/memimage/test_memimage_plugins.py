@@ -22,7 +22,8 @@ def test_regions_plugin_gives_every_planted_verdict(expected_findings):
     got = {(r["PID"], r["Module"], r["RVA"], r["Size"], r["Verdict"]) for r in rows}
     assert got == expected_findings
     forged = [r for r in rows if r["PID"] == 3128 and r["RVA"] == 0x107B]
-    assert forged[0]["Verdict"] == "unexplained" and leaf(forged[0]["Patch image"]) == "forged_hp.dll"
+    assert forged[0]["Verdict"] == "unexplained"
+    assert leaf(forged[0]["Patch image"]) == "forged_hp.dll"
     hook = next(r for r in rows if r["PID"] == 3128 and r["RVA"] == 0x1040)  # the inline hook
     assert hook["Code now"].startswith("jmp ") and hook["Original code"]
     assert hook["Original code"] != hook["Code now"]
@@ -39,7 +40,8 @@ def test_verify_plugin_csv_accounts_pages_with_references():
     assert hp[("604", "hpbase.dll")]["Unexplained"] == "0"
     assert hp[("604", "ntdll.dll")]["Status"] == "no-reference"
     # 24H2 extension pages: SCP CFG page + HPAT, verified with or without an image reference
-    clean, code, slot = hp[("604", "hpbase.dll")], hp[("7208", "hpbase.dll")], hp[("7316", "hpbase.dll")]
+    clean, code, slot = (hp[("604", "hpbase.dll")], hp[("7208", "hpbase.dll")],
+                         hp[("7316", "hpbase.dll")])
     assert clean["Extension pages"] == "3" and clean["Extension unexplained"] == "0"
     assert clean["Extension"].startswith("SCPCFGES page")
     assert code["Extension unexplained"] == "1" and slot["Extension unexplained"] == "1"
@@ -65,11 +67,13 @@ def test_manifest_names_the_kb_and_dump_writes_bytes(tmp_path):
     assert proc.returncode == 0, proc.stderr
     hook = out / "pid.3128.hpbase.dll.0x7ffb12341040.actual.bin"
     assert hook.read_bytes()[:1] == b"\xe9"  # the attacker's jmp, 5 bytes
-    assert (out / "pid.3128.hpbase.dll.0x7ffb12341040.expected.bin").read_bytes() != hook.read_bytes()
+    expected = out / "pid.3128.hpbase.dll.0x7ffb12341040.expected.bin"
+    assert expected.read_bytes() != hook.read_bytes()
 
 
 def test_bad_option_is_one_error_line_not_a_traceback(tmp_path):
     proc = run_vol("windows.hotpatch.Verify", "--reference", str(tmp_path / "missing"))
     assert "Traceback" not in proc.stderr
-    assert f"hpforensics: error: {tmp_path / 'missing'}: reference folder does not exist" in proc.stderr
+    missing = tmp_path / "missing"
+    assert f"hpforensics: error: {missing}: reference folder does not exist" in proc.stderr
     assert proc.stdout.strip() == "[]"

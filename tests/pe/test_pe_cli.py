@@ -9,24 +9,29 @@ PE_DIR = Path(__file__).resolve().parents[2] / "samples" / "pe"
 
 
 def test_info_json_on_patch_images_names_functions(cli):
-    proc = cli("pe", "info", PE_DIR / "hpbase_hp2.dll", PE_DIR / "forged_hp.dll", "--format", "json", check=True)
+    proc = cli("pe", "info", PE_DIR / "hpbase_hp2.dll", PE_DIR / "forged_hp.dll", "--format",
+               "json", check=True)
     hp2, forged = json.loads(proc.stdout)
     assert hp2["kind"] == "hotpatch image" and hp2["sequence"] == 2
     (base,) = hp2["bases"]
     assert base["timestamp"] == "0x66f1a000" and base["sequence"] == 2
     names = {f["name"]: (f["base_rva"], f["patch_rva"]) for f in hp2["functions"]}
-    assert set(names) == {"HpCheckToken", "HpAdd", "HpGetCount"}  # found beside the patch: hpbase.dll
+    # found beside the patch: hpbase.dll
+    assert set(names) == {"HpCheckToken", "HpAdd", "HpGetCount"}
     assert all(f["base_file"].endswith("hpbase.dll") for f in hp2["functions"])
     assert hp2["patch_entries"] == {"function": 3, "absolute (inverse)": 1, "indirect (inverse)": 1,
                                     "rel32 (inverse)": 1}
     # the forged image names a checksum no file beside it has: no names, no base file
-    assert [f["name"] for f in forged["functions"]] == [""] and forged["functions"][0]["base_file"] == ""
+    assert [f["name"] for f in forged["functions"]] == [""]
+    assert forged["functions"][0]["base_file"] == ""
     assert "hpbase.dll has this TimeDateStamp but CheckSum 0xae8f" in forged["bases"][0]["match"]
-    assert hp2["bases"][0]["match"].startswith("base image") and hp2["bases"][0]["match"].endswith("hpbase.dll")
+    assert hp2["bases"][0]["match"].startswith("base image")
+    assert hp2["bases"][0]["match"].endswith("hpbase.dll")
 
 
 def test_info_table_on_real_dlls_and_base(cli, shared_data):
-    proc = cli("pe", "info", shared_data / "pe" / "vcruntime140.dll", PE_DIR / "hpbase.dll", check=True)
+    proc = cli("pe", "info", shared_data / "pe" / "vcruntime140.dll", PE_DIR / "hpbase.dll",
+               check=True)
     out = proc.stdout
     assert "vcruntime140.dll" in out and "function_override=1" in out and "0x10417500" in out
     assert "hotpatch-capable base" in out and "hpbase.pdb" in out

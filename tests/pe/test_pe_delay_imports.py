@@ -15,14 +15,16 @@ from pe_writer import SCN_CODE, SCN_DATA, SCN_RDATA, SCN_RELOC, Image  # noqa: E
 
 def _image_with_delay_imports() -> tuple[bytes, int, int]:
     img = Image(0x180000000, 0x66000000)
-    for name, flags in ((".text", SCN_CODE), (".rdata", SCN_RDATA), (".data", SCN_DATA), (".reloc", SCN_RELOC)):
+    for name, flags in ((".text", SCN_CODE), (".rdata", SCN_RDATA), (".data", SCN_DATA),
+                        (".reloc", SCN_RELOC)):
         img.section(name, flags)
     img.emit(".text", b"\xCC" * 16)
     img.emit(".text", b"\x48\x8D\x05\x00\x00\x00\x00\xC3", label="__delayLoadHelper_thunk")
     img.emit(".text", b"\xC3", label="entry")
     img.entry_label = "entry"
     names = ["ShellExecuteW", "SHGetFolderPathW"]
-    img.emit(".data", b"", label="delay_iat", align_to=8)  # the loader (helper) rewrites these slots
+    # the loader (helper) rewrites these slots
+    img.emit(".data", b"", label="delay_iat", align_to=8)
     for _ in names:
         img.ref(".data", "va64", "__delayLoadHelper_thunk")
     img.emit(".data", bytes(8))
@@ -35,7 +37,8 @@ def _image_with_delay_imports() -> tuple[bytes, int, int]:
     for i, n in enumerate(names):
         img.emit(".rdata", struct.pack("<H", 0) + n.encode() + b"\0", label=f"dn{i}", align_to=2)
     img.emit(".rdata", b"shell32.dll\0", label="delay_dll")
-    img.emit(".rdata", struct.pack("<I", 1), label="delay_desc", align_to=4)  # Attributes: RVA based
+    # Attributes: RVA based
+    img.emit(".rdata", struct.pack("<I", 1), label="delay_desc", align_to=4)
     for lab in ("delay_dll", "hmod", "delay_iat", "delay_int"):
         img.ref(".rdata", "rva32", lab)
     img.emit(".rdata", bytes(12 + 32))  # bound IAT, unload IAT, timestamp; then the null descriptor

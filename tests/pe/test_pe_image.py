@@ -17,7 +17,8 @@ def test_vcruntime_load_config_and_function_override(vcruntime):
     lc = vcruntime.load_config
     assert lc.size == 320 and lc.is64
     assert lc.guard_flags == 0x10417500
-    assert lc.dynamic_value_reloc_table_offset == 0x1AC and lc.dynamic_value_reloc_table_section == 8
+    assert lc.dynamic_value_reloc_table_offset == 0x1AC
+    assert lc.dynamic_value_reloc_table_section == 8
     table = vcruntime.dynamic_relocation_table
     assert table.version == 1 and table.symbols == [7]
     (fo,) = table.function_overrides
@@ -50,7 +51,8 @@ def test_vcruntime_matches_lief(vcruntime, shared_data):
     assert lc.guard_cf_function_count == len(vcruntime.guard_functions)
     assert [f.rva for f in lc.guard_cf_functions] == [g.rva for g in vcruntime.guard_functions]
     fo = lc.dynamic_relocations[0].fixups.func_overriding_info[0]
-    assert list(fo.functions_rva) == vcruntime.dynamic_relocation_table.function_overrides[0].override_rvas
+    ours_fo = vcruntime.dynamic_relocation_table.function_overrides[0]
+    assert list(fo.functions_rva) == ours_fo.override_rvas
     assert len(lc.dynamic_relocations[0].fixups.bdd_info[0].relocations) == 29
 
 
@@ -62,11 +64,14 @@ def test_every_real_file_against_pefile(real_pe_files):
         assert ours.checksum == pe.OPTIONAL_HEADER.CheckSum
         assert ours.size_of_image == pe.OPTIONAL_HEADER.SizeOfImage
         exports: dict[int, str] = {}  # first name wins where several names share an RVA
-        for sym in getattr(pe, "DIRECTORY_ENTRY_EXPORT", None).symbols if hasattr(pe, "DIRECTORY_ENTRY_EXPORT") else []:
+        for sym in (pe.DIRECTORY_ENTRY_EXPORT.symbols
+                    if hasattr(pe, "DIRECTORY_ENTRY_EXPORT") else []):
             if not sym.forwarder:
-                exports.setdefault(sym.address, sym.name.decode() if sym.name else f"#{sym.ordinal}")
+                exports.setdefault(sym.address, sym.name.decode() if sym.name
+                                   else f"#{sym.ordinal}")
         assert ours.exports == exports
-        iat = sorted(i.address - pe.OPTIONAL_HEADER.ImageBase for e in pe.DIRECTORY_ENTRY_IMPORT for i in e.imports)
+        iat = sorted(i.address - pe.OPTIONAL_HEADER.ImageBase for e in pe.DIRECTORY_ENTRY_IMPORT
+                     for i in e.imports)
         assert sorted(s.rva for s in ours.imports if not s.delay) == iat
         relocs = [(e.rva, e.type) for b in pe.DIRECTORY_ENTRY_BASERELOC for e in b.entries]
         assert ours.base_relocations == relocs
@@ -99,7 +104,8 @@ def test_mapped_layout_parses_like_the_file(real_pe_files):
 
 def test_loader_ranges_cover_relocations_iat_cfg_cookie(vcruntime):
     kinds = {r.kind for r in vcruntime.loader_ranges()}
-    assert {"reloc", "iat", "cfg_pointer", "security_cookie", "function_override", "header_image_base"} <= kinds
+    assert {"reloc", "iat", "cfg_pointer", "security_cookie", "function_override",
+            "header_image_base"} <= kinds
     slots = dict(vcruntime.cfg_pointer_slots())
     assert set(slots) >= {"GuardCFCheckFunctionPointer", "GuardCFDispatchFunctionPointer"}
     assert vcruntime.iat_ranges and all(lo < hi for lo, hi in vcruntime.iat_ranges)
@@ -133,9 +139,11 @@ def test_32_bit_and_arm64_launchers_against_pefile_and_lief():
         assert ours.load_config.size == s.Size == lb.load_configuration.size
         assert ours.load_config.get("SecurityCookie") == s.SecurityCookie
         assert ours.pointer_size == (4 if "32" in path.name else 8)
-        assert ours.base_relocations == [(e.rva, e.type) for b in pe.DIRECTORY_ENTRY_BASERELOC for e in b.entries]
+        assert ours.base_relocations == [(e.rva, e.type) for b in pe.DIRECTORY_ENTRY_BASERELOC
+                                         for e in b.entries]
         assert {s.rva for s in ours.imports} == {
-            i.address - pe.OPTIONAL_HEADER.ImageBase for e in pe.DIRECTORY_ENTRY_IMPORT for i in e.imports}
+            i.address - pe.OPTIONAL_HEADER.ImageBase for e in pe.DIRECTORY_ENTRY_IMPORT
+            for i in e.imports}
         assert all(s.size == ours.pointer_size for s in ours.imports)
         mapped = PEImage.from_bytes(pe.get_memory_mapped_image(), path.name, mapped=True)
         assert mapped.loader_ranges() == ours.loader_ranges()

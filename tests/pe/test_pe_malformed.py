@@ -53,7 +53,8 @@ def test_load_config_size_outside_the_image(vcr):
 def _hp_offsets(data: bytes):
     img = PEImage.from_bytes(data, "hp.dll")
     hp = img.hotpatch
-    return img, img.reader.offset_of(hp.rva), img.reader.offset_of(hp.rva + hp.bases[0].patch_table_offset)
+    return (img, img.reader.offset_of(hp.rva),
+            img.reader.offset_of(hp.rva + hp.bases[0].patch_table_offset))
 
 
 @pytest.mark.parametrize("field,value", [(16, 0xFFFFFFFF), (12, 0x7FFFFFF0), (24, 0xFFFF)])
@@ -89,7 +90,8 @@ def test_non_strict_keeps_what_it_can(vcr):
 
 def test_random_corruption_never_escapes_as_another_exception(vcr):
     rng = random.Random(1234)
-    seeds = [(PE_DIR / "hpbase_hp2.dll").read_bytes(), (PE_DIR / "hpbase.dll").read_bytes(), vcr[:0x1000]]
+    seeds = [(PE_DIR / "hpbase_hp2.dll").read_bytes(), (PE_DIR / "hpbase.dll").read_bytes(),
+             vcr[:0x1000]]
     start = time.monotonic()
     for n in range(400):
         data = bytearray(rng.choice(seeds))

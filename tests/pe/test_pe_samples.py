@@ -26,7 +26,8 @@ def plan():
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
 
 def test_builder_is_deterministic_and_matches_the_commit(tmp_path):
@@ -43,7 +44,8 @@ def test_base_image_as_three_parsers_see_it():
     assert pe.generate_checksum() == pe.OPTIONAL_HEADER.CheckSum == ours.checksum != 0
     assert sorted(ours.exports.values()) == sorted(f.name for f in lb.exported_functions)
     assert {s.name for s in ours.imports} == {e.name for i in lb.imports for e in i.entries}
-    assert [g.rva for g in ours.guard_functions] == [f.rva for f in lb.load_configuration.guard_cf_functions]
+    lief_cfg = lb.load_configuration.guard_cf_functions
+    assert [g.rva for g in ours.guard_functions] == [f.rva for f in lief_cfg]
     kinds = {d.kind: d for d in ours.dynamic_relocations}
     assert kinds["import_control_transfer"].size == 12 and kinds["indir_control_transfer"].size == 5
     (ict,) = [d for d in lb.load_configuration.dynamic_relocations if d.symbol == 3]
@@ -56,8 +58,9 @@ def test_base_image_as_three_parsers_see_it():
     assert ours.codeview.pdb_name == "hpbase.pdb"
 
 
-@pytest.mark.parametrize("name,seq,forged", [("hpbase_hp1.dll", 1, False), ("hpbase_hp2.dll", 2, False),
-                                             ("forged_hp.dll", 1, True), ("hpkern_hp1.sys", 1, False)])
+@pytest.mark.parametrize("name,seq,forged",
+                         [("hpbase_hp1.dll", 1, False), ("hpbase_hp2.dll", 2, False),
+                          ("forged_hp.dll", 1, True), ("hpkern_hp1.sys", 1, False)])
 def test_patch_images(name, seq, forged):
     patch = PEImage.from_file(PE_DIR / name)
     base = PEImage.from_file(PE_DIR / ("hpkern.sys" if name.endswith(".sys") else "hpbase.dll"))
@@ -93,7 +96,8 @@ def test_hpat_index_round_trip():
 
 
 def _regions(plan_scenario):
-    return {int(r["base"], 16): (r, (PE_DIR / r["file"]).read_bytes()) for r in plan_scenario["regions"]}
+    return {int(r["base"], 16): (r, (PE_DIR / r["file"]).read_bytes())
+            for r in plan_scenario["regions"]}
 
 
 def _read_from(regions):
@@ -106,7 +110,7 @@ def _read_from(regions):
 
 
 def test_every_changed_byte_is_planned_and_only_those(plan):
-    """Memory vs the file laid out by pefile: the differing bytes are exactly covered by the plan."""
+    """Memory vs the file laid out by pefile: the differing bytes are exactly the plan's."""
     for sc in plan["scenarios"]:
         for base, (region, data) in _regions(sc).items():
             if region["kind"] != "image":
@@ -130,7 +134,8 @@ def test_planned_loader_writes_are_in_the_parsers_loader_ranges(plan):
             if c["verdict"] != "loader":
                 continue
             rva, img = int(c["rva"], 16), images[c["module"]]
-            assert any(r.rva <= rva and rva + c["size"] <= r.rva + r.size for r in img.loader_ranges()), c
+            assert any(r.rva <= rva and rva + c["size"] <= r.rva + r.size
+                       for r in img.loader_ranges()), c
 
 
 def test_hotpatch_redirects_decode_through_the_hpat(plan):
@@ -160,7 +165,8 @@ def test_hotpatch_redirects_decode_through_the_hpat(plan):
             fn = next(e for e in hb.functions if e.base_rva == int(c["function_rva"], 16))
             assert entry.target == pbase + fn.patch_rva
             base_module = images[c["module"]][1]
-            matches = hb.matches(int(base_module["timestamp"], 16), int(base_module["checksum"], 16))
+            matches = hb.matches(int(base_module["timestamp"], 16),
+                                 int(base_module["checksum"], 16))
             assert matches is (c["verdict"] == "hotpatch"), c
 
 
@@ -175,6 +181,7 @@ def test_patch_image_writes_follow_the_patch_table(plan):
             ranges = [e.write_range() for e in patch.hotpatch.bases[0].patch_table if e.inverse]
             rva = int(c["rva"], 16)
             assert (rva, c["size"]) in ranges
-            entry = next(e for e in patch.hotpatch.bases[0].patch_table if e.inverse and e.write_rva == rva)
+            entry = next(e for e in patch.hotpatch.bases[0].patch_table if e.inverse
+                         and e.write_rva == rva)
             assert entry.kind == c["kind"].removeprefix("hotpatch_")
             assert entry.chunk_type in (ChunkType.ABSOLUTE, ChunkType.INDIRECT, ChunkType.REL32)

@@ -18,7 +18,8 @@ def test_base_found_beside_the_patch_and_garbage_ignored(tmp_path):
     patch = PEImage.from_file(tmp_path / "hpbase_hp1.dll")
     info = describe(patch)
     name_functions(info, patch, BaseFinder([patch]))
-    assert [(f.name, f.base_rva) for f in info.functions] == [("HpCheckToken", 0x1010), ("HpAdd", 0x1030)]
+    assert [(f.name, f.base_rva) for f in info.functions] == [("HpCheckToken", 0x1010),
+                                                              ("HpAdd", 0x1030)]
     assert info.bases[0]["match"] == f"base image {tmp_path / 'renamed_base.dll'}"
     assert info.sequence == 1 and info.kind == "hotpatch image"
     assert info.patch_entries == {"function": 2, "absolute (inverse)": 1, "indirect (inverse)": 1,
@@ -30,5 +31,6 @@ def test_no_base_anywhere(tmp_path):
     patch = PEImage.from_file(tmp_path / "hpkern_hp1.sys")
     info = describe(patch)
     name_functions(info, patch, BaseFinder([patch]))
-    assert all(f.name == "" and f.base_file == "" for f in info.functions) and len(info.functions) == 2
+    assert all(f.name == "" and f.base_file == "" for f in info.functions)
+    assert len(info.functions) == 2
     assert info.bases[0]["match"].startswith("no base found")

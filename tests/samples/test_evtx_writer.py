@@ -27,13 +27,14 @@ sys.path.insert(0, str(SAMPLES))
 
 import build_evtx  # noqa: E402
 from evtx_writer import (  # noqa: E402
-    Event, EvtxWriter, UserData, binary, boolean, build, filetime, guid, hex32, hex64, i32,
+    Event, EvtxWriter, UserData, boolean, build, filetime, guid, hex32, hex64, i32,
     i64, name_hash, null, sid, systemtime, to_xml, u8, u16, u32, u64,
 )
 
 COMMITTED = SAMPLES / "evtx"
 UTC = dt.timezone.utc
-_GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$")
+_GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                   r"[0-9a-fA-F]{12})\}?$")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)?$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 
@@ -131,7 +132,8 @@ def test_file_and_chunk_structure(written):
     expect_id = 500
     for c in range(nchunks):
         ch = data[0x1000 + c * 0x10000:0x1000 + (c + 1) * 0x10000]
-        magic, fnum, lnum, fid, lid, hs, last_off, free, dcrc, = struct.unpack_from("<8sQQQQIIII", ch)
+        (magic, fnum, lnum, fid, lid, hs, last_off, free,
+         dcrc) = struct.unpack_from("<8sQQQQIIII", ch)
         assert magic == b"ElfChnk\x00" and hs == 0x80
         assert (fnum, fid) == (expect_id, expect_id) and lnum == lid >= fid
         assert struct.unpack_from("<I", ch, 0x7C)[0] == zlib.crc32(ch[:0x78] + ch[0x80:0x200])
@@ -192,7 +194,8 @@ def test_oversized_values_are_refused_and_the_file_stays_valid(tmp_path):
         with pytest.raises(RecordTooLarge):
             w.add(Event("P", 2, t, "H", "Application", data={"s": "x" * 40000}))  # > 65535 bytes
         with pytest.raises(RecordTooLarge):
-            w.add(Event("P", 3, t, "H", "Application", data={f"k{i}": "y" * 30000 for i in range(3)}))
+            w.add(Event("P", 3, t, "H", "Application",
+                        data={f"k{i}": "y" * 30000 for i in range(3)}))
         w.add(Event("P", 4, t, "H", "Application", data={"s": "after"}))
     rust, py = read_both(path)
     assert [r["event_record_id"] for r in rust] == [1, 2] and len(py) == 2
@@ -217,7 +220,8 @@ def test_name_hash_matches_windows(shared_data):
 
 # -- the committed fleet -------------------------------------------------------------------
 def _committed_files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
 
 def test_committed_samples_regenerate_byte_identical(tmp_path):
@@ -270,7 +274,8 @@ def test_fleet_plan_evidence_is_in_the_logs(plan):
             assert (("User32", 1074) in kinds) == row["reboot"], (dev["device"], row["month"])
             assert row["compliant"] == (row["installed_kb"] == row["expected_kb"])
     fallback = by_device["HP-WS-004"]["months"][7]
-    assert fallback["how"] == "standard-fallback" and {e["event_id"] for e in fallback["evidence"]} >= {20, 3, 19}
+    assert fallback["how"] == "standard-fallback"
+    assert {e["event_id"] for e in fallback["evidence"]} >= {20, 3, 19}
 
 
 def test_corrupt_variant_has_one_bad_chunk_header(plan):
@@ -286,4 +291,5 @@ def test_corrupt_variant_has_one_bad_chunk_header(plan):
         free, dcrc = struct.unpack_from("<II", ch, 0x30)
         assert dcrc == zlib.crc32(ch[0x200:free])  # records stay intact
     assert bad == [info["chunk"]]
-    assert f"0x{struct.unpack_from('<I', data, info['chunk_offset'] + 0x7C)[0]:08x}" == info["stored_header_crc32"]
+    stored = struct.unpack_from("<I", data, info["chunk_offset"] + 0x7C)[0]
+    assert f"0x{stored:08x}" == info["stored_header_crc32"]

@@ -52,7 +52,8 @@ def test_hash_sidecar(cli, tmp_path):
 
 
 def test_pe_diff_json_and_csv(cli, tmp_path):
-    disk, mem = SAMPLES / "pe" / "hpbase.dll", SAMPLES / "pe" / "mem" / "hp1.hpbase.dll@7ffb12340000.bin"
+    disk = SAMPLES / "pe" / "hpbase.dll"
+    mem = SAMPLES / "pe" / "mem" / "hp1.hpbase.dll@7ffb12340000.bin"
     patch = SAMPLES / "pe" / "hpbase_hp1.dll"
     args = ("pe", "diff", "--disk", disk, "--memory", mem, "--base", "0x7ffb12340000",
             "--patch", f"{patch}@0x7ffb12400000")

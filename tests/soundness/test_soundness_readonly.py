@@ -56,18 +56,26 @@ def _evidence(tmp_path: Path) -> Path:
 
 
 COMMANDS = {
-    "hash": lambda ev, out: ("hash", "-q", "-f", "json", "-o", out / "h.json", ev / "hpbase.dll", ev / "mem.bin"),
-    "pe-info": lambda ev, out: ("pe", "info", "-f", "json", ev / "hpbase.dll", ev / "hpbase_hp1.dll"),
-    "pe-diff": lambda ev, out: ("pe", "diff", "--disk", ev / "hpbase.dll", "--memory", ev / "mem.bin",
-                                "--base", "0x7ffb12340000", "--patch", f"{ev / 'hpbase_hp1.dll'}@0x7ffb12400000",
-                                "--region", f"{ev / 'hpat.bin'}@0x7ffb12346000", "-f", "csv", "-o", out / "d.csv"),
-    "timeline": lambda ev, out: ("timeline", ev / "HP-WS-001", ev / "HP-WS-002.zip", "-o", out / "tl", "-j", "1"),
-    "manifest-import": lambda ev, out: ("manifest", "import", ev / "KB5052105.csv", "-o", out / "m.json"),
-    "store-build": lambda ev, out: ("store", "build", ev, "--db", out / "s.db", "--kb", "KB5052105", "-j", "1"),
+    "hash": lambda ev, out: ("hash", "-q", "-f", "json", "-o", out / "h.json", ev / "hpbase.dll",
+                             ev / "mem.bin"),
+    "pe-info": lambda ev, out: ("pe", "info", "-f", "json", ev / "hpbase.dll",
+                                ev / "hpbase_hp1.dll"),
+    "pe-diff": lambda ev, out: ("pe", "diff", "--disk", ev / "hpbase.dll",
+                                "--memory", ev / "mem.bin", "--base", "0x7ffb12340000",
+                                "--patch", f"{ev / 'hpbase_hp1.dll'}@0x7ffb12400000",
+                                "--region", f"{ev / 'hpat.bin'}@0x7ffb12346000",
+                                "-f", "csv", "-o", out / "d.csv"),
+    "timeline": lambda ev, out: ("timeline", ev / "HP-WS-001", ev / "HP-WS-002.zip", "-o",
+                                 out / "tl", "-j", "1"),
+    "manifest-import": lambda ev, out: ("manifest", "import", ev / "KB5052105.csv", "-o",
+                                        out / "m.json"),
+    "store-build": lambda ev, out: ("store", "build", ev, "--db", out / "s.db", "--kb", "KB5052105",
+                                    "-j", "1"),
     "dump-analyze": lambda ev, out: ("dump", "analyze", ev / "memory.raw", "-s", ev / "symbols",
-                                     "--reference", ev, "--manifest", ev / "kb.json", "--yara", ev / "rules.yar",
-                                     "-o", out / "dump", "-q"),
-    "yara": lambda ev, out: ("yara", ev / "rules.yar", ev, "-f", "csv", "-o", out / "y.csv", "--no-cache"),
+                                     "--reference", ev, "--manifest", ev / "kb.json",
+                                     "--yara", ev / "rules.yar", "-o", out / "dump", "-q"),
+    "yara": lambda ev, out: ("yara", ev / "rules.yar", ev, "-f", "csv", "-o", out / "y.csv",
+                             "--no-cache"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 from hpforensics.errors import InputError, UsageError
 from hpforensics.kb.calendar import Calendar, normalize_kb
@@ -13,7 +14,7 @@ from hpforensics.kb.manifest import Manifest
 log = logging.getLogger(__name__)
 
 
-def import_source(source: Path, kbs: list[str] = (), *, pages: bool = True,
+def import_source(source: Path, kbs: Sequence[str] = (), *, pages: bool = True,
                   workers: int | None = None, calendar: Calendar | None = None) -> Manifest:
     """A manifest for SOURCE: a .csv file, a .mum/.manifest file, or a folder of binaries."""
     kb_list = []

@@ -73,8 +73,8 @@ def _header_map(cells: list[str]) -> dict[int, str] | None:
         if k == "modifiedtime":
             out[i] = "time" if seen_modified else "date"
             seen_modified = True
-        elif _HEADER.get(k):
-            out[i] = _HEADER[k]
+        elif header := _HEADER.get(k):
+            out[i] = header
     return out if "name" in out.values() else None
 
 
