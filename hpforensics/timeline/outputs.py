@@ -290,6 +290,8 @@ class SpillSorter:
             for p in group:
                 p.unlink(missing_ok=True)
         self._rows.sort(key=_first)
+        if not self._runs:  # nothing spilled: the sorted rows are the order (no heap per row)
+            return iter(self._rows)
         return heapq.merge(iter(self._rows), *map(_read_run, self._runs), key=_first)
 
 
