@@ -1,4 +1,5 @@
-"""`dump analyze` shows a progress bar on a terminal and nothing of it when piped."""
+"""`dump analyze` shows a progress bar on a terminal and nothing of it when piped; the plugins
+report progress on Volatility's own channel (`vol` prints it on stderr, -q mutes it)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ import pty
 import subprocess
 import sys
 
-from memimage_helpers import IMAGE, REPO, SAMPLES, SYMBOLS
+from memimage_helpers import IMAGE, REPO, SAMPLES, SYMBOLS, VOL, VOL_SYMBOLS
 
 BAR = "opening image"  # the bar's first description, before Volatility's automagic runs
 
@@ -44,3 +45,18 @@ def test_no_progress_when_piped(tmp_path):
     assert BAR not in proc.stdout and BAR not in proc.stderr
     assert "\x1b[" not in proc.stdout + proc.stderr
     assert "Hotpatch images" in proc.stdout  # the tables still print
+
+
+def test_plugin_progress_on_volatilitys_channel(tmp_path):
+    def vol(*quiet: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VOL), *quiet, "--offline", "--cache-path", str(tmp_path),
+                               "-r", "none", "-f", str(IMAGE), "-s", str(VOL_SYMBOLS), "-p",
+                               str(REPO / "plugins"), "windows.hotpatch.Verify", "--reference",
+                               str(SAMPLES / "pe")], capture_output=True, text=True, cwd=REPO,
+                              timeout=300)
+
+    loud, quiet = vol(), vol("-q")
+    assert loud.returncode == quiet.returncode == 0, loud.stderr
+    steps = [line for line in loud.stderr.split("\r") if "hotpatch: " in line]
+    assert any("notepad.exe (3128)" in line for line in steps)
+    assert "hotpatch: " not in quiet.stderr
