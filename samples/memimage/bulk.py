@@ -3,7 +3,9 @@
 The scenario's plants give the hotpatch cases; this adds what a busy 24H2 machine also holds:
 - a library of system DLLs (real System32 names) mapped at one base in every process that
   loads them, their pages shared between processes as prototype PTEs share them;
-- per process, committed private heap segments (VadS, read-write) with content;
+- per process, committed private heap segments (VadS, read-write, 64 KiB to 1 MiB, so the VAD
+  count grows with memory as on a real machine), every 40th one executable code as a JIT
+  leaves it (what malfind looks at);
 - the frames no process maps, filled too: a real dump's free and standby lists hold old data.
 Page content is generated, never stored: a frame is a template (code-, heap- or string-like,
 built once from a fixed seed) stamped with its frame number, so every page differs and the
@@ -15,13 +17,14 @@ import random
 import struct
 
 from memimage.paging import PAGE
-from memimage.records import PROT_READWRITE, LdrEntry, Process, Vad
+from memimage.records import PROT_EXECUTE_READWRITE, PROT_READWRITE, LdrEntry, Process, Vad
 
 LIBRARY_BASE = 0x00007FFA_1000_0000  # below the PE plan's images (0x7FFB1234...)
 LIBRARY_STRIDE = 0x0100_0000
 FILL_BASE = 0x0000_0200_0000_0000  # per-process heap segments, far above the sample heaps
 FILL_STRIDE = 0x0000_0001_0000_0000
-SEGMENT_PAGES = 256  # 1 MiB heap segments (a VAD each)
+SEGMENT_PAGES = (16, 32, 64, 256)  # heap segments of 64 KiB to 1 MiB, a VAD each, in turn
+JIT_EVERY = 40  # every 40th segment is private read-write-execute code, as a JIT leaves it
 TEMPLATES = 509  # prime: frame numbers walk through every template
 SYS32 = "C:\\Windows\\System32\\"
 
@@ -143,15 +146,20 @@ class BulkMachine:
         if not user:
             return 0
         pages, seg = 0, 0
-        while mem.size - mem.used > reserve + SEGMENT_PAGES * PAGE:
+        top = {p.pid: FILL_BASE + i * FILL_STRIDE for i, p in enumerate(user)}
+        while mem.size - mem.used > reserve + max(SEGMENT_PAGES) * PAGE:
             p = user[seg % len(user)]
-            base = FILL_BASE + user.index(p) * FILL_STRIDE + (seg // len(user)) * SEGMENT_PAGES * PAGE
-            start = mem.alloc_generated(SEGMENT_PAGES, "heap")
-            for i in range(SEGMENT_PAGES):
-                p.space.map(base + i * PAGE, start + i * PAGE, user=True)
-            p.vads.append(Vad(base, base + SEGMENT_PAGES * PAGE, PROT_READWRITE, True,
-                              commit=SEGMENT_PAGES))
-            pages += SEGMENT_PAGES
+            count = SEGMENT_PAGES[seg // len(user) % len(SEGMENT_PAGES)]
+            jit = seg % JIT_EVERY == JIT_EVERY - 1
+            base = top[p.pid]
+            top[p.pid] += (count + 16) * PAGE  # a reserved gap between segments
+            start = mem.alloc_generated(count, "code" if jit else "heap")
+            for i in range(count):
+                p.space.map(base + i * PAGE, start + i * PAGE, user=True, executable=jit)
+            p.vads.append(Vad(base, base + count * PAGE,
+                              PROT_EXECUTE_READWRITE if jit else PROT_READWRITE, True,
+                              commit=count))
+            pages += count
             seg += 1
         return pages
 
