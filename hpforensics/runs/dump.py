@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hpforensics.memimage.analyze import Analysis
+from hpforensics.custody import custody_block
+from hpforensics import scan_inputs as options
+from hpforensics.memimage.analyze import analyze
+from hpforensics.report.memory import write_outputs
+from hpforensics.memimage.session import check_truncation, open_image
 
 
 @dataclass
@@ -40,11 +45,6 @@ StepProgress = Callable[[str, int, int], None]  # (address space, done, total)
 def run_dump(image: Path, outdir: Path, opts: DumpOptions, *,
              open_progress: OpenProgress | None = None,
              step: StepProgress | None = None) -> DumpRun:
-    from hpforensics.custody import custody_block
-    from hpforensics import scan_inputs as options
-    from hpforensics.memimage.analyze import analyze
-    from hpforensics.report.memory import write_outputs
-    from hpforensics.memimage.session import check_truncation, open_image
 
     refs = options.references(opts.reference, opts.store, opts.manifest)
     kb = options.kb_lookup(opts.manifest, opts.store)
