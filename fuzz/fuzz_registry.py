@@ -15,7 +15,7 @@ import _harness
 with _harness.instrumented():
     from hpforensics.timeline.normalise import normalise
     from hpforensics.evtx.records import ReadStats
-    from hpforensics.evtx.registry import read_registry
+    from hpforensics.evtx.formats.registry import read_registry
 
 _DIR = tempfile.mkdtemp(prefix="hpf-fuzz-reg-")
 RESULTS = os.path.join(_DIR, "Windows.Hotpatch.Collect%2FEnrolment.json")

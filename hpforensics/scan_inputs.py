@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from hpforensics.errors import UsageError
+from hpforensics.kb.lookup import open_lookup
+from hpforensics.kb.store_references import open_references
+from hpforensics.yarascan.compile import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,6 @@ def kb_lookup(manifest: Path | None, store: Path | None) -> KbLookup | None:
     for p in (manifest, store):
         if p is not None and not Path(p).exists():
             raise UsageError(f"{p}: no such file")
-    from hpforensics.kb.lookup import open_lookup
 
     return open_lookup(manifest=manifest, store=store)
 
@@ -36,7 +38,6 @@ def references(dirs: Sequence[Path], store: Path | None = None, manifest: Path |
     for p in (manifest, store):
         if p is not None and not Path(p).exists():
             raise UsageError(f"{p}: no such file")
-    from hpforensics.kb.store_references import open_references
 
     return open_references([Path(d) for d in dirs], store, manifest)
 
@@ -45,6 +46,5 @@ def yara_rules(path: Path | None):
     """Compiled rules for --yara, or None."""
     if path is None:
         return None
-    from hpforensics.yarascan.compile import load_rules
 
     return load_rules([path])

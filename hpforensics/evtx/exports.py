@@ -22,6 +22,7 @@ from typing import IO, Any, Iterator
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.records import (RawRecord, ReadStats, add_positional, parse_time,
                                       raw_from_xml, text_value)
+from hpforensics.evtx.etl_reader import read_etl as read_trace
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,5 @@ def _ps_time(value: Any) -> dt.datetime | None:
 def read_etl(path: str, stats: ReadStats, *, relevant_only: bool = True) -> Iterator[RawRecord]:
     """ETW events of a trace file (hpforensics/evtx/etl_reader.py: dissect.etl for the
     buffers and records, the manifests it bundles for the event fields)."""
-    from hpforensics.evtx.etl_reader import read_etl as read_trace
 
     return read_trace(path, stats, relevant_only=relevant_only)

@@ -38,6 +38,7 @@ from hpforensics.evtx.hive_file import BASE, SIGNATURE, Problems, Reader, check
 from hpforensics.evtx.hive_log import is_dirty, logs_beside, replay
 from hpforensics.evtx.records import RawRecord, ReadStats
 from hpforensics.evtx.registry import HOTPATCH_KEY, device_values, pause_values, record
+from hpforensics.evidence import map_evidence
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,6 @@ def read_hive(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     """The enrolment records of one hive file (see the module docstring)."""
     from dissect.regf import RegistryHive
 
-    from hpforensics.evidence import map_evidence
 
     problems = Problems()
     mapped = map_evidence(path)
@@ -96,7 +96,6 @@ def read_hive(path: str, stats: ReadStats) -> Iterator[RawRecord]:
 def _replay(path: str, mapped: Any, source: str, problems: Problems) -> tuple[Any, str, str]:
     """(what to read: the file, or the image its logs recovered; why logs beside a dirty hive
     were not replayed; the note for its records, '2 log entries applied from SOFTWARE.LOG1')."""
-    from hpforensics.evidence import map_evidence
 
     paths = logs_beside(path) if is_dirty(mapped) else []
     if not paths:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 from typing import Any, Iterator
 
@@ -50,17 +49,10 @@ def is_results_file(path: str) -> bool:
     return bool(dot) and ext in ("json", "jsonl") and stem in SOURCES and parts[-2] == ARTIFACT
 
 
-def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
-    """The records of a result set, a `.reg` export or a hive; a bad line is one warning naming
-    the first bad line (and how many more), the good lines are kept."""
-    from hpforensics.evidence import open_evidence  # when a registry input is read
-    from hpforensics.evtx.hive import HIVE_NAMES, is_hive, read_hive
-
-    with open_evidence(path) as fh:
-        head = fh.read(64)
-    # a hive file (hive.py): by its signature, or by its name when the base block is damaged
-    if is_hive(head) or os.path.basename(path).lower() in HIVE_NAMES:
-        return read_hive(path, stats)
+def read_exported(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
+    """The records of a `.reg` export or a Velociraptor result set (`head`: the file's first
+    bytes); a bad line is one warning naming the first bad line (and how many more), the good
+    lines are kept. Hive files are hive.py's (hpforensics.evtx.formats.registry tells them)."""
     text = head.lstrip(b"\xef\xbb\xbf")
     if (path.lower().endswith(".reg") or head.startswith((b"\xff\xfe", b"\xfe\xff"))
             or text.startswith((b"Windows Registry", b"REGEDIT4"))):

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from hpforensics.timeline.outputs import RowSink
+from hpforensics.errors import ExitCode, UsageError
 from hpforensics.fleet import parquet
 from hpforensics.fleet.cluster import (ClusterSpec, Task, TaskFailure, open_client, progress_bar,
                                        run_tasks)
+from hpforensics.runs.dump import DumpOptions, run_dump
+from hpforensics.timeline.outputs import RowSink
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ def dump_names(images: Sequence[Path]) -> list[str]:
 
 def dump_task(image: str, dump: str, outdir: str, args: dict[str, Any]) -> DumpSummary:
     """Analyse one memory image as `dump analyze IMAGE -o <out>/<dump>` does (on a worker)."""
-    from hpforensics.errors import ExitCode
-    from hpforensics.runs.dump import DumpOptions, run_dump
 
     target = Path(outdir) / dump
     if target.exists():  # a retry after a worker died half-way
@@ -106,7 +106,6 @@ def _csv_to_parquet(path: Path, root: Path, table: str, dump: str) -> None:
 def analyze_dumps(images: Sequence[Path], outdir: Path, args: dict[str, Any], spec: ClusterSpec,
                   *, show_progress: bool = True, client: Any = None) -> FleetDumpResult:
     """Every image analysed once, each in its own task; roll-ups written as tasks finish."""
-    from hpforensics.errors import UsageError
 
     for image in images:
         if not Path(image).is_file():

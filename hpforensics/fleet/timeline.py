@@ -35,6 +35,11 @@ from hpforensics.evtx.records import ReadStats
 from hpforensics.fleet import parquet
 from hpforensics.fleet.cluster import (ClusterSpec, Task, TaskFailure, open_client, progress_bar,
                                        run_tasks)
+from hpforensics.timeline.compliance import MonthCompliance
+from hpforensics.timeline.lifecycle import UpdateLifecycle
+from hpforensics.timeline.normalise import Event
+from hpforensics.timeline.reading import shared_classifier
+from hpforensics.report.html import write_report
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +150,6 @@ _TYPES: dict[str, dict[str, str]] = {}
 
 def _types(table: str) -> dict[str, str]:
     if not _TYPES:
-        from hpforensics.timeline.compliance import MonthCompliance
-        from hpforensics.timeline.lifecycle import UpdateLifecycle
-        from hpforensics.timeline.normalise import Event
 
         _TYPES["events"] = parquet.dataclass_types(Event, R.EVENT_COLUMNS)
         _TYPES["updates"] = parquet.dataclass_types(UpdateLifecycle, R.LIFECYCLE_COLUMNS)
@@ -329,7 +331,6 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
         merger.close()
         # merged pieces are gone already; what is left belongs to failed tasks
         shutil.rmtree(outdir / PARTS_DIR, ignore_errors=True)
-    from hpforensics.timeline.reading import shared_classifier
 
     notice = P.calendar_notice(result.reach, shared_classifier(opts.product).calendar)
     if notice:
@@ -339,7 +340,6 @@ def run_fleet_timeline(paths: Sequence[str | Path], outdir: Path, opts: P.Timeli
             result.failures[0].error if result.failures else "nothing readable")
         raise InputError(parts[0], "no records could be read: " + first)
     if html:
-        from hpforensics.report.html import write_report
 
         view = _ReportView(merger.sample_inputs, sorted(merger.sample, key=lambda d: d.device),
                            result.records, result.events, list(result.warnings),

@@ -31,6 +31,8 @@ from hpforensics.errors import InputError
 from hpforensics.kb.calendar import (BUILD_MAJOR, SERVER_REVISION_FLOOR, WINDOWS11_24H2,
                                      WINDOWS11_25H2, WINDOWS11_26H2, WINDOWS_SERVER_2025,
                                      Calendar, Release, ReleaseKind, month_str, normalize_build)
+from hpforensics.kb.calendar import row_key
+from hpforensics.kb.calendar_io import store_user_rows
 
 _KB = re.compile(r"\bKB(\d{6,8})\b")
 _UPDATE_TYPE = re.compile(r"^(\d{4})[-.](\d{2})\s+([A-Z]+)")
@@ -481,7 +483,6 @@ _COMPARED = ("month", "build", "kind", "date", "verified")
 
 def compare(current: Calendar, rows: list[Release]) -> tuple[list[Release], PageUpdate]:
     """The rows worth storing (new or different) and the lines saying what each changes."""
-    from hpforensics.kb.calendar import row_key
 
     have = {row_key(r): r for r in current}
     on_page = {row_key(r): r for r in rows}
@@ -533,7 +534,6 @@ def _text(value: object) -> str:
 
 def update_from_page(path: Path) -> PageUpdate:
     """Read a saved Microsoft page and merge what it adds or corrects into the user calendar."""
-    from hpforensics.kb.calendar_io import store_user_rows
 
     page = read_page(path)
     current = Calendar.default()

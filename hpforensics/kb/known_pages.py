@@ -12,6 +12,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
+from hpforensics.kb.normalize import hash_image_pages
+from hpforensics.kb.normalize import zero_digest
+from hpforensics.kb.store import PageStore
+from hpforensics.kb.manifest import FORMAT, load, manifest_paths
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,6 @@ class KnownPages:
 def page_digests(image: bytes, rvas: Sequence[int], mask, algo: str) -> dict[int, bytes]:
     """Normalised digests of `rvas`: the store's own hashing (hpforensics.kb.normalize), over
     the memory layout with the given loader mask."""
-    from hpforensics.kb.normalize import hash_image_pages
 
     digests, _ = hash_image_pages(image, list(rvas), mask, algo)
     return digests
@@ -48,7 +51,6 @@ class PageSource(Protocol):
 
 def _zero_pages(digests: dict[int, bytes], algo: str) -> set[int]:
     """Pages stored as all zero after masking: their digest is the zero page's."""
-    from hpforensics.kb.normalize import zero_digest
 
     zero = zero_digest(algo)
     return {rva for rva, d in digests.items() if d == zero}
@@ -62,7 +64,6 @@ class StorePages:
     """A page-hash store (`hpforensics store build`), opened read-only for lookups."""
 
     def __init__(self, path: str | Path) -> None:
-        from hpforensics.kb.store import PageStore
 
         self.path = Path(path)
         self.store = PageStore(self.path)
@@ -96,7 +97,6 @@ class ManifestPages:
     mappings and manifests without pages are passed over: they name KBs, not code."""
 
     def __init__(self, paths: Iterable[str | Path]) -> None:
-        from hpforensics.kb.manifest import FORMAT, load, manifest_paths
 
         roots = [Path(x) for x in paths]
         self.label_source = ",".join(map(str, roots))

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from hpforensics.errors import InputError
-from hpforensics.kb.manifest import FORMAT, ManifestIndex, load, manifest_paths
+from hpforensics.kb.manifest import FORMAT, load, manifest_paths
+from hpforensics.kb.manifest_index import ManifestIndex
+from hpforensics.kb.store import PageStore
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,6 @@ def _manifest_lookup(path: Path) -> KbLookup:
 
 
 def _store_lookup(path: Path) -> KbLookup:
-    from hpforensics.kb.store import PageStore
 
     store = PageStore(path)
 

@@ -201,10 +201,5 @@ def _looks_like_manifest(path: Path) -> bool:
     return FORMAT.encode() in head
 
 
-
-
-# Re-exported so callers need one import; defined beside because it is a separate concern.
-from hpforensics.kb.manifest_index import ManifestIndex, Shipped  # noqa: E402
-
-__all__ = ["Manifest", "ManifestFile", "ManifestIndex", "PEIdentity", "HotpatchRecord",
-           "HotpatchBaseRef", "PageDigests", "Shipped", "Skipped", "load", "validate"]
+__all__ = ["Manifest", "ManifestFile", "PEIdentity", "HotpatchRecord", "HotpatchBaseRef",
+           "PageDigests", "Skipped", "load", "validate"]

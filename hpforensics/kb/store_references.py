@@ -33,6 +33,13 @@ from hpforensics.reference.expected import PAGE, ExpectedImage, Template, _Cache
 from hpforensics.reference.kinds import POINTER_VALUE, MaskKind
 from hpforensics.kb.unpatch import redirect_edits, restore_page, slot_edits
 from hpforensics.space import AddressSpace, MappedImage
+from hpforensics.pagehash import ranges_to_bitmap
+from hpforensics.reference.headers import parse_headers
+from hpforensics.kb.known_pages import ManifestPages, StorePages
+from hpforensics.reference.disk import DiskReferences
+from hpforensics.reference.provider import ChainReferences
+from hpforensics.reference.patches import collect_patches
+from hpforensics.kb.normalize import parse_pe
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,6 @@ def _bitmap(mask, size: int) -> bytes:
     n = (size + 7) // 8
     if isinstance(mask, (bytes, bytearray, memoryview)):
         return bytes(mask[:n]).ljust(n, b"\0")
-    from hpforensics.pagehash import ranges_to_bitmap
 
     return ranges_to_bitmap([(a, min(b, size)) for a, b in mask if a < size], size)
 
@@ -64,7 +70,6 @@ class PageReferences:
 
     # -- the patch images mapped in a space, from their own headers ---------------------------
     def _patches(self, space: AddressSpace) -> list:
-        from hpforensics.reference.patches import collect_patches
 
         with self._lock:
             hit = self._spaces.get(id(space))
@@ -109,7 +114,6 @@ def _content_key(data: bytes, path: str) -> bytes:
     (its globals) and nowhere the expected image is judged on, so it is built once."""
     import xxhash
 
-    from hpforensics.reference.headers import parse_headers
 
     h = xxhash.xxh3_128()
     view = memoryview(data)
@@ -139,7 +143,6 @@ class _Builder:
         self.lost: list[int] = []  # data directories unreadable in memory
 
     def template(self) -> Template:
-        from hpforensics.kb.normalize import parse_pe
 
         path = self.image.path or self.image.name
         # the same file-like view of a memory copy that the store's normaliser builds
@@ -285,9 +288,6 @@ def open_references(dirs: Sequence = (), store=None, manifest=None):
     Missing paths and unreadable stores or manifests are user errors, raised here."""
     from pathlib import Path
 
-    from hpforensics.kb.known_pages import ManifestPages, StorePages
-    from hpforensics.reference.disk import DiskReferences
-    from hpforensics.reference.provider import ChainReferences
 
     providers: list = []
     if dirs:

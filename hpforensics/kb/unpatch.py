@@ -11,6 +11,7 @@ from typing import Sequence
 
 from hpforensics.pe.structures import redirect_entry_form
 from hpforensics.kb.known_pages import page_digests
+from hpforensics.reference.patches import patches_for
 
 PAGE = 0x1000
 PAD_BYTES = (0xCC, 0x90)  # hot-patchable padding: int3 or nop, tried after the byte left at F-6
@@ -44,7 +45,6 @@ def slot_edits(patches: Sequence, base: int, headers, size: int) -> list[Edit]:
     """Patch-table slots the kernel filled: INVERSE ones in a patch image (the module at
     `base` is one), forward ones in a base image the patches name. A compiler leaves a zero
     placeholder there (the `__ref_` pointers, rel32 operands)."""
-    from hpforensics.reference.patches import patches_for
 
     out: list[Edit] = []
     own = next((p for p in patches if p.image.base == base), None)
@@ -58,7 +58,6 @@ def slot_edits(patches: Sequence, base: int, headers, size: int) -> list[Edit]:
 
 def redirect_edits(patches: Sequence, headers, work: bytearray) -> list[Edit]:
     """Redirects at functions the mapped patch tables name, highest sequence first."""
-    from hpforensics.reference.patches import patches_for
 
     out: list[Edit] = []
     seen: set[int] = set()

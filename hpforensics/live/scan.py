@@ -17,6 +17,9 @@ from hpforensics.live.native import Diff, RegionCompare, comparable_length, comp
 from hpforensics.model import Finding, ModuleSummary, Verdict
 from hpforensics.live.space import LiveScanResult, LiveSpace, ProcessSummary, Region
 from hpforensics.space import PAGE_SIZE, MappedImage
+from hpforensics.yarascan.memory import scan_ranges
+from hpforensics.yarascan import scan_changed
+from hpforensics.live.pe import verify_pe_images
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +88,11 @@ def scan_process(
         findings += _scan_pe(space, pe_images, modules, result, options)
     yara_hits = []
     if options.yara is not None and options.yara_all:
-        from hpforensics.yarascan.memory import scan_ranges
 
         yara_hits = scan_ranges(options.yara, space, [
             (r.start, r.end, r.path.rsplit("/", 1)[-1] or r.describe())
             for r in space.regions() if r.executable])
     elif options.yara is not None and findings:
-        from hpforensics.yarascan import scan_changed
 
         yara_hits = scan_changed(options.yara, space, findings)
     os_patches = space.os_patch_records()
@@ -292,7 +293,6 @@ def _classify(space: LiveSpace, image: MappedImage, region: Region, diff: Diff,
 def _scan_pe(space: LiveSpace, images: list[MappedImage], modules: list[ModuleSummary],
              result: LiveScanResult, options: ScanOptions) -> list[Finding]:
     """PE images (Windows processes, Wine): the engine's path, relocated like the loader."""
-    from hpforensics.live.pe import verify_pe_images
 
     pe_modules, findings, warnings = verify_pe_images(space, images, options)
     modules += pe_modules

@@ -15,6 +15,8 @@ from hpforensics.memimage.patchstate import HotpatchImageRecord, hotpatch_images
 from hpforensics.model import ModuleSummary, ScanResult, YaraMatch
 from hpforensics.space import MappedImage
 from hpforensics.sources.volatility import VolatilityAddressSpace
+from hpforensics.yarascan.memory import scan_changed, scan_images
+from hpforensics import engine
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +119,6 @@ def analyze(
         if verify:
             sr.scan = verify_space(space, references, kb_lookup)
             if yara is not None:
-                from hpforensics.yarascan.memory import scan_changed, scan_images
 
                 sr.yara = (scan_images(yara, space, space.images()) if yara_all
                            else scan_changed(yara, space, sr.scan.findings))
@@ -144,7 +145,6 @@ class _NoReferences:
 
 
 def verify_space(space: VolatilityAddressSpace, references, kb_lookup) -> ScanResult:
-    from hpforensics import engine
 
     with quiet_pe_parsing():  # the engine parses mapped headers of images without a file too
         return engine.verify_space(space, references or _NoReferences(), kb_lookup=kb_lookup)

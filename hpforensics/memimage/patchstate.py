@@ -19,6 +19,7 @@ from hpforensics.reference.patches import PatchImage, collect_patches, from_wins
 from hpforensics.classify.redirect import check_redirect
 from hpforensics.pe.structures import redirect_entry_form
 from hpforensics.space import AddressSpace, MappedImage
+from hpforensics.reference.disk import identity_of
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,6 @@ def _identity(space: AddressSpace, image: MappedImage) -> tuple[int | None, int 
     ts, cs = image.timestamp, image.checksum
     if ts and cs is not None:
         return ts, cs
-    from hpforensics.reference.disk import identity_of
 
     header = space.read_exact(image.base, 0x1000)
     ident = identity_of(header) if header else None

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from hpforensics.space import MappedImage
+from hpforensics.memimage.fastwalk import FastWalker
+from hpforensics.sources.volatility import header_size_of_image
 
 if TYPE_CHECKING:
     from hpforensics.memimage.fastwalk import FastWalker
@@ -155,7 +157,6 @@ def processes(context, kernel_name: str, pids: list[int] | None = None) -> Itera
     from volatility3.plugins.windows import pslist
 
     filter_func = pslist.PsList.create_pid_filter(pids or None)
-    from hpforensics.memimage.fastwalk import FastWalker
 
     fast = FastWalker.create(context, kernel_name)
     for proc in pslist.PsList.list_processes(context, kernel_name, filter_func=filter_func):
@@ -190,7 +191,6 @@ def _image_size_from_header(context, layer: str, image: MappedImage) -> MappedIm
     mapped header, so the extension pages past it are told apart from the image."""
     if image.in_loader_list:
         return image
-    from hpforensics.sources.volatility import header_size_of_image
 
     size = header_size_of_image(context.layers[layer], image.base)
     if size is None or not 0 < size < image.size:

@@ -33,6 +33,7 @@ from hpforensics.pe.structures import (
     MACHINE_ARM64,
     MACHINE_I386,
 )
+from hpforensics.pe.checksum import pe_checksum
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,6 @@ class PEImage:
 
     def compute_checksum(self) -> int:
         """The PE checksum of the file bytes (only meaningful for a file layout)."""
-        from hpforensics.pe.checksum import pe_checksum
 
         return pe_checksum(self.data, self.pe.OPTIONAL_HEADER.get_file_offset() + 0x40)
 

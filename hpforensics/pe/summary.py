@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hpforensics.errors import InputError
 from hpforensics.pe.image import PEImage
+from hpforensics.pe.peek import peek
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,6 @@ class BaseFinder:
 
 def _header_key(path: Path) -> tuple[int, int] | None:
     """(TimeDateStamp, CheckSum) from the first page, without parsing the whole file."""
-    from hpforensics.pe.peek import peek
 
     try:
         with open(path, "rb") as fh:

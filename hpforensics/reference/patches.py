@@ -18,6 +18,7 @@ from hpforensics.pe.hotpatch import HotPatchBase, HotPatchInfo, PatchEntry
 from hpforensics.pe.peek import peek
 from hpforensics.pe.structures import ChunkType, c_pe
 from hpforensics.space import AddressSpace, MappedImage
+from hpforensics.pe.image import PEImage
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ def may_be_patch_image(space: AddressSpace, image: MappedImage) -> bool:
 
 def patch_info_from_memory(space: AddressSpace, image: MappedImage) -> HotPatchInfo | None:
     """Parse the hot patch records from the mapped image itself (memory layout)."""
-    from hpforensics.pe.image import PEImage
 
     if image.size > MAX_PATCH_IMAGE or not may_be_patch_image(space, image):
         return None

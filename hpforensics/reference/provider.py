@@ -10,6 +10,8 @@ from typing import Protocol, runtime_checkable
 
 from hpforensics.reference.expected import ExpectedImage
 from hpforensics.space import AddressSpace, MappedImage
+from hpforensics.reference.expected import build_expected
+from hpforensics.errors import InputError
 
 
 @runtime_checkable
@@ -28,7 +30,6 @@ class FileReferences:
         self.files = dict(files)  # base -> path
 
     def expected_for(self, image: MappedImage, space: AddressSpace) -> ExpectedImage | None:
-        from hpforensics.reference.expected import build_expected
 
         path = self.files.get(image.base)
         return build_expected(path, image.base) if path else None
@@ -46,7 +47,6 @@ class ChainReferences:
         self.providers = [p for p in providers if p is not None]
 
     def expected_for(self, image: MappedImage, space: AddressSpace) -> ExpectedImage | None:
-        from hpforensics.errors import InputError
 
         failed: InputError | None = None
         for p in self.providers:

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from hpforensics import __version__
 from hpforensics.timeline.rows import month_rows
+from hpforensics.timeline.correlate import KbCorrelation
 
 COLOURS = {
     "compliant": "#2e7d32", "off-track": "#f9a825", "late": "#ef6c00",
@@ -180,7 +181,6 @@ def _status_class(status: str) -> str:
 
 def _memory(result: Any) -> list[str]:
     """Per device and KB: installed per the logs vs live in memory (timeline --findings)."""
-    from hpforensics.timeline.correlate import KbCorrelation
 
     memory = getattr(result, "memory", None) or {}
     if not memory:

@@ -24,6 +24,7 @@ def _table(out: IO[str], title: str, columns: Sequence[str], rows: list[dict[str
     from rich.console import Console
     from rich.table import Table
 
+    # the schema pulls in the result records of every source: only when a table is drawn
     from hpforensics.report.schema import title as heading
 
     table = Table(title=title or None, show_lines=False)

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from hpforensics.memimage.analyze import Analysis
+from hpforensics import scan_inputs as options
+from hpforensics.custody import custody_block
+from hpforensics.evidence import BackgroundHash
+from hpforensics.memimage.analyze import Analysis, analyze
+from hpforensics.memimage.session import check_truncation, open_image
+from hpforensics.report.memory import write_outputs
+from hpforensics.textsafe import shown
 
 
 @dataclass
@@ -40,13 +46,6 @@ StepProgress = Callable[[str, int, int], None]  # (address space, done, total)
 def run_dump(image: Path, outdir: Path, opts: DumpOptions, *,
              open_progress: OpenProgress | None = None,
              step: StepProgress | None = None) -> DumpRun:
-    from hpforensics.custody import custody_block
-    from hpforensics.evidence import BackgroundHash
-    from hpforensics.textsafe import shown
-    from hpforensics import scan_inputs as options
-    from hpforensics.memimage.analyze import analyze
-    from hpforensics.report.memory import write_outputs
-    from hpforensics.memimage.session import check_truncation, open_image
 
     refs = options.references(opts.reference, opts.store, opts.manifest)
     kb = options.kb_lookup(opts.manifest, opts.store)

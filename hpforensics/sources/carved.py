@@ -9,6 +9,12 @@ from pathlib import Path
 
 from hpforensics.errors import InputError
 from hpforensics.model import ScanResult
+from hpforensics.engine import verify_space
+from hpforensics.evidence import map_evidence
+from hpforensics.reference import FileReferences, build_expected
+from hpforensics.reference.expected import template_for_file
+from hpforensics.sources.files import FilesSpace
+from hpforensics.space import MappedImage
 
 
 @dataclass
@@ -23,12 +29,6 @@ class CarvedModule:
 
 def diff_carved(carved: CarvedModule, include_loader: bool = False) -> ScanResult:
     """Build the space and verify the carved module against its file."""
-    from hpforensics.engine import verify_space
-    from hpforensics.evidence import map_evidence
-    from hpforensics.reference import FileReferences, build_expected
-    from hpforensics.reference.expected import template_for_file
-    from hpforensics.sources.files import FilesSpace
-    from hpforensics.space import MappedImage
 
     disk, memory, base = carved.disk, carved.memory, carved.base
     expected = build_expected(disk, base)

@@ -11,6 +11,7 @@ import logging
 from typing import Sequence
 
 from hpforensics.space import PAGE_SIZE, AddressSpace, MappedImage, ReadResult
+from hpforensics.reference.headers import mapped_size_of_image
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ def header_size_of_image(layer, base: int) -> int | None:
     """SizeOfImage from the PE header mapped at `base`, or None if it cannot be read."""
     from volatility3.framework import exceptions
 
-    from hpforensics.reference.headers import mapped_size_of_image
 
     mask = getattr(layer, "address_mask", (1 << 64) - 1)
     try:

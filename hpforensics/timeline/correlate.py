@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 from hpforensics.errors import InputError, UsageError
 from hpforensics.timeline.lifecycle import HOTPATCH_CLASSES
+from hpforensics.timeline.rows import lifecycle_row
+from hpforensics.cells import plain
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +141,6 @@ def correlate_dir(timeline_dir: Path, findings_path: Path,
 
 def lifecycle_rows(lifecycles: Iterable[Any]) -> list[dict[str, Any]]:
     """Update lifecycles as the plain rows of updates.jsonl (what correlate() reads)."""
-    from hpforensics.timeline.rows import lifecycle_row
-    from hpforensics.cells import plain
 
     return [{c: plain(c, v) for c, v in lifecycle_row(lc).items()} for lc in lifecycles]
 

@@ -34,6 +34,8 @@ from hpforensics.timeline.reading import iter_read, shared_classifier
 from hpforensics.evtx.records import ReadStats
 from hpforensics.timeline import rows as R
 from hpforensics.textsafe import clean
+from hpforensics.kb.calendar import WINDOWS11_24H2
+from hpforensics.timeline.intune import DEVICE_HEADINGS, SUMMARY_HEADINGS, ring_summaries
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +240,6 @@ def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], defaul
 
 def _device(device: str, events: list[Event], rules: ComplianceRules,
             opts: TimelineOptions) -> DeviceResult:
-    from hpforensics.kb.calendar import WINDOWS11_24H2
 
     boots = boot_events(events)
     lifecycles = build_lifecycles(events, boots)
@@ -258,7 +259,6 @@ def _device(device: str, events: list[Event], rules: ComplianceRules,
 def write_autopatch(outdir: Path, result: TimelineResult | Any) -> None:
     """summary.csv (per ring) and summary-devices.csv in the Intune report's terms; memory.csv
     (installed per the logs vs live in memory) when findings were given."""
-    from hpforensics.timeline.intune import DEVICE_HEADINGS, SUMMARY_HEADINGS, ring_summaries
 
     for name, headings, rows in (
             ("summary", SUMMARY_HEADINGS, ring_summaries(result.autopatch)),

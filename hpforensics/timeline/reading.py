@@ -18,6 +18,7 @@ from hpforensics.timeline import rows as R
 from hpforensics.timeline.classify import Classifier
 from hpforensics.timeline.normalise import Event, normalise
 from hpforensics.timeline.outputs import write_run
+from hpforensics.evidence import check_regular, describe_input
 
 if TYPE_CHECKING:  # the options are the run's (pipeline.py); read here by attribute only
     from hpforensics.timeline.pipeline import TimelineOptions
@@ -66,7 +67,6 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
               hash_inputs: bool = False, opts: TimelineOptions | None = None,
               index: int = 0) -> FileResult:
     """Normalised events of one input, and what reading it gave (never raises on bad data)."""
-    from hpforensics.evidence import check_regular, describe_input
 
     stats = ReadStats(item.source, device_hint=item.device_hint)
     classifier = shared_classifier(product)

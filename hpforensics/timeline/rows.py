@@ -12,6 +12,7 @@ from hpforensics.timeline.lifecycle import UpdateLifecycle
 from hpforensics.timeline.normalise import Category, Event
 from hpforensics.timeline.outputs import CsvRows, JsonRows
 from hpforensics.evtx.records import parse_time
+from hpforensics.timeline.lifecycle import OS_CLASSES
 
 EVENT_COLUMNS = [f.name for f in dataclasses.fields(Event)]
 LIFECYCLE_COLUMNS = [f.name for f in dataclasses.fields(UpdateLifecycle)
@@ -187,7 +188,6 @@ def running_build(booted: str, lifecycles: Iterable[UpdateLifecycle]) -> str:
     """The build the device runs: a hotpatch does not restart the device, so no boot reports
     the build it brings; the newest of the last booted build and the builds of the OS updates
     that took effect (a hotpatch's is its own: 26100.4851 for KB5064010)."""
-    from hpforensics.timeline.lifecycle import OS_CLASSES
 
     builds = [lc.os_build for lc in lifecycles
               if lc.os_build and lc.effective_at is not None and lc.update_class in OS_CLASSES]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -18,6 +20,12 @@ from hpforensics.timeline.reading import read_item
 
 
 def test_every_format_has_one_reader_and_is_found_by_name() -> None:
+    # in a fresh interpreter where one format module was imported before anything asked
+    probe = ("import hpforensics.evtx.formats.registry as r, hpforensics.evtx.formats as f; "
+             "print(sorted(x.kind for x in f.readers()))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['etl', 'evtx', 'json', 'registry', 'xml']"
     kinds = [r.kind for r in formats.readers()]
     assert sorted(kinds) == ["etl", "evtx", "json", "registry", "xml"]
     cases = {

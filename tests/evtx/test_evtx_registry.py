@@ -12,7 +12,8 @@ from pathlib import Path
 from hpforensics.evtx.ingest import discover
 from hpforensics.timeline.normalise import normalise
 from hpforensics.evtx.records import ReadStats
-from hpforensics.evtx.registry import is_results_file, read_registry
+from hpforensics.evtx.formats.registry import read_registry
+from hpforensics.evtx.registry import is_results_file
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 _spec = importlib.util.spec_from_file_location("build_velociraptor",

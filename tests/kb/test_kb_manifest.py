@@ -11,7 +11,8 @@ from hpforensics.errors import InputError
 from hpforensics.kb.importers import import_source
 from hpforensics.kb.importers.msfileinfo import parse
 from hpforensics.kb.lookup import open_lookup
-from hpforensics.kb.manifest import ManifestIndex, load, validate
+from hpforensics.kb.manifest import load, validate
+from hpforensics.kb.manifest_index import ManifestIndex
 from hpforensics.kb.normalize import normalize
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "kb"

@@ -49,7 +49,8 @@ def show_cmd(
 ) -> None:
     """Show a manifest's update and files."""
     from hpforensics.kb.calendar import normalize_kb
-    from hpforensics.kb.manifest import ManifestIndex, load
+    from hpforensics.kb.manifest import load
+    from hpforensics.kb.manifest_index import ManifestIndex
     from hpforensics.report import FORMATS, render
 
     if fmt not in FORMATS:

@@ -42,15 +42,22 @@ _READERS: list[LogReader] = []
 
 
 def register(cls: type[LogReader]) -> type[LogReader]:
+    if any(type(r) is cls for r in _READERS):  # a module imported twice (reload)
+        return cls
     _READERS.append(cls())
     _READERS.sort(key=lambda r: (r.order, r.kind))
     return cls
 
 
+_SCANNED = False  # a format module imported directly registers itself before any scan
+
+
 def readers() -> list[LogReader]:
-    if not _READERS:
+    global _SCANNED
+    if not _SCANNED:
         for info in pkgutil.iter_modules(__path__):
             importlib.import_module(f"{__name__}.{info.name}")
+        _SCANNED = True
     return _READERS
 
 

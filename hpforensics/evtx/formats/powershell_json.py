@@ -6,6 +6,7 @@ from typing import Iterator
 
 from hpforensics.evtx.formats import LogReader, register
 from hpforensics.evtx.records import RawRecord, ReadStats
+from hpforensics.evtx.exports import read_json
 
 
 @register
@@ -18,6 +19,5 @@ class JsonExportReader(LogReader):
 
     def read(self, path: str, stats: ReadStats, *, parser: str,
              hash_input: bool) -> Iterator[RawRecord]:
-        from hpforensics.evtx.exports import read_json
 
         return read_json(path, stats)

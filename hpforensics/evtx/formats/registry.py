@@ -3,13 +3,15 @@
 result sets of the Windows.Hotpatch.Collect artifact (JSON named by artifact and source)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from hpforensics.evidence import open_evidence
 from hpforensics.evtx.formats import LogReader, register
-from hpforensics.evtx.hive import is_hive, is_hive_path
+from hpforensics.evtx.hive import HIVE_NAMES, is_hive, is_hive_path, read_hive
 from hpforensics.evtx.records import RawRecord, ReadStats
-from hpforensics.evtx.registry import is_results_file, read_registry
+from hpforensics.evtx.registry import is_results_file, read_exported
 
 
 @register
@@ -27,6 +29,16 @@ class RegistryReader(LogReader):
         # a hive given by itself (a damaged one where Windows keeps it)
         return is_hive(head) or is_hive_path(path.absolute().parts)
 
-    def read(self, path: str, stats: ReadStats, *, parser: str,
-             hash_input: bool) -> Iterator[RawRecord]:
-        return read_registry(path, stats)
+    def read(self, path: str, stats: ReadStats, *, parser: str = "evtx",
+             hash_input: bool = False) -> Iterator[RawRecord]:
+        with open_evidence(path) as fh:
+            head = fh.read(64)
+        # a hive file: by its signature, or by its name when the base block is damaged
+        if is_hive(head) or os.path.basename(path).lower() in HIVE_NAMES:
+            return read_hive(path, stats)
+        return read_exported(path, stats, head)
+
+
+def read_registry(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    """Any registry input (hive, `.reg` export, result set) read as discovery would read it."""
+    return RegistryReader().read(path, stats)

@@ -10,6 +10,9 @@ from typing import Sequence
 from hpforensics.errors import InputError, UsageError
 from hpforensics.kb.calendar import Calendar, normalize_kb
 from hpforensics.kb.manifest import Manifest
+from hpforensics.kb.importers.directory import directory_manifest
+from hpforensics.kb.importers.msfileinfo import import_csv
+from hpforensics.kb.importers.components import components_manifest
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +31,12 @@ def import_source(source: Path, kbs: Sequence[str] = (), *, pages: bool = True,
         raise InputError(source, "no such file or directory")
     suffix = source.suffix.lower()
     if source.is_dir():
-        from hpforensics.kb.importers.directory import directory_manifest
 
         manifest = directory_manifest(source, kb_list or [""], pages=pages, workers=workers)
     elif suffix == ".csv":
-        from hpforensics.kb.importers.msfileinfo import import_csv
 
         manifest = import_csv(source, kb_list)
     elif suffix in (".mum", ".manifest", ".xml"):
-        from hpforensics.kb.importers.components import components_manifest
 
         manifest = components_manifest([source], kb_list)
     else:

@@ -15,6 +15,7 @@ from hpforensics.kb.manifest import (
     Skipped,
 )
 from hpforensics.kb.scan import ScannedFile, Skip, scan_paths, walk
+from hpforensics.kb.importers.components import merge_components
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ def _rel(path: str, root: Path) -> str:
 def directory_manifest(
     root: Path, kbs: list[str], *, pages: bool = True, workers: int | None = None
 ) -> Manifest:
-    from hpforensics.kb.importers.components import merge_components
 
     files, skipped, components = import_directory(root, kbs[0], pages=pages, workers=workers)
     manifest = Manifest(kb=kbs[0], also_kbs=kbs[1:], files=files, skipped=skipped,
