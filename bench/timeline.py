@@ -17,7 +17,9 @@ record: on the sample fleet, where 92 % of the records are update events, that i
 Python-side pipeline cannot beat). Wall time on a shared machine is noisy, so CPU seconds (process
 plus children) are shown too, with the load average; HPF_BENCH_REPEAT runs (default 1) keep the
 lowest CPU time. Peak memory is the largest resident set of any one process of a run (with --jobs
-2: the parent or a worker).
+2: the parent or a worker). Each hpforensics row of the two main corpora ends with its issue-18
+target (x raw, wall) and whether this run met it; on a loaded machine (see the load average) the
+wall ratios, and most of all the two-process rows, fall short of what an idle one gives.
 """
 from __future__ import annotations
 

@@ -244,10 +244,12 @@ _READ_AHEAD_EVENTS = 20_000
 
 
 # The parent's share of the bytes against a worker's: it also takes every worker's events off
-# the pipe, writes the outputs and spills its timeline rows while the workers read, and the
-# serial end waits for the slower of them. Measured on the 317 MB sample fleet (--jobs 2, CPU):
-# with equal shares the parent spent 7.3 s to the worker's 4.3 s.
-_PARENT_SHARE = 0.6
+# the pipe and writes the outputs while the workers read, and the serial end waits for the
+# slower of them. Measured on the 317 MB sample fleet (--jobs 2, CPU while reading): with
+# equal shares, and the timeline text still crossing the pipe, the parent spent 6.2 s to the
+# worker's 4.3 s; with the text in the workers' runs and 0.6, the parent 4.7 s to the worker's
+# 5.9 s (taking the worker's results costs the parent ~1.9 s for all of them): 0.8 evens it.
+_PARENT_SHARE = 0.8
 
 
 def _parent_share(items: Sequence[InputItem], workers: int) -> set[int]:
