@@ -28,11 +28,17 @@ demo: $(STAMP)
 # What the tests need beyond the venv: headless Chromium renders report.html
 # (tests/evtx/test_evtx_cli.py). Debian's package: PyPI has no Chromium that installs without
 # downloading a browser build of its own (playwright, pyppeteer do), which this machine cannot.
+# The fuzz smoke (every harness FUZZ_SMOKE_SECONDS from the committed corpus) needs clang for
+# libFuzzer; Debian's package too.
 test-tools:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  echo "make test: installing Debian's chromium (report.html is checked in it)"; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium >/dev/null; }
+	@command -v clang >/dev/null || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "make test: installing Debian's clang (libFuzzer for the fuzz smoke)"; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq clang >/dev/null; }
 
 # ruff at the declared line length (pyproject.toml [tool.ruff]) and mypy on the package.
 LINT_PATHS := hpforensics plugins tests bench samples fuzz
@@ -40,8 +46,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy hpforensics
 
+# The tests, then a short fuzz smoke: a crash, hang or sanitizer report fails it (fuzz/README.md).
+FUZZ_SMOKE_SECONDS ?= 5
 test: $(STAMP) test-tools
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

@@ -6,6 +6,8 @@ import datetime as dt
 import enum
 from typing import Any, Iterable
 
+from hpforensics.textsafe import clean
+
 # Columns that hold addresses read better in hex in every format.
 HEX_FIELDS = frozenset(
     {"address", "rva", "module_base", "branch_target", "patch_base", "function_rva", "base",
@@ -16,6 +18,8 @@ HEX_FIELDS = frozenset(
 def plain(name: str, value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, str):  # a path or a name from evidence: any bytes (textsafe.py)
+        return clean(value)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -31,7 +35,7 @@ def plain(name: str, value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): plain(str(k), v) for k, v in sorted(value.items())}
+        return {clean(str(k)): plain(str(k), v) for k, v in sorted(value.items())}
     if isinstance(value, (list, tuple)):
         return [plain(name, v) for v in value]
     return value

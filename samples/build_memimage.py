@@ -43,12 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copies", type=int, default=1,
                     help="plant every scenario process this many times (bigger image for bench)")
     ap.add_argument("--size-mib", type=int, default=16, help="physical memory size")
+    ap.add_argument("--modules", type=int, default=0,
+                    help="load this many System32 DLLs (of a library of 100) into every process")
+    ap.add_argument("--fill", action="store_true",
+                    help="fill physical memory: committed heaps in every process, then free "
+                         "frames with content (an image at real size; content is streamed)")
     ap.add_argument("--pe-dir", type=Path, default=HERE / "pe",
                     help="the project's sample PE files (hpbase.dll, patch images, hpkern.sys)")
     args = ap.parse_args(argv)
 
-    builder, plan = build_scenario(args.pe_dir, args.copies, args.size_mib << 20)
+    builder, plan = build_scenario(args.pe_dir, args.copies, args.size_mib << 20, args.modules,
+                                   args.fill)
     symbols = builder.finalize()
+    if args.fill:  # frames no process maps: old data on the free and standby lists
+        builder.mem.alloc_generated((builder.mem.size - builder.mem.used) // 0x1000, "heap")
     guid = builder.guid.hex.upper()
     table = isf.build_isf(guid, builder.age, symbols, builder.build)
     isf_path = write_symbols(args.symbols, guid, builder.age, table)
@@ -58,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                      "frames_used": builder.mem.used // 0x1000,
                      "kernel_dtb": builder.kernel.dtb, "symbols": str(isf_path.relative_to(args.symbols)),
                      "pdb": {"name": "ntkrnlmp.pdb", "guid": guid, "age": builder.age}}
+    if args.modules or args.fill:  # the bench reads the machine's size from here
+        plan["image"]["processes"] = len(builder.processes)
+        plan["image"]["modules"] = sum(len(p.modules) for p in builder.processes)
     args.plan.write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n")
     print(f"wrote {args.output} ({builder.mem.size >> 20} MiB), {isf_path}, {args.plan}")
     return 0

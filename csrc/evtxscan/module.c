@@ -121,10 +121,16 @@ static PyObject *py_select(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* fields.c: the common shape of a record's decoded JSON, for readers.raw_from_json() */
+PyObject *evs_record_fields(PyObject *self, PyObject *obj);
+
 static PyMethodDef methods[] = {
     {"rules", py_rules, METH_O, "Compile provider rules: ((name: bytes, ids: tuple), ...)."},
     {"select", py_select, METH_VARARGS,
      "select(chunk, rules) -> None | (records, end, kept_offsets, mentions)"},
+    {"record_fields", evs_record_fields, METH_O,
+     "record_fields(decoded_json) -> None | (provider, event_id, record_id, channel, computer, "
+     "data)"},
     {NULL, NULL, 0, NULL},
 };
 

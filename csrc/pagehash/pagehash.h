@@ -111,13 +111,28 @@ int ph_compare_get_impl(void);
 /* more threads than this only cost stacks; callers clamp to it */
 #define PH_MAX_THREADS 256
 
+/* atomically *p += v, returning the old value (the chunk counter threads claim work from) */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static inline size_t ph_fetch_add(size_t *p, size_t v) {
+#if defined(_WIN64)
+    return (size_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
+#else
+    return (size_t)_InterlockedExchangeAdd((volatile long *)p, (long)v);
+#endif
+}
+#else
+static inline size_t ph_fetch_add(size_t *p, size_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+#endif
+
 /* threads.c: run fn(base + i * stride) for i in [0, n) on n threads (the caller is one). */
 typedef void (*ph_task_fn)(void *arg);
 int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
 
-/* floor.c: load every byte once with the widest loads, on `threads` threads; *fold is the XOR
- * of it all (so nothing is skipped) */
-int ph_read_floor(const uint8_t *p, size_t len, int threads, uint64_t *fold);
+/* floor.c: load every byte once with `width`-byte loads (8, 16, 32, 64; 0 = the widest the CPU
+ * has; PH_IMPL_UNAVAILABLE if it lacks that one), on `threads` threads; *fold is the XOR of it
+ * all, so nothing is skipped */
+int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, uint64_t *fold);
 
 /* once at start-up: pick the fastest implementation of each primitive */
 void ph_init(void);

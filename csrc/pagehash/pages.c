@@ -1,4 +1,4 @@
-/* Per-page hashing: split the pages over threads, zero masked bytes in a scratch copy of each
+/* Per-page hashing: threads claim chunks of pages, zero masked bytes in a scratch copy of each
  * page that has any, flag all-zero and masked pages, and hash every page as its own message
  * (whole unmasked SHA-256 pages two at a time). */
 #include <stdlib.h>
@@ -8,9 +8,17 @@
 /* Below this many bytes per thread, starting a thread costs more than it saves. */
 #define MIN_BYTES_PER_THREAD ((size_t)1 << 20)
 
+/* Threads claim chunks of about this many bytes from a shared counter instead of owning a
+ * fixed slice: on a shared machine a thread that loses its core holds back only the chunk it
+ * is on, not half of the call. Every page still has its own output slot, so the results do not
+ * depend on which thread took which chunk. */
+#define CHUNK_BYTES ((size_t)256 << 10)
+
 typedef struct {
     const ph_hash_req *req;
-    size_t first, last; /* page indices [first, last) */
+    size_t npages, chunk; /* pages in all, pages a claim takes */
+    size_t *next;         /* shared: first page not yet claimed */
+    size_t first, last;   /* page indices [first, last) of the current claim */
     uint8_t *digests, *flags;
     int err;
 } hash_task;
@@ -86,11 +94,9 @@ static int hash_single(hash_task *t, size_t i, uint8_t **scratch) {
     return PH_OK;
 }
 
-static void hash_range(void *arg) {
-    hash_task *t = (hash_task *)arg;
+static void hash_claim(hash_task *t, uint8_t **scratch_p) {
     const ph_hash_req *r = t->req;
     size_t ps = r->page_size, i = t->first;
-    uint8_t *scratch = NULL;
     while (i < t->last && !t->err) {
         /* SHA-256 is bound by instruction latency, not memory: two whole unmasked pages run
          * side by side. (XXH3 is bound by memory and gains nothing from it.) */
@@ -102,9 +108,21 @@ static void hash_range(void *arg) {
             t->flags[i + 1] = all_zero(p + ps, ps) ? PH_FLAG_ZERO : 0;
             i += 2;
         } else {
-            t->err = hash_single(t, i, &scratch);
+            t->err = hash_single(t, i, scratch_p);
             i++;
         }
+    }
+}
+
+static void hash_range(void *arg) {
+    hash_task *t = (hash_task *)arg;
+    uint8_t *scratch = NULL;
+    while (!t->err) {
+        size_t first = ph_fetch_add(t->next, t->chunk);
+        if (first >= t->npages) break;
+        t->first = first;
+        t->last = t->npages - first < t->chunk ? t->npages : first + t->chunk;
+        hash_claim(t, &scratch);
     }
     free(scratch);
 }
@@ -116,12 +134,15 @@ int ph_hash_pages(const ph_hash_req *req, uint8_t *digests, uint8_t *flags) {
     if (n > by_size) n = by_size;
     if (n > PH_MAX_THREADS) n = PH_MAX_THREADS;
     if (n > npages) n = npages ? npages : 1;
+    size_t chunk = CHUNK_BYTES / req->page_size, next = 0;
+    if (chunk < 2) chunk = 2; /* SHA-256 pairs whole pages within a claim */
     hash_task *tasks = (hash_task *)calloc(n, sizeof *tasks);
     if (!tasks) return PH_ENOMEM;
     for (size_t k = 0; k < n; k++) {
         tasks[k].req = req;
-        tasks[k].first = npages * k / n;
-        tasks[k].last = npages * (k + 1) / n;
+        tasks[k].npages = npages;
+        tasks[k].chunk = chunk;
+        tasks[k].next = &next;
         tasks[k].digests = digests;
         tasks[k].flags = flags;
     }

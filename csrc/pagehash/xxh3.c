@@ -3,7 +3,8 @@
  * against the published vectors and the `xxhash` Python binding.
  *
  * Inputs up to 240 bytes take the short paths; longer inputs the striped accumulator loop,
- * which has a scalar, an SSE2, an AVX2 and an AVX-512 body chosen once at start-up. */
+ * which has a scalar, an SSE2, an AVX2, an AVX-512 and (on Arm64) a NEON body chosen once at
+ * start-up, each with a function of its own for exactly 4096 bytes. */
 #include "pagehash.h"
 
 #if PH_X86
@@ -226,8 +227,8 @@ static inline u128 finish_long(const uint64_t acc[8], size_t len) {
 
 static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P64_5, P32_1};
 
-/* Each SIMD body defines ACC_DECL, ACC_LOAD, ACC512(p, s), SCRAMBLE(s) and ACC_STORE over its
- * own register state; xxh3_body.h then makes two functions of it: long_<sfx>
+/* Each SIMD body defines ACC_DECL, ACC_LOAD, ACC512(p, s), SCRAMBLE(s), ACC_STORE and
+ * ACC_LANES over its own register state; xxh3_body.h then makes two functions of it: long_<sfx>
  * for any length above 240 and page4k_<sfx> for exactly 4096 bytes, the page size nearly
  * every caller hashes. A 4096-byte input is 3 blocks of 16 stripes, then 15 stripes, then the
  * last stripe at offset 4032; with the length fixed every address and secret offset is a

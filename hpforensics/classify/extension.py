@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from hpforensics.reference.patches import PatchImage, patches_for
-from hpforensics.classify.redirect import branch_target, disassemble
+from hpforensics.disasm import branch_target, disassemble
 from hpforensics.errors import InputError
 from hpforensics.model import Finding, Verdict
 from hpforensics.pe.structures import HPAT_ENTRY_SIZE, HPAT_SLOT_DISTANCE, HPAT_STUB_X64
@@ -120,7 +120,7 @@ class ExtensionVerifier:
         if "disassembly" not in kw:
             kw["disassembly"] = disassemble(data[:MAX_BYTES + 16], address, self.machine,
                                             stop=address + len(data))
-            kw["branch_target"] = branch_target(sp, data[:32], address, self.machine)
+            kw["branch_target"] = branch_target(sp.read_exact, data[:32], address, self.machine)
         if kw.get("branch_target") is not None:
             kw.setdefault("target_owner", self.ctx.amap.describe(kw["branch_target"]))
         extra = {"kind": "extension-page", **kw.pop("extra", {})}

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Sequence
 
 from hpforensics.classify.owners import AddressMap
+from hpforensics.disasm import MASK64, pointer
 from hpforensics.reference.patches import PatchImage, patches_for
 from hpforensics.pe.structures import (
     HPAT_SLOT_DISTANCE,
@@ -29,7 +29,6 @@ from hpforensics.space import AddressSpace
 log = logging.getLogger(__name__)
 
 WINDOW_BEFORE, WINDOW_AFTER = -REDIRECT_WINDOW[0], REDIRECT_WINDOW[1]  # [F-6, F+2)
-MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 ENTRIES = tuple(f.entry for f in REDIRECT_FORMS)
 
 
@@ -46,91 +45,6 @@ class Redirect:
     sequence: int | None = None
     unavailable: bool = False  # the chain leads into memory the source could not read
     hpat_where: str = ""  # where the HPAT stub lies, as seen
-
-
-@lru_cache(maxsize=4)
-def _cs(machine: int):
-    import capstone
-
-    if machine == 0x14C:
-        return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-    if machine == 0xAA64:
-        return capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    md.detail = False
-    return md
-
-
-def disassemble(code: bytes, address: int, machine: int = 0x8664, limit: int = 4,
-                stop: int | None = None) -> str:
-    """Up to `limit` instructions, only those starting before `stop` (at least one)."""
-    out: list[str] = []
-    for insn in _cs(machine).disasm(code, address):
-        if out and (len(out) >= limit or (stop is not None and insn.address >= stop)):
-            break
-        out.append(f"{insn.mnemonic} {insn.op_str}".strip())
-    return "; ".join(out)
-
-
-def instruction_start(original: bytes, at: int, machine: int, function: int | None = None,
-                      window: int = 48) -> int:
-    """Offset of the instruction of `original` (the file's bytes, x86/x64) that holds byte
-    `at`: decoded from the function start when it is within 1 KiB, else from each of 16 offsets a
-    window back, taking the boundary most decodes agree on (x86 decoding resynchronises
-    within a few instructions)."""
-    md = _cs(machine)
-    if function is not None and 0 <= at - function <= 0x400:
-        starts: Sequence[int] = [function]
-    else:
-        lo = max(at - window, 0)
-        starts = range(lo, min(lo + 16, at + 1))
-    votes: dict[int, int] = {}
-    for first in starts:
-        for address, size, _, _ in md.disasm_lite(bytes(original[first : at + 16]), first):
-            if address + size > at:
-                if address <= at:
-                    votes[address] = votes.get(address, 0) + 1
-                break
-    if not votes and len(starts) == 1:  # data inside the function stopped the decode
-        return instruction_start(original, at, machine, None, window)
-    return max(votes, key=lambda a: (votes[a], -a)) if votes else at
-
-
-def _u64(space: AddressSpace, address: int) -> int | None:
-    raw = space.read_exact(address, 8)
-    return struct.unpack("<Q", raw)[0] if raw else None
-
-
-def branch_target(space: AddressSpace, code: bytes, address: int,
-                  machine: int = 0x8664) -> int | None:
-    """Where the instruction(s) at `address` transfer control, for the common hook shapes:
-    jmp/call rel8/rel32, jmp/call [rip+disp32], mov rax/r11, imm64 + jmp reg, push imm + ret."""
-    if machine == 0xAA64 and len(code) >= 4:
-        word = struct.unpack_from("<I", code)[0]
-        if word & 0x7C000000 == 0x14000000:  # B / BL imm26
-            imm = word & 0x03FFFFFF
-            return (address + ((imm - (1 << 26) if imm & (1 << 25) else imm) << 2)) & MASK64
-        return None
-    if machine not in (0x8664, 0x14C) or not code:
-        return None
-    b = code
-    if b[0] in (0xE9, 0xE8) and len(b) >= 5:
-        return (address + 5 + struct.unpack_from("<i", b, 1)[0]) & MASK64
-    if b[0] == 0xEB and len(b) >= 2:
-        return (address + 2 + struct.unpack_from("<b", b, 1)[0]) & MASK64
-    i = 1 if b[0] in (0x48, 0x40) else 0
-    if len(b) >= i + 6 and b[i] == 0xFF and b[i + 1] in (0x25, 0x15):
-        disp = struct.unpack_from("<i", b, i + 2)[0]
-        slot = (address + i + 6 + disp) & MASK64 if machine == 0x8664 else disp & 0xFFFFFFFF
-        return _u64(space, slot) if machine == 0x8664 else slot
-    if len(b) >= 12 and b[0] in (0x48, 0x49) and 0xB8 <= b[1] <= 0xBF:
-        tail = b[10:13]
-        if (tail[:1] == b"\xff" or tail[:2] == b"\x41\xff" or tail[:1] == b"\x50"
-                or tail[:2] == b"\x41\x53"):
-            return struct.unpack_from("<Q", b, 2)[0]
-    if len(b) >= 6 and b[0] == 0x68 and b[5] == 0xC3:
-        return struct.unpack_from("<I", b, 1)[0]
-    return None
 
 
 def find_redirects(actual: bytes, start: int, end: int, lo: int) -> list[int]:
@@ -217,7 +131,7 @@ def check_redirect(
             return bad("EB F8 at the function entry without an FF 25 jmp at F-6")
         slot = (F + struct.unpack_from("<i", actual, f_off - 4)[0]) & MASK64
         win.target = slot
-    fn = _u64(space, slot)
+    fn = pointer(space.read_exact, slot)
     win.function_target = fn
     if fn is None:
         return unreadable(slot, "HPAT pointer slot")

@@ -18,8 +18,8 @@ from hpforensics.classify.extension import ExtensionResult, ExtensionVerifier
 from hpforensics.classify.owners import AddressMap
 from hpforensics.reference.patches import PatchImage
 from hpforensics.classify.patchwrites import PatchWrites
-from hpforensics.classify.redirect import (branch_target, check_redirect, disassemble,
-                                           find_redirects, instruction_start)
+from hpforensics.classify.redirect import check_redirect, find_redirects
+from hpforensics.disasm import branch_target, disassemble, instruction_start
 from hpforensics.classify.slots import check_slots
 from hpforensics.model import Finding, ModuleSummary, Verdict
 from hpforensics.pe.structures import redirect_form_at
@@ -111,11 +111,11 @@ class ModuleClassifier(PatchWrites):
         if verdict in (Verdict.UNEXPLAINED, Verdict.HOTPATCH) and self.exp.is_executable(start):
             code = self.actual[start : min(end + 16, len(self.actual))]
             if changed > start and "branch_target" not in kw and \
-                    branch_target(sp, code, im.base + start, self.machine) is None:
+                    branch_target(sp.read_exact, code, im.base + start, self.machine) is None:
                 # Written over the middle of an instruction: the new code starts at the
                 # first changed byte, the original one at the boundary before it.
                 tail = self.actual[changed : min(end + 16, len(self.actual))]
-                target = branch_target(sp, tail, im.base + changed, self.machine)
+                target = branch_target(sp.read_exact, tail, im.base + changed, self.machine)
                 if target is not None:
                     kw["branch_target"] = target
                     kw.setdefault("disassembly", disassemble(tail, im.base + changed, self.machine,
@@ -129,7 +129,7 @@ class ModuleClassifier(PatchWrites):
                     self.expdata[start : min(end + 16, len(self.expdata))], im.base + start,
                     self.machine, stop=im.base + end))
             if "branch_target" not in kw:
-                kw["branch_target"] = branch_target(sp, code, im.base + start, self.machine)
+                kw["branch_target"] = branch_target(sp.read_exact, code, im.base + start, self.machine)
         target = kw.get("branch_target")
         if target is not None and "target_owner" not in kw:
             kw["target_owner"] = self.ctx.amap.describe(target)

@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from hpforensics.errors import InputError, UsageError
+from hpforensics.textsafe import clean
 
 FORMATS = ("table", "json", "csv")
 _NAME_BASE = re.compile(r"@(?:0x)?([0-9a-fA-F]+)\.bin$")
@@ -121,7 +122,7 @@ def register_diff(pe_app: typer.Typer) -> None:
                 with staged_file(out) as tmp:
                     tmp.write_text(buf.getvalue(), encoding="utf-8")
         for w in result.warnings:
-            typer.echo(f"hpforensics: warning: {w}", err=True)
+            typer.echo(f"hpforensics: warning: {clean(w)}", err=True)
 
 
 def _custody(disk, memory, base, patch, region, module, show_loader) -> dict:

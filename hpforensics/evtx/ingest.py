@@ -189,19 +189,22 @@ def local_path(item: InputItem, warnings: list[str] | None = None) -> Iterator[s
         yield str(target)
 
 
-# What a damaged member raises as it is read: a bad CRC or header (BadZipFile), a corrupt
-# deflate / lzma stream (zlib.error, LZMAError; bzip2's is an OSError), a compression method
-# zipfile does not know (NotImplementedError), an encrypted member (RuntimeError).
+# What a damaged archive raises as it is opened or a member read: a bad CRC or header
+# (BadZipFile), a corrupt deflate / lzma stream (zlib.error, LZMAError; bzip2's is an
+# OSError), a compression method or "zip file version" zipfile does not know
+# (NotImplementedError), an encrypted member (RuntimeError), a name flagged UTF-8 that is not,
+# in the central directory or in a member's local header (UnicodeDecodeError, a ValueError).
+# fuzz_archive found the zlib.error, the version and the local-header name.
 _MEMBER_ERRORS = (zipfile.BadZipFile, OSError, EOFError, zlib.error, lzma.LZMAError,
-                  NotImplementedError, RuntimeError)
-# ... and opening the archive: a "zip file version" it does not know (NotImplementedError,
-# fuzz_archive's second find), a name flagged UTF-8 that is not (UnicodeDecodeError)
-_ARCHIVE_ERRORS = _MEMBER_ERRORS + (UnicodeDecodeError, ValueError)
+                  NotImplementedError, RuntimeError, ValueError)
+_ARCHIVE_ERRORS = _MEMBER_ERRORS
 
 # A member bigger than RATIO_FLOOR that packs more than MAX_RATIO:1 is not extracted. Real
 # event logs pack 8:1 to 60:1 (the shared and sample logs); 1 GiB of zeros packs 1000:1. A
-# log that large and that empty holds almost nothing; the warning names it. 100:1 is also
-# Apache POI's default bound (ZipSecureFile.MIN_INFLATE_RATIO 0.01).
+# log that large and that empty holds almost nothing; the warning names it. A bound on the
+# inflate ratio is the usual zip-bomb check (Apache POI's ZipSecureFile.setMinInflateRatio,
+# https://poi.apache.org/apidocs/org/apache/poi/openxml4j/util/ZipSecureFile.html; Sonar rule
+# S5042, https://rules.sonarsource.com/python/rspec-5042); 100:1 is this project's choice.
 MAX_RATIO = 100
 RATIO_FLOOR = 64 << 20
 FREE_RESERVE = 256 << 20  # left free in the scratch folder after a member is copied there

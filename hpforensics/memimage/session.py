@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -179,6 +180,27 @@ def _missing_symbols_message(context, symbol_dirs: Sequence[Path]) -> str | None
     return None
 
 
+def _location(image: Path) -> str:
+    """The file:// URL Volatility opens. Volatility unquotes a URL into text as UTF-8, so a
+    name that is not UTF-8 would name another file (or none): such an image is reached
+    through an ASCII-named symlink to it in a scratch folder that lives as long as the
+    process (the image itself is opened read-only, as any other)."""
+    resolved = image.resolve()
+    try:
+        os.fsencode(resolved).decode("utf-8")
+        return resolved.as_uri()
+    except UnicodeDecodeError:
+        global _LINKS
+        if _LINKS is None:
+            _LINKS = tempfile.TemporaryDirectory(prefix="hpf-image-")
+        link = Path(_LINKS.name) / f"image-{len(os.listdir(_LINKS.name))}"
+        link.symlink_to(resolved)
+        return link.as_uri()
+
+
+_LINKS: tempfile.TemporaryDirectory | None = None
+
+
 def open_image(
     path: str | os.PathLike[str],
     symbols: Sequence[str | os.PathLike[str]] = (),
@@ -198,7 +220,7 @@ def open_image(
             raise InputError(d, "symbol directory does not exist")
     _prepare_framework(symbol_dirs)
     ctx = contexts.Context()
-    ctx.config["automagic.LayerStacker.single_location"] = image.resolve().as_uri()
+    ctx.config["automagic.LayerStacker.single_location"] = _location(image)
     # Automagic is run for PsList's requirements (a kernel module with symbols): every plugin
     # and analysis here needs exactly that, and PsList is Volatility's own, stable anchor.
     config_path = "plugins.PsList"

@@ -286,7 +286,9 @@ class PEImage:
 
     def compute_checksum(self) -> int:
         """The PE checksum of the file bytes (only meaningful for a file layout)."""
-        return self.pe.generate_checksum()
+        from hpforensics.pe.checksum import pe_checksum
+
+        return pe_checksum(self.data, self.pe.OPTIONAL_HEADER.get_file_offset() + 0x40)
 
 
 def _merge(ranges) -> list[tuple[int, int]]:

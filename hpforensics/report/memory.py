@@ -13,22 +13,26 @@ from hpforensics.memimage.analyze import Analysis
 from hpforensics.report import schema
 from hpforensics.report.render import render, render_to
 from hpforensics.cells import to_row
+from hpforensics.textsafe import clean
+
 
 def document(analysis: Analysis, inputs: dict, custody: dict | None = None) -> dict:
+    # every value through to_row: paths and names (the image's, the processes') may hold
+    # bytes that are not UTF-8, shown escaped as in the CSV files and on the console
     return {
-        "inputs": inputs,
+        "inputs": to_row(inputs),
         **({"custody": custody} if custody is not None else {}),
         "hotpatch_images": [to_row(r) for r in analysis.hotpatch_images],
         "findings": [to_row(f) for f in analysis.findings],
         "modules": [to_row(m) for m in analysis.modules],
-        "processes": [{"pid": s.record.pid, "process": s.record.name,
-                       "images": len(s.record.images),
-                       "images_not_in_loader_list": [i.path for i in s.record.images
-                                                     if not i.in_loader_list],
-                       "peb_images_hotpatched": s.record.images_hotpatched}
+        "processes": [to_row({"pid": s.record.pid, "process": s.record.name,
+                              "images": len(s.record.images),
+                              "images_not_in_loader_list": [i.path for i in s.record.images
+                                                            if not i.in_loader_list],
+                              "peb_images_hotpatched": s.record.images_hotpatched})
                       for s in analysis.spaces],
         "yara": [to_row(y) for y in analysis.yara],
-        "warnings": analysis.warnings,
+        "warnings": [clean(w) for w in analysis.warnings],
     }
 
 

@@ -41,6 +41,8 @@ def run_dump(image: Path, outdir: Path, opts: DumpOptions, *,
              open_progress: OpenProgress | None = None,
              step: StepProgress | None = None) -> DumpRun:
     from hpforensics.custody import custody_block
+    from hpforensics.evidence import BackgroundHash
+    from hpforensics.textsafe import shown
     from hpforensics import scan_inputs as options
     from hpforensics.memimage.analyze import analyze
     from hpforensics.report.memory import write_outputs
@@ -50,6 +52,7 @@ def run_dump(image: Path, outdir: Path, opts: DumpOptions, *,
     kb = options.kb_lookup(opts.manifest, opts.store)
     rules = options.yara_rules(opts.yara)
     session = open_image(image, opts.symbols, progress=open_progress)
+    image_hash = BackgroundHash(image)  # after open_image: a refused image is not hashed
     result = analyze(session.context, session.kernel, source=f"dump:{image.name}",
                      references=refs, kb_lookup=kb, pids=opts.pid or None, progress=step,
                      check_tables=lambda dtb: check_truncation(session, dtb, user=True),
@@ -60,5 +63,6 @@ def run_dump(image: Path, outdir: Path, opts: DumpOptions, *,
               "store": str(opts.store) if opts.store else None,
               "yara": str(opts.yara) if opts.yara else None, "yara_all": opts.yara_all}
     custody = custody_block("dump analyze", [image, opts.manifest, opts.store, opts.yara],
-                            {"pid": sorted(opts.pid)}, references=[*opts.symbols, *opts.reference])
+                            {"pid": sorted(opts.pid)}, references=[*opts.symbols, *opts.reference],
+                            hashed={shown(image): image_hash.result()})
     return DumpRun(result, write_outputs(result, outdir, inputs, custody))

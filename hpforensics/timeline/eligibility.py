@@ -29,6 +29,10 @@ ARC_FREE_FROM = dt.date(2026, 5, 19)  # Azure Arc hotpatch for Server 2025 at no
 ARM64_MIN_REVISION = 4929  # Arm64 hotpatching needs 26100.4929 or later
 _TITLE_ARCH = re.compile(r"\bfor (arm64|x64)-based systems\b", re.IGNORECASE)
 _NO_TIME = dt.datetime.min.replace(tzinfo=dt.timezone.utc)  # .reg exports hold no times
+# the categories Eligibility.of reads, as the text events carry (an enum member hashes by name)
+_SAYS = frozenset(c.value for c in (
+    Category.ENROLMENT, Category.NOT_ENROLLED, Category.CHPE_DISABLED, Category.CHPE_ENABLED,
+    Category.ARCH_ARM64, Category.ARCH_X64, Category.BOOT))
 
 
 @dataclass
@@ -49,7 +53,14 @@ class Eligibility:
         e = cls(product)
         titled = ""  # what update titles say; the registry's PROCESSOR_ARCHITECTURE wins
         chpe: dict[str, str] = {}
-        for ev in sorted(events, key=lambda x: x.time or _NO_TIME):
+        # Only events that say something here are sorted and walked (a dense fleet's update
+        # events are most of a device's and say nothing but their titles): a category of
+        # interest, or a title that names the architecture (looked up once per distinct title).
+        arch: dict[str, bool] = {}
+        said = [ev for ev in events if ev.category in _SAYS or (ev.title and (
+            arch[ev.title] if ev.title in arch
+            else arch.setdefault(ev.title, _TITLE_ARCH.search(ev.title) is not None)))]
+        for ev in sorted(said, key=lambda x: x.time or _NO_TIME):
             when = ev.time or _NO_TIME
             cat = ev.category
             if cat == Category.ENROLMENT:

@@ -263,7 +263,8 @@ def _copy_range(src: Any, dst: Any, offset: int, size: int) -> int:
 class SpillSorter:
     """Sort rows by key with bounded memory: runs (sorted rows in temporary files, written
     here when `limit` rows pile up, or by worker processes) are merged with heapq while the
-    output is written."""
+    output is written. Rows of different sources (one extend() call, one run) must not share
+    a key: the merge compares whole rows."""
 
     MAX_OPEN = 200  # runs merged at once; more are first merged into intermediate runs
 
@@ -285,12 +286,18 @@ class SpillSorter:
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         while len(self._runs) > self.MAX_OPEN:
             group, self._runs = self._runs[:self.MAX_OPEN], self._runs[self.MAX_OPEN:]
-            merged = heapq.merge(*map(_read_run, group), key=_first)
+            merged = heapq.merge(*map(_read_run, group))
             self._runs.append(write_run(self.work_dir, merged, presorted=True))
             for p in group:
                 p.unlink(missing_ok=True)
         self._rows.sort(key=_first)
-        return heapq.merge(iter(self._rows), *map(_read_run, self._runs), key=_first)
+        if not self._runs:  # nothing spilled: the sorted rows are the order (no heap per row)
+            return iter(self._rows)
+        # Merged on the whole rows, not through a key function (a Python call per row): two
+        # sources never hold rows with the same key (the pipeline's keys end with the input's
+        # index, and one input's rows are in one source), so the rows compare as their keys do,
+        # and merge never reorders the rows of one source.
+        return heapq.merge(iter(self._rows), *map(_read_run, self._runs))
 
 
 def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:

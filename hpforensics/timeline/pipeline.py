@@ -162,8 +162,8 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
                 events_out.append_range(*part.events_pieces, len(part.events))
             else:
                 events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
-            if part.timeline_run is not None:
-                timeline.add_run(part.timeline_run)
+            for run in part.timeline_runs:
+                timeline.add_run(run)
             timeline.extend(part.timeline)
             for ev in part.events:
                 by_device[ev.device].append(ev)
@@ -292,7 +292,9 @@ def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> 
         csv_lines = CsvLines()
         for row in R.effective_rows(d.lifecycles):
             tv = plain_values(tcols, row)
-            derived.append(((row["datetime"], row["device"], ""), csv_lines(safe_cells(tv)),
+            # after every input's rows in a tie (the key's last item is an input index)
+            derived.append(((row["datetime"], row["device"], "", len(result.inputs)),
+                            csv_lines(safe_cells(tv)),
                             json_line(tcols, tv)))
         timeline.extend(derived)
     with RowSink(outdir, "timeline", tcols) as out:

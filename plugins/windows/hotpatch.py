@@ -122,8 +122,15 @@ class _HotpatchBase:
         layer = self.context.layers[self.context.modules[cfg["kernel"]].layer_name]  # type: ignore
         location = layer.config.get("memory_layer", "")
         rules = options.yara_rules(Path(cfg["yara"]) if cfg.get("yara") and self._verify else None)
+        # Volatility's own progress channel: `vol` prints it on stderr as its scanners do, and
+        # mutes it with -q; other front ends draw it their way
+        report = self._progress_callback  # type: ignore[attr-defined]
+
+        def step(what: str, done: int, total: int) -> None:
+            report(100.0 * done / max(total, 1), f"hotpatch: {what}")
+
         return analyze(self.context, cfg["kernel"], source=f"dump:{location}",  # type: ignore
-                       references=refs, kb_lookup=kb, pids=cfg.get("pid") or None,
+                       references=refs, kb_lookup=kb, pids=cfg.get("pid") or None, progress=step,
                        verify=self._verify, patch_records=self._patch_records, yara=rules,
                        yara_all=bool(cfg.get("yara-all")))
 

@@ -19,6 +19,10 @@ for r in csv.DictReader(open(sys.argv[1])):
               f' unexplained={r["pages_unexplained"]}')
 PY
 # notepad.exe (pid 3128): genuine redirects hotpatch, the attacker's page unexplained as a whole
-grep -E '^3128,.*,(hotpatch|unexplained),' "$OUT/dump/findings.csv" | cut -d, -f1,3,5,6,7 \
-    | tee "$OUT/notepad-findings.csv"
+python - "$OUT/dump/findings.csv" <<'PY' | tee "$OUT/notepad-findings.csv"
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):  # by column name: the schema is the dataclass's
+    if r["pid"] == "3128" and r["verdict"] in ("hotpatch", "unexplained"):
+        print(",".join((r["pid"], r["module"], r["rva"], r["size"], r["verdict"])))
+PY
 echo "dump analyze --store -> $OUT/"

@@ -7,5 +7,6 @@ python samples/build_hive.py --dirty "$DEMO_OUT/hivelog/kape"
 hpforensics timeline "$DEMO_OUT/hivelog/kape" -o "$DEMO_OUT/hivelog/out" --no-html
 grep -h "AllowRebootlessUpdates" "$DEMO_OUT/hivelog/out/events.csv" \
     | tee "$DEMO_OUT/hivelog/replayed.txt"
-cut -d, -f1,8 "$DEMO_OUT/hivelog/out/devices.csv"
+echo device,hotpatch_enrolment
+python -c 'import csv, sys; [print(r["device"], r["hotpatch_enrolment"], sep=",") for r in csv.DictReader(open(sys.argv[1]))]' "$DEMO_OUT/hivelog/out/devices.csv"
 echo "hivelog -> $DEMO_OUT/hivelog/"

@@ -28,6 +28,8 @@ class PhysicalMemory:
         self.size = size
         self.frames: dict[int, bytearray] = {}
         self._next = start
+        self.generated: list[tuple[int, int, str]] = []  # (first frame, count, content kind)
+        self.content = None  # bulk.ContentFrames: makes the generated frames' bytes on save
 
     def alloc(self, count: int = 1) -> int:
         addr = self._next
@@ -36,6 +38,15 @@ class PhysicalMemory:
             raise MemoryError("sample image too small for the scenario")
         for i in range(count):
             self.frames[addr + i * PAGE] = bytearray(PAGE)
+        return addr
+
+    def alloc_generated(self, count: int, kind: str) -> int:
+        """Frames whose content is made when saved, never held here (images at real size)."""
+        addr = self._next
+        self._next += count * PAGE
+        if self._next > self.size:
+            raise MemoryError("image too small for the scenario")
+        self.generated.append((addr, count, kind))
         return addr
 
     def frame(self, addr: int) -> bytearray:
@@ -73,6 +84,11 @@ class PhysicalMemory:
                 if any(frame):
                     fh.seek(addr)
                     fh.write(frame)
+            for first, count, kind in self.generated:  # streamed, a few MiB at a time
+                fh.seek(first)
+                for chunk in range(0, count, 1024):
+                    fh.write(b"".join(self.content.page(kind, first + i * PAGE)
+                                      for i in range(chunk, min(count, chunk + 1024))))
         tmp.replace(path)
 
 

@@ -21,6 +21,7 @@ from memimage.images import PeSamples, Region, exe_stub, stub_image
 GUID = uuid.UUID("5b0a3c1e-9d47-4e2a-8f61-24a0c0de2610")
 AGE = 1
 SIZE = 16 << 20
+FILL_RESERVE = 64 << 20  # left after the heaps: page tables, kernel objects, then free frames
 COPY_PID_STRIDE = 10000  # PIDs of further copies of the plants (multiples of 4)
 T0 = 1_778_745_600  # 2026-05-14 08:00:00 UTC, after the May 2026 hotpatch
 SYS32 = "C:\\Windows\\System32\\"
@@ -149,9 +150,15 @@ EXT_SLOT_AT = SCP_PAGE_SIZE + 0x1000 + EXT_STUB_INDEX * 8
 
 
 class Scenario:
-    def __init__(self, pe_dir: Path, copies: int = 1, size: int = SIZE) -> None:
-        self.copies = copies
+    def __init__(self, pe_dir: Path, copies: int = 1, size: int = SIZE, modules: int = 0,
+                 fill: bool = False) -> None:
+        self.copies, self.fill = copies, fill
         self.b = WindowsImageBuilder(size, GUID, AGE, now=T0 + 7200)
+        self.bulk = None
+        if modules or fill:  # a machine at real size (bench/dump.py); off for the sample
+            from memimage.bulk import BulkMachine, ContentFrames
+            self.b.mem.content = ContentFrames()
+            self.bulk = BulkMachine(self.b, modules)
         self.pe = PeSamples(pe_dir)
         self.plan: dict = {"generator": "samples/build_memimage.py", "processes": [],
                            "kernel": {}, "expected_findings": [], "expected_images": []}
@@ -189,6 +196,8 @@ class Scenario:
                               LdrEntry(exe.base, exe.size, SYS32 + name, exe.base + 0x1000,
                                        exe.timestamp, exe.checksum, REASON_STATIC))
         self.system_dlls(p)
+        if self.bulk is not None:
+            self.bulk.load_modules(p)
         return p
 
     def regions(self, p: Process, regions: list[Region], *, listed: set[str] | None = None,
@@ -341,9 +350,11 @@ class Scenario:
             for plant in PLANTS:
                 self.plant(replace(plant, pid=plant.pid + COPY_PID_STRIDE * copy,
                                    offset=plant.offset + copy))
+        if self.fill:
+            self.bulk.fill_heaps(b.processes, reserve=min(FILL_RESERVE, b.mem.size // 8))
         return b, self.plan
 
 
-def build_scenario(pe_dir: Path, copies: int = 1,
-                   size: int = SIZE) -> tuple[WindowsImageBuilder, dict]:
-    return Scenario(pe_dir, copies, size).build()
+def build_scenario(pe_dir: Path, copies: int = 1, size: int = SIZE, modules: int = 0,
+                   fill: bool = False) -> tuple[WindowsImageBuilder, dict]:
+    return Scenario(pe_dir, copies, size, modules, fill).build()

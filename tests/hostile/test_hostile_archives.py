@@ -105,3 +105,41 @@ def test_unknown_zip_version_found_by_the_fuzzer(cli, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"hpforensics: error: {archive}: not a readable zip archive "
                            "(zip file version 23.6)\n")
+
+
+def test_local_header_name_not_utf8_found_by_the_fuzzer(cli, tmp_path):
+    """fuzz_archive's third find: a member whose local header name is flagged UTF-8 and is
+    not raised UnicodeDecodeError out of zipfile's open (a traceback). Now that member is one
+    warning like any damaged member; here no member holds a record, so one error line."""
+    archive = Path(__file__).resolve().parents[1] / "corrupt" / "regressions" / \
+        "archive-local-name-not-utf8.zip"
+    proc = cli("timeline", archive, "-o", tmp_path / "out", timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"hpforensics: error: {archive}!")
+
+
+def test_a_hive_log_member_beyond_the_bound_is_named_and_the_hive_read(cli, tmp_path):
+    """A hive's transaction log is copied beside it only within the same bound: a 96 MiB
+    .LOG1 of zeros is one warning naming it, and the hive is read without it."""
+    config = Path(__file__).resolve().parents[2] / "samples" / "kape" / "HP-WS-001" / "C" / \
+        "Windows" / "System32" / "config"
+    archive = tmp_path / "HOST7.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.write(config / "SYSTEM", "C/Windows/System32/config/SYSTEM")
+        with zf.open("C/Windows/System32/config/SYSTEM.LOG1", "w") as member:
+            for _ in range(96):
+                member.write(bytes(1 << 20))
+    out = tmp_path / "out"
+    alone = cli("timeline", config / "SYSTEM", "-o", tmp_path / "alone", "--no-html", timeout=120)
+    proc = cli("timeline", archive, "-o", out, "--no-html", timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("hpforensics: warning:")]
+    assert any(f"{archive}!C/Windows/System32/config/SYSTEM.LOG1 at offset 0x" in ln
+               and "not extracted" in ln for ln in warnings), proc.stderr
+    with open(out / "inputs.csv", newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    with open(tmp_path / "alone" / "inputs.csv", newline="", encoding="utf-8") as fh:
+        (want,) = list(csv.DictReader(fh))
+    assert int(row["records"]) == int(want["records"]) > 0  # the hive itself was read

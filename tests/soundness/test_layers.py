@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "hpforensics.model", "hpforensics.space", "hpforensics.pagehash",
               "hpforensics.pagehash_ref", "hpforensics.outpaths", "hpforensics.custody",
               "hpforensics.cells", "hpforensics.csvsafe", "hpforensics.textsafe",
-              "hpforensics.staging", "hpforensics.data")),
+              "hpforensics.staging", "hpforensics.disasm", "hpforensics.data")),
     ("pe", ("hpforensics.pe",)),
     ("reference", ("hpforensics.reference",)),
     ("kb", ("hpforensics.kb",)),

@@ -129,3 +129,19 @@ def test_pe_info_output_and_sidecar(cli, tmp_path, shared_data):
     _check(json.loads(sidecar_path(out).read_text()), "pe info", files)
     refused = cli("pe", "info", *files, "-o", out)
     assert refused.returncode == 2 and "--format json" in refused.stderr
+
+
+def test_background_hash_equals_the_serial_one_and_keeps_its_error(tmp_path):
+    """dump analyze hashes the image on a thread while it analyses: same digest, and a file
+    that cannot be read gives the caller the same error the serial hash would."""
+    from hpforensics.errors import InputError
+    from hpforensics.evidence import BackgroundHash, describe_input
+
+    f = tmp_path / "image.raw"
+    f.write_bytes(bytes(range(256)) * 20000)
+    assert BackgroundHash(f).result() == describe_input(f).sha256
+    with pytest.raises(InputError) as serial:
+        describe_input(tmp_path / "gone.raw")
+    with pytest.raises(InputError) as threaded:
+        BackgroundHash(tmp_path / "gone.raw").result()
+    assert str(threaded.value) == str(serial.value)

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from hpforensics.errors import ExitCode
+from hpforensics.textsafe import clean, shown
 
 dump_app = typer.Typer(help="Analyse memory images (raw, crash dumps: whatever Volatility opens).",
                        no_args_is_help=True)
@@ -70,8 +71,8 @@ def analyze_cmd(
     if not quiet:
         print_tables(run.analysis, sys.stdout)
     for w in run.analysis.warnings:
-        typer.echo(f"hpforensics: warning: {w}", err=True)
-    typer.echo("wrote " + ", ".join(str(outdir / p.name) for p in run.written), err=True)
+        typer.echo(f"hpforensics: warning: {clean(w)}", err=True)
+    typer.echo("wrote " + ", ".join(shown(outdir / p.name) for p in run.written), err=True)
     if run.damaged:
         raise typer.Exit(int(ExitCode.PARTIAL))
 

@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from hpforensics.errors import ExitCode, InputError, UsageError
+from hpforensics.textsafe import clean
 
 pe_app = typer.Typer(help="PE files: hotpatch records, load config, dynamic relocations, CFG, CodeView.",
                      no_args_is_help=True)
@@ -25,6 +26,8 @@ def _hexify(value):
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_hexify(v) for v in value]
+    if isinstance(value, str):  # a file name: any bytes, shown as every output shows them
+        return clean(value)
     return value
 
 
