@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, Iterable
 
 from hpforensics.textsafe import clean
 
@@ -43,6 +43,7 @@ def plain(name: str, value: Any) -> Any:
 
 def to_row(record: Any) -> dict[str, Any]:
     """A dataclass (or mapping) as an ordered dict of plain values."""
+    items: Iterable[tuple[str, Any]]
     if dataclasses.is_dataclass(record) and not isinstance(record, type):
         items = ((f.name, getattr(record, f.name)) for f in dataclasses.fields(record))
     elif isinstance(record, dict):

@@ -6,6 +6,7 @@ cannot read, naming the file and the offset, so the CLI can print one line and e
 from __future__ import annotations
 
 import enum
+import os
 
 from hpforensics.textsafe import clean, shown
 
@@ -30,7 +31,8 @@ class UsageError(HPFError):
 class InputError(HPFError):
     """Evidence that cannot be read as what it claims to be."""
 
-    def __init__(self, path: object, message: str, offset: int | None = None) -> None:
+    def __init__(self, path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | None,
+                 message: str, offset: int | None = None) -> None:
         # the path and the message reach every output: undecodable bytes escaped once, here
         self.path = shown(path) if path is not None else None
         self.offset = offset

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import mmap
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import cast
 
 from hpforensics.errors import InputError
 from hpforensics.textsafe import shown
@@ -59,7 +60,7 @@ def check_regular(path: str | os.PathLike[str]) -> os.stat_result:
     return st
 
 
-def open_evidence(path: str | os.PathLike[str]) -> IO[bytes]:
+def open_evidence(path: str | os.PathLike[str]) -> io.BufferedReader:
     """Open a regular file for reading only; a missing, unreadable or non-regular file (FIFO,
     device, socket, a symlink to one) is a one-line InputError. The open is O_NONBLOCK, so a
     FIFO swapped in after any earlier check still cannot block it; fstat() then decides."""
@@ -83,7 +84,7 @@ def open_evidence(path: str | os.PathLike[str]) -> IO[bytes]:
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)  # a regular file: reads as usual
     fh = open(fd, "rb")  # noqa: SIM115 - caller owns the handle
-    fh.raw.name = os.fspath(path)  # messages name the file, not the descriptor
+    cast(io.FileIO, fh.raw).name = os.fspath(path)  # messages name the file, not the descriptor
     return fh
 
 

@@ -129,7 +129,8 @@ class ModuleClassifier(PatchWrites):
                     self.expdata[start : min(end + 16, len(self.expdata))], im.base + start,
                     self.machine, stop=im.base + end))
             if "branch_target" not in kw:
-                kw["branch_target"] = branch_target(sp.read_exact, code, im.base + start, self.machine)
+                kw["branch_target"] = branch_target(sp.read_exact, code, im.base + start,
+                                                    self.machine)
         target = kw.get("branch_target")
         if target is not None and "target_owner" not in kw:
             kw["target_owner"] = self.ctx.amap.describe(target)

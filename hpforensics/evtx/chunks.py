@@ -12,7 +12,7 @@ import io
 import logging
 import struct
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Union
+from typing import Any, Callable, Union
 
 
 try:  # every byte of every log is CRC-checked: zlib-ng folds with PCLMUL, ~5x zlib's speed
@@ -95,7 +95,7 @@ def apply_patches(chunk: bytearray, patches: tuple[tuple[int, int], ...]) -> Non
 Wanted = Callable[[bytearray], Union[bool, RecordPick]]
 
 
-def scan_chunks(fh: BinaryIO, size: int, wanted: Wanted | None = None,
+def scan_chunks(fh: io.BufferedIOBase, size: int, wanted: Wanted | None = None,
                 digest: Any = None) -> ChunkScan:
     """Check the file header and every chunk header; never raises on damaged data.
 
@@ -220,7 +220,7 @@ class SelectedChunks(io.RawIOBase):
     chunk at `offsets[i]` in the real file. `patches` (chunk offset -> record size patches,
     see evtx/select.py) are applied to the bytes handed out, never to the file."""
 
-    def __init__(self, fh: BinaryIO, offsets: list[int],
+    def __init__(self, fh: io.BufferedIOBase, offsets: list[int],
                  patches: dict[int, tuple[tuple[int, int], ...]] | None = None) -> None:
         super().__init__()
         self._fh = fh
@@ -246,7 +246,7 @@ class SelectedChunks(io.RawIOBase):
         self._pos = max(0, base + pos)
         return self._pos
 
-    def readinto(self, out) -> int:  # type: ignore[override]
+    def readinto(self, out) -> int:
         view = memoryview(out).cast("B")
         done = 0
         while done < len(view) and self._pos < self._size:

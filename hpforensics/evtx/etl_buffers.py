@@ -116,8 +116,11 @@ class Layout:
         stored = self.fh.read(h.size - HEADER_SIZE)
         if len(stored) < h.size - HEADER_SIZE:  # a cut stream cannot be decompressed
             return Buffer(index, h, b"", h.offset + HEADER_SIZE + len(stored))
+        decompress = self.decompress
+        if decompress is None:  # buffers() stops before any such buffer: problem() names it
+            raise ValueError("is compressed in a trace that does not say how")
         try:
-            data = self.decompress(stored, h.saved - HEADER_SIZE)
+            data = decompress(stored, h.saved - HEADER_SIZE)
         except Exception as exc:  # noqa: BLE001 - damaged compressed data, any failure
             raise ValueError(f"does not decompress ({type(exc).__name__}: {exc})") from None
         if len(data) != h.saved - HEADER_SIZE:

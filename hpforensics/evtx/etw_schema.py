@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from hpforensics.evtx.records import filetime_datetime
 
@@ -179,31 +180,32 @@ def _text(b: bytes, width: int) -> str:
     return b.decode("utf-16-le" if width == 2 else "latin-1", errors="replace").rstrip("\0")
 
 
-def _render(spec: FieldSpec, value: object) -> str:
+def _render(spec: FieldSpec, value: Any) -> str:
+    """`value` is what the field's InType decoded to (int, bytes or str): tested by `t`."""
     t = spec.in_type
     if t == "GUID":
-        return "{" + str(uuid.UUID(bytes_le=bytes(value))).upper() + "}"  # type: ignore[arg-type]
+        return "{" + str(uuid.UUID(bytes_le=bytes(value))).upper() + "}"
     if t == "FILETIME":
         try:
-            stamp = filetime_datetime(int(value))  # type: ignore[call-overload]
+            stamp = filetime_datetime(int(value))
         except OverflowError:  # past year 9999: not a time, show the number
             return f"0x{value:x}"
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}{int(value) % 10}Z"
     if t == "SYSTEMTIME":
-        y, mo, _, d, h, mi, s, ms = struct.unpack("<8H", value)  # type: ignore[arg-type]
+        y, mo, _, d, h, mi, s, ms = struct.unpack("<8H", value)
         return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ms:03d}0000Z"
     if t == "SID":
-        b = bytes(value)  # type: ignore[arg-type]
+        b = bytes(value)
         subs = struct.unpack_from(f"<{b[1]}I", b, 8)
         return "S-" + "-".join(str(x) for x in (b[0], int.from_bytes(b[2:8], "big"), *subs))
     if t in ("Binary", "CountedBinary"):
-        return bytes(value).hex().upper()  # type: ignore[arg-type]
+        return bytes(value).hex().upper()
     if t == "Boolean":
         return "true" if value else "false"
     if t in _HEX_OUT or spec.out_type in _HEX_OUT or t in ("Pointer", "SizeT"):
         return f"0x{value:x}"
     if t == "IPAddrV6":
-        return str(ipaddress.IPv6Address(bytes(value)))  # type: ignore[arg-type]
+        return str(ipaddress.IPv6Address(bytes(value)))
     if t == "IPAddrV4":
-        return ".".join(str(x) for x in struct.pack("<I", value))  # type: ignore[arg-type]
+        return ".".join(str(x) for x in struct.pack("<I", value))
     return str(value)

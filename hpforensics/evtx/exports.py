@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import xml.etree.ElementTree as ET
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, cast
 
 from hpforensics.evidence import open_evidence
 from hpforensics.evtx.records import (RawRecord, ReadStats, add_positional, parse_time,
@@ -49,7 +49,7 @@ POSITIONAL_NAMES: dict[tuple[str, int], tuple[str, ...]] = {
 
 def read_xml(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     """wevtutil XML (<Event> elements, no root) or PowerShell Export-Clixml (<Objs><Obj>...)."""
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     parser.feed(b"<hpforensics-events>")
     stack: list[ET.Element] = []
     first = True
@@ -61,7 +61,9 @@ def read_xml(path: str, stats: ReadStats) -> Iterator[RawRecord]:
                 first = False
             try:
                 parser.feed(block) if block else parser.feed(b"</hpforensics-events>")
-                for kind, elem in parser.read_events():
+                # only start and end events were asked for: each carries its element
+                events = cast("Iterator[tuple[str, ET.Element]]", parser.read_events())
+                for kind, elem in events:
                     if kind == "start":
                         stack.append(elem)
                         continue

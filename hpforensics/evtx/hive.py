@@ -154,10 +154,10 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
     found = _control_set(root, problems)
     if found is not None:
         control_set, chosen_by = found
-        for parts in (MEMORY, ENVIRONMENT):
-            key = _open(root, (control_set, *parts), problems)
+        for sub in (MEMORY, ENVIRONMENT):
+            key = _open(root, (control_set, *sub), problems)
             if key is not None:
-                where = "HKLM\\SYSTEM\\CurrentControlSet\\" + "\\".join(parts)
+                where = "HKLM\\SYSTEM\\CurrentControlSet\\" + "\\".join(sub)
                 yield from _values(hive, key, where, device_values(where), problems,
                                    note=f" [{control_set} = Select\\{chosen_by}]")
 

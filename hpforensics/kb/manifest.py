@@ -133,7 +133,7 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def validate(doc: Any, where: object = "<manifest>") -> None:
+def validate(doc: Any, where: str | Path = "<manifest>") -> None:
     """Raise InputError naming the first schema violation and where it is."""
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])

@@ -8,12 +8,14 @@ numpy over the mapped file in blocks, the same number in ~1 s per GiB.
 """
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 _BLOCK = 64 << 20  # bytes summed per numpy call (a multiple of 4)
 
 
-def pe_checksum(data: bytes | bytearray | memoryview, checksum_offset: int) -> int:
+def pe_checksum(data: bytes | bytearray | memoryview | mmap.mmap, checksum_offset: int) -> int:
     size = len(data)
     view = memoryview(data).cast("B")
     whole = size - size % 4
