@@ -159,28 +159,29 @@ def _read_indices(indices: Sequence[int]) -> list[FileResult]:
 
 
 def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[FileResult]:
-    """FileResults in input order. With --jobs N the parent is one of the N readers: it reads
-    its share of the inputs itself and takes the rest from N - 1 forked workers (a parent that
-    only waited on N workers would be an (N + 1)th process on N cores, unpickling and copying
-    while they read). While the next result due is a worker's and not ready, the parent reads
-    ahead in its own share instead of waiting; its results go to a piece file as a worker's
-    do, so what it holds ahead is the events, not their text."""
+    """FileResults in input order. With --jobs N the parent is one of the N readers: N - 1
+    forked workers take tasks of a few inputs from the front of the queue, and the parent,
+    whenever the next result due is a worker's and not ready, reads the next input nobody has
+    started (a parent that only waited on N workers would be an (N + 1)th process on N cores).
+    Nothing is split in advance: on real logs a worker's results cost the parent little to
+    take and it reads ~half the inputs; on a fleet of update events taking them costs it more
+    and it reads fewer. Its results go to a piece file as a worker's do, so what it holds
+    ahead is the events, not their text."""
     global _JOB
     if opts.jobs == 1 or len(items) < 2:  # read here: no worker piece files
         one = dataclasses.replace(opts, jobs=1)
         yield from (read_item(item, one.parser, one.product, one.hash_inputs, one, i)
                     for i, item in enumerate(items))
         return
-    import multiprocessing  # only with --jobs > 1 (~4 ms of start-up otherwise)
+    import multiprocessing  # lazy: only with --jobs > 1 (~4 ms of start-up otherwise)
     from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     workers = min(opts.jobs, len(items)) - 1
-    mine = _parent_share(items, workers)
-    theirs = [i for i in range(len(items)) if i not in mine]
-    # a few inputs per task: one per file costs the parent a pipe round trip each
-    size = max(1, min(32, len(theirs) // (8 * workers)))
-    tasks = [theirs[k:k + size] for k in range(0, len(theirs), size)]
+    pending = deque(range(len(items)))  # inputs nobody has started, in order
+    futures: dict[int, Future] = {}  # task index -> its future, until the parent takes it
+    tasks: list[list[int]] = []
+    task_of: dict[int, int] = {}
     _JOB = (items, opts)
     # Not multiprocessing.Pool: its worker-handler thread wakes on every result waiting in the
     # pipe and spins until the result thread has read it (~0.4 s of the parent's CPU on the
@@ -189,34 +190,43 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_signals) as pool:
             try:
-                # Tasks are handed out a few at a time, not all at once: results a worker
-                # finished early wait in the parent's memory until their turn.
-                futures: list[Any] = []
                 taken = 0  # tasks whose results the parent has taken
 
                 def submit_more() -> None:
-                    while len(futures) < min(taken + 4 * workers, len(tasks)):
-                        futures.append(pool.submit(_read_indices, tasks[len(futures)]))
+                    # A few tasks per worker ahead of the parent, not all at once: results a
+                    # worker finished early wait in the parent's memory until their turn.
+                    while pending and len(tasks) < taken + _TASKS_AHEAD * workers:
+                        # guided: tasks shrink as the queue empties, so the last one a worker
+                        # holds (and the parent may wait on) is short; a few inputs each
+                        # while it is long, as one per input costs a pipe round trip each
+                        size = max(1, min(32, len(pending) // (8 * (workers + 1))))
+                        task = [pending.popleft() for _ in range(min(size, len(pending)))]
+                        for i in task:
+                            task_of[i] = len(tasks)
+                        tasks.append(task)
+                        futures[len(tasks) - 1] = pool.submit(_read_indices, task)
 
                 submit_more()
-                task_of = {i: t for t, task in enumerate(tasks) for i in task}
-                own = deque(sorted(mine))
                 ready: dict[int, FileResult] = {}
+                mine: set[int] = set()
                 held = 0  # events of the parent's inputs read ahead and not yet handed on
                 for i in range(len(items)):
                     while i not in ready:
                         t = task_of.get(i)
-                        if t is not None and (futures[t].done() or not own
-                                              or held > _READ_AHEAD_EVENTS):
-                            ready.update(zip(tasks[t], futures[t].result()))
-                            futures[t] = None  # its results are in `ready`
+                        future = futures.get(t) if t is not None else None
+                        if future is not None and t is not None and (
+                                future.done() or not pending or held > _READ_AHEAD_EVENTS):
+                            ready.update(zip(tasks[t], future.result()))
+                            del futures[t]  # its results are in `ready`
                             taken += 1
                             submit_more()
-                        else:  # the parent's own input, or one of its own while it waits
-                            j = own.popleft()
+                        else:  # nobody has started input i, or the parent reads on meanwhile
+                            j = pending.popleft()
+                            mine.add(j)
                             ready[j] = read_item(items[j], opts.parser, opts.product,
                                                  opts.hash_inputs, opts, j)
                             held += len(ready[j].events)
+                            submit_more()
                     if i in mine:
                         held -= len(ready[i].events)
                     yield ready.pop(i)
@@ -227,6 +237,9 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
         _JOB = None
         if opts.work_dir is not None and opts.work_dir in _PIECE:  # the parent's own piece
             _PIECE.pop(opts.work_dir)[1].close()
+
+
+_TASKS_AHEAD = 2  # tasks per worker submitted ahead of the one the parent waits for
 
 
 def _worker_signals() -> None:
@@ -241,34 +254,6 @@ def _worker_signals() -> None:
 # Results read ahead wait outside the run's bounded structures (the timeline rows' spill to
 # disk): past this many events the parent waits for the worker instead of reading on.
 _READ_AHEAD_EVENTS = 20_000
-
-
-# The parent's share of the bytes against a worker's: it also takes every worker's events off
-# the pipe and writes the outputs while the workers read, and the serial end waits for the
-# slower of them. Measured on the 317 MB sample fleet (--jobs 2, CPU while reading): with
-# equal shares, and the timeline text still crossing the pipe, the parent spent 6.2 s to the
-# worker's 4.3 s; with the text in the workers' runs and 0.6, the parent 4.7 s to the worker's
-# 5.9 s (taking the worker's results costs the parent ~1.9 s for all of them): 0.8 evens it.
-_PARENT_SHARE = 0.8
-
-
-def _parent_share(items: Sequence[InputItem], workers: int) -> set[int]:
-    """Indices of the inputs the parent reads: taken in order whenever the parent is behind
-    _PARENT_SHARE of a worker's share of the bytes (an archive member counts as 1 MiB, its
-    size unknown here)."""
-    mine: set[int] = set()
-    own = others = 0
-    for i, item in enumerate(items):
-        try:
-            size = os.path.getsize(item.path) if not item.member else 1 << 20
-        except OSError:
-            size = 1 << 20
-        if own * workers <= others * _PARENT_SHARE:
-            mine.add(i)
-            own += size
-        else:
-            others += size
-    return mine
 
 
 def _keep(ev: Event, opts: TimelineOptions) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from hpforensics.timeline import reading
@@ -13,15 +14,51 @@ from hpforensics.runs.timeline import run_timeline
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
 
 
-def test_parent_share_is_an_equal_part_of_the_bytes(shared_data: Path) -> None:
-    items = discover([FLEET, shared_data / "evtx"])
-    sizes = [os.path.getsize(i.path) for i in items]
-    for workers in (1, 2, 3):
-        mine = reading._parent_share(items, workers)
-        own = sum(s for i, s in enumerate(sizes) if i in mine)
-        # within one input of an equal share among workers + 1 readers
-        assert abs(own - sum(sizes) / (workers + 1)) <= max(sizes), workers
-        assert 0 < len(mine) < len(items)
+def _readers(items, opts) -> dict[int, int]:
+    """Inputs read per process, from the piece files their events went to (<pid>-<n>.piece)."""
+    counts: dict[int, int] = {}
+    for part in reading.iter_read(items, opts):
+        if part.events_pieces is not None:
+            pid = int(part.events_pieces[0].stem.rpartition("-")[0])
+            counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
+def _fleet_items(tmp_path: Path, copies: int) -> list:
+    for k in range(copies):
+        shutil.copytree(FLEET, tmp_path / "logs" / f"{k:02d}")
+    return discover([tmp_path / "logs"])
+
+
+def test_parent_and_worker_share_the_inputs(tmp_path: Path) -> None:
+    """Nothing is split in advance: the parent reads whatever nobody has started while the
+    worker's next result is not ready, so both processes read a part of the inputs."""
+    items = _fleet_items(tmp_path, 4)
+    opts = TimelineOptions(hash_inputs=False, jobs=2, work_dir=tmp_path / "work")
+    opts.work_dir.mkdir()
+    counts = _readers(items, opts)
+    assert len(items) / 2 < sum(counts.values()) <= len(items)  # some inputs hold no events
+    assert len(counts) == 2 and os.getpid() in counts, counts
+    assert min(counts.values()) >= 4, counts
+
+
+_READ_INDICES = reading._read_indices
+
+
+def _slowly(indices):  # at module level: the pool pickles the task's function by name
+    time.sleep(0.3)
+    return _READ_INDICES(indices)
+
+
+def test_parent_takes_more_when_the_worker_is_slow(tmp_path: Path, monkeypatch) -> None:
+    """A worker slowed down (forked after the patch, so it inherits it) leaves most inputs to
+    the parent: the split follows how fast each side goes, not a fixed share of the bytes."""
+    monkeypatch.setattr(reading, "_read_indices", _slowly)
+    items = _fleet_items(tmp_path, 2)
+    opts = TimelineOptions(hash_inputs=False, jobs=2, work_dir=tmp_path / "work")
+    opts.work_dir.mkdir()
+    counts = _readers(items, opts)
+    assert counts.get(os.getpid(), 0) > 0.6 * sum(counts.values()), counts
 
 
 def test_parent_reads_ahead_and_leaves_no_piece_open(tmp_path: Path, shared_data: Path) -> None:
