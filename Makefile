@@ -46,9 +46,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy hpforensics
 
-# The tests, then a short fuzz smoke: a crash, hang or sanitizer report fails it (fuzz/README.md).
+# Lint (ruff, mypy), the tests, then a short fuzz smoke: a crash, hang or sanitizer report
+# fails it (fuzz/README.md).
 FUZZ_SMOKE_SECONDS ?= 5
-test: $(STAMP) test-tools
+test: $(STAMP) test-tools lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 

@@ -249,24 +249,34 @@ def report_size(size: float, plan: dict, runs: dict[str, Run], rounds: int) -> N
         t_mal = f"<={TARGET_VS_MALFIND:.1f}x" if ours else ""
         t_mem = f"<{TARGET_PEAK_MIB}" if ours and size >= 4 else ""  # the target is at 4 GiB
         print(f"{name:30} {w:8.2f} {w / mal:9.2f}x {t_mal:>7} {w / dll:9.2f}x "
-              f"{c:7.2f} {c / cmal:9.2f}x {r.pages:11,} {100 * r.pages / total_pages:6.1f}% {peak:9.0f} {t_mem:>7}")
-    print("  (dump analyze also reads the whole image once, in order, for its custody SHA-256, on "
-          "a thread beside the analysis: not in 'pages read')")
+              f"{c:7.2f} {c / cmal:9.2f}x {r.pages:11,} {100 * r.pages / total_pages:6.1f}% "
+              f"{peak:9.0f} {t_mem:>7}")
+    print(
+        "  (dump analyze also reads the whole image once, in order, for its custody SHA-256, on "
+        "a thread beside the analysis: not in 'pages read')"
+    )
     sys.stdout.flush()
 
 
 def report_growth(sizes: list[float], results: dict[float, dict[str, Run]]) -> None:
     lo, hi = min(sizes), max(sizes)
     ratio = hi / lo
-    print(f"\ngrowth from {lo:g} to {hi:g} GiB (size x{ratio:.1f}; target: linear, time ratio "
-          f"<= x{ratio * TARGET_GROWTH_SLACK:.1f})")
-    print(f"{'command line':30} " + " ".join(f"{f'{s:g} GiB s':>11}" for s in sizes)
-          + f" {'time x':>7} {'CPU x':>7} {'pages x':>8} {'peak x':>7}")
+    print(
+        f"\ngrowth from {lo:g} to {hi:g} GiB (size x{ratio:.1f}; target: linear, time ratio "
+        f"<= x{ratio * TARGET_GROWTH_SLACK:.1f})"
+    )
+    print(
+        f"{'command line':30} "
+        + " ".join(f"{f'{s:g} GiB s':>11}" for s in sizes)
+        + f" {'time x':>7} {'CPU x':>7} {'pages x':>8} {'peak x':>7}"
+    )
     for name in results[lo]:
         a, b = results[lo][name], results[hi][name]
         walls = " ".join(f"{med(results[s][name].wall):11.2f}" for s in sizes)
-        print(f"{name:30} {walls} {med(b.wall) / med(a.wall):6.2f}x {med(b.cpu) / med(a.cpu):6.2f}x "
-              f"{b.pages / max(a.pages, 1):7.2f}x {max(b.peak) / max(a.peak):6.2f}x")
+        print(
+            f"{name:30} {walls} {med(b.wall) / med(a.wall):6.2f}x {med(b.cpu) / med(a.cpu):6.2f}x "
+            f"{b.pages / max(a.pages, 1):7.2f}x {max(b.peak) / max(a.peak):6.2f}x"
+        )
 
 
 if __name__ == "__main__":

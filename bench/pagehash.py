@@ -7,9 +7,10 @@ Each section's rows run in interleaved rounds (every row once per round, --repea
 best wall time of each kept), so a row and its peer see the same machine load. Sections:
 
 - buffer: the read floor (every byte loaded once, with 16-, 32- and 64-byte loads where the CPU
-  has them, on 1 and 2 threads; the best width is the floor: no hash can beat it), xxhash XXH3-128 and hashlib.sha256 over the whole buffer in one call (the
-  peers), the core per 4 KiB page on 1 and 2 threads, the core on 1 thread with each XXH3
-  instruction set the CPU has, and a plain Python loop calling the binding per page;
+  has them, on 1 and 2 threads; the best width is the floor: no hash can beat it), xxhash
+  XXH3-128 and hashlib.sha256 over the whole buffer in one call (the peers), the core per
+  4 KiB page on 1 and 2 threads, the core on 1 thread with each XXH3 instruction set the CPU
+  has, and a plain Python loop calling the binding per page;
 - file: hash_file on a 2 GiB file, page cache warm, and `sha256sum`;
 - compare: two images that differ at every relocated slot (masked) and at scattered unmasked
   runs, with the floor of reading both, the core on 1 and 2 threads and per instruction set.
@@ -286,7 +287,8 @@ def report(sections: list[tuple[str, list[Row]]]) -> int:
         for r in rows:
             ratio = f"{r.gbps / r.peer:.2f}x" if r.peer else ""
             floor = f"{r.gbps / r.floor:.2f}x" if r.floor else ""
-            print(f"{r.label:<52} {r.gbps:7.2f} {ratio:>8} {floor:>9} {r.cpu_gbps:9.2f}  {r.target}")
+            print(f"{r.label:<52} {r.gbps:7.2f} {ratio:>8} {floor:>9} {r.cpu_gbps:9.2f}  "
+                  f"{r.target}")
             for note in r.notes:
                 print(f"{'':<52} {note}")
             missed += r.missed

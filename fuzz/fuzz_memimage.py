@@ -21,7 +21,9 @@ def test_one(data: bytes) -> None:
     if len(data) < 16:
         return
     walker = fakevol.walker(data)
-    proc = fakevol.process(int.from_bytes(data[0:8], "little"), int.from_bytes(data[8:16], "little"))
+    proc = fakevol.process(
+        int.from_bytes(data[0:8], "little"), int.from_bytes(data[8:16], "little")
+    )
     vads = walker.vad_images(proc) or []
     assert len(vads) <= fastwalk.MAX_NODES
     mods = walker.loader_images(proc) or []

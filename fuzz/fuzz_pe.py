@@ -6,7 +6,6 @@ corrupt directory); the rest is the image. Allowed outcome for bad input: InputE
 """
 from __future__ import annotations
 
-import sys
 
 import _harness
 

@@ -115,6 +115,7 @@ class BackgroundHash:
     hash costs next to no wall time. Daemon: an analysis that fails does not wait for it."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        # lazy: start-up; only this path needs it
         import threading
 
         self.path = Path(path)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from typing_extensions import Buffer, TypeIs
+
 from hpforensics import _pagehash
 
 __all__ = [
@@ -120,7 +122,7 @@ def _algo(algo: str) -> int:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of {choices}") from None
 
 
-def _is_buffer(obj: Any) -> bool:
+def _is_buffer(obj: Any) -> TypeIs[Buffer]:
     try:
         memoryview(obj).release()  # released at once, so an mmap can still be closed
     except TypeError:

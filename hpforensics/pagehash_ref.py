@@ -48,6 +48,7 @@ def ranges_to_bitmap(ranges: Any, n: int) -> bytes:
 def _digest(algo: str, data: bytes) -> bytes:
     if algo == "sha256":
         return hashlib.sha256(data).digest()
+    # lazy: optional (the [bench] extra); only this reference path uses it
     import xxhash
 
     return xxhash.xxh3_128_digest(data)

@@ -62,10 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     isf_path = write_symbols(args.symbols, guid, builder.age, table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     builder.mem.save(args.output)
-    plan["image"] = {"file": args.output.name, "size": builder.mem.size,
-                     "frames_used": builder.mem.used // 0x1000,
-                     "kernel_dtb": builder.kernel.dtb, "symbols": str(isf_path.relative_to(args.symbols)),
-                     "pdb": {"name": "ntkrnlmp.pdb", "guid": guid, "age": builder.age}}
+    plan["image"] = {
+        "file": args.output.name,
+        "size": builder.mem.size,
+        "frames_used": builder.mem.used // 0x1000,
+        "kernel_dtb": builder.kernel.dtb,
+        "symbols": str(isf_path.relative_to(args.symbols)),
+        "pdb": {"name": "ntkrnlmp.pdb", "guid": guid, "age": builder.age},
+    }
     if args.modules or args.fill:  # the bench reads the machine's size from here
         plan["image"]["processes"] = len(builder.processes)
         plan["image"]["modules"] = sum(len(p.modules) for p in builder.processes)

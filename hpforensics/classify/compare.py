@@ -41,6 +41,7 @@ def compare(a: bytes, b: bytes, mask: bytes | None, page_size: int = 0x1000) -> 
     """Differing pages and merged byte ranges of `a` vs `b`, masked bytes counting as equal."""
     global _warned
     try:
+        # lazy: only this path uses it (kept off this module's import cost)
         from hpforensics import pagehash
     except ImportError:
         if not _warned:

@@ -40,6 +40,7 @@ def _root(
 
 
 def _load_commands() -> None:
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.cli import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from hpforensics.errors import InputError, UsageError
+from hpforensics.errors import UsageError
 from hpforensics.textsafe import clean
 
 FORMATS = ("table", "json", "csv")
@@ -41,7 +41,8 @@ def split_at(spec: str, what: str, need_base: bool) -> tuple[Path, Optional[int]
 
 
 def _module_spec(spec: str) -> tuple[str, int, int]:
-    m = re.fullmatch(r"([^@]+)@(0x[0-9a-fA-F]+|[0-9a-fA-F]+)(?::(0x[0-9a-fA-F]+|[0-9a-fA-F]+))?", spec)
+    number = r"(0x[0-9a-fA-F]+|[0-9a-fA-F]+)"
+    m = re.fullmatch(rf"([^@]+)@{number}(?::{number})?", spec)
     if not m:
         raise UsageError(f"--module {spec!r}: expected NAME@0xBASE[:0xSIZE]")
     size = _int(m.group(3), "--module size") if m.group(3) else 0x1000
@@ -51,6 +52,7 @@ def _module_spec(spec: str) -> tuple[str, int, int]:
 def run_diff(disk: Path, memory: Path, base: int, patches: list[str], regions: list[str],
              modules: list[str], include_loader: bool):
     """Parse the option specs and verify the carved module (hpforensics.sources.carved)."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.sources.carved import CarvedModule, diff_carved
 
     return diff_carved(CarvedModule(
@@ -64,17 +66,25 @@ def register_diff(pe_app: typer.Typer) -> None:
     @pe_app.command("diff")
     def diff(
         disk: Path = typer.Option(..., "--disk", help="The module's on-disk file (DLL, EXE, SYS)."),
-        memory: Path = typer.Option(..., "--memory", help="The module carved from memory (loaded layout)."),
-        base: str = typer.Option(..., "--base", help="Address the module was loaded at, e.g. 0x7ffb12340000."),
-        patch: List[str] = typer.Option([], "--patch", help="Patch image file mapped beside it: FILE[@0xBASE]."),  # noqa: UP006
-        region: List[str] = typer.Option([], "--region", help="Raw memory (HPAT, private region): FILE@0xBASE."),  # noqa: UP006
-        module: List[str] = typer.Option([], "--module", help="Another mapped image, no bytes: NAME@0xBASE[:0xSIZE]; "  # noqa: UP006
-                                         "given any, IAT and CFG pointers must lead into one."),
+        memory: Path = typer.Option(
+            ..., "--memory", help="The module carved from memory (loaded layout)."),
+        base: str = typer.Option(
+            ..., "--base", help="Address the module was loaded at, e.g. 0x7ffb12340000."),
+        patch: List[str] = typer.Option(  # noqa: UP006
+            [], "--patch", help="Patch image file mapped beside it: FILE[@0xBASE]."),
+        region: List[str] = typer.Option(  # noqa: UP006
+            [], "--region", help="Raw memory (HPAT, private region): FILE@0xBASE."),
+        module: List[str] = typer.Option(  # noqa: UP006
+            [], "--module", help="Another mapped image, no bytes: NAME@0xBASE[:0xSIZE]; "
+                                 "given any, IAT and CFG pointers must lead into one."),
         fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv."),
-        out: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),  # noqa: UP007
-        show_loader: bool = typer.Option(False, "--all", help="Also list loader-written differences."),
+        out: Optional[Path] = typer.Option(  # noqa: UP007
+            None, "--output", "-o", help="Write here instead of stdout."),
+        show_loader: bool = typer.Option(
+            False, "--all", help="Also list loader-written differences."),
     ) -> None:
         """Verify a carved module against its file: loader / hotpatch / unexplained per change."""
+        # lazy: CLI start-up (a command imports only what it runs)
         from hpforensics.cells import to_row
         from hpforensics.report import schema
         from hpforensics.report.render import render_to
@@ -95,7 +105,8 @@ def register_diff(pe_app: typer.Typer) -> None:
                     tmp.write_text(text, encoding="utf-8")
         elif fmt == "csv" and out is None:
             render_to(None, result.findings, "csv", columns=schema.FINDING)
-        elif fmt == "csv":
+        elif fmt == "csv" and out is not None:
+            # lazy: CLI start-up (a command imports only what it runs)
             from hpforensics.custody import sidecar_path, write_custody
 
             with staged_file(out) as tmp:
@@ -104,9 +115,11 @@ def register_diff(pe_app: typer.Typer) -> None:
                 write_custody(tmp, _custody(disk, memory, base, patch, region, module,
                                             show_loader))
         else:
+            # lazy: start-up; only this path needs it
             import io
 
             buf = io.StringIO()
+            # lazy: CLI start-up (a command imports only what it runs)
             from hpforensics.report import render
 
             extended = any(m.extension_pages for m in result.modules)
@@ -115,7 +128,8 @@ def register_diff(pe_app: typer.Typer) -> None:
                    columns=[*modules[:-1], *schema.EXTENSION_TABLE, *modules[-1:], "section_tails"]
                    if extended else [*modules, "section_tails"])
             render(result.findings, "table", buf, title="Changes",
-                   columns=[c for c in schema.FINDING_TABLE if c not in ("pid", "process", "module")])
+                   columns=[c for c in schema.FINDING_TABLE
+                            if c not in ("pid", "process", "module")])
             if out is None:
                 typer.echo(buf.getvalue(), nl=False)
             else:
@@ -127,9 +141,11 @@ def register_diff(pe_app: typer.Typer) -> None:
 
 def _custody(disk, memory, base, patch, region, module, show_loader) -> dict:
     """Chain-of-custody block: every file the diff read, and the options that shaped it."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.custody import custody_block
 
     files = [disk, memory, *(split_at(p, "--patch", False)[0] for p in patch),
              *(split_at(r, "--region", True)[0] for r in region)]
-    return custody_block("pe diff", files, {"base": base, "patch": list(patch), "region": list(region),
-                                            "module": list(module), "all": show_loader})
+    return custody_block("pe diff", files, {"base": base, "patch": list(patch),
+                                            "region": list(region), "module": list(module),
+                                            "all": show_loader})

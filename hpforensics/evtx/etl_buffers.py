@@ -250,6 +250,7 @@ def _decompressor(fmt: int) -> Callable[[bytes, int], bytes] | None:
 
 def _lznt1(stored: bytes, limit: int) -> bytes:
     """LZNT1 chunk by chunk (dissect.util decompresses each), stopping past `limit` bytes."""
+    # lazy: dissect only for the inputs that need it
     from dissect.util.compression import lznt1
 
     out = bytearray()

@@ -52,6 +52,7 @@ _MENTION = re.compile(rb"(?i)h\x00?o\x00?t\x00?p\x00?a\x00?t\x00?c\x00?h")
 def read_etl(path: str, stats: ReadStats, *, relevant_only: bool = True) -> Iterator[RawRecord]:
     """`relevant_only`: as for .evtx, give only the records that can matter (the providers and
     IDs normalise.py reads, and any record whose bytes mention hotpatch); all are counted."""
+    # lazy: dissect only for the inputs that need it
     from dissect.etl.etl import ETL
 
     with open_evidence(path) as fh:
@@ -91,6 +92,7 @@ class _Walk:
         self.pointer_size = etl.pointer_size
 
     def records(self, buf: Buffer) -> Iterator[RawRecord]:
+        # lazy: dissect only for the inputs that need it
         from dissect.etl.headers.event import EventHeader
         from dissect.etl.headers.utils import select_event_header
 

@@ -141,6 +141,7 @@ def read_json(path: str, stats: ReadStats) -> Iterator[RawRecord]:
 
 
 def _text(raw: IO[bytes]) -> IO[str]:
+    # lazy: start-up; only this path needs it
     import io
 
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")

@@ -68,6 +68,7 @@ def is_hive(head: bytes) -> bool:
 
 def read_hive(path: str, stats: ReadStats) -> Iterator[RawRecord]:
     """The enrolment records of one hive file (see the module docstring)."""
+    # lazy: dissect only for the inputs that need it
     from dissect.regf import RegistryHive
 
 
@@ -163,6 +164,7 @@ def _enrolment(hive: Any, problems: Problems) -> Iterator[RawRecord]:
 
 
 def _open(key: Any, parts: tuple[str, ...], problems: Problems) -> Any | None:
+    # lazy: dissect only for the inputs that need it
     from dissect.regf.exceptions import RegistryKeyNotFoundError
 
     for part in parts:
@@ -202,6 +204,7 @@ def _control_set(root: Any, problems: Problems) -> tuple[str, str] | None:
 
 def _subkeys(hive: Any, key: Any, where: str, problems: Problems) -> Iterator[tuple[int, Any]]:
     """(cell offset, key) of each subkey, from lh / lf / li lists and ri lists of lists."""
+    # lazy: dissect only for the inputs that need it
     from dissect.regf.regf import IndexRoot
 
     count = key.cell.SubKeyCounts[0]
@@ -233,6 +236,7 @@ def _subkeys(hive: Any, key: Any, where: str, problems: Problems) -> Iterator[tu
 def _values(hive: Any, key: Any, path: str, names: frozenset[str] | None,
             problems: Problems, note: str = "") -> Iterator[RawRecord]:
     """The key's values (those named in `names`, lower case; all for None) as records."""
+    # lazy: dissect only for the inputs that need it
     from dissect.regf.c_regf import c_regf
     from dissect.regf.regf import KeyValue
 

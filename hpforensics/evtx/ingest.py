@@ -153,10 +153,10 @@ def _items_for(file: Path, kind: str) -> list[InputItem]:
         raise InputError(file, f"not a readable zip archive ({exc})") from None
     out = []
     for name in names:
-        parts = [file.name] + list(PurePosixPath(name.replace("\\", "/")).parts)
+        member_parts = [file.name, *PurePosixPath(name.replace("\\", "/")).parts]
         kind = kind_of(name) or ""
-        hint = (registry_device(parts, file.name) if kind == "registry"
-                else device_from_parts(parts, fallback=file.name))
+        hint = (registry_device(member_parts, file.name) if kind == "registry"
+                else device_from_parts(member_parts, fallback=file.name))
         out.append(InputItem(f"{shown(file)}!{clean(name)}", str(file), name, kind, clean(hint)))
     return out
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import logging
 import os
 import re
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import orjson
 
@@ -211,6 +212,7 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
               threads: int = 1, hash_input: bool = False) -> Iterator[RawRecord]:
     """Records of one EVTX file through the Rust parser; damaged chunks become warnings.
     `hash_input`: fill stats.sha256 from the integrity scan's read of the file."""
+    # lazy: the parser only when a log is read with it
     from evtx import PyEvtxParser
 
     test = RecordSelector(ALL_EVENTS, SOME_EVENTS) if relevant_only else None
@@ -224,7 +226,7 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
     relevant = provider_relevant if select and not test.mentions else json_relevant  # type: ignore[union-attr]
     with open_evidence(path) as fh:  # read-only handle: the parser never opens the path itself
         view = None
-        source = fh
+        source: io.RawIOBase | BinaryIO = fh
         if select:
             stats.records += scan.unwanted_records + scan.skipped_records
             if not scan.wanted_offsets:
@@ -233,7 +235,8 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
                     or len(scan.wanted_offsets) < scan.chunks_present):
                 source = view = SelectedChunks(fh, scan.wanted_offsets, scan.patches)
         try:
-            records = PyEvtxParser(source, number_of_threads=threads).records_json()
+            # Iterator[Any]: the binding's stub says a record may be None; it never yields one
+            records: Iterator[Any] = PyEvtxParser(source, number_of_threads=threads).records_json()
         except (RuntimeError, OSError, ValueError) as exc:  # e.g. cut inside its 4 KiB header
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             stats.warnings.append(f"{stats.source} at offset 0x0: {reason}")
@@ -287,6 +290,7 @@ def read_python_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
     `hash_input`: fill stats.sha256 from the integrity scan's read of the file."""
     import xml.etree.ElementTree as ET  # only this reader renders XML
 
+    # lazy: the parser only when a log is read with it
     import Evtx.Evtx as pyevtx
 
     scan = check_chunks(path, stats, hash_input=hash_input)

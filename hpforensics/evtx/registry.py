@@ -40,6 +40,7 @@ def is_results_file(path: str) -> bool:
     """Whether a file or zip member is one of the artifact's registry result sets
     ('results/Windows.Hotpatch.Collect%2FEnrolment.json', '.../Windows.Hotpatch.Collect/
     HotpatchKeys.json', JSON Lines either way)."""
+    # lazy: start-up; only this path needs it
     from urllib.parse import unquote
 
     parts = unquote(path.replace("\\", "/")).lower().rsplit("/", 2)
@@ -68,6 +69,7 @@ def _bad_lines() -> Problems:
 # -- Velociraptor result rows (JSON Lines) ------------------------------------------------------
 
 def _read_results(path: str, stats: ReadStats) -> Iterator[RawRecord]:
+    # lazy: only this path uses it (kept off this module's import cost)
     from hpforensics.evidence import open_evidence
 
     bad = _bad_lines()
@@ -152,6 +154,7 @@ _HEX = re.compile(r"^hex(?:\(([0-9a-fA-F]+)\))?:([0-9a-fA-F,\s]*)$")
 
 
 def _read_reg(path: str, stats: ReadStats, head: bytes) -> Iterator[RawRecord]:
+    # lazy: only this path uses it (kept off this module's import cost)
     from hpforensics.evidence import open_evidence
 
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"

@@ -22,7 +22,8 @@ class RecordSelector:
     whole) where the C walk met something the parser may read differently."""
 
     def __init__(self, all_events: frozenset[str], some_events: Mapping[str, frozenset[int]]):
-        rules = [(n.encode("ascii"), ()) for n in sorted(all_events)]
+        rules: list[tuple[bytes, tuple[int, ...]]] = [
+            (n.encode("ascii"), ()) for n in sorted(all_events)]
         rules += [(n.encode("ascii"), tuple(sorted(ids))) for n, ids in sorted(some_events.items())]
         self._rules = _evtxscan.rules(rules)
         self.mentions = False  # some kept record mentions hotpatch (or a chunk went whole)

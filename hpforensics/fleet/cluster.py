@@ -75,6 +75,7 @@ def open_client(spec: ClusterSpec) -> Iterator[Any]:
         yield None
         return
     try:
+        # lazy: optional [fleet] extra
         import dask
         from distributed import Client, LocalCluster
     except ImportError:
@@ -150,6 +151,7 @@ def _run_distributed(client: Any, tasks: Iterator[Task], total: int,
                      on_result: Callable[[Task, Any], None],
                      on_failure: Callable[[Task, TaskFailure], None],
                      progress: Callable[[int, int], None] | None) -> None:
+    # lazy: optional [fleet] extra
     from distributed import as_completed
 
     threads = max(1, sum(client.nthreads().values()))
@@ -202,6 +204,7 @@ def _safe(key: str) -> str:
 def progress_bar(what: str, total: int,
                  enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on stderr over work done / total (devices, dumps)."""
+    # lazy: rich only where a terminal is drawn on
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

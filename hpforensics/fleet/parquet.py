@@ -36,6 +36,7 @@ def dataclass_types(cls: type, columns: Iterable[str]) -> dict[str, str]:
 
 
 def _arrow(kind: str):
+    # lazy: optional [fleet] extra
     import pyarrow as pa
 
     return {STRING: pa.string(), INT: pa.int64(), FLOAT: pa.float64(), BOOL: pa.bool_(),
@@ -63,6 +64,7 @@ def _coerce(kind: str, value: Any) -> Any:
 
 
 def schema(types: Mapping[str, str]):
+    # lazy: optional [fleet] extra
     import pyarrow as pa
 
     return pa.schema([(name, _arrow(kind)) for name, kind in types.items()])
@@ -75,6 +77,7 @@ def partition_dir(root: Path, table: str, device: str) -> Path:
 def _column(kind: str, values: list[Any]):
     """An arrow array of the values: pyarrow converts native values itself; anything it will
     not take (an ISO string for a timestamp, '' for a number, an enum) goes through _coerce."""
+    # lazy: optional [fleet] extra
     import pyarrow as pa
 
     try:
@@ -86,6 +89,7 @@ def _column(kind: str, values: list[Any]):
 def write_partition(root: Path, table: str, device: str, types: Mapping[str, str],
                     columns: Mapping[str, list[Any]], part: str) -> Path | None:
     """One device's rows, given column-wise, as one Parquet file."""
+    # lazy: optional [fleet] extra
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -170,6 +170,7 @@ class Calendar:
     # construction
     @classmethod
     def builtin(cls) -> "Calendar":
+        # lazy: calendar_io imports calendar (a module-level import would be a cycle)
         from hpforensics.kb.calendar_io import read_builtin
 
         releases, sources = read_builtin()
@@ -178,6 +179,7 @@ class Calendar:
     @classmethod
     def default(cls) -> "Calendar":
         """Built-in data, overridden and extended by the user's calendar (if any)."""
+        # lazy: calendar_io imports calendar (a module-level import would be a cycle)
         from hpforensics.kb.calendar_io import read_builtin, read_user
 
         releases, sources = read_builtin()
@@ -186,6 +188,7 @@ class Calendar:
 
     @classmethod
     def from_csv(cls, *paths: Path, builtin: bool = True) -> "Calendar":
+        # lazy: calendar_io imports calendar (a module-level import would be a cycle)
         from hpforensics.kb.calendar_io import read_builtin, read_csv
 
         releases, sources = read_builtin() if builtin else ([], {})

@@ -160,6 +160,7 @@ def hash_image_pages(
 ) -> tuple[dict[int, bytes], set[int]]:
     """Digest of each page in `rvas` with masked bytes counted as zero, via the C core."""
     try:
+        # lazy: only this path uses it (kept off this module's import cost)
         from hpforensics.pagehash import FLAG_ZERO, hash_pages
     except ImportError:  # C core not built: same result, slower
         return _hash_pages_py(image, rvas, mask, algo)
@@ -185,6 +186,7 @@ def _hash_pages_py(
         raise ValueError(f"algorithm {algo!r} needs the C core (hpforensics.pagehash)")
     buf = bytearray(image)
     if isinstance(mask, (bytes, bytearray)):
+        # lazy: numpy is heavy to import and only this path uses it
         import numpy as np
 
         bits = np.unpackbits(np.frombuffer(mask, np.uint8), bitorder="little")[: len(buf)]
@@ -215,6 +217,7 @@ def engine_template(file_like: bytes, name: str):
     """The verifier's template of a file-layout image (hpforensics.reference): layout, loader
     mask, executable ranges, hotpatch info. None when that helper is not installed."""
     try:
+        # lazy: only this path uses it (kept off this module's import cost)
         from hpforensics.reference.expected import build_template
     except ImportError:
         return None

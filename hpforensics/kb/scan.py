@@ -93,6 +93,7 @@ def scan_file(
 def _hotpatch(data: bytes, path: str, notes: list[str]) -> dict | None:
     """Hotpatch metadata through the PE helper's parser (IMAGE_HOT_PATCH_INFO and bases)."""
     try:
+        # lazy: only this path uses it (kept off this module's import cost)
         from hpforensics.pe.image import PEImage
     except ImportError:
         notes.append("hotpatch metadata not read: hpforensics.pe is not installed")
@@ -107,6 +108,7 @@ def _hotpatch(data: bytes, path: str, notes: list[str]) -> dict | None:
 
 def _file_version(data: bytes, path: str) -> str:
     """FileVersion from the version resource's fixed info (dwFileVersionMS/LS), if any."""
+    # lazy: pefile is heavy to import and only this path uses it
     import pefile
 
     try:

@@ -112,6 +112,7 @@ class PageReferences:
 def _content_key(data: bytes, path: str) -> bytes:
     """Digest of everything but writable data: the same DLL in the next process differs there
     (its globals) and nowhere the expected image is judged on, so it is built once."""
+    # lazy: optional (the [bench] extra); only this reference path uses it
     import xxhash
 
 
@@ -286,6 +287,7 @@ def open_references(dirs: Sequence = (), store=None, manifest=None):
     """What `--reference`, `--store` and `--manifest` give the engine, in that order: files on
     disk first, then the page-hash store, then manifests with page hashes. None: nothing given.
     Missing paths and unreadable stores or manifests are user errors, raised here."""
+    # lazy: start-up; only this path needs it
     from pathlib import Path
 
 

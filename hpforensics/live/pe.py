@@ -34,6 +34,7 @@ def verify_pe_images(
     space: LiveSpace, images: list[MappedImage], options: Any
 ) -> tuple[list[ModuleSummary], list[Finding], list[str]]:
     try:
+        # lazy: only this path uses it (kept off this module's import cost)
         from hpforensics.engine import verify_space
         from hpforensics.reference import DiskReferences
     except ImportError as exc:
@@ -41,6 +42,7 @@ def verify_pe_images(
         return [_unverified(space, image, why) for image in images], [], []
     refs: ReferenceProvider = DiskReferences(reference_dirs(images, options.reference_dirs))
     if getattr(options, "fallback", None) is not None:  # --store / --manifest with page hashes
+        # lazy: only this path uses it (kept off this module's import cost)
         from hpforensics.reference import ChainReferences
 
         refs = ChainReferences([refs, options.fallback])

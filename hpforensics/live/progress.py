@@ -12,6 +12,7 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
+    # lazy: rich only where a terminal is drawn on
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
 

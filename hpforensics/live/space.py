@@ -221,13 +221,16 @@ def select_backend(platform: str | None = None) -> LiveBackend:
     """The backend for this OS, imported only when chosen (so Windows code never loads here)."""
     platform = platform or sys.platform
     if platform.startswith("linux"):
+        # lazy: only this platform's backend is loaded
         from hpforensics.live.linux import LinuxBackend
 
         return LinuxBackend()
     if platform in ("win32", "cygwin"):
+        # lazy: only this platform's backend is loaded
         from hpforensics.live.windows import WindowsBackend
 
         return WindowsBackend()
+    # lazy: only this path uses it (kept off this module's import cost)
     from hpforensics.errors import UsageError
 
     raise UsageError(f"live scanning is not supported on {platform}")
@@ -261,6 +264,7 @@ def scan_live(
     progress: Progress | None = None,
 ) -> LiveScanResult:
     """Scan every chosen process; a process that exits or refuses is reported and skipped."""
+    # lazy: only this platform's backend is loaded
     from hpforensics.live.scan import ScanOptions, scan_process
 
     options = options or ScanOptions()

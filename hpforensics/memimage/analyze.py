@@ -67,7 +67,8 @@ class Analysis:
 
 
 def spaces(context, kernel: str, source: str, pids: Sequence[int] | None = None,
-           include_kernel: bool = True) -> Iterator[tuple[VolatilityAddressSpace, walk.ProcessRecord]]:
+           include_kernel: bool = True,
+           ) -> Iterator[tuple[VolatilityAddressSpace, walk.ProcessRecord]]:
     """Every process (filtered by pid) and, unless filtered, kernel space."""
     for rec in walk.processes(context, kernel, list(pids) if pids else None):
         yield VolatilityAddressSpace(context, rec.layer_name, rec.images, source=source,
@@ -81,6 +82,7 @@ def spaces(context, kernel: str, source: str, pids: Sequence[int] | None = None,
 
 
 def _canonical(layer, m: MappedImage) -> MappedImage:
+    # lazy: start-up; only this path needs it
     from dataclasses import replace
 
     canon = getattr(layer, "canonicalize", None)

@@ -26,6 +26,8 @@ class FastWalker:
         self.klayer = context.layers[self.kernel.layer_name]
         self.vad, self.mmvad, self.sub, self.ca, self.fobj = vad, mmvad, sub, ca, fobj
         self.peb, self.ldr_data, self.ldr = peb, ldr_data, ldr
+        # the hotpatch members of _LDR_DATA_TABLE_ENTRY (24H2 kernels), set by create()
+        self.hotpatch: Layout | None = None
 
     @classmethod
     def create(cls, context, kernel_name: str) -> "FastWalker | None":
@@ -60,7 +62,8 @@ class FastWalker:
         except Exception:  # noqa: BLE001 - any oddity: let the object walk decide
             return None
         v, size = self.vad, max(self.vad.size, self.mmvad.size)
-        out, seen, todo = [], set(), [root]
+        seen: set[int] = set()
+        out, todo = [], [root]
         while todo and len(seen) < MAX_NODES:
             node = todo.pop()
             if not node or node in seen:
@@ -112,7 +115,8 @@ class FastWalker:
         out: list[MappedImage] = []
         entry_link = int.from_bytes(first, "little")
         seen: set[int] = set()
-        while entry_link and entry_link != head and entry_link not in seen and len(out) < MAX_ENTRIES:
+        while (entry_link and entry_link != head and entry_link not in seen
+               and len(out) < MAX_ENTRIES):
             seen.add(entry_link)
             base = entry_link - link_off
             data = read(layer, base, self.ldr.size)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 from hpforensics.classify.owners import AddressMap
-from hpforensics.reference.patches import PatchImage, collect_patches, from_winsxs, patched_module_name
+from hpforensics.reference.patches import (PatchImage, collect_patches, from_winsxs,
+                                           patched_module_name)
 from hpforensics.classify.redirect import check_redirect
 from hpforensics.pe.structures import redirect_entry_form
 from hpforensics.space import AddressSpace, MappedImage

@@ -35,7 +35,8 @@ def _resolve_type(module, template):
 
 
 class Layout:
-    """Members of one structure type, addressed by dotted paths such as `Core.u.VadFlags.VadType`."""
+    """Members of one structure type, addressed by dotted paths such as
+    `Core.u.VadFlags.VadType`."""
 
     def __init__(self, module, type_name: str, paths: Sequence[str]) -> None:
         self.type_name = type_name
@@ -51,8 +52,9 @@ class Layout:
             template = _resolve_type(module, template)
             vol = template.vol
             if "start_bit" in vol:
-                self.members[path] = Member(offset, vol["base_type"].size, vol["start_bit"],
-                                            vol["end_bit"])
+                self.members[path] = Member(
+                    offset, vol["base_type"].size, vol["start_bit"], vol["end_bit"]
+                )
             else:
                 self.members[path] = Member(offset, template.size)
 

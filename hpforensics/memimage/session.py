@@ -13,7 +13,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from hpforensics.errors import InputError
 from hpforensics.evidence import check_regular
@@ -27,7 +27,7 @@ _DTB_BAND = (0x150000, 0x2A0000)  # where Windows 10+ places the kernel DTB (Vol
 @dataclass
 class Session:
     path: Path
-    context: object  # volatility3 Context
+    context: Any  # volatility3 Context
     kernel: str  # name of the kernel module in context.modules
     config_path: str
 
@@ -43,13 +43,15 @@ def _private_dirs(wanted: Sequence[str]) -> tuple[str, str]:
     first on the path takes any such write instead of the user's files.
     """
     key = hashlib.sha256("\0".join(wanted).encode()).hexdigest()[:16]
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hpforensics" / "volatility"
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    root = cache_home / "hpforensics" / "volatility"
     cache, scratch = root / key, root / key / "scratch-symbols"
     scratch.mkdir(parents=True, exist_ok=True)
     return str(cache), str(scratch)
 
 
 def _prepare_framework(symbol_dirs: Sequence[Path]) -> None:
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     import volatility3.plugins
     import volatility3.symbols
     from volatility3 import framework
@@ -162,6 +164,7 @@ def table_frames_beyond_end(path: Path, dtb: int, halves: tuple[bool, bool] = (T
 
 def _missing_symbols_message(context, symbol_dirs: Sequence[Path]) -> str | None:
     """Name the kernel PDB the image wants, when a translation layer was found."""
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import layers
     from volatility3.framework.symbols.windows import pdbutil
 
@@ -207,6 +210,7 @@ def open_image(
     progress: Callable[[float, str], None] | None = None,
 ) -> Session:
     """Run Volatility's automagic on `path` and return the context with the kernel module."""
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import automagic, contexts, interfaces
     from volatility3.plugins.windows import pslist
 
@@ -240,6 +244,7 @@ def open_image(
 
 def check_truncation(session: Session, dtb: int, user: bool = False) -> None:
     """Raise InputError when the page tables rooted at `dtb` run past the end of a raw file."""
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework.layers.physical import FileLayer
 
     layer = session.context.layers[session.context.modules[session.kernel].layer_name]

@@ -40,6 +40,7 @@ class ProcessRecord:
 
 
 def _str(obj) -> str:
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
 
     try:
@@ -49,6 +50,7 @@ def _str(obj) -> str:
 
 
 def _opt(fn: Callable[[], int]) -> int | None:
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
 
     try:
@@ -63,6 +65,7 @@ def _file_name(path: str) -> str:
 
 def loader_images(proc) -> Iterator[MappedImage]:
     """Every loader-listed module of an _EPROCESS, with its hotpatch fields."""
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
 
     try:
@@ -97,6 +100,7 @@ def loader_images(proc) -> Iterator[MappedImage]:
 
 def vad_images(proc) -> Iterator[tuple[int, int, str]]:
     """(start, size, file name) of every image-backed VAD node."""
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
 
     try:
@@ -142,6 +146,7 @@ def process_images(proc, fast: "FastWalker | None" = None) -> list[MappedImage]:
 
 
 def images_hotpatched(proc) -> bool | None:
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
 
     try:
@@ -152,6 +157,7 @@ def images_hotpatched(proc) -> bool | None:
 
 
 def processes(context, kernel_name: str, pids: list[int] | None = None) -> Iterator[ProcessRecord]:
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
     from volatility3.framework.objects import utility
     from volatility3.plugins.windows import pslist
@@ -199,6 +205,7 @@ def _image_size_from_header(context, layer: str, image: MappedImage) -> MappedIm
 
 
 def kernel_modules(context, kernel_name: str) -> ProcessRecord:
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
     from volatility3.plugins.windows import modules as vmodules
 

@@ -57,6 +57,7 @@ class ChainReferences:
                 continue
             if e is not None:
                 if failed is not None:
+                    # lazy: start-up; only this path needs it
                     import dataclasses
 
                     e = dataclasses.replace(e, warnings=[*e.warnings, f"{failed}; verified "

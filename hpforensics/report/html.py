@@ -138,6 +138,7 @@ def _failures(result: Any) -> str:
 
 def _autopatch(result: Any) -> list[str]:
     """The Windows Autopatch hotpatch quality update report's views, from our evidence."""
+    # lazy: only this path uses it (kept off this module's import cost)
     from hpforensics.timeline.intune import (DEVICE_HEADINGS, INTUNE_RING_COLUMNS, SUMMARY_HEADINGS,
                                          ring_summaries)
 

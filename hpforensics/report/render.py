@@ -21,6 +21,7 @@ def _cell(value: Any) -> str:
 
 
 def _table(out: IO[str], title: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    # lazy: rich only where a terminal is drawn on
     from rich.console import Console
     from rich.table import Table
 

@@ -43,6 +43,7 @@ class VolatilityAddressSpace(AddressSpace):
         return self._images
 
     def read(self, address: int, size: int) -> ReadResult:
+        # lazy: volatility3 (~0.5 s to import) only for memory images
         from volatility3.framework import exceptions
 
         out = bytearray(size)
@@ -66,6 +67,7 @@ class VolatilityAddressSpace(AddressSpace):
 
 def header_size_of_image(layer, base: int) -> int | None:
     """SizeOfImage from the PE header mapped at `base`, or None if it cannot be read."""
+    # lazy: volatility3 (~0.5 s to import) only for memory images
     from volatility3.framework import exceptions
 
 

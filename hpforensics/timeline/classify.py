@@ -96,5 +96,5 @@ class Classifier:
         if (title and _CUMULATIVE.search(title)) or (build and not title):
             m = _TITLE_MONTH.match(title or "")
             month = f"{m.group(1)}-{m.group(2)}" if m else None
-            return Classification(ReleaseKind.STANDARD.value, month, None)  # type: ignore[arg-type]
+            return Classification(ReleaseKind.STANDARD.value, month, None)
         return Classification(OTHER, "", None)

@@ -186,8 +186,9 @@ class ComplianceRules:
         base_month = month_str(by, bm)
         if first > self.released(product, by, bm):
             return False  # the logs start after the baseline shipped: cannot tell
-        if any(lc.release_month >= base_month and lc.installed_at and lc.installed_at <= deadline
-               for lc in installed):
+        # a month the title did not give (None) is no evidence either way (and None >= str raises)
+        if any(lc.release_month and lc.release_month >= base_month and lc.installed_at
+               and lc.installed_at <= deadline for lc in installed):
             return False
         return not any(month >= base_month and t <= deadline for t, month in boot_builds)
 

@@ -103,7 +103,8 @@ class Eligibility:
                         " hotpatches need CHPE disabled (HotPatchRestrictions = 1 or the "
                         "DisableCHPE policy)")
             build = self._build_at(deadline)
-            if build and _revision(build) is not None and _revision(build) < ARM64_MIN_REVISION:
+            revision = _revision(build) if build else None
+            if revision is not None and revision < ARM64_MIN_REVISION:
                 return (f"not eligible: Arm64 device on {build}; Arm64 hotpatching needs build "
                         f"26100.{ARM64_MIN_REVISION} or later")
         return self._enrolment_reason(month, deadline)

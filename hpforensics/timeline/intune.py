@@ -176,7 +176,8 @@ def _status(cur: MonthCompliance, prev: MonthCompliance | None,
                              f"({prev.month}){tried}")  # type: ignore[union-attr]
     older = (f"; the month before: {prev.status}" if prev is not None
              else "; the logs hold no earlier month")
-    return NOT_UP_TO_DATE, f"{cur.expected_kb or cur.month} not installed ({cur.reason}){older}{tried}"
+    missing = cur.expected_kb or cur.month
+    return NOT_UP_TO_DATE, f"{missing} not installed ({cur.reason}){older}{tried}"
 
 
 def _live(memory: list[KbCorrelation] | None) -> str:

@@ -30,7 +30,7 @@ class UpdateLifecycle:
     title: str = ""
     update_guid: str = ""
     update_class: str = ""
-    release_month: str = ""
+    release_month: str | None = ""  # None: a standard update whose month the title lacks
     os_build: str = ""
     first_seen: dt.datetime | None = None
     downloaded_at: dt.datetime | None = None
@@ -70,7 +70,7 @@ def build_lifecycles(events: Iterable[Event], boots: list[Event]) -> list[Update
             lc = by_key[key] = UpdateLifecycle(ev.device, key, first_seen=ev.time)
             codes[key] = []
         _absorb(lc, ev, codes[key])
-    boot_times = [b.time for b in boots]
+    boot_times = [b.time for b in boots if b.time is not None]  # boot_events() kept timed ones
     restart = Category.RESTART_INITIATED
     restarts = sorted((e for e in events if e.category == restart and e.time),
                       key=lambda e: e.time)  # type: ignore[arg-type,return-value]

@@ -130,7 +130,7 @@ class Event:
     reboot_required: bool | None = None
     os_build: str = ""  # running build (boot events) or the build an update brings
     update_class: str = ""  # baseline / hotpatch / standard / out-of-band / ... / other
-    release_month: str = ""
+    release_month: str | None = ""  # None: a standard update whose month the title lacks
     detail: str = ""
 
 

@@ -214,6 +214,7 @@ def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], defaul
     only ever booted builds that are not 26100/26200/26300 (no hotpatching); Windows 11 25H2 or
     26H2 when its last boot was a 26200 / 26300 build (each judged by its own rows); else the
     default."""
+    # lazy: only this path uses it (kept off this module's import cost)
     from hpforensics.kb.calendar import (BUILD_MAJOR, SERVER_REVISION_FLOOR, WINDOWS11_24H2,
                                          WINDOWS_SERVER_2025)
 

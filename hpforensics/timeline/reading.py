@@ -86,8 +86,8 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
         stats.warnings.append(str(exc))
     stats.relevant = len(events)
     work_dir = opts.work_dir if opts else None
-    return _rendered(events, stats, work_dir, pieces=work_dir is not None and opts.jobs > 1,
-                     index=index)
+    pieces = work_dir is not None and opts is not None and opts.jobs > 1
+    return _rendered(events, stats, work_dir, pieces=pieces, index=index)
 
 
 def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
@@ -245,6 +245,7 @@ _TASKS_AHEAD = 2  # tasks per worker submitted ahead of the one the parent waits
 def _worker_signals() -> None:
     """A ^C reaches the whole process group: the parent stops the run and the pool; a worker
     ends with its task instead of printing its own KeyboardInterrupt traceback."""
+    # lazy: start-up; only this path needs it
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -34,7 +34,8 @@ EVENT_CSV = CsvRows(len(EVENT_COLUMNS), EVENT_TEXT)
 TIMELINE_CSV = CsvRows(len(TIMELINE_COLUMNS), TIMELINE_TEXT)
 EVENT_JSON, TIMELINE_JSON = JsonRows(EVENT_COLUMNS), JsonRows(TIMELINE_COLUMNS)
 DEVICE_COLUMNS = ["device", "product", "first_event", "last_event", "events", "boots",
-                  "os_build", "booted_build", "hotpatch_enrolment", "updates_installed", "update_failures",
+                  "os_build", "booted_build", "hotpatch_enrolment", "updates_installed",
+                  "update_failures",
                   "last_installed_kb", "months", "months_compliant", "months_noncompliant",
                   "months_off_track", "months_baseline_missing", "months_unjudged",
                   "compliance_rate", "status", "quality_paused_from", "quality_paused_until"]

@@ -131,7 +131,7 @@ def test_a_hive_log_member_beyond_the_bound_is_named_and_the_hive_read(cli, tmp_
             for _ in range(96):
                 member.write(bytes(1 << 20))
     out = tmp_path / "out"
-    alone = cli("timeline", config / "SYSTEM", "-o", tmp_path / "alone", "--no-html", timeout=120)
+    cli("timeline", config / "SYSTEM", "-o", tmp_path / "alone", "--no-html", timeout=120)
     proc = cli("timeline", archive, "-o", out, "--no-html", timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 3, proc.stderr

@@ -201,9 +201,13 @@ def test_relocations_past_size_of_image_found_by_the_fuzzer():
     built from nothing. Now the directory is refused at its field, at once."""
     from hpforensics.pe.image import PEImage
 
-    data = (REPO / "tests" / "corrupt" / "regressions" / "pe-relocations-past-image.bin").read_bytes()
+    data = (REPO / "tests" / "corrupt" / "regressions"
+            / "pe-relocations-past-image.bin").read_bytes()
     start = time.monotonic()
     image = PEImage.from_bytes(data[1:], mapped=bool(data[0] & 1), strict=not data[0] & 2)
     assert time.monotonic() - start < 2
-    assert any("base relocation directory (RVA 0xffffffff, size 0xffffffff) runs past "
-               "SizeOfImage 0x5000" in str(p) for p in image.problems), image.problems
+    assert any(
+        "base relocation directory (RVA 0xffffffff, size 0xffffffff) runs past "
+        "SizeOfImage 0x5000" in str(p)
+        for p in image.problems
+    ), image.problems

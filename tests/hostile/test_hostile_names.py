@@ -77,19 +77,29 @@ def test_non_utf8_name_given_directly(cli, tmp_path, shared_data):
     missing = _bad_path(tmp_path, b"gone\xff.evtx")
     proc = cli("timeline", missing, "-o", tmp_path / "out2", timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr == f"hpforensics: error: {tmp_path}/gone\\xff.evtx: no such file or directory\n"
+    assert (
+        proc.stderr == f"hpforensics: error: {tmp_path}/gone\\xff.evtx: no such file or directory\n"
+    )
 
 
 def test_lone_surrogates_in_record_text(cli, tmp_path):
     """A Get-WinEvent JSON export (attacker-written) whose update title, machine name and
     message hold lone surrogates: \\ud800 is legal JSON, and Python decodes it to a str no
     UTF-8 writer accepts."""
-    event = {"Id": 19, "ProviderName": "Microsoft-Windows-WindowsUpdateClient",
-             "LogName": "System", "MachineName": "HOST\udcff1", "RecordId": 7,
-             "TimeCreated": "/Date(1700000000000)/", "Message": "installed \ud800",
-             "Properties": [{"Value": "2024-11 Cumulative Update (KB5046617) \udcff\ud83d"},
-                            {"Value": "{0bd4ba0a-0c1e-4d0f-a8f8-5d7ae4a7f1a1}"},
-                            {"Value": 1}]}
+    event = {
+        "Id": 19,
+        "ProviderName": "Microsoft-Windows-WindowsUpdateClient",
+        "LogName": "System",
+        "MachineName": "HOST\udcff1",
+        "RecordId": 7,
+        "TimeCreated": "/Date(1700000000000)/",
+        "Message": "installed \ud800",
+        "Properties": [
+            {"Value": "2024-11 Cumulative Update (KB5046617) \udcff\ud83d"},
+            {"Value": "{0bd4ba0a-0c1e-4d0f-a8f8-5d7ae4a7f1a1}"},
+            {"Value": 1},
+        ],
+    }
     export = tmp_path / "export.json"
     export.write_text(json.dumps([event]), encoding="ascii")  # the \\uXXXX escapes as written
     out = tmp_path / "out"

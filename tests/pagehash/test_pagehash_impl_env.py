@@ -21,11 +21,13 @@ from hpforensics import pagehash
 rnd = random.Random(18)
 data = rnd.randbytes(3 * 65536 + 123)
 bad = []
-lengths = list(range(1, 260))  # 0 bytes is no page at all + [1023, 1024, 1025, 4031, 4032, 4095, 4096, 4097, 8192, 65536]
+# 0 bytes is no page at all
+lengths = list(range(1, 260)) + [1023, 1024, 1025, 4031, 4032, 4095, 4096, 4097, 8192, 65536]
 for n in lengths:
     if pagehash.hash_pages(data[:n], "xxh128", 1 << 20).digests != xxhash.xxh3_128_digest(data[:n]):
         bad.append(("xxh128", n))
-    if pagehash.hash_pages(data[:n], "sha256", 1 << 20).digests != hashlib.sha256(data[:n]).digest():
+    sha = pagehash.hash_pages(data[:n], "sha256", 1 << 20).digests
+    if sha != hashlib.sha256(data[:n]).digest():
         bad.append(("sha256", n))
 ph = pagehash.hash_pages(data, "xxh128", 4096, threads=2)
 pages = [xxhash.xxh3_128_digest(data[o:o + 4096]) for o in range(0, len(data), 4096)]
@@ -42,8 +44,9 @@ print(json.dumps({"impl": pagehash.implementations(), "bad": bad, "ranges": cmp.
 
 def run_child(spec: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HPF_PAGEHASH_IMPL=spec)
-    return subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", CHILD], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 WANT_RANGES = [[0, 1], [4095, 4096], [70000, 70001], [3 * 65536 + 122, 3 * 65536 + 123]]
@@ -67,14 +70,20 @@ def test_bare_name_sets_every_kind_that_has_it():
     assert (out["impl"]["xxh128"], out["impl"]["compare"]) == ("sse2", "sse2")
     out = json.loads(run_child("scalar,sha256=portable").stdout)
     assert (out["impl"]["xxh128"], out["impl"]["compare"], out["impl"]["sha256"]) == (
-        "scalar", "scalar", "portable")
+        "scalar",
+        "scalar",
+        "portable",
+    )
     assert out["bad"] == [] and out["ranges"] == WANT_RANGES
 
 
 def test_bad_spec_stops_the_import_with_one_line():
     missing = [n for n in IMPLS["xxh128"] if n not in available("xxh128")]
-    cases = {"xxh128=avx9": "xxh128 has no implementation 'avx9'",
-             "hash=sse2": "unknown kind 'hash'", "fast": "no kind has an implementation 'fast'"}
+    cases = {
+        "xxh128=avx9": "xxh128 has no implementation 'avx9'",
+        "hash=sse2": "unknown kind 'hash'",
+        "fast": "no kind has an implementation 'fast'",
+    }
     if missing:
         cases[f"xxh128={missing[0]}"] = f"xxh128 implementation '{missing[0]}' is not available"
     for spec, why in cases.items():

@@ -13,6 +13,7 @@ COLUMNS = ("product", "month", "kind", "kb", "build", "date", "verified", "sourc
 
 def _calendar(fmt: str, product: str | None = None):
     """The user's calendar, once --format (and --product, when given) are known good."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.kb.calendar import Calendar
     from hpforensics.report import FORMATS
 
@@ -46,6 +47,7 @@ def show(
     """List releases; months without data are filled in from the cadence rule."""
     if ctx.invoked_subcommand is not None:
         return
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.kb.calendar import parse_month
     from hpforensics.report import render
 
@@ -77,6 +79,7 @@ def update(
                   "Markdown). See docs/calendar.md."),
 ) -> None:
     """Merge FILES into the user calendar (stored in $HPF_DATA_DIR), printing what changed."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.kb.calendar_io import read_csv, update_user_calendar
     from hpforensics.kb.calendar_pages import read_page, update_from_page
 
@@ -104,9 +107,11 @@ def check(
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
 ) -> None:
     """List the months up to today whose calendar rows are missing, unknown or unconfirmed."""
+    # lazy: start-up; only this path needs it
     import datetime as dt
     from collections import Counter
 
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.report import render
 
     cal = _calendar(fmt, product)
@@ -136,6 +141,7 @@ def classify_cmd(
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
 ) -> None:
     """Classify KBs / builds: baseline, hotpatch, out-of-band, standard (or the nearest release)."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.report import render
 
     cal = _calendar(fmt)

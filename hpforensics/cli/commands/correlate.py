@@ -21,8 +21,10 @@ def correlate(
         None, "--output", "-o", help="Write here, not stdout."),
 ) -> None:
     """Join a device's update timeline with memory findings of the same device."""
+    # lazy: start-up; only this path needs it
     import dataclasses
 
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.timeline.correlate import KbCorrelation, correlate_dir
     from hpforensics.report import FORMATS
     from hpforensics.report.render import render_to

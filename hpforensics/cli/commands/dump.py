@@ -31,8 +31,8 @@ def analyze_cmd(
                               "--reference file matches."),
     pid: List[int] = typer.Option([], "--pid", help="Only this process (repeatable)."),
     yara: Optional[Path] = typer.Option(None, "--yara", help="YARA rules run on changed ranges."),
-    yara_all: bool = typer.Option(False, "--yara-all",
-                                  help="Run --yara over every image region, not only changed ranges."),
+    yara_all: bool = typer.Option(
+        False, "--yara-all", help="Run --yara over every image region, not only changed ranges."),
     outdir: Path = typer.Option(..., "-o", "--output", help="Folder for CSV and JSON output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no tables."),
     scheduler: Optional[str] = typer.Option(
@@ -48,15 +48,17 @@ def analyze_cmd(
             symbols=symbols, reference=reference, manifest=manifest, store=store, pid=pid,
             yara=yara, yara_all=yara_all))
         return
+    # lazy: rich only where a terminal is drawn on
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.report.memory import print_tables
     from hpforensics.runs.dump import DumpOptions, run_dump
     from hpforensics.staging import staged_outputs
 
     opts = DumpOptions(symbols, reference, manifest, store, pid, yara, yara_all)
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
     # outputs written in a staging folder, put in place when complete (interrupted: none is)
     with staged_outputs(outdir) as stage, \
             Progress(*columns, transient=True, disable=quiet, console=None) as bar:
@@ -81,6 +83,7 @@ def _fleet(images: List[Path], outdir: Path, scheduler: Optional[str], workers: 
            quiet: bool, args: dict) -> None:
     """One task per image (hpforensics.fleet.dumps): <out>/<image>/ as a single run writes it,
     plus dumps.csv, roll-ups with a dump column, Parquet partitions and failures.csv."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.fleet.cluster import ClusterSpec, failures_warning
     from hpforensics.fleet.dumps import analyze_dumps
 
@@ -91,7 +94,8 @@ def _fleet(images: List[Path], outdir: Path, scheduler: Optional[str], workers: 
             typer.echo(f"hpforensics: warning: {d.dump}: {w}", err=True)
     if result.failures:
         typer.echo(failures_warning(result.failures, outdir / "failures.csv", "image"), err=True)
-    typer.echo(f"{len(result.dumps)}/{result.tasks} image(s) analysed; outputs in {outdir}", err=True)
+    typer.echo(f"{len(result.dumps)}/{result.tasks} image(s) analysed; outputs in {outdir}",
+               err=True)
     if result.partial:
         raise typer.Exit(int(ExitCode.PARTIAL))
 

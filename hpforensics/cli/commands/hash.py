@@ -27,6 +27,7 @@ def hash_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Hash every page of each FILE: page, offset, length, digest, flags (zero)."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics import pagehash
     from hpforensics.report import FORMATS
     from hpforensics.report.render import render_to
@@ -55,6 +56,7 @@ def hash_cmd(
             records += pagehash.page_records(str(f), ph)
     render_to(out, records, fmt, title=f"{algo} page digests ({page_size}-byte pages)")
     if out is not None:
+        # lazy: CLI start-up (a command imports only what it runs)
         from hpforensics.custody import custody_block, sidecar_path, write_custody
 
         write_custody(sidecar_path(out), custody_block(
@@ -70,6 +72,7 @@ def _progress(total: int, enabled: bool):
 
 class _bar:
     def __init__(self, total: int) -> None:
+        # lazy: rich only where a terminal is drawn on
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                    TransferSpeedColumn)

@@ -31,6 +31,7 @@ def live_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan running processes: every changed code byte of every mapped image, with a verdict."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.live.options import build_options
     from hpforensics.live.progress import progress_bar
     from hpforensics.report.live import write_report

@@ -8,8 +8,9 @@ import typer
 
 from hpforensics.errors import ExitCode, UsageError
 
-manifest_app = typer.Typer(help="KB manifests: which files, PE identities and page hashes an update ships.",
-                           no_args_is_help=True)
+manifest_app = typer.Typer(
+    help="KB manifests: which files, PE identities and page hashes an update ships.",
+    no_args_is_help=True)
 
 FILE_COLUMNS = ("name", "version", "architecture", "size", "timestamp", "size_of_image", "checksum",
                 "hotpatch_bases", "pages", "sha256", "path")
@@ -17,17 +18,21 @@ FILE_COLUMNS = ("name", "version", "architecture", "size", "timestamp", "size_of
 
 @manifest_app.command("import")
 def import_cmd(
-    source: Path = typer.Argument(..., help="File-information .csv, .mum/.manifest XML, or a folder of binaries."),
+    source: Path = typer.Argument(
+        ..., help="File-information .csv, .mum/.manifest XML, or a folder of binaries."),
     output: Path = typer.Option(..., "-o", "--output", help="Manifest JSON to write."),
-    kb: List[str] = typer.Option([], "--kb", help="KB of the update (repeat for KBs shipping the same files)."),
+    kb: List[str] = typer.Option(  # noqa: UP006
+        [], "--kb", help="KB of the update (repeat for KBs shipping the same files)."),
     no_pages: bool = typer.Option(False, "--no-pages", help="Folder import: skip page hashes."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes."),  # noqa: UP007
 ) -> None:
     """Build a manifest from SOURCE; every skipped input is listed with the reason."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.kb.importers import import_source
 
     manifest = import_source(source, kb, pages=not no_pages, workers=workers)
     manifest.save(output)
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.custody import custody_block, sidecar_path, write_custody
 
     write_custody(sidecar_path(output), custody_block(
@@ -35,8 +40,8 @@ def import_cmd(
     for s in manifest.skipped:
         typer.echo(f"skipped {s.item}: {s.reason}", err=True)
     errors = sum(s.error for s in manifest.skipped)
-    typer.echo(f"{output}: {manifest.kb}, {len(manifest.files)} file(s), {len(manifest.skipped)} skipped"
-               + (f" ({errors} unreadable)" if errors else ""))
+    typer.echo(f"{output}: {manifest.kb}, {len(manifest.files)} file(s), "
+               f"{len(manifest.skipped)} skipped" + (f" ({errors} unreadable)" if errors else ""))
     if errors:
         raise typer.Exit(int(ExitCode.PARTIAL))
 
@@ -44,10 +49,12 @@ def import_cmd(
 @manifest_app.command("show")
 def show_cmd(
     target: str = typer.Argument(..., help="A manifest file, or a KB number to find in --dir."),
-    directory: List[Path] = typer.Option([], "--dir", help="Folders of manifests to search for a KB."),
+    directory: List[Path] = typer.Option(  # noqa: UP006
+        [], "--dir", help="Folders of manifests to search for a KB."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
 ) -> None:
     """Show a manifest's update and files."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.kb.calendar import normalize_kb
     from hpforensics.kb.manifest import load
     from hpforensics.kb.manifest_index import ManifestIndex
@@ -63,9 +70,11 @@ def show_cmd(
             raise UsageError(f"{target}: neither a manifest file nor a KB number")
         found = [m for m in ManifestIndex.load(directory or [Path(".")]).manifests if kb in m.kbs]
         if not found:
-            raise UsageError(f"no manifest for {kb} in {', '.join(map(str, directory or ['.']))}")
+            searched = ", ".join(map(str, directory or [Path(".")]))
+            raise UsageError(f"no manifest for {kb} in {searched}")
         manifest = found[0]
     if fmt == "json":
+        # lazy: start-up; only this path needs it
         import json
         import sys
 

@@ -12,8 +12,9 @@ import typer
 from hpforensics.errors import ExitCode, InputError, UsageError
 from hpforensics.textsafe import clean
 
-pe_app = typer.Typer(help="PE files: hotpatch records, load config, dynamic relocations, CFG, CodeView.",
-                     no_args_is_help=True)
+pe_app = typer.Typer(
+    help="PE files: hotpatch records, load config, dynamic relocations, CFG, CodeView.",
+    no_args_is_help=True)
 
 INFO_FORMATS = ("table", "json")
 FUNCTION_COLUMNS = ("patch_file", "sequence", "base_rva", "patch_rva", "name", "base_file")
@@ -22,7 +23,8 @@ FUNCTION_COLUMNS = ("patch_file", "sequence", "base_rva", "patch_rva", "name", "
 def _hexify(value):
     """JSON for analysts: addresses, stamps and checksums as hex strings."""
     if isinstance(value, dict):
-        return {k: (f"{v:#x}" if isinstance(v, int) and not isinstance(v, bool) and _is_hex(k) else _hexify(v))
+        return {k: (f"{v:#x}" if isinstance(v, int) and not isinstance(v, bool) and _is_hex(k)
+                    else _hexify(v))
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_hexify(v) for v in value]
@@ -43,7 +45,9 @@ def info(
         None, "-o", "--output", help="Write the JSON here (with a .custody.json beside it)."),
 ) -> None:
     """Is it a hotpatch image, what it patches (base TimeDateStamp/CheckSum, sequence, functions),
-    is a base hotpatch-capable, and its load config / dynamic relocation / CFG / CodeView summary."""
+    is a base hotpatch-capable, and its load config / dynamic relocation / CFG / CodeView
+    summary."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.pe.image import PEImage
     from hpforensics.pe.summary import BaseFinder, describe, name_functions
     from hpforensics.report import render
@@ -65,6 +69,7 @@ def info(
         name_functions(i, image, finder)
         infos.append(i)
     if fmt == "json" and out is not None:
+        # lazy: CLI start-up (a command imports only what it runs)
         from hpforensics.custody import custody_block, sidecar_path, write_custody
         from hpforensics.staging import staged_file
 
@@ -80,11 +85,12 @@ def info(
         render([i.summary_row() for i in infos], "table", title="PE images")
         functions = [f for i in infos for f in i.functions]
         if functions:
-            rows = [{**dataclasses.asdict(f), "base_rva": f"{f.base_rva:#x}", "patch_rva": f"{f.patch_rva:#x}"}
-                    for f in functions]
-            render(rows, "table", columns=FUNCTION_COLUMNS, title="Functions replaced by hotpatch images")
-    for exc in errors:
-        typer.echo(f"hpforensics: error: {exc}", err=True)
+            rows = [{**dataclasses.asdict(f), "base_rva": f"{f.base_rva:#x}",
+                     "patch_rva": f"{f.patch_rva:#x}"} for f in functions]
+            render(rows, "table", columns=FUNCTION_COLUMNS,
+                   title="Functions replaced by hotpatch images")
+    for error in errors:
+        typer.echo(f"hpforensics: error: {error}", err=True)
     if errors:
         raise typer.Exit(int(ExitCode.PARTIAL if infos else ExitCode.USER_ERROR))
 

@@ -20,6 +20,7 @@ def build_cmd(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes."),  # noqa: UP007
 ) -> None:
     """Import every PE under DIRS: normalised digests of all executable pages."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.kb.store import PageStore
     from hpforensics.kb.store_build import build
 
@@ -27,6 +28,7 @@ def build_cmd(
         report = build(store, dirs, kb, workers=workers,
                        progress=lambda n: typer.echo(f"  {n} files...", err=True))
         stats = store.stats()
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.custody import custody_block, sidecar_path, write_custody
 
     # the store accumulates runs; the sidecar records this run's inputs
@@ -34,23 +36,31 @@ def build_cmd(
     for skip in report.skipped:
         typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
     rate = report.pages / report.seconds if report.seconds else 0.0
-    typer.echo(f"{db}: {report.added} image version(s) added ({report.pages} pages, {rate:,.0f} pages/s), "
-               f"{report.known} already known, {len(report.skipped)} file(s) skipped; store holds "
-               f"{stats['images']} images, {stats['pages']} pages")
+    typer.echo(
+        f"{db}: {report.added} image version(s) added ({report.pages} pages, {rate:,.0f} pages/s), "
+        f"{report.known} already known, {len(report.skipped)} file(s) skipped; store holds "
+        f"{stats['images']} images, {stats['pages']} pages"
+    )
     if report.errors:
         raise typer.Exit(int(ExitCode.PARTIAL))
 
 
 @store_app.command("lookup")
 def lookup_cmd(
-    target: Path = typer.Argument(..., help="A PE file, or a memory dump of one module (with --base)."),
+    target: Path = typer.Argument(
+        ..., help="A PE file, or a memory dump of one module (with --base)."
+    ),
     db: Path = typer.Option(..., "--db", help="SQLite store built with `store build`."),
     base: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--base", help="Load address of a dumped module: TARGET is a memory (mapped) layout."),
-    name: Optional[str] = typer.Option(None, "--name", help="Image name (default: TARGET's file name)."),  # noqa: UP007
+        None, "--base", help="Load address of a dumped module: TARGET is a memory (mapped) layout."
+    ),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Image name (default: TARGET's file name)."
+    ),  # noqa: UP007
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
 ) -> None:
     """Which stored version TARGET is (or the nearest), its KBs, and the pages that match none."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.evidence import open_evidence
     from hpforensics.kb.store import PageStore
     from hpforensics.kb.store_report import lookup_rows
@@ -62,10 +72,15 @@ def lookup_cmd(
     with open_evidence(target) as fh:
         data = fh.read()
     with PageStore(db) as store:
-        match = store.identify_image(data, name or target.name, mapped=base_addr is not None, path=str(target))
+        match = store.identify_image(
+            data, name or target.name, mapped=base_addr is not None, path=str(target)
+        )
         rows = lookup_rows(match, base_addr or 0)
-    title = f"{match.name}: " + (f"{'exact' if match.exact else 'nearest'} version "
-                                 f"{match.best.version.timestamp:#010x}" if match.best else "no version in store")
+    title = f"{match.name}: " + (
+        f"{'exact' if match.exact else 'nearest'} version {match.best.version.timestamp:#010x}"
+        if match.best
+        else "no version in store"
+    )
     render(rows, fmt, title=title)
 
 

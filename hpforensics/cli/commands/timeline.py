@@ -41,8 +41,9 @@ def timeline(
     hash_inputs: bool = typer.Option(True, "--hash/--no-hash", help="SHA-256 every input."),
     html: bool = typer.Option(True, "--html/--no-html", help="Write report.html."),
     scheduler: Optional[str] = typer.Option(  # noqa: UP007
-        None, "--scheduler", help="Run per device on this Dask scheduler (tcp://host:8786); "
-                                  "workers need hpforensics and the logs/output on shared storage."),
+        None, "--scheduler",
+        help="Run per device on this Dask scheduler (tcp://host:8786); "
+             "workers need hpforensics and the logs/output on shared storage."),
     workers: Optional[int] = typer.Option(  # noqa: UP007
         None, "--workers", help="Run per device on a local Dask cluster of N worker processes."),
     rings: Optional[Path] = typer.Option(  # noqa: UP007
@@ -56,6 +57,7 @@ def timeline(
 ) -> None:
     """Write events, timeline (Timesketch CSV), updates, compliance and devices as CSV and
     JSONL, plus a self-contained report.html. Exit 3 when some input was damaged."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.timeline.intune import load_rings
     from hpforensics.timeline.pipeline import TimelineOptions
     from hpforensics.runs.timeline import run_timeline
@@ -74,6 +76,7 @@ def timeline(
         start=first, end=last, product=product, jobs=jobs, grace_days=grace_days,
         hash_inputs=hash_inputs,
     )
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.staging import staged_outputs
 
     # written in a staging folder, put in place when complete (interrupted: nothing is)
@@ -116,6 +119,7 @@ def _custody(logs: List[Path], output: Path, opts, html: bool,  # noqa: UP006
     """custody.json beside the outputs: the tool, the options that shape the results (not
     --jobs/--workers) and every input; with --no-hash the inputs are named, not hashed.
     `hashed`: the SHA-256 the reader took of each log it read (not read again)."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.custody import custody_block, write_custody
 
     options = {"parser": opts.parser, "devices": opts.devices, "from": opts.start, "to": opts.end,
@@ -134,6 +138,7 @@ def _fleet(logs: List[Path], output: Path, opts, html: bool, scheduler: Optional
     """The same outputs, devices as tasks on Dask (hpforensics.fleet), plus Parquet
     partitions and failures.csv; True when partial. `output`: the staging folder; the
     messages name `shown_as`, where the outputs end up."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.fleet.cluster import ClusterSpec, failures_warning
     from hpforensics.fleet.timeline import run_fleet_timeline
 

@@ -20,6 +20,7 @@ def yara_cmd(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not reuse compiled rules."),
 ) -> None:
     """Scan files and folders with YARA rules (compiled once, cached by content hash)."""
+    # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.yarascan import load_rules, scan_paths
 
     ruleset = load_rules([rules], use_cache=not no_cache)
@@ -28,6 +29,7 @@ def yara_cmd(
     render_to(out, hits, fmt, columns=COLUMNS if fmt in ("table", "csv") else None,
               title=f"YARA hits ({len(hits)})")
     if out is not None:
+        # lazy: CLI start-up (a command imports only what it runs)
         from hpforensics.custody import custody_block, sidecar_path, write_custody
 
         write_custody(sidecar_path(out), custody_block("yara", [rules, *targets], {"format": fmt}))

@@ -1,0 +1,13 @@
+# Types of the C record selector (csrc/evtxscan/module.c), for mypy; the module is compiled.
+from collections.abc import Sequence
+
+from typing_extensions import Buffer
+from typing import Any
+
+class _Rules: ...
+
+def rules(rules: Sequence[tuple[bytes, tuple[int, ...]]]) -> _Rules: ...
+def select(chunk: Buffer, rules: _Rules
+           ) -> None | tuple[int, int, tuple[int, ...], bool]: ...
+def record_fields(decoded_json: Any
+                  ) -> None | tuple[str, int, int, str, str, dict[str, str]]: ...
