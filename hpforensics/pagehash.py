@@ -130,6 +130,11 @@ def _is_buffer(obj: Any) -> TypeIs[Buffer]:
     return True
 
 
+def xxh3_128(data: Buffer) -> bytes:
+    """XXH3-128 of a whole buffer, canonical 16 bytes (xxhash.xxh3_128_digest's value)."""
+    return _pagehash.xxh3_128(data)
+
+
 def ranges_to_bitmap(ranges: Sequence[Sequence[int]], n: int) -> bytes:
     """Bitmap (bit i = byte i, LSB first, ceil(n/8) bytes) with the bytes of `ranges` set.
 

@@ -33,7 +33,7 @@ from hpforensics.reference.expected import PAGE, ExpectedImage, Template, _Cache
 from hpforensics.reference.kinds import POINTER_VALUE, MaskKind
 from hpforensics.kb.unpatch import redirect_edits, restore_page, slot_edits
 from hpforensics.space import AddressSpace, MappedImage
-from hpforensics.pagehash import ranges_to_bitmap
+from hpforensics.pagehash import ranges_to_bitmap, xxh3_128
 from hpforensics.reference.headers import parse_headers
 from hpforensics.kb.known_pages import ManifestPages, StorePages
 from hpforensics.reference.disk import DiskReferences
@@ -112,26 +112,23 @@ class PageReferences:
 def _content_key(data: bytes, path: str) -> bytes:
     """Digest of everything but writable data: the same DLL in the next process differs there
     (its globals) and nowhere the expected image is judged on, so it is built once."""
-    # lazy: optional (the [bench] extra); only this reference path uses it
-    import xxhash
-
-
-    h = xxhash.xxh3_128()
+    # XXH3-128 by the C core, of the kept pieces joined (the same digest as xxhash's streaming
+    # hasher over them: xxhash is not a dependency of the package, only of its tests and bench)
     view = memoryview(data)
     try:
         hdr = parse_headers(data, path)
     except InputError:
-        h.update(view)
-        return h.digest()
+        return xxh3_128(view)
+    pieces = []
     done = 0
     for sec in sorted(hdr.sections, key=lambda x: x.va):
         if sec.writable and not sec.executable:
             start, end = sec.va, min(sec.va + (sec.vsize + PAGE - 1) // PAGE * PAGE, len(data))
             if start >= done:
-                h.update(view[done:start])
+                pieces.append(view[done:start])
                 done = max(done, end)
-    h.update(view[done:])
-    return h.digest()
+    pieces.append(view[done:])
+    return xxh3_128(b"".join(pieces))
 
 
 class _Builder:

@@ -307,3 +307,33 @@ def test_next_process_copy_is_built_once(real_pe_files, real_store):
         got.append(refs.expected_for(space.images()[0], space))
     assert got[0] is got[1] and got[2] is not got[0]
     assert got[0].unmatched_pages == {} and list(got[2].unmatched_pages) == [0x1000]
+
+
+def test_content_key_is_xxh3_of_the_read_only_parts_without_xxhash(shared_data: Path) -> None:
+    """The cache key of an expected image: XXH3-128 (by the C core) of everything but writable
+    data, equal to xxhash's streaming digest over the same pieces; it must not need xxhash,
+    which the package does not depend on (run with the module blocked)."""
+    import xxhash
+
+    from hpforensics.kb.store_references import _content_key
+    from hpforensics.reference.expected import PAGE
+    from hpforensics.reference.headers import parse_headers
+
+    for path in sorted((shared_data / "pe").glob("*.dll")):
+        data = path.read_bytes()
+        h, done = xxhash.xxh3_128(), 0
+        for sec in sorted(parse_headers(data, str(path)).sections, key=lambda x: x.va):
+            if sec.writable and not sec.executable:
+                start = sec.va
+                end = min(sec.va + (sec.vsize + PAGE - 1) // PAGE * PAGE, len(data))
+                if start >= done:
+                    h.update(data[done:start])
+                    done = max(done, end)
+        h.update(data[done:])
+        assert _content_key(data, str(path)) == h.digest(), path.name
+    child = ("import sys; sys.modules['xxhash'] = None\n"
+             "from hpforensics.kb.store_references import _content_key\n"
+             f"print(_content_key(open({str(path)!r}, 'rb').read(), 'x').hex())")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == _content_key(data, str(path)).hex()
