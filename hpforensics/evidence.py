@@ -7,6 +7,7 @@ import io
 import mmap
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -115,9 +116,6 @@ class BackgroundHash:
     hash costs next to no wall time. Daemon: an analysis that fails does not wait for it."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        # lazy: start-up; only this path needs it
-        import threading
-
         self.path = Path(path)
         self._digest: str | None = None
         self._error: BaseException | None = None

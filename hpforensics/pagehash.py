@@ -21,9 +21,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from typing_extensions import Buffer, TypeIs
+if TYPE_CHECKING:  # typing_extensions is no dependency of the package: annotations only
+    from typing_extensions import Buffer, TypeIs
 
 from hpforensics import _pagehash
 

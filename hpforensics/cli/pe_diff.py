@@ -5,6 +5,7 @@ patch images laid out at their bases, raw regions such as an HPAT) and renders t
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -115,9 +116,6 @@ def register_diff(pe_app: typer.Typer) -> None:
                 write_custody(tmp, _custody(disk, memory, base, patch, region, module,
                                             show_loader))
         else:
-            # lazy: start-up; only this path needs it
-            import io
-
             buf = io.StringIO()
             # lazy: CLI start-up (a command imports only what it runs)
             from hpforensics.report import render

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import re
@@ -141,9 +142,6 @@ def read_json(path: str, stats: ReadStats) -> Iterator[RawRecord]:
 
 
 def _text(raw: IO[bytes]) -> IO[str]:
-    # lazy: start-up; only this path needs it
-    import io
-
     return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
 
 

@@ -22,6 +22,7 @@ import json
 import logging
 import re
 from typing import Any, Iterator
+from urllib.parse import unquote
 
 from hpforensics.evtx.hive_file import Problems
 from hpforensics.evtx.records import RawRecord, ReadStats, parse_time, text_value
@@ -40,9 +41,6 @@ def is_results_file(path: str) -> bool:
     """Whether a file or zip member is one of the artifact's registry result sets
     ('results/Windows.Hotpatch.Collect%2FEnrolment.json', '.../Windows.Hotpatch.Collect/
     HotpatchKeys.json', JSON Lines either way)."""
-    # lazy: start-up; only this path needs it
-    from urllib.parse import unquote
-
     parts = unquote(path.replace("\\", "/")).lower().rsplit("/", 2)
     if len(parts) < 2:
         return False

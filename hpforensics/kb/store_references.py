@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -284,9 +285,6 @@ def open_references(dirs: Sequence = (), store=None, manifest=None):
     """What `--reference`, `--store` and `--manifest` give the engine, in that order: files on
     disk first, then the page-hash store, then manifests with page hashes. None: nothing given.
     Missing paths and unreadable stores or manifests are user errors, raised here."""
-    # lazy: start-up; only this path needs it
-    from pathlib import Path
-
 
     providers: list = []
     if dirs:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence
 
 from hpforensics.memimage import walk
@@ -82,9 +83,6 @@ def spaces(context, kernel: str, source: str, pids: Sequence[int] | None = None,
 
 
 def _canonical(layer, m: MappedImage) -> MappedImage:
-    # lazy: start-up; only this path needs it
-    from dataclasses import replace
-
     canon = getattr(layer, "canonicalize", None)
     return replace(m, base=canon(m.base)) if canon else m
 

@@ -6,6 +6,7 @@ the same way.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol, runtime_checkable
 
 from hpforensics.reference.expected import ExpectedImage
@@ -57,9 +58,6 @@ class ChainReferences:
                 continue
             if e is not None:
                 if failed is not None:
-                    # lazy: start-up; only this path needs it
-                    import dataclasses
-
                     e = dataclasses.replace(e, warnings=[*e.warnings, f"{failed}; verified "
                                                          f"against {self.label(e)} instead"])
                 return e

@@ -13,6 +13,7 @@ import itertools
 import marshal
 import operator
 import os
+import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Iterator, Sequence
@@ -303,9 +304,6 @@ class SpillSorter:
 def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:
     """Rows sorted by their first item, in a new file of work_dir: marshalled batches of
     _BATCH rows (a run is read back a batch at a time, so an open run holds one batch)."""
-    # lazy: start-up; only this path needs it
-    import tempfile
-
     if not presorted:
         rows = sorted(rows, key=_first)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -245,9 +246,6 @@ _TASKS_AHEAD = 2  # tasks per worker submitted ahead of the one the parent waits
 def _worker_signals() -> None:
     """A ^C reaches the whole process group: the parent stops the run and the pool; a worker
     ends with its task instead of printing its own KeyboardInterrupt traceback."""
-    # lazy: start-up; only this path needs it
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

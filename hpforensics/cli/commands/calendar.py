@@ -2,6 +2,8 @@
 CSV files or Microsoft's saved pages; `calendar check` lists months not confirmed up to today."""
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional
 
@@ -107,10 +109,6 @@ def check(
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or jsonl."),
 ) -> None:
     """List the months up to today whose calendar rows are missing, unknown or unconfirmed."""
-    # lazy: start-up; only this path needs it
-    import datetime as dt
-    from collections import Counter
-
     # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.report import render
 

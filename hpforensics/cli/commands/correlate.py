@@ -1,6 +1,7 @@
 """`hpforensics correlate`: per KB, installed per the logs vs live in memory."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -21,9 +22,6 @@ def correlate(
         None, "--output", "-o", help="Write here, not stdout."),
 ) -> None:
     """Join a device's update timeline with memory findings of the same device."""
-    # lazy: start-up; only this path needs it
-    import dataclasses
-
     # lazy: CLI start-up (a command imports only what it runs)
     from hpforensics.timeline.correlate import KbCorrelation, correlate_dir
     from hpforensics.report import FORMATS

@@ -1,6 +1,8 @@
 """`hpforensics manifest import|show`: KB manifests (the files an update ships)."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -74,10 +76,6 @@ def show_cmd(
             raise UsageError(f"no manifest for {kb} in {searched}")
         manifest = found[0]
     if fmt == "json":
-        # lazy: start-up; only this path needs it
-        import json
-        import sys
-
         json.dump(manifest.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
         return
