@@ -77,7 +77,7 @@ fail:
 }
 
 /* select(chunk, rules) -> None (walk the whole chunk with the parser) or
- * (records, end, kept_offsets: tuple[int], mentions: bool) */
+ * (records, end, kept_offsets: tuple[int], mentions: bool, native: tuple[int] | None) */
 static PyObject *py_select(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
@@ -113,9 +113,24 @@ static PyObject *py_select(PyObject *self, PyObject *args) {
                 PyTuple_SET_ITEM(kept, i, v);
             }
         }
+        /* the records a rule selected, when the chunk may be read by decode() */
+        PyObject *native = NULL;
+        if (kept && res->native) {
+            uint32_t n = 0;
+            for (uint32_t i = 0; i < res->kept; i++) n += res->yes[i];
+            native = PyTuple_New(n);
+            for (uint32_t i = 0, j = 0; native && i < res->kept; i++) {
+                if (!res->yes[i]) continue;
+                PyObject *v = PyLong_FromUnsignedLong(res->keep[i]);
+                if (!v) Py_CLEAR(native);
+                else PyTuple_SET_ITEM(native, j++, v);
+            }
+            if (!native) Py_CLEAR(kept);
+        }
         if (kept)
-            out = Py_BuildValue("(IINO)", res->records, res->end, kept,
-                                res->mentions ? Py_True : Py_False);
+            out = Py_BuildValue("(IINON)", res->records, res->end, kept,
+                                res->mentions ? Py_True : Py_False,
+                                native ? native : Py_NewRef(Py_None));
     }
     free(res);
     return out;
@@ -124,10 +139,16 @@ static PyObject *py_select(PyObject *self, PyObject *args) {
 /* fields.c: the common shape of a record's decoded JSON, for readers.raw_from_json() */
 PyObject *evs_record_fields(PyObject *self, PyObject *obj);
 
+/* native.c: the fields of kept records read from their Binary XML */
+PyObject *evs_py_decode(PyObject *self, PyObject *args);
+int evs_native_init(void);
+
 static PyMethodDef methods[] = {
     {"rules", py_rules, METH_O, "Compile provider rules: ((name: bytes, ids: tuple), ...)."},
     {"select", py_select, METH_VARARGS,
-     "select(chunk, rules) -> None | (records, end, kept_offsets, mentions)"},
+     "select(chunk, rules) -> None | (records, end, kept_offsets, mentions, native_offsets)"},
+    {"decode", evs_py_decode, METH_VARARGS,
+     "decode(chunk, offsets, record_type) -> None | list[record_type]"},
     {"record_fields", evs_record_fields, METH_O,
      "record_fields(decoded_json) -> None | (provider, event_id, record_id, channel, computer, "
      "data)"},
@@ -139,4 +160,7 @@ static struct PyModuleDef module = {
     methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__evtxscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__evtxscan(void) {
+    if (evs_native_init() < 0) return NULL;
+    return PyModule_Create(&module);
+}

@@ -69,6 +69,8 @@ class ChunkScan:
     unwanted_records: int = 0
     patches: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     skipped_records: int = 0
+    # chunk offset -> (the records decode() may read, the records the parser would return)
+    native: dict[int, tuple[tuple[int, ...], int]] = field(default_factory=dict)
 
     @property
     def damaged(self) -> bool:
@@ -82,6 +84,9 @@ class RecordPick:
     records: int  # records the parser would walk in the whole chunk
     parsed: int  # records the parser will still read (the kept ones, plus the first one)
     patches: tuple[tuple[int, int], ...]  # (record offset, size the parser is to see)
+    # The records a rule selected, when every record the parser would read here is either one
+    # of them or not relevant: then `_evtxscan.decode` may read them instead (select.py).
+    native: tuple[int, ...] | None = None
 
 
 def apply_patches(chunk: bytearray, patches: tuple[tuple[int, int], ...]) -> None:
@@ -139,6 +144,8 @@ def scan_chunks(fh: io.BufferedIOBase, size: int, wanted: Wanted | None = None,
                     scan.wanted_offsets.append(offset)
                     scan.patches[offset] = choice.patches
                     scan.skipped_records += choice.records - choice.parsed
+                    if choice.native is not None:
+                        scan.native[offset] = (choice.native, choice.parsed)
                 else:
                     scan.unwanted_records += choice.records
             else:

@@ -33,12 +33,13 @@ class RecordSelector:
         if got is None:
             self.mentions = True
             return True
-        records, end, kept, mentions = got
+        records, end, kept, mentions, native = got
         self.mentions |= mentions
-        return pick(chunk, records, end, kept)
+        return pick(chunk, records, end, kept, native)
 
 
-def pick(chunk: bytes | bytearray, records: int, end: int, kept: tuple[int, ...]) -> RecordPick:
+def pick(chunk: bytes | bytearray, records: int, end: int, kept: tuple[int, ...],
+         native: tuple[int, ...] | None = None) -> RecordPick:
     """Size patches that make the parser read exactly the kept records (and the first record
     of the chunk, where every walk starts)."""
     if not kept:
@@ -49,4 +50,4 @@ def pick(chunk: bytes | bytearray, records: int, end: int, kept: tuple[int, ...]
         stop = starts[i + 1] if i + 1 < len(starts) else end
         if RECORD_SIZE.unpack_from(chunk, start + 4)[0] != stop - start:
             patches.append((start, stop - start))
-    return RecordPick(records, len(starts), tuple(patches))
+    return RecordPick(records, len(starts), tuple(patches), native)

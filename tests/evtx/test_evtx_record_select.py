@@ -76,15 +76,16 @@ def test_pick_patches_step_over_exactly_the_unkept_records(shared_data: Path) ->
 
 def test_selector_driver_under_sanitizers(tmp_path: Path, shared_data: Path) -> None:
     """Every chunk of the real logs and of one sample device, then 300 hostile mutations of
-    each (flipped bits, huge counts, offsets pointing anywhere): no read outside the chunk,
-    kept offsets always ascending record starts inside the walk."""
+    each (flipped bits, huge counts, offsets pointing anywhere), selected and decoded: no read
+    outside the chunk, kept offsets always ascending record starts inside the walk, every field
+    the decoder reports inside the chunk and renderable."""
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     assert cc, "a C compiler is needed to build the extension and this test"
     exe = tmp_path / "evtxscan_driver"
     build = subprocess.run(
         [cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined",
          "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror", "-o", str(exe),
-         str(SELECT / "tests" / "driver.c"), str(SELECT / "select.c")],
+         str(SELECT / "tests" / "driver.c"), str(SELECT / "select.c"), str(SELECT / "decode.c")],
         capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     files = sorted(str(p) for p in (shared_data / "evtx").glob("*.evtx"))
@@ -94,6 +95,7 @@ def test_selector_driver_under_sanitizers(tmp_path: Path, shared_data: Path) -> 
     assert run.returncode == 0, run.stdout + run.stderr
     assert " 0 failures" in run.stdout
     assert int(run.stdout.split(" checks")[0].split()[-1]) > 500_000
+    assert int(run.stdout.split(" decoded")[0].split()[-1]) > 100_000  # the decoder ran too
 
 
 def test_reader_hashes_the_input_on_its_integrity_read(shared_data: Path, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-/* Self-check of the record selector, built with sanitizers by tests/evtx/test_evtx_select_asan.py.
- * Usage: driver FILE.evtx...  Every chunk of every file is selected as is, then mutated many
- * times (bytes flipped, sizes, offsets and counts replaced by hostile values) and selected
- * again: the sanitizers catch any read outside the chunk, the checks below any broken promise
- * of evtx_result (kept offsets ascending record starts inside the walk). */
+/* Self-check of the record selector and decoder, built with sanitizers by
+ * tests/evtx/test_evtx_record_select.py. Usage: driver FILE.evtx...  Every chunk of every file
+ * is selected as is, then mutated many times (bytes flipped, sizes, offsets and counts replaced
+ * by hostile values) and selected again; every record start of each, and every kept offset, is
+ * decoded and each value it finds rendered: the sanitizers catch any read outside the chunk,
+ * the checks below any broken promise of evs_result (kept offsets ascending record starts
+ * inside the walk) or of evs_record (every field inside the chunk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +48,54 @@ static void verify(const uint8_t *chunk, const evs_result *r, int rc, const char
     }
 }
 
+static unsigned long decoded;
+
+static void check_ref(const uint8_t *chunk, const evs_ref *r, const char *file, long i) {
+    static char text[EVS_VALUE_TEXT_MAX];
+    if (r->kind == EVS_NONE) return;
+    check((uint64_t)r->off + r->size <= EVS_CHUNK_SIZE, "field inside the chunk", file, i);
+    if (r->kind == EVS_VALUE && r->type != 0x01 && r->type != 0x0e && r->type != 0x81)
+        check(evs_value_text(chunk + r->off, r->size, r->type, text, sizeof text) >= 0,
+              "a checked value renders", file, i);
+}
+
+/* Decode the record at every offset given, and every field of what it reads. */
+static void decode_all(evs_decoder *d, const uint8_t *chunk, const uint32_t *at, uint32_t n,
+                       const char *file, long i) {
+    static evs_record rec;
+    evs_decoder_reset(d);
+    for (uint32_t k = 0; k < n; k++) {
+        if (evs_decode(d, chunk, EVS_CHUNK_SIZE, at[k], &rec) < 0) continue;
+        decoded++;
+        const evs_ref *refs[] = {&rec.provider, &rec.source, &rec.event_id, &rec.record_id,
+                                 &rec.channel, &rec.computer};
+        for (int f = 0; f < 6; f++) check_ref(chunk, refs[f], file, i);
+        check(rec.n_data <= EVS_MAX_FIELDS, "field count", file, i);
+        for (uint32_t f = 0; f < rec.n_data && f < EVS_MAX_FIELDS; f++) {
+            check_ref(chunk, &rec.name[f], file, i);
+            check_ref(chunk, &rec.data[f], file, i);
+        }
+    }
+}
+
+/* Record starts as the parser walks them (size by size), bad ones included: decode() must
+ * take any offset. */
+static uint32_t starts(const uint8_t *chunk, uint32_t *at) {
+    uint32_t n = 0;
+    for (uint32_t pos = EVS_CHUNK_HEADER; pos + 24 <= EVS_CHUNK_SIZE && n < EVS_MAX_RECORDS;) {
+        at[n++] = pos;
+        uint32_t size = chunk[pos + 4] | chunk[pos + 5] << 8 | (uint32_t)chunk[pos + 6] << 16 |
+                        (uint32_t)chunk[pos + 7] << 24;
+        if (size < 24 || size > EVS_CHUNK_SIZE - pos) break;
+        pos += size;
+    }
+    return n;
+}
+
 int main(int argc, char **argv) {
     static evs_result res;
+    static uint32_t at_[EVS_MAX_RECORDS];
+    evs_decoder *dec = malloc(evs_decoder_size());
     uint8_t *chunk = malloc(EVS_CHUNK_SIZE), *copy = malloc(EVS_CHUNK_SIZE);
     unsigned long selected = 0, kept = 0;
     for (int a = 1; a < argc; a++) {
@@ -62,6 +110,7 @@ int main(int argc, char **argv) {
             if (memcmp(chunk, "ElfChnk", 8)) continue;
             int rc = evs_select(chunk, EVS_CHUNK_SIZE, RULES, 4, &res);
             verify(chunk, &res, rc, argv[a], i);
+            decode_all(dec, chunk, at_, starts(chunk, at_), argv[a], i);
             selected += res.records;
             kept += res.kept;
             check(evs_select(chunk, EVS_CHUNK_SIZE - 1, RULES, 4, &res) == -1, "short", argv[a], i);
@@ -80,13 +129,16 @@ int main(int argc, char **argv) {
                 }
                 rc = evs_select(copy, EVS_CHUNK_SIZE, RULES, 4, &res);
                 verify(copy, &res, rc, argv[a], i);
+                if (rc == 0) decode_all(dec, copy, res.keep, res.kept, argv[a], i);
+                decode_all(dec, copy, at_, starts(copy, at_), argv[a], i);
             }
         }
         fclose(fh);
     }
     free(chunk);
     free(copy);
-    printf("%lu records selected from, %lu kept; %lu checks, %lu failures\n", selected, kept, checks,
-           failures);
+    free(dec);
+    printf("%lu records selected from, %lu kept, %lu decoded; %lu checks, %lu failures\n",
+           selected, kept, decoded, checks, failures);
     return failures != 0;
 }
