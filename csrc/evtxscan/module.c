@@ -76,8 +76,35 @@ fail:
     return NULL;
 }
 
+/* select.pick()'s size patches, for the records kept: ((record offset, size), ...) making the
+ * parser step from each record it reads (the first of the chunk, then the kept) to the next. */
+static PyObject *size_patches(const uint8_t *chunk, const evs_result *res) {
+    PyObject *out = PyList_New(0);
+    if (!out || !res->kept) return out ? PyList_AsTuple(out) : NULL;
+    uint32_t first = res->keep[0] != EVS_CHUNK_HEADER;
+    uint32_t n = res->kept + first;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t start = i < first ? EVS_CHUNK_HEADER : res->keep[i - first];
+        uint32_t stop = i + 1 < n ? res->keep[i + 1 - first] : res->end;
+        const uint8_t *p = chunk + start + 4;
+        uint32_t size = p[0] | p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        if (size == stop - start) continue;
+        PyObject *pair = Py_BuildValue("(II)", start, stop - start);
+        if (!pair || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    PyObject *t = PyList_AsTuple(out);
+    Py_DECREF(out);
+    return t;
+}
+
 /* select(chunk, rules) -> None (walk the whole chunk with the parser) or
- * (records, end, kept_offsets: tuple[int], mentions: bool, native: tuple[int] | None) */
+ * (records, end, kept_offsets: tuple[int], mentions: bool, native: tuple[int] | None,
+ *  parsed: int, patches: tuple[tuple[int, int]]): pick()'s figures, computed here */
 static PyObject *py_select(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer view;
@@ -127,10 +154,16 @@ static PyObject *py_select(PyObject *self, PyObject *args) {
             }
             if (!native) Py_CLEAR(kept);
         }
+        PyObject *patches = kept ? size_patches(view.buf, res) : NULL;
+        uint32_t parsed = !res->kept ? 0 : res->kept + (res->keep[0] != EVS_CHUNK_HEADER);
+        if (!patches) {
+            Py_CLEAR(kept);
+            Py_CLEAR(native);
+        }
         if (kept)
-            out = Py_BuildValue("(IINON)", res->records, res->end, kept,
+            out = Py_BuildValue("(IINONIN)", res->records, res->end, kept,
                                 res->mentions ? Py_True : Py_False,
-                                native ? native : Py_NewRef(Py_None));
+                                native ? native : Py_NewRef(Py_None), parsed, patches);
     }
     free(res);
     return out;
@@ -146,7 +179,8 @@ int evs_native_init(void);
 static PyMethodDef methods[] = {
     {"rules", py_rules, METH_O, "Compile provider rules: ((name: bytes, ids: tuple), ...)."},
     {"select", py_select, METH_VARARGS,
-     "select(chunk, rules) -> None | (records, end, kept_offsets, mentions, native_offsets)"},
+     "select(chunk, rules) -> None | (records, end, kept_offsets, mentions, native_offsets, "
+     "parsed, patches)"},
     {"decode", evs_py_decode, METH_VARARGS,
      "decode(chunk, offsets, record_type) -> None | list[record_type]"},
     {"record_fields", evs_record_fields, METH_O,

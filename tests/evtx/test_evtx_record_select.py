@@ -74,6 +74,29 @@ def test_pick_patches_step_over_exactly_the_unkept_records(shared_data: Path) ->
     assert choice.patches and path.read_bytes()[0x1000:0x11000] == chunk  # the view only
 
 
+def test_c_patches_are_picks(shared_data: Path) -> None:
+    """The selector's own parsed count and size patches equal `pick`'s (the definition) on
+    every chunk of the real logs and the sample fleet."""
+    from hpforensics import _evtxscan
+    from hpforensics.evtx.select import RecordSelector
+
+    rules, compared = RecordSelector(ALL_EVENTS, SOME_EVENTS)._rules, 0
+    paths = [*sorted((shared_data / "evtx").glob("*.evtx")),
+             *sorted((REPO / "samples" / "evtx").rglob("*.evtx"))]
+    for path in paths:
+        data = path.read_bytes()
+        for offset in range(0x1000, len(data) - 0x10000 + 1, 0x10000):
+            chunk = data[offset:offset + 0x10000]
+            got = _evtxscan.select(chunk, rules) if chunk.startswith(b"ElfChnk\0") else None
+            if got is None:
+                continue
+            records, end, kept, _mentions, _native, parsed, patches = got
+            want = pick(chunk, records, end, kept)
+            assert (parsed, patches) == (want.parsed, want.patches), (path.name, hex(offset))
+            compared += bool(kept)
+    assert compared > 50
+
+
 def test_selector_driver_under_sanitizers(tmp_path: Path, shared_data: Path) -> None:
     """Every chunk of the real logs and of one sample device, then 300 hostile mutations of
     each (flipped bits, huge counts, offsets pointing anywhere), selected and decoded: no read
