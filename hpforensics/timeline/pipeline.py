@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from hpforensics.errors import InputError, UsageError
+from hpforensics.errors import HPFError, InputError, UsageError
 from hpforensics.timeline.compliance import ComplianceRules, MonthCompliance
 from hpforensics.timeline.correlate import KbCorrelation, MemoryFindings
 from hpforensics.timeline.eligibility import Eligibility
@@ -30,7 +30,7 @@ from hpforensics.timeline.normalise import Event
 from hpforensics.timeline.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
                                       safe_cells)
 from hpforensics.evtx.readers import PARSERS
-from hpforensics.timeline.reading import iter_read, shared_classifier
+from hpforensics.timeline.reading import held_runs, iter_read, shared_classifier
 from hpforensics.evtx.records import ReadStats
 from hpforensics.timeline import rows as R
 from hpforensics.textsafe import clean
@@ -150,6 +150,7 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
          result: TimelineResult) -> None:
     by_device: dict[str, list[Event]] = defaultdict(list)
     timeline = SpillSorter(opts.work_dir or outdir)
+    timeline_rows = 0
     pieces: dict[str, Path] = {}  # worker pid -> its piece file being copied from
     with RowSink(outdir, "events", R.EVENT_COLUMNS) as events_out:
         for part in iter_read(items, opts):
@@ -166,10 +167,14 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
                 events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
             for run in part.timeline_runs:
                 timeline.add_run(run)
+            timeline_rows += part.timeline_rows
             timeline.extend(part.timeline)
             for ev in part.events:
                 by_device[ev.device].append(ev)
         result.events = events_out.count
+    if opts.work_dir is not None:  # what the pool's workers held until they ended
+        for run in held_runs(opts.work_dir):
+            timeline.add_run(run)
     result.outputs["events"] = events_out.csv_path
     if not result.records and all(s.warnings for s in result.inputs):
         first = result.inputs[0].warnings[0]
@@ -184,7 +189,7 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
                              rules.calendar)
     if notice:
         result.notices.append(notice)
-    _write_rest(outdir, result, timeline)
+    _write_rest(outdir, result, timeline, timeline_rows)
 
 
 def calendar_notice(reach: Sequence[tuple[str, str]], calendar) -> str:
@@ -286,7 +291,8 @@ def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
                        "warnings": clean(" | ".join(s.warnings))})
 
 
-def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> None:
+def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter,
+                expected_rows: int) -> None:
     tcols = R.TIMELINE_COLUMNS
     for d in result.devices:
         derived = []
@@ -298,8 +304,12 @@ def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter) -> 
                             csv_lines(safe_cells(tv)),
                             json_line(tcols, tv)))
         timeline.extend(derived)
+        expected_rows += len(derived)
     with RowSink(outdir, "timeline", tcols) as out:
         out.write_lines((csv_line, line) for _, csv_line, line in timeline)
+    if out.count != expected_rows:  # a worker that could not write what it held
+        raise HPFError(f"{out.csv_path}: {out.count} of {expected_rows} timeline rows written; "
+                       f"a worker process lost the rest (see its error above)")
     result.outputs["timeline"] = out.csv_path
     with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
         for d in result.devices:

@@ -48,6 +48,7 @@ class FileResult:
     # instead of unpickling and writing text.
     events_pieces: tuple[Path, int, int, int] | None = None
     timeline_runs: tuple[Path, ...] = ()  # this input's timeline rows, sorted, in run files
+    timeline_rows: int = 0  # how many timeline rows this input gave, wherever they went
     # (sort key, CSV line, JSON line); the key ends with the input's index in the run, so rows
     # of different inputs that agree on time, device and record ID (a log collected twice) come
     # out in input order whichever process read them and however they were spilled
@@ -104,6 +105,7 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
         result.events_csv, result.events_jsonl = csv_text, jsonl_text
     rows = [((tv[1], tv[4], str(tv[11]), index), line, js) for tv, line, js in zip(
         timeline, R.TIMELINE_CSV.lines(timeline), R.TIMELINE_JSON.lines(timeline))]
+    result.timeline_rows = len(rows)
     # Small results travel back with the events; large ones go to a sorted run on disk.
     if len(rows) > _RUN_ROWS and work_dir is not None:
         result.timeline_runs = (write_run(work_dir, rows),)
@@ -144,19 +146,49 @@ _JOB: tuple[Sequence[InputItem], TimelineOptions] | None = None
 
 
 def _read_indices(indices: Sequence[int]) -> list[FileResult]:
-    """A worker's task. Its inputs' timeline rows go back as one sorted run on disk, not
-    through the pipe: the parent, which takes every worker's results and then does the serial
-    end of the run, neither unpickles that text (~1 KB an event) nor sorts and spills it."""
+    """A worker's task. Its inputs' timeline rows stay in the worker, sorted into a run on disk
+    once _RUN_ROWS_HELD pile up and when the worker ends (held_runs() finds those): the
+    parent, which takes every worker's results and then does the serial end of the run,
+    neither unpickles that text (~1 KB an event) nor sorts it, and merges a few large runs,
+    not one per task (a heap merge of ~100 task runs cost the fleet's serial end ~2 s)."""
     assert _JOB is not None
     items, opts = _JOB
     results = [read_item(items[i], opts.parser, opts.product, opts.hash_inputs, opts, i)
                for i in indices]
-    rows = [row for r in results for row in r.timeline]
-    if rows and opts.work_dir is not None:
-        results[-1].timeline_runs += (write_run(opts.work_dir, rows),)
+    if opts.work_dir is not None:
         for r in results:
+            _HELD.extend(r.timeline)
             r.timeline = []
+        if len(_HELD) >= _RUN_ROWS_HELD:
+            results[-1].timeline_runs += (write_run(opts.work_dir, _HELD),)
+            _HELD.clear()
+        elif _HELD and not _FLUSH:
+            # lazy: in worker processes only (multiprocessing is not loaded at start-up)
+            from multiprocessing.util import Finalize
+
+            _FLUSH.append(Finalize(None, _flush_held, args=(opts.work_dir,), exitpriority=10))
     return results
+
+
+# A worker's timeline rows not yet in a run, written when it ends (multiprocessing runs the
+# Finalize on a worker's normal exit; the parent counts the rows it merges, so rows a worker
+# failed to write are an error, never a silent gap).
+_HELD: list[tuple[tuple[str, str, str, int], str, str]] = []
+_FLUSH: list[object] = []  # the worker's Finalize, once it holds rows
+_RUN_ROWS_HELD = 100_000
+HELD_PREFIX = "held-"
+
+
+def _flush_held(work_dir: Path) -> None:
+    if _HELD:
+        run = write_run(work_dir, _HELD)
+        run.rename(work_dir / f"{HELD_PREFIX}{os.getpid()}.run")  # complete before it is seen
+        _HELD.clear()
+
+
+def held_runs(work_dir: Path) -> list[Path]:
+    """The runs the workers of a finished pool wrote as they ended."""
+    return sorted(work_dir.glob(f"{HELD_PREFIX}*.run"))
 
 
 def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[FileResult]:
