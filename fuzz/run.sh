@@ -29,7 +29,7 @@ for h in $HARNESSES; do
     elif [ "$h" = evtxscan ]; then
         command -v "$CC_FUZZ" >/dev/null || { echo "fuzz: $CC_FUZZ not found (apt-get install clang)"; exit 2; }
         "$CC_FUZZ" -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-            -o "$OUT/fuzz_evtxscan" fuzz/fuzz_evtxscan.c csrc/evtxscan/select.c || exit 2
+            -o "$OUT/fuzz_evtxscan" fuzz/fuzz_evtxscan.c csrc/evtxscan/select.c csrc/evtxscan/decode.c || exit 2
         cmd=("$OUT/fuzz_evtxscan")
     else
         cmd=("$PY" "fuzz/fuzz_$h.py")

@@ -25,6 +25,7 @@ GROUPS = {  # pytest runs apart: tests/pagehash imports its own conftest by name
     "rowfmt, evtxscan": ["tests/evtx/test_evtx_rowfmt.py", "tests/evtx/test_evtx_csv_rows.py",
                          "tests/evtx/test_evtx_record_select.py",
                          "tests/evtx/test_evtx_record_fields.py",
+                         "tests/evtx/test_evtx_native.py",
                          "tests/evtx/test_evtx_chunk_select.py",
                          "tests/hostile/test_hostile_names.py::test_clean_and_shown"],
     "pagehash": ["tests/pagehash/test_pagehash_pages.py", "tests/pagehash/test_pagehash_vectors.py",
