@@ -29,7 +29,7 @@ from hpforensics.evtx.select import RecordSelector
 
 log = logging.getLogger(__name__)
 
-PARSERS = ("evtx", "python-evtx")
+PARSERS = ("evtx", "evtx-json", "python-evtx")  # evtx-json: read_evtx(native=False)
 
 # Which records can matter (normalise.py decides for good): these providers, with all their
 # events or the listed IDs, and any record that mentions hotpatching.

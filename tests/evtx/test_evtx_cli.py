@@ -69,6 +69,27 @@ def test_csv_cells_are_safe(cli, tmp_path: Path) -> None:
     assert events[0]["device"].startswith("'=") and events[0]["update_class"] == "hotpatch"
 
 
+def test_the_decoder_and_the_parser_give_the_same_outputs(cli, shared_data: Path,
+                                                          tmp_path: Path) -> None:
+    """`--parser evtx-json` (the Rust parser for every record, the decoder's reference) and the
+    default give byte-identical outputs on the sample fleet and the real logs together, from
+    the command line; only the parser named in the custody record differs."""
+    logs = tmp_path / "logs"
+    shutil.copytree(FLEET, logs / "fleet")
+    (logs / "real").mkdir()
+    for log in sorted((shared_data / "evtx").glob("*.evtx")):
+        shutil.copyfile(log, logs / "real" / log.name)
+    outs = {}
+    for parser in ("evtx", "evtx-json"):
+        outs[parser] = out = tmp_path / parser
+        proc = cli("timeline", logs, "-o", out, "--parser", parser, "--no-html", "--jobs", "2")
+        assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    names = sorted(p.name for p in outs["evtx"].iterdir() if p.suffix in (".csv", ".jsonl"))
+    assert len(names) >= 14 and (outs["evtx"] / "events.csv").stat().st_size > 100_000
+    for name in names:
+        assert (outs["evtx"] / name).read_bytes() == (outs["evtx-json"] / name).read_bytes(), name
+
+
 def test_real_logs_partial_and_python_evtx(cli, shared_data: Path, tmp_path: Path) -> None:
     proc = cli("timeline", shared_data / "evtx" / "plaso-System2.evtx", "-o", tmp_path / "a")
     assert proc.returncode == 3 and "at offset 0x21000" in proc.stderr

@@ -30,7 +30,10 @@ def timeline(
     start: Optional[str] = typer.Option(  # noqa: UP007
         None, "--from", help="First day, YYYY-MM-DD."),
     end: Optional[str] = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),  # noqa: UP007
-    parser: str = typer.Option("evtx", "--parser", help="evtx (Rust, default) or python-evtx."),
+    parser: str = typer.Option(
+        "evtx", "--parser",
+        help="evtx (default: C decoder for common records, Rust parser for the rest), "
+             "evtx-json (Rust parser for every record) or python-evtx."),
     product: Optional[str] = typer.Option(  # noqa: UP007
         None, "--product", help="windows11-24h2, windows11-25h2, windows11-26h2 or "
                                "windows-server-2025 (default: inferred from the builds booted)."),

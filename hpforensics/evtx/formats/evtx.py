@@ -1,5 +1,7 @@
-"""Windows event log files (.evtx): the Rust-backed `evtx` package by default, python-evtx with
-`--parser python-evtx` (both in hpforensics.evtx.readers, behind the chunk integrity scan)."""
+"""Windows event log files (.evtx), all behind the chunk integrity scan (hpforensics.evtx.readers):
+by default the C decoder for the kept records of the common shape and the Rust-backed `evtx`
+package for the rest; `--parser evtx-json` the Rust parser for every record (the reference the
+decoder is tested against, for checking it on one's own evidence); `--parser python-evtx`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,5 +23,6 @@ class EvtxReader(LogReader):
 
     def read(self, path: str, stats: ReadStats, *, parser: str,
              hash_input: bool) -> Iterator[RawRecord]:
-        read = read_evtx if parser == "evtx" else read_python_evtx
-        return read(path, stats, hash_input=hash_input)
+        if parser == "python-evtx":
+            return read_python_evtx(path, stats, hash_input=hash_input)
+        return read_evtx(path, stats, hash_input=hash_input, native=parser == "evtx")
