@@ -15,7 +15,7 @@ import io
 import logging
 import os
 import re
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -232,26 +232,18 @@ def read_evtx(path: str, stats: ReadStats, *, relevant_only: bool = True,
             yield from _parsed(fh, None, stats, scan, threads, relevant_only, relevant)
             return
         stats.records += scan.unwanted_records + scan.skipped_records
-        if not scan.wanted_offsets:
-            return
-        if native and scan.native:
-            yield from _mixed(fh, stats, scan, threads, relevant)
-        elif (scan.unwanted_records or any(scan.patches.values())
-              or len(scan.wanted_offsets) < scan.chunks_present):
-            view = SelectedChunks(fh, scan.wanted_offsets, scan.patches)
-            yield from _parsed(view, view, stats, scan, threads, relevant_only, relevant)
-        else:
-            yield from _parsed(fh, None, stats, scan, threads, relevant_only, relevant)
+        yield from _selected(fh, stats, scan, threads, relevant, scan.native if native else {})
 
 
-def _mixed(fh: io.BufferedIOBase, stats: ReadStats, scan: ChunkScan, threads: int,
-           relevant: Callable[[str], bool]) -> Iterator[RawRecord]:
-    """The kept chunks in file order: each the decoder can read, read by it; the runs of the
-    others by the parser, one view per run, so the records come out in the parser's order."""
+def _selected(fh: io.BufferedIOBase, stats: ReadStats, scan: ChunkScan, threads: int,
+              relevant: Callable[[str], bool],
+              native: dict[int, tuple[tuple[int, ...], int]]) -> Iterator[RawRecord]:
+    """The kept chunks in file order: each the decoder can read (`native`), read by it; the
+    runs of the others by the parser, so the records come out in the parser's order."""
     chunk = bytearray(CHUNK_SIZE)
     run: list[int] = []
     for offset in scan.wanted_offsets:
-        picked = scan.native.get(offset)
+        picked = native.get(offset)
         selected, parsed = picked or ((), 0)
         records: list[RawRecord] | None = [] if picked and not selected else None
         if selected:
@@ -261,18 +253,28 @@ def _mixed(fh: io.BufferedIOBase, stats: ReadStats, scan: ChunkScan, threads: in
         if records is None:  # another shape somewhere in the chunk: the parser reads it
             run.append(offset)
             continue
-        if run:
-            view = SelectedChunks(fh, run, scan.patches)
-            yield from _parsed(view, view, stats, scan, threads, True, relevant)
-            run = []
+        yield from _parsed_run(fh, run, stats, scan, threads, relevant)
+        run = []
         stats.records += parsed  # the records the parser would have returned
         yield from records
-    if run:
-        view = SelectedChunks(fh, run, scan.patches)
+    yield from _parsed_run(fh, run, stats, scan, threads, relevant)
+
+
+def _parsed_run(fh: io.BufferedIOBase, offsets: list[int], stats: ReadStats, scan: ChunkScan,
+                threads: int, relevant: Callable[[str], bool]) -> Iterator[RawRecord]:
+    """The parser over these kept chunks: the file itself when they are all of it, unpatched,
+    else a read-only view of them with the selector's size patches."""
+    if not offsets:
+        return
+    if (scan.unwanted_records or any(scan.patches.get(o) for o in offsets)
+            or len(offsets) < scan.chunks_present):
+        view = SelectedChunks(fh, offsets, scan.patches)
         yield from _parsed(view, view, stats, scan, threads, True, relevant)
+    else:
+        yield from _parsed(fh, None, stats, scan, threads, True, relevant)
 
 
-def _parsed(source: io.RawIOBase | BinaryIO, view: SelectedChunks | None, stats: ReadStats,
+def _parsed(source: io.RawIOBase | io.BufferedIOBase, view: SelectedChunks | None, stats: ReadStats,
             scan: ChunkScan, threads: int, relevant_only: bool,
             relevant: Callable[[str], bool]) -> Iterator[RawRecord]:
     """The records the Rust parser reads from `source` (the file, or a view of some of its
