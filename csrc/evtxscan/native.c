@@ -12,12 +12,19 @@
 #include "evtxscan.h"
 
 static PyObject *g_string_tag; /* "<string>" */
+static PyObject *g_positional[EVS_MAX_FIELDS]; /* "Data1", "Data2", ...: made once */
 
 int evs_native_init(void) {
     PyDateTime_IMPORT;
     if (!PyDateTimeAPI) return -1;
     g_string_tag = PyUnicode_InternFromString("<string>");
+    for (int i = 0; i < EVS_MAX_FIELDS && g_string_tag; i++)
+        if (!(g_positional[i] = PyUnicode_FromFormat("Data%d", i + 1))) return -1;
     return g_string_tag ? 0 : -1;
+}
+
+static PyObject *positional(uint32_t i) {
+    return i < EVS_MAX_FIELDS ? Py_NewRef(g_positional[i]) : PyUnicode_FromFormat("Data%u", i + 1);
 }
 
 /* UTF-16LE up to the first NUL unit, as the parser reads a string value; NULL with no error
@@ -97,6 +104,27 @@ static PyObject *memo_text(memo *m, const uint8_t *chunk, const evs_ref *r) {
     return t;
 }
 
+/* Data names are the template's text, the same offsets in every record of a chunk that uses the
+ * template: one str each per call (made, and hashed as a dict key, once, not per record). */
+#define NAME_SLOTS 64
+
+typedef struct names {
+    uint32_t off[NAME_SLOTS], size[NAME_SLOTS];
+    PyObject *text[NAME_SLOTS];
+} names;
+
+static PyObject *name_text(names *c, const uint8_t *chunk, const evs_ref *r) {
+    uint32_t h = (r->off * 2654435761u) >> 26; /* 6 bits */
+    if (c->text[h] && c->off[h] == r->off && c->size[h] == r->size) return Py_NewRef(c->text[h]);
+    PyObject *t = text_of(chunk, r, 1);
+    if (t && r->kind == EVS_TEXT) {
+        Py_XSETREF(c->text[h], Py_NewRef(t));
+        c->off[h] = r->off;
+        c->size[h] = r->size;
+    }
+    return t;
+}
+
 /* `int(value or 0)` of the JSON: a number value, or literal text of decimal digits. 0: done. */
 static int number_of(const uint8_t *chunk, const evs_ref *r, unsigned long long *out) {
     const uint8_t *v = chunk + r->off;
@@ -128,7 +156,7 @@ static int number_of(const uint8_t *chunk, const evs_ref *r, unsigned long long 
 }
 
 static PyObject *record_object(const uint8_t *chunk, const evs_record *rec, PyObject *type,
-                               memo memos[3]) {
+                               memo memos[3], names *nc) {
     PyObject *args[7] = {NULL};
     PyObject *out = NULL;
     unsigned long long eid, rid;
@@ -163,7 +191,7 @@ static PyObject *record_object(const uint8_t *chunk, const evs_record *rec, PyOb
         uint32_t start = 0, item = 0;
         for (uint32_t i = 0; i + 1 < only->size; i += 2) {
             if (v[i] || v[i + 1]) continue;
-            PyObject *name = PyUnicode_FromFormat("Data%u", ++item);
+            PyObject *name = positional(item++);
             PyObject *value = name ? utf16(v + start, i - start) : NULL;
             int rc = value ? PyDict_SetItem(args[6], name, value) : -1;
             Py_XDECREF(name);
@@ -177,8 +205,7 @@ static PyObject *record_object(const uint8_t *chunk, const evs_record *rec, PyOb
     for (uint32_t i = 0; i < rec->n_data; i++) {
         /* unnamed values are Data1, Data2, ... (records.add_positional); the JSON holds a
          * single one as a text, which counts only when it is not empty */
-        PyObject *name = rec->unnamed ? PyUnicode_FromFormat("Data%u", i + 1)
-                                      : text_of(chunk, &rec->name[i], 1);
+        PyObject *name = rec->unnamed ? positional(i) : name_text(nc, chunk, &rec->name[i]);
         if (!name) goto done;
         PyObject *value = items == 1 ? utf16(chunk + only->off, only->size)
                                      : text_of(chunk, &rec->data[i], 0);
@@ -214,7 +241,8 @@ PyObject *evs_py_decode(PyObject *self, PyObject *args) {
     evs_record *rec = malloc(sizeof *rec);
     PyObject *out = NULL;
     memo memos[3] = {{NULL, 0, NULL}, {NULL, 0, NULL}, {NULL, 0, NULL}};
-    if (!d || !rec) {
+    names *nc = calloc(1, sizeof *nc);
+    if (!d || !rec || !nc) {
         PyErr_NoMemory();
         goto done;
     }
@@ -227,7 +255,7 @@ PyObject *evs_py_decode(PyObject *self, PyObject *args) {
         PyObject *obj = NULL;
         if (at <= 0xffffffffu &&
             evs_decode(d, view.buf, (size_t)view.len, (uint32_t)at, rec) == 0)
-            obj = record_object(view.buf, rec, type, memos);
+            obj = record_object(view.buf, rec, type, memos, nc);
         if (!obj) {
             if (PyErr_Occurred()) goto fail;
             Py_DECREF(out);
@@ -241,6 +269,8 @@ fail:
     Py_CLEAR(out);
 done:
     for (int i = 0; i < 3; i++) Py_XDECREF(memos[i].text);
+    for (int i = 0; nc && i < NAME_SLOTS; i++) Py_XDECREF(nc->text[i]);
+    free(nc);
     free(d);
     free(rec);
     PyBuffer_Release(&view);
