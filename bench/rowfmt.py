@@ -1,7 +1,10 @@
 """The timeline's four per-event renderings (events.csv, events.jsonl, timeline.csv,
 timeline.jsonl): the C renderer (hpforensics._rowfmt behind CsvRows / JsonRows) against the
 Python renderers it replaced (`py_lines`, still the reference for rows it hands back), side
-by side on the same rows, then whole `hpforensics timeline --jobs 1` runs with each.
+by side on the same rows; then the whole per-event step (rows.event_lines, in C: the values,
+the time's text, the message, the four renderings and the sort key of an input's events)
+against its Python definition (rows.event_lines_py); then whole `hpforensics timeline --jobs 1`
+runs with each (the Python side: event_lines_py and the Python renderers).
 
 Rows: every relevant event of the sample fleet (samples/evtx) and of the real logs in
 ../shared/data/evtx, as reading._rendered sees them; each rendering is timed as _rendered
@@ -40,6 +43,7 @@ CORPUS_MB = int(os.environ.get("HPF_BENCH_MB", "100"))
 _PYTHON_CLI = """
 import sys
 from hpforensics.timeline import rows as R
+R.event_lines = R.event_lines_py
 for r in (R.EVENT_CSV, R.EVENT_JSON, R.TIMELINE_CSV, R.TIMELINE_JSON):
     r.lines = r.py_lines
     r.text = lambda rows, r=r: "".join(r.py_lines(rows))
@@ -49,16 +53,18 @@ main()
 """
 
 
-def rows_of(path: Path) -> list[tuple[list[list], list[list]]]:
-    """(event rows, timeline rows) of each input: _rendered renders one input at a time."""
+def rows_of(path: Path) -> list[tuple[list[list], list[list], list]]:
+    """(event rows, timeline rows, events) of each input: _rendered renders one input at a
+    time."""
     groups = []
     for item in discover([path]):
         events, timeline = [], []
-        for ev in read_item(item, hash_inputs=False).events:
+        evs = read_item(item, hash_inputs=False).events
+        for ev in evs:
             values = R.event_values(ev)
             events.append(values)
             timeline.append(R.timeline_values(ev, values[R.TIME_INDEX]))
-        groups.append((events, timeline))
+        groups.append((events, timeline, evs))
     return groups
 
 
@@ -96,6 +102,12 @@ def renderings(name: str, path: Path) -> None:
         total_py, total_c = total_py + py, total_c + c
         print(f"{what:16} {py:8.2f} {c:8.2f} {py / c:6.1f}")
     print(f"{'all four':16} {total_py:8.2f} {total_c:8.2f} {total_py / total_c:6.1f}")
+    inputs = [g[2] for g in groups]
+    py = best(lambda evs: R.event_lines_py(evs, 0), inputs)
+    c = best(lambda evs: R.event_lines(evs, 0), inputs)
+    assert all(R.event_lines(evs, 0) == R.event_lines_py(evs, 0) for evs in inputs)
+    print(f"{'event_lines':16} {py:8.2f} {c:8.2f} {py / c:6.1f}  "
+          f"(values, message, the four, key)")
 
 
 def _cpu() -> float:

@@ -14,8 +14,9 @@
 #include <string.h>
 
 typedef struct fmt fmt;
-/* One row into b: 1 written, 0 for the Python renderer, -1 error set. */
-typedef int (*row_fn)(fmt *f, PyObject *row, rf_buf *b);
+/* One row's cells (`width` of them) into b: 1 written, 0 for the Python renderer, -1 error
+ * set. */
+typedef int (*row_fn)(fmt *f, PyObject **cell, rf_buf *b);
 
 /* What both renderers share; each type's own part follows. */
 struct fmt {
@@ -48,10 +49,8 @@ static PyObject **cells_of(PyObject *row, Py_ssize_t width) {
     return PySequence_Fast_GET_SIZE(row) >= width ? PySequence_Fast_ITEMS(row) : NULL;
 }
 
-static int csv_row(fmt *base, PyObject *row, rf_buf *b) {
+static int csv_row(fmt *base, PyObject **cell, rf_buf *b) {
     CsvFormat *f = (CsvFormat *)base;
-    PyObject **cell = cells_of(row, base->width);
-    if (!cell) return 0;
     for (Py_ssize_t i = 0; i < base->width; i++) {
         PyObject *v = cell[i];
         int rc = 1;
@@ -67,10 +66,8 @@ static int csv_row(fmt *base, PyObject *row, rf_buf *b) {
     return rf_putc(b, '\n') < 0 ? -1 : 1;
 }
 
-static int json_row(fmt *base, PyObject *row, rf_buf *b) {
+static int json_row(fmt *base, PyObject **cell, rf_buf *b) {
     JsonFormat *f = (JsonFormat *)base;
-    PyObject **cell = cells_of(row, base->width);
-    if (!cell) return 0;
     if (f->n == 0) return rf_put(b, "{}\n", 3) < 0 ? -1 : 1;
     if (f->keys_wide) b->wide = 1;
     size_t start = 0;
@@ -118,7 +115,8 @@ static PyObject *render(fmt *f, PyObject *rows, int joined) {
     for (Py_ssize_t i = 0; i < n; i++) {
         size_t start = joined ? b.len : 0;
         if (!joined) b.len = 0, b.wide = b.surrogate = 0;
-        int rc = f->row(f, items[i], &b);
+        PyObject **cell = cells_of(items[i], f->width);
+        int rc = cell ? f->row(f, cell, &b) : 0;
         if (rc < 0) goto fail;
         if (rc == 0) { /* not ours: the Python renderer writes this row */
             b.len = start;
@@ -146,6 +144,31 @@ fail:
     Py_XDECREF(out);
     Py_DECREF(seq);
     return NULL;
+}
+
+static void fmt_dealloc(PyObject *self);
+
+int rf_kind(PyObject *o, Py_ssize_t *width) {
+    if (Py_TYPE(o)->tp_dealloc != fmt_dealloc) return 0;
+    *width = ((fmt *)o)->width;
+    return ((fmt *)o)->row == csv_row ? RF_CSV : RF_JSON;
+}
+
+int rf_row(PyObject *o, PyObject **cell, rf_buf *b) {
+    fmt *f = (fmt *)o;
+    size_t start = b->len;
+    int rc = f->row(f, cell, b);
+    if (rc != 0) return rc < 0 ? -1 : 0;
+    b->len = start; /* not ours: the Python renderer writes this row, given it as a list */
+    PyObject *row = PyList_New(f->width);
+    if (!row) return -1;
+    for (Py_ssize_t i = 0; i < f->width; i++) PyList_SET_ITEM(row, i, Py_NewRef(cell[i]));
+    PyObject *line = fallback_line(f->fallback, row);
+    Py_DECREF(row);
+    if (!line) return -1;
+    rc = rf_text(b, line);
+    Py_DECREF(line);
+    return rc;
 }
 
 static PyObject *fmt_lines(PyObject *self, PyObject *rows) { return render((fmt *)self, rows, 0); }
@@ -313,6 +336,7 @@ static int add_type(PyObject *m, const char *name, const char *qualname, const c
 }
 
 static int exec_module(PyObject *m) {
+    if (rf_add_event_lines(m) < 0) return -1;
     if (add_type(m, "CsvFormat", "hpforensics._rowfmt.CsvFormat",
                  "CsvFormat(width, guarded, fallback): CSV lines of rows of plain cells.",
                  csv_new) < 0)

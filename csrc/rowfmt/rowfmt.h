@@ -57,4 +57,15 @@ static inline int rf_putc(rf_buf *b, char c) {
     return 0;
 }
 
+/* The renderers of module.c, for events.c. rf_kind: RF_CSV or RF_JSON when `o` is a CsvFormat
+ * or a JsonFormat (its width in *width), else 0. rf_row: one row of `o`'s width in cells into b,
+ * by C or, for a row that is not ours, by o's Python renderer (given the cells as a list); 0
+ * written, -1 error set. */
+enum { RF_CSV = 1, RF_JSON = 2 };
+int rf_kind(PyObject *o, Py_ssize_t *width);
+int rf_row(PyObject *o, PyObject **cell, rf_buf *b);
+
+/* events.c: adds the EventLines type to the module. */
+int rf_add_event_lines(PyObject *m);
+
 #endif

@@ -116,8 +116,8 @@ class CsvRows:
         body = ",".join(f"{{c{i}(r[{i}])}}" for i in range(width))
         self.line = _generated("line", "r", f'f"{body}\\n"', names)
         self.py_lines = _generated("lines", "rows", f'[f"{body}\\n" for r in rows]', names)
-        fmt = _rowfmt.CsvFormat(width, sorted(text), self.line)
-        self.lines, self.text = fmt.lines, fmt.text
+        self.fmt = _rowfmt.CsvFormat(width, sorted(text), self.line)
+        self.lines, self.text = self.fmt.lines, self.fmt.text
 
 
 def _generated(name: str, param: str, expression: str, names: dict[str, Any]) -> Any:
@@ -147,9 +147,9 @@ class JsonRows:
             raise TypeError("JSON columns must be str")
         # As in the dict literal, a repeated column keeps its first place and its last value.
         last = {c: i for i, c in enumerate(columns)}
-        fmt = _rowfmt.JsonFormat(len(columns), [(orjson.dumps(c), i) for c, i in last.items()],
-                                 self.line)
-        self.lines, self.text = fmt.lines, fmt.text
+        self.fmt = _rowfmt.JsonFormat(len(columns),
+                                      [(orjson.dumps(c), i) for c, i in last.items()], self.line)
+        self.lines, self.text = self.fmt.lines, self.fmt.text
 
 
 def plain_values(columns: Sequence[str], row: dict[str, Any]) -> list[Any]:

@@ -96,15 +96,11 @@ def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
               pieces: bool = False, index: int = 0) -> FileResult:
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
-    values = [R.event_values(ev) for ev in events]
-    timeline = [R.timeline_values(ev, v[R.TIME_INDEX]) for ev, v in zip(events, values)]
-    csv_text, jsonl_text = R.EVENT_CSV.text(values), R.EVENT_JSON.text(values)
+    csv_text, jsonl_text, rows = R.event_lines(events, index)
     if pieces and events and work_dir is not None:
         result.events_pieces = _piece(work_dir, csv_text, jsonl_text)
     else:
         result.events_csv, result.events_jsonl = csv_text, jsonl_text
-    rows = [((tv[1], tv[4], str(tv[11]), index), line, js) for tv, line, js in zip(
-        timeline, R.TIMELINE_CSV.lines(timeline), R.TIMELINE_JSON.lines(timeline))]
     result.timeline_rows = len(rows)
     # Small results travel back with the events; large ones go to a sorted run on disk.
     if len(rows) > _RUN_ROWS and work_dir is not None:

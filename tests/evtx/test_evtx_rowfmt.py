@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import gc
 import random
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,14 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hpforensics import _rowfmt
+
 from hpforensics.timeline import rows as R
 from hpforensics.evtx.ingest import discover
 from hpforensics.timeline.outputs import CsvRows, JsonRows, json_line, render_csv, safe_cells_at
 from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.runs.timeline import run_timeline
+from hpforensics.timeline.normalise import Event
 from hpforensics.timeline.reading import read_item
 
 FLEET = Path(__file__).resolve().parents[2] / "samples" / "evtx"
@@ -179,6 +183,7 @@ def test_renderers_share_nothing_between_threads() -> None:
 
 
 def _python_renderers(monkeypatch) -> None:
+    monkeypatch.setattr(R, "event_lines", R.event_lines_py)
     for renderer in RENDERERS.values():
         monkeypatch.setattr(renderer, "lines", renderer.py_lines)
         monkeypatch.setattr(renderer, "text", lambda rows, r=renderer: "".join(r.py_lines(rows)))
@@ -228,3 +233,138 @@ def test_random_text_renders_as_the_python_renderers_do() -> None:
             _same(renderer, rows)
             for row in rows:
                 _same(renderer, [row])
+
+
+# -- EventLines: an input's four outputs in one C call ------------------------------------------
+
+@pytest.mark.parametrize("where", ["fleet", "shared"])
+def test_event_lines_write_what_the_python_definition_writes(where, shared_data) -> None:
+    n = 0
+    for i, item in enumerate(discover([FLEET if where == "fleet" else shared_data / "evtx"])):
+        events = read_item(item, hash_inputs=False).events
+        assert R.event_lines(events, i) == R.event_lines_py(events, i), item.source
+        n += len(events)
+    assert n > (2000 if where == "fleet" else 400)
+
+
+_UTC = dt.timezone.utc
+TIMES = [None, dt.datetime(2025, 2, 1, 7, 18, 0, 123456, tzinfo=_UTC),
+         dt.datetime(1, 1, 1, tzinfo=_UTC),
+         dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_UTC),
+         dt.datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=_UTC),
+         dt.datetime(1900, 3, 1, 0, 0, 0, 999999, tzinfo=_UTC),
+         dt.datetime(2255, 6, 5, 23, 47, 34, 740991, tzinfo=_UTC),  # about 2**53 microseconds
+         dt.datetime(2024, 2, 29, 12, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+         dt.datetime(2024, 2, 29, 12, tzinfo=dt.timezone(dt.timedelta(0))),
+         dt.datetime(2024, 2, 29, 12)]  # naive: the reference's astimezone takes it as local
+TEXTS = ["", "plain", " lead", "trail ", "a  b", "   ", "\u3000wide\u2003", "\x85x\xa0",
+         "\x1c\x1fctl", "=SUM(A1)", "-1", 'q"uote, comma', "line\nbreak", "\r", "é日😀",
+         "\ud800", "x  \ud800  y", Text("sub"), None, 7, True]
+
+
+HOSTILE_FIELDS = {
+    "event_id": [19, 0, -1, 2**64, None, "19"],
+    "record_id": [1, 0, -5, 2**63, 2**64, 10**40, True, "12", None],
+    "category": ["update-installed", "boot", "nope", "", Text("boot")],
+    "revision": [None, 1, 2**70],
+    "result": ["", "failure", "success", Text("failure"), None],
+    "reboot_required": [None, True, False],
+    "update_class": ["", "hotpatch", "  ", None, Text("x")],
+    "release_month": ["2025-02", "", None, "  ", 5],
+}
+
+
+def _event(rnd: random.Random, k: int) -> Event:
+    """A plain event (as normalise makes them) with hostile values in one or two fields."""
+    ev = Event("HP-WS-001", TIMES[k % len(TIMES)], "System", "Microsoft-Windows-Servicing", 2,
+               1000 + k, "C:/logs/Setup.evtx", "servicing-success", kb="KB5051987",
+               title="2025-02 Security Update", update_guid="ABC", revision=1,
+               error_code="0x800f0922" if k % 2 else "", result="failure" if k % 3 else "",
+               package_state="Staged->Installed", os_build="26100.3194",
+               update_class="hotpatch" if k % 4 else "", release_month="2025-02",
+               detail="" if k % 5 else "done  twice")
+    for name in rnd.sample(R.EVENT_COLUMNS, rnd.choice([1, 1, 2])):
+        if name != "time":
+            setattr(ev, name, rnd.choice(HOSTILE_FIELDS.get(name, TEXTS)))
+    return ev
+
+
+def test_event_lines_on_hostile_events() -> None:
+    """Every kind of field the C path reads, in every kind of value: the same lines, or the same
+    error, as the Python definition (one event at a time, so one refused event fails alone)."""
+    rnd = random.Random(18)
+    events = [_event(rnd, k) for k in range(3000)]
+    good = []
+    for k, ev in enumerate(events):
+        want = _outcome(lambda e: R.event_lines_py(e, k), [ev])
+        assert _outcome(lambda e: R.event_lines(e, k), [ev]) == want, ev
+        if not isinstance(want, tuple) or len(want) != 2:
+            good.append(ev)
+    assert len(good) > 600
+    assert R.event_lines(good, 3) == R.event_lines_py(good, 3)
+    assert R.event_lines(tuple(good), 3) == R.event_lines_py(good, 3)
+    # and both ways were taken: C for most, the reference for the events C does not take
+    given = []
+    counted = _rowfmt.EventLines(
+        Event, R.EVENT_COLUMNS, R.EVENT_CSV.fmt, R.EVENT_JSON.fmt, R.TIMELINE_CSV.fmt,
+        R.TIMELINE_JSON.fmt, R._DESC_BY_VALUE,
+        lambda ev, i: given.append(ev) or R._event_lines_one(ev, i))
+    assert counted.render(good, 3) == R.event_lines_py(good, 3)
+    assert 50 < len(given) < len(good) * 0.7  # half the times are not UTC or past 2**53 us
+
+
+def test_event_lines_take_only_plain_events() -> None:
+    class Sub(Event):
+        __slots__ = ()
+
+    when = dt.datetime(2025, 2, 1, tzinfo=_UTC)
+    plain = Event("d", when, "c", "p", 1, 2, "s", "boot")
+    sub = Sub("d", when, "c", "p", 1, 2, "s", "boot")
+    unset = Event.__new__(Event)
+    for events in ([sub], [plain, sub, plain], [unset], [plain, unset], ["text"], []):
+        assert _outcome(lambda e: R.event_lines(e, 0), events) == \
+            _outcome(lambda e: R.event_lines_py(e, 0), events)
+    assert R.event_lines([plain], 0)[2][0][0] == (
+        "2025-02-01T00:00:00.000000Z", "d", "2", 0)
+
+
+def test_event_lines_lose_and_keep_no_reference() -> None:
+    rnd = random.Random(5)
+    events = [_event(rnd, k) for k in range(200)]
+    events = [e for k, e in enumerate(events)
+              if not isinstance(_outcome(lambda x: R.event_lines_py(x, 0), [e]), tuple)]
+    fields = [getattr(e, f) for e in events for f in R.EVENT_COLUMNS]
+    before = [sys.getrefcount(v) for v in fields] + [sys.getrefcount(e) for e in events]
+    for _ in range(20):
+        R.event_lines(events, 1)
+        _outcome(lambda x: R.event_lines(x, 1), events + [Event.__new__(Event)])
+    after = [sys.getrefcount(v) for v in fields] + [sys.getrefcount(e) for e in events]
+    assert after == before
+
+
+def test_event_lines_hold_the_fields_a_python_renderer_may_change() -> None:
+    """A cell that is not plain goes to the Python renderer, which runs its __str__: one that
+    changes the event while its lines are written leaves the lines as the reference writes them
+    (the fields read before; under ASan, no freed field is read)."""
+    when = dt.datetime(2025, 2, 1, tzinfo=_UTC)
+
+    class Changer:
+        done = False
+
+        def __str__(self) -> str:
+            if not self.done:  # once: the CSV renderer's call, before the JSON one
+                self.done = True
+                ev.title, ev.device = "T" * 64 + str(id(self)), "D" * 64 + str(id(self))
+                del ev.source
+                gc.collect()
+            return "changed"
+
+    def fresh() -> Event:
+        return Event("dev" * 20, when, "c", "p", 1, 2, "src" * 20, "update-installed",
+                     kb="", title="title" * 20, package_state=Changer())  # type: ignore[arg-type]
+
+    ev = fresh()
+    want = R.event_lines_py([ev], 0)
+    ev = fresh()
+    assert R.event_lines([ev], 0) == want
+    assert "changed" in want[0] and ("dev" * 20) in want[2][0][1]
