@@ -79,9 +79,6 @@ static int stamp_of(PyObject *t, long long *out) {
     return 1;
 }
 
-/* Python's str.isspace for one code point (what str.strip removes). */
-static int is_space(Py_UCS4 c) { return Py_UNICODE_ISSPACE(c); }
-
 /* The code point of UTF-8 (as rf_text writes it, lone surrogates included) starting at p. */
 static Py_UCS4 utf8_at(const unsigned char *p, size_t *len) {
     if (p[0] < 0x80) return *len = 1, p[0];
@@ -106,12 +103,12 @@ static PyObject *message_of(rf_buf *b, PyObject *const *part, int n) {
         p[w++] = p[r];
         if (p[r] == ' ' && r + 1 < b->len && p[r + 1] == ' ') r++;
     }
-    size_t start = 0, end = w, step;
-    while (start < end && is_space(utf8_at(p + start, &step))) start += step;
+    size_t start = 0, end = w, step; /* then what str.strip removes (str.isspace) */
+    while (start < end && Py_UNICODE_ISSPACE(utf8_at(p + start, &step))) start += step;
     while (end > start) {
         size_t last = end - 1;
         while (last > start && (p[last] & 0xC0) == 0x80) last--;
-        if (!is_space(utf8_at(p + last, &step))) break;
+        if (!Py_UNICODE_ISSPACE(utf8_at(p + last, &step))) break;
         end = last;
     }
     b->len = end;
