@@ -7,7 +7,8 @@ Each section's rows run in interleaved rounds (every row once per round, --repea
 best wall time of each kept), so a row and its peer see the same machine load. Sections:
 
 - buffer: the read floor (every byte loaded once, with 16-, 32- and 64-byte loads where the CPU
-  has them, on 1 and 2 threads; the best width is the floor: no hash can beat it), xxhash
+  has them, each with and without a prefetch one page ahead, on 1 and 2 threads; the best of
+  them is the floor: no hash can beat it), xxhash
   XXH3-128 and hashlib.sha256 over the whole buffer in one call (the peers), the core per
   4 KiB page on 1 and 2 threads, the core on 1 thread with each XXH3 instruction set the CPU
   has, and a plain Python loop calling the binding per page;
@@ -148,9 +149,11 @@ def load_widths() -> list[int]:
 
 
 def floor_cases(buf: bytes, what: str) -> list[Case]:
-    return [Case(f"read floor{what}, {w} B loads, {t} thread(s)",
-                 lambda w=w, t=t: _pagehash._read_floor(buf, t, w), t)
-            for t in (1, 2) for w in load_widths()]
+    """Every load width, with and without a prefetch one page ahead (as the hash loop has):
+    the floor is the best of them, so code that prefetches cannot seem to beat it."""
+    return [Case(f"read floor{what}, {w} B loads{', prefetch' if ahead else ''}, {t} thread(s)",
+                 lambda w=w, t=t, ahead=ahead: _pagehash._read_floor(buf, t, w, ahead), t)
+            for t in (1, 2) for w in load_widths() for ahead in (0, PAGE)]
 
 
 def best_floor(got: dict[str, Case], nbytes: int) -> dict[int, float]:

@@ -4,7 +4,9 @@
  * over threads like the page hashing is, and folded into a value the caller gets back (so no
  * load can be dropped): the XOR of its 64-bit little-endian words, with the bytes after the
  * last whole word XORed into the low byte. No hash over the same bytes can beat it; the benchmark prints it
- * beside the hashing rows to show where memory, not code, sets the pace. */
+ * beside the hashing rows to show where memory, not code, sets the pace. Each width runs with
+ * and without a prefetch a given distance ahead (the hash and compare loops prefetch one page
+ * ahead, see pagehash.h): a floor without it would be beaten by code that has it. */
 #include <stdlib.h>
 
 #include "pagehash.h"
@@ -17,13 +19,17 @@ typedef struct {
     const uint8_t *p;
     size_t len;
     int width; /* bytes a load: 16, 32 or 64 (8 = plain 64-bit loads) */
+    size_t ahead; /* prefetch this many bytes ahead of each 64-byte line; 0: none */
     uint64_t fold;
 } floor_task;
 
-static uint64_t fold_tail(const uint8_t *p, size_t len) {
+static uint64_t fold_tail(const uint8_t *p, size_t len, size_t ahead) {
     uint64_t x = 0;
     size_t i = 0;
-    for (; i + 8 <= len; i += 8) x ^= ph_read64(p + i);
+    for (; i + 8 <= len; i += 8) {
+        if (ahead && i % 64 == 0) PH_PREFETCH(p + i + ahead);
+        x ^= ph_read64(p + i);
+    }
     for (; i < len; i++) x ^= p[i];
     return x;
 }
@@ -36,10 +42,11 @@ static inline uint64_t fold256(__m256i a) {
 }
 
 PH_TARGET("sse2")
-static uint64_t fold_sse2(const uint8_t *p, size_t len) {
+static uint64_t fold_sse2(const uint8_t *p, size_t len, size_t ahead) {
     __m128i a = _mm_setzero_si128(), b = a, c = a, d = a;
     size_t i = 0;
     for (; i + 64 <= len; i += 64) {
+        if (ahead) PH_PREFETCH(p + i + ahead);
         a = _mm_xor_si128(a, _mm_loadu_si128((const __m128i *)(p + i)));
         b = _mm_xor_si128(b, _mm_loadu_si128((const __m128i *)(p + i + 16)));
         c = _mm_xor_si128(c, _mm_loadu_si128((const __m128i *)(p + i + 32)));
@@ -47,14 +54,16 @@ static uint64_t fold_sse2(const uint8_t *p, size_t len) {
     }
     a = _mm_xor_si128(_mm_xor_si128(a, b), _mm_xor_si128(c, d));
     return (uint64_t)_mm_cvtsi128_si64(_mm_xor_si128(a, _mm_unpackhi_epi64(a, a))) ^
-           fold_tail(p + i, len - i);
+           fold_tail(p + i, len - i, 0);
 }
 
 PH_TARGET("avx512f")
-static uint64_t fold_avx512(const uint8_t *p, size_t len) {
+static uint64_t fold_avx512(const uint8_t *p, size_t len, size_t ahead) {
     __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
     size_t i = 0;
     for (; i + 256 <= len; i += 256) {
+        if (ahead)
+            for (int k = 0; k < 4; k++) PH_PREFETCH(p + i + 64 * k + ahead);
         a = _mm512_xor_si512(a, _mm512_loadu_si512((const void *)(p + i)));
         b = _mm512_xor_si512(b, _mm512_loadu_si512((const void *)(p + i + 64)));
         c = _mm512_xor_si512(c, _mm512_loadu_si512((const void *)(p + i + 128)));
@@ -62,21 +71,25 @@ static uint64_t fold_avx512(const uint8_t *p, size_t len) {
     }
     a = _mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d));
     return fold256(_mm256_xor_si256(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1))) ^
-           fold_tail(p + i, len - i);
+           fold_tail(p + i, len - i, 0);
 }
 
 PH_TARGET("avx2")
-static uint64_t fold_avx2(const uint8_t *p, size_t len) {
+static uint64_t fold_avx2(const uint8_t *p, size_t len, size_t ahead) {
     __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
     size_t i = 0;
     for (; i + 128 <= len; i += 128) {
+        if (ahead) {
+            PH_PREFETCH(p + i + ahead);
+            PH_PREFETCH(p + i + 64 + ahead);
+        }
         a = _mm256_xor_si256(a, _mm256_loadu_si256((const __m256i *)(p + i)));
         b = _mm256_xor_si256(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
         c = _mm256_xor_si256(c, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
         d = _mm256_xor_si256(d, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
     }
     a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
-    return fold256(a) ^ fold_tail(p + i, len - i);
+    return fold256(a) ^ fold_tail(p + i, len - i, 0);
 }
 #endif
 
@@ -84,11 +97,11 @@ static void fold_range(void *arg) {
     floor_task *t = (floor_task *)arg;
     switch (t->width) {
 #if PH_X86
-    case 64: t->fold = fold_avx512(t->p, t->len); break;
-    case 32: t->fold = fold_avx2(t->p, t->len); break;
-    case 16: t->fold = fold_sse2(t->p, t->len); break;
+    case 64: t->fold = fold_avx512(t->p, t->len, t->ahead); break;
+    case 32: t->fold = fold_avx2(t->p, t->len, t->ahead); break;
+    case 16: t->fold = fold_sse2(t->p, t->len, t->ahead); break;
 #endif
-    default: t->fold = fold_tail(t->p, t->len);
+    default: t->fold = fold_tail(t->p, t->len, t->ahead);
     }
 }
 
@@ -100,8 +113,8 @@ static int floor_width(int width) {
     return (width == 8 || width == 16 || width == 32 || width == 64) && width <= widest ? width : -1;
 }
 
-int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, uint64_t *fold) {
-    if ((width = floor_width(width)) < 0) return PH_IMPL_UNAVAILABLE;
+int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, int prefetch, uint64_t *fold) {
+    if ((width = floor_width(width)) < 0 || prefetch < 0) return PH_IMPL_UNAVAILABLE;
     size_t n = threads < 1 ? 1 : (size_t)threads;
     if (n > PH_MAX_THREADS) n = PH_MAX_THREADS;
     floor_task *tasks = (floor_task *)calloc(n, sizeof *tasks);
@@ -111,6 +124,7 @@ int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, uint64_t
         tasks[k].p = p + (from < len ? from : len);
         tasks[k].len = (to < len ? to : len) - (from < len ? from : len);
         tasks[k].width = width;
+        tasks[k].ahead = (size_t)prefetch;
     }
     int rc = ph_run_parallel(fold_range, tasks, sizeof *tasks, (int)n);
     *fold = 0;

@@ -249,17 +249,22 @@ fail:
     return NULL;
 }
 
-/* _read_floor(buf, threads, width=0) -> int: the benchmark's memory floor (see floor.c) */
+/* _read_floor(buf, threads, width=0, prefetch=0) -> int: the benchmark's memory floor (see
+ * floor.c); prefetch: bytes ahead of each line to prefetch, 0 for none */
 static PyObject *py_read_floor(PyObject *self, PyObject *args) {
     PyObject *buf;
-    int threads, rc, width = 0;
+    int threads, rc, width = 0, prefetch = 0;
     uint64_t fold;
     Py_buffer view;
     (void)self;
-    if (!PyArg_ParseTuple(args, "Oi|i:_read_floor", &buf, &threads, &width)) return NULL;
+    if (!PyArg_ParseTuple(args, "Oi|ii:_read_floor", &buf, &threads, &width, &prefetch)) return NULL;
+    if (prefetch < 0) {
+        PyErr_SetString(PyExc_ValueError, "prefetch distance must be 0 or more");
+        return NULL;
+    }
     if (check_threads(threads) < 0 || get_view(buf, &view, "buf") < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = ph_read_floor((const uint8_t *)view.buf, (size_t)view.len, threads, width, &fold);
+    rc = ph_read_floor((const uint8_t *)view.buf, (size_t)view.len, threads, width, prefetch, &fold);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     if (rc == PH_IMPL_UNAVAILABLE) {
@@ -326,7 +331,7 @@ static PyMethodDef methods[] = {
     {"ranges_to_bitmap", py_ranges_to_bitmap, METH_VARARGS, "ranges_to_bitmap(ranges, n) -> bitmap bytes"},
     {"xxh3_128", py_xxh3_128, METH_O, "XXH3-128 digest (canonical, 16 bytes) of a buffer"},
     {"sha256", py_sha256, METH_O, "SHA-256 digest of a buffer"},
-    {"_read_floor", py_read_floor, METH_VARARGS, "_read_floor(buf, threads, width=0) -> XOR of every 64-bit word (benchmark floor)"},
+    {"_read_floor", py_read_floor, METH_VARARGS, "_read_floor(buf, threads, width=0, prefetch=0) -> XOR of every 64-bit word (benchmark floor)"},
     {"_available", py_available, METH_O, "_available(kind) -> implementations of kind this CPU runs"},
     {"_set_impl", py_set_impl, METH_VARARGS, "_set_impl(kind, name): force an implementation (tests)"},
     {"implementations", py_implementations, METH_NOARGS, "the implementation in use for each primitive"},

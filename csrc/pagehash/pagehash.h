@@ -27,6 +27,21 @@
 #define PH_TARGET(x) __attribute__((target(x)))
 #endif
 
+/* Hardware prefetchers follow a stream only within one 4 KiB page, so a loop over many pages
+ * stalls on the first lines of every page; the hash, compare and floor loops ask for the same
+ * offset one page ahead while they work on this one. (From DRAM, one thread: XXH3 per page
+ * 0.81-0.84x -> 1.00-1.13x the one-call binding, which prefetches in its own loop.) A prefetch
+ * never faults, so asking past the end of a buffer or of a mapping is harmless. */
+#define PH_PREFETCH_AHEAD 4096
+#if defined(__GNUC__) || defined(__clang__)
+#define PH_PREFETCH(a) __builtin_prefetch((const void *)(a), 0, 3)
+#elif defined(_MSC_VER) && PH_X86
+#include <xmmintrin.h>
+#define PH_PREFETCH(a) _mm_prefetch((const char *)(a), _MM_HINT_T0)
+#else
+#define PH_PREFETCH(a) ((void)0)
+#endif
+
 enum { PH_ALGO_XXH128 = 0, PH_ALGO_SHA256 = 1 };
 enum { PH_FLAG_ZERO = 1, PH_FLAG_MASKED = 2 };
 enum { PH_OK = 0, PH_ENOMEM = -1 };
@@ -132,7 +147,7 @@ int ph_run_parallel(ph_task_fn fn, void *base, size_t stride, int n);
 /* floor.c: load every byte once with `width`-byte loads (8, 16, 32, 64; 0 = the widest the CPU
  * has; PH_IMPL_UNAVAILABLE if it lacks that one), on `threads` threads; *fold is the XOR of it
  * all, so nothing is skipped */
-int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, uint64_t *fold);
+int ph_read_floor(const uint8_t *p, size_t len, int threads, int width, int prefetch, uint64_t *fold);
 
 /* once at start-up: pick the fastest implementation of each primitive */
 void ph_init(void);

@@ -246,13 +246,19 @@ static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P
     for (n = 0; n < nb_blocks; n++) {                                                      \
         const uint8_t *blk = p + n * BLOCK_LEN;                                            \
         XXH3_UNROLL                                                                        \
-        for (s = 0; s < STRIPES_PER_BLOCK; s++) ACC512(blk + s * STRIPE_LEN, ksecret + s * 8); \
+        for (s = 0; s < STRIPES_PER_BLOCK; s++) {                                          \
+            PH_PREFETCH(blk + s * STRIPE_LEN + PH_PREFETCH_AHEAD);                          \
+            ACC512(blk + s * STRIPE_LEN, ksecret + s * 8);                                 \
+        }                                                                                  \
         SCRAMBLE(ksecret + SECRET_SIZE - STRIPE_LEN);                                      \
     }                                                                                      \
     {                                                                                      \
         size_t nb_stripes = ((len - 1) - BLOCK_LEN * nb_blocks) / STRIPE_LEN;              \
         const uint8_t *blk = p + nb_blocks * BLOCK_LEN;                                    \
-        for (s = 0; s < nb_stripes; s++) ACC512(blk + s * STRIPE_LEN, ksecret + s * 8);    \
+        for (s = 0; s < nb_stripes; s++) {                                                 \
+            PH_PREFETCH(blk + s * STRIPE_LEN + PH_PREFETCH_AHEAD);                          \
+            ACC512(blk + s * STRIPE_LEN, ksecret + s * 8);                                 \
+        }                                                                                  \
         ACC512(p + len - STRIPE_LEN, ksecret + SECRET_SIZE - STRIPE_LEN - LASTACC_START);  \
     }                                                                                      \
     ACC_STORE;
@@ -265,13 +271,17 @@ static const uint64_t acc_init[8] = {P32_3, P64_1, P64_2, P64_3, P64_4, P32_2, P
     ACC_LOAD;                                                                              \
     for (n = 0; n < PAGE4K_BLOCKS; n++) {                                                  \
         XXH3_UNROLL                                                                        \
-        for (s = 0; s < STRIPES_PER_BLOCK; s++)                                            \
+        for (s = 0; s < STRIPES_PER_BLOCK; s++) {                                          \
+            PH_PREFETCH(p + n * BLOCK_LEN + s * STRIPE_LEN + PH_PREFETCH_AHEAD);            \
             ACC512(p + n * BLOCK_LEN + s * STRIPE_LEN, ksecret + s * 8);                   \
+        }                                                                                  \
         SCRAMBLE(ksecret + SECRET_SIZE - STRIPE_LEN);                                      \
     }                                                                                      \
     XXH3_UNROLL                                                                            \
-    for (s = 0; s < PAGE4K_TAIL_STRIPES; s++)                                              \
+    for (s = 0; s < PAGE4K_TAIL_STRIPES; s++) {                                            \
+        PH_PREFETCH(p + PAGE4K_BLOCKS * BLOCK_LEN + s * STRIPE_LEN + PH_PREFETCH_AHEAD);    \
         ACC512(p + PAGE4K_BLOCKS * BLOCK_LEN + s * STRIPE_LEN, ksecret + s * 8);           \
+    }                                                                                      \
     ACC512(p + PAGE4K - STRIPE_LEN, ksecret + SECRET_SIZE - STRIPE_LEN - LASTACC_START);
 
 #define ACC_DECL                                             \

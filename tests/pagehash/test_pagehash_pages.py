@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import array
+import ctypes
 import hashlib
 import mmap
 import random
+import sys
 
 import pytest
+import xxhash
 from pagehash_impls import available
 
 from hpforensics import pagehash, pagehash_ref
@@ -112,6 +115,40 @@ def test_read_only_mmap_and_other_buffers(tmp_path):
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
     assert len(hash_file(empty)) == 0 and hash_file(empty).digests == b""
+
+
+PROT_NONE = 0  # mprotect(2); the mmap module names only READ, WRITE and EXEC
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mprotect through ctypes: Linux")
+@pytest.mark.parametrize("impl", available("xxh128"))
+def test_pages_before_an_inaccessible_page_hash_without_a_fault(impl, use_impl):
+    """The hash loops prefetch one page ahead (pagehash.h): at the end of a mapping that page
+    may be unmapped or PROT_NONE, as in a live process's guard pages. A prefetch must never
+    fault, and the digests are those of the bytes alone."""
+    use_impl("xxh128", impl)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    page = mmap.PAGESIZE
+    mm = mmap.mmap(-1, 4 * page)
+    try:
+        mm[: 3 * page] = random.Random(9).randbytes(3 * page)
+        cell = ctypes.c_char.from_buffer(mm)
+        base = ctypes.addressof(cell)
+        del cell  # the export would keep the map from closing
+        assert libc.mprotect(base + 3 * page, page, PROT_NONE) == 0, ctypes.get_errno()
+        view = memoryview(mm)[: 3 * page]
+        want = [xxhash.xxh3_128_digest(bytes(view[o : o + 4096]))
+                for o in range(0, 3 * page, 4096)]
+        for threads in (1, 2):
+            got = hash_pages(view, "xxh128", 4096, threads=threads)
+            assert [got.digest(i) for i in range(len(got))] == want
+        # one short 16 KiB "page" of 12 KiB: the loop for other lengths, up to the guard
+        assert hash_pages(view, "xxh128", 16384).digest(0) == xxhash.xxh3_128_digest(bytes(view))
+        del view
+        libc.mprotect(base + 3 * page, page, mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        mm.close()
 
 
 def test_hash_file_does_not_modify_or_need_write_access(tmp_path):

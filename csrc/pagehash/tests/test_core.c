@@ -241,9 +241,12 @@ static void read_floor(const uint8_t *data, size_t big) {
         for (; i < n; i++) want ^= m[i];
         for (int t = 1; t <= 3; t++) {
             for (int w = 0; w <= 64; w = w ? 2 * w : 8) {
-                int rc = ph_read_floor(m, n, t, w, &got);
-                if (rc == PH_IMPL_UNAVAILABLE) continue;
-                CHECK(rc == PH_OK && got == want, "read floor len %zu threads %d width %d", n, t, w);
+                for (int ahead = 0; ahead <= 4096; ahead += 4096) {
+                    int rc = ph_read_floor(m, n, t, w, ahead, &got);
+                    if (rc == PH_IMPL_UNAVAILABLE) continue;
+                    CHECK(rc == PH_OK && got == want, "read floor len %zu threads %d width %d ahead %d",
+                          n, t, w, ahead);
+                }
             }
         }
         free(m);
