@@ -12,6 +12,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 typedef struct fmt fmt;
 /* One row's cells (`width` of them) into b: 1 written, 0 for the Python renderer, -1 error
@@ -346,6 +349,32 @@ static int exec_module(PyObject *m) {
                     json_new);
 }
 
+/* keep_freed_memory() -> bool: glibc's malloc keeps up to 64 MiB of freed memory (and grows
+ * its heap 16 MiB at a time) instead of handing it back to the kernel and faulting it in
+ * again, and serves blocks below 32 MiB from the heap. A timeline run builds and frees
+ * text of every size up to megabytes (rows, joined batches, whole inputs' CSV and JSON): with
+ * the defaults half its page faults were memory it had just freed (96,500 -> 46,000 faults
+ * and 0.7 -> 0.45 s of system time on 80 MB of fleet logs, peak unchanged). False where the
+ * C library is not glibc: nothing changed. Process-wide and for good: callers are the CLI's
+ * short runs and the workers they fork. */
+static PyObject *keep_freed_memory(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+#if defined(__GLIBC__)
+    int ok = mallopt(M_TOP_PAD, 16 << 20) && mallopt(M_TRIM_THRESHOLD, 64 << 20) &&
+             mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    return PyBool_FromLong(ok);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+static PyMethodDef module_methods[] = {
+    {"keep_freed_memory", keep_freed_memory, METH_NOARGS,
+     "keep_freed_memory() -> bool: glibc malloc keeps freed memory for reuse (see module.c)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyModuleDef_Slot slots[] = {
     {Py_mod_exec, exec_module},
     {0, NULL},
@@ -353,7 +382,7 @@ static PyModuleDef_Slot slots[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_rowfmt", "Output rows as CSV and JSON lines in C (see csrc/rowfmt).",
-    0, NULL, slots, NULL, NULL, NULL,
+    0, module_methods, slots, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__rowfmt(void) { return PyModuleDef_Init(&module); }
