@@ -1,13 +1,16 @@
 """Compliance on the generated fleet against its plan, and the rules on their own."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import shutil
 from pathlib import Path
 
 import pytest
 
 from hpforensics.timeline.classify import Classifier
+from hpforensics.timeline.lifecycle import boot_events, build_lifecycles
 from hpforensics.timeline.pipeline import TimelineOptions
 from hpforensics.runs.timeline import run_timeline
 
@@ -74,6 +77,28 @@ def test_lifecycle_reboot_and_hotpatch(fleet_run) -> None:
     hot = lcs["KB5052105"]
     assert hot.update_class == "hotpatch" and hot.effective_at == hot.installed_at
     assert hot.attempts == 1  # logged to System and to the Operational channel: counted once
+
+
+@pytest.mark.parametrize("untimed", [0, 3])
+def test_lifecycles_do_not_depend_on_event_order(fleet_run, untimed: int) -> None:
+    """build_lifecycles takes a device's events in any order (by time, then record ID; an
+    event without a time first): shuffled, the same lifecycles, with or without untimed
+    events (each takes its own sort path)."""
+    result, _ = fleet_run
+    dev = max(result.devices, key=lambda d: len(d.lifecycles))
+    events = [dataclasses.replace(e) for e in dev.events]
+    updates = [e for e in events if e.kb and e.category.startswith(("update-", "servicing-"))]
+    for e in updates[:untimed]:
+        e.time = None
+    boots = boot_events(events)
+    want = [dataclasses.asdict(lc) for lc in build_lifecycles(events, boots)]
+    assert len(want) >= 5
+    if untimed:
+        assert any(lc["first_seen"] is None for lc in want)
+    for seed in range(3):
+        shuffled = events[:]
+        random.Random(seed).shuffle(shuffled)
+        assert [dataclasses.asdict(lc) for lc in build_lifecycles(shuffled, boots)] == want
 
 
 def test_classifier_against_calendar() -> None:
