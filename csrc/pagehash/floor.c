@@ -5,8 +5,8 @@
  * load can be dropped): the XOR of its 64-bit little-endian words, with the bytes after the
  * last whole word XORed into the low byte. No hash over the same bytes can beat it; the benchmark prints it
  * beside the hashing rows to show where memory, not code, sets the pace. Each width runs with
- * and without a prefetch a given distance ahead (the hash and compare loops prefetch one page
- * ahead, see pagehash.h): a floor without it would be beaten by code that has it. */
+ * and without a prefetch a given distance ahead (the XXH3 loop prefetches one page ahead, see
+ * pagehash.h): a floor without it could be beaten by code that has it. */
 #include <stdlib.h>
 
 #include "pagehash.h"

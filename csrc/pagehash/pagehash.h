@@ -28,10 +28,12 @@
 #endif
 
 /* Hardware prefetchers follow a stream only within one 4 KiB page, so a loop over many pages
- * stalls on the first lines of every page; the hash, compare and floor loops ask for the same
- * offset one page ahead while they work on this one. (From DRAM, one thread: XXH3 per page
- * 0.81-0.84x -> 1.00-1.13x the one-call binding, which prefetches in its own loop.) A prefetch
- * never faults, so asking past the end of a buffer or of a mapping is harmless. */
+ * stalls on the first lines of every page; the XXH3 loop asks for the same offset one page
+ * ahead while it works on this one. (From DRAM, one thread: XXH3 per page 0.77-0.84x ->
+ * 0.99-1.13x the one-call binding, which prefetches in its own loop. The compare loop, with
+ * two streams and little work a line, was slower with it and has none; the floor takes a
+ * distance.) A prefetch never faults, so asking past the end of a buffer or a mapping is
+ * harmless. */
 #define PH_PREFETCH_AHEAD 4096
 #if defined(__GNUC__) || defined(__clang__)
 #define PH_PREFETCH(a) __builtin_prefetch((const void *)(a), 0, 3)
