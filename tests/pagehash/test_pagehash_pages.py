@@ -123,7 +123,7 @@ PROT_NONE = 0  # mprotect(2); the mmap module names only READ, WRITE and EXEC
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect through ctypes: Linux")
 @pytest.mark.parametrize("impl", available("xxh128"))
 def test_pages_before_an_inaccessible_page_hash_without_a_fault(impl, use_impl):
-    """The hash loops prefetch one page ahead (pagehash.h): at the end of a mapping that page
+    """The XXH3 loops prefetch one page ahead (pagehash.h): at the end of a mapping that page
     may be unmapped or PROT_NONE, as in a live process's guard pages. A prefetch must never
     fault, and the digests are those of the bytes alone."""
     use_impl("xxh128", impl)
