@@ -397,7 +397,7 @@ def test_keep_freed_memory_spares_the_page_faults_of_reused_memory():
         return out[0], int(out[1])
 
     if "libasan" in os.environ.get("LD_PRELOAD", ""):  # the sanitizer run's own allocator
-        pytest.skip("the sanitizer's allocator stands in for glibc's malloc: mallopt changes nothing")
+        pytest.skip("the sanitizer's allocator stands in for glibc's malloc: nothing to tune")
     (_, plain), (kept, tuned) = faults("plain"), faults("keep")
     assert kept == "True"
     assert tuned * 3 < plain, (plain, tuned)
