@@ -354,9 +354,10 @@ static int exec_module(PyObject *m) {
  * again, and serves blocks below 32 MiB from the heap. A timeline run builds and frees
  * text of every size up to megabytes (rows, joined batches, whole inputs' CSV and JSON): with
  * the defaults half its page faults were memory it had just freed (96,500 -> 46,000 faults
- * and 0.7 -> 0.45 s of system time on 80 MB of fleet logs, peak unchanged). False where the
- * C library is not glibc: nothing changed. Process-wide and for good: callers are the CLI's
- * short runs and the workers they fork. */
+ * and 0.7 -> 0.45 s of system time on 80 MB of fleet logs, peak unchanged). False when
+ * nothing was set: the C library is not glibc, or another allocator stands in for its malloc
+ * and refuses mallopt (a sanitizer's). Process-wide and for good: callers are the CLI's short
+ * runs and the workers they fork. */
 static PyObject *keep_freed_memory(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;

@@ -83,7 +83,7 @@ def test_lifecycle_reboot_and_hotpatch(fleet_run) -> None:
 def test_lifecycles_do_not_depend_on_event_order(fleet_run, untimed: int) -> None:
     """build_lifecycles takes a device's events in any order (by time, then record ID; an
     event without a time first): shuffled, the same lifecycles, with or without untimed
-    events (each takes its own sort path)."""
+    events."""
     result, _ = fleet_run
     dev = max(result.devices, key=lambda d: len(d.lifecycles))
     events = [dataclasses.replace(e) for e in dev.events]
