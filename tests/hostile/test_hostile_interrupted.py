@@ -31,10 +31,18 @@ def logs(tmp_path, shared_data) -> Path:
     return folder
 
 
+def _default_interrupt() -> None:
+    # A suite started as a background job of a non-interactive shell (`make test &`, nohup)
+    # inherits SIGINT ignored, and so would the run: it would finish instead of stopping. A
+    # user's ^C reaches a run whose SIGINT is the default, so the run starts that way here.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(logs: Path, out: Path, *extra: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([*HPF, "timeline", str(logs), "-o", str(out), "--parser",
                              "python-evtx", *extra], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_interrupt,
+                            **kw)
 
 
 def _writing(out: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
