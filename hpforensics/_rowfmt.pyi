@@ -1,5 +1,5 @@
 # Types of the C row renderer (csrc/rowfmt), for mypy; the module itself is compiled.
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 class CsvFormat:
@@ -22,3 +22,7 @@ class EventLines:
     def render(self, events: Sequence[Any], index: int) -> tuple[str, str, list[Any]]: ...
 
 def keep_freed_memory() -> bool: ...
+
+def merge_write(sources: Sequence[Iterable[tuple[Any, ...]]], csv_write: Callable[[bytes], Any],
+                json_write: Callable[[bytes], Any], csv_at: int, json_at: int,
+                flush: int) -> int: ...

@@ -187,7 +187,8 @@ class RowSink:
         self.csv_path = outdir / f"{name}.csv"
         self.jsonl_path = outdir / f"{name}.jsonl"
         self._csv_fh = open(self.csv_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self._jsonl_fh = open(self.jsonl_path, "w", encoding="utf-8")  # noqa: SIM115
+        # newline="": "\n" on every OS, as the bytes block-copied or merged beneath it are
+        self._jsonl_fh = open(self.jsonl_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
         self._writer = csv.writer(self._csv_fh, lineterminator="\n")
         self._writer.writerow(self.columns)
 
@@ -197,16 +198,14 @@ class RowSink:
         self._jsonl_fh.write(json_line(self.columns, values))
         self.count += 1
 
-    def write_lines(self, rows: Iterable[Sequence[Any]], csv_at: int = 0, json_at: int = 1,
-                    batch: int = 8192) -> None:
-        """Rows holding a rendered CSV line at `csv_at` and a JSON line at `json_at`, written
-        in batches (two writes per batch, not per row; the batch is taken and joined in C,
-        with no Python step per row)."""
-        it = iter(rows)
-        csv_of, json_of = operator.itemgetter(csv_at), operator.itemgetter(json_at)
-        while chunk := list(itertools.islice(it, batch)):
-            self.write_text("".join(map(csv_of, chunk)), "".join(map(json_of, chunk)),
-                            len(chunk))
+    def write_merged(self, sorter: "SpillSorter", csv_at: int = 1, json_at: int = 2) -> None:
+        """The sorter's rows in order, (key, ...) rows holding a rendered CSV line at `csv_at`
+        and a JSON line at `json_at`: merged and copied in one C call (`_rowfmt.merge_write`,
+        which orders them as iterating the sorter does), written as UTF-8 bytes."""
+        self._csv_fh.flush()  # the header, before bytes go to the files beneath
+        self._jsonl_fh.flush()
+        self.count += _rowfmt.merge_write(sorter.sources(), self._csv_fh.buffer.write,
+                                  self._jsonl_fh.buffer.write, csv_at, json_at, _FLUSH_BYTES)
 
     def write_text(self, csv_text: str, jsonl_text: str, rows: int) -> None:
         """Rows already rendered (render_csv / json_line) with the same columns."""
@@ -283,7 +282,9 @@ class SpillSorter:
     def add_run(self, path: Path) -> None:
         self._runs.append(path)
 
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+    def sources(self) -> list[Iterable[tuple[Any, ...]]]:
+        """The sorted sources to merge: the rows held here, then the runs (at most MAX_OPEN + 1
+        in all; more runs are first merged into intermediate ones)."""
         while len(self._runs) > self.MAX_OPEN:
             group, self._runs = self._runs[:self.MAX_OPEN], self._runs[self.MAX_OPEN:]
             merged = heapq.merge(*map(_read_run, group))
@@ -291,13 +292,18 @@ class SpillSorter:
             for p in group:
                 p.unlink(missing_ok=True)
         self._rows.sort(key=_first)
-        if not self._runs:  # nothing spilled: the sorted rows are the order (no heap per row)
-            return iter(self._rows)
-        # Merged on the whole rows, not through a key function (a Python call per row): two
-        # sources never hold rows with the same key (the pipeline's keys end with the input's
-        # index, and one input's rows are in one source), so the rows compare as their keys do,
-        # and merge never reorders the rows of one source.
-        return heapq.merge(iter(self._rows), *map(_read_run, self._runs))
+        return [self._rows, *map(_read_run, self._runs)]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        """The rows in order: the reference for RowSink.write_merged's merge in C.
+        Merged on the whole rows, not through a key function (a Python call per row): two
+        sources never hold rows with the same key (the pipeline's keys end with the input's
+        index, and one input's rows are in one source), so the rows compare as their keys do,
+        and merge never reorders the rows of one source."""
+        first, *runs = self.sources()
+        if not runs:  # nothing spilled: the sorted rows are the order (no heap per row)
+            return iter(first)
+        return heapq.merge(iter(first), *runs)
 
 
 def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:
@@ -324,6 +330,7 @@ def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool =
 # are this run's own temporary files of str tuples, marshal reads them back fastest (~8x
 # faster than a JSON line per row) and cannot run code; an open run holds one batch.
 _BATCH = 256
+_FLUSH_BYTES = 4 << 20  # merge_write hands its lines on in blocks of this size
 _first = operator.itemgetter(0)  # rows are (sort key tuple, ...): compare by the key only
 
 

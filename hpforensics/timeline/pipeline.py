@@ -306,7 +306,7 @@ def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter,
         timeline.extend(derived)
         expected_rows += len(derived)
     with RowSink(outdir, "timeline", tcols) as out:
-        out.write_lines(timeline, csv_at=1, json_at=2)  # (key, CSV line, JSON line) rows
+        out.write_merged(timeline, csv_at=1, json_at=2)  # (key, CSV line, JSON line) rows
     if out.count != expected_rows:  # a worker that could not write what it held
         raise HPFError(f"{out.csv_path}: {out.count} of {expected_rows} timeline rows written; "
                        f"a worker process lost the rest (see its error above)")
