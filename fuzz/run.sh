@@ -12,6 +12,11 @@ PY=${PY:-.venv/bin/python}
 CC_FUZZ=${CC_FUZZ:-clang}
 OUT=build/fuzz
 mkdir -p "$OUT/artifacts"
+# The harnesses' scratch files go to a folder of this run, removed at its end: libFuzzer ends a
+# harness with _exit, so nothing the harness registered to clean up at exit runs.
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/hpf-fuzz-run-XXXXXX") || exit 2
+trap 'rm -rf "$SCRATCH"' EXIT
+export TMPDIR="$SCRATCH"
 # max input length, per harness: EVTX needs a 4 KiB header plus a 64 KiB chunk
 declare -A MAXLEN=([pagehash]=65536 [evtxscan]=65536 [pe]=65536 [evtx]=140000 [kb]=16384 [memimage]=8192
                   [rowfmt]=4096 [registry]=40000 [etl]=32768 [archive]=65536)
