@@ -51,15 +51,28 @@ class Eligibility:
     def of(cls, product: str, events: list[Event],
            lifecycles: list[UpdateLifecycle]) -> "Eligibility":
         e = cls(product)
-        titled = ""  # what update titles say; the registry's PROCESSOR_ARCHITECTURE wins
+        # what update titles say (titled, below); the registry's PROCESSOR_ARCHITECTURE wins
         chpe: dict[str, str] = {}
         # Only events that say something here are sorted and walked (a dense fleet's update
-        # events are most of a device's and say nothing but their titles): a category of
-        # interest, or a title that names the architecture (looked up once per distinct title).
-        arch: dict[str, bool] = {}
-        said = [ev for ev in events if ev.category in _SAYS or (ev.title and (
-            arch[ev.title] if ev.title in arch
-            else arch.setdefault(ev.title, _TITLE_ARCH.search(ev.title) is not None)))]
+        # events are most of a device's and say nothing but their titles); of the events whose
+        # title names the architecture only the earliest counts, found without a sort (each
+        # distinct title is searched once).
+        arch: dict[str, str] = {}
+        first: tuple[dt.datetime, str] | None = None
+        said = []
+        for ev in events:
+            if ev.category in _SAYS:
+                said.append(ev)
+            title = ev.title
+            if title:
+                named = arch.get(title)
+                if named is None:
+                    m = _TITLE_ARCH.search(title)
+                    named = arch[title] = m.group(1).lower() if m else ""
+                # the earliest; of equal times the first in the list, as a stable sort has it
+                if named and (first is None or (ev.time or _NO_TIME) < first[0]):
+                    first = (ev.time or _NO_TIME, named)
+        titled = first[1] if first else ""
         for ev in sorted(said, key=lambda x: x.time or _NO_TIME):
             when = ev.time or _NO_TIME
             cat = ev.category
@@ -73,9 +86,6 @@ class Eligibility:
                 e.architecture = "arm64" if cat == Category.ARCH_ARM64 else "x64"
             elif cat == Category.BOOT and ev.os_build and ev.time:
                 e.builds.append((ev.time, ev.os_build))
-            if not titled and ev.title:
-                m = _TITLE_ARCH.search(ev.title)
-                titled = m.group(1).lower() if m else ""
         e.architecture = e.architecture or titled
         # either switch (HotPatchRestrictions = 1, the DisableCHPE policy) turns CHPE off
         e.chpe = "disabled" if "disabled" in chpe else "enabled" if chpe else ""

@@ -217,3 +217,29 @@ def test_arm64_chpe_from_the_hives(tmp_path: Path, restrictions: int, policy: in
         assert "Arm64" in aug.reason and "HotPatchRestrictions = 0" in aug.reason
     cats = {e.category for e in result.devices[0].events}
     assert "architecture-arm64" in cats
+
+
+def test_the_earliest_update_title_names_the_architecture() -> None:
+    """Without registry evidence the architecture is what the earliest update title naming one
+    says (of titles logged at the same time, the first read); titles naming none are passed
+    over, and the events need not come in time order."""
+    import datetime as dt
+
+    from hpforensics.timeline.eligibility import Eligibility
+    from hpforensics.timeline.normalise import Event
+
+    def ev(day: int | None, title: str, record: int) -> Event:
+        when = dt.datetime(2025, 3, day, tzinfo=dt.timezone.utc) if day else None
+        return Event("D", when, "System", "Microsoft-Windows-WindowsUpdateClient", 19, record,
+                     "System.evtx", "update-installed", title=title)
+
+    arm = "2025-03 Cumulative Update for Windows 11 Version 24H2 for arm64-based Systems"
+    x64 = "2025-03 Cumulative Update for Windows 11 Version 24H2 for x64-based Systems"
+    defender = "Security Intelligence Update for Microsoft Defender Antivirus"
+    events = [ev(9, arm, 1), ev(5, x64, 2), ev(5, arm, 3), ev(2, defender, 4)]
+    assert Eligibility.of("windows-11-24h2", events, []).architecture == "x64"
+    events[1], events[2] = events[2], events[1]  # the same time: the first read wins
+    assert Eligibility.of("windows-11-24h2", events, []).architecture == "arm64"
+    assert Eligibility.of("windows-11-24h2", [*events, ev(None, x64, 5)], []).architecture == \
+        "x64"  # a time-less record (a .reg export) sorts first
+    assert Eligibility.of("windows-11-24h2", [ev(2, defender, 6)], []).architecture == ""
