@@ -23,6 +23,7 @@ from hpforensics.errors import HPFError, InputError, UsageError
 from hpforensics.timeline.compliance import ComplianceRules, MonthCompliance
 from hpforensics.timeline.correlate import KbCorrelation, MemoryFindings
 from hpforensics.timeline.eligibility import Eligibility
+from hpforensics.timeline.forked import map_forked
 from hpforensics.evtx.ingest import InputItem, discover
 from hpforensics.timeline.intune import DeviceUpdateStatus, fleet_statuses
 from hpforensics.timeline.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
@@ -183,8 +184,7 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
                          + (first[len(prefix):] if first.startswith(prefix) else first))
     _write_inputs(outdir, result.inputs)
     rules = ComplianceRules(shared_classifier(opts.product).calendar, opts.grace_days)
-    for device in sorted(by_device):
-        result.devices.append(_device(device, by_device[device], rules, opts))
+    result.devices.extend(_devices(by_device, rules, opts))
     notice = calendar_notice([(d.product, d.months[-1].month) for d in result.devices if d.months],
                              rules.calendar)
     if notice:
@@ -242,6 +242,26 @@ def infer_product(events: list[Event], lifecycles: list[UpdateLifecycle], defaul
     if majors and majors[-1] != "26100" and majors[-1] in client:
         return client[majors[-1]]
     return default
+
+
+def _devices(by_device: dict[str, list[Event]], rules: ComplianceRules,
+             opts: TimelineOptions) -> list[DeviceResult]:
+    """Each device's results, in name order. With --jobs N and enough events, N forked
+    processes share the devices (the serial end of a dense fleet's run was ~1.4 s of device
+    work on 317 MB); the events stay where they are and only the results come back."""
+    names = sorted(by_device)
+    if opts.jobs > 1 and sum(map(len, by_device.values())) >= _FORK_EVENTS:
+        def one(name: str) -> DeviceResult:
+            return dataclasses.replace(_device(name, by_device[name], rules, opts), events=[])
+
+        done = map_forked(one, names, opts.jobs, cost=lambda name: len(by_device[name]))
+        for d in done:
+            d.events = by_device[d.device]
+        return done
+    return [_device(name, by_device[name], rules, opts) for name in names]
+
+
+_FORK_EVENTS = 50_000  # fewer: forking a pool costs more than it saves
 
 
 def _device(device: str, events: list[Event], rules: ComplianceRules,

@@ -128,3 +128,61 @@ def test_rows_a_worker_could_not_write_are_an_error(tmp_path: Path, monkeypatch)
     with pytest.raises(HPFError, match=r"timeline\.csv: \d+ of \d+ timeline rows written"):
         run_timeline([tmp_path / "logs"], tmp_path / "out",
                      TimelineOptions(hash_inputs=False, jobs=2), html=False)
+
+
+def test_devices_are_shared_by_forked_processes(tmp_path: Path, monkeypatch) -> None:
+    """With --jobs 2 and enough events the devices' lifecycles and compliance are computed in
+    forked processes (their pids are seen), and every output is one process's, byte for byte,
+    the devices' events included (they stay in the parent and are attached to the results)."""
+    from hpforensics.timeline import pipeline
+
+    monkeypatch.setattr(pipeline, "_FORK_EVENTS", 0)
+    where: dict[str, int] = {}
+    device = pipeline._device
+
+    def _device(name, *args, **kw):  # forked children inherit this patch
+        (tmp_path / f"pid-{name}").write_text(str(os.getpid()))
+        return device(name, *args, **kw)
+
+    monkeypatch.setattr(pipeline, "_device", _device)
+    results = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        results[jobs] = run_timeline([FLEET], out, TimelineOptions(hash_inputs=False, jobs=jobs),
+                                     html=False)
+        for p in tmp_path.glob("pid-*"):
+            where[f"{jobs}:{p.name[4:]}"] = int(p.read_text())
+            p.unlink()
+    one, two = results[1], results[2]
+    assert len(one.devices) >= 5
+    assert {where[f"1:{d.device}"] for d in one.devices} == {os.getpid()}
+    forked = {where[f"2:{d.device}"] for d in two.devices}
+    assert os.getpid() not in forked and 1 <= len(forked) <= 2  # a fast worker may take all
+    assert [d.device for d in one.devices] == [d.device for d in two.devices]
+    for a, b in zip(one.devices, two.devices):
+        assert a.events == b.events and a.summary == b.summary and a.months == b.months
+        assert [vars(x) for x in a.lifecycles] == [vars(x) for x in b.lifecycles]
+    for p in (tmp_path / "j1").iterdir():
+        if p.name != "custody.json":
+            assert p.read_bytes() == (tmp_path / "j2" / p.name).read_bytes(), p.name
+
+
+def _fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("device 3 is broken")
+    return x * x
+
+
+def test_forked_map_keeps_order_and_passes_errors_on() -> None:
+    import pytest
+
+    from hpforensics.timeline.forked import map_forked
+
+    items = list(range(9))
+    assert map_forked(lambda x: (x, os.getpid()), items, 1, cost=lambda x: x) == \
+        [(x, os.getpid()) for x in items]
+    got = map_forked(lambda x: (x * x, os.getpid()), items, 3, cost=lambda x: -x)  # forked
+    assert [v for v, _ in got] == [x * x for x in items]
+    assert os.getpid() not in {pid for _, pid in got}
+    with pytest.raises(ValueError, match="device 3 is broken"):
+        map_forked(_fails_on_three, items, 2, cost=lambda x: x)
