@@ -262,8 +262,9 @@ def _copy_range(src: Any, dst: Any, offset: int, size: int) -> int:
 class SpillSorter:
     """Sort rows by key with bounded memory: runs (sorted rows in temporary files, written
     here when `limit` rows pile up, or by worker processes) are merged while the output is
-    written (RowSink.write_merged in C; iterating the sorter is its heapq reference). Rows of different sources (one extend() call, one run) must not share
-    a key: the merge compares whole rows."""
+    written (RowSink.write_merged in C; iterating the sorter is its heapq reference). Rows of
+    different sources (one extend() call, one run) must not share a key: the merge compares
+    whole rows."""
 
     MAX_OPEN = 200  # runs merged at once; more are first merged into intermediate runs
 
