@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 from typing import Any, Callable, Sequence, TypeVar
 
+from hpforensics.timeline.reading import _worker_signals
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -36,8 +38,6 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], jobs: int,
     # lazy: only with --jobs > 1 (multiprocessing costs start-up otherwise)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-
-    from hpforensics.timeline.reading import _worker_signals
 
     order = sorted(range(len(items)), key=lambda i: -cost(items[i]))
     _TASK = (fn, items)
