@@ -51,7 +51,6 @@ class Eligibility:
     def of(cls, product: str, events: list[Event],
            lifecycles: list[UpdateLifecycle]) -> "Eligibility":
         e = cls(product)
-        # what update titles say (titled, below); the registry's PROCESSOR_ARCHITECTURE wins
         chpe: dict[str, str] = {}
         # Only events that say something here are sorted and walked (a dense fleet's update
         # events are most of a device's and say nothing but their titles); of the events whose
@@ -72,7 +71,7 @@ class Eligibility:
                 # the earliest; of equal times the first in the list, as a stable sort has it
                 if named and (first is None or (ev.time or _NO_TIME) < first[0]):
                     first = (ev.time or _NO_TIME, named)
-        titled = first[1] if first else ""
+        titled = first[1] if first else ""  # the registry's PROCESSOR_ARCHITECTURE wins
         for ev in sorted(said, key=lambda x: x.time or _NO_TIME):
             when = ev.time or _NO_TIME
             cat = ev.category
