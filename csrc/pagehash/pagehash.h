@@ -28,13 +28,14 @@
 #endif
 
 /* Hardware prefetchers follow a stream only within one 4 KiB page, so a loop over many pages
- * stalls on the first lines of every page; the XXH3 loop asks for the same offset one page
- * ahead while it works on this one. (From DRAM, one thread: XXH3 per page 0.77-0.84x ->
- * 0.99-1.13x the one-call binding, which prefetches in its own loop. The compare loop, with
- * two streams and little work a line, was slower with it and has none; the floor takes a
- * distance.) A prefetch never faults, so asking past the end of a buffer or a mapping is
- * harmless. */
-#define PH_PREFETCH_AHEAD 4096
+ * stalls on the first lines of every page; the XXH3 loop asks for the line PH_PREFETCH_AHEAD
+ * bytes on while it works on this one. (From DRAM, one thread: XXH3 per page 0.77-0.84x ->
+ * 0.99-1.13x the one-call binding with 4096 on the machine of the sessions before; on the
+ * AVX-512 Xeon of 2026-12-08 (17.8 GB/s read floor), 2 GiB, best of 5: 4096 0.92x, 2048
+ * 0.98-0.99x, 2560 1.01x, 3072 1.00x, 1024 0.88x; 3072 is within a percent of the best on
+ * both. The compare loop prefetches too (compare.c, CMP_AHEAD). A prefetch never faults, so
+ * asking past the end of a buffer or a mapping is harmless. */
+#define PH_PREFETCH_AHEAD 3072
 #if defined(__GNUC__) || defined(__clang__)
 #define PH_PREFETCH(a) __builtin_prefetch((const void *)(a), 0, 3)
 #elif defined(_MSC_VER) && PH_X86
