@@ -9,19 +9,25 @@ for the floor's, is a fixed cost that weighs more on a smaller corpus):
   (about 6 % of records matter for compliance, as in real System/Security logs);
 - fleet: copies of the sample fleet (samples/evtx), where most records are update events;
 - with HPF_BENCH_SCALE="600,900": the real logs again at those sizes.
-Same conditions for both sides: the floor runs in its own Python process too (interpreter start and
-`import evtx` included, as our start-up is included in ours), iterating `records_json()` (the call
-the tool uses) on one thread; `records()` (XML) is shown beside it for reference, and so is the
-floor plus one `orjson.loads` per record (the least any Python tool pays to look inside every
-record: on the sample fleet, where 92 % of the records are update events, that is the bound a
-Python-side pipeline cannot beat). Wall time on a shared machine is noisy, so CPU seconds (process
-plus children) are shown too, with the load average; HPF_BENCH_REPEAT runs (default 1) keep the
-lowest CPU time. Peak memory is the largest resident set of any one process of a run (with --jobs
-2: the parent or a worker). Each hpforensics row of the two main corpora ends with its issue-18
-target (x raw, wall) and whether this run met it; on a loaded machine (see the load average) the
-wall ratios, and most of all the two-process rows, fall short of what an idle one gives. The
-first line printed is what two processes of pure CPU work get here against one: the ceiling of
-the --jobs 2 rows against the --jobs 1 rows on this machine.
+Same conditions for both sides: the floor runs in its own Python process too (interpreter start
+and `import evtx` included, as our start-up is included in ours), iterating `records_json()`
+(the call the tool uses) on one thread; `records()` (XML) is shown beside it for reference, and
+so is the floor plus one `orjson.loads` per record (the least any Python tool pays to look
+inside every record: on the sample fleet, where 92 % of the records are update events, that is
+the bound a Python-side pipeline cannot beat). Beside them, the floor of any run with our
+outputs: writing as many bytes as our --jobs 1 run wrote (its events, timeline, compliance and
+report files) to new files and nothing else, on one process and split over two; against raw that
+is the ceiling of our rows (on the fleet the outputs hold ~1.9 KB of text a record, twice the
+EVTX bytes). Every timed command starts after a pause of HPF_BENCH_SETTLE seconds (default 5;
+see SETTLE_S: the VM hands freed memory back to its host, and writing into fresh memory costs
+~13x what writing into just-freed memory does). Wall time on a shared machine is noisy, so CPU
+seconds (process plus children) are shown too, with the load average; HPF_BENCH_REPEAT runs
+(default 1) keep the lowest CPU time. Peak memory is the largest resident set of any one process
+of a run (with --jobs 2: the parent or a worker). Each hpforensics row of the two main corpora
+ends with its issue-18 target (x raw, wall) and whether this run met it; on a loaded machine
+(see the load average) the wall ratios, and most of all the two-process rows, fall short of what
+an idle one gives. The first line printed is what two processes of pure CPU work get here
+against one: the ceiling of the --jobs 2 rows against the --jobs 1 rows on this machine.
 """
 from __future__ import annotations
 
@@ -89,6 +95,57 @@ for f in sys.argv[2:]:
 print(n)
 """
 
+# The floor of a run that writes what ours writes: writing that many bytes to new files (the
+# sizes of the files our --jobs 1 run wrote, after "--"), in 4 MiB blocks, as our outputs are
+# written; no reading at all. Any tool that writes these outputs pays at least this, however it
+# reads the logs and does its per-event work.
+_WRITE_FLOOR = """
+import os, sys
+out, sizes = sys.argv[1], [int(x) for x in sys.argv[2:]]
+block = b"x" * (4 << 20)
+os.makedirs(out)
+for i, size in enumerate(sizes):
+    with open(os.path.join(out, f"{i}.out"), "wb") as fh:
+        while size > 0:
+            fh.write(block[:min(size, len(block))])
+            size -= len(block)
+"""
+
+
+def output_floor(sizes: list[int], out: Path, procs: int) -> tuple[float, float]:
+    """Wall and CPU seconds of _WRITE_FLOOR on `procs` processes at once, each writing its
+    share of every output's bytes (the ceiling of a run on that many processes: ours also
+    merges the timeline into one sorted file, which this splits)."""
+    _settle()
+    start, cpu = time.perf_counter(), _cpu()
+    running = [subprocess.Popen([sys.executable, "-c", _WRITE_FLOOR, str(out / str(k)),
+                                 *(str(s // procs) for s in sizes)], env=_ENV)
+               for k in range(procs)]
+    if any(p.wait() for p in running):
+        raise SystemExit("the output floor failed")
+    took, used = time.perf_counter() - start, _cpu() - cpu
+    shutil.rmtree(out)
+    return took, used
+
+
+# Each timed command starts after this pause. The VMs we run on hand free guest memory back to
+# the host (virtio-balloon free page reporting), and the next touch of such a page costs the
+# guest a fault on the host. Writing 700 MB to new files right after freeing as much took
+# 0.12-0.13 s with 0-1 s between, 1.2-1.4 s with 3-10 s (2026-12-08; docs/timeline.md). Without
+# the pause a run that follows one which freed memory writes several times faster than one
+# that does not; with it every run, ours and the floors, starts as a user's run on such a
+# machine does.
+SETTLE_S = float(os.environ.get("HPF_BENCH_SETTLE", "5"))
+
+
+def _settle() -> None:
+    time.sleep(SETTLE_S)
+
+
+def output_sizes(out: Path) -> list[int]:
+    return [f.stat().st_size for f in sorted(out.iterdir()) if f.is_file()]
+
+
 # Runs a command and prints the largest resident set (KiB) among it and its descendants.
 _PEAK = """
 import resource, subprocess, sys
@@ -107,6 +164,7 @@ _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 def _timed(argv: list[str]) -> tuple[str, float, float]:
     best: tuple[str, float, float] | None = None
     for _ in range(REPEAT):
+        _settle()
         start, cpu = time.perf_counter(), _cpu()
         proc = subprocess.run(argv, capture_output=True, text=True, env=_ENV)
         took, used = time.perf_counter() - start, _cpu() - cpu
@@ -164,6 +222,13 @@ def _met(kind: str, what: str, ratio: float) -> str:
     return "" if not goal else ("met" if ratio >= float(goal[3:]) else "NOT met")
 
 
+def _ceiling(kind: str, what: str, ceiling: float) -> str:
+    goal = _target(kind, what)
+    below = " (below the target: no run that writes these outputs meets it here)"
+    return (f"writing our outputs alone is {ceiling:.2f}x raw: the ceiling of this row"
+            f"{below if goal and ceiling < float(goal[3:]) else ''}")
+
+
 def run(name: str, corpus: Path, files: list[Path], tmp: Path, kind: str = "") -> None:
     size = sum(f.stat().st_size for f in files) / 1e6
     # The corpus was just written: flush it and read it once, so neither side pays for
@@ -182,6 +247,15 @@ def run(name: str, corpus: Path, files: list[Path], tmp: Path, kind: str = "") -
     for jobs in (1, 2):
         took, cpu, peak = ours(corpus, jobs, tmp / f"out-{name}-{jobs}")
         rows.append((f"hpforensics timeline --jobs {jobs}", n, took, cpu, peak))
+    # What our run wrote, written by the floor: the least a run with these outputs can take.
+    sizes = output_sizes(tmp / f"out-{name}-1")
+    ceilings: dict[int, float] = {}
+    for procs in (1, 2):
+        secs, cpu = min(output_floor(sizes, tmp / f"floor-{name}", procs)
+                        for _ in range(REPEAT))
+        ceilings[procs] = raw_s / secs
+        rows.insert(2 + procs, (f"writing our {sum(sizes) / 1e6:.0f} MB alone, {procs} proc",
+                                n, secs, cpu, None))
     print(f"\n{name}: {len(files)} files, {size:.0f} MB, {n} records; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'what':36} {'wall s':>7} {'rec/s':>9} {'x raw':>6} {'cpu s':>7} {'x raw cpu':>9} "
@@ -190,6 +264,8 @@ def run(name: str, corpus: Path, files: list[Path], tmp: Path, kind: str = "") -
         print(f"{what:36} {secs:7.2f} {count / secs:9.0f} {raw_s / secs:6.2f} {cpu:7.2f} "
               f"{raw_c / cpu:9.2f} {'' if peak is None else f'{peak:8.0f}':>8} "
               f"{_target(kind, what):>7} {_met(kind, what, raw_s / secs)}")
+        if what.startswith("hpforensics"):
+            print(f"{'':36} {_ceiling(kind, what, ceilings[int(what.rpartition(' ')[2])])}")
 
 
 _SPIN = """
