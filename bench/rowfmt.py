@@ -1,10 +1,11 @@
 """The timeline's four per-event renderings (events.csv, events.jsonl, timeline.csv,
 timeline.jsonl): the C renderer (hpforensics._rowfmt behind CsvRows / JsonRows) against the
 Python renderers it replaced (`py_lines`, still the reference for rows it hands back), side
-by side on the same rows; then the whole per-event step (rows.event_lines, in C: the values,
-the time's text, the message, the four renderings and the sort key of an input's events)
-against its Python definition (rows.event_lines_py); then whole `hpforensics timeline --jobs 1`
-runs with each (the Python side: event_lines_py and the Python renderers).
+by side on the same rows; then the whole per-event steps in C (rows.event_text: an input's
+events lines; rows.timeline_keys and rows.write_timeline: the timeline's keys and lines,
+written at the end of a run) against their Python definitions (rows.event_text_py,
+timeline_key_py, write_timeline_py); then whole `hpforensics timeline --jobs 1` runs with each
+(the Python side: the definitions and the Python renderers).
 
 Rows: every relevant event of the sample fleet (samples/evtx) and of the real logs in
 ../shared/data/evtx, as reading._rendered sees them; each rendering is timed as _rendered
@@ -43,7 +44,9 @@ CORPUS_MB = int(os.environ.get("HPF_BENCH_MB", "100"))
 _PYTHON_CLI = """
 import sys
 from hpforensics.timeline import rows as R
-R.event_lines = R.event_lines_py
+R.event_text = R.event_text_py
+R.timeline_keys = lambda events: [R.timeline_key_py(e) for e in events]
+R.write_timeline = R.write_timeline_py
 for r in (R.EVENT_CSV, R.EVENT_JSON, R.TIMELINE_CSV, R.TIMELINE_JSON):
     r.lines = r.py_lines
     r.text = lambda rows, r=r: "".join(r.py_lines(rows))
@@ -103,11 +106,23 @@ def renderings(name: str, path: Path) -> None:
         print(f"{what:16} {py:8.2f} {c:8.2f} {py / c:6.1f}")
     print(f"{'all four':16} {total_py:8.2f} {total_c:8.2f} {total_py / total_c:6.1f}")
     inputs = [g[2] for g in groups]
-    py = best(lambda evs: R.event_lines_py(evs, 0), inputs)
-    c = best(lambda evs: R.event_lines(evs, 0), inputs)
-    assert all(R.event_lines(evs, 0) == R.event_lines_py(evs, 0) for evs in inputs)
-    print(f"{'event_lines':16} {py:8.2f} {c:8.2f} {py / c:6.1f}  "
-          f"(values, message, the four, key)")
+
+    def keys_py(evs):
+        return [R.timeline_key_py(e) for e in evs]
+
+    def timeline(write):
+        return lambda evs: write(evs, _sink.append, _sink.append, 1 << 22)
+
+    _sink: list[bytes] = []
+    for what, py_fn, c_fn, note in (
+            ("event_text", R.event_text_py, R.event_text, "values, the two events renderings"),
+            ("timeline_keys", keys_py, R.timeline_keys, "the time's text, device, record ID"),
+            ("write_timeline", timeline(R.write_timeline_py), timeline(R.write_timeline),
+             "message, the two timeline renderings, UTF-8")):
+        py, c = best(py_fn, inputs), best(c_fn, inputs)
+        _sink.clear()
+        print(f"{what:16} {py:8.2f} {c:8.2f} {py / c:6.1f}  ({note})")
+    assert all(R.event_text(evs) == R.event_text_py(evs) for evs in inputs)
 
 
 def _cpu() -> float:

@@ -1,5 +1,5 @@
 # Types of the C row renderer (csrc/rowfmt), for mypy; the module itself is compiled.
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 class CsvFormat:
@@ -17,12 +17,12 @@ class JsonFormat:
 class EventLines:
     def __init__(self, event_type: type, fields: Sequence[str], event_csv: CsvFormat,
                  event_json: JsonFormat, timeline_csv: CsvFormat, timeline_json: JsonFormat,
-                 descriptions: dict[str, str],
-                 fallback: Callable[[Any, int], tuple[str, str, Any]]) -> None: ...
-    def render(self, events: Sequence[Any], index: int) -> tuple[str, str, list[Any]]: ...
+                 descriptions: dict[str, str], fallback: Callable[[Any], tuple[str, str]],
+                 key_fallback: Callable[[Any], tuple[str, str, str]],
+                 timeline_fallback: Callable[[Any], tuple[str, str]]) -> None: ...
+    def render(self, events: Sequence[Any]) -> tuple[str, str]: ...
+    def keys(self, events: Sequence[Any]) -> list[tuple[str, str, str]]: ...
+    def timeline(self, items: Sequence[Any], csv_write: Callable[[bytes], Any],
+                 json_write: Callable[[bytes], Any], flush: int) -> int: ...
 
 def keep_freed_memory() -> bool: ...
-
-def merge_write(sources: Sequence[Iterable[tuple[Any, ...]]], csv_write: Callable[[bytes], Any],
-                json_write: Callable[[bytes], Any], csv_at: int, json_at: int,
-                flush: int) -> int: ...

@@ -1,20 +1,26 @@
-/* EventLines: the four output lines of each timeline event in one call per input.
+/* EventLines: the events' output lines and the timeline's, in C.
  *
  *   EventLines(event_type, fields, event_csv, event_json, timeline_csv, timeline_json,
- *              descriptions, fallback)
- *   .render(events, index) -> (events CSV text, events JSONL text, timeline rows)
+ *              descriptions, fallback, key_fallback, timeline_fallback)
+ *   .render(events) -> (events CSV text, events JSONL text)        an input's, as it is read
+ *   .keys(events) -> [(iso, device, str(record_id))]                the timeline's sort keys
+ *   .timeline(items, csv_write, json_write, flush) -> n            the timeline, in order
  *
- * hpforensics/timeline/rows.py is the reference: `event_lines_py(events, index)` (event_values,
- * timeline_values, the four renderers, the sort key) defines every byte, and
- * `fallback(event, index) -> (events CSV line, events JSON line, timeline row)` is it for one
- * event. This reads each event's slots in place (the dataclass's member offsets, found once
- * from `fields`, the names in EVENT_COLUMNS order), writes its time as rows.iso does and its
- * timeline message as timeline_values does, and renders the rows with the four renderers given
- * (CsvFormat / JsonFormat of rows.EVENT_CSV ...; a row they do not take goes to their Python
- * renderer, as in their own lines()). An event that is not a plain one (another type, an unset
- * slot, a time that is not a UTC datetime, a field of another type than the reference's
- * arithmetic assumes here) goes to `fallback`. A timeline row is
- * ((iso, device, str(record_id), index), CSV line, JSON line). */
+ * hpforensics/timeline/rows.py is the reference: `event_text_py`, `timeline_key_py` and
+ * `timeline_lines_py` (event_values, timeline_values, the four renderers) define every byte,
+ * and the three fallbacks are them for one event. This reads each event's slots in place (the
+ * dataclass's member offsets, found once from `fields`, the names in EVENT_COLUMNS order),
+ * writes its time as rows.iso does and its timeline message as timeline_values does, and
+ * renders the rows with the four renderers given (CsvFormat / JsonFormat of rows.EVENT_CSV
+ * ...; a row they do not take goes to their Python renderer, as in their own lines()). An event
+ * that is not a plain one (another type, an unset slot, a time that is not a UTC datetime, a
+ * field of another type than the reference's arithmetic assumes here) goes to the fallback.
+ *
+ * The timeline is rendered at the end of a run, from the events the run holds anyway (their
+ * lines are not kept or spilled to disk meanwhile): `timeline` writes the lines of the items
+ * in the order given, an item an event or a (CSV line, JSON line) pair of str (the derived
+ * rows), as UTF-8 bytes handed to the writers every `flush` bytes. A line that is not valid
+ * text (a lone surrogate) raises, as a strict UTF-8 text file does. */
 #include "rowfmt.h"
 
 #include <datetime.h>
@@ -34,7 +40,7 @@ static const char *const NAMED[F_NAMED] = {
 typedef struct {
     PyObject_HEAD
     PyObject *event_type, *event_csv, *event_json, *timeline_csv, *timeline_json;
-    PyObject *descriptions, *fallback;
+    PyObject *descriptions, *fallback, *key_fallback, *timeline_fallback;
     /* "Event Recorded", "", "failure", "None", and the message's separators */
     PyObject *no_description, *empty, *failure, *none_text, *colon, *space, *open, *close, *error;
     Py_ssize_t offset[EVENT_WIDTH]; /* of each field's slot in an event */
@@ -115,12 +121,34 @@ static PyObject *message_of(rf_buf *b, PyObject *const *part, int n) {
     return rf_str(b, start);
 }
 
-/* The outputs of an event whose fields are `cell` (held here: the Python renderer of a cell
- * that is not plain runs code that could change the event). As one_event. */
-static int event_rows(EventLines *self, PyObject **cell, PyObject *index, rf_buf *ev_csv,
-                      rf_buf *ev_json, rf_buf *scratch, PyObject **row) {
-    PyObject *f[F_NAMED];
-    for (int k = 0; k < F_NAMED; k++) f[k] = cell[self->at[k]];
+/* The event's slots, in EVENT_COLUMNS order, as new references in cell: 1, or 0 when it is
+ * not an exact event with every slot set (the reference raises its AttributeError then). */
+static int event_cells(EventLines *self, PyObject *ev, PyObject **cell) {
+    if (Py_TYPE(ev) != (PyTypeObject *)self->event_type) return 0;
+    for (int i = 0; i < EVENT_WIDTH; i++)
+        if (!(cell[i] = *(PyObject **)((char *)ev + self->offset[i]))) return 0;
+    for (int i = 0; i < EVENT_WIDTH; i++) Py_INCREF(cell[i]);
+    return 1;
+}
+
+static void drop_cells(PyObject **cell) {
+    for (int i = 0; i < EVENT_WIDTH; i++) Py_DECREF(cell[i]);
+}
+
+/* rows.iso of the event's time into *iso (new): 1, 0 when it is neither None nor a UTC
+ * datetime (the reference converts other zones), -1 error set. */
+static int time_text(EventLines *self, PyObject *t, PyObject **iso) {
+    if (t == Py_None) return *iso = Py_NewRef(self->empty), 1;
+    if (!PyDateTime_CheckExact(t) || PyDateTime_DATE_GET_TZINFO(t) != PyDateTime_TimeZone_UTC)
+        return 0;
+    return (*iso = iso_text(t)) ? 1 : -1;
+}
+
+/* The event's timeline CSV and JSON lines appended to tl_csv / tl_json, from its fields `f`
+ * and its time's text: 1 done, 0 not a plain event (nothing written), -1 error set (nothing
+ * kept). As timeline_lines_py. */
+static int timeline_into(EventLines *self, PyObject **f, PyObject *iso, rf_buf *tl_csv,
+                         rf_buf *tl_json, rf_buf *scratch) {
     static const int TEXT[] = {F_DEVICE, F_CATEGORY, F_KB, F_TITLE, F_ERROR_CODE, F_RESULT,
                                F_OS_BUILD, F_UPDATE_CLASS, F_DETAIL};
     for (size_t k = 0; k < sizeof TEXT / sizeof *TEXT; k++)
@@ -129,27 +157,21 @@ static int event_rows(EventLines *self, PyObject **cell, PyObject *index, rf_buf
     PyObject *month = f[F_RELEASE_MONTH];
     int has_class = PyUnicode_GET_LENGTH(f[F_UPDATE_CLASS]) > 0;
     if (has_class && month != Py_None && !PyUnicode_CheckExact(month)) return 0;
-
-    PyObject *t = f[F_TIME], *iso, *stamp;
+    PyObject *t = f[F_TIME], *stamp;
     if (t == Py_None) {
-        iso = Py_NewRef(self->empty), stamp = Py_NewRef(self->empty);
+        stamp = Py_NewRef(self->empty);
     } else {
         long long us;
-        if (!PyDateTime_CheckExact(t) || PyDateTime_DATE_GET_TZINFO(t) != PyDateTime_TimeZone_UTC ||
-            !stamp_of(t, &us))
-            return 0;
-        iso = iso_text(t);
-        stamp = iso ? PyLong_FromLongLong(us) : NULL;
-        if (!stamp) {
-            Py_XDECREF(iso);
-            return -1;
-        }
+        if (!stamp_of(t, &us)) return 0;
+        if (!(stamp = PyLong_FromLongLong(us))) return -1;
     }
     PyObject *desc = PyDict_GetItemWithError(self->descriptions, f[F_CATEGORY]);
     if (!desc && PyErr_Occurred()) goto fail;
     if (!desc) desc = self->no_description;
-    if (!PyUnicode_CheckExact(desc)) goto not_ours;
-
+    if (!PyUnicode_CheckExact(desc)) {
+        Py_DECREF(stamp);
+        return 0;
+    }
     /* f"{device}: {desc} {what}{cls}{tail}{detail}" */
     PyObject *what = PyUnicode_GET_LENGTH(f[F_KB])      ? f[F_KB]
                      : PyUnicode_GET_LENGTH(f[F_TITLE]) ? f[F_TITLE]
@@ -169,111 +191,234 @@ static int event_rows(EventLines *self, PyObject **cell, PyObject *index, rf_buf
     if (PyUnicode_GET_LENGTH(f[F_DETAIL])) part[n++] = self->colon, part[n++] = f[F_DETAIL];
     PyObject *message = message_of(scratch, part, n);
     if (!message) goto fail;
-
     PyObject *detail = PyUnicode_GET_LENGTH(f[F_DETAIL]) ? f[F_DETAIL] : f[F_TITLE];
     PyObject *tl[TIMELINE_WIDTH] = {
         message, iso, desc, stamp, f[F_DEVICE], f[F_CATEGORY], f[F_KB], f[F_UPDATE_CLASS],
         f[F_RELEASE_MONTH], f[F_PROVIDER], f[F_EVENT_ID], f[F_RECORD_ID], f[F_CHANNEL],
         f[F_ERROR_CODE], f[F_SOURCE], detail};
-    cell[self->at[F_TIME]] = iso;
-    size_t csv_at = ev_csv->len, json_at = ev_json->len;
-    PyObject *tl_csv = NULL, *tl_json = NULL, *rid = NULL, *key = NULL;
-    /* in the reference's order, so that a row two renderers refuse raises the same error */
-    scratch->len = 0, scratch->wide = scratch->surrogate = 0;
-    if (rf_row(self->timeline_csv, tl, scratch) < 0 || !(tl_csv = rf_str(scratch, 0)))
-        goto rows_fail;
-    scratch->len = 0, scratch->wide = scratch->surrogate = 0;
-    if (rf_row(self->timeline_json, tl, scratch) < 0 || !(tl_json = rf_str(scratch, 0)))
-        goto rows_fail;
-    if (rf_row(self->event_csv, cell, ev_csv) < 0 || rf_row(self->event_json, cell, ev_json) < 0)
-        goto rows_fail;
-    rid = PyObject_Str(f[F_RECORD_ID]);
-    key = rid ? PyTuple_Pack(4, iso, f[F_DEVICE], rid, index) : NULL;
-    *row = key ? PyTuple_Pack(3, key, tl_csv, tl_json) : NULL;
-    if (!*row) goto rows_fail;
-    Py_DECREF(key), Py_DECREF(rid), Py_DECREF(tl_csv), Py_DECREF(tl_json);
-    Py_DECREF(message), Py_DECREF(iso), Py_DECREF(stamp);
-    return 1;
-rows_fail:
-    ev_csv->len = csv_at, ev_json->len = json_at;
-    Py_XDECREF(key), Py_XDECREF(rid), Py_XDECREF(tl_csv), Py_XDECREF(tl_json);
+    size_t csv_at = tl_csv->len, json_at = tl_json->len;
+    int rc = rf_row(self->timeline_csv, tl, tl_csv) < 0 ||
+                     rf_row(self->timeline_json, tl, tl_json) < 0
+                 ? -1
+                 : 1;
+    if (rc < 0) tl_csv->len = csv_at, tl_json->len = json_at;
     Py_DECREF(message);
-    goto fail;
+    Py_DECREF(stamp);
+    return rc;
 fail:
-    Py_DECREF(iso), Py_DECREF(stamp);
+    Py_DECREF(stamp);
     return -1;
-not_ours:
-    Py_DECREF(iso), Py_DECREF(stamp);
-    return 0;
 }
 
-/* The event's three outputs into ev_csv / ev_json (appended) and *row (new); 1 done, 0 not a
- * plain event (nothing written), -1 error set. */
-static int one_event(EventLines *self, PyObject *ev, PyObject *index, rf_buf *ev_csv,
-                     rf_buf *ev_json, rf_buf *scratch, PyObject **row) {
-    if (Py_TYPE(ev) != (PyTypeObject *)self->event_type) return 0;
-    PyObject *cell[EVENT_WIDTH];
-    for (int i = 0; i < EVENT_WIDTH; i++)
-        if (!(cell[i] = *(PyObject **)((char *)ev + self->offset[i])))
-            return 0; /* an unset slot: the reference raises its AttributeError */
-    for (int i = 0; i < EVENT_WIDTH; i++) Py_INCREF(cell[i]);
-    PyObject *held[EVENT_WIDTH]; /* event_rows puts the time's text in cell */
-    memcpy(held, cell, sizeof held);
-    int rc = event_rows(self, cell, index, ev_csv, ev_json, scratch, row);
-    for (int i = 0; i < EVENT_WIDTH; i++) Py_DECREF(held[i]);
+/* One event's events CSV and JSON lines appended to ev_csv / ev_json: 1 done, 0 not a plain
+ * event (nothing written), -1 error set. */
+static int event_into(EventLines *self, PyObject *ev, rf_buf *ev_csv, rf_buf *ev_json) {
+    PyObject *cell[EVENT_WIDTH], *iso;
+    if (!event_cells(self, ev, cell)) return 0;
+    int rc = time_text(self, cell[self->at[F_TIME]], &iso);
+    if (rc == 1) {
+        PyObject *t = cell[self->at[F_TIME]];
+        cell[self->at[F_TIME]] = iso;
+        size_t csv_at = ev_csv->len, json_at = ev_json->len;
+        if (rf_row(self->event_csv, cell, ev_csv) < 0 ||
+            rf_row(self->event_json, cell, ev_json) < 0) {
+            ev_csv->len = csv_at, ev_json->len = json_at;
+            rc = -1;
+        }
+        cell[self->at[F_TIME]] = t;
+        Py_DECREF(iso);
+    }
+    drop_cells(cell);
     return rc;
+}
+
+/* A (str, str) pair from a fallback, or NULL with TypeError set. */
+static PyObject *two_lines(PyObject *got, const char *who) {
+    if (got && (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 2 ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(got, 0)) ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(got, 1)))) {
+        Py_DECREF(got);
+        PyErr_Format(PyExc_TypeError, "%s must return (str, str)", who);
+        return NULL;
+    }
+    return got;
 }
 
 /* -- the type -------------------------------------------------------------------------------- */
 
+/* render(events) -> (events CSV text, events JSONL text) */
 static PyObject *render(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
     EventLines *self = (EventLines *)op;
-    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "render(events, index)");
+    if (nargs != 1) return PyErr_Format(PyExc_TypeError, "render(events)");
     PyObject *seq = PySequence_Tuple(args[0]); /* the fallback cannot change it under us */
     if (!seq) return NULL;
-    PyObject *index = args[1];
-    Py_ssize_t n = PyTuple_GET_SIZE(seq);
-    PyObject *rows = PyList_New(n), *csv_text = NULL, *json_text = NULL, *out = NULL;
-    rf_buf ev_csv = {NULL, 0, 0, 0, 0}, ev_json = {NULL, 0, 0, 0, 0}, scratch = {NULL, 0, 0, 0, 0};
-    if (!rows) goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *ev = PyTuple_GET_ITEM(seq, i), *row = NULL;
-        int rc = one_event(self, ev, index, &ev_csv, &ev_json, &scratch, &row);
+    PyObject *csv_text = NULL, *json_text = NULL, *out = NULL;
+    rf_buf ev_csv = {NULL, 0, 0, 0, 0}, ev_json = {NULL, 0, 0, 0, 0};
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq); i++) {
+        PyObject *ev = PyTuple_GET_ITEM(seq, i);
+        int rc = event_into(self, ev, &ev_csv, &ev_json);
         if (rc < 0) goto done;
         if (rc == 0) { /* the reference writes this one */
-            PyObject *got = PyObject_CallFunctionObjArgs(self->fallback, ev, index, NULL);
+            PyObject *got = two_lines(PyObject_CallOneArg(self->fallback, ev), "fallback");
             if (!got) goto done;
-            if (!PyTuple_CheckExact(got) || PyTuple_GET_SIZE(got) != 3 ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(got, 0)) ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(got, 1))) {
-                Py_DECREF(got);
-                PyErr_SetString(PyExc_TypeError, "fallback must return (str, str, row)");
-                goto done;
-            }
-            if (rf_text(&ev_csv, PyTuple_GET_ITEM(got, 0)) < 0 ||
-                rf_text(&ev_json, PyTuple_GET_ITEM(got, 1)) < 0) {
-                Py_DECREF(got);
-                goto done;
-            }
-            row = Py_NewRef(PyTuple_GET_ITEM(got, 2));
+            rc = rf_text(&ev_csv, PyTuple_GET_ITEM(got, 0)) < 0 ||
+                 rf_text(&ev_json, PyTuple_GET_ITEM(got, 1)) < 0;
             Py_DECREF(got);
+            if (rc) goto done;
         }
-        PyList_SET_ITEM(rows, i, row);
     }
     csv_text = rf_str(&ev_csv, 0);
     json_text = csv_text ? rf_str(&ev_json, 0) : NULL;
-    if (json_text) out = PyTuple_Pack(3, csv_text, json_text, rows);
+    if (json_text) out = PyTuple_Pack(2, csv_text, json_text);
 done:
-    rf_free(&ev_csv), rf_free(&ev_json), rf_free(&scratch);
-    Py_XDECREF(csv_text), Py_XDECREF(json_text), Py_XDECREF(rows);
+    rf_free(&ev_csv), rf_free(&ev_json);
+    Py_XDECREF(csv_text), Py_XDECREF(json_text);
     Py_DECREF(seq);
     return out;
 }
 
+/* The timeline sort key of one event: (iso, device, str(record_id)), as timeline_key_py. */
+static PyObject *key_of(EventLines *self, PyObject *ev) {
+    PyObject *cell[EVENT_WIDTH], *iso, *key = NULL;
+    if (event_cells(self, ev, cell)) {
+        PyObject *device = cell[self->at[F_DEVICE]], *rid = cell[self->at[F_RECORD_ID]];
+        int rc = PyUnicode_CheckExact(device) && PyLong_CheckExact(rid)
+                     ? time_text(self, cell[self->at[F_TIME]], &iso) : 0;
+        if (rc == 1) {
+            PyObject *text = PyObject_Str(rid);
+            key = text ? PyTuple_Pack(3, iso, device, text) : NULL;
+            Py_XDECREF(text);
+            Py_DECREF(iso);
+        }
+        drop_cells(cell);
+        if (rc != 0) return key;
+    }
+    return PyObject_CallOneArg(self->key_fallback, ev);
+}
+
+/* keys(events) -> [timeline sort key of each] */
+static PyObject *keys(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    EventLines *self = (EventLines *)op;
+    if (nargs != 1) return PyErr_Format(PyExc_TypeError, "keys(events)");
+    PyObject *seq = PySequence_Tuple(args[0]);
+    if (!seq) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out && i < n; i++) {
+        PyObject *key = key_of(self, PyTuple_GET_ITEM(seq, i));
+        if (!key) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, key);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+/* A line from Python, as UTF-8: strict, so a lone surrogate raises as a UTF-8 text file does. */
+static int put_line(rf_buf *b, PyObject *s) {
+    if (PyUnicode_IS_ASCII(s))
+        return rf_put(b, (const char *)PyUnicode_DATA(s), (size_t)PyUnicode_GET_LENGTH(s));
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
+    return p ? rf_put(b, p, (size_t)n) : -1;
+}
+
+/* A line rendered here from `at` on holds a lone surrogate (written in its 3-byte form): raise
+ * what the strict encoder raises for it, and drop the line. */
+static int refuse_surrogate(rf_buf *b, size_t at) {
+    PyObject *line = rf_str(b, at);
+    if (line && PyUnicode_AsUTF8AndSize(line, NULL))
+        PyErr_SetString(PyExc_ValueError, "timeline: a line holds a lone surrogate");
+    Py_XDECREF(line);
+    b->len = at;
+    return -1;
+}
+
+static int hand_over(rf_buf *b, PyObject *write) {
+    if (b->len == 0) return 0;
+    PyObject *data = PyBytes_FromStringAndSize(b->p, (Py_ssize_t)b->len);
+    if (!data) return -1;
+    PyObject *r = PyObject_CallOneArg(write, data);
+    Py_DECREF(data);
+    if (!r) return -1;
+    Py_DECREF(r);
+    b->len = 0;
+    return 0;
+}
+
+/* One timeline item's lines into csv / json: an event (rendered here, or by the fallback) or
+ * a (CSV line, JSON line) pair of str. 0 or -1 with an error set. */
+static int timeline_item(EventLines *self, PyObject *item, rf_buf *csv, rf_buf *json,
+                         rf_buf *scratch) {
+    if (PyTuple_CheckExact(item)) {
+        if (PyTuple_GET_SIZE(item) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
+            PyErr_SetString(PyExc_TypeError, "timeline: an item is not an event or two lines");
+            return -1;
+        }
+        return put_line(csv, PyTuple_GET_ITEM(item, 0)) < 0 ||
+               put_line(json, PyTuple_GET_ITEM(item, 1)) < 0 ? -1 : 0;
+    }
+    PyObject *cell[EVENT_WIDTH], *f[F_NAMED], *iso;
+    int rc = 0;
+    if (event_cells(self, item, cell)) {
+        rc = time_text(self, cell[self->at[F_TIME]], &iso);
+        if (rc == 1) {
+            for (int k = 0; k < F_NAMED; k++) f[k] = cell[self->at[k]];
+            size_t csv_at = csv->len, json_at = json->len;
+            csv->surrogate = json->surrogate = 0;
+            rc = timeline_into(self, f, iso, csv, json, scratch);
+            if (rc == 1 && csv->surrogate) {
+                json->len = json_at;
+                rc = refuse_surrogate(csv, csv_at);
+            } else if (rc == 1 && json->surrogate) {
+                csv->len = csv_at;
+                rc = refuse_surrogate(json, json_at);
+            }
+            Py_DECREF(iso);
+        }
+        drop_cells(cell);
+    }
+    if (rc != 0) return rc < 0 ? -1 : 0;
+    PyObject *got = two_lines(PyObject_CallOneArg(self->timeline_fallback, item),
+                              "timeline_fallback");
+    if (!got) return -1;
+    rc = put_line(csv, PyTuple_GET_ITEM(got, 0)) < 0 ||
+         put_line(json, PyTuple_GET_ITEM(got, 1)) < 0;
+    Py_DECREF(got);
+    return rc ? -1 : 0;
+}
+
+/* timeline(items, csv_write, json_write, flush) -> items written */
+static PyObject *timeline(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    EventLines *self = (EventLines *)op;
+    if (nargs != 4) return PyErr_Format(PyExc_TypeError,
+                                        "timeline(items, csv_write, json_write, flush)");
+    Py_ssize_t flush = PyLong_AsSsize_t(args[3]);
+    if (flush == -1 && PyErr_Occurred()) return NULL;
+    if (flush < 1) return PyErr_Format(PyExc_ValueError, "timeline: flush must be >= 1");
+    PyObject *seq = PySequence_Tuple(args[0]);
+    if (!seq) return NULL;
+    rf_buf csv = {NULL, 0, 0, 0, 0}, json = {NULL, 0, 0, 0, 0}, scratch = {NULL, 0, 0, 0, 0};
+    PyObject *result = NULL;
+    Py_ssize_t i, n = PyTuple_GET_SIZE(seq);
+    for (i = 0; i < n; i++) {
+        if (timeline_item(self, PyTuple_GET_ITEM(seq, i), &csv, &json, &scratch) < 0) goto done;
+        if ((Py_ssize_t)csv.len >= flush || (Py_ssize_t)json.len >= flush) {
+            if (hand_over(&csv, args[1]) < 0 || hand_over(&json, args[2]) < 0) goto done;
+        }
+    }
+    if (hand_over(&csv, args[1]) < 0 || hand_over(&json, args[2]) < 0) goto done;
+    result = PyLong_FromSsize_t(n);
+done:
+    rf_free(&csv), rf_free(&json), rf_free(&scratch);
+    Py_DECREF(seq);
+    return result;
+}
+
 #define EL_OBJECTS(X)                                                                          \
     X(event_type) X(event_csv) X(event_json) X(timeline_csv) X(timeline_json) X(descriptions)  \
-    X(fallback) X(no_description) X(empty) X(failure) X(none_text) X(colon) X(space) X(open) \
-    X(close) X(error)
+    X(fallback) X(key_fallback) X(timeline_fallback) X(no_description) X(empty) X(failure)     \
+    X(none_text) X(colon) X(space) X(open) X(close) X(error)
 
 static int el_traverse(PyObject *op, visitproc visit, void *arg) {
     EventLines *self = (EventLines *)op;
@@ -325,19 +470,24 @@ static int want_format(PyObject *o, int kind, Py_ssize_t width, const char *what
 }
 
 static PyObject *el_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *event_type, *fields, *formats[4], *descriptions, *fallback;
+    PyObject *event_type, *fields, *formats[4], *descriptions, *fallback, *key_fallback,
+        *timeline_fallback;
     static char *kwlist[] = {"event_type", "fields", "event_csv", "event_json", "timeline_csv",
-                             "timeline_json", "descriptions", "fallback", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOO!O:EventLines", kwlist, &PyType_Type,
+                             "timeline_json", "descriptions", "fallback", "key_fallback",
+                             "timeline_fallback", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOO!OOO:EventLines", kwlist, &PyType_Type,
                                      &event_type, &fields, &formats[0], &formats[1], &formats[2],
-                                     &formats[3], &PyDict_Type, &descriptions, &fallback))
+                                     &formats[3], &PyDict_Type, &descriptions, &fallback,
+                                     &key_fallback, &timeline_fallback))
         return NULL;
     if (want_format(formats[0], RF_CSV, EVENT_WIDTH, "event_csv") < 0 ||
         want_format(formats[1], RF_JSON, EVENT_WIDTH, "event_json") < 0 ||
         want_format(formats[2], RF_CSV, TIMELINE_WIDTH, "timeline_csv") < 0 ||
         want_format(formats[3], RF_JSON, TIMELINE_WIDTH, "timeline_json") < 0)
         return NULL;
-    if (!PyCallable_Check(fallback)) return PyErr_Format(PyExc_TypeError, "fallback: callable");
+    if (!PyCallable_Check(fallback) || !PyCallable_Check(key_fallback) ||
+        !PyCallable_Check(timeline_fallback))
+        return PyErr_Format(PyExc_TypeError, "the fallbacks must be callable");
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence of names");
     if (!seq) return NULL;
     if (PySequence_Fast_GET_SIZE(seq) != EVENT_WIDTH) {
@@ -367,6 +517,8 @@ static PyObject *el_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->timeline_csv = Py_NewRef(formats[2]), self->timeline_json = Py_NewRef(formats[3]);
     /* a copy: the descriptions it reads cannot change under it */
     self->fallback = Py_NewRef(fallback);
+    self->key_fallback = Py_NewRef(key_fallback);
+    self->timeline_fallback = Py_NewRef(timeline_fallback);
     if (!(self->descriptions = PyDict_Copy(descriptions))) goto fail;
     if (!(self->no_description = PyUnicode_FromString("Event Recorded")) ||
         !(self->empty = PyUnicode_FromString("")) ||
@@ -386,7 +538,12 @@ fail:
 
 static PyMethodDef el_methods[] = {
     {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
-     "render(events, index) -> (events CSV text, events JSONL text, timeline rows)."},
+     "render(events) -> (events CSV text, events JSONL text)."},
+    {"keys", (PyCFunction)(void (*)(void))keys, METH_FASTCALL,
+     "keys(events) -> [(iso, device, str(record_id)) of each]: the timeline's sort keys."},
+    {"timeline", (PyCFunction)(void (*)(void))timeline, METH_FASTCALL,
+     "timeline(items, csv_write, json_write, flush) -> items: their timeline lines as UTF-8, "
+     "handed to the writers every `flush` bytes."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -403,7 +560,8 @@ int rf_add_event_lines(PyObject *m) {
         {0, NULL},
     };
     slots[0].pfunc = (void *)"EventLines(event_type, fields, event_csv, event_json, timeline_csv, "
-                             "timeline_json, descriptions, fallback): an input's event lines.";
+                             "timeline_json, descriptions, fallback, key_fallback, "
+                             "timeline_fallback): the events' and the timeline's lines.";
     PyType_Spec spec = {"hpforensics._rowfmt.EventLines", (int)sizeof(EventLines), 0,
                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, slots};
     PyObject *t = PyType_FromModuleAndSpec(m, &spec, NULL);

@@ -373,10 +373,6 @@ static PyObject *keep_freed_memory(PyObject *self, PyObject *unused) {
 static PyMethodDef module_methods[] = {
     {"keep_freed_memory", keep_freed_memory, METH_NOARGS,
      "keep_freed_memory() -> bool: glibc malloc keeps freed memory for reuse (see module.c)."},
-    {"merge_write", (PyCFunction)(void (*)(void))rf_merge_write, METH_FASTCALL,
-     "merge_write(sources, csv_write, json_write, csv_at, json_at, flush) -> int: sorted "
-     "sources of (key, ...) rows merged as heapq.merge orders them, their CSV and JSON lines "
-     "handed to the writers as UTF-8 bytes every `flush` bytes (see merge.c)."},
     {NULL, NULL, 0, NULL},
 };
 

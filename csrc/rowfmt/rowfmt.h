@@ -68,7 +68,4 @@ int rf_row(PyObject *o, PyObject **cell, rf_buf *b);
 /* events.c: adds the EventLines type to the module. */
 int rf_add_event_lines(PyObject *m);
 
-/* merge.c: merge_write(sources, csv_write, json_write, csv_at, json_at, flush) -> rows. */
-PyObject *rf_merge_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
-
 #endif

@@ -7,16 +7,11 @@ rendered to text where they are produced (a worker process) and written here as 
 from __future__ import annotations
 
 import csv
-import heapq
 import io
-import itertools
-import marshal
-import operator
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
@@ -198,14 +193,14 @@ class RowSink:
         self._jsonl_fh.write(json_line(self.columns, values))
         self.count += 1
 
-    def write_merged(self, sorter: "SpillSorter", csv_at: int = 1, json_at: int = 2) -> None:
-        """The sorter's rows in order, (key, ...) rows holding a rendered CSV line at `csv_at`
-        and a JSON line at `json_at`: merged and copied in one C call (`_rowfmt.merge_write`,
-        which orders them as iterating the sorter does), written as UTF-8 bytes."""
+    def write_rendered(self, render: Callable[[Callable[[bytes], Any], Callable[[bytes], Any]],
+                                              int]) -> None:
+        """Rows rendered elsewhere as UTF-8 bytes with the same columns: `render(csv_write,
+        json_write)` hands them to the files' binary layer and returns how many rows it wrote
+        (rows.write_timeline)."""
         self._csv_fh.flush()  # the header, before bytes go to the files beneath
         self._jsonl_fh.flush()
-        self.count += _rowfmt.merge_write(sorter.sources(), self._csv_fh.buffer.write,
-                                  self._jsonl_fh.buffer.write, csv_at, json_at, _FLUSH_BYTES)
+        self.count += render(self._csv_fh.buffer.write, self._jsonl_fh.buffer.write)
 
     def write_text(self, csv_text: str, jsonl_text: str, rows: int) -> None:
         """Rows already rendered (render_csv / json_line) with the same columns."""
@@ -259,83 +254,4 @@ def _copy_range(src: Any, dst: Any, offset: int, size: int) -> int:
     return end
 
 
-class SpillSorter:
-    """Sort rows by key with bounded memory: runs (sorted rows in temporary files, written
-    here when `limit` rows pile up, or by worker processes) are merged while the output is
-    written (RowSink.write_merged in C; iterating the sorter is its heapq reference). Rows of
-    different sources (one extend() call, one run) must not share a key: the merge compares
-    whole rows."""
-
-    MAX_OPEN = 200  # runs merged at once; more are first merged into intermediate runs
-
-    def __init__(self, work_dir: Path, limit: int = 100_000) -> None:
-        self.work_dir = work_dir
-        self.limit = limit
-        self._rows: list[tuple[Any, ...]] = []
-        self._runs: list[Path] = []
-
-    def extend(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        self._rows.extend(rows)
-        if len(self._rows) >= self.limit:
-            self._runs.append(write_run(self.work_dir, self._rows))
-            self._rows = []
-
-    def add_run(self, path: Path) -> None:
-        self._runs.append(path)
-
-    def sources(self) -> list[Iterable[tuple[Any, ...]]]:
-        """The sorted sources to merge: the rows held here, then the runs (at most MAX_OPEN + 1
-        in all; more runs are first merged into intermediate ones)."""
-        while len(self._runs) > self.MAX_OPEN:
-            group, self._runs = self._runs[:self.MAX_OPEN], self._runs[self.MAX_OPEN:]
-            merged = heapq.merge(*map(_read_run, group))
-            self._runs.append(write_run(self.work_dir, merged, presorted=True))
-            for p in group:
-                p.unlink(missing_ok=True)
-        self._rows.sort(key=_first)
-        return [self._rows, *map(_read_run, self._runs)]
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        """The rows in order: the reference for RowSink.write_merged's merge in C.
-        Merged on the whole rows, not through a key function (a Python call per row): two
-        sources never hold rows with the same key (the pipeline's keys end with the input's
-        index, and one input's rows are in one source), so the rows compare as their keys do,
-        and merge never reorders the rows of one source."""
-        first, *runs = self.sources()
-        if not runs:  # nothing spilled: the sorted rows are the order (no heap per row)
-            return iter(first)
-        return heapq.merge(iter(first), *runs)
-
-
-def write_run(work_dir: Path, rows: Iterable[tuple[Any, ...]], presorted: bool = False) -> Path:
-    """Rows sorted by their first item, in a new file of work_dir: marshalled batches of
-    _BATCH rows (a run is read back a batch at a time, so an open run holds one batch)."""
-    if not presorted:
-        rows = sorted(rows, key=_first)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(suffix=".run", dir=work_dir)
-    with open(fd, "wb") as fh:
-        if isinstance(rows, list):
-            batches: Iterable[list] = (rows[i:i + _BATCH] for i in range(0, len(rows), _BATCH))
-        else:
-            it = iter(rows)
-            batches = iter(lambda: list(itertools.islice(it, _BATCH)), [])
-        for batch in batches:
-            data = marshal.dumps(batch)
-            fh.write(len(data).to_bytes(4, "little"))
-            fh.write(data)
-    return Path(name)
-
-
-# A run file is batches of _BATCH rows, each a 4-byte length and the batch marshalled: these
-# are this run's own temporary files of str tuples, marshal reads them back fastest (~8x
-# faster than a JSON line per row) and cannot run code; an open run holds one batch.
-_BATCH = 256
-_FLUSH_BYTES = 4 << 20  # merge_write hands its lines on in blocks of this size
-_first = operator.itemgetter(0)  # rows are (sort key tuple, ...): compare by the key only
-
-
-def _read_run(path: Path) -> Iterator[tuple[Any, ...]]:
-    with open(path, "rb") as fh:
-        while head := fh.read(4):
-            yield from marshal.loads(fh.read(int.from_bytes(head, "little")))
+FLUSH_BYTES = 4 << 20  # rendered lines are handed to a file's binary layer in blocks this size

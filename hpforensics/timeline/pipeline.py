@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from hpforensics.errors import HPFError, InputError, UsageError
+from hpforensics.errors import InputError, UsageError
 from hpforensics.timeline.compliance import ComplianceRules, MonthCompliance
 from hpforensics.timeline.correlate import KbCorrelation, MemoryFindings
 from hpforensics.timeline.eligibility import Eligibility
@@ -28,10 +28,10 @@ from hpforensics.evtx.ingest import InputItem, discover
 from hpforensics.timeline.intune import DeviceUpdateStatus, fleet_statuses
 from hpforensics.timeline.lifecycle import UpdateLifecycle, boot_events, build_lifecycles
 from hpforensics.timeline.normalise import Event
-from hpforensics.timeline.outputs import (CsvLines, RowSink, SpillSorter, json_line, plain_values,
+from hpforensics.timeline.outputs import (FLUSH_BYTES, CsvLines, RowSink, json_line, plain_values,
                                       safe_cells)
 from hpforensics.evtx.readers import PARSERS
-from hpforensics.timeline.reading import held_runs, iter_read, shared_classifier
+from hpforensics.timeline.reading import iter_read, shared_classifier
 from hpforensics.evtx.records import ReadStats
 from hpforensics.timeline import rows as R
 from hpforensics.textsafe import clean
@@ -56,7 +56,7 @@ class TimelineOptions:
     hash_inputs: bool = True
     rings: dict[str, str] = field(default_factory=dict)  # device (lower case) -> ring
     findings: tuple[tuple[str, Path], ...] = ()  # (device or '', memory findings JSON)
-    work_dir: Path | None = None  # where workers leave sorted timeline runs (set by the run)
+    work_dir: Path | None = None  # where workers leave their piece files (set by the run)
 
     def __post_init__(self) -> None:
         if self.parser not in PARSERS:
@@ -107,7 +107,7 @@ def build_timeline(paths: Sequence[str | Path], outdir: Path,
     memory = MemoryFindings.load(opts.findings) if opts.findings else None  # bad file: early
     result = TimelineResult()
     outdir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".hpf-sort-", dir=outdir))
+    work = Path(tempfile.mkdtemp(prefix=".hpf-work-", dir=outdir))  # the workers' piece files
     try:
         with _fewer_collections():
             _run(items, outdir, dataclasses.replace(opts, work_dir=work), result)
@@ -150,8 +150,7 @@ _GC_SAVED = gc.get_threshold()
 def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
          result: TimelineResult) -> None:
     by_device: dict[str, list[Event]] = defaultdict(list)
-    timeline = SpillSorter(opts.work_dir or outdir)
-    timeline_rows = 0
+    read: list[Event] = []  # every event, in the order read (input by input): the timeline's
     pieces: dict[str, Path] = {}  # worker pid -> its piece file being copied from
     with RowSink(outdir, "events", R.EVENT_COLUMNS) as events_out:
         for part in iter_read(items, opts):
@@ -166,16 +165,10 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
                 events_out.append_range(*part.events_pieces, len(part.events))
             else:
                 events_out.write_text(part.events_csv, part.events_jsonl, len(part.events))
-            for run in part.timeline_runs:
-                timeline.add_run(run)
-            timeline_rows += part.timeline_rows
-            timeline.extend(part.timeline)
+            read.extend(part.events)
             for ev in part.events:
                 by_device[ev.device].append(ev)
         result.events = events_out.count
-    if opts.work_dir is not None:  # what the pool's workers held until they ended
-        for run in held_runs(opts.work_dir):
-            timeline.add_run(run)
     result.outputs["events"] = events_out.csv_path
     if not result.records and all(s.warnings for s in result.inputs):
         first = result.inputs[0].warnings[0]
@@ -189,7 +182,7 @@ def _run(items: list[InputItem], outdir: Path, opts: TimelineOptions,
                              rules.calendar)
     if notice:
         result.notices.append(notice)
-    _write_rest(outdir, result, timeline, timeline_rows)
+    _write_rest(outdir, result, read)
 
 
 def calendar_notice(reach: Sequence[tuple[str, str]], calendar) -> str:
@@ -311,25 +304,21 @@ def _write_inputs(outdir: Path, inputs: list[ReadStats]) -> None:
                        "warnings": clean(" | ".join(s.warnings))})
 
 
-def _write_rest(outdir: Path, result: TimelineResult, timeline: SpillSorter,
-                expected_rows: int) -> None:
+def _write_rest(outdir: Path, result: TimelineResult, events: list[Event]) -> None:
     tcols = R.TIMELINE_COLUMNS
+    derived: list[tuple[R.TimelineKey, tuple[str, str]]] = []
+    csv_lines = CsvLines()
     for d in result.devices:
-        derived = []
-        csv_lines = CsvLines()
         for row in R.effective_rows(d.lifecycles):
             tv = plain_values(tcols, row)
-            # after every input's rows in a tie (the key's last item is an input index)
-            derived.append(((row["datetime"], row["device"], "", len(result.inputs)),
-                            csv_lines(safe_cells(tv)),
-                            json_line(tcols, tv)))
-        timeline.extend(derived)
-        expected_rows += len(derived)
+            derived.append(((row["datetime"], row["device"], ""),
+                            (csv_lines(safe_cells(tv)), json_line(tcols, tv))))
+    # The timeline is rendered here, in its order, from the events the run holds: nothing of it
+    # was kept or spilled to disk while reading (its text is twice the events' size in memory).
+    items = R.timeline_order(events, derived)
     with RowSink(outdir, "timeline", tcols) as out:
-        out.write_merged(timeline, csv_at=1, json_at=2)  # (key, CSV line, JSON line) rows
-    if out.count != expected_rows:  # a worker that could not write what it held
-        raise HPFError(f"{out.csv_path}: {out.count} of {expected_rows} timeline rows written; "
-                       f"a worker process lost the rest (see its error above)")
+        out.write_rendered(lambda csv_write, json_write: R.write_timeline(
+            items, csv_write, json_write, FLUSH_BYTES))
     result.outputs["timeline"] = out.csv_path
     with RowSink(outdir, "updates", R.LIFECYCLE_COLUMNS) as out:
         for d in result.devices:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
@@ -18,7 +18,6 @@ from hpforensics.evtx.records import ReadStats
 from hpforensics.timeline import rows as R
 from hpforensics.timeline.classify import Classifier
 from hpforensics.timeline.normalise import Event, normalise
-from hpforensics.timeline.outputs import write_run
 from hpforensics.evidence import check_regular, describe_input
 
 if TYPE_CHECKING:  # the options are the run's (pipeline.py); read here by attribute only
@@ -37,7 +36,9 @@ def shared_classifier(product: str | None) -> Classifier:
 
 @dataclass
 class FileResult:
-    """One input's events, rendered where they were read (so workers share the work)."""
+    """One input's events, and their events.csv / events.jsonl lines rendered where they were
+    read (so workers share that work). Their timeline lines are rendered at the end of the run,
+    in the timeline's order, from the events the run holds anyway."""
 
     events: list[Event]
     stats: ReadStats
@@ -47,12 +48,6 @@ class FileResult:
     # of the pipe (path, offset, CSV bytes, JSONL bytes): the parent block-copies the range
     # instead of unpickling and writing text.
     events_pieces: tuple[Path, int, int, int] | None = None
-    timeline_runs: tuple[Path, ...] = ()  # this input's timeline rows, sorted, in run files
-    timeline_rows: int = 0  # how many timeline rows this input gave, wherever they went
-    # (sort key, CSV line, JSON line); the key ends with the input's index in the run, so rows
-    # of different inputs that agree on time, device and record ID (a log collected twice) come
-    # out in input order whichever process read them and however they were spilled
-    timeline: list[tuple[tuple[str, str, str, int], str, str]] = field(default_factory=list)
 
     # Between processes the events travel as tuples: about half the pickling cost of objects.
     def __getstate__(self) -> dict:
@@ -66,8 +61,7 @@ class FileResult:
 
 
 def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
-              hash_inputs: bool = False, opts: TimelineOptions | None = None,
-              index: int = 0) -> FileResult:
+              hash_inputs: bool = False, opts: TimelineOptions | None = None) -> FileResult:
     """Normalised events of one input, and what reading it gave (never raises on bad data)."""
 
     stats = ReadStats(item.source, device_hint=item.device_hint)
@@ -89,28 +83,19 @@ def read_item(item: InputItem, parser: str = "evtx", product: str | None = None,
     stats.relevant = len(events)
     work_dir = opts.work_dir if opts else None
     pieces = work_dir is not None and opts is not None and opts.jobs > 1
-    return _rendered(events, stats, work_dir, pieces=pieces, index=index)
+    return _rendered(events, stats, work_dir, pieces=pieces)
 
 
 def _rendered(events: list[Event], stats: ReadStats, work_dir: Path | None,
-              pieces: bool = False, index: int = 0) -> FileResult:
+              pieces: bool = False) -> FileResult:
     """Render where the events were read, so parallel workers share the output work."""
     result = FileResult(events, stats)
-    csv_text, jsonl_text, rows = R.event_lines(events, index)
+    csv_text, jsonl_text = R.event_text(events)
     if pieces and events and work_dir is not None:
         result.events_pieces = _piece(work_dir, csv_text, jsonl_text)
     else:
         result.events_csv, result.events_jsonl = csv_text, jsonl_text
-    result.timeline_rows = len(rows)
-    # Small results travel back with the events; large ones go to a sorted run on disk.
-    if len(rows) > _RUN_ROWS and work_dir is not None:
-        result.timeline_runs = (write_run(work_dir, rows),)
-    else:
-        result.timeline = rows
     return result
-
-
-_RUN_ROWS = 20_000
 
 
 _PIECE_LIMIT = 64 << 20  # a worker starts a new piece file past this size
@@ -142,49 +127,11 @@ _JOB: tuple[Sequence[InputItem], TimelineOptions] | None = None
 
 
 def _read_indices(indices: Sequence[int]) -> list[FileResult]:
-    """A worker's task. Its inputs' timeline rows stay in the worker, sorted into a run on disk
-    once _RUN_ROWS_HELD pile up and when the worker ends (held_runs() finds those): the
-    parent, which takes every worker's results and then does the serial end of the run,
-    neither unpickles that text (~1 KB an event) nor sorts it, and merges a few large runs,
-    not one per task (a heap merge of ~100 task runs cost the fleet's serial end ~2 s)."""
+    """A worker's task: its inputs, read and rendered."""
     assert _JOB is not None
     items, opts = _JOB
-    results = [read_item(items[i], opts.parser, opts.product, opts.hash_inputs, opts, i)
-               for i in indices]
-    if opts.work_dir is not None:
-        for r in results:
-            _HELD.extend(r.timeline)
-            r.timeline = []
-        if len(_HELD) >= _RUN_ROWS_HELD:
-            results[-1].timeline_runs += (write_run(opts.work_dir, _HELD),)
-            _HELD.clear()
-        elif _HELD and not _FLUSH:
-            # lazy: in worker processes only (multiprocessing is not loaded at start-up)
-            from multiprocessing.util import Finalize
-
-            _FLUSH.append(Finalize(None, _flush_held, args=(opts.work_dir,), exitpriority=10))
-    return results
-
-
-# A worker's timeline rows not yet in a run, written when it ends (multiprocessing runs the
-# Finalize on a worker's normal exit; the parent counts the rows it merges, so rows a worker
-# failed to write are an error, never a silent gap).
-_HELD: list[tuple[tuple[str, str, str, int], str, str]] = []
-_FLUSH: list[object] = []  # the worker's Finalize, once it holds rows
-_RUN_ROWS_HELD = 100_000
-HELD_PREFIX = "held-"
-
-
-def _flush_held(work_dir: Path) -> None:
-    if _HELD:
-        run = write_run(work_dir, _HELD)
-        run.rename(work_dir / f"{HELD_PREFIX}{os.getpid()}.run")  # complete before it is seen
-        _HELD.clear()
-
-
-def held_runs(work_dir: Path) -> list[Path]:
-    """The runs the workers of a finished pool wrote as they ended."""
-    return sorted(work_dir.glob(f"{HELD_PREFIX}*.run"))
+    return [read_item(items[i], opts.parser, opts.product, opts.hash_inputs, opts)
+            for i in indices]
 
 
 def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[FileResult]:
@@ -199,8 +146,8 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
     global _JOB
     if opts.jobs == 1 or len(items) < 2:  # read here: no worker piece files
         one = dataclasses.replace(opts, jobs=1)
-        yield from (read_item(item, one.parser, one.product, one.hash_inputs, one, i)
-                    for i, item in enumerate(items))
+        yield from (read_item(item, one.parser, one.product, one.hash_inputs, one)
+                    for item in items)
         return
     import multiprocessing  # lazy: only with --jobs > 1 (~4 ms of start-up otherwise)
     from collections import deque
@@ -253,7 +200,7 @@ def iter_read(items: Sequence[InputItem], opts: TimelineOptions) -> Iterator[Fil
                             j = pending.popleft()
                             mine.add(j)
                             ready[j] = read_item(items[j], opts.parser, opts.product,
-                                                 opts.hash_inputs, opts, j)
+                                                 opts.hash_inputs, opts)
                             held += len(ready[j].events)
                             submit_more()
                     if i in mine:
@@ -278,8 +225,8 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-# Results read ahead wait outside the run's bounded structures (the timeline rows' spill to
-# disk): past this many events the parent waits for the worker instead of reading on.
+# Results read ahead wait in the parent beside what it has taken (their events lines too, until
+# their turn): past this many events the parent waits for the worker instead of reading on.
 _READ_AHEAD_EVENTS = 20_000
 
 

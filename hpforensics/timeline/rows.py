@@ -122,33 +122,75 @@ def timeline_values(ev: Event, iso: str) -> list[Any]:
             ev.event_id, ev.record_id, ev.channel, ev.error_code, ev.source, ev.detail or ev.title]
 
 
-# (sort key, CSV line, JSON line) of one timeline row, as outputs.SpillSorter takes them; the
-# key ends with the input's index in the run
-TimelineRow = tuple[tuple[str, str, str, int], str, str]
-
-
-def event_lines_py(events: Sequence[Event], index: int) -> tuple[str, str, list[TimelineRow]]:
-    """An input's events as (events CSV text, events JSONL text, timeline rows): the definition
-    of event_lines, which does this in C."""
+def event_text_py(events: Sequence[Event]) -> tuple[str, str]:
+    """An input's events as (events CSV text, events JSONL text): the definition of
+    event_text, which does this in C."""
     values = [event_values(ev) for ev in events]
-    timeline = [timeline_values(ev, v[_TIME]) for ev, v in zip(events, values)]
-    rows = [((tv[1], tv[4], str(tv[11]), index), line, js) for tv, line, js in zip(
-        timeline, TIMELINE_CSV.lines(timeline), TIMELINE_JSON.lines(timeline))]
-    return EVENT_CSV.text(values), EVENT_JSON.text(values), rows
+    return EVENT_CSV.text(values), EVENT_JSON.text(values)
 
 
-def _event_lines_one(ev: Event, index: int) -> tuple[str, str, TimelineRow]:
-    csv_text, json_text, rows = event_lines_py([ev], index)
-    return csv_text, json_text, rows[0]
+# The timeline's sort key of an event: its time's text, device and record ID (as text). Rows that
+# agree on all three keep the order they were read in (the timeline is sorted stably).
+TimelineKey = tuple[str, str, str]
+# An item of the timeline: an event, or a derived row's (CSV line, JSON line)
+TimelineItem = Event | tuple[str, str]
 
 
-# One C call per input for all of it: 5.2 us an event in Python (the values, the message, the
-# time twice, four renderings, the key; bench/rowfmt.py, gc off) is 2.7 us in C, 2.25 of them
-# the renderings. An event it does not take (not an exact Event of str fields and a UTC time, as
-# normalise makes them) is written by _event_lines_one.
-event_lines: Callable[[Sequence[Event], int], tuple[str, str, list[TimelineRow]]] = (
-    _rowfmt.EventLines(Event, EVENT_COLUMNS, EVENT_CSV.fmt, EVENT_JSON.fmt, TIMELINE_CSV.fmt,
-                       TIMELINE_JSON.fmt, _DESC_BY_VALUE, _event_lines_one).render)
+def timeline_key_py(ev: Event) -> TimelineKey:
+    """The definition of timeline_keys (C) for one event."""
+    return _iso(ev.time), ev.device, str(ev.record_id)
+
+
+def timeline_lines_py(ev: Event) -> tuple[str, str]:
+    """The event's timeline (CSV line, JSON line): the definition of write_timeline's."""
+    tv = [timeline_values(ev, _iso(ev.time))]
+    return TIMELINE_CSV.lines(tv)[0], TIMELINE_JSON.lines(tv)[0]
+
+
+def write_timeline_py(items: Sequence[TimelineItem], csv_write: Callable[[bytes], Any],
+                      json_write: Callable[[bytes], Any], flush: int = 1 << 22) -> int:
+    """The definition of write_timeline (C): the items' timeline lines, in order, as UTF-8
+    (strict: a lone surrogate raises), each file's in one write."""
+    lines = [_derived_lines(item) if isinstance(item, tuple) else timeline_lines_py(item)
+             for item in items]
+    csv_write("".join(c for c, _ in lines).encode("utf-8"))
+    json_write("".join(j for _, j in lines).encode("utf-8"))
+    return len(lines)
+
+
+def _derived_lines(item: tuple) -> tuple[str, str]:
+    if len(item) != 2 or not all(isinstance(line, str) for line in item):
+        raise TypeError("timeline: an item is not an event or two lines")
+    return item
+
+
+def _event_text_one(ev: Event) -> tuple[str, str]:
+    return event_text_py([ev])
+
+
+# In C, as the reference above defines them (bench/rowfmt.py). An event the C side does not take
+# (not an exact Event of str fields and a UTC time, as normalise makes them) goes to the
+# reference for that one event.
+_LINES = _rowfmt.EventLines(Event, EVENT_COLUMNS, EVENT_CSV.fmt, EVENT_JSON.fmt,
+                            TIMELINE_CSV.fmt, TIMELINE_JSON.fmt, _DESC_BY_VALUE, _event_text_one,
+                            timeline_key_py, timeline_lines_py)
+event_text: Callable[[Sequence[Event]], tuple[str, str]] = _LINES.render
+timeline_keys: Callable[[Sequence[Event]], list[TimelineKey]] = _LINES.keys
+# (items, csv_write, json_write, flush) -> items written
+write_timeline: Callable[[Sequence[TimelineItem], Callable[[bytes], Any],
+                          Callable[[bytes], Any], int], int] = _LINES.timeline
+
+
+def timeline_order(events: Sequence[Event],
+                   derived: Sequence[tuple[TimelineKey, tuple[str, str]]]) -> list[TimelineItem]:
+    """The timeline's items in order: `events` as the run read them (input by input, each in
+    its own order) and then the derived rows ((key, lines)), sorted stably by key. A derived
+    row's record ID is "", before any event's at the same time and device."""
+    keys = timeline_keys(events)
+    keys.extend(key for key, _ in derived)
+    n = len(events)
+    return [events[i] if i < n else derived[i - n][1]
+            for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 def effective_rows(lifecycles: Iterable[UpdateLifecycle]) -> Iterator[dict[str, Any]]:

@@ -97,37 +97,23 @@ def test_read_ahead_cap_waits_for_the_worker(tmp_path: Path, monkeypatch) -> Non
         assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes()
 
 
-def test_workers_hold_their_timeline_rows_until_they_end(tmp_path: Path, monkeypatch) -> None:
-    """A worker keeps its timeline rows across tasks and writes them as one run when it ends
-    (not one run per task, which made the parent's merge the slow end of a run): the outputs
-    are one process's, and the runs it wrote in between (forced here by a small limit) and at
-    the end both reach the merge."""
-    monkeypatch.setattr(reading, "_RUN_ROWS_HELD", 300)
-    _fleet_items(tmp_path, 3)
+def test_the_timeline_is_written_from_the_events_the_parent_holds(tmp_path: Path) -> None:
+    """Workers send back their inputs' events and events lines, nothing of the timeline: while
+    the inputs are read the work folder holds the workers' piece files and nothing else (no
+    timeline text is held or spilled), and the timeline written at the end from the events is
+    one process's, byte for byte."""
+    items = _fleet_items(tmp_path, 3)
+    opts = TimelineOptions(hash_inputs=False, jobs=2, work_dir=tmp_path / "work")
+    opts.work_dir.mkdir()
+    events = sum(len(part.events) for part in reading.iter_read(items, opts))
+    assert events > 3000
+    assert {p.suffix for p in opts.work_dir.iterdir()} == {".piece"}
     for jobs in (1, 2):
         run_timeline([tmp_path / "logs"], tmp_path / f"j{jobs}",
                      TimelineOptions(hash_inputs=False, jobs=jobs), html=False)
     for name in ("events.csv", "timeline.csv", "timeline.jsonl", "updates.csv"):
         assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes()
-    assert (tmp_path / "j2" / "timeline.csv").read_text().count("\n") > 3000
-
-
-def _held_lost(work_dir) -> None:  # at module level: the forked worker calls it by reference
-    reading._HELD.clear()
-
-
-def test_rows_a_worker_could_not_write_are_an_error(tmp_path: Path, monkeypatch) -> None:
-    """A worker that ends without writing the rows it held (here its flush drops them) makes
-    the run fail with one line naming the timeline, never a timeline with a silent gap."""
-    import pytest
-
-    from hpforensics.errors import HPFError
-
-    monkeypatch.setattr(reading, "_flush_held", _held_lost)
-    _fleet_items(tmp_path, 3)
-    with pytest.raises(HPFError, match=r"timeline\.csv: \d+ of \d+ timeline rows written"):
-        run_timeline([tmp_path / "logs"], tmp_path / "out",
-                     TimelineOptions(hash_inputs=False, jobs=2), html=False)
+    assert (tmp_path / "j2" / "timeline.csv").read_text().count("\n") > events
 
 
 def test_devices_are_shared_by_forked_processes(tmp_path: Path, monkeypatch) -> None:

@@ -186,7 +186,9 @@ def test_renderers_share_nothing_between_threads() -> None:
 
 
 def _python_renderers(monkeypatch) -> None:
-    monkeypatch.setattr(R, "event_lines", R.event_lines_py)
+    monkeypatch.setattr(R, "event_text", R.event_text_py)
+    monkeypatch.setattr(R, "timeline_keys", lambda evs: [R.timeline_key_py(e) for e in evs])
+    monkeypatch.setattr(R, "write_timeline", R.write_timeline_py)
     for renderer in RENDERERS.values():
         monkeypatch.setattr(renderer, "lines", renderer.py_lines)
         monkeypatch.setattr(renderer, "text", lambda rows, r=renderer: "".join(r.py_lines(rows)))
@@ -238,14 +240,34 @@ def test_random_text_renders_as_the_python_renderers_do() -> None:
                 _same(renderer, [row])
 
 
-# -- EventLines: an input's four outputs in one C call ------------------------------------------
+# -- EventLines: the events' lines, the timeline's keys and lines, in C ------------------------
+
+def _timeline_bytes(write, items) -> tuple[bytes, bytes, int]:
+    csv_parts: list[bytes] = []
+    json_parts: list[bytes] = []
+    n = write(items, csv_parts.append, json_parts.append, 1 << 22)
+    return b"".join(csv_parts), b"".join(json_parts), n
+
+
+def lines_c(events):
+    """Everything EventLines writes of these events, in C: their events text, their timeline
+    keys and their timeline lines in the order given."""
+    return (R.event_text(events), R.timeline_keys(events),
+            _timeline_bytes(R.write_timeline, events))
+
+
+def lines_py(events):
+    """The same by the Python definitions (rows.py)."""
+    return (R.event_text_py(events), [R.timeline_key_py(e) for e in events],
+            _timeline_bytes(R.write_timeline_py, events))
+
 
 @pytest.mark.parametrize("where", ["fleet", "shared"])
 def test_event_lines_write_what_the_python_definition_writes(where, shared_data) -> None:
     n = 0
-    for i, item in enumerate(discover([FLEET if where == "fleet" else shared_data / "evtx"])):
+    for item in discover([FLEET if where == "fleet" else shared_data / "evtx"]):
         events = read_item(item, hash_inputs=False).events
-        assert R.event_lines(events, i) == R.event_lines_py(events, i), item.source
+        assert lines_c(events) == lines_py(events), item.source
         n += len(events)
     assert n > (2000 if where == "fleet" else 400)
 
@@ -298,22 +320,30 @@ def test_event_lines_on_hostile_events() -> None:
     rnd = random.Random(18)
     events = [_event(rnd, k) for k in range(3000)]
     good = []
-    for k, ev in enumerate(events):
-        want = _outcome(lambda e: R.event_lines_py(e, k), [ev])
-        assert _outcome(lambda e: R.event_lines(e, k), [ev]) == want, ev
-        if not isinstance(want, tuple) or len(want) != 2:
+    for ev in events:
+        for c, py in ((R.event_text, R.event_text_py),
+                      (R.timeline_keys, lambda e: [R.timeline_key_py(x) for x in e]),
+                      (lambda e: _timeline_bytes(R.write_timeline, e),
+                       lambda e: _timeline_bytes(R.write_timeline_py, e))):
+            want = _outcome(py, [ev])
+            assert _outcome(c, [ev]) == want, ev
+        if not isinstance(_outcome(lines_py, [ev])[0], type):
             good.append(ev)
     assert len(good) > 600
-    assert R.event_lines(good, 3) == R.event_lines_py(good, 3)
-    assert R.event_lines(tuple(good), 3) == R.event_lines_py(good, 3)
+    assert lines_c(good) == lines_py(good)
+    assert lines_c(tuple(good)) == lines_py(good)
     # and both ways were taken: C for most, the reference for the events C does not take
-    given = []
+    given: dict[str, list] = {"events": [], "key": [], "timeline": []}
     counted = _rowfmt.EventLines(
         Event, R.EVENT_COLUMNS, R.EVENT_CSV.fmt, R.EVENT_JSON.fmt, R.TIMELINE_CSV.fmt,
         R.TIMELINE_JSON.fmt, R._DESC_BY_VALUE,
-        lambda ev, i: given.append(ev) or R._event_lines_one(ev, i))
-    assert counted.render(good, 3) == R.event_lines_py(good, 3)
-    assert 50 < len(given) < len(good) * 0.7  # half the times are not UTC or past 2**53 us
+        lambda ev: given["events"].append(ev) or R._event_text_one(ev),
+        lambda ev: given["key"].append(ev) or R.timeline_key_py(ev),
+        lambda ev: given["timeline"].append(ev) or R.timeline_lines_py(ev))
+    assert (counted.render(good), counted.keys(good), _timeline_bytes(counted.timeline, good)) \
+        == lines_py(good)
+    for way, taken in given.items():  # half the times are not UTC or past 2**53 us
+        assert 50 < len(taken) < len(good) * 0.7, way
 
 
 def test_event_lines_take_only_plain_events() -> None:
@@ -325,22 +355,25 @@ def test_event_lines_take_only_plain_events() -> None:
     sub = Sub("d", when, "c", "p", 1, 2, "s", "boot")
     unset = Event.__new__(Event)
     for events in ([sub], [plain, sub, plain], [unset], [plain, unset], ["text"], []):
-        assert _outcome(lambda e: R.event_lines(e, 0), events) == \
-            _outcome(lambda e: R.event_lines_py(e, 0), events)
-    assert R.event_lines([plain], 0)[2][0][0] == (
-        "2025-02-01T00:00:00.000000Z", "d", "2", 0)
+        for k in range(3):
+            assert _outcome(lambda e: lines_c(e)[k], events) == \
+                _outcome(lambda e: lines_py(e)[k], events)
+    assert R.timeline_keys([plain]) == [("2025-02-01T00:00:00.000000Z", "d", "2")]
 
 
 def test_event_lines_lose_and_keep_no_reference() -> None:
     rnd = random.Random(5)
     events = [_event(rnd, k) for k in range(200)]
-    events = [e for k, e in enumerate(events)
-              if not isinstance(_outcome(lambda x: R.event_lines_py(x, 0), [e]), tuple)]
-    fields = [getattr(e, f) for e in events for f in R.EVENT_COLUMNS]
+    events = [e for e in events if not isinstance(_outcome(lines_py, [e])[0], type)]
+    # not None, True, small ints and the like: shared, their counts move with anything
+    fields = [v for e in events for f in R.EVENT_COLUMNS
+              if sys.getrefcount(v := getattr(e, f)) < 1000]
     before = [sys.getrefcount(v) for v in fields] + [sys.getrefcount(e) for e in events]
     for _ in range(20):
-        R.event_lines(events, 1)
-        _outcome(lambda x: R.event_lines(x, 1), events + [Event.__new__(Event)])
+        lines_c(events)
+        for part in (R.event_text, R.timeline_keys,
+                     lambda e: _timeline_bytes(R.write_timeline, e)):
+            _outcome(part, events + [Event.__new__(Event)])
     after = [sys.getrefcount(v) for v in fields] + [sys.getrefcount(e) for e in events]
     assert after == before
 
@@ -362,15 +395,22 @@ def test_event_lines_hold_the_fields_a_python_renderer_may_change() -> None:
                 gc.collect()
             return "changed"
 
-    def fresh() -> Event:
-        return Event("dev" * 20, when, "c", "p", 1, 2, "src" * 20, "update-installed",
-                     kb="", title="title" * 20, package_state=Changer())  # type: ignore[arg-type]
+    def fresh(where: str) -> Event:
+        ev = Event("dev" * 20, when, "c", "p", 1, 2, "src" * 20, "update-installed", kb="",
+                   title="title" * 20)
+        setattr(ev, where, Changer())  # the events' lines render package_state, the timeline's
+        return ev  # source
 
-    ev = fresh()
-    want = R.event_lines_py([ev], 0)
-    ev = fresh()
-    assert R.event_lines([ev], 0) == want
-    assert "changed" in want[0] and ("dev" * 20) in want[2][0][1]
+    for where, c, py in (
+            ("package_state", R.event_text, R.event_text_py),
+            ("source", lambda e: _timeline_bytes(R.write_timeline, e),
+             lambda e: _timeline_bytes(R.write_timeline_py, e))):
+        ev = fresh(where)
+        want = py([ev])
+        ev = fresh(where)
+        assert c([ev]) == want, where
+        text = want[0] if isinstance(want[0], str) else want[0].decode()
+        assert "changed" in text and ("dev" * 20) in text, where  # the device read before
 
 
 _FAULTS = """

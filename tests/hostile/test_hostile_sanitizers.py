@@ -1,7 +1,7 @@
 """The three C extensions (csrc/rowfmt, which renders text an attacker wrote; csrc/evtxscan;
 csrc/pagehash), bindings (module.c) included, built with AddressSanitizer + UBSan and run
 through the tests that drive them hardest: the row renderers against the Python ones on
-real logs and hostile cells, the timeline's merge against heapq.merge, the record selector
+real logs and hostile cells, the timeline written at the end of a run, the record selector
 on real and mutated chunks, page hashing on every implementation. Python is not
 instrumented; the extensions are, and PYTHONMALLOC=malloc puts Python's objects on the heap
 ASan watches. A canary (a deliberate heap overflow built the same way) proves the set-up
@@ -24,7 +24,7 @@ FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
 SOURCES = {"_pagehash": "pagehash", "_evtxscan": "evtxscan", "_rowfmt": "rowfmt"}
 GROUPS = {  # pytest runs apart: tests/pagehash imports its own conftest by name
     "rowfmt, evtxscan": ["tests/evtx/test_evtx_rowfmt.py", "tests/evtx/test_evtx_csv_rows.py",
-                         "tests/evtx/test_evtx_merge.py",
+                         "tests/evtx/test_evtx_timeline_order.py",
                          "tests/evtx/test_evtx_record_select.py",
                          "tests/evtx/test_evtx_record_fields.py",
                          "tests/evtx/test_evtx_native.py",
