@@ -2,9 +2,9 @@
 timeline.jsonl): the C renderer (hpforensics._rowfmt behind CsvRows / JsonRows) against the
 Python renderers it replaced (`py_lines`, still the reference for rows it hands back), side
 by side on the same rows; then the whole per-event steps in C (rows.event_text: an input's
-events lines; rows.timeline_keys and rows.write_timeline: the timeline's keys and lines,
-written at the end of a run) against their Python definitions (rows.event_text_py,
-timeline_key_py, write_timeline_py); then whole `hpforensics timeline --jobs 1` runs with each
+events lines; rows.timeline_order and rows.write_timeline: the timeline's order and lines,
+at the end of a run) against their Python definitions (rows.event_text_py,
+timeline_order_py, write_timeline_py); then whole `hpforensics timeline --jobs 1` runs with each
 (the Python side: the definitions and the Python renderers).
 
 Rows: every relevant event of the sample fleet (samples/evtx) and of the real logs in
@@ -45,7 +45,7 @@ _PYTHON_CLI = """
 import sys
 from hpforensics.timeline import rows as R
 R.event_text = R.event_text_py
-R.timeline_keys = lambda events: [R.timeline_key_py(e) for e in events]
+R.timeline_order = R.timeline_order_py
 R.write_timeline = R.write_timeline_py
 for r in (R.EVENT_CSV, R.EVENT_JSON, R.TIMELINE_CSV, R.TIMELINE_JSON):
     r.lines = r.py_lines
@@ -107,8 +107,8 @@ def renderings(name: str, path: Path) -> None:
     print(f"{'all four':16} {total_py:8.2f} {total_c:8.2f} {total_py / total_c:6.1f}")
     inputs = [g[2] for g in groups]
 
-    def keys_py(evs):
-        return [R.timeline_key_py(e) for e in evs]
+    def order(fn):
+        return lambda evs: fn(evs, [])
 
     def timeline(write):
         return lambda evs: write(evs, _sink.append, _sink.append, 1 << 22)
@@ -116,7 +116,8 @@ def renderings(name: str, path: Path) -> None:
     _sink: list[bytes] = []
     for what, py_fn, c_fn, note in (
             ("event_text", R.event_text_py, R.event_text, "values, the two events renderings"),
-            ("timeline_keys", keys_py, R.timeline_keys, "the time's text, device, record ID"),
+            ("timeline_order", order(R.timeline_order_py), order(R.timeline_order),
+             "the keys and a stable sort, an input at a time"),
             ("write_timeline", timeline(R.write_timeline_py), timeline(R.write_timeline),
              "message, the two timeline renderings, UTF-8")):
         py, c = best(py_fn, inputs), best(c_fn, inputs)

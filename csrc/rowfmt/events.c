@@ -1,14 +1,14 @@
 /* EventLines: the events' output lines and the timeline's, in C.
  *
  *   EventLines(event_type, fields, event_csv, event_json, timeline_csv, timeline_json,
- *              descriptions, fallback, key_fallback, timeline_fallback)
+ *              descriptions, fallback, timeline_fallback)
  *   .render(events) -> (events CSV text, events JSONL text)        an input's, as it is read
- *   .keys(events) -> [(iso, device, str(record_id))]                the timeline's sort keys
+ *   .order(events, derived_keys) -> [positions] | None             the timeline's order
  *   .timeline(items, csv_write, json_write, flush) -> n            the timeline, in order
  *
- * hpforensics/timeline/rows.py is the reference: `event_text_py`, `timeline_key_py` and
- * `timeline_lines_py` (event_values, timeline_values, the four renderers) define every byte,
- * and the three fallbacks are them for one event. This reads each event's slots in place (the
+ * hpforensics/timeline/rows.py is the reference: `event_text_py`, `timeline_order_py` and
+ * `timeline_lines_py` (event_values, timeline_values, the four renderers) define every byte
+ * and the order, and the two fallbacks are them for one event. This reads each event's slots in place (the
  * dataclass's member offsets, found once from `fields`, the names in EVENT_COLUMNS order),
  * writes its time as rows.iso does and its timeline message as timeline_values does, and
  * renders the rows with the four renderers given (CsvFormat / JsonFormat of rows.EVENT_CSV
@@ -40,7 +40,7 @@ static const char *const NAMED[F_NAMED] = {
 typedef struct {
     PyObject_HEAD
     PyObject *event_type, *event_csv, *event_json, *timeline_csv, *timeline_json;
-    PyObject *descriptions, *fallback, *key_fallback, *timeline_fallback;
+    PyObject *descriptions, *fallback, *timeline_fallback;
     /* "Event Recorded", "", "failure", "None", and the message's separators */
     PyObject *no_description, *empty, *failure, *none_text, *colon, *space, *open, *close, *error;
     Py_ssize_t offset[EVENT_WIDTH]; /* of each field's slot in an event */
@@ -277,39 +277,144 @@ done:
     return out;
 }
 
-/* The timeline sort key of one event: (iso, device, str(record_id)), as timeline_key_py. */
-static PyObject *key_of(EventLines *self, PyObject *ev) {
-    PyObject *cell[EVENT_WIDTH], *iso, *key = NULL;
-    if (event_cells(self, ev, cell)) {
-        PyObject *device = cell[self->at[F_DEVICE]], *rid = cell[self->at[F_RECORD_ID]];
-        int rc = PyUnicode_CheckExact(device) && PyLong_CheckExact(rid)
-                     ? time_text(self, cell[self->at[F_TIME]], &iso) : 0;
-        if (rc == 1) {
-            PyObject *text = PyObject_Str(rid);
-            key = text ? PyTuple_Pack(3, iso, device, text) : NULL;
-            Py_XDECREF(text);
-            Py_DECREF(iso);
-        }
-        drop_cells(cell);
-        if (rc != 0) return key;
+/* The timeline's order. Its key is (time's text, device, record ID as text), as
+ * timeline_key_py gives it, ties kept in the order given. Here the time is compared as
+ * microseconds, as its text sorts (fixed width, years 1-9999; None, whose text is "", first),
+ * the device as str compares, the record ID's decimal text bytewise (ASCII: as str compares),
+ * and the position last, which makes the sort stable. */
+typedef struct {
+    int64_t t;
+    PyObject *device; /* borrowed: the caller's events and keys hold them, and no Python code
+                         runs while the array lives */
+    char rid[24];
+    unsigned char rid_len;
+    Py_ssize_t at;
+} order_key;
+
+static int cmp_order(const void *pa, const void *pb) {
+    const order_key *a = (const order_key *)pa, *b = (const order_key *)pb;
+    if (a->t != b->t) return a->t < b->t ? -1 : 1;
+    if (a->device != b->device) {
+        int c = PyUnicode_Compare(a->device, b->device); /* exact str: cannot fail */
+        if (c) return c;
     }
-    return PyObject_CallOneArg(self->key_fallback, ev);
+    size_t n = a->rid_len < b->rid_len ? a->rid_len : b->rid_len;
+    int c = memcmp(a->rid, b->rid, n);
+    if (c) return c;
+    if (a->rid_len != b->rid_len) return a->rid_len < b->rid_len ? -1 : 1;
+    return a->at < b->at ? -1 : a->at > b->at;
 }
 
-/* keys(events) -> [timeline sort key of each] */
-static PyObject *keys(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
-    EventLines *self = (EventLines *)op;
-    if (nargs != 1) return PyErr_Format(PyExc_TypeError, "keys(events)");
-    PyObject *seq = PySequence_Tuple(args[0]);
-    if (!seq) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(seq);
-    PyObject *out = PyList_New(n);
-    for (Py_ssize_t i = 0; out && i < n; i++) {
-        PyObject *key = key_of(self, PyTuple_GET_ITEM(seq, i));
-        if (!key) Py_CLEAR(out);
-        else PyList_SET_ITEM(out, i, key);
+#define NO_TIME INT64_MIN
+
+static int64_t micros(int64_t days, int h, int mi, int s, int us) {
+    return ((days * 86400 + h * 3600 + mi * 60 + s) * 1000000) + us;
+}
+
+/* An event's key: 1, or 0 when it is not a plain event with a device of exact str and an int
+ * record ID of at most 64 bits. */
+static int event_key(EventLines *self, PyObject *ev, order_key *k) {
+    if (Py_TYPE(ev) != (PyTypeObject *)self->event_type) return 0;
+    PyObject *t = *(PyObject **)((char *)ev + self->offset[self->at[F_TIME]]);
+    PyObject *device = *(PyObject **)((char *)ev + self->offset[self->at[F_DEVICE]]);
+    PyObject *rid = *(PyObject **)((char *)ev + self->offset[self->at[F_RECORD_ID]]);
+    if (!t || !device || !rid || !PyUnicode_CheckExact(device) || !PyLong_CheckExact(rid))
+        return 0;
+    if (t == Py_None) {
+        k->t = NO_TIME;
+    } else if (PyDateTime_CheckExact(t) &&
+               PyDateTime_DATE_GET_TZINFO(t) == PyDateTime_TimeZone_UTC) {
+        k->t = micros(days_from_civil(PyDateTime_GET_YEAR(t), (unsigned)PyDateTime_GET_MONTH(t),
+                                      (unsigned)PyDateTime_GET_DAY(t)),
+                      PyDateTime_DATE_GET_HOUR(t), PyDateTime_DATE_GET_MINUTE(t),
+                      PyDateTime_DATE_GET_SECOND(t), PyDateTime_DATE_GET_MICROSECOND(t));
+    } else {
+        return 0;
     }
-    Py_DECREF(seq);
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(rid, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    k->rid_len = (unsigned char)snprintf(k->rid, sizeof k->rid, "%lld", v);
+    k->device = device;
+    return 1;
+}
+
+/* Two ASCII digits at p, or -1. */
+static int digits2(const char *p) {
+    return p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9'
+               ? (p[0] - '0') * 10 + (p[1] - '0') : -1;
+}
+
+/* A derived row's key (time's text, device, record ID's text): 1, or 0 when its text is not
+ * rows.iso's form (YYYY-MM-DDTHH:MM:SS.ffffffZ, or "") or it is not three str. */
+static int derived_key(PyObject *key, order_key *k) {
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 3) return 0;
+    PyObject *iso = PyTuple_GET_ITEM(key, 0), *device = PyTuple_GET_ITEM(key, 1),
+             *rid = PyTuple_GET_ITEM(key, 2);
+    if (!PyUnicode_CheckExact(iso) || !PyUnicode_CheckExact(device) ||
+        !PyUnicode_CheckExact(rid) || !PyUnicode_IS_ASCII(iso) || !PyUnicode_IS_ASCII(rid) ||
+        PyUnicode_GET_LENGTH(rid) >= (Py_ssize_t)sizeof k->rid)
+        return 0;
+    const char *p = (const char *)PyUnicode_DATA(iso);
+    if (PyUnicode_GET_LENGTH(iso) == 0) {
+        k->t = NO_TIME;
+    } else {
+        if (PyUnicode_GET_LENGTH(iso) != 27 || p[4] != '-' || p[7] != '-' || p[10] != 'T' ||
+            p[13] != ':' || p[16] != ':' || p[19] != '.' || p[26] != 'Z')
+            return 0;
+        int y1 = digits2(p), y2 = digits2(p + 2), mo = digits2(p + 5), d = digits2(p + 8),
+            h = digits2(p + 11), mi = digits2(p + 14), s = digits2(p + 17),
+            u1 = digits2(p + 20), u2 = digits2(p + 22), u3 = digits2(p + 24);
+        if ((y1 | y2 | mo | d | h | mi | s | u1 | u2 | u3) < 0 || mo < 1 || mo > 12 || d < 1 ||
+            d > 31 || h > 23 || mi > 59 || s > 59)
+            return 0;
+        k->t = micros(days_from_civil(y1 * 100 + y2, (unsigned)mo, (unsigned)d), h, mi, s,
+                      u1 * 10000 + u2 * 100 + u3);
+    }
+    k->rid_len = (unsigned char)PyUnicode_GET_LENGTH(rid);
+    memcpy(k->rid, PyUnicode_DATA(rid), k->rid_len);
+    k->device = device;
+    return 1;
+}
+
+/* order(events, derived_keys) -> [positions] | None: the timeline's items (the events, then
+ * the derived rows) as positions in that concatenation, in the timeline's order; None when an
+ * event or a key is not one this takes (the caller sorts by timeline_key_py then). */
+static PyObject *order(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    EventLines *self = (EventLines *)op;
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "order(events, derived_keys)");
+    PyObject *events = PySequence_Tuple(args[0]), *derived = NULL, *out = NULL;
+    if (!events || !(derived = PySequence_Tuple(args[1]))) goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(events), m = PyTuple_GET_SIZE(derived), i;
+    order_key *keys = PyMem_Malloc((size_t)(n + m ? n + m : 1) * sizeof *keys);
+    if (!keys) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int ours = 1;
+    for (i = 0; ours && i < n + m; i++) {
+        keys[i].at = i;
+        ours = i < n ? event_key(self, PyTuple_GET_ITEM(events, i), &keys[i])
+                     : derived_key(PyTuple_GET_ITEM(derived, i - n), &keys[i]);
+    }
+    if (ours) {
+        qsort(keys, (size_t)(n + m), sizeof *keys, cmp_order);
+        out = PyList_New(n + m);
+        for (i = 0; out && i < n + m; i++) {
+            PyObject *at = PyLong_FromSsize_t(keys[i].at);
+            if (!at) Py_CLEAR(out);
+            else PyList_SET_ITEM(out, i, at);
+        }
+    } else {
+        out = Py_NewRef(Py_None);
+    }
+    PyMem_Free(keys);
+done:
+    Py_XDECREF(events);
+    Py_XDECREF(derived);
     return out;
 }
 
@@ -417,7 +522,7 @@ done:
 
 #define EL_OBJECTS(X)                                                                          \
     X(event_type) X(event_csv) X(event_json) X(timeline_csv) X(timeline_json) X(descriptions)  \
-    X(fallback) X(key_fallback) X(timeline_fallback) X(no_description) X(empty) X(failure)     \
+    X(fallback) X(timeline_fallback) X(no_description) X(empty) X(failure)                   \
     X(none_text) X(colon) X(space) X(open) X(close) X(error)
 
 static int el_traverse(PyObject *op, visitproc visit, void *arg) {
@@ -470,23 +575,21 @@ static int want_format(PyObject *o, int kind, Py_ssize_t width, const char *what
 }
 
 static PyObject *el_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *event_type, *fields, *formats[4], *descriptions, *fallback, *key_fallback,
-        *timeline_fallback;
+    PyObject *event_type, *fields, *formats[4], *descriptions, *fallback, *timeline_fallback;
     static char *kwlist[] = {"event_type", "fields", "event_csv", "event_json", "timeline_csv",
-                             "timeline_json", "descriptions", "fallback", "key_fallback",
-                             "timeline_fallback", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOO!OOO:EventLines", kwlist, &PyType_Type,
+                             "timeline_json", "descriptions", "fallback", "timeline_fallback",
+                             NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOOOO!OO:EventLines", kwlist, &PyType_Type,
                                      &event_type, &fields, &formats[0], &formats[1], &formats[2],
                                      &formats[3], &PyDict_Type, &descriptions, &fallback,
-                                     &key_fallback, &timeline_fallback))
+                                     &timeline_fallback))
         return NULL;
     if (want_format(formats[0], RF_CSV, EVENT_WIDTH, "event_csv") < 0 ||
         want_format(formats[1], RF_JSON, EVENT_WIDTH, "event_json") < 0 ||
         want_format(formats[2], RF_CSV, TIMELINE_WIDTH, "timeline_csv") < 0 ||
         want_format(formats[3], RF_JSON, TIMELINE_WIDTH, "timeline_json") < 0)
         return NULL;
-    if (!PyCallable_Check(fallback) || !PyCallable_Check(key_fallback) ||
-        !PyCallable_Check(timeline_fallback))
+    if (!PyCallable_Check(fallback) || !PyCallable_Check(timeline_fallback))
         return PyErr_Format(PyExc_TypeError, "the fallbacks must be callable");
     PyObject *seq = PySequence_Fast(fields, "fields must be a sequence of names");
     if (!seq) return NULL;
@@ -517,7 +620,6 @@ static PyObject *el_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->timeline_csv = Py_NewRef(formats[2]), self->timeline_json = Py_NewRef(formats[3]);
     /* a copy: the descriptions it reads cannot change under it */
     self->fallback = Py_NewRef(fallback);
-    self->key_fallback = Py_NewRef(key_fallback);
     self->timeline_fallback = Py_NewRef(timeline_fallback);
     if (!(self->descriptions = PyDict_Copy(descriptions))) goto fail;
     if (!(self->no_description = PyUnicode_FromString("Event Recorded")) ||
@@ -539,8 +641,8 @@ fail:
 static PyMethodDef el_methods[] = {
     {"render", (PyCFunction)(void (*)(void))render, METH_FASTCALL,
      "render(events) -> (events CSV text, events JSONL text)."},
-    {"keys", (PyCFunction)(void (*)(void))keys, METH_FASTCALL,
-     "keys(events) -> [(iso, device, str(record_id)) of each]: the timeline's sort keys."},
+    {"order", (PyCFunction)(void (*)(void))order, METH_FASTCALL,
+     "order(events, derived_keys) -> [positions] | None: the timeline's order (see events.c)."},
     {"timeline", (PyCFunction)(void (*)(void))timeline, METH_FASTCALL,
      "timeline(items, csv_write, json_write, flush) -> items: their timeline lines as UTF-8, "
      "handed to the writers every `flush` bytes."},
@@ -560,8 +662,8 @@ int rf_add_event_lines(PyObject *m) {
         {0, NULL},
     };
     slots[0].pfunc = (void *)"EventLines(event_type, fields, event_csv, event_json, timeline_csv, "
-                             "timeline_json, descriptions, fallback, key_fallback, "
-                             "timeline_fallback): the events' and the timeline's lines.";
+                             "timeline_json, descriptions, fallback, timeline_fallback): "
+                             "the events' and the timeline's lines.";
     PyType_Spec spec = {"hpforensics._rowfmt.EventLines", (int)sizeof(EventLines), 0,
                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, slots};
     PyObject *t = PyType_FromModuleAndSpec(m, &spec, NULL);

@@ -137,7 +137,7 @@ TimelineItem = Event | tuple[str, str]
 
 
 def timeline_key_py(ev: Event) -> TimelineKey:
-    """The definition of timeline_keys (C) for one event."""
+    """The event's key in the timeline's order."""
     return _iso(ev.time), ev.device, str(ev.record_id)
 
 
@@ -173,24 +173,40 @@ def _event_text_one(ev: Event) -> tuple[str, str]:
 # reference for that one event.
 _LINES = _rowfmt.EventLines(Event, EVENT_COLUMNS, EVENT_CSV.fmt, EVENT_JSON.fmt,
                             TIMELINE_CSV.fmt, TIMELINE_JSON.fmt, _DESC_BY_VALUE, _event_text_one,
-                            timeline_key_py, timeline_lines_py)
+                            timeline_lines_py)
 event_text: Callable[[Sequence[Event]], tuple[str, str]] = _LINES.render
-timeline_keys: Callable[[Sequence[Event]], list[TimelineKey]] = _LINES.keys
 # (items, csv_write, json_write, flush) -> items written
 write_timeline: Callable[[Sequence[TimelineItem], Callable[[bytes], Any],
                           Callable[[bytes], Any], int], int] = _LINES.timeline
 
 
-def timeline_order(events: Sequence[Event],
-                   derived: Sequence[tuple[TimelineKey, tuple[str, str]]]) -> list[TimelineItem]:
+def timeline_order_py(events: Sequence[Event],
+                      derived: Sequence[tuple[TimelineKey, tuple[str, str]]]
+                      ) -> list[TimelineItem]:
     """The timeline's items in order: `events` as the run read them (input by input, each in
     its own order) and then the derived rows ((key, lines)), sorted stably by key. A derived
-    row's record ID is "", before any event's at the same time and device."""
-    keys = timeline_keys(events)
+    row's record ID is "", before any event's at the same time and device. The definition of
+    timeline_order."""
+    keys = [timeline_key_py(ev) for ev in events]
     keys.extend(key for key, _ in derived)
+    return _items(events, derived, sorted(range(len(keys)), key=keys.__getitem__))
+
+
+def _items(events: Sequence[Event], derived: Sequence[tuple[TimelineKey, tuple[str, str]]],
+           order: Iterable[int]) -> list[TimelineItem]:
     n = len(events)
-    return [events[i] if i < n else derived[i - n][1]
-            for i in sorted(range(len(keys)), key=keys.__getitem__)]
+    return [events[i] if i < n else derived[i - n][1] for i in order]
+
+
+def timeline_order(events: Sequence[Event],
+                   derived: Sequence[tuple[TimelineKey, tuple[str, str]]]) -> list[TimelineItem]:
+    """timeline_order_py's order, sorted in C (the keys of 329,000 events: 0.39 s in Python):
+    the time as microseconds, the device as str, the record ID as text, then the position. The
+    definition sorts when some event is not a plain one (as normalise makes them)."""
+    order = _LINES.order(events, [key for key, _ in derived])
+    if order is None:
+        return timeline_order_py(events, derived)
+    return _items(events, derived, order)
 
 
 def effective_rows(lifecycles: Iterable[UpdateLifecycle]) -> Iterator[dict[str, Any]]:

@@ -187,7 +187,7 @@ def test_renderers_share_nothing_between_threads() -> None:
 
 def _python_renderers(monkeypatch) -> None:
     monkeypatch.setattr(R, "event_text", R.event_text_py)
-    monkeypatch.setattr(R, "timeline_keys", lambda evs: [R.timeline_key_py(e) for e in evs])
+    monkeypatch.setattr(R, "timeline_order", R.timeline_order_py)
     monkeypatch.setattr(R, "write_timeline", R.write_timeline_py)
     for renderer in RENDERERS.values():
         monkeypatch.setattr(renderer, "lines", renderer.py_lines)
@@ -249,16 +249,22 @@ def _timeline_bytes(write, items) -> tuple[bytes, bytes, int]:
     return b"".join(csv_parts), b"".join(json_parts), n
 
 
+def _order(fn, events) -> list[int]:
+    """The timeline's order of these events, as their positions."""
+    where = {id(ev): k for k, ev in enumerate(events)}
+    return [where[id(item)] for item in fn(events, [])]
+
+
 def lines_c(events):
     """Everything EventLines writes of these events, in C: their events text, their timeline
     keys and their timeline lines in the order given."""
-    return (R.event_text(events), R.timeline_keys(events),
+    return (R.event_text(events), _order(R.timeline_order, events),
             _timeline_bytes(R.write_timeline, events))
 
 
 def lines_py(events):
     """The same by the Python definitions (rows.py)."""
-    return (R.event_text_py(events), [R.timeline_key_py(e) for e in events],
+    return (R.event_text_py(events), _order(R.timeline_order_py, events),
             _timeline_bytes(R.write_timeline_py, events))
 
 
@@ -322,7 +328,8 @@ def test_event_lines_on_hostile_events() -> None:
     good = []
     for ev in events:
         for c, py in ((R.event_text, R.event_text_py),
-                      (R.timeline_keys, lambda e: [R.timeline_key_py(x) for x in e]),
+                      (lambda e: _order(R.timeline_order, e),
+                       lambda e: _order(R.timeline_order_py, e)),
                       (lambda e: _timeline_bytes(R.write_timeline, e),
                        lambda e: _timeline_bytes(R.write_timeline_py, e))):
             want = _outcome(py, [ev])
@@ -330,18 +337,22 @@ def test_event_lines_on_hostile_events() -> None:
         if not isinstance(_outcome(lines_py, [ev])[0], type):
             good.append(ev)
     assert len(good) > 600
-    assert lines_c(good) == lines_py(good)
-    assert lines_c(tuple(good)) == lines_py(good)
+    # the order compares devices: among events whose devices are not all str (never so in a
+    # run: normalise makes them) it fails as the definition does
+    assert _outcome(lines_c, good) == _outcome(lines_py, good)
+    same_kind = [e for e in good if type(e.device) is str]
+    assert len(same_kind) > 500
+    assert lines_c(same_kind) == lines_py(same_kind)
+    assert lines_c(tuple(same_kind)) == lines_py(same_kind)
     # and both ways were taken: C for most, the reference for the events C does not take
-    given: dict[str, list] = {"events": [], "key": [], "timeline": []}
+    given: dict[str, list] = {"events": [], "timeline": []}
     counted = _rowfmt.EventLines(
         Event, R.EVENT_COLUMNS, R.EVENT_CSV.fmt, R.EVENT_JSON.fmt, R.TIMELINE_CSV.fmt,
         R.TIMELINE_JSON.fmt, R._DESC_BY_VALUE,
         lambda ev: given["events"].append(ev) or R._event_text_one(ev),
-        lambda ev: given["key"].append(ev) or R.timeline_key_py(ev),
         lambda ev: given["timeline"].append(ev) or R.timeline_lines_py(ev))
-    assert (counted.render(good), counted.keys(good), _timeline_bytes(counted.timeline, good)) \
-        == lines_py(good)
+    assert counted.render(good) == R.event_text_py(good)
+    assert _timeline_bytes(counted.timeline, good) == _timeline_bytes(R.write_timeline_py, good)
     for way, taken in given.items():  # half the times are not UTC or past 2**53 us
         assert 50 < len(taken) < len(good) * 0.7, way
 
@@ -358,7 +369,9 @@ def test_event_lines_take_only_plain_events() -> None:
         for k in range(3):
             assert _outcome(lambda e: lines_c(e)[k], events) == \
                 _outcome(lambda e: lines_py(e)[k], events)
-    assert R.timeline_keys([plain]) == [("2025-02-01T00:00:00.000000Z", "d", "2")]
+    assert R.timeline_key_py(plain) == ("2025-02-01T00:00:00.000000Z", "d", "2")
+    assert R._LINES.order([plain, sub], []) is None  # the definition sorts those
+    assert R._LINES.order([plain, plain], []) == [0, 1]
 
 
 def test_event_lines_lose_and_keep_no_reference() -> None:
@@ -371,7 +384,7 @@ def test_event_lines_lose_and_keep_no_reference() -> None:
     before = [sys.getrefcount(v) for v in fields] + [sys.getrefcount(e) for e in events]
     for _ in range(20):
         lines_c(events)
-        for part in (R.event_text, R.timeline_keys,
+        for part in (R.event_text, lambda e: R.timeline_order(e, []),
                      lambda e: _timeline_bytes(R.write_timeline, e)):
             _outcome(part, events + [Event.__new__(Event)])
     after = [sys.getrefcount(v) for v in fields] + [sys.getrefcount(e) for e in events]

@@ -1,7 +1,8 @@
-"""The timeline written at the end of a run, in C (`rows.timeline_order` with
-`rows.timeline_keys`, then `rows.write_timeline`), against the definitions in rows.py: the same
-lines in the same order on the real logs' and the sample fleet's events, on events built to
-tie, and the errors of lines that are not text, items of another shape and writers that fail."""
+"""The timeline written at the end of a run, in C (`rows.timeline_order`, then
+`rows.write_timeline`), against the definitions in rows.py (`timeline_order_py`,
+`write_timeline_py`) and an independent stable sort: the same lines in the same order on the
+real logs' and the sample fleet's events, on events built to tie, and the errors of lines that
+are not text, items of another shape and writers that fail."""
 from __future__ import annotations
 
 import datetime as dt
@@ -54,11 +55,20 @@ def test_the_timeline_of_real_events_is_the_reference_s(where, shared_data) -> N
     derived = _derived(events, 37)
     items = R.timeline_order(events, derived)
     assert [id(i) for i in items] == [id(i) for i in _order_py(events, derived)]
+    assert [id(i) for i in items] == [id(i) for i in R.timeline_order_py(events, derived)]
+    assert R._LINES.order(events, [k for k, _ in derived]) is not None  # sorted in C
     csv, json, n, parts = _written(R.write_timeline, items, flush=65536)
     assert (csv, json, n, 1) == _written(R.write_timeline_py, items)
     assert n == len(events) + len(derived)
     assert parts >= max(1, len(json) // (2 * 65536))  # handed on in blocks, not at once
     assert csv.count(b"\n") >= n and b"derived 0," in csv
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except Exception as exc:  # the same error, raised the same way, is the same outcome
+        return type(exc), str(exc)
 
 
 def _tying_events(rnd: random.Random, n: int) -> list[Event]:
@@ -81,11 +91,45 @@ def test_events_that_tie_keep_the_order_read(seed: int) -> None:
     items = R.timeline_order(events, derived)
     want = _order_py(events, derived)
     assert [id(i) for i in items] == [id(i) for i in want]
+    assert [id(i) for i in items] == [id(i) for i in R.timeline_order_py(events, derived)]
     flush = rnd.randint(1, 200)
     assert _written(R.write_timeline, items, flush)[:3] == _written(R.write_timeline_py, items)[:3]
-    if events:  # "10" before "9": record IDs compare as the text the key holds
-        keys = R.timeline_keys(events)
-        assert keys == [R.timeline_key_py(e) for e in events]
+
+
+def test_the_order_compares_what_the_keys_hold() -> None:
+    """Record IDs as text ("10" before "9"), devices as str (upper case before lower, code
+    points beyond Latin-1), times as their text (None first, then years 1 to 9999, to the
+    microsecond), a derived row before the events at its time and device."""
+    t = [dt.datetime(1, 1, 1, tzinfo=_UTC), dt.datetime(1969, 12, 31, 23, 59, 59, 999999,
+                                                         tzinfo=_UTC),
+         dt.datetime(1970, 1, 1, tzinfo=_UTC), dt.datetime(2025, 3, 1, 0, 0, 0, 1, tzinfo=_UTC),
+         dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_UTC)]
+    events = [Event(d, when, "c", "p", 1, rid, "s", "boot") for when in [t[3], None, *t[::-1]]
+              for d in ("b", "B", "\u65e5", "a") for rid in (9, 10, -1, 2**63 - 1)]
+    derived = [(("2025-03-01T00:00:00.000001Z", "b", ""), ("d1\n", "{}\n")),
+               (("", "a", ""), ("d2\n", "{}\n")),
+               (("0001-01-01T00:00:00.000000Z", "z", ""), ("d3\n", "{}\n"))]
+    items = R.timeline_order(events, derived)
+    assert [id(i) for i in items] == [id(i) for i in _order_py(events, derived)]
+    first_a = next(k for k, i in enumerate(items) if isinstance(i, Event) and i.device == "a")
+    assert items[0].device == "B" and items[first_a - 1] == ("d2\n", "{}\n")
+    assert R._LINES.order(events, [k for k, _ in derived]) is not None
+
+
+@pytest.mark.parametrize("key", [
+    ("2025-03-01 00:00:00.000001Z", "b", ""),  # not rows.iso's form
+    ("2025-13-01T00:00:00.000001Z", "b", ""),
+    ("2025-03-01T00:00:00.000001", "b", ""),
+    ("2025-03-01T00:00:00.000001Z", 5, ""),
+    ("2025-03-01T00:00:00.000001Z", "b", "\u65e5"),
+    ("2025-03-01T00:00:00.000001Z", "b"),
+])
+def test_keys_the_c_side_does_not_take_are_sorted_by_the_definition(key) -> None:
+    events = _tying_events(random.Random(1), 30)
+    derived = [(key, ("x\n", "{}\n"))]
+    assert R._LINES.order(events, [key]) is None
+    got = _outcome(lambda: [id(i) for i in R.timeline_order(events, derived)])
+    assert got == _outcome(lambda: [id(i) for i in R.timeline_order_py(events, derived)])
 
 
 def test_write_rendered_writes_the_lines_after_the_header(tmp_path: Path) -> None:
@@ -105,13 +149,6 @@ def _sink() -> list[bytes]:
 
 def _write(items, flush: int = 1 << 20) -> int:
     return R.write_timeline(items, _sink().append, _sink().append, flush)
-
-
-def _outcome(fn, *args):
-    try:
-        return fn(*args)
-    except Exception as exc:  # the same error, raised the same way, is the same outcome
-        return type(exc), str(exc)
 
 
 def _both(items) -> tuple:
@@ -154,8 +191,14 @@ def test_events_the_c_side_does_not_take_go_to_the_reference() -> None:
            Event("d", None, "c", "p", 1, "12", "s", "boot"),  # type: ignore[arg-type]
            Event("d", None, "c", "p", 1, 2, "s", "boot", release_month=None,
                  update_class="hotpatch")]
-    assert R.timeline_keys(odd) == [R.timeline_key_py(e) for e in odd]
-    assert R.timeline_keys(odd)[0][0] == "2025-02-01T10:00:00.000000Z"
+    assert R.timeline_key_py(odd[0])[0] == "2025-02-01T10:00:00.000000Z"
+    for ev in odd[:3]:  # another zone, another type, a record ID of text
+        assert R._LINES.order([ev], []) is None  # the definition sorts those
+        assert R.timeline_order([ev], []) == [ev]
+    big = Event("d", None, "c", "p", 1, 2**64, "s", "boot")
+    assert R._LINES.order([big], []) is None
+    assert [id(i) for i in R.timeline_order(odd + [big], [])] == \
+        [id(i) for i in _order_py(odd + [big], [])]
     assert _written(R.write_timeline, odd)[:3] == _written(R.write_timeline_py, odd)[:3]
     with pytest.raises(AttributeError):
         _write([Event.__new__(Event)])
@@ -186,7 +229,7 @@ def test_no_reference_is_lost_or_kept() -> None:
             _write(items + [bad], 64)
         with pytest.raises(UnicodeEncodeError):
             _write(items + [("\udfff", "{}\n")], 64)
-        R.timeline_keys(events)
+        R._LINES.order(events, [k for k, _ in derived])
     del items
     after = [sys.getrefcount(e) for e in events] + [sys.getrefcount(d[1]) for d in derived]
     assert after == before
