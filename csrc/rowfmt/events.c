@@ -342,6 +342,12 @@ static int event_key(EventLines *self, PyObject *ev, order_key *k) {
     return 1;
 }
 
+static int days_in_month(int y, int m) {
+    static const int DAYS[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return DAYS[m - 1] + (m == 2 && leap);
+}
+
 /* Two ASCII digits at p, or -1. */
 static int digits2(const char *p) {
     return p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9'
@@ -369,8 +375,8 @@ static int derived_key(PyObject *key, order_key *k) {
             h = digits2(p + 11), mi = digits2(p + 14), s = digits2(p + 17),
             u1 = digits2(p + 20), u2 = digits2(p + 22), u3 = digits2(p + 24);
         if ((y1 | y2 | mo | d | h | mi | s | u1 | u2 | u3) < 0 || mo < 1 || mo > 12 || d < 1 ||
-            d > 31 || h > 23 || mi > 59 || s > 59)
-            return 0;
+            d > days_in_month(y1 * 100 + y2, mo) || h > 23 || mi > 59 || s > 59)
+            return 0; /* not a time (its microseconds would not sort as its text does) */
         k->t = micros(days_from_civil(y1 * 100 + y2, (unsigned)mo, (unsigned)d), h, mi, s,
                       u1 * 10000 + u2 * 100 + u3);
     }

@@ -107,6 +107,7 @@ def test_the_order_compares_what_the_keys_hold() -> None:
     events = [Event(d, when, "c", "p", 1, rid, "s", "boot") for when in [t[3], None, *t[::-1]]
               for d in ("b", "B", "\u65e5", "a") for rid in (9, 10, -1, 2**63 - 1)]
     derived = [(("2025-03-01T00:00:00.000001Z", "b", ""), ("d1\n", "{}\n")),
+               (("2024-02-29T23:59:59.999999Z", "b", ""), ("d4\n", "{}\n")),
                (("", "a", ""), ("d2\n", "{}\n")),
                (("0001-01-01T00:00:00.000000Z", "z", ""), ("d3\n", "{}\n"))]
     items = R.timeline_order(events, derived)
@@ -119,6 +120,8 @@ def test_the_order_compares_what_the_keys_hold() -> None:
 @pytest.mark.parametrize("key", [
     ("2025-03-01 00:00:00.000001Z", "b", ""),  # not rows.iso's form
     ("2025-13-01T00:00:00.000001Z", "b", ""),
+    ("2025-02-29T00:00:00.000001Z", "b", ""),  # no such day: its time would not sort as text
+    ("2025-04-31T00:00:00.000001Z", "b", ""),
     ("2025-03-01T00:00:00.000001", "b", ""),
     ("2025-03-01T00:00:00.000001Z", 5, ""),
     ("2025-03-01T00:00:00.000001Z", "b", "\u65e5"),
