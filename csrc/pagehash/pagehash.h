@@ -32,8 +32,9 @@
  * bytes on while it works on this one. (From DRAM, one thread: XXH3 per page 0.77-0.84x ->
  * 0.99-1.13x the one-call binding with 4096 on the machine of the sessions before; on the
  * AVX-512 Xeon of 2026-12-08 (17.8 GB/s read floor), 2 GiB, best of 5: 4096 0.92x, 2048
- * 0.98-0.99x, 2560 1.01x, 3072 1.00x, 1024 0.88x; 3072 is within a percent of the best on
- * both. The compare loop prefetches too (compare.c, CMP_AHEAD). A prefetch never faults, so
+ * 0.98-0.99x, 2560 1.01x, 3072 1.00x, 1024 0.88x: 3072 is within a percent of the best
+ * there, and within the 1-4 KiB that did about equally well on the earlier machine. The
+ * compare loop prefetches too (compare.c, CMP_AHEAD). A prefetch never faults, so
  * asking past the end of a buffer or a mapping is harmless. */
 #define PH_PREFETCH_AHEAD 3072
 #if defined(__GNUC__) || defined(__clang__)
