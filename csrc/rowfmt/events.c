@@ -69,16 +69,24 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+static int64_t micros(int64_t days, int h, int mi, int s, int us) {
+    return ((days * 86400 + h * 3600 + mi * 60 + s) * 1000000) + us;
+}
+
+/* The microseconds since the epoch of a datetime's fields (its zone not applied). */
+static int64_t datetime_micros(PyObject *t) {
+    return micros(days_from_civil(PyDateTime_GET_YEAR(t), (unsigned)PyDateTime_GET_MONTH(t),
+                                  (unsigned)PyDateTime_GET_DAY(t)),
+                  PyDateTime_DATE_GET_HOUR(t), PyDateTime_DATE_GET_MINUTE(t),
+                  PyDateTime_DATE_GET_SECOND(t), PyDateTime_DATE_GET_MICROSECOND(t));
+}
+
 /* int(t.timestamp() * 1_000_000) for a UTC datetime: timestamp() is the microseconds since the
  * epoch divided by 10**6, one correctly rounded division while they fit a double exactly (as
  * CPython's int true division does them), then one multiplication and a truncation. 0 (not
  * ours) past 2**53 microseconds (the year 2255). */
 static int stamp_of(PyObject *t, long long *out) {
-    int64_t days = days_from_civil(PyDateTime_GET_YEAR(t), (unsigned)PyDateTime_GET_MONTH(t),
-                                   (unsigned)PyDateTime_GET_DAY(t));
-    int64_t secs = days * 86400 + PyDateTime_DATE_GET_HOUR(t) * 3600 +
-                   PyDateTime_DATE_GET_MINUTE(t) * 60 + PyDateTime_DATE_GET_SECOND(t);
-    int64_t us = secs * 1000000 + PyDateTime_DATE_GET_MICROSECOND(t);
+    int64_t us = datetime_micros(t);
     if (us > (INT64_C(1) << 53) || us < -(INT64_C(1) << 53)) return 0;
     double seconds = (double)us / 1e6;
     *out = (long long)(seconds * 1e6);
@@ -307,10 +315,6 @@ static int cmp_order(const void *pa, const void *pb) {
 
 #define NO_TIME INT64_MIN
 
-static int64_t micros(int64_t days, int h, int mi, int s, int us) {
-    return ((days * 86400 + h * 3600 + mi * 60 + s) * 1000000) + us;
-}
-
 /* An event's key: 1, or 0 when it is not a plain event with a device of exact str and an int
  * record ID of at most 64 bits. */
 static int event_key(EventLines *self, PyObject *ev, order_key *k) {
@@ -324,10 +328,7 @@ static int event_key(EventLines *self, PyObject *ev, order_key *k) {
         k->t = NO_TIME;
     } else if (PyDateTime_CheckExact(t) &&
                PyDateTime_DATE_GET_TZINFO(t) == PyDateTime_TimeZone_UTC) {
-        k->t = micros(days_from_civil(PyDateTime_GET_YEAR(t), (unsigned)PyDateTime_GET_MONTH(t),
-                                      (unsigned)PyDateTime_GET_DAY(t)),
-                      PyDateTime_DATE_GET_HOUR(t), PyDateTime_DATE_GET_MINUTE(t),
-                      PyDateTime_DATE_GET_SECOND(t), PyDateTime_DATE_GET_MICROSECOND(t));
+        k->t = datetime_micros(t);
     } else {
         return 0;
     }

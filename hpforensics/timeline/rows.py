@@ -150,7 +150,8 @@ def timeline_lines_py(ev: Event) -> tuple[str, str]:
 def write_timeline_py(items: Sequence[TimelineItem], csv_write: Callable[[bytes], Any],
                       json_write: Callable[[bytes], Any], flush: int = 1 << 22) -> int:
     """The definition of write_timeline (C): the items' timeline lines, in order, as UTF-8
-    (strict: a lone surrogate raises), each file's in one write."""
+    (strict: a lone surrogate raises), each file's in one write (`flush`, the C side's block
+    size, is taken for the same signature; the bytes are the same either way)."""
     lines = [_derived_lines(item) if isinstance(item, tuple) else timeline_lines_py(item)
              for item in items]
     csv_write("".join(c for c, _ in lines).encode("utf-8"))
